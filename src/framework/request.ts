@@ -1,0 +1,98 @@
+/**
+ * The request as plugins see it: the parsed OpenAI body and the routing attributes the director resolved.
+ */
+import type { SchedulingResult } from './scheduling.ts';
+
+/** API type, from the request path (epp-spec §1.8): suffix match, first hit wins, default completions. */
+export type ApiType = 'completions' | 'chat-completions' | 'embeddings' | 'responses' | 'conversations';
+
+/** A parsed request body. `payload` is the JSON object as received; the director re-serialises it. */
+export interface ParsedRequestBody {
+  readonly apiType: ApiType;
+  /** The JSON object. The director writes `payload.model` (target model) before re-serialising. */
+  readonly payload: Record<string, unknown>;
+  /** True iff the top-level `stream` field is boolean `true`. */
+  readonly stream: boolean;
+}
+
+/** Token usage reported by the model server (OpenAI `usage`). */
+export interface Usage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly totalTokens: number;
+  /** `usage.prompt_tokens_details.cached_tokens` when reported. */
+  readonly cachedTokens?: number;
+}
+
+/**
+ * One inference request, created by the director once the body is parsed. The same object is passed to every
+ * hook of the request, request path and response path alike, so plugins can key private per-request state by
+ * it (`WeakMap<InferenceRequest, T>`): it is never shared between streams, whatever `x-request-id` says.
+ */
+export interface InferenceRequest {
+  /** `x-request-id` (generated when the client sent none). Informational: never use it as a key. */
+  readonly requestId: string;
+  /** The model name the client asked for. */
+  readonly incomingModel: string;
+  /** The model sent upstream (after rewrites). */
+  readonly targetModel: string;
+  readonly body: ParsedRequestBody;
+  /**
+   * Request headers (lower-case keys). PreRequest hooks may add or change entries: every non-system header
+   * here is forwarded upstream.
+   */
+  readonly headers: Record<string, string>;
+  /** Priority of the request's InferenceObjective (0 when none). Negative means sheddable. */
+  readonly priority: number;
+  /** `x-gateway-inference-fairness-id`, default `default-flow`. */
+  readonly fairnessId: string;
+  /** `x-gateway-inference-objective` (empty when absent). */
+  readonly objectiveKey: string;
+  /** Length of the request body as received, in bytes. */
+  readonly requestSizeBytes: number;
+  /** When the request headers arrived (ms since epoch, from the injected clock). */
+  readonly receivedAt: number;
+  /** Set by the director after scheduling; undefined before. */
+  schedulingResult: SchedulingResult | undefined;
+  /** Aborted when the request ends abnormally (client gone, stream error, shutdown). */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * The user-visible prompt text (upstream `PromptText()`), used by token estimators: completions → the prompt
+ * (array elements joined by a space); chat → each message's text followed by a space; responses → `input`
+ * (or its JSON); conversations → JSON of `items`; embeddings → `input` (or its JSON).
+ */
+export function promptText(body: ParsedRequestBody): string {
+  const p = body.payload;
+  switch (body.apiType) {
+    case 'completions': {
+      const prompt = p.prompt;
+      if (typeof prompt === 'string') return prompt;
+      if (Array.isArray(prompt)) return prompt.filter((x) => typeof x === 'string').join(' ');
+      return '';
+    }
+    case 'chat-completions': {
+      const messages = Array.isArray(p.messages) ? p.messages : [];
+      let out = '';
+      for (const m of messages) {
+        const content = (m as { content?: unknown } | null)?.content;
+        if (typeof content === 'string') out += content;
+        else if (Array.isArray(content)) {
+          for (const block of content) {
+            const text = (block as { text?: unknown } | null)?.text;
+            if (typeof text === 'string') out += `${text} `;
+          }
+        }
+        out += ' ';
+      }
+      return out;
+    }
+    case 'responses':
+      return typeof p.input === 'string' ? p.input : JSON.stringify(p.input ?? null);
+    case 'conversations':
+      return JSON.stringify(p.items ?? null);
+    case 'embeddings':
+      return typeof p.input === 'string' ? p.input : JSON.stringify(p.input ?? null);
+  }
+}
