@@ -1,0 +1,210 @@
+/**
+ * `openai-parser`: parses OpenAI-style request bodies (completions, chat completions, embeddings, responses,
+ * conversations) and extracts token usage from JSON or SSE responses (epp-spec §1.8).
+ */
+import { EppError } from '../../../framework/errors.ts';
+import type { Parser, ResponseParser } from '../../../framework/parser.ts';
+import type { PluginFactory, TypedName } from '../../../framework/plugin.ts';
+import type { ApiType, ParsedRequestBody, Usage } from '../../../framework/request.ts';
+import { parsePluginParameters } from '../../../framework/params.ts';
+import { z } from 'zod';
+
+export const OPENAI_PARSER_TYPE = 'openai-parser';
+
+/** API type from the request path: suffix match, first hit wins, default completions (upstream order). */
+export function apiTypeForPath(path: string): ApiType {
+  const q = path.indexOf('?');
+  const p = q >= 0 ? path.slice(0, q) : path;
+  if (p.endsWith('/conversations')) return 'conversations';
+  if (p.endsWith('/responses')) return 'responses';
+  if (p.endsWith('/chat/completions')) return 'chat-completions';
+  if (p.endsWith('/completions')) return 'completions';
+  if (p.endsWith('/embeddings')) return 'embeddings';
+  return 'completions';
+}
+
+const utf8 = new TextDecoder();
+
+function validate(apiType: ApiType, payload: Record<string, unknown>): void {
+  switch (apiType) {
+    case 'conversations':
+      if (!Array.isArray(payload.items) || payload.items.length === 0) {
+        throw new EppError('BadRequest', 'invalid conversations request: must have items field');
+      }
+      return;
+    case 'responses':
+      if (payload.input === undefined || payload.input === null) {
+        throw new EppError('BadRequest', 'invalid responses request: must have input field');
+      }
+      return;
+    case 'chat-completions': {
+      const messages = payload.messages;
+      const ok =
+        Array.isArray(messages) &&
+        messages.length > 0 &&
+        messages.every((m) => {
+          if (m === null || typeof m !== 'object') return false;
+          const content = (m as { content?: unknown }).content;
+          return content === undefined || content === null || typeof content === 'string' || Array.isArray(content);
+        });
+      if (!ok) throw new EppError('BadRequest', 'invalid chat completions request: must have valid messages field');
+      return;
+    }
+    case 'completions': {
+      const prompt = payload.prompt;
+      const ok =
+        (typeof prompt === 'string' && prompt.length > 0) ||
+        (Array.isArray(prompt) && prompt.length > 0 && prompt.every((x) => typeof x === 'string'));
+      if (!ok) throw new EppError('BadRequest', 'invalid completions request: must have prompt field');
+      return;
+    }
+    case 'embeddings':
+      if (payload.input === undefined || payload.input === null) {
+        throw new EppError('BadRequest', 'invalid embeddings request: must have input field');
+      }
+      return;
+  }
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+/** Reads an OpenAI `usage` object; field names depend on the object type (epp-spec §1.8). */
+export function usageFromObject(usage: Record<string, unknown>, objectType: unknown): Usage {
+  const type = typeof objectType === 'string' ? objectType : '';
+  let prompt: number;
+  let completion: number;
+  if (type.startsWith('response') || type.startsWith('conversation')) {
+    prompt = num(usage.input_tokens);
+    completion = num(usage.output_tokens);
+  } else if (type === 'chat.completion' || type === 'chat.completion.chunk' || type === 'text_completion') {
+    prompt = num(usage.prompt_tokens);
+    completion = num(usage.completion_tokens);
+  } else {
+    prompt = usage.input_tokens !== undefined ? num(usage.input_tokens) : num(usage.prompt_tokens);
+    completion = usage.output_tokens !== undefined ? num(usage.output_tokens) : num(usage.completion_tokens);
+  }
+  const details = (usage.prompt_tokens_details ?? usage.prompt_token_details) as Record<string, unknown> | undefined;
+  const total = usage.total_tokens !== undefined ? num(usage.total_tokens) : prompt + completion;
+  const out: { promptTokens: number; completionTokens: number; totalTokens: number; cachedTokens?: number } = {
+    promptTokens: prompt,
+    completionTokens: completion,
+    totalTokens: total,
+  };
+  if (details && typeof details === 'object' && details.cached_tokens !== undefined) out.cachedTokens = num(details.cached_tokens);
+  return out;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Usage from one SSE `data:` payload, or undefined. */
+function usageFromSseData(data: string): Usage | undefined {
+  if (!data.includes('usage')) return undefined; // cheap skip: most chunks carry no usage
+  let msg: unknown;
+  try {
+    msg = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(msg)) return undefined;
+  if (isObject(msg.usage)) return usageFromObject(msg.usage, 'chat.completion.chunk');
+  if (msg.type === 'response.completed' && isObject(msg.response) && isObject(msg.response.usage)) {
+    return usageFromObject(msg.response.usage, 'response');
+  }
+  return undefined;
+}
+
+/** SSE: scans complete lines; a line split across chunks is carried over to the next push. */
+class SseUsageParser implements ResponseParser {
+  readonly #decoder = new TextDecoder();
+  #carry = '';
+
+  push(chunk: Uint8Array, endOfStream: boolean): Usage | undefined {
+    let text = this.#carry + this.#decoder.decode(chunk, { stream: !endOfStream });
+    let found: Usage | undefined;
+    let start = 0;
+    for (;;) {
+      const nl = text.indexOf('\n', start);
+      if (nl < 0) break;
+      const u = this.#line(text, start, nl);
+      if (u && !found) found = u;
+      start = nl + 1;
+    }
+    text = text.slice(start);
+    if (endOfStream) {
+      const u = text.length > 0 ? this.#line(text, 0, text.length) : undefined;
+      if (u && !found) found = u;
+      text = '';
+    }
+    // A pathological stream without newlines must not grow memory without bound.
+    this.#carry = text.length > 1 << 20 ? '' : text;
+    return found;
+  }
+
+  #line(text: string, from: number, to: number): Usage | undefined {
+    if (!text.startsWith('data: ', from)) return undefined;
+    let end = to;
+    if (end > from && text.charCodeAt(end - 1) === 13) end--; // CRLF
+    const data = text.slice(from + 6, end);
+    if (data === '[DONE]') return undefined;
+    return usageFromSseData(data);
+  }
+}
+
+/** A whole JSON body: parsed once at end of stream. */
+class JsonUsageParser implements ResponseParser {
+  #parts: Uint8Array[] = [];
+
+  push(chunk: Uint8Array, endOfStream: boolean): Usage | undefined {
+    if (chunk.length > 0) this.#parts.push(chunk);
+    if (!endOfStream) return undefined;
+    const parts = this.#parts;
+    this.#parts = [];
+    if (parts.length === 0) return undefined;
+    const body = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+    let msg: unknown;
+    try {
+      msg = JSON.parse(utf8.decode(body));
+    } catch {
+      return undefined;
+    }
+    if (!isObject(msg) || !isObject(msg.usage)) return undefined;
+    return usageFromObject(msg.usage, msg.object);
+  }
+}
+
+export class OpenAiParser implements Parser {
+  readonly typedName: TypedName;
+  readonly supportedAppProtocols = ['http', 'kubernetes.io/h2c'] as const;
+
+  constructor(name: string) {
+    this.typedName = { type: OPENAI_PARSER_TYPE, name };
+  }
+
+  parseRequest(body: Uint8Array, path: string): ParsedRequestBody {
+    let payload: unknown;
+    try {
+      payload = JSON.parse(utf8.decode(body));
+    } catch (err) {
+      throw new EppError('BadRequest', `error unmarshaling request bodyMap: ${(err as Error).message}`);
+    }
+    if (!isObject(payload)) {
+      throw new EppError('BadRequest', 'error unmarshaling request bodyMap: request body must be a JSON object');
+    }
+    const apiType = apiTypeForPath(path);
+    validate(apiType, payload);
+    return { apiType, payload, stream: payload.stream === true };
+  }
+
+  createResponseParser(streaming: boolean): ResponseParser {
+    return streaming ? new SseUsageParser() : new JsonUsageParser();
+  }
+}
+
+export const openAiParserFactory: PluginFactory = (name, parameters) => {
+  parsePluginParameters({ type: OPENAI_PARSER_TYPE, name }, z.strictObject({}), parameters);
+  return new OpenAiParser(name);
+};

@@ -1,0 +1,276 @@
+/**
+ * The director: one request path for both data planes (ext_proc and the embedded gateway).
+ *
+ *   parse body → model & objective → admission → candidates → prepareData → admit hooks → schedule
+ *   → preRequest hooks → re-serialise body → RoutingDecision (with the request's ResponseStream)
+ *
+ * Every failure is an EppError with a client-visible code (epp-spec §1.10). Once a request is scheduled its
+ * ResponseStream exists, and its completion hooks run exactly once whatever happens next.
+ */
+import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
+import { EppError, toError } from '../framework/errors.ts';
+import type { Parser } from '../framework/parser.ts';
+import type { Logger, RandomSource } from '../framework/plugin.ts';
+import type { InferenceRequest, ParsedRequestBody } from '../framework/request.ts';
+import type { Candidate, SchedulingResult } from '../framework/scheduling.ts';
+import type { EppMetrics } from '../observability/metrics.ts';
+import { isThenable } from '../util/deferred.ts';
+import type { CompiledHooks } from './hooks.ts';
+import { DEFAULT_FAIRNESS_ID, FAIRNESS_ID_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER } from './headers.ts';
+import { ResponseStream, type ResponsePathOptions } from './response-stream.ts';
+import { primaryTargets, type Scheduler } from './scheduler.ts';
+
+/** Upstream's overall deadline for the prepareData chain. */
+export const PREPARE_DATA_TIMEOUT_MS = 400;
+
+/** What a data plane hands the director once the whole request body has arrived. */
+export interface RequestInput {
+  /** Request headers with lower-case keys, including `x-request-id` (see ensureRequestId). */
+  readonly headers: Record<string, string>;
+  readonly requestId: string;
+  readonly body: Uint8Array;
+  /** Request path, for API-type detection. */
+  readonly path: string;
+  /** Proxy filter metadata of the request (ext_proc `metadata_context`), `{}` when none. */
+  readonly proxyMetadata: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** When the request headers arrived (ms since epoch). */
+  readonly receivedAt: number;
+  /** Aborted when the client goes away. */
+  readonly signal: AbortSignal;
+}
+
+export interface RoutingDecision {
+  readonly request: InferenceRequest;
+  /** Primary first, then fallbacks. Never empty. */
+  readonly targets: readonly Endpoint[];
+  /** `host:port` list, comma-separated: the value of `x-gateway-destination-endpoint`. */
+  readonly destination: string;
+  /** The body to forward (re-serialised with the target model). */
+  readonly body: Uint8Array;
+  /** The response path of this request. Completion runs exactly once. */
+  readonly response: ResponseStream;
+}
+
+/** Decides whether a request may proceed (issue: admission & flow control). Throws EppError to refuse. */
+export interface AdmissionController {
+  admit(request: InferenceRequest, signal: AbortSignal): void | Promise<void>;
+}
+
+/** Chooses the endpoints a request may be scheduled on (subset hints live here). */
+export interface CandidateLocator {
+  locate(proxyMetadata: RequestInput['proxyMetadata']): readonly Endpoint[];
+}
+
+/** Resolves objective names to priorities. */
+export interface ObjectiveResolver {
+  /** Priority for the objective name, or undefined when unknown (treated as 0). */
+  priority(objectiveName: string): number | undefined;
+}
+
+export interface DirectorOptions {
+  readonly store: EndpointStore;
+  readonly parser: Parser;
+  readonly scheduler: Scheduler;
+  readonly hooks: CompiledHooks;
+  readonly metrics: EppMetrics;
+  readonly logger: Logger;
+  readonly random: RandomSource;
+  readonly now: () => number;
+  readonly responsePath: ResponsePathOptions;
+  readonly admission?: AdmissionController;
+  readonly locator?: CandidateLocator;
+  readonly objectives?: ObjectiveResolver;
+  /** Timeout for one request-path hook call (admit, preRequest). */
+  readonly requestHookTimeoutMs?: number;
+}
+
+const encoder = new TextEncoder();
+
+export class Director {
+  readonly #o: DirectorOptions;
+  readonly #live = new Set<ResponseStream>();
+  readonly #responseCtx;
+  readonly #onSettled = (s: ResponseStream): void => {
+    if (this.#live.delete(s)) this.#o.metrics.runningRequests.dec({ model_name: s.info.request.incomingModel });
+  };
+
+  constructor(options: DirectorOptions) {
+    this.#o = options;
+    this.#responseCtx = {
+      hooks: { headers: options.hooks.responseHeaders, chunk: options.hooks.responseChunk, complete: options.hooks.responseComplete },
+      options: options.responsePath,
+      metrics: options.metrics,
+      logger: options.logger,
+      now: options.now,
+    };
+  }
+
+  /** Response streams whose completion has not finished yet. Zero when idle: nothing leaks per stream. */
+  get liveResponseStreams(): number {
+    return this.#live.size;
+  }
+
+  get store(): EndpointStore {
+    return this.#o.store;
+  }
+
+  /** A uniformly random endpoint (body-less requests skip scheduling, as upstream), or undefined. */
+  pickRandomEndpoint(): Endpoint | undefined {
+    const eps = this.#o.store.endpoints();
+    if (eps.length === 0) return undefined;
+    return eps[Math.floor(this.#o.random.next() * eps.length)];
+  }
+
+  /** Runs the request path. Throws EppError (client-visible code) on failure. */
+  async route(input: RequestInput): Promise<RoutingDecision> {
+    const o = this.#o;
+    const body = o.parser.parseRequest(input.body, input.path);
+    const model = body.payload.model;
+    if (typeof model !== 'string') throw new EppError('BadRequest', 'model not found in request body');
+    const rewriteHeader = input.headers[MODEL_REWRITE_HEADER];
+    const targetModel = rewriteHeader !== undefined && rewriteHeader !== '' ? rewriteHeader : model;
+    const objectiveKey = input.headers[OBJECTIVE_HEADER] ?? '';
+    const priority = objectiveKey === '' ? 0 : (o.objectives?.priority(objectiveKey) ?? 0);
+    const fairness = input.headers[FAIRNESS_ID_HEADER];
+
+    const request: InferenceRequest = {
+      requestId: input.requestId,
+      incomingModel: model,
+      targetModel,
+      body,
+      headers: input.headers,
+      priority,
+      fairnessId: fairness !== undefined && fairness !== '' ? fairness : DEFAULT_FAIRNESS_ID,
+      objectiveKey,
+      requestSizeBytes: input.body.length,
+      receivedAt: input.receivedAt,
+      schedulingResult: undefined,
+      signal: input.signal,
+    };
+
+    if (o.admission) {
+      const r = o.admission.admit(request, input.signal);
+      if (isThenable(r)) await r;
+    }
+
+    const endpoints = o.locator ? o.locator.locate(input.proxyMetadata) : o.store.endpoints();
+    if (endpoints.length === 0) {
+      throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates for serving the request');
+    }
+    const candidates: Candidate[] = new Array(endpoints.length);
+    for (let i = 0; i < endpoints.length; i++) candidates[i] = { endpoint: endpoints[i] as Endpoint, attributes: new Map() };
+
+    if (o.hooks.prepareData !== null) await this.#prepareData(request, candidates);
+    if (o.hooks.admit !== null) await this.#admit(request, candidates);
+
+    let result: SchedulingResult;
+    try {
+      result = o.scheduler.schedule(request, candidates);
+    } catch (err) {
+      throw new EppError('ResourceExhausted', `failed to find target endpoint: ${(err as Error).message}`, { cause: err });
+    }
+    request.schedulingResult = result;
+    const targets = primaryTargets(result).map((c) => c.endpoint);
+    const primary = targets[0] as Endpoint;
+
+    // From here on the request is scheduled: its completion hooks must run exactly once.
+    const response = new ResponseStream(this.#responseCtx, request, primary, (streaming) => o.parser.createResponseParser(streaming), this.#onSettled);
+    this.#live.add(response);
+    o.metrics.runningRequests.inc({ model_name: model });
+    try {
+      if (o.hooks.preRequest !== null) await this.#preRequest(request, result);
+      body.payload.model = targetModel;
+      const out = encoder.encode(JSON.stringify(body.payload));
+      const labels = { model_name: model, target_model_name: targetModel };
+      o.metrics.requestTotal.inc({ ...labels, priority: String(priority) });
+      o.metrics.requestSizes.observe(labels, out.length);
+      return { request, targets, destination: targets.map((t) => t.hostPort).join(','), body: out, response };
+    } catch (err) {
+      const error = err instanceof EppError ? err : new EppError('Internal', toError(err).message, { cause: err });
+      void response.fail(error);
+      throw error;
+    }
+  }
+
+  async #prepareData(request: InferenceRequest, candidates: readonly Candidate[]): Promise<void> {
+    const producers = this.#o.hooks.prepareData ?? [];
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), PREPARE_DATA_TIMEOUT_MS);
+      timer.unref();
+    });
+    const chain = (async () => {
+      for (const p of producers) {
+        if (controller.signal.aborted) return;
+        const r = p.prepareData(request, candidates, controller.signal);
+        if (isThenable(r)) await r;
+      }
+    })();
+    try {
+      const winner = await Promise.race([chain, deadline]);
+      if (winner === 'timeout') {
+        controller.abort(new Error('prepareData deadline exceeded'));
+        this.#o.logger.warn({ requestId: request.requestId, timeoutMs: PREPARE_DATA_TIMEOUT_MS }, 'data producers exceeded their deadline; scheduling with partial data');
+      }
+    } catch (err) {
+      controller.abort(err);
+      this.#o.logger.error({ requestId: request.requestId, err: toError(err) }, 'data producer failed; scheduling with partial data');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #admit(request: InferenceRequest, candidates: readonly Candidate[]): Promise<void> {
+    for (const a of this.#o.hooks.admit ?? []) {
+      let denial: string | undefined;
+      try {
+        const r = a.admit(request, candidates, request.signal);
+        denial = isThenable(r) ? await this.#withTimeout(r, a.typedName.name) : r;
+      } catch (err) {
+        if (err instanceof EppError) throw err;
+        throw new EppError('Internal', `admission plugin '${a.typedName.name}' failed: ${toError(err).message}`, { cause: err });
+      }
+      if (denial !== undefined) {
+        this.#o.logger.info({ requestId: request.requestId, plugin: a.typedName.name, reason: denial }, 'request denied by admission plugin');
+        throw new EppError('Internal', 'request cannot be admitted');
+      }
+    }
+  }
+
+  async #preRequest(request: InferenceRequest, result: SchedulingResult): Promise<void> {
+    const hist = this.#o.metrics.pluginDuration;
+    for (const h of this.#o.hooks.preRequest ?? []) {
+      const t = this.#o.now();
+      try {
+        const r = h.preRequest(request, result, request.signal);
+        if (isThenable(r)) await this.#withTimeout(r, h.typedName.name);
+      } catch (err) {
+        if (err instanceof EppError) throw err;
+        throw new EppError('Internal', `pre-request plugin '${h.typedName.name}' failed: ${toError(err).message}`, { cause: err });
+      } finally {
+        hist.observe({ extension_point: 'PreRequest', plugin_type: h.typedName.type, plugin_name: h.typedName.name }, (this.#o.now() - t) / 1000);
+      }
+    }
+  }
+
+  #withTimeout<T>(p: PromiseLike<T>, plugin: string): Promise<T> {
+    const ms = this.#o.requestHookTimeoutMs ?? 1000;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new EppError('Internal', `plugin '${plugin}' timed out after ${ms}ms`)), ms);
+      timer.unref();
+      p.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
+  }
+}
+
+export type { ParsedRequestBody };

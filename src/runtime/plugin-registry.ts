@@ -1,0 +1,47 @@
+/**
+ * Plugin types known to this process: the built-ins plus whatever `--plugin-module` files register.
+ * Registration closes when the EPP starts (`freeze()`): the set of types and hooks never changes afterwards.
+ */
+import type { PluginFactory } from '../framework/plugin.ts';
+import { BUILTIN_PLUGINS, type PluginTypeRegistration } from '../plugins/register.ts';
+
+const TYPE_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+export class PluginRegistry {
+  readonly #factories = new Map<string, PluginFactory>();
+  #frozen = false;
+
+  /** A registry holding every built-in plugin type. */
+  static withBuiltins(): PluginRegistry {
+    const r = new PluginRegistry();
+    for (const p of BUILTIN_PLUGINS) r.register(p.type, p.factory);
+    return r;
+  }
+
+  /** Registers a plugin type. Type strings are kebab-case and unique. Throws after `freeze()`. */
+  register(type: string, factory: PluginFactory): void {
+    if (this.#frozen) throw new Error(`cannot register plugin type '${type}': the plugin registry is closed (registration happens before startup)`);
+    if (!TYPE_NAME.test(type)) throw new Error(`invalid plugin type '${type}': use kebab-case (lower-case letters, digits and '-')`);
+    if (typeof factory !== 'function') throw new Error(`plugin type '${type}': factory must be a function (name, parameters, handle) => plugin`);
+    if (this.#factories.has(type)) throw new Error(`plugin type '${type}' is already registered`);
+    this.#factories.set(type, factory);
+  }
+
+  get(type: string): PluginFactory | undefined {
+    return this.#factories.get(type);
+  }
+
+  has(type: string): boolean {
+    return this.#factories.has(type);
+  }
+
+  types(): string[] {
+    return [...this.#factories.keys()].sort();
+  }
+
+  freeze(): void {
+    this.#frozen = true;
+  }
+}
+
+export type { PluginTypeRegistration };

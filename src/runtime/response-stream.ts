@@ -1,0 +1,512 @@
+/**
+ * The response path of one scheduled request: header hooks, chunk hooks, completion.
+ *
+ * Guarantees (docs/lifecycle.md draws them):
+ * 1. Header hooks run in config order and are awaited before the data plane answers the response headers.
+ * 2. Intermediate chunk hooks go to this stream's FIFO and run in order, off the critical path: `onChunk`
+ *    returns before they run (they start on a later turn of the event loop), so the chunk's reply leaves first.
+ * 3. The final chunk (end of stream, trailers, or the end of a buffered response) waits for the FIFO to
+ *    drain, then its own chunk hooks and the completion hooks run; the data plane sends the final reply after
+ *    that, carrying `dynamicMetadata`.
+ * 4. Completion hooks run exactly once, with an outcome, whatever happens (success, upstream error, abort,
+ *    internal error), and after every chunk hook of the stream. Nothing runs after completion.
+ * 5. All state lives on this object: nothing is keyed by `x-request-id`, so concurrent streams are independent.
+ * 6. The FIFO is bounded (`queueLimit`). Overflow policy `drop` (default) skips the hooks of chunks that meet a
+ *    full queue (they see a gap in `chunk.index`), `block` makes the chunk's reply wait for room. Both counted.
+ * 7. A hook that throws or rejects is logged once per stream and plugin, and counted; a hook that outlives
+ *    `hookTimeoutMs` is abandoned, counted, and skipped for the rest of this stream (so a hung plugin delays
+ *    a stream's end by at most one timeout). The stream itself never fails because of a hook.
+ *
+ * JavaScript runs hooks on one thread: the FIFO takes a hook's *waiting* (I/O) off the stream, not its CPU.
+ */
+import type { Endpoint } from '../framework/datalayer.ts';
+import type { EppError } from '../framework/errors.ts';
+import { toError } from '../framework/errors.ts';
+import type { ResponseParser } from '../framework/parser.ts';
+import type { Logger, Plugin } from '../framework/plugin.ts';
+import type { InferenceRequest, Usage } from '../framework/request.ts';
+import type {
+  DynamicMetadata,
+  Outcome,
+  ResponseChunk,
+  ResponseChunkHook,
+  ResponseCompleteHook,
+  ResponseHeadersHook,
+  ResponseInfo,
+} from '../framework/requestcontrol.ts';
+import type { EppMetrics, ResponseHookPhase } from '../observability/metrics.ts';
+import { isThenable } from '../util/deferred.ts';
+
+export type OverflowPolicy = 'drop' | 'block';
+export type ChunkHookMode = 'async' | 'inline';
+
+export interface ResponsePathOptions {
+  /** Timeout for one async response hook call. */
+  readonly hookTimeoutMs: number;
+  /** Maximum pending chunk-hook work items per stream. */
+  readonly queueLimit: number;
+  readonly overflowPolicy: OverflowPolicy;
+  /** `async` (default): intermediate chunk hooks run off the critical path. `inline`: the reply waits for them. */
+  readonly chunkHookMode: ChunkHookMode;
+}
+
+export const DEFAULT_RESPONSE_PATH_OPTIONS: ResponsePathOptions = Object.freeze({
+  hookTimeoutMs: 1000,
+  queueLimit: 1024,
+  overflowPolicy: 'drop',
+  chunkHookMode: 'async',
+});
+
+export interface ResponseHooks {
+  readonly headers: readonly ResponseHeadersHook[] | null;
+  readonly chunk: readonly ResponseChunkHook[] | null;
+  readonly complete: readonly ResponseCompleteHook[] | null;
+}
+
+/** What a response stream needs from its surroundings. One per process (shared by all streams). */
+export interface ResponsePathContext {
+  readonly hooks: ResponseHooks;
+  readonly options: ResponsePathOptions;
+  readonly metrics: EppMetrics;
+  readonly logger: Logger;
+  readonly now: () => number;
+}
+
+class ResponseInfoImpl implements ResponseInfo {
+  status = 0;
+  headers: Record<string, string> = {};
+  streaming = false;
+  usage: Usage | undefined = undefined;
+  proxyMetadata: Record<string, Record<string, unknown>> = {};
+  readonly dynamicMetadata: DynamicMetadata = {};
+  constructor(
+    readonly request: InferenceRequest,
+    readonly targetEndpoint: Endpoint | undefined,
+  ) {}
+}
+
+type Phase = 'open' | 'finishing' | 'completed';
+
+const PHASE_HEADERS: ResponseHookPhase = 'ResponseReceived';
+const PHASE_CHUNK: ResponseHookPhase = 'ResponseStreaming';
+const PHASE_COMPLETE: ResponseHookPhase = 'ResponseComplete';
+
+export class ResponseStream {
+  readonly info: ResponseInfoImpl;
+  readonly #ctx: ResponsePathContext;
+  readonly #modelLabels: { model_name: string; target_model_name: string };
+  readonly #onSettled: ((stream: ResponseStream) => void) | undefined;
+  #parser: ResponseParser | undefined;
+  #createParser: (streaming: boolean) => ResponseParser;
+  #phase: Phase = 'open';
+  #headersSeen = false;
+  #chunkIndex = 0;
+  #responseBytes = 0;
+  #abortReason: string | undefined;
+  #completion: Promise<void> | undefined;
+
+  // FIFO of intermediate chunks awaiting their hooks (allocated on first use).
+  #queue: ResponseChunk[] | null = null;
+  #queueHead = 0;
+  #pumping = false;
+  #drainWaiters: Array<() => void> | null = null;
+
+  // Failure bookkeeping, allocated only when a hook misbehaves.
+  #logged: Set<Plugin> | null = null;
+  #quarantined: Set<Plugin> | null = null;
+  #hookAbort: AbortController | null = null;
+
+  constructor(
+    ctx: ResponsePathContext,
+    request: InferenceRequest,
+    target: Endpoint | undefined,
+    createParser: (streaming: boolean) => ResponseParser,
+    onSettled?: (stream: ResponseStream) => void,
+  ) {
+    this.#ctx = ctx;
+    this.info = new ResponseInfoImpl(request, target);
+    this.#createParser = createParser;
+    this.#onSettled = onSettled;
+    this.#modelLabels = { model_name: request.incomingModel, target_model_name: request.targetModel };
+  }
+
+  /** True once completion hooks have been started (or finished). */
+  get completed(): boolean {
+    return this.#phase === 'completed';
+  }
+
+  /** Chunk-hook work items waiting in this stream's FIFO (for tests and metrics). */
+  get pendingChunkHooks(): number {
+    return this.#queue === null ? 0 : this.#queue.length - this.#queueHead;
+  }
+
+  /**
+   * The response headers arrived. Runs header hooks in order; the returned promise (if any) must be awaited
+   * before the data plane answers the headers. `streaming` is true when the request asked for a stream or the
+   * response is SSE. A second call is ignored.
+   */
+  onHeaders(
+    status: number,
+    headers: Record<string, string>,
+    streaming: boolean,
+    proxyMetadata?: Record<string, Record<string, unknown>>,
+  ): void | Promise<void> {
+    if (this.#headersSeen || this.#phase !== 'open') return;
+    this.#headersSeen = true;
+    const info = this.info;
+    info.status = status;
+    info.headers = headers;
+    info.streaming = streaming;
+    if (proxyMetadata) info.proxyMetadata = proxyMetadata;
+    this.#parser = this.#createParser(streaming);
+    const hooks = this.#ctx.hooks.headers;
+    if (hooks === null) return;
+    const started = this.#ctx.now();
+    const r = this.#runHooks(hooks, PHASE_HEADERS, 0, (h, signal) => h.onResponseHeaders(info, signal));
+    if (r === undefined) {
+      this.#observeHookTime(PHASE_HEADERS, started);
+      return;
+    }
+    return r.then(() => this.#observeHookTime(PHASE_HEADERS, started));
+  }
+
+  /**
+   * A response body chunk arrived. For an intermediate chunk this returns synchronously in `async` mode (its
+   * hooks run later, in order) — or a promise under the `block` overflow policy when the FIFO is full, or in
+   * `inline` mode. For the final chunk (`endOfStream`) it returns a promise that settles once every hook of
+   * the stream and the completion hooks have run: send the final reply after it.
+   */
+  onChunk(data: Uint8Array, endOfStream: boolean): void | Promise<void> {
+    if (this.#phase !== 'open') return; // nothing after the final chunk or completion
+    if (!this.#headersSeen) this.onHeaders(200, {}, false);
+    this.#responseBytes += data.length;
+    const parsed = this.#parser?.push(data, endOfStream);
+    if (parsed !== undefined) this.#recordUsage(parsed);
+    const index = this.#chunkIndex++;
+    if (endOfStream) return this.#finish(data, index);
+    const hooks = this.#ctx.hooks.chunk;
+    if (hooks === null) return;
+    const chunk: ResponseChunk = {
+      index,
+      data,
+      startOfStream: index === 0,
+      endOfStream: false,
+      usage: this.info.usage,
+      receivedAt: this.#ctx.now(),
+    };
+    if (this.#ctx.options.chunkHookMode === 'inline') return this.#runChunk(chunk);
+    return this.#enqueue(chunk);
+  }
+
+  /** The stream ended without more body (response trailers, or end of a buffered response with no data). */
+  finish(): Promise<void> {
+    const r = this.onChunk(EMPTY, true);
+    return r ?? this.#completion ?? Promise.resolve();
+  }
+
+  /**
+   * The request ended early (client cancel, stream error, shutdown). Pending chunk hooks still run (each still
+   * bounded by its timeout; their signal is aborted), then completion hooks with an `aborted` outcome.
+   * Idempotent; returns the completion promise.
+   */
+  abort(reason: string): Promise<void> {
+    if (this.#phase === 'completed') return this.#completion ?? Promise.resolve();
+    this.#abortReason ??= reason;
+    this.#hookAbort?.abort(new Error(reason));
+    if (this.#phase === 'finishing') return this.#completion ?? Promise.resolve();
+    return this.#complete({ kind: 'aborted', reason });
+  }
+
+  /** The EPP failed the request after scheduling it. Idempotent. */
+  fail(error: EppError | Error): Promise<void> {
+    if (this.#phase !== 'open') return this.#completion ?? Promise.resolve();
+    return this.#complete({ kind: 'internal-error', error });
+  }
+
+  // ------------------------------------------------------------------ final chunk and completion
+
+  #finish(data: Uint8Array, index: number): Promise<void> {
+    this.#phase = 'finishing';
+    const run = async (): Promise<void> => {
+      const drained = this.#whenDrained();
+      if (drained) await drained;
+      const hooks = this.#ctx.hooks.chunk;
+      if (hooks !== null) {
+        const chunk: ResponseChunk = {
+          index,
+          data,
+          startOfStream: index === 0,
+          endOfStream: true,
+          usage: this.info.usage,
+          receivedAt: this.#ctx.now(),
+        };
+        const r = this.#runChunk(chunk);
+        if (r) await r;
+      }
+      this.#observeEndOfResponse();
+      const status = this.info.status;
+      const outcome: Outcome =
+        this.#abortReason !== undefined
+          ? { kind: 'aborted', reason: this.#abortReason }
+          : status >= 400
+            ? { kind: 'upstream-error', status }
+            : { kind: 'success', usage: this.info.usage };
+      await this.#runCompletion(outcome);
+    };
+    this.#completion = run();
+    return this.#completion;
+  }
+
+  #complete(outcome: Outcome): Promise<void> {
+    this.#phase = 'finishing';
+    const run = async (): Promise<void> => {
+      const drained = this.#whenDrained();
+      if (drained) await drained;
+      await this.#runCompletion(outcome);
+    };
+    this.#completion = run();
+    return this.#completion;
+  }
+
+  async #runCompletion(outcome: Outcome): Promise<void> {
+    this.#phase = 'completed';
+    this.#ctx.metrics.completionOutcomes.inc({ outcome: outcome.kind });
+    const hooks = this.#ctx.hooks.complete;
+    try {
+      if (hooks !== null) {
+        this.#hookAbort = null; // completion gets a fresh, un-aborted signal
+        const started = this.#ctx.now();
+        const info = this.info;
+        const r = this.#runHooks(hooks, PHASE_COMPLETE, 0, (h, signal) => h.onResponseComplete(info, outcome, signal));
+        if (r) await r;
+        this.#observeHookTime(PHASE_COMPLETE, started);
+      }
+    } finally {
+      this.#queue = null;
+      this.#parser = undefined;
+      this.#onSettled?.(this);
+    }
+  }
+
+  // ------------------------------------------------------------------ the FIFO
+
+  #enqueue(chunk: ResponseChunk): void | Promise<void> {
+    const pending = this.pendingChunkHooks;
+    const { queueLimit, overflowPolicy } = this.#ctx.options;
+    if (pending >= queueLimit) {
+      this.#ctx.metrics.responseQueueOverflow.inc({ policy: overflowPolicy });
+      if (overflowPolicy === 'drop') {
+        if (this.#logged === null || !this.#logged.has(OVERFLOW_MARKER)) {
+          (this.#logged ??= new Set()).add(OVERFLOW_MARKER);
+          this.#ctx.logger.warn(
+            { requestId: this.info.request.requestId, queueLimit },
+            'response chunk-hook queue full: skipping hooks for chunks until it drains (policy drop)',
+          );
+        }
+        return;
+      }
+      const queue = (this.#queue ??= []);
+      queue.push(chunk);
+      return this.#whenBelowLimit(queueLimit);
+    }
+    const queue = (this.#queue ??= []);
+    queue.push(chunk);
+    this.#ctx.metrics.responseQueueDepth.observe(pending + 1);
+    if (!this.#pumping) {
+      this.#pumping = true;
+      // setImmediate (not a microtask): the data plane writes this chunk's reply before any hook runs.
+      setImmediate(this.#pump);
+    }
+  }
+
+  readonly #pump = (): void => {
+    void this.#drainLoop();
+  };
+
+  async #drainLoop(): Promise<void> {
+    const queue = this.#queue;
+    while (queue !== null && this.#queueHead < queue.length) {
+      const chunk = queue[this.#queueHead] as ResponseChunk;
+      this.#queueHead++;
+      const r = this.#runChunk(chunk);
+      if (r) await r;
+      if (this.#drainWaiters !== null) this.#notifyWaiters();
+    }
+    if (queue !== null) {
+      queue.length = 0;
+      this.#queueHead = 0;
+    }
+    this.#pumping = false;
+    this.#notifyWaiters();
+  }
+
+  #notifyWaiters(): void {
+    const waiters = this.#drainWaiters;
+    if (waiters === null) return;
+    this.#drainWaiters = null;
+    for (const w of waiters) w();
+  }
+
+  /** Undefined when nothing is pending; else a promise settling when the FIFO is empty. */
+  #whenDrained(): Promise<void> | undefined {
+    if (!this.#pumping && this.pendingChunkHooks === 0) return undefined;
+    if (!this.#pumping) {
+      this.#pumping = true;
+      setImmediate(this.#pump);
+    }
+    return new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (!this.#pumping && this.pendingChunkHooks === 0) resolve();
+        else (this.#drainWaiters ??= []).push(check);
+      };
+      check();
+    });
+  }
+
+  #whenBelowLimit(limit: number): Promise<void> {
+    if (!this.#pumping) {
+      this.#pumping = true;
+      setImmediate(this.#pump);
+    }
+    return new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (this.pendingChunkHooks < limit) resolve();
+        else (this.#drainWaiters ??= []).push(check);
+      };
+      check();
+    });
+  }
+
+  #runChunk(chunk: ResponseChunk): void | Promise<void> {
+    const hooks = this.#ctx.hooks.chunk;
+    if (hooks === null) return;
+    const info = this.info;
+    const started = this.#ctx.now();
+    const r = this.#runHooks(hooks, PHASE_CHUNK, 0, (h, signal) => h.onResponseChunk(info, chunk, signal));
+    if (r === undefined) {
+      this.#observeHookTime(PHASE_CHUNK, started);
+      return;
+    }
+    return r.then(() => this.#observeHookTime(PHASE_CHUNK, started));
+  }
+
+  // ------------------------------------------------------------------ running hooks safely
+
+  /**
+   * Runs `hooks[from..]` in order. Synchronous hooks run back to back; the first hook that returns a thenable
+   * makes this return a promise that continues with the rest once it settles (or times out).
+   */
+  #runHooks<H extends Plugin>(
+    hooks: readonly H[],
+    phase: ResponseHookPhase,
+    from: number,
+    call: (hook: H, signal: AbortSignal) => unknown,
+  ): Promise<void> | undefined {
+    for (let i = from; i < hooks.length; i++) {
+      const hook = hooks[i] as H;
+      if (this.#quarantined !== null && this.#quarantined.has(hook)) continue;
+      let r: unknown;
+      try {
+        r = call(hook, this.#signal());
+      } catch (err) {
+        this.#hookFailed(hook, phase, err);
+        continue;
+      }
+      if (isThenable(r)) {
+        return this.#awaitHook(hook, phase, r).then(() => this.#runHooks(hooks, phase, i + 1, call));
+      }
+    }
+    return undefined;
+  }
+
+  #awaitHook(hook: Plugin, phase: ResponseHookPhase, pending: PromiseLike<unknown>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        this.#hookTimedOut(hook, phase);
+        resolve();
+      }, this.#ctx.options.hookTimeoutMs);
+      timer.unref();
+      pending.then(
+        () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve();
+        },
+        (err: unknown) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          this.#hookFailed(hook, phase, err);
+          resolve();
+        },
+      );
+    });
+  }
+
+  #signal(): AbortSignal {
+    let c = this.#hookAbort;
+    if (c === null) {
+      c = new AbortController();
+      if (this.#abortReason !== undefined && this.#phase !== 'completed') c.abort(new Error(this.#abortReason));
+      this.#hookAbort = c;
+    }
+    return c.signal;
+  }
+
+  #hookFailed(hook: Plugin, phase: ResponseHookPhase, err: unknown): void {
+    const tn = hook.typedName;
+    this.#ctx.metrics.responseHookErrors.inc({ extension_point: phase, plugin_type: tn.type, plugin_name: tn.name });
+    const logged = (this.#logged ??= new Set());
+    if (logged.has(hook)) return;
+    logged.add(hook);
+    const error = toError(err);
+    this.#ctx.logger.error(
+      { requestId: this.info.request.requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: phase, err: error },
+      'response hook failed; the stream carries on (further failures of this plugin on this stream are only counted)',
+    );
+  }
+
+  #hookTimedOut(hook: Plugin, phase: ResponseHookPhase): void {
+    const tn = hook.typedName;
+    this.#ctx.metrics.responseHookTimeouts.inc({ extension_point: phase, plugin_type: tn.type, plugin_name: tn.name });
+    (this.#quarantined ??= new Set()).add(hook);
+    // Tell the abandoned call to stop, and give later hooks a fresh signal.
+    this.#hookAbort?.abort(new Error(`hook timed out after ${this.#ctx.options.hookTimeoutMs}ms`));
+    this.#hookAbort = null;
+    this.#ctx.logger.error(
+      { requestId: this.info.request.requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: phase, timeoutMs: this.#ctx.options.hookTimeoutMs },
+      'response hook timed out and was abandoned; it is skipped for the rest of this stream',
+    );
+  }
+
+  // ------------------------------------------------------------------ metrics
+
+  #observeHookTime(phase: ResponseHookPhase, started: number): void {
+    this.#ctx.metrics.responseHookDuration.observe({ extension_point: phase }, (this.#ctx.now() - started) / 1000);
+  }
+
+  #recordUsage(usage: Usage): void {
+    this.info.usage = usage;
+    const m = this.#ctx.metrics;
+    if (usage.promptTokens > 0) m.inputTokens.observe(this.#modelLabels, usage.promptTokens);
+    if (usage.completionTokens > 0) m.outputTokens.observe(this.#modelLabels, usage.completionTokens);
+    if (usage.cachedTokens !== undefined) m.promptCachedTokens.observe(this.#modelLabels, usage.cachedTokens);
+  }
+
+  #observeEndOfResponse(): void {
+    const m = this.#ctx.metrics;
+    const seconds = (this.#ctx.now() - this.info.request.receivedAt) / 1000;
+    m.requestDuration.observe(this.#modelLabels, seconds);
+    m.responseSizes.observe(this.#modelLabels, this.#responseBytes);
+    const out = this.info.usage?.completionTokens ?? 0;
+    if (out > 0 && seconds > 0) m.normalizedTimePerOutputToken.observe(this.#modelLabels, seconds / out);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+/** Marks "overflow already logged" in the per-stream logged set. */
+const OVERFLOW_MARKER: Plugin = { typedName: { type: 'overflow', name: 'overflow' } };
