@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { createRandomSource, randomIndex, shuffleInPlace, Xoshiro128StarStar } from './random.ts';
+import { createRandomSource, randomIndex, sampleIndices, shuffleInPlace, Xoshiro128StarStar } from './random.ts';
 
 describe('Xoshiro128StarStar', () => {
   it('matches the reference xoshiro128** output for state {1, 2, 3, 4}', () => {
@@ -71,5 +71,30 @@ describe('randomIndex / shuffleInPlace', () => {
     }
     assert.equal(counts.size, 6);
     for (const count of counts.values()) assert.ok(Math.abs(count - n / 6) < 500, `permutation count ${count}`);
+  });
+});
+
+describe('sampleIndices', () => {
+  it('returns min(k, n) distinct in-range indices', () => {
+    const r = new Xoshiro128StarStar(3);
+    for (const [n, k] of [
+      [5, 1],
+      [5, 3],
+      [5, 5],
+      [3, 10],
+      [0, 2],
+    ] as const) {
+      const got = sampleIndices(r, n, k);
+      assert.equal(got.length, Math.min(n, k));
+      assert.equal(new Set(got).size, got.length);
+      for (const i of got) assert.ok(i >= 0 && i < n);
+    }
+  });
+
+  it('puts every index first about equally often', () => {
+    const r = new Xoshiro128StarStar(5);
+    const firsts = new Array<number>(4).fill(0);
+    for (let i = 0; i < 40_000; i++) firsts[sampleIndices(r, 4, 2)[0]!]! += 1;
+    for (const c of firsts) assert.ok(Math.abs(c - 10_000) < 450, `first-position count ${c}`);
   });
 });

@@ -89,3 +89,21 @@ export function shuffleInPlace<T>(random: RandomSource, items: T[]): T[] {
   }
   return items;
 }
+
+/**
+ * `k` distinct indices drawn uniformly from [0, n), in random order (a partial Fisher–Yates shuffle: O(n)
+ * memory, O(k) draws). Equivalent to shuffling [0, n) and taking the first `min(k, n)` entries.
+ */
+export function sampleIndices(random: RandomSource, n: number, k: number): number[] {
+  const count = Math.min(k, n);
+  if (count === 1) return [randomIndex(random, n)];
+  const pool = Array.from({ length: n }, (_, i) => i);
+  for (let i = 0; i < count; i++) {
+    const j = i + randomIndex(random, n - i);
+    const tmp = pool[i] as number;
+    pool[i] = pool[j] as number;
+    pool[j] = tmp;
+  }
+  pool.length = count;
+  return pool;
+}
