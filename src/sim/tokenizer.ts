@@ -1,0 +1,79 @@
+// Weight-free tokenizers (sim-spec §6.4). `chars4` cuts the UTF-8 bytes into 4-byte pieces, matching the
+// endpoint picker's "4 characters per token" assumption, so one 16-token block is one 64-byte router block.
+// `words` splits word runs and punctuation, each keeping its trailing whitespace (llm-d's simulated tokenizer).
+// Token id = FNV-1a-32 of the piece's bytes in both cases.
+
+export type TokenizerName = 'chars4' | 'words';
+
+export interface Tokenizer {
+  readonly name: TokenizerName;
+  /** Token ids of `text`. */
+  encode(text: string): Uint32Array;
+}
+
+const FNV_OFFSET_32 = 0x811c9dc5;
+const FNV_PRIME_32 = 0x01000193;
+
+/** FNV-1a, 32-bit, over `bytes[start, end)`. */
+export function fnv1a32(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  let hash = FNV_OFFSET_32;
+  for (let i = start; i < end; i++) {
+    hash ^= bytes[i] as number;
+    hash = Math.imul(hash, FNV_PRIME_32);
+  }
+  return hash >>> 0;
+}
+
+const encoder = new TextEncoder();
+
+/** Byte length of a string in UTF-8 without allocating. */
+export function utf8Length(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
+
+class Chars4Tokenizer implements Tokenizer {
+  readonly name = 'chars4';
+
+  encode(text: string): Uint32Array {
+    const bytes = encoder.encode(text);
+    const ids = new Uint32Array(Math.ceil(bytes.length / 4));
+    for (let t = 0; t < ids.length; t++) {
+      const start = t * 4;
+      ids[t] = fnv1a32(bytes, start, Math.min(start + 4, bytes.length));
+    }
+    return ids;
+  }
+}
+
+const WORD_PIECE = /\w+\s*|[^\w\s]\s*|\s+/gu;
+
+class WordsTokenizer implements Tokenizer {
+  readonly name = 'words';
+
+  encode(text: string): Uint32Array {
+    const pieces = text.match(WORD_PIECE) ?? [];
+    const ids = new Uint32Array(pieces.length);
+    for (let i = 0; i < pieces.length; i++) ids[i] = fnv1a32(encoder.encode(pieces[i] as string));
+    return ids;
+  }
+}
+
+export function createTokenizer(name: TokenizerName): Tokenizer {
+  return name === 'words' ? new WordsTokenizer() : new Chars4Tokenizer();
+}
+
+/** A chat message after request validation: content already flattened to text. */
+export interface ChatMessage {
+  readonly role: string;
+  readonly content: string;
+}
+
+/**
+ * Renders chat messages with a fixed, prefix-stable template (`### <role>: <content>\n` per message, as the llm-d
+ * sim does): appending a message only appends text, so multi-turn conversations share prefix blocks.
+ */
+export function renderChatPrompt(messages: readonly ChatMessage[]): string {
+  let out = '';
+  for (const m of messages) out += `### ${m.role}: ${m.content}\n`;
+  return out;
+}
