@@ -1,0 +1,107 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { LatencyPredictionInfoKey, PrefixCacheMatchInfoKey } from '../../../../framework/attributes.ts';
+import type { Candidate } from '../../../../framework/scheduling.ts';
+import { Xoshiro128StarStar } from '../../../../util/random.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names } from '../../testing.ts';
+import {
+  PREFIX_CACHE_AFFINITY_FILTER_TYPE,
+  PrefixCacheAffinityFilter,
+  prefixCacheAffinityFilterFactory,
+  type PrefixCacheAffinityFilterConfig,
+} from './index.ts';
+
+function cand(name: string, prefixScore: number | undefined, ttftMs?: number): Candidate {
+  const attrs: Record<string, unknown> = {};
+  if (prefixScore !== undefined) attrs[PrefixCacheMatchInfoKey] = { matchBlocks: prefixScore * 100, totalBlocks: 100, blockSizeTokens: 16 };
+  if (ttftMs !== undefined) {
+    attrs[LatencyPredictionInfoKey] = {
+      ttftValid: true,
+      tpotValid: true,
+      ttftHeadroomMs: 0,
+      tpotHeadroomMs: 0,
+      ttftMs,
+      tpotMs: 10,
+      dispatchedRequestCount: 0,
+    };
+  }
+  return makeCandidate(makeEndpoint(name), attrs);
+}
+
+const NO_EXPLORE: PrefixCacheAffinityFilterConfig = { affinityThreshold: 0.8, explorationProbability: 0, maxTTFTPenaltyMs: 5000 };
+
+describe('prefix-cache-affinity-filter', () => {
+  const cases: ReadonlyArray<{ name: string; config?: Partial<PrefixCacheAffinityFilterConfig>; in: Candidate[]; want: string[] }> = [
+    { name: 'keeps only sticky endpoints (score ≥ threshold)', in: [cand('a', 0.9), cand('b', 0.8), cand('c', 0.5)], want: ['a', 'b'] },
+    { name: 'no sticky endpoint → all kept', in: [cand('a', 0.5), cand('b', 0)], want: ['a', 'b'] },
+    { name: 'no prefix info at all → all kept', in: [cand('a', undefined), cand('b', undefined)], want: ['a', 'b'] },
+    { name: 'single candidate → unchanged', in: [cand('a', 0)], want: ['a'] },
+    { name: 'threshold 0 disables the filter', config: { affinityThreshold: 0 }, in: [cand('a', 1), cand('b', 0)], want: ['a', 'b'] },
+    { name: 'no predictions: TTFT gate inert, stickiness holds', in: [cand('a', 1), cand('b', 0)], want: ['a'] },
+    {
+      name: 'TTFT gate: sticky much slower than non-sticky → all kept',
+      in: [cand('a', 1, 9000), cand('b', 0, 1000)],
+      want: ['a', 'b'],
+    },
+    {
+      name: 'TTFT gate: penalty within bound → sticky',
+      in: [cand('a', 1, 5500), cand('b', 0, 1000)],
+      want: ['a'],
+    },
+    {
+      name: 'TTFT gate: sticky without prediction counts as +∞ → all kept',
+      in: [cand('a', 1), cand('b', 0, 1000)],
+      want: ['a', 'b'],
+    },
+    {
+      name: 'TTFT gate off (maxTTFTPenaltyMs 0) → always sticky',
+      config: { maxTTFTPenaltyMs: 0 },
+      in: [cand('a', 1, 90_000), cand('b', 0, 1)],
+      want: ['a'],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const f = new PrefixCacheAffinityFilter('f', new Xoshiro128StarStar(1), { ...NO_EXPLORE, ...c.config });
+      assert.deepEqual(names(f.filter(new Map(), makeRequest(), c.in)), c.want);
+    });
+  }
+
+  it('explores (keeps everything) with probability explorationProbability', () => {
+    const f = new PrefixCacheAffinityFilter('f', new Xoshiro128StarStar(2), { ...NO_EXPLORE, explorationProbability: 0.25 });
+    const input = [cand('a', 1), cand('b', 0)];
+    let kept = 0;
+    const runs = 8000;
+    for (let i = 0; i < runs; i++) if (f.filter(new Map(), makeRequest(), input).length === 2) kept++;
+    assert.ok(Math.abs(kept / runs - 0.25) < 0.02, `explored ${kept / runs}`);
+  });
+
+  it('declares the attributes it reads', () => {
+    const f = new PrefixCacheAffinityFilter('f', new Xoshiro128StarStar(1), NO_EXPLORE);
+    assert.deepEqual(f.consumes, [PrefixCacheMatchInfoKey, LatencyPredictionInfoKey]);
+  });
+
+  describe('factory', () => {
+    it('defaults from {}', () => {
+      const f = prefixCacheAffinityFilterFactory('f', {}, makeHandle()) as PrefixCacheAffinityFilter;
+      assert.deepEqual(f.typedName, { type: PREFIX_CACHE_AFFINITY_FILTER_TYPE, name: 'f' });
+      assert.deepEqual(f.config, { affinityThreshold: 0.8, explorationProbability: 0.01, maxTTFTPenaltyMs: 5000 });
+    });
+    it('accepts every parameter', () => {
+      const params = { affinityThreshold: 0.99, explorationProbability: 0, maxTTFTPenaltyMs: 0 };
+      assert.deepEqual((prefixCacheAffinityFilterFactory('f', params, makeHandle()) as PrefixCacheAffinityFilter).config, params);
+    });
+    const rejections: ReadonlyArray<[string, unknown, RegExp]> = [
+      ['threshold above 1', { affinityThreshold: 1.2 }, /parameters\.affinityThreshold: expected a number in \[0, 1\]/],
+      ['negative threshold', { affinityThreshold: -0.1 }, /parameters\.affinityThreshold: expected a number in \[0, 1\]/],
+      ['probability above 1', { explorationProbability: 2 }, /parameters\.explorationProbability: expected a probability in \[0, 1\]/],
+      ['negative probability', { explorationProbability: -0.5 }, /parameters\.explorationProbability: expected a probability/],
+      ['negative penalty', { maxTTFTPenaltyMs: -1 }, /parameters\.maxTTFTPenaltyMs: expected a number of milliseconds >= 0/],
+      ['string penalty', { maxTTFTPenaltyMs: '5s' }, /parameters\.maxTTFTPenaltyMs/],
+      ['upstream pre-rename key tau', { tau: 0.9 }, /plugin 'f' \(type: prefix-cache-affinity-filter\).*tau/],
+    ];
+    for (const [name, params, re] of rejections) {
+      it(`rejects ${name}`, () => assert.match(factoryError(() => prefixCacheAffinityFilterFactory('f', params, makeHandle())), re));
+    }
+  });
+});
