@@ -1,0 +1,266 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { PrefixCacheMatchInfoKey, type PrefixCacheMatchInfo } from '../../../framework/attributes.ts';
+import type { InferenceRequest } from '../../../framework/request.ts';
+import type { ResponseInfo } from '../../../framework/requestcontrol.ts';
+import type { Candidate } from '../../../framework/scheduling.ts';
+import {
+  factoryError,
+  makeCandidate,
+  makeEndpoint,
+  makeHandle,
+  makeRequest,
+  makeSchedulingResult,
+  type TestHandle,
+} from '../../scheduling/testing.ts';
+import {
+  APPROX_PREFIX_CACHE_PRODUCER_TYPE,
+  ApproxPrefixCacheProducer,
+  approxPrefixCacheProducerFactory,
+  DEFAULT_LRU_CAPACITY_PER_SERVER,
+  INACTIVE_ENDPOINT_SWEEP_INTERVAL_MS,
+} from './index.ts';
+
+const live = () => new AbortController().signal;
+const aborted = () => AbortSignal.abort();
+// 16 tokens × 4 bytes = 64-byte blocks: 4 full blocks.
+const PROMPT = 'The quick brown fox jumps over the lazy dog; '.repeat(6).slice(0, 256);
+
+function build(params: unknown = {}, handle: TestHandle = makeHandle()): ApproxPrefixCacheProducer {
+  return approxPrefixCacheProducerFactory('prefix', params, handle) as ApproxPrefixCacheProducer;
+}
+function fresh(names: string[], metrics: Parameters<typeof makeEndpoint>[1] = {}): Candidate[] {
+  return names.map((n) => makeCandidate(makeEndpoint(n, metrics)));
+}
+function infoOf(c: Candidate): PrefixCacheMatchInfo {
+  return c.attributes.get(PrefixCacheMatchInfoKey) as PrefixCacheMatchInfo;
+}
+function req(prompt = PROMPT, extra: Record<string, unknown> = {}): InferenceRequest {
+  return makeRequest({ payload: { model: 'm', prompt, ...extra } });
+}
+function responseFor(request: InferenceRequest): ResponseInfo {
+  return { request, targetEndpoint: undefined, status: 0, headers: {}, streaming: false, usage: undefined, proxyMetadata: {}, dynamicMetadata: {} };
+}
+/** prepareData + preRequest routing the request to `target` (as the director would). */
+function route(p: ApproxPrefixCacheProducer, request: InferenceRequest, candidates: Candidate[], target: string): void {
+  p.prepareData(request, candidates, live());
+  const chosen = candidates.find((c) => c.endpoint.metadata.name === target);
+  assert.ok(chosen);
+  p.preRequest(request, makeSchedulingResult({ default: [chosen] }), live());
+}
+
+describe('approx-prefix-cache-producer', () => {
+  it('first request matches nothing; the next one with the same prompt matches fully where it was routed', () => {
+    const p = build();
+    const first = fresh(['a', 'b']);
+    route(p, req(), first, 'a');
+    assert.deepEqual(first.map(infoOf), [
+      { matchBlocks: 0, totalBlocks: 4, blockSizeTokens: 16 },
+      { matchBlocks: 0, totalBlocks: 4, blockSizeTokens: 16 },
+    ]);
+    const second = fresh(['a', 'b']);
+    p.prepareData(req(), second, live());
+    assert.deepEqual(second.map(infoOf), [
+      { matchBlocks: 4, totalBlocks: 4, blockSizeTokens: 16 },
+      { matchBlocks: 0, totalBlocks: 4, blockSizeTokens: 16 },
+    ]);
+  });
+
+  it('a prompt sharing the first blocks matches those blocks', () => {
+    const p = build();
+    route(p, req(), fresh(['a', 'b']), 'b');
+    const c = fresh(['a', 'b']);
+    p.prepareData(req(PROMPT.slice(0, 128) + 'Z'.repeat(128)), c, live());
+    assert.deepEqual(c.map((x) => infoOf(x).matchBlocks), [0, 2]);
+  });
+
+  it('different models and cache_salt values never match each other', () => {
+    const p = build();
+    route(p, req(), fresh(['a']), 'a');
+    const salted = fresh(['a']);
+    p.prepareData(req(PROMPT, { cache_salt: 'tenant-1' }), salted, live());
+    assert.equal(infoOf(salted[0] as Candidate).matchBlocks, 0);
+    const other = fresh(['a']);
+    p.prepareData(makeRequest({ targetModel: 'other', payload: { model: 'other', prompt: PROMPT } }), other, live());
+    assert.equal(infoOf(other[0] as Candidate).matchBlocks, 0);
+  });
+
+  it('autoTune: block size from the first candidate’s cache block size', () => {
+    const p = build();
+    const c = fresh(['a'], { cacheBlockSize: 32 }); // 128-byte blocks
+    p.prepareData(req(), c, live());
+    assert.deepEqual(infoOf(c[0] as Candidate), { matchBlocks: 0, totalBlocks: 2, blockSizeTokens: 32 });
+  });
+
+  it('autoTune off: configured blockSizeTokens even when the metric is known', () => {
+    const p = build({ autoTune: false, blockSizeTokens: 8 });
+    const c = fresh(['a'], { cacheBlockSize: 32 });
+    p.prepareData(req(), c, live());
+    assert.deepEqual(infoOf(c[0] as Candidate), { matchBlocks: 0, totalBlocks: 8, blockSizeTokens: 8 });
+  });
+
+  it('maxPrefixBlocksToMatch and maxPrefixTokensToMatch cap the blocks', () => {
+    const c1 = fresh(['a']);
+    build({ maxPrefixBlocksToMatch: 3 }).prepareData(req(), c1, live());
+    assert.equal(infoOf(c1[0] as Candidate).totalBlocks, 3);
+    const c2 = fresh(['a']);
+    build({ maxPrefixTokensToMatch: 32, maxPrefixBlocksToMatch: 100 }).prepareData(req(), c2, live());
+    assert.equal(infoOf(c2[0] as Candidate).totalBlocks, 2, '32 tokens / 16 tokens per block');
+  });
+
+  it('per-endpoint capacity: cache block count when auto-tuned, lruCapacityPerServer otherwise', () => {
+    const tuned = build({ lruCapacityPerServer: 7 });
+    route(tuned, req(), fresh(['a'], { cacheNumBlocks: 2 }), 'a');
+    assert.equal(tuned.index.capacityOf('a'), 2);
+    assert.equal(tuned.index.blocksOf('a'), 2, 'only the 2 head blocks fit');
+    route(tuned, req(), fresh(['b']), 'b');
+    assert.equal(tuned.index.capacityOf('b'), 7, 'unknown block count → lruCapacityPerServer (upstream ignored it)');
+    const untuned = build({ autoTune: false });
+    route(untuned, req(), fresh(['a'], { cacheNumBlocks: 2 }), 'a');
+    assert.equal(untuned.index.capacityOf('a'), DEFAULT_LRU_CAPACITY_PER_SERVER);
+  });
+
+  it('under capacity pressure the head of a prompt survives, so it still matches', () => {
+    const p = build();
+    route(p, req(), fresh(['a'], { cacheNumBlocks: 2 }), 'a');
+    const c = fresh(['a']);
+    p.prepareData(req(), c, live());
+    assert.equal(infoOf(c[0] as Candidate).matchBlocks, 2);
+  });
+
+  it('indexes the prefill profile’s first target as well', () => {
+    const p = build();
+    const candidates = fresh(['decode-1', 'prefill-1']);
+    const request = req();
+    p.prepareData(request, candidates, live());
+    p.preRequest(
+      request,
+      makeSchedulingResult({ decode: [candidates[0] as Candidate], prefill: [candidates[1] as Candidate] }, 'decode'),
+      live(),
+    );
+    assert.deepEqual([...p.index.endpoints()].sort(), ['decode-1', 'prefill-1']);
+  });
+
+  it('indexes only the primary target, not fallbacks', () => {
+    const p = build();
+    const candidates = fresh(['a', 'b']);
+    const request = req();
+    p.prepareData(request, candidates, live());
+    p.preRequest(request, makeSchedulingResult({ default: candidates }), live());
+    assert.deepEqual([...p.index.endpoints()], ['a']);
+  });
+
+  it('does not index after the preRequest signal fired', () => {
+    const p = build();
+    const candidates = fresh(['a']);
+    const request = req();
+    p.prepareData(request, candidates, live());
+    p.preRequest(request, makeSchedulingResult({ default: candidates }), aborted());
+    assert.equal(p.index.size, 0);
+    assert.equal(p.hasStateFor(request), false);
+  });
+
+  describe('per-request state', () => {
+    it('is keyed by the request object: two requests with the same x-request-id do not collide', () => {
+      const p = build();
+      const r1 = makeRequest({ requestId: 'same', payload: { model: 'm', prompt: PROMPT } });
+      const r2 = makeRequest({ requestId: 'same', payload: { model: 'm', prompt: 'Q'.repeat(256) } });
+      const c1 = fresh(['a']);
+      const c2 = fresh(['b']);
+      p.prepareData(r1, c1, live());
+      p.prepareData(r2, c2, live());
+      p.preRequest(r1, makeSchedulingResult({ default: c1 }), live());
+      p.preRequest(r2, makeSchedulingResult({ default: c2 }), live());
+      const check = fresh(['a', 'b']);
+      p.prepareData(req(), check, live());
+      assert.deepEqual(check.map((x) => infoOf(x).matchBlocks), [4, 0], 'r1’s prompt is indexed on a only');
+    });
+
+    it('is consumed by preRequest', () => {
+      const p = build();
+      const request = req();
+      const c = fresh(['a']);
+      p.prepareData(request, c, live());
+      assert.equal(p.hasStateFor(request), true);
+      p.preRequest(request, makeSchedulingResult({ default: c }), live());
+      assert.equal(p.hasStateFor(request), false);
+    });
+
+    it('is released by onResponseComplete when preRequest never ran', () => {
+      const p = build();
+      const request = req();
+      p.prepareData(request, fresh(['a']), live());
+      p.onResponseComplete(responseFor(request), { kind: 'aborted', reason: 'client gone' }, live());
+      assert.equal(p.hasStateFor(request), false);
+    });
+
+    it('preRequest without prepared state logs an error and indexes nothing', () => {
+      const handle = makeHandle();
+      const p = build({}, handle);
+      p.preRequest(req(), makeSchedulingResult({ default: fresh(['a']) }), live());
+      assert.equal(p.index.size, 0);
+      assert.match(handle.logger.messages('error')[0] ?? '', /prefix cache state missing/);
+    });
+  });
+
+  it('drops endpoints that left the pool, at most every 2 minutes (injected clock)', () => {
+    const handle = makeHandle();
+    const p = build({}, handle);
+    route(p, req(), fresh(['a', 'b']), 'a');
+    route(p, req('W'.repeat(200)), fresh(['a', 'b']), 'b');
+    handle.setEndpoints([makeEndpoint('b')]);
+    handle.clock.advance(INACTIVE_ENDPOINT_SWEEP_INTERVAL_MS - 1);
+    p.prepareData(req(), fresh(['b']), live());
+    assert.deepEqual([...p.index.endpoints()].sort(), ['a', 'b'], 'not yet');
+    handle.clock.advance(1);
+    p.prepareData(req(), fresh(['b']), live());
+    assert.deepEqual([...p.index.endpoints()], ['b']);
+    handle.setEndpoints([]);
+    handle.clock.advance(INACTIVE_ENDPOINT_SWEEP_INTERVAL_MS);
+    p.prepareData(req(), fresh(['b']), live());
+    assert.deepEqual([...p.index.endpoints()], ['b'], 'an empty pool (discovery gap) does not wipe the index');
+  });
+
+  describe('factory', () => {
+    it('defaults from {}', () => {
+      const p = build({});
+      assert.deepEqual(p.typedName, { type: APPROX_PREFIX_CACHE_PRODUCER_TYPE, name: 'prefix' });
+      assert.deepEqual(p.config, {
+        autoTune: true,
+        blockSizeTokens: 16,
+        blockSize: 0,
+        maxPrefixBlocksToMatch: 256,
+        maxPrefixTokensToMatch: 0,
+        lruCapacityPerServer: 31250,
+      });
+      assert.deepEqual(p.produces, [PrefixCacheMatchInfoKey]);
+      assert.deepEqual(p.consumes, []);
+    });
+
+    it('accepts every parameter', () => {
+      const params = { autoTune: false, blockSizeTokens: 32, maxPrefixBlocksToMatch: 64, maxPrefixTokensToMatch: 1024, lruCapacityPerServer: 1000 };
+      assert.deepEqual(build(params).config, { ...params, blockSize: 0 });
+    });
+
+    it('accepts deprecated blockSize with a warning (it is ignored, as upstream)', () => {
+      const handle = makeHandle();
+      const p = build({ blockSize: 64 }, handle);
+      assert.equal(p.config.blockSizeTokens, 16);
+      assert.match(handle.logger.messages('warn')[0] ?? '', /blockSize is deprecated and ignored; set blockSizeTokens/);
+    });
+
+    const rejections: ReadonlyArray<[string, unknown, RegExp]> = [
+      ['blockSizeTokens 0', { blockSizeTokens: 0 }, /parameters\.blockSizeTokens: expected a positive integer \(tokens\)/],
+      ['blockSize with blockSizeTokens 0 (upstream: use blockSizeTokens)', { blockSize: 64, blockSizeTokens: 0 }, /parameters\.blockSizeTokens/],
+      ['fractional blockSizeTokens', { blockSizeTokens: 1.5 }, /parameters\.blockSizeTokens: expected a positive integer/],
+      ['maxPrefixBlocksToMatch 0', { maxPrefixBlocksToMatch: 0 }, /parameters\.maxPrefixBlocksToMatch: expected a positive integer \(blocks\)/],
+      ['negative maxPrefixTokensToMatch', { maxPrefixTokensToMatch: -1 }, /parameters\.maxPrefixTokensToMatch: expected an integer >= 0 \(tokens\)/],
+      ['lruCapacityPerServer 0', { lruCapacityPerServer: 0 }, /parameters\.lruCapacityPerServer: expected a positive integer \(blocks\)/],
+      ['non-boolean autoTune', { autoTune: 'false' }, /parameters\.autoTune: expected a boolean/],
+      ['unknown key', { hashBlockSize: 5 }, /plugin 'prefix' \(type: approx-prefix-cache-producer\).*hashBlockSize/],
+    ];
+    for (const [name, params, re] of rejections) {
+      it(`rejects ${name}`, () => assert.match(factoryError(() => build(params)), re));
+    }
+  });
+});

@@ -1,0 +1,198 @@
+/**
+ * `approx-prefix-cache-producer`: estimates, per endpoint, how much of a request's prompt is already in that
+ * endpoint's KV cache, from the prompts this EPP routed there before (epp-spec §3.4). Produces
+ * `PrefixCacheMatchInfo` for `prefix-cache-scorer` and `prefix-cache-affinity-filter`.
+ *
+ * Request flow:
+ *  - prepareData: hash the prompt into blocks, match them against the index, write the match info on every
+ *    candidate, keep the hashes for this request (WeakMap keyed by the request object);
+ *  - preRequest: index the hashes for the chosen endpoint (the primary profile's first target, plus the
+ *    first target of a profile named `prefill`), then drop the request's state;
+ *  - onResponseComplete: drop the request's state if preRequest never ran (scheduling failed, or a hook
+ *    before it failed the request).
+ */
+import { z } from 'zod';
+import { PrefixCacheMatchInfoKey, type PrefixCacheMatchInfo } from '../../../framework/attributes.ts';
+import type { Endpoint } from '../../../framework/datalayer.ts';
+import { parsePluginParameters } from '../../../framework/params.ts';
+import type { Clock, Logger, PluginFactory, PluginHandle, TypedName } from '../../../framework/plugin.ts';
+import type { InferenceRequest } from '../../../framework/request.ts';
+import type {
+  DataProducer,
+  Outcome,
+  PreRequestHook,
+  ResponseCompleteHook,
+  ResponseInfo,
+} from '../../../framework/requestcontrol.ts';
+import type { Candidate, SchedulingResult } from '../../../framework/scheduling.ts';
+import { PrefixIndex } from './prefix-index.ts';
+import { BYTES_PER_TOKEN, PromptHasher, userInput } from './prompt-hash.ts';
+
+export const APPROX_PREFIX_CACHE_PRODUCER_TYPE = 'approx-prefix-cache-producer';
+
+export const DEFAULT_BLOCK_SIZE_TOKENS = 16;
+export const DEFAULT_MAX_PREFIX_BLOCKS_TO_MATCH = 256;
+/** ≈ 500 000 KV tokens per server at 16 tokens per block (upstream's sizing example). */
+export const DEFAULT_LRU_CAPACITY_PER_SERVER = 31_250;
+/** The profile whose first target also receives the prompt in prefill/decode disaggregation. */
+export const PREFILL_PROFILE_NAME = 'prefill';
+/** How often endpoints that left the pool are dropped from the index (upstream: 2 min). */
+export const INACTIVE_ENDPOINT_SWEEP_INTERVAL_MS = 120_000;
+
+const positiveInt = (what: string) =>
+  z.number({ error: `expected a positive integer (${what})` }).int(`expected a positive integer (${what})`).positive(`expected a positive integer (${what})`);
+const nonNegativeInt = (what: string) =>
+  z.number({ error: `expected an integer >= 0 (${what})` }).int(`expected an integer >= 0 (${what})`).nonnegative(`expected an integer >= 0 (${what})`);
+
+const parametersSchema = z.strictObject({
+  /** Take block size and per-endpoint capacity from the model server's cache-config metrics when known. */
+  autoTune: z.boolean({ error: 'expected a boolean' }).default(true),
+  /** Block size in tokens when not auto-tuned (or the metric is unknown). */
+  blockSizeTokens: positiveInt('tokens').default(DEFAULT_BLOCK_SIZE_TOKENS),
+  /** Deprecated: block size in characters. Ignored (upstream ignores it too); use blockSizeTokens. */
+  blockSize: nonNegativeInt('characters').default(0),
+  /** Cap on the number of prompt blocks hashed and matched. */
+  maxPrefixBlocksToMatch: positiveInt('blocks').default(DEFAULT_MAX_PREFIX_BLOCKS_TO_MATCH),
+  /** When > 0, overrides the block cap as maxPrefixTokensToMatch / blockSizeTokens. */
+  maxPrefixTokensToMatch: nonNegativeInt('tokens').default(0),
+  /** Per-endpoint index capacity in blocks when the endpoint's block count is unknown (or autoTune is off). */
+  lruCapacityPerServer: positiveInt('blocks').default(DEFAULT_LRU_CAPACITY_PER_SERVER),
+});
+
+export type ApproxPrefixCacheConfig = z.infer<typeof parametersSchema>;
+
+interface RequestState {
+  readonly hashes: readonly bigint[];
+  readonly matches: ReadonlyMap<string, number>;
+  readonly blockSizeTokens: number;
+}
+
+export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, ResponseCompleteHook {
+  readonly typedName: TypedName;
+  readonly produces: readonly string[] = [PrefixCacheMatchInfoKey];
+  readonly consumes: readonly string[] = [];
+  readonly config: Readonly<ApproxPrefixCacheConfig>;
+  readonly index = new PrefixIndex();
+  readonly #states = new WeakMap<InferenceRequest, RequestState>();
+  readonly #hasher = new PromptHasher();
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #pool: () => readonly Endpoint[];
+  #lastSweepMs: number;
+
+  constructor(name: string, config: ApproxPrefixCacheConfig, handle: Pick<PluginHandle, 'logger' | 'clock' | 'endpoints'>) {
+    this.typedName = { type: APPROX_PREFIX_CACHE_PRODUCER_TYPE, name };
+    this.config = Object.freeze({ ...config });
+    this.#logger = handle.logger;
+    this.#clock = handle.clock;
+    this.#pool = () => handle.endpoints();
+    this.#lastSweepMs = handle.clock.now();
+  }
+
+  /** Block size for this request: the first candidate's cache block size when auto-tuned and known. */
+  blockSizeTokensFor(candidates: readonly Candidate[]): number {
+    if (this.config.autoTune) {
+      const fromMetrics = candidates[0]?.endpoint.metrics.cacheBlockSize ?? 0;
+      if (fromMetrics > 0) return fromMetrics;
+    }
+    return this.config.blockSizeTokens;
+  }
+
+  /** Index capacity for an endpoint seen for the first time: its KV block count when auto-tuned and known. */
+  capacityBlocksFor(endpoint: Endpoint): number {
+    const fromMetrics = endpoint.metrics.cacheNumBlocks;
+    return this.config.autoTune && fromMetrics > 0 ? fromMetrics : this.config.lruCapacityPerServer;
+  }
+
+  prepareData(request: InferenceRequest, candidates: readonly Candidate[], _signal: AbortSignal): void {
+    this.#sweepInactiveEndpoints();
+    const blockSizeTokens = this.blockSizeTokensFor(candidates);
+    const maxBlocks =
+      this.config.maxPrefixTokensToMatch > 0
+        ? Math.floor(this.config.maxPrefixTokensToMatch / blockSizeTokens)
+        : this.config.maxPrefixBlocksToMatch;
+    const salt = request.body.payload.cache_salt;
+    const hashes = this.#hasher.hash(
+      request.targetModel,
+      typeof salt === 'string' ? salt : '',
+      userInput(request),
+      blockSizeTokens,
+      maxBlocks,
+    );
+    const matches = this.index.match(hashes);
+    const totalBlocks = hashes.length;
+    // Most candidates match nothing: share one frozen value between them.
+    const noMatch: PrefixCacheMatchInfo = Object.freeze({ matchBlocks: 0, totalBlocks, blockSizeTokens });
+    for (const c of candidates) {
+      const matchBlocks = matches.size === 0 ? 0 : (matches.get(c.endpoint.metadata.name) ?? 0);
+      c.attributes.set(
+        PrefixCacheMatchInfoKey,
+        matchBlocks === 0 ? noMatch : Object.freeze({ matchBlocks, totalBlocks, blockSizeTokens }),
+      );
+    }
+    this.#states.set(request, { hashes, matches, blockSizeTokens });
+  }
+
+  preRequest(request: InferenceRequest, result: SchedulingResult, signal: AbortSignal): void {
+    const state = this.#states.get(request);
+    this.#states.delete(request);
+    if (state === undefined) {
+      this.#logger.error({ requestId: request.requestId }, 'prefix cache state missing for request; index not updated');
+      return;
+    }
+    if (signal.aborted) return;
+    const primary = result.profileResults.get(result.primaryProfileName)?.targets[0];
+    if (primary === undefined) return;
+    this.index.add(primary.endpoint.metadata.name, this.capacityBlocksFor(primary.endpoint), state.hashes);
+    const prefill = result.profileResults.get(PREFILL_PROFILE_NAME)?.targets[0];
+    if (prefill !== undefined && prefill.endpoint.metadata.name !== primary.endpoint.metadata.name) {
+      this.index.add(prefill.endpoint.metadata.name, this.capacityBlocksFor(prefill.endpoint), state.hashes);
+    }
+    if (this.#logger.isLevelEnabled('debug') && state.hashes.length > 0) {
+      const matchBlocks = state.matches.get(primary.endpoint.metadata.name) ?? 0;
+      this.#logger.debug(
+        {
+          requestId: request.requestId,
+          endpoint: primary.endpoint.metadata.name,
+          hitBytes: matchBlocks * state.blockSizeTokens * BYTES_PER_TOKEN,
+          hitRatio: matchBlocks / state.hashes.length,
+        },
+        'prefix cache match of routed request',
+      );
+    }
+  }
+
+  onResponseComplete(response: ResponseInfo, _outcome: Outcome, _signal: AbortSignal): void {
+    this.#states.delete(response.request);
+  }
+
+  /** True while `request` has prepared state that preRequest has not consumed (for tests). */
+  hasStateFor(request: InferenceRequest): boolean {
+    return this.#states.has(request);
+  }
+
+  #sweepInactiveEndpoints(): void {
+    const now = this.#clock.now();
+    if (now - this.#lastSweepMs < INACTIVE_ENDPOINT_SWEEP_INTERVAL_MS) return;
+    this.#lastSweepMs = now;
+    const pool = this.#pool();
+    // An empty pool is more likely a transient discovery gap than a fleet that vanished: keep the index.
+    if (pool.length === 0) return;
+    const active = new Set<string>();
+    for (const e of pool) active.add(e.metadata.name);
+    for (const name of [...this.index.endpoints()]) if (!active.has(name)) this.index.removeEndpoint(name);
+  }
+}
+
+export const approxPrefixCacheProducerFactory: PluginFactory = (name, parameters, handle) => {
+  const typedName = { type: APPROX_PREFIX_CACHE_PRODUCER_TYPE, name };
+  const config = parsePluginParameters(typedName, parametersSchema, parameters);
+  if (config.blockSize > 0) {
+    handle.logger.warn(
+      { plugin: name, type: APPROX_PREFIX_CACHE_PRODUCER_TYPE, blockSize: config.blockSize },
+      `plugin '${name}' (type: ${APPROX_PREFIX_CACHE_PRODUCER_TYPE}): parameters.blockSize is deprecated and ignored; ` +
+        `set blockSizeTokens (block size in tokens) instead`,
+    );
+  }
+  return new ApproxPrefixCacheProducer(name, config, handle);
+};

@@ -1,0 +1,96 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import xxhash from 'xxhash-wasm';
+import { makeRequest } from '../../scheduling/testing.ts';
+import { PromptHasher, userInput } from './prompt-hash.ts';
+
+const { h64Raw } = await xxhash();
+const enc = new TextEncoder();
+
+/** Reference chain computed the slow, obvious way. */
+function referenceHashes(model: string, text: string, blockBytes: number): bigint[] {
+  const bytes = enc.encode(text);
+  let prev = h64Raw(enc.encode(model), 0n);
+  const out: bigint[] = [];
+  for (let start = 0; start < bytes.length; start += blockBytes) {
+    const block = bytes.slice(start, Math.min(start + blockBytes, bytes.length));
+    const withPrev = new Uint8Array(block.length + 8);
+    withPrev.set(block);
+    new DataView(withPrev.buffer).setBigUint64(block.length, prev, true);
+    prev = h64Raw(withPrev, 0n);
+    out.push(prev);
+  }
+  return out;
+}
+
+describe('PromptHasher', () => {
+  const hasher = new PromptHasher();
+
+  it('uses XXH64 with seed 0 (known vector)', () => {
+    assert.equal(h64Raw(enc.encode('abc'), 0n), 0x44bc2cf5ad770999n);
+  });
+
+  it('chains XXH64(block ‖ previous hash LE) from a seed over the model name', () => {
+    const text = 'x'.repeat(20) + 'y'.repeat(20); // blockSizeTokens 2 → 8-byte blocks: 5 full blocks
+    assert.deepEqual(hasher.hash('m', '', text, 2, 256), referenceHashes('m', text, 8));
+  });
+
+  it('hashes a trailing partial block; shorter than one block → none', () => {
+    assert.equal(hasher.hash('m', '', 'a'.repeat(12), 2, 256).length, 2);
+    assert.deepEqual(hasher.hash('m', '', 'a'.repeat(12), 2, 256), referenceHashes('m', 'a'.repeat(12), 8));
+    assert.deepEqual(hasher.hash('m', '', 'a'.repeat(7), 2, 256), []);
+    assert.deepEqual(hasher.hash('m', '', '', 2, 256), []);
+  });
+
+  it('caps at maxBlocks', () => {
+    const text = 'z'.repeat(1000);
+    const got = hasher.hash('m', '', text, 2, 4);
+    assert.equal(got.length, 4);
+    assert.deepEqual(got, referenceHashes('m', text.slice(0, 32), 8));
+  });
+
+  it('equal prefixes share block hashes; a divergence changes every later block', () => {
+    const a = hasher.hash('m', '', 'AAAAAAAABBBBBBBBCCCCCCCC', 2, 256);
+    const b = hasher.hash('m', '', 'AAAAAAAABBBBBBBBDDDDDDDDEEEEEEEE', 2, 256);
+    const c = hasher.hash('m', '', 'XAAAAAAABBBBBBBBCCCCCCCC', 2, 256);
+    assert.deepEqual(a.slice(0, 2), b.slice(0, 2));
+    assert.notEqual(a[2], b[2]);
+    assert.ok(a.every((x, i) => x !== c[i]));
+  });
+
+  it('model and cache_salt partition the hash space', () => {
+    const text = 'p'.repeat(64);
+    const base = hasher.hash('m1', '', text, 2, 256);
+    assert.notDeepEqual(hasher.hash('m2', '', text, 2, 256)[0], base[0]);
+    assert.notDeepEqual(hasher.hash('m1', 'tenant-a', text, 2, 256)[0], base[0]);
+    assert.deepEqual(hasher.hash('m1', 'tenant-a', text, 2, 256), hasher.hash('m1tenant-a', '', text, 2, 256));
+  });
+
+  it('works on UTF-8 bytes and on inputs larger than its scratch buffer', () => {
+    const text = 'é'.repeat(10_000); // 20 000 bytes
+    const got = hasher.hash('m', '', text, 16, 1000);
+    assert.deepEqual(got, referenceHashes('m', text, 64));
+    assert.deepEqual(hasher.hash('m', '', 'short prompt!!!!', 2, 256), referenceHashes('m', 'short prompt!!!!', 8));
+  });
+});
+
+describe('userInput', () => {
+  it('completions: the prompt text', () => {
+    assert.equal(userInput(makeRequest({ payload: { model: 'm', prompt: 'hello world' } })), 'hello world');
+  });
+  it('chat: JSON of {role, content} messages only (other message fields do not affect the prefix)', () => {
+    const req = makeRequest({
+      apiType: 'chat-completions',
+      payload: { model: 'm', messages: [{ role: 'system', content: 'be brief', name: 'x' }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }] },
+    });
+    assert.equal(userInput(req), '[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi"}]}]');
+  });
+  it('responses: instructions and tools (when present) before input', () => {
+    const req = makeRequest({ apiType: 'responses', payload: { model: 'm', input: 'q', instructions: 'sys' } });
+    assert.equal(userInput(req), '[{"instructions":"sys"},{"input":"q"}]');
+  });
+  it('conversations and embeddings: JSON of items / input', () => {
+    assert.equal(userInput(makeRequest({ apiType: 'conversations', payload: { items: [{ a: 1 }] } })), '[{"a":1}]');
+    assert.equal(userInput(makeRequest({ apiType: 'embeddings', payload: { input: 'text' } })), '"text"');
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * `inflight-load-producer`: counts, per endpoint, the requests this EPP has routed there that have not
+ * completed yet, and their estimated tokens (epp-spec §3.6). Produces `InFlightLoad` for `token-load-scorer`.
+ *
+ * Accounting is exactly-once by construction: preRequest charges the first target of every profile that
+ * produced one and remembers the charges for that request (WeakMap keyed by the request object); each charge
+ * is released once, either early (the `prefill` profile's endpoint, on the first response chunk, when the
+ * prefill work is done) or in onResponseComplete, which the runtime calls exactly once per scheduled request
+ * whatever the outcome: success, upstream error, abort or internal error. (Upstream released only on a
+ * normal end of stream, so aborted requests leaked their counts.) An endpoint's counters disappear when they
+ * return to zero, so endpoints that left the pool leave nothing behind once their requests end.
+ */
+import { z } from 'zod';
+import { InFlightLoadKey, type InFlightLoad } from '../../../framework/attributes.ts';
+import { parsePluginParameters } from '../../../framework/params.ts';
+import type { PluginFactory, TypedName } from '../../../framework/plugin.ts';
+import type { InferenceRequest } from '../../../framework/request.ts';
+import { promptText } from '../../../framework/request.ts';
+import type {
+  DataProducer,
+  Outcome,
+  PreRequestHook,
+  ResponseChunk,
+  ResponseChunkHook,
+  ResponseCompleteHook,
+  ResponseInfo,
+} from '../../../framework/requestcontrol.ts';
+import type { Candidate, SchedulingResult } from '../../../framework/scheduling.ts';
+
+export const INFLIGHT_LOAD_PRODUCER_TYPE = 'inflight-load-producer';
+/** The profile whose endpoint is released at the first response chunk (prefill/decode disaggregation). */
+export const PREFILL_PROFILE_NAME = 'prefill';
+
+/** Average bytes (or characters) per token of the simple estimator. */
+export const BYTES_PER_TOKEN = 4;
+/** Expected output tokens per input token of the simple estimator. */
+export const OUTPUT_TOKENS_PER_INPUT_TOKEN = 1.5;
+
+const NO_LOAD: InFlightLoad = Object.freeze({ tokens: 0, requests: 0 });
+
+const parametersSchema = z.strictObject({});
+
+/**
+ * Estimated total tokens (input + output) of a request: input from the body size (4 bytes per token, at least
+ * 1) or, when the size is unknown, from the prompt text; output = round(input × 1.5).
+ */
+export function estimateTokens(request: InferenceRequest): number {
+  const inputTokens =
+    request.requestSizeBytes > 0
+      ? Math.max(Math.floor(request.requestSizeBytes / BYTES_PER_TOKEN), 1)
+      : Math.max(1, Math.round(promptText(request.body).length / BYTES_PER_TOKEN));
+  return inputTokens + Math.round(inputTokens * OUTPUT_TOKENS_PER_INPUT_TOKEN);
+}
+
+interface Charge {
+  readonly endpoint: string;
+  readonly tokens: number;
+  readonly profile: string;
+  released: boolean;
+}
+
+export class InFlightLoadProducer implements DataProducer, PreRequestHook, ResponseChunkHook, ResponseCompleteHook {
+  readonly typedName: TypedName;
+  readonly produces: readonly string[] = [InFlightLoadKey];
+  readonly consumes: readonly string[] = [];
+  /** Endpoint name → current load. Values are immutable and replaced on change, so readers share them. */
+  readonly #loads = new Map<string, InFlightLoad>();
+  readonly #charges = new WeakMap<InferenceRequest, Charge[]>();
+
+  constructor(name: string = INFLIGHT_LOAD_PRODUCER_TYPE) {
+    this.typedName = { type: INFLIGHT_LOAD_PRODUCER_TYPE, name };
+  }
+
+  /** The current load of an endpoint (zero when none). */
+  loadOf(endpointName: string): InFlightLoad {
+    return this.#loads.get(endpointName) ?? NO_LOAD;
+  }
+
+  /** Endpoints with a non-zero load (for tests and debugging). */
+  trackedEndpoints(): string[] {
+    return [...this.#loads.keys()];
+  }
+
+  prepareData(_request: InferenceRequest, candidates: readonly Candidate[], _signal: AbortSignal): void {
+    for (const c of candidates) c.attributes.set(InFlightLoadKey, this.#loads.get(c.endpoint.metadata.name) ?? NO_LOAD);
+  }
+
+  preRequest(request: InferenceRequest, result: SchedulingResult, signal: AbortSignal): void {
+    // Charge once per request, and never after the request path gave up on this hook.
+    if (signal.aborted || this.#charges.has(request)) return;
+    const charges: Charge[] = [];
+    let tokens = -1;
+    for (const [profile, run] of result.profileResults) {
+      const target = run?.targets[0];
+      if (target === undefined) continue;
+      if (tokens < 0) tokens = estimateTokens(request);
+      const charge: Charge = { endpoint: target.endpoint.metadata.name, tokens, profile, released: false };
+      this.#apply(charge.endpoint, +1, tokens);
+      charges.push(charge);
+    }
+    this.#charges.set(request, charges);
+  }
+
+  onResponseChunk(response: ResponseInfo, chunk: ResponseChunk, _signal: AbortSignal): void {
+    if (!chunk.startOfStream) return;
+    const charges = this.#charges.get(response.request);
+    if (charges === undefined) return;
+    for (const c of charges) if (c.profile === PREFILL_PROFILE_NAME) this.#release(c);
+  }
+
+  onResponseComplete(response: ResponseInfo, _outcome: Outcome, _signal: AbortSignal): void {
+    const charges = this.#charges.get(response.request);
+    if (charges === undefined) return;
+    this.#charges.delete(response.request);
+    for (const c of charges) this.#release(c);
+  }
+
+  #release(charge: Charge): void {
+    if (charge.released) return;
+    charge.released = true;
+    this.#apply(charge.endpoint, -1, -charge.tokens);
+  }
+
+  #apply(endpoint: string, requestsDelta: number, tokensDelta: number): void {
+    const current = this.#loads.get(endpoint) ?? NO_LOAD;
+    const requests = current.requests + requestsDelta;
+    const tokens = current.tokens + tokensDelta;
+    if (requests <= 0) this.#loads.delete(endpoint);
+    else this.#loads.set(endpoint, Object.freeze({ requests, tokens }));
+  }
+}
+
+export const inFlightLoadProducerFactory: PluginFactory = (name, parameters) => {
+  const producer = new InFlightLoadProducer(name);
+  parsePluginParameters(producer.typedName, parametersSchema, parameters);
+  return producer;
+};

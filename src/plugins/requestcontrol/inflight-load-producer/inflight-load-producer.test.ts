@@ -1,0 +1,145 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { InFlightLoadKey, type InFlightLoad } from '../../../framework/attributes.ts';
+import type { InferenceRequest } from '../../../framework/request.ts';
+import type { Outcome, ResponseChunk, ResponseInfo } from '../../../framework/requestcontrol.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult } from '../../scheduling/testing.ts';
+import { estimateTokens, INFLIGHT_LOAD_PRODUCER_TYPE, InFlightLoadProducer, inFlightLoadProducerFactory } from './index.ts';
+
+const live = () => new AbortController().signal;
+const a = makeCandidate(makeEndpoint('a'));
+const b = makeCandidate(makeEndpoint('b'));
+
+/** 400-byte request → 100 input tokens + 150 expected output tokens. */
+const req = (): InferenceRequest => makeRequest({ requestSizeBytes: 400 });
+const response = (request: InferenceRequest): ResponseInfo => ({
+  request,
+  targetEndpoint: undefined,
+  status: 200,
+  headers: {},
+  streaming: true,
+  usage: undefined,
+  proxyMetadata: {},
+  dynamicMetadata: {},
+});
+const chunk = (index: number, endOfStream = false): ResponseChunk => ({
+  index,
+  data: new Uint8Array(),
+  startOfStream: index === 0,
+  endOfStream,
+  usage: undefined,
+  receivedAt: 0,
+});
+const OUTCOMES: readonly Outcome[] = [
+  { kind: 'success', usage: undefined },
+  { kind: 'upstream-error', status: 503 },
+  { kind: 'aborted', reason: 'client disconnected' },
+  { kind: 'internal-error', error: new Error('boom') },
+];
+
+describe('inflight-load-producer', () => {
+  it('prepareData writes each candidate’s current load (zero when idle)', () => {
+    const p = new InFlightLoadProducer();
+    const r = req();
+    p.preRequest(r, makeSchedulingResult({ default: [a] }), live());
+    const candidates = [makeCandidate(makeEndpoint('a')), makeCandidate(makeEndpoint('b'))];
+    p.prepareData(makeRequest(), candidates, live());
+    assert.deepEqual(
+      candidates.map((c) => c.attributes.get(InFlightLoadKey) as InFlightLoad),
+      [
+        { requests: 1, tokens: 250 },
+        { requests: 0, tokens: 0 },
+      ],
+    );
+  });
+
+  for (const outcome of OUTCOMES) {
+    it(`releases exactly once on ${outcome.kind}`, () => {
+      const p = new InFlightLoadProducer();
+      const r = req();
+      p.preRequest(r, makeSchedulingResult({ default: [a, b] }), live());
+      assert.deepEqual(p.loadOf('a'), { requests: 1, tokens: 250 });
+      assert.deepEqual(p.loadOf('b'), { requests: 0, tokens: 0 }, 'fallbacks are not charged');
+      p.onResponseComplete(response(r), outcome, live());
+      p.onResponseComplete(response(r), outcome, live()); // a duplicate call must not double-release
+      assert.deepEqual(p.loadOf('a'), { requests: 0, tokens: 0 });
+      assert.deepEqual(p.trackedEndpoints(), [], 'no counters left behind');
+    });
+  }
+
+  it('concurrent requests add up and release independently, even with the same x-request-id', () => {
+    const p = new InFlightLoadProducer();
+    const r1 = makeRequest({ requestId: 'dup', requestSizeBytes: 400 });
+    const r2 = makeRequest({ requestId: 'dup', requestSizeBytes: 40 });
+    p.preRequest(r1, makeSchedulingResult({ default: [a] }), live());
+    p.preRequest(r2, makeSchedulingResult({ default: [a] }), live());
+    assert.deepEqual(p.loadOf('a'), { requests: 2, tokens: 250 + 25 });
+    p.onResponseComplete(response(r2), OUTCOMES[0] as Outcome, live());
+    assert.deepEqual(p.loadOf('a'), { requests: 1, tokens: 250 });
+  });
+
+  it('charges each profile’s first target; prefill is released at the first chunk, the rest at completion', () => {
+    const p = new InFlightLoadProducer();
+    const r = req();
+    p.preRequest(r, makeSchedulingResult({ decode: [a], prefill: [b], failed: null }, 'decode'), live());
+    assert.deepEqual([p.loadOf('a').requests, p.loadOf('b').requests], [1, 1]);
+    p.onResponseChunk(response(r), chunk(0), live());
+    assert.deepEqual([p.loadOf('a').requests, p.loadOf('b').requests], [1, 0]);
+    p.onResponseChunk(response(r), chunk(1, true), live());
+    assert.deepEqual([p.loadOf('a').requests, p.loadOf('b').requests], [1, 0], 'the last chunk does not release: completion does');
+    p.onResponseComplete(response(r), OUTCOMES[0] as Outcome, live());
+    assert.deepEqual([p.loadOf('a').requests, p.loadOf('b').requests], [0, 0]);
+  });
+
+  it('an abort before the first chunk releases the prefill endpoint too', () => {
+    const p = new InFlightLoadProducer();
+    const r = req();
+    p.preRequest(r, makeSchedulingResult({ decode: [a], prefill: [b] }, 'decode'), live());
+    p.onResponseComplete(response(r), OUTCOMES[2] as Outcome, live());
+    assert.deepEqual(p.trackedEndpoints(), []);
+  });
+
+  it('a second preRequest for the same request does not charge twice', () => {
+    const p = new InFlightLoadProducer();
+    const r = req();
+    p.preRequest(r, makeSchedulingResult({ default: [a] }), live());
+    p.preRequest(r, makeSchedulingResult({ default: [a] }), live());
+    assert.equal(p.loadOf('a').requests, 1);
+  });
+
+  it('charges nothing when the preRequest signal already fired, and completion then releases nothing', () => {
+    const p = new InFlightLoadProducer();
+    const r = req();
+    p.preRequest(r, makeSchedulingResult({ default: [a] }), AbortSignal.abort());
+    assert.equal(p.loadOf('a').requests, 0);
+    p.onResponseComplete(response(r), OUTCOMES[2] as Outcome, live());
+    assert.deepEqual(p.trackedEndpoints(), []);
+  });
+
+  it('completion of a request that was never charged is a no-op', () => {
+    const p = new InFlightLoadProducer();
+    p.preRequest(req(), makeSchedulingResult({ default: [a] }), live());
+    p.onResponseComplete(response(req()), OUTCOMES[0] as Outcome, live());
+    assert.equal(p.loadOf('a').requests, 1);
+  });
+
+  describe('estimateTokens', () => {
+    const cases: ReadonlyArray<[string, InferenceRequest, number]> = [
+      ['from body size: 400 B → 100 in + 150 out', makeRequest({ requestSizeBytes: 400 }), 250],
+      ['body size floors: 7 B → 1 in + round(1.5) out', makeRequest({ requestSizeBytes: 7 }), 1 + 2],
+      ['tiny body → at least 1 input token', makeRequest({ requestSizeBytes: 2 }), 1 + 2],
+      ['no size: prompt chars / 4, rounded: 10 chars → 3 in + 5 out (round 4.5 up)', makeRequest({ requestSizeBytes: 0, payload: { prompt: '0123456789' } }), 3 + 5],
+      ['no size, empty prompt → 1 in', makeRequest({ requestSizeBytes: 0, payload: { prompt: '' } }), 1 + 2],
+    ];
+    for (const [name, request, want] of cases) it(name, () => assert.equal(estimateTokens(request), want));
+  });
+
+  it('factory: defaults, declarations and rejection', () => {
+    const p = inFlightLoadProducerFactory('load', {}, makeHandle()) as InFlightLoadProducer;
+    assert.deepEqual(p.typedName, { type: INFLIGHT_LOAD_PRODUCER_TYPE, name: 'load' });
+    assert.deepEqual(p.produces, [InFlightLoadKey]);
+    assert.deepEqual(p.consumes, []);
+    assert.match(factoryError(() => inFlightLoadProducerFactory('load', { estimator: 'x' }, makeHandle())), /plugin 'load'.*estimator/);
+  });
+});
+
