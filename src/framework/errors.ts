@@ -17,13 +17,16 @@ export type EppErrorCode =
   | 'Internal'
   | 'ServiceUnavailable'
   | 'ModelServerError'
-  | 'Unknown';
+  | 'Unknown'
+  /** Ours: the request body exceeded the configured limit. */
+  | 'PayloadTooLarge';
 
 const HTTP_STATUS: Partial<Record<EppErrorCode, number>> = {
   BadRequest: 400,
   Unauthorized: 401,
   Forbidden: 403,
   NotFound: 404,
+  PayloadTooLarge: 413,
   ResourceExhausted: 429,
   Internal: 500,
   ServiceUnavailable: 503,

@@ -3,6 +3,27 @@
  * Keep one line per type, grouped by area; the registry rejects duplicates at startup.
  */
 import type { PluginFactory } from '../framework/plugin.ts';
+import { approxPrefixCacheProducerFactory } from './requestcontrol/approx-prefix-cache-producer/index.ts';
+import { inFlightLoadProducerFactory } from './requestcontrol/inflight-load-producer/index.ts';
+import { headerBasedTestingFilterFactory } from './scheduling/filter/header-based-testing-filter/index.ts';
+import { prefixCacheAffinityFilterFactory } from './scheduling/filter/prefix-cache-affinity-filter/index.ts';
+import { maxScorePickerFactory } from './scheduling/picker/max-score-picker/index.ts';
+import { randomPickerFactory } from './scheduling/picker/random-picker/index.ts';
+import { weightedRandomPickerFactory } from './scheduling/picker/weighted-random-picker/index.ts';
+import { singleProfileHandlerFactory } from './scheduling/profile/single-profile-handler/index.ts';
+import { kvCacheUtilizationScorerFactory } from './scheduling/scorer/kv-cache-utilization-scorer/index.ts';
+import { loraAffinityScorerFactory } from './scheduling/scorer/lora-affinity-scorer/index.ts';
+import { prefixCacheScorerFactory } from './scheduling/scorer/prefix-cache-scorer/index.ts';
+import { queueScorerFactory } from './scheduling/scorer/queue-scorer/index.ts';
+import { runningRequestsSizeScorerFactory } from './scheduling/scorer/running-requests-size-scorer/index.ts';
+import { tokenLoadScorerFactory } from './scheduling/scorer/token-load-scorer/index.ts';
+import { InFlightLoadKey, PrefixCacheMatchInfoKey } from '../framework/attributes.ts';
+import { OPENAI_PARSER_TYPE, openAiParserFactory } from './parser/openai-parser/index.ts';
+import { REQUEST_ATTRIBUTE_REPORTER_TYPE, requestAttributeReporterFactory } from './requestcontrol/request-attribute-reporter/index.ts';
+import { MAX_SCORE_PICKER_TYPE, maxScorePickerFactory } from './scheduling/picker/max-score-picker/index.ts';
+import { RANDOM_PICKER_TYPE, randomPickerFactory } from './scheduling/picker/random-picker/index.ts';
+import { WEIGHTED_RANDOM_PICKER_TYPE, weightedRandomPickerFactory } from './scheduling/picker/weighted-random-picker/index.ts';
+import { SINGLE_PROFILE_HANDLER_TYPE, singleProfileHandlerFactory } from './scheduling/profile/single-profile-handler/index.ts';
 
 export interface PluginTypeRegistration {
   readonly type: string;
@@ -11,8 +32,28 @@ export interface PluginTypeRegistration {
 
 export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   // --- request control
+  { type: 'approx-prefix-cache-producer', factory: approxPrefixCacheProducerFactory },
+  { type: 'inflight-load-producer', factory: inFlightLoadProducerFactory },
+  { type: REQUEST_ATTRIBUTE_REPORTER_TYPE, factory: requestAttributeReporterFactory },
   // --- parsers
+  { type: OPENAI_PARSER_TYPE, factory: openAiParserFactory },
   // --- scheduling: profile handlers, pickers, scorers, filters
+  { type: 'single-profile-handler', factory: singleProfileHandlerFactory },
+  { type: 'max-score-picker', factory: maxScorePickerFactory },
+  { type: 'random-picker', factory: randomPickerFactory },
+  { type: 'weighted-random-picker', factory: weightedRandomPickerFactory },
+  { type: 'queue-scorer', factory: queueScorerFactory },
+  { type: 'kv-cache-utilization-scorer', factory: kvCacheUtilizationScorerFactory },
+  { type: 'running-requests-size-scorer', factory: runningRequestsSizeScorerFactory },
+  { type: 'lora-affinity-scorer', factory: loraAffinityScorerFactory },
+  { type: 'prefix-cache-scorer', factory: prefixCacheScorerFactory },
+  { type: 'token-load-scorer', factory: tokenLoadScorerFactory },
+  { type: 'prefix-cache-affinity-filter', factory: prefixCacheAffinityFilterFactory },
+  { type: 'header-based-testing-filter', factory: headerBasedTestingFilterFactory },
+  { type: SINGLE_PROFILE_HANDLER_TYPE, factory: singleProfileHandlerFactory },
+  { type: MAX_SCORE_PICKER_TYPE, factory: maxScorePickerFactory },
+  { type: RANDOM_PICKER_TYPE, factory: randomPickerFactory },
+  { type: WEIGHTED_RANDOM_PICKER_TYPE, factory: weightedRandomPickerFactory },
   // --- data layer: sources, extractors
 ];
 
@@ -21,5 +62,6 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
  * key that no configured plugin produces (upstream runner behaviour, epp-spec §2.3).
  */
 export const DEFAULT_PRODUCERS: Readonly<Record<string, string>> = {
-  // 'PrefixCacheMatchInfoKey': 'approx-prefix-cache-producer',
+  [PrefixCacheMatchInfoKey]: 'approx-prefix-cache-producer',
+  [InFlightLoadKey]: 'inflight-load-producer',
 };

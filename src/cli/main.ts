@@ -1,0 +1,185 @@
+/**
+ * The `epp` command line. Flags are named and parsed as upstream's Go flags, so arguments copied from upstream
+ * manifests work: `--flag=value` and `--flag value`, single or double dash, booleans as `--secure-serving=false`.
+ * Unknown flags are errors that name the flag.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { EppConfigError } from '../framework/errors.ts';
+import { createLogger } from '../observability/logger.ts';
+import { configSourceFrom, startEpp } from '../server/epp.ts';
+import { parseGoDuration } from '../util/duration.ts';
+
+/** Go's flag package accepts `-name` as well as `--name`; commander wants `--name` for long options. */
+export function normalizeGoFlags(argv: readonly string[]): string[] {
+  return argv.map((a) => (/^-[a-zA-Z][a-zA-Z0-9-]*(=.*)?$/.test(a) && !a.startsWith('--') ? `-${a}` : a));
+}
+
+function bool(flag: string) {
+  return (value: string | undefined): boolean => {
+    if (value === undefined || value === '' || value === 'true' || value === '1' || value === 't' || value === 'T' || value === 'TRUE' || value === 'True') return true;
+    if (value === 'false' || value === '0' || value === 'f' || value === 'F' || value === 'FALSE' || value === 'False') return false;
+    throw new EppConfigError(`--${flag}: invalid boolean value '${value}'`, `use --${flag}=true or --${flag}=false`);
+  };
+}
+
+function int(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new EppConfigError(`--${flag}: '${value}' is not an integer in [${min}, ${max}]`, `pass e.g. --${flag}=${min}`);
+    return n;
+  };
+}
+
+function duration(flag: string) {
+  return (value: string): number => {
+    try {
+      return parseGoDuration(value);
+    } catch (err) {
+      throw new EppConfigError(`--${flag}: ${(err as Error).message}`, `pass e.g. --${flag}=50ms`);
+    }
+  };
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Upstream flags we accept for compatibility but do not act on yet; setting one logs a warning. */
+const ACCEPTED_NOT_IMPLEMENTED = [
+  ['metrics-endpoint-auth', 'bool'],
+  ['enable-pprof', 'bool'],
+  ['ha-enable-leader-election', 'bool'],
+  ['enable-cert-reload', 'bool'],
+  ['tracing', 'bool'],
+  ['disable-endpoint-subset-filter', 'bool'],
+  ['pool-name', 'string'],
+  ['pool-namespace', 'string'],
+  ['pool-group', 'string'],
+  ['endpoint-selector', 'string'],
+  ['endpoint-target-ports', 'string'],
+  ['refresh-metrics-interval', 'duration'],
+  ['refresh-prometheus-metrics-interval', 'duration'],
+  ['metrics-staleness-threshold', 'duration'],
+  ['model-server-metrics-scheme', 'string'],
+  ['model-server-metrics-path', 'string'],
+  ['model-server-metrics-port', 'string'],
+  ['model-server-metrics-https-insecure-skip-verify', 'bool'],
+  ['zap-devel', 'bool'],
+  ['zap-encoder', 'string'],
+  ['zap-log-level', 'string'],
+  ['zap-stacktrace-level', 'string'],
+  ['zap-time-encoding', 'string'],
+] as const;
+
+/** Deprecated upstream flags whose use is a startup error (epp-spec §4.5). */
+const REMOVED_METRIC_FLAGS = [
+  'total-queued-requests-metric',
+  'total-running-requests-metric',
+  'kv-cache-usage-percentage-metric',
+  'lora-info-metric',
+  'cache-info-metric',
+];
+
+function addServeCommand(program: Command): void {
+  const cmd = program
+    .command('serve')
+    .description('Serve Envoy ext_proc: pick an endpoint for every request (upstream flags accepted)')
+    .addOption(new Option('--grpc-port <port>', 'ext_proc gRPC port').default(9002).argParser(int('grpc-port', 0, 65535)))
+    .addOption(new Option('--grpc-health-port <port>', 'grpc.health.v1 port (plaintext)').default(9003).argParser(int('grpc-health-port', 0, 65535)))
+    .addOption(new Option('--metrics-port <port>', 'Prometheus /metrics port').default(9090).argParser(int('metrics-port', 0, 65535)))
+    .addOption(new Option('--secure-serving [bool]', 'serve ext_proc over TLS (self-signed unless --cert-path)').default(true).argParser(bool('secure-serving')))
+    .addOption(new Option('--cert-path <dir>', 'directory holding tls.crt and tls.key'))
+    .addOption(new Option('--health-checking [bool]', 'also serve grpc.health.v1 on the ext_proc port').default(false).argParser(bool('health-checking')))
+    .addOption(new Option('--config-file <path>', 'EndpointPickerConfig YAML file'))
+    .addOption(new Option('--config-text <yaml>', 'EndpointPickerConfig inline'))
+    .addOption(new Option('--endpoints <list>', 'static pool: ip:port[,ip:port...]'))
+    .addOption(new Option('--plugin-module <path>', 'load a module that registers plugin types (repeatable)').argParser(collect))
+    .addOption(new Option('--response-hook-timeout <duration>', 'timeout of one async response hook call').default(1000, '1s').argParser(duration('response-hook-timeout')))
+    .addOption(new Option('--response-queue-limit <n>', 'pending chunk-hook items per stream').default(1024).argParser(int('response-queue-limit', 1, 1 << 20)))
+    .addOption(new Option('--response-queue-overflow <policy>', 'when a stream queue is full: drop (skip those chunks\' hooks) or block (the reply waits)').choices(['drop', 'block']).default('drop'))
+    .addOption(new Option('--response-chunk-hooks <mode>', 'async: chunk hooks off the critical path; inline: each reply waits for them').choices(['async', 'inline']).default('async'))
+    .addOption(new Option('--max-request-body-bytes <n>', 'larger request bodies get 413').default(64 * 1024 * 1024).argParser(int('max-request-body-bytes', 1, 2 ** 31)))
+    .addOption(new Option('--shutdown-grace-period <duration>', 'on SIGTERM, how long open streams may finish').default(30_000, '30s').argParser(duration('shutdown-grace-period')))
+    .addOption(new Option('-v, --v <level>', 'log verbosity: 2 default, 3 verbose, 4 debug, 5 trace').default(2).argParser(int('v', -100, 100)));
+  for (const [name, kind] of ACCEPTED_NOT_IMPLEMENTED) {
+    const opt = kind === 'bool' ? new Option(`--${name} [bool]`).argParser(bool(name)) : new Option(`--${name} <value>`);
+    cmd.addOption(opt.hideHelp());
+  }
+  for (const name of REMOVED_METRIC_FLAGS) cmd.addOption(new Option(`--${name} <value>`).hideHelp());
+
+  cmd.action(async (opts: Record<string, unknown>) => {
+    for (const name of REMOVED_METRIC_FLAGS) {
+      const key = camel(name);
+      if (opts[key] !== undefined) {
+        throw new EppConfigError(`--${name} is no longer supported`, 'configure metric names with core-metrics-extractor engineConfigs in the EndpointPickerConfig');
+      }
+    }
+    const logger = createLogger({ verbosity: opts.v as number });
+    for (const [name] of ACCEPTED_NOT_IMPLEMENTED) {
+      if (opts[camel(name)] !== undefined) logger.warn({ flag: `--${name}` }, 'flag accepted for compatibility with upstream; it has no effect yet');
+    }
+    const endpoints = typeof opts.endpoints === 'string' ? opts.endpoints.split(',').filter((s) => s.trim() !== '') : [];
+    const epp = await startEpp({
+      grpcPort: opts.grpcPort as number,
+      grpcHealthPort: opts.grpcHealthPort as number,
+      secureServing: opts.secureServing as boolean,
+      certPath: opts.certPath as string | undefined,
+      healthChecking: opts.healthChecking as boolean,
+      config: configSourceFrom(opts.configFile as string | undefined, opts.configText as string | undefined),
+      endpoints,
+      pluginModules: (opts.pluginModule as string[] | undefined) ?? [],
+      responsePath: {
+        hookTimeoutMs: opts.responseHookTimeout as number,
+        queueLimit: opts.responseQueueLimit as number,
+        overflowPolicy: opts.responseQueueOverflow as 'drop' | 'block',
+        chunkHookMode: opts.responseChunkHooks as 'async' | 'inline',
+      },
+      maxRequestBodyBytes: opts.maxRequestBodyBytes as number,
+      shutdownGraceMs: opts.shutdownGracePeriod as number,
+      logger,
+    });
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down: no new streams; open streams may finish');
+      epp.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function buildProgram(): Command {
+  const program = new Command('epp')
+    .description('Endpoint Picker for LLM inference gateways (Envoy ext_proc)')
+    .showHelpAfterError()
+    .exitOverride();
+  addServeCommand(program);
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(normalizeGoFlags(argv), { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode);
+    if (err instanceof EppConfigError) {
+      process.stderr.write(`epp: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+if (process.argv[1] && /bin[\\/]epp(\.js)?$|cli[\\/]main\.ts$/.test(process.argv[1])) {
+  await main(process.argv.slice(2));
+}

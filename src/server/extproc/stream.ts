@@ -1,0 +1,416 @@
+/**
+ * One ext_proc stream = one HTTP request through Envoy (epp-spec §1). Envoy runs the filter in
+ * FULL_DUPLEX_STREAMED mode for both bodies:
+ *
+ *   request_headers        → nothing yet (or, for a body-less request, a random endpoint at once)
+ *   request_body* (EoS)    → director.route(); request-headers reply (destination, Content-Length, echoed
+ *                            headers, envoy.lb metadata), then the re-serialised body as ≤62,000-byte pieces
+ *   response_headers       → header hooks (awaited) → response-headers reply
+ *   response_body*         → streamed: each chunk answered at once (its hooks run later, in order);
+ *                            buffered: answered once at end of stream. The final reply waits for every hook
+ *                            and carries the hooks' dynamic metadata.
+ *   response_trailers      → finishes the response, then an empty trailers reply
+ *
+ * Messages are handled strictly in arrival order: while an asynchronous step runs (routing, header hooks,
+ * the final chunk), later messages wait in a small per-stream list. All state lives on this object.
+ */
+import type { JsonObject } from '@bufbuild/protobuf';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { Endpoint } from '../../framework/datalayer.ts';
+import { EppError, toError } from '../../framework/errors.ts';
+import type { Logger } from '../../framework/plugin.ts';
+import type { HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+import type { EppMetrics } from '../../observability/metrics.ts';
+import type { Director, RoutingDecision } from '../../runtime/director.ts';
+import {
+  DESTINATION_ENDPOINT_HEADER,
+  ENVOY_LB_NAMESPACE,
+  ensureRequestId,
+  isSystemOwnedHeader,
+  requestPath,
+} from '../../runtime/headers.ts';
+import { rewriteModelInResponse } from '../../runtime/model-rewrite.ts';
+import { isThenable } from '../../util/deferred.ts';
+import {
+  bodyResponses,
+  immediateResponse,
+  readHeaders,
+  requestHeadersResponse,
+  responseHeadersResponse,
+  responseTrailersResponse,
+  setHeader,
+} from './messages.ts';
+
+export interface ExtProcStreamContext {
+  readonly director: Director;
+  readonly metrics: EppMetrics;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Requests whose body exceeds this get a 413 ImmediateResponse. */
+  readonly maxRequestBodyBytes: number;
+  /** Called once when the stream is fully done (for draining and leak accounting). */
+  readonly onClosed: (stream: ExtProcStream) => void;
+}
+
+type State = 'request-headers' | 'request-body' | 'routing' | 'routed' | 'response-body' | 'done';
+
+type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
+
+export class ExtProcStream {
+  readonly #call: Call;
+  readonly #ctx: ExtProcStreamContext;
+  readonly #abort = new AbortController();
+  #state: State = 'request-headers';
+  #headers: Record<string, string> = {};
+  #requestId = '';
+  #receivedAt = 0;
+  #firstBodyAt = 0;
+  #body: Uint8Array[] = [];
+  #bodyBytes = 0;
+  #proxyMetadata: Record<string, Record<string, unknown>> = {};
+  #decision: RoutingDecision | undefined;
+  #streamingResponse = false;
+  #responseBody: Uint8Array[] | null = null;
+  #responseFinished = false;
+  #busy = false;
+  #pending: ProcessingRequest[] = [];
+  #closed = false;
+
+  constructor(call: Call, ctx: ExtProcStreamContext) {
+    this.#call = call;
+    this.#ctx = ctx;
+    call.on('data', (msg: ProcessingRequest) => this.#receive(msg));
+    call.on('end', () => this.#onEnd());
+    call.on('cancelled', () => this.#terminate('cancelled by the proxy'));
+    call.on('error', (err: Error) => this.#terminate(`stream error: ${err.message}`));
+  }
+
+  /** True once the stream finished and released its state. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Ends the stream from the server side (shutdown after the drain deadline). */
+  shutdown(): void {
+    this.#terminate('server shutting down');
+    if (!this.#call.destroyed) this.#call.end();
+  }
+
+  // ------------------------------------------------------------------ sequencing
+
+  #receive(msg: ProcessingRequest): void {
+    if (this.#state === 'done') return;
+    if (this.#busy) {
+      this.#pending.push(msg);
+      return;
+    }
+    this.#run(msg);
+  }
+
+  #run(first: ProcessingRequest): void {
+    let msg: ProcessingRequest | undefined = first;
+    while (msg !== undefined) {
+      let r: void | Promise<void>;
+      try {
+        r = this.#handle(msg);
+      } catch (err) {
+        this.#fail(err);
+        return;
+      }
+      if (isThenable(r)) {
+        this.#busy = true;
+        r.then(
+          () => {
+            this.#busy = false;
+            const next = this.#pending.shift();
+            if (next !== undefined && this.#state !== 'done') this.#run(next);
+          },
+          (err: unknown) => {
+            this.#busy = false;
+            this.#pending.length = 0;
+            this.#fail(err);
+          },
+        );
+        return;
+      }
+      msg = this.#pending.shift();
+      if (this.#state === 'done') return;
+    }
+  }
+
+  #handle(msg: ProcessingRequest): void | Promise<void> {
+    // Upstream replaces the request metadata with every message's metadata_context.
+    this.#proxyMetadata = (msg.metadataContext?.filterMetadata ?? {}) as Record<string, Record<string, unknown>>;
+    const req = msg.request;
+    switch (req.case) {
+      case 'requestHeaders':
+        return this.#onRequestHeaders(req.value);
+      case 'requestBody':
+        return this.#onRequestBody(req.value);
+      case 'requestTrailers':
+        return; // upstream sends nothing for request trailers
+      case 'responseHeaders':
+        return this.#onResponseHeaders(req.value);
+      case 'responseBody':
+        return this.#onResponseBody(req.value);
+      case 'responseTrailers':
+        return this.#onResponseTrailers();
+      default:
+        throw new EppError('BadRequest', 'ext_proc message carries no request phase');
+    }
+  }
+
+  // ------------------------------------------------------------------ request path
+
+  #onRequestHeaders(h: HttpHeaders): void {
+    if (this.#state !== 'request-headers') throw protocolError(`request_headers received in state ${this.#state}`);
+    this.#receivedAt = this.#ctx.now();
+    this.#headers = readHeaders(h);
+    this.#requestId = ensureRequestId(this.#headers);
+    this.#ctx.metrics.activeStreams.inc({ data_plane: 'ext_proc' });
+    if (!h.endOfStream) {
+      this.#state = 'request-body';
+      return;
+    }
+    // Body-less request (e.g. GET): a random endpoint, no scheduling and no plugins (upstream behaviour).
+    const endpoint = this.#ctx.director.pickRandomEndpoint();
+    if (!endpoint) throw new EppError('Internal', 'no pods available in datastore');
+    this.#state = 'routed';
+    this.#write(requestHeadersResponse(this.#echoRequestHeaders(endpoint.hostPort, 0), envoyLb(endpoint.hostPort)));
+  }
+
+  #onRequestBody(b: HttpBody): void | Promise<void> {
+    if (this.#state === 'request-headers') throw protocolError('request_body received before request_headers');
+    if (this.#state !== 'request-body') return; // a second end_of_stream (or late chunk) is ignored
+    if (this.#body.length === 0) this.#firstBodyAt = this.#ctx.now();
+    if (b.body.length > 0) {
+      this.#bodyBytes += b.body.length;
+      if (this.#bodyBytes > this.#ctx.maxRequestBodyBytes) {
+        this.#body = [];
+        throw new EppError('PayloadTooLarge', `request body exceeds ${this.#ctx.maxRequestBodyBytes} bytes`);
+      }
+      this.#body.push(b.body);
+    }
+    if (!b.endOfStream) return;
+    this.#ctx.metrics.requestBodyWait.observe((this.#ctx.now() - this.#firstBodyAt) / 1000);
+    this.#state = 'routing';
+    const parts = this.#body;
+    this.#body = [];
+    const body = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts, this.#bodyBytes);
+    return this.#route(body);
+  }
+
+  async #route(body: Uint8Array): Promise<void> {
+    const decision = await this.#ctx.director.route({
+      headers: this.#headers,
+      requestId: this.#requestId,
+      body,
+      path: requestPath(this.#headers),
+      proxyMetadata: this.#proxyMetadata,
+      receivedAt: this.#receivedAt,
+      signal: this.#abort.signal,
+    });
+    if (this.#state === 'done') {
+      // The stream ended while we were scheduling: the request will never run.
+      void decision.response.abort('stream ended before routing finished');
+      return;
+    }
+    this.#decision = decision;
+    this.#state = 'routed';
+    this.#write(requestHeadersResponse(this.#echoRequestHeaders(decision.destination, decision.body.length), envoyLb(decision.destination)));
+    for (const r of bodyResponses('requestBody', decision.body, true)) this.#write(r);
+    this.#ctx.logger.debug({ requestId: this.#requestId, destination: decision.destination }, 'EPP sent request body response(s) to proxy');
+  }
+
+  /** Destination first, then Content-Length, then every non-system request header (upstream order). */
+  #echoRequestHeaders(destination: string, contentLength: number) {
+    const out = [setHeader(DESTINATION_ENDPOINT_HEADER, destination)];
+    if (contentLength > 0) out.push(setHeader('Content-Length', String(contentLength)));
+    for (const [k, v] of Object.entries(this.#headers)) if (!isSystemOwnedHeader(k)) out.push(setHeader(k, v));
+    return out;
+  }
+
+  // ------------------------------------------------------------------ response path
+
+  #onResponseHeaders(h: HttpHeaders): void | Promise<void> {
+    if (this.#state !== 'routed') throw protocolError(`response_headers received in state ${this.#state}`);
+    this.#state = 'response-body';
+    const headers = readHeaders(h);
+    const statusText = headers[':status'] ?? headers.status ?? '200';
+    const status = Number.parseInt(statusText, 10) || 200;
+    const contentType = headers['content-type'] ?? '';
+    const decision = this.#decision;
+    this.#streamingResponse = (decision?.request.body.stream ?? false) || contentType.includes('text/event-stream');
+    if (!this.#streamingResponse) this.#responseBody = [];
+    const reply = (): void => {
+      const set = [setHeader('x-went-into-resp-headers', 'true')];
+      for (const [k, v] of Object.entries(headers)) if (!isSystemOwnedHeader(k)) set.push(setHeader(k, v));
+      this.#write(responseHeadersResponse(set));
+    };
+    if (!decision) return reply();
+    const r = decision.response.onHeaders(status, headers, this.#streamingResponse, this.#proxyMetadata);
+    if (r === undefined) return reply();
+    return r.then(reply);
+  }
+
+  #onResponseBody(b: HttpBody): void | Promise<void> {
+    if (this.#state === 'routed') this.#onResponseHeaders({ $typeName: 'envoy.service.ext_proc.v3.HttpHeaders', endOfStream: false });
+    if (this.#state !== 'response-body') throw protocolError(`response_body received in state ${this.#state}`);
+    if (this.#responseFinished) return; // nothing after the final chunk
+    const decision = this.#decision;
+    if (!this.#streamingResponse) {
+      if (b.body.length > 0) (this.#responseBody ??= []).push(b.body);
+      if (!b.endOfStream) return;
+      return this.#finishBuffered(true);
+    }
+    const data = decision ? rewriteModelInResponse(b.body, decision.request) : b.body;
+    if (!b.endOfStream) {
+      const r = decision?.response.onChunk(b.body, false);
+      if (r === undefined) {
+        for (const m of bodyResponses('responseBody', data, false)) this.#write(m);
+        return;
+      }
+      return r.then(() => {
+        for (const m of bodyResponses('responseBody', data, false)) this.#write(m);
+      });
+    }
+    this.#responseFinished = true;
+    if (!decision) {
+      for (const m of bodyResponses('responseBody', data, true)) this.#write(m);
+      return;
+    }
+    return decision.response.onChunk(b.body, true)?.then(() => {
+      for (const m of bodyResponses('responseBody', data, true, this.#metadata())) this.#write(m);
+      this.#ctx.logger.debug({ requestId: this.#requestId }, 'EPP sent response body back to proxy');
+    });
+  }
+
+  /** End of a buffered response: hooks and completion first, then the whole body with the metadata. */
+  #finishBuffered(endOfStream: boolean): Promise<void> | void {
+    this.#responseFinished = true;
+    const parts = this.#responseBody ?? [];
+    this.#responseBody = null;
+    const whole = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+    const decision = this.#decision;
+    if (!decision) {
+      for (const m of bodyResponses('responseBody', whole, endOfStream)) this.#write(m);
+      return;
+    }
+    const out = rewriteModelInResponse(whole, decision.request);
+    const r = decision.response.onChunk(whole, true);
+    const send = (): void => {
+      for (const m of bodyResponses('responseBody', out, endOfStream, this.#metadata())) this.#write(m);
+    };
+    return r === undefined ? send() : r.then(send);
+  }
+
+  #onResponseTrailers(): void | Promise<void> {
+    if (this.#state !== 'response-body' && this.#state !== 'routed') throw protocolError(`response_trailers received in state ${this.#state}`);
+    this.#state = 'response-body';
+    const trailers = (): void => this.#write(responseTrailersResponse());
+    if (this.#responseFinished) return trailers();
+    if (!this.#streamingResponse) {
+      // gRPC-style end: the buffered body goes out without end_of_stream, then the trailers reply.
+      const r = this.#finishBuffered(false);
+      return r === undefined ? trailers() : r.then(trailers);
+    }
+    this.#responseFinished = true;
+    const decision = this.#decision;
+    if (!decision) return trailers();
+    return decision.response.finish().then(() => {
+      const md = this.#metadata();
+      if (md) for (const m of bodyResponses('responseBody', new Uint8Array(0), false, md)) this.#write(m);
+      trailers();
+    });
+  }
+
+  #metadata(): JsonObject | undefined {
+    const md = this.#decision?.response.info.dynamicMetadata;
+    if (!md) return undefined;
+    for (const _ in md) return md as JsonObject;
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ ending
+
+  #write(msg: ProcessingResponse): void {
+    if (this.#state === 'done' && msg.response.case !== 'immediateResponse') return;
+    if (!this.#call.destroyed && this.#call.writable) this.#call.write(msg);
+  }
+
+  /** A request-path failure: one ImmediateResponse, then the stream ends cleanly. */
+  #fail(err: unknown): void {
+    if (this.#state === 'done') return;
+    if (err instanceof ProtocolError) {
+      this.#ctx.logger.warn({ requestId: this.#requestId, err: err.message }, 'ext_proc protocol violation; closing the stream');
+      this.#finishStream('protocol violation');
+      if (!this.#call.destroyed) this.#call.emit('error', { code: GrpcStatus.INVALID_ARGUMENT, details: err.message });
+      return;
+    }
+    const error = toEppError(err);
+    this.#ctx.metrics.requestErrorTotal.inc({
+      model_name: this.#decision?.request.incomingModel ?? '',
+      target_model_name: this.#decision?.request.targetModel ?? '',
+      error_code: error.code,
+    });
+    const status = error.httpStatus ?? 500;
+    const body = error.clientMessage;
+    if (status >= 500) this.#ctx.logger.error({ requestId: this.#requestId, err: error }, 'request failed');
+    else this.#ctx.logger.info({ requestId: this.#requestId, status, reason: error.message }, 'request rejected');
+    this.#write(immediateResponse(status, body));
+    this.#decision?.response.fail(error);
+    this.#finishStream('request failed');
+    if (!this.#call.destroyed) this.#call.end();
+  }
+
+  #onEnd(): void {
+    // Envoy half-closed: nothing more will arrive.
+    this.#finishStream('stream ended before the response completed');
+    if (!this.#call.destroyed) this.#call.end();
+  }
+
+  #terminate(reason: string): void {
+    this.#abort.abort(new Error(reason));
+    this.#finishStream(reason);
+  }
+
+  #finishStream(reason: string): void {
+    if (this.#state === 'done') return;
+    const wasActive = this.#state !== 'request-headers';
+    this.#state = 'done';
+    this.#pending.length = 0;
+    this.#body = [];
+    this.#responseBody = null;
+    if (!this.#abort.signal.aborted) this.#abort.abort(new Error(reason));
+    const decision = this.#decision;
+    const finalize = (): void => {
+      this.#closed = true;
+      if (wasActive) this.#ctx.metrics.activeStreams.dec({ data_plane: 'ext_proc' });
+      this.#ctx.onClosed(this);
+    };
+    if (decision && !decision.response.completed) {
+      decision.response.abort(reason).then(finalize, finalize);
+    } else {
+      finalize();
+    }
+  }
+}
+
+function envoyLb(destination: string): JsonObject {
+  return { [ENVOY_LB_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: destination } };
+}
+
+class ProtocolError extends Error {}
+
+function protocolError(message: string): ProtocolError {
+  return new ProtocolError(`unexpected ext_proc message: ${message}`);
+}
+
+function toEppError(err: unknown): EppError {
+  if (err instanceof EppError) return err;
+  const e = toError(err);
+  return new EppError('Internal', e.message, { cause: e });
+}
+
+export type { Endpoint };
