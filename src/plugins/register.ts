@@ -7,10 +7,6 @@ import { approxPrefixCacheProducerFactory } from './requestcontrol/approx-prefix
 import { inFlightLoadProducerFactory } from './requestcontrol/inflight-load-producer/index.ts';
 import { headerBasedTestingFilterFactory } from './scheduling/filter/header-based-testing-filter/index.ts';
 import { prefixCacheAffinityFilterFactory } from './scheduling/filter/prefix-cache-affinity-filter/index.ts';
-import { maxScorePickerFactory } from './scheduling/picker/max-score-picker/index.ts';
-import { randomPickerFactory } from './scheduling/picker/random-picker/index.ts';
-import { weightedRandomPickerFactory } from './scheduling/picker/weighted-random-picker/index.ts';
-import { singleProfileHandlerFactory } from './scheduling/profile/single-profile-handler/index.ts';
 import { kvCacheUtilizationScorerFactory } from './scheduling/scorer/kv-cache-utilization-scorer/index.ts';
 import { loraAffinityScorerFactory } from './scheduling/scorer/lora-affinity-scorer/index.ts';
 import { prefixCacheScorerFactory } from './scheduling/scorer/prefix-cache-scorer/index.ts';
@@ -38,10 +34,6 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   // --- parsers
   { type: OPENAI_PARSER_TYPE, factory: openAiParserFactory },
   // --- scheduling: profile handlers, pickers, scorers, filters
-  { type: 'single-profile-handler', factory: singleProfileHandlerFactory },
-  { type: 'max-score-picker', factory: maxScorePickerFactory },
-  { type: 'random-picker', factory: randomPickerFactory },
-  { type: 'weighted-random-picker', factory: weightedRandomPickerFactory },
   { type: 'queue-scorer', factory: queueScorerFactory },
   { type: 'kv-cache-utilization-scorer', factory: kvCacheUtilizationScorerFactory },
   { type: 'running-requests-size-scorer', factory: runningRequestsSizeScorerFactory },
