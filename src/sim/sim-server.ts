@@ -145,6 +145,11 @@ export class SimServer {
     return this.engine.state();
   }
 
+  /** True if `model` is a served model name or a registered LoRA adapter. */
+  hasModel(model: string): boolean {
+    return this.options.servedModelNames.includes(model) || this.#loras.has(model);
+  }
+
   /** Registered LoRA adapters, name → path, in registration order. */
   loras(): ReadonlyMap<string, string> {
     return this.#loras;
