@@ -181,6 +181,7 @@ export class StepEngine implements Engine {
       this.#publishState();
       return;
     }
+    this.#publishState(); // vLLM refreshes scheduler gauges once the step's batch is formed
     const durationMs = stepDurationMs({ decodeTokens, prefillTokens, decodeContextTokens }, o, rng);
     const endMs = startMs + durationMs;
     this.#timer = clock.setTimer(endMs, () => {
