@@ -1,7 +1,7 @@
-// Duration strings of the simulator's options: "250us", "12ms", "1.5s", "2m", or a bare number of milliseconds.
+// Duration strings of the simulator's options: "250us", "12ms", "1.5s", "2m", "1h", or a bare number of milliseconds.
 
-const UNIT_MS: Readonly<Record<string, number>> = { us: 0.001, µs: 0.001, ms: 1, s: 1000, m: 60_000 };
-const PATTERN = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(us|µs|ms|s|m)?\s*$/;
+const UNIT_MS: Readonly<Record<string, number>> = { us: 0.001, µs: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const PATTERN = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(us|µs|ms|s|m|h)?\s*$/;
 
 /** Parses a non-negative duration and returns it in milliseconds. Throws a RangeError naming `what` when invalid. */
 export function parseDurationMs(value: string | number, what = 'duration'): number {
