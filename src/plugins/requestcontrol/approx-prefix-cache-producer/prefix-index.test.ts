@@ -1,6 +1,36 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { PrefixIndex } from './prefix-index.ts';
+
+/** The obvious implementation: per endpoint, an array ordered least → most recently used. */
+class ReferenceIndex {
+  readonly lru = new Map<string, { capacity: number; order: bigint[] }>();
+  add(endpoint: string, capacity: number, hashes: readonly bigint[]): void {
+    let e = this.lru.get(endpoint);
+    if (e === undefined) {
+      e = { capacity, order: [] };
+      this.lru.set(endpoint, e);
+    }
+    for (const h of [...hashes].reverse()) {
+      e.order = e.order.filter((x) => x !== h);
+      e.order.push(h);
+      if (e.order.length > e.capacity) e.order.shift();
+    }
+  }
+  match(hashes: readonly bigint[]): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const h of hashes) {
+      const holders = [...this.lru].filter(([, e]) => e.order.includes(h)).map(([name]) => name);
+      if (holders.length === 0) break;
+      for (const n of holders) counts.set(n, (counts.get(n) ?? 0) + 1);
+    }
+    return counts;
+  }
+  remove(endpoint: string): void {
+    this.lru.delete(endpoint);
+  }
+}
 
 const h = (...xs: number[]) => xs.map((x) => BigInt(x));
 
@@ -67,5 +97,49 @@ describe('PrefixIndex', () => {
     assert.equal(index.size, 1);
     assert.deepEqual(index.match(h(1, 2)), new Map([['b', 1]]));
     index.removeEndpoint('missing');
+  });
+
+  it('reuses the slot of a removed endpoint without mixing up holders', () => {
+    const index = new PrefixIndex();
+    index.add('a', 10, h(1, 2));
+    index.add('b', 10, h(1));
+    index.removeEndpoint('a');
+    index.add('c', 10, h(2));
+    assert.deepEqual(index.match(h(1, 2)), new Map([['b', 1], ['c', 1]]));
+    assert.deepEqual(index.match(h(2)), new Map([['c', 1]]));
+  });
+
+  it('agrees with a reference implementation on random operation sequences', () => {
+    const endpoint = fc.constantFrom('a', 'b', 'c', 'd');
+    const hashes = fc.array(fc.integer({ min: 0, max: 12 }).map(BigInt), { maxLength: 8 });
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('add' as const), endpoint, capacity: fc.integer({ min: 1, max: 6 }), hashes }),
+      fc.record({ kind: fc.constant('remove' as const), endpoint }),
+      fc.record({ kind: fc.constant('match' as const), hashes }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const index = new PrefixIndex();
+        const ref = new ReferenceIndex();
+        for (const o of ops) {
+          if (o.kind === 'add') {
+            index.add(o.endpoint, o.capacity, o.hashes);
+            ref.add(o.endpoint, ref.lru.get(o.endpoint)?.capacity ?? o.capacity, o.hashes);
+          } else if (o.kind === 'remove') {
+            index.removeEndpoint(o.endpoint);
+            ref.remove(o.endpoint);
+          } else {
+            assert.deepEqual(index.match(o.hashes), ref.match(o.hashes));
+          }
+        }
+        let total = 0;
+        for (const [name, e] of ref.lru) {
+          assert.equal(index.blocksOf(name), e.order.length);
+          total += e.order.length;
+        }
+        assert.equal(index.size, total);
+      }),
+      { seed: 42, numRuns: 300 },
+    );
   });
 });

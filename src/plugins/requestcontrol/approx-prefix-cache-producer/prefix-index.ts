@@ -4,9 +4,14 @@
  *
  * Capacity is per endpoint, in blocks, fixed when the endpoint is first indexed (upstream behaviour). Entries
  * are `bigint` XXH64 values.
+ *
+ * Matching costs O(blocks × holders): a popular prefix can be held by every endpoint of the pool. Endpoints
+ * therefore get small integer slots, holder lists are arrays of slots, and the walk counts into a reused
+ * Int32Array; names are only looked up for the endpoints that matched.
  */
 
 interface EndpointEntry {
+  readonly slot: number;
   readonly capacityBlocks: number;
   /** Insertion-ordered: the first element is the least recently used. */
   readonly hashes: Set<bigint>;
@@ -14,7 +19,12 @@ interface EndpointEntry {
 
 export class PrefixIndex {
   readonly #endpoints = new Map<string, EndpointEntry>();
-  readonly #holders = new Map<bigint, Set<string>>();
+  /** Block hash → slots of the endpoints holding it (no duplicates, any order). */
+  readonly #holders = new Map<bigint, number[]>();
+  /** Slot → endpoint name (undefined for a free slot). */
+  readonly #names: Array<string | undefined> = [];
+  readonly #freeSlots: number[] = [];
+  #counts = new Int32Array(64);
   #size = 0;
 
   /**
@@ -26,10 +36,13 @@ export class PrefixIndex {
   add(endpoint: string, capacityBlocks: number, hashes: readonly bigint[]): void {
     let entry = this.#endpoints.get(endpoint);
     if (entry === undefined) {
-      entry = { capacityBlocks: Math.max(1, Math.floor(capacityBlocks)), hashes: new Set() };
+      const slot = this.#freeSlots.pop() ?? this.#names.length;
+      this.#names[slot] = endpoint;
+      entry = { slot, capacityBlocks: Math.max(1, Math.floor(capacityBlocks)), hashes: new Set() };
       this.#endpoints.set(endpoint, entry);
     }
     const lru = entry.hashes;
+    const slot = entry.slot;
     for (let i = hashes.length - 1; i >= 0; i--) {
       const h = hashes[i] as bigint;
       if (lru.delete(h)) {
@@ -38,17 +51,14 @@ export class PrefixIndex {
       }
       lru.add(h);
       this.#size++;
-      let holders = this.#holders.get(h);
-      if (holders === undefined) {
-        holders = new Set();
-        this.#holders.set(h, holders);
-      }
-      holders.add(endpoint);
+      const holders = this.#holders.get(h);
+      if (holders === undefined) this.#holders.set(h, [slot]);
+      else holders.push(slot);
       if (lru.size > entry.capacityBlocks) {
         const oldest = lru.values().next().value as bigint;
         lru.delete(oldest);
         this.#size--;
-        this.#dropHolder(oldest, endpoint);
+        this.#dropHolder(oldest, slot);
       }
     }
   }
@@ -59,22 +69,36 @@ export class PrefixIndex {
    * the number of blocks it holds within that shared prefix.
    */
   match(hashes: readonly bigint[]): Map<string, number> {
-    const counts = new Map<string, number>();
+    if (this.#counts.length < this.#names.length) this.#counts = new Int32Array(this.#names.length * 2);
+    const counts = this.#counts;
+    const touched: number[] = [];
     for (let i = 0; i < hashes.length; i++) {
       const holders = this.#holders.get(hashes[i] as bigint);
       if (holders === undefined) break;
-      for (const endpoint of holders) counts.set(endpoint, (counts.get(endpoint) ?? 0) + 1);
+      for (let j = 0; j < holders.length; j++) {
+        const slot = holders[j] as number;
+        const before = counts[slot] as number;
+        counts[slot] = before + 1;
+        if (before === 0) touched.push(slot);
+      }
     }
-    return counts;
+    const result = new Map<string, number>();
+    for (const slot of touched) {
+      result.set(this.#names[slot] as string, counts[slot] as number);
+      counts[slot] = 0;
+    }
+    return result;
   }
 
   /** Forgets an endpoint and all its blocks. */
   removeEndpoint(endpoint: string): void {
     const entry = this.#endpoints.get(endpoint);
     if (entry === undefined) return;
-    for (const h of entry.hashes) this.#dropHolder(h, endpoint);
+    for (const h of entry.hashes) this.#dropHolder(h, entry.slot);
     this.#size -= entry.hashes.size;
     this.#endpoints.delete(endpoint);
+    this.#names[entry.slot] = undefined;
+    this.#freeSlots.push(entry.slot);
   }
 
   /** Names of the indexed endpoints. */
@@ -97,10 +121,16 @@ export class PrefixIndex {
     return this.#size;
   }
 
-  #dropHolder(h: bigint, endpoint: string): void {
+  #dropHolder(h: bigint, slot: number): void {
     const holders = this.#holders.get(h);
     if (holders === undefined) return;
-    holders.delete(endpoint);
-    if (holders.size === 0) this.#holders.delete(h);
+    const i = holders.indexOf(slot);
+    if (i < 0) return;
+    if (holders.length === 1) {
+      this.#holders.delete(h);
+      return;
+    }
+    holders[i] = holders[holders.length - 1] as number;
+    holders.pop();
   }
 }

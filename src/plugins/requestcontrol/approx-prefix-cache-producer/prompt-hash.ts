@@ -79,14 +79,23 @@ export class PromptHasher {
     const seedInput = encoder.encode(salt.length > 0 ? model + salt : model);
     let prev = h64Raw(seedInput, 0n);
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    const work = limitBytes; // the chaining scratch area starts after the input region
-    const hashes: bigint[] = [];
-    for (let start = 0; start < inputBytes; start += blockBytes) {
-      const len = Math.min(blockBytes, inputBytes - start);
-      buf.copyWithin(work, start, start + len);
-      view.setBigUint64(work + len, prev, true);
-      prev = h64Raw(buf.subarray(work, work + len + 8), 0n);
-      hashes.push(prev);
+    // The chaining area (block ‖ previous hash) sits right after the input region; one view of it serves
+    // every full block, so the loop allocates nothing but the hashes themselves.
+    const work = limitBytes;
+    const fullBlock = buf.subarray(work, work + blockBytes + 8);
+    const fullBlocks = Math.floor(inputBytes / blockBytes);
+    const hashes: bigint[] = new Array(Math.ceil(inputBytes / blockBytes));
+    for (let b = 0; b < fullBlocks; b++) {
+      buf.copyWithin(work, b * blockBytes, (b + 1) * blockBytes);
+      view.setBigUint64(work + blockBytes, prev, true);
+      prev = h64Raw(fullBlock, 0n);
+      hashes[b] = prev;
+    }
+    const tail = inputBytes - fullBlocks * blockBytes;
+    if (tail > 0) {
+      buf.copyWithin(work, fullBlocks * blockBytes, inputBytes);
+      view.setBigUint64(work + tail, prev, true);
+      hashes[fullBlocks] = h64Raw(buf.subarray(work, work + tail + 8), 0n);
     }
     return hashes;
   }

@@ -1,0 +1,213 @@
+/**
+ * Scheduling benchmark: the cost of one scheduling decision with upstream's default profile, against a
+ * random pick measured in the same run.
+ *
+ * One op ("default") is what the director does per request between admission and preRequest:
+ *   build the per-request candidates (endpoint snapshot + fresh attribute map) for N endpoints,
+ *   run `approx-prefix-cache-producer.prepareData` (hash a ~3 KB prompt into 16-token blocks, match them
+ *   against a warm index), then `Scheduler.schedule` with queue-scorer ×2, kv-cache-utilization-scorer ×2,
+ *   prefix-cache-scorer ×3 and max-score-picker under single-profile-handler.
+ * The baseline op ("random") builds the same candidates and schedules with a profile holding only
+ * `random-picker` (no producer, no scorers): the floor of the scheduling path.
+ *
+ * Left out on purpose: request parsing, admission, preRequest (index update), metrics recording (no
+ * EppMetrics passed) and any I/O. No sleeps. Times are medians over batches; allocation is approximate:
+ * heap growth over a run with no GC in between (run with --expose-gc and a large young generation, which the
+ * script arranges by re-executing itself).
+ *
+ * The warm index holds each of 16 system prompts on 4 endpoints; `--hot-prefix` puts every system prompt on
+ * every endpoint instead (the worst case for matching: every block has N holders).
+ *
+ * Usage: node --import tsx bench/schedule.bench.ts [--quick] [--hot-prefix]
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Endpoint } from '../src/framework/datalayer.ts';
+import type { InferenceRequest } from '../src/framework/request.ts';
+import type { Candidate } from '../src/framework/scheduling.ts';
+import {
+  ApproxPrefixCacheProducer,
+  approxPrefixCacheProducerFactory,
+} from '../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
+import { MaxScorePicker } from '../src/plugins/scheduling/picker/max-score-picker/index.ts';
+import { RandomPicker } from '../src/plugins/scheduling/picker/random-picker/index.ts';
+import { SingleProfileHandler } from '../src/plugins/scheduling/profile/single-profile-handler/index.ts';
+import { KvCacheUtilizationScorer } from '../src/plugins/scheduling/scorer/kv-cache-utilization-scorer/index.ts';
+import { PrefixCacheScorer } from '../src/plugins/scheduling/scorer/prefix-cache-scorer/index.ts';
+import { QueueScorer } from '../src/plugins/scheduling/scorer/queue-scorer/index.ts';
+import { makeEndpoint, makeHandle, makeRequest, makeSchedulingResult } from '../src/plugins/scheduling/testing.ts';
+import { Scheduler } from '../src/runtime/scheduler.ts';
+import { Xoshiro128StarStar } from '../src/util/random.ts';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) {
+  // Re-run with a collectable heap and a young generation large enough that a measuring run triggers no GC.
+  const script = fileURLToPath(import.meta.url);
+  const res = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64', ...process.execArgv, script, ...process.argv.slice(2)],
+    { stdio: 'inherit' },
+  );
+  process.exit(res.status ?? 1);
+}
+
+const QUICK = process.argv.includes('--quick');
+const HOT_PREFIX = process.argv.includes('--hot-prefix');
+const SIZES = [5, 25, 100, 500] as const;
+const SYSTEM_PROMPTS = 16;
+const REQUESTS = 64;
+const random = new Xoshiro128StarStar(2024);
+
+function fleet(n: number): Endpoint[] {
+  return Array.from({ length: n }, (_, i) =>
+    makeEndpoint(
+      `pod-${i}-rank-0`,
+      {
+        waitingQueueSize: Math.floor(random.next() * 20),
+        runningRequestsSize: Math.floor(random.next() * 64),
+        kvCacheUsagePercent: random.next(),
+        cacheBlockSize: 16,
+        cacheNumBlocks: 30_000,
+        updateTime: 1,
+      },
+      { address: `10.1.${i >> 8}.${i & 255}`, port: 8000 },
+    ),
+  );
+}
+
+function systemPrompt(k: number): string {
+  return `System prompt #${k}: you are an assistant for team ${k}. `.repeat(60); // ≈ 3 KB
+}
+
+function requests(): InferenceRequest[] {
+  return Array.from({ length: REQUESTS }, (_, i) =>
+    makeRequest({
+      requestId: `r${i}`,
+      payload: { model: 'llama', prompt: `${systemPrompt(i % SYSTEM_PROMPTS)}Question ${i}: what is ${i} squared?` },
+      targetModel: 'llama',
+    }),
+  );
+}
+
+function candidatesFor(endpoints: readonly Endpoint[]): Candidate[] {
+  const out: Candidate[] = new Array(endpoints.length);
+  for (let i = 0; i < endpoints.length; i++) out[i] = { endpoint: endpoints[i] as Endpoint, attributes: new Map() };
+  return out;
+}
+
+interface Op {
+  run(request: InferenceRequest): unknown;
+}
+
+function setup(n: number): { def: Op; rnd: Op; reqs: InferenceRequest[] } {
+  const endpoints = fleet(n);
+  const handle = makeHandle({ endpoints, random });
+  const producer = approxPrefixCacheProducerFactory('approx-prefix-cache-producer', undefined, handle) as ApproxPrefixCacheProducer;
+  const reqs = requests();
+  // Warm index: each system prompt cached on a few endpoints (or on all, with --hot-prefix), as after traffic.
+  const signal = new AbortController().signal;
+  const placements = HOT_PREFIX ? SYSTEM_PROMPTS * n : SYSTEM_PROMPTS * 4;
+  for (let k = 0; k < placements; k++) {
+    const warm = makeRequest({ payload: { model: 'llama', prompt: systemPrompt(k % SYSTEM_PROMPTS) }, targetModel: 'llama' });
+    const cands = candidatesFor(endpoints);
+    producer.prepareData(warm, cands, signal);
+    const target = HOT_PREFIX ? Math.floor(k / SYSTEM_PROMPTS) : (k * 7) % n;
+    producer.preRequest(warm, makeSchedulingResult({ default: [cands[target] as Candidate] }), signal);
+  }
+  const defaultScheduler = new Scheduler(new SingleProfileHandler(), [
+    {
+      name: 'default',
+      filters: [],
+      scorers: [
+        { scorer: new QueueScorer(), weight: 2 },
+        { scorer: new KvCacheUtilizationScorer(), weight: 2 },
+        { scorer: new PrefixCacheScorer('prefix-cache-scorer', handle.logger), weight: 3 },
+      ],
+      picker: new MaxScorePicker('max-score-picker', random),
+    },
+  ]);
+  const randomScheduler = new Scheduler(new SingleProfileHandler(), [
+    { name: 'default', filters: [], scorers: [], picker: new RandomPicker('random-picker', random) },
+  ]);
+  return {
+    reqs,
+    def: {
+      run(request) {
+        const cands = candidatesFor(endpoints);
+        producer.prepareData(request, cands, signal);
+        return defaultScheduler.schedule(request, cands);
+      },
+    },
+    rnd: {
+      run(request) {
+        return randomScheduler.schedule(request, candidatesFor(endpoints));
+      },
+    },
+  };
+}
+
+interface Result {
+  medianUs: number;
+  p90Us: number;
+  bytesPerOp: number;
+}
+
+function measure(op: Op, reqs: readonly InferenceRequest[], n: number): Result {
+  // Batch so that one timed batch lasts ≈ 1 ms or more; median over batches.
+  const batch = Math.max(1, Math.round(400 / n));
+  const batches = QUICK ? 60 : 300;
+  let sink: unknown;
+  for (let i = 0; i < 2000 / Math.sqrt(n); i++) sink = op.run(reqs[i % reqs.length] as InferenceRequest);
+  const perOpUs: number[] = [];
+  let r = 0;
+  for (let b = 0; b < batches; b++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < batch; i++) sink = op.run(reqs[r++ % reqs.length] as InferenceRequest);
+    perOpUs.push(Number(process.hrtime.bigint() - t0) / 1000 / batch);
+  }
+  perOpUs.sort((a, b) => a - b);
+  // Allocation: heap growth over a short run right after a full GC; retried smaller if a GC slipped in.
+  let ops = Math.max(20, Math.round(20_000 / n));
+  let bytesPerOp = NaN;
+  for (let attempt = 0; attempt < 5 && Number.isNaN(bytesPerOp); attempt++) {
+    gc?.();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < ops; i++) sink = op.run(reqs[i % reqs.length] as InferenceRequest);
+    const grown = process.memoryUsage().heapUsed - before;
+    if (grown > 0) bytesPerOp = grown / ops;
+    else ops = Math.max(5, Math.floor(ops / 2));
+  }
+  if (sink === undefined) throw new Error('unreachable');
+  return {
+    medianUs: perOpUs[Math.floor(perOpUs.length / 2)] as number,
+    p90Us: perOpUs[Math.floor(perOpUs.length * 0.9)] as number,
+    bytesPerOp,
+  };
+}
+
+const rows: string[][] = [];
+for (const n of SIZES) {
+  const { def, rnd, reqs } = setup(n);
+  const d = measure(def, reqs, n);
+  const x = measure(rnd, reqs, n);
+  rows.push([
+    String(n),
+    d.medianUs.toFixed(1),
+    d.p90Us.toFixed(1),
+    (d.bytesPerOp / 1024).toFixed(1),
+    x.medianUs.toFixed(1),
+    (x.bytesPerOp / 1024).toFixed(1),
+    (d.medianUs / x.medianUs).toFixed(1),
+  ]);
+}
+
+const header = ['endpoints', 'default µs (median)', 'default µs (p90)', 'default KiB/op', 'random µs (median)', 'random KiB/op', 'ratio'];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(' | ')} |`;
+console.log(
+  `node ${process.version}, ${QUICK ? 'quick' : 'full'} run, ${HOT_PREFIX ? 'hot prefix (every endpoint holds every prompt)' : 'each prompt on 4 endpoints'}; ` +
+    'one op = candidates + prefix prepareData + schedule',
+);
+console.log(line(header));
+console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+for (const r of rows) console.log(line(r));
