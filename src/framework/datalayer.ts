@@ -18,6 +18,11 @@ export interface EndpointMetadata {
   readonly port: number;
   /** `host:port` the metrics are scraped from. */
   readonly metricsHost: string;
+  /**
+   * Per-endpoint metrics path (from an endpoints file) overriding the data source's `path` parameter.
+   * Undefined in the other discovery modes.
+   */
+  readonly metricsPath?: string;
   /** Pod labels (or labels from an endpoints file), e.g. `inference.networking.k8s.io/engine-type: vllm`. */
   readonly labels: Readonly<Record<string, string>>;
 }
