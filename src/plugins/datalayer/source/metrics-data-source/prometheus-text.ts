@@ -156,6 +156,8 @@ function unescapeHelp(s: string): string {
  * the line terminator. `line` computes the line number lazily (only for errors).
  */
 function parseSampleRest(text: string, name: string, i: number, end: number, line: () => number): PrometheusSample {
+  // Blanks may separate the name from the label set (Go's parser allows it).
+  while (i < end && isBlank(text.charCodeAt(i))) i++;
   let c = i < end ? text.charCodeAt(i) : -1;
   const labels: Record<string, string> = {};
   if (c === CH_LBRACE) {
@@ -235,9 +237,8 @@ function parseSampleRest(text: string, name: string, i: number, end: number, lin
     }
   }
   // Value (required) and timestamp (optional), separated by blanks.
-  const ws = i;
   while (i < end && isBlank(text.charCodeAt(i))) i++;
-  if (i === ws) throw new PrometheusParseError(line(), i < end ? 'expected a blank before the value' : `sample '${name}' has no value`);
+  if (i === end) throw new PrometheusParseError(line(), `sample '${name}' has no value`);
   const vs = i;
   while (i < end && !isBlank(text.charCodeAt(i))) i++;
   const value = parseNumber(text.slice(vs, i), line, 'value');
