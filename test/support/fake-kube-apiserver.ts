@@ -165,6 +165,8 @@ export class FakeKubeApiServer {
         '- name: fake',
         '  cluster:',
         `    server: ${this.url}`,
+        // client-node refuses plain http unless TLS verification is explicitly off.
+        '    insecure-skip-tls-verify: true',
         'users:',
         '- name: fake',
         '  user: {}',
