@@ -20,6 +20,8 @@ import { MAX_SCORE_PICKER_TYPE, maxScorePickerFactory } from './scheduling/picke
 import { RANDOM_PICKER_TYPE, randomPickerFactory } from './scheduling/picker/random-picker/index.ts';
 import { WEIGHTED_RANDOM_PICKER_TYPE, weightedRandomPickerFactory } from './scheduling/picker/weighted-random-picker/index.ts';
 import { SINGLE_PROFILE_HANDLER_TYPE, singleProfileHandlerFactory } from './scheduling/profile/single-profile-handler/index.ts';
+import { METRICS_DATA_SOURCE_TYPE, metricsDataSourceFactory } from './datalayer/source/metrics-data-source/index.ts';
+import { CORE_METRICS_EXTRACTOR_TYPE, coreMetricsExtractorFactory } from './datalayer/extractor/core-metrics-extractor/index.ts';
 
 export interface PluginTypeRegistration {
   readonly type: string;
@@ -47,6 +49,8 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   { type: RANDOM_PICKER_TYPE, factory: randomPickerFactory },
   { type: WEIGHTED_RANDOM_PICKER_TYPE, factory: weightedRandomPickerFactory },
   // --- data layer: sources, extractors
+  { type: METRICS_DATA_SOURCE_TYPE, factory: metricsDataSourceFactory },
+  { type: CORE_METRICS_EXTRACTOR_TYPE, factory: coreMetricsExtractorFactory },
 ];
 
 /**
