@@ -8,6 +8,7 @@ import { EppConfigError } from '../framework/errors.ts';
 import { createLogger } from '../observability/logger.ts';
 import { configSourceFrom, startEpp } from '../server/epp.ts';
 import { parseGoDuration } from '../util/duration.ts';
+import { registerSimCommand } from '../sim/index.ts';
 
 /** Go's flag package accepts `-name` as well as `--name`; commander wants `--name` for long options. */
 export function normalizeGoFlags(argv: readonly string[]): string[] {
@@ -163,6 +164,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   addServeCommand(program);
+  registerSimCommand(program);
   return program;
 }
 

@@ -14,8 +14,9 @@
  * 6. The FIFO is bounded (`queueLimit`). Overflow policy `drop` (default) skips the hooks of chunks that meet a
  *    full queue (they see a gap in `chunk.index`), `block` makes the chunk's reply wait for room. Both counted.
  * 7. A hook that throws or rejects is logged once per stream and plugin, and counted; a hook that outlives
- *    `hookTimeoutMs` is abandoned, counted, and skipped for the rest of this stream (so a hung plugin delays
- *    a stream's end by at most one timeout). The stream itself never fails because of a hook.
+ *    `hookTimeoutMs` is abandoned and counted; a chunk hook that timed out is skipped for the rest of this
+ *    stream's chunks (so a hung plugin delays a stream's end by about one timeout), but its completion hook
+ *    still runs, so it can release what it holds. The stream itself never fails because of a hook.
  *
  * JavaScript runs hooks on one thread: the FIFO takes a hook's *waiting* (I/O) off the stream, not its CPU.
  */
@@ -404,7 +405,7 @@ export class ResponseStream {
   ): Promise<void> | undefined {
     for (let i = from; i < hooks.length; i++) {
       const hook = hooks[i] as H;
-      if (this.#quarantined !== null && this.#quarantined.has(hook)) continue;
+      if (phase === PHASE_CHUNK && this.#quarantined !== null && this.#quarantined.has(hook)) continue;
       let r: unknown;
       try {
         r = call(hook, this.#signal());
@@ -473,7 +474,7 @@ export class ResponseStream {
   #hookTimedOut(hook: Plugin, phase: ResponseHookPhase): void {
     const tn = hook.typedName;
     this.#ctx.metrics.responseHookTimeouts.inc({ extension_point: phase, plugin_type: tn.type, plugin_name: tn.name });
-    (this.#quarantined ??= new Set()).add(hook);
+    if (phase === PHASE_CHUNK) (this.#quarantined ??= new Set()).add(hook);
     // Tell the abandoned call to stop, and give later hooks a fresh signal.
     this.#hookAbort?.abort(new Error(`hook timed out after ${this.#ctx.options.hookTimeoutMs}ms`));
     this.#hookAbort = null;

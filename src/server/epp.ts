@@ -16,9 +16,10 @@ import { PluginRegistry } from '../runtime/plugin-registry.ts';
 import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../runtime/response-stream.ts';
 import { Scheduler } from '../runtime/scheduler.ts';
 import { systemClock } from '../util/clock.ts';
+import { createRandomSource } from '../util/random.ts';
 import { ExtProcServer } from './extproc/server.ts';
 import { startHealthServer } from './health.ts';
-import { generateSelfSignedCertificate, loadCertificate, type TlsMaterial } from './tls.ts';
+import type { TlsMaterial } from './tls.ts';
 import type { Server } from '@grpc/grpc-js';
 
 export interface EppOptions {
@@ -102,7 +103,7 @@ async function loadPluginModules(registry: PluginRegistry, files: readonly strin
 
 export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   const clock = o.clock ?? systemClock;
-  const random = o.random ?? { next: Math.random };
+  const random = o.random ?? createRandomSource();
   const metrics = o.metrics ?? new EppMetrics();
   metrics.info.set({ commit: process.env.EPP_COMMIT ?? 'dev', build_ref: process.env.EPP_BUILD_REF ?? 'dev' }, 1);
   const registry = PluginRegistry.withBuiltins();
@@ -138,7 +139,11 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   });
 
   let tls: TlsMaterial | undefined;
-  if (o.secureServing) tls = o.certPath ? loadCertificate(o.certPath) : await generateSelfSignedCertificate();
+  if (o.secureServing) {
+    // Loaded on demand: the X.509 tooling is only needed when TLS is on.
+    const { generateSelfSignedCertificate, loadCertificate } = await import('./tls.ts');
+    tls = o.certPath ? loadCertificate(o.certPath) : await generateSelfSignedCertificate();
+  }
   const readyStore = store;
   const server = new ExtProcServer({
     director,

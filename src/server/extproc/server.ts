@@ -54,6 +54,12 @@ export class ExtProcServer {
     return this.#streams.size;
   }
 
+  /** Resolves once no stream is open (every stream's completion has run). */
+  whenIdle(): Promise<void> {
+    if (this.#streams.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+  }
+
   get port(): number {
     return this.#port;
   }
