@@ -1,0 +1,52 @@
+/** Upstream's example EndpointPickerConfig files load unchanged; broken configs fail with precise errors. */
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { test } from 'node:test';
+import { loadConfig } from '../src/config/loader.ts';
+import { silentLogger } from '../src/observability/logger.ts';
+import { PluginRegistry } from '../src/runtime/plugin-registry.ts';
+import { createRandomSource } from '../src/util/random.ts';
+
+const FIXTURES = new URL('../../shared/fixtures/upstream-configs/', import.meta.url);
+
+function load(text: string, origin = 'test.yaml') {
+  return loadConfig({ text, origin }, {
+    registry: PluginRegistry.withBuiltins(),
+    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
+  });
+}
+
+for (const file of readdirSync(FIXTURES).filter((f) => f.endsWith('.yaml'))) {
+  test(`upstream config ${file} loads unchanged`, () => {
+    const cfg = load(readFileSync(new URL(file, FIXTURES), 'utf8'), file);
+    assert.equal(cfg.profiles.length, 1);
+    assert.equal(cfg.parser.typedName.type, 'openai-parser');
+    assert.ok(cfg.profiles[0]!.picker);
+  });
+}
+
+test('the built-in default has upstream weights and auto-adds the prefix producer', () => {
+  const cfg = load(readFileSync(new URL('built-in-default.yaml', FIXTURES), 'utf8'));
+  assert.deepEqual(cfg.profiles[0]!.scorers.map((s) => [s.scorer.typedName.type, s.weight]), [
+    ['queue-scorer', 2],
+    ['kv-cache-utilization-scorer', 2],
+    ['prefix-cache-scorer', 3],
+  ]);
+  assert.equal(cfg.profiles[0]!.picker.typedName.type, 'max-score-picker');
+  assert.ok(cfg.plugins.some((p) => p.typedName.type === 'approx-prefix-cache-producer'));
+});
+
+const HEAD = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n';
+for (const [name, body, pattern] of [
+  ['unknown field', 'plugins:\n- type: queue-scorer\n  paramters: {}\n', /test\.yaml: plugins\[0\]: unknown field 'paramters'.*fix: remove the field/],
+  ['unknown plugin type', 'plugins:\n- type: queue-scorr\n', /plugins\[0\]\.type: plugin type 'queue-scorr' is not registered.*fix: use one of: .*queue-scorer/],
+  ['undefined reference', 'plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: nope\n', /schedulingProfiles\[default\]\.plugins\[0\]\.pluginRef: references undefined plugin 'nope'/],
+  ['duplicate name', 'plugins:\n- type: queue-scorer\n- type: queue-scorer\n', /duplicate plugin name 'queue-scorer'/],
+  ['bad parameter', 'plugins:\n- type: max-score-picker\n  parameters: {maxNumOfEndpoints: -1}\n', /max-score-picker.*maxNumOfEndpoints/],
+  ['unknown gate', 'featureGates: [warpDrive]\n', /featureGates\[0\]: feature gate 'warpDrive' is unknown/],
+  ['bad yaml', 'plugins: [\n', /failed to decode configuration JSON\/YAML/],
+] as const) {
+  test(`a broken config fails with a precise error: ${name}`, () => {
+    assert.throws(() => load(HEAD + body), pattern);
+  });
+}
