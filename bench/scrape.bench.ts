@@ -1,0 +1,210 @@
+/**
+ * Scrape benchmark: the data layer polling 100 fake vLLM servers every 50 ms (2000 scrapes/s).
+ *
+ * One op = one scrape: HTTP GET over a kept-alive connection, read the ~28 KB body, parse, extract, commit a
+ * new endpoint snapshot. The fake servers (a child process, so their CPU is not counted) answer from
+ * pre-rendered realistic vLLM expositions (~200 series, test/fixtures/metrics/render-vllm.ts):
+ *   - `busy`: every response differs (counters and gauges move), so nothing can be skipped;
+ *   - `idle`: the body never changes (an idle server), so skipping unchanged bodies pays off.
+ * Variants of the metrics-data-source:
+ *   - `full`:      validate and parse every line (what a generic parser does);
+ *   - `selective`: seek only the families the extractor needs for the endpoint's engine (the default);
+ *   - `selective+skip`: also reuse the previous parse when the body is byte-identical (the default).
+ * Conditional requests (ETag/If-None-Match) are not tried: vLLM's prometheus_client endpoint sends no
+ * validators, so they would never apply against a real server.
+ *
+ * Reported per config: the EPP process's CPU share of one core (process.cpuUsage over wall time) and the
+ * parse cost per scrape (parser time / parses), as medians over measurement windows; plus scrapes/s achieved.
+ * A micro-benchmark of the two parsers on the same body follows. Deliberately left out: TLS, Kubernetes
+ * discovery (no cost at steady state), and request-path load on the same process.
+ *
+ * Usage: npm run bench:scrape [-- --servers 100 --interval-ms 50 --windows 5 --window-ms 1000]
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { startDataLayer, IntervalTicker, systemClock } from '../src/datalayer/index.ts';
+import type { Logger } from '../src/framework/plugin.ts';
+import { coreMetricsExtractorFactory, type CoreMetricsExtractor } from '../src/plugins/datalayer/extractor/core-metrics-extractor/index.ts';
+import { MetricsDataSource } from '../src/plugins/datalayer/source/metrics-data-source/index.ts';
+import { parsePrometheusText, parseSelectedFamilies } from '../src/plugins/datalayer/source/metrics-data-source/prometheus-text.ts';
+import { DEFAULT_VLLM_STATE, renderVllmExposition, countSeries } from '../test/fixtures/metrics/render-vllm.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    servers: { type: 'string', default: '100' },
+    'interval-ms': { type: 'string', default: '50' },
+    windows: { type: 'string', default: '5' },
+    'window-ms': { type: 'string', default: '1000' },
+    'warmup-ms': { type: 'string', default: '1500' },
+  },
+});
+const SERVERS = Number(args.servers);
+const INTERVAL_MS = Number(args['interval-ms']);
+const WINDOWS = Number(args.windows);
+const WINDOW_MS = Number(args['window-ms']);
+const WARMUP_MS = Number(args['warmup-ms']);
+
+/** Pre-rendered bodies per server: a ring of distinct states for `busy`, a single one for `idle`. */
+function bodies(seed: number, mode: 'busy' | 'idle'): string[] {
+  const n = mode === 'busy' ? 32 : 1;
+  return Array.from({ length: n }, (_, i) =>
+    renderVllmExposition({
+      ...DEFAULT_VLLM_STATE,
+      running: (seed + i) % 17,
+      waiting: (seed * 7 + i) % 5,
+      kvUsage: ((seed * 13 + i * 7) % 100) / 100,
+      requestsDone: 1000 + seed * 31 + i * 3,
+    }),
+  );
+}
+
+// ------------------------------------------------------------------------------------------------------
+// Child process: the fake model servers.
+if (process.env.SCRAPE_BENCH_ROLE === 'servers') {
+  let mode: 'busy' | 'idle' = 'busy';
+  const rings: string[][] = [];
+  const cursors: number[] = [];
+  const ports: number[] = [];
+  for (let s = 0; s < SERVERS; s++) {
+    rings.push(bodies(s, 'busy'));
+    cursors.push(0);
+    const idx = s;
+    const server = createServer((_req, res) => {
+      const ring = rings[idx] as string[];
+      const body = mode === 'idle' ? (ring[0] as string) : (ring[(cursors[idx] = ((cursors[idx] ?? 0) + 1) % ring.length)] as string);
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    server.keepAliveTimeout = 60_000;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    ports.push((server.address() as AddressInfo).port);
+  }
+  process.on('message', (m: { mode: 'busy' | 'idle' }) => {
+    mode = m.mode;
+    process.send?.({ ack: mode });
+  });
+  process.send?.({ ports });
+} else {
+  await main();
+}
+
+async function main(): Promise<void> {
+  const child: ChildProcess = fork(new URL(import.meta.url).pathname, process.argv.slice(2), {
+    env: { ...process.env, SCRAPE_BENCH_ROLE: 'servers' },
+    execArgv: ['--import', 'tsx'],
+  });
+  const ports = await new Promise<number[]>((resolve) => child.once('message', (m: { ports: number[] }) => resolve(m.ports)));
+  const setMode = (mode: 'busy' | 'idle') =>
+    new Promise<void>((resolve) => {
+      child.once('message', () => resolve());
+      child.send({ mode });
+    });
+
+  const sample = bodies(0, 'busy')[0] as string;
+  console.log(`# scrape benchmark: ${SERVERS} fake vLLM servers × every ${INTERVAL_MS} ms = ${(SERVERS * 1000) / INTERVAL_MS} scrapes/s`);
+  console.log(`# body: ${sample.length} bytes, ${countSeries(sample)} series; node ${process.version}; ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`);
+  console.log(`# medians over ${WINDOWS} windows of ${WINDOW_MS} ms after ${WARMUP_MS} ms warm-up`);
+  console.log('| server bodies | variant | EPP CPU (% of one core) | parse µs/scrape | scrapes/s | parses/s |');
+  console.log('|---|---|---|---|---|---|');
+
+  const variants = [
+    { name: 'full', selectiveParse: false, skipUnchangedBodies: false },
+    { name: 'selective', selectiveParse: true, skipUnchangedBodies: false },
+    { name: 'selective+skip', selectiveParse: true, skipUnchangedBodies: true },
+  ] as const;
+  for (const mode of ['busy', 'idle'] as const) {
+    await setMode(mode);
+    for (const v of variants) {
+      const r = await runConfig(ports, v);
+      console.log(`| ${mode} | ${v.name} | ${r.cpuPct.toFixed(1)} | ${Number.isNaN(r.parseUs) ? '–' : r.parseUs.toFixed(1)} | ${r.scrapesPerSec.toFixed(0)} | ${r.parsesPerSec.toFixed(0)} |`);
+    }
+  }
+  child.kill();
+  microParse(sample);
+}
+
+const silent: Logger = {
+  error() {},
+  warn() {},
+  info() {},
+  debug() {},
+  trace() {},
+  child: () => silent,
+  isLevelEnabled: () => false,
+};
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnchangedBodies: boolean }) {
+  const source = new MetricsDataSource('metrics', { scheme: 'http', path: '/metrics', insecureSkipVerify: true, ...v });
+  const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [] }) as CoreMetricsExtractor;
+  const dl = await startDataLayer({
+    static: ports.map((p) => `127.0.0.1:${p}`),
+    refreshIntervalMs: INTERVAL_MS,
+    sources: [{ source, extractors: [extractor] }],
+    logger: silent,
+    clock: systemClock,
+    ticker: new IntervalTicker(),
+  });
+  await sleep(WARMUP_MS);
+  const cpu: number[] = [];
+  const parse: number[] = [];
+  const scrapes: number[] = [];
+  const parses: number[] = [];
+  for (let w = 0; w < WINDOWS; w++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const s0 = { ...source.stats };
+    await sleep(WINDOW_MS);
+    const dt = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    const s1 = source.stats;
+    cpu.push(((c.user + c.system) / 1000 / dt) * 100);
+    const np = s1.parses - s0.parses;
+    parse.push(np > 0 ? ((s1.parseMs - s0.parseMs) * 1000) / np : NaN);
+    scrapes.push(((s1.polls - s0.polls) * 1000) / dt);
+    parses.push((np * 1000) / dt);
+  }
+  await dl.close();
+  const failures = source.stats.failures;
+  if (failures > 0) console.log(`#   (${failures} failed polls in this config)`);
+  return { cpuPct: median(cpu), parseUs: median(parse.filter((x) => !Number.isNaN(x))), scrapesPerSec: median(scrapes), parsesPerSec: median(parses) };
+}
+
+function microParse(body: string): void {
+  const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [] }) as CoreMetricsExtractor;
+  const wanted = extractor.inputKeysFor({ name: 'e', namespace: 'n', podName: 'p', address: 'a', port: 1, metricsHost: 'a:1', labels: {} });
+  const runs = (fn: () => unknown): number => {
+    const per: number[] = [];
+    for (let r = 0; r < 9; r++) {
+      const n = 500;
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) fn();
+      per.push(((performance.now() - t0) * 1000) / n);
+    }
+    return median(per);
+  };
+  for (let i = 0; i < 2000; i++) {
+    parsePrometheusText(body);
+    parseSelectedFamilies(body, wanted);
+  }
+  const buf = Buffer.from(body);
+  console.log('\n# parser micro-benchmark on the same body (median of 9 × 500 parses)');
+  console.log('| parser | µs/parse |');
+  console.log('|---|---|');
+  console.log(`| full (parsePrometheusText) | ${runs(() => parsePrometheusText(body)).toFixed(1)} |`);
+  console.log(`| selective (parseSelectedFamilies, ${wanted.size} vLLM families) | ${runs(() => parseSelectedFamilies(body, wanted)).toFixed(1)} |`);
+  console.log(`| utf-8 decode of the body | ${runs(() => buf.toString('utf8')).toFixed(1)} |`);
+  console.log(`| unchanged-body check (Buffer.equals) | ${runs(() => buf.equals(Buffer.from(buf))).toFixed(1)} (incl. a copy) |`);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
