@@ -18,7 +18,8 @@
  * A micro-benchmark of the two parsers on the same body follows. Deliberately left out: TLS, Kubernetes
  * discovery (no cost at steady state), and request-path load on the same process.
  *
- * Usage: npm run bench:scrape [-- --servers 100 --interval-ms 50 --windows 5 --window-ms 1000]
+ * Usage: npm run bench:scrape [-- --servers 100 --interval-ms 50 --windows 5 --window-ms 1000
+ *        --modes busy,idle --variants full,selective,selective+skip --no-micro]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -39,6 +40,9 @@ const { values: args } = parseArgs({
     windows: { type: 'string', default: '5' },
     'window-ms': { type: 'string', default: '1000' },
     'warmup-ms': { type: 'string', default: '1500' },
+    modes: { type: 'string', default: 'busy,idle' },
+    variants: { type: 'string', default: 'full,selective,selective+skip' },
+    'no-micro': { type: 'boolean', default: false },
   },
 });
 const SERVERS = Number(args.servers);
@@ -61,41 +65,12 @@ function bodies(seed: number, mode: 'busy' | 'idle'): string[] {
   );
 }
 
-// ------------------------------------------------------------------------------------------------------
-// Child process: the fake model servers.
-if (process.env.SCRAPE_BENCH_ROLE === 'servers') {
-  let mode: 'busy' | 'idle' = 'busy';
-  const rings: string[][] = [];
-  const cursors: number[] = [];
-  const ports: number[] = [];
-  for (let s = 0; s < SERVERS; s++) {
-    rings.push(bodies(s, 'busy'));
-    cursors.push(0);
-    const idx = s;
-    const server = createServer((_req, res) => {
-      const ring = rings[idx] as string[];
-      const body = mode === 'idle' ? (ring[0] as string) : (ring[(cursors[idx] = ((cursors[idx] ?? 0) + 1) % ring.length)] as string);
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    });
-    server.keepAliveTimeout = 60_000;
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    ports.push((server.address() as AddressInfo).port);
-  }
-  process.on('message', (m: { mode: 'busy' | 'idle' }) => {
-    mode = m.mode;
-    process.send?.({ ack: mode });
-  });
-  process.send?.({ ports });
-} else {
-  await main();
-}
-
 async function main(): Promise<void> {
   const child: ChildProcess = fork(new URL(import.meta.url).pathname, process.argv.slice(2), {
     env: { ...process.env, SCRAPE_BENCH_ROLE: 'servers' },
     execArgv: ['--import', 'tsx'],
   });
+  process.on('exit', () => child.kill());
   const ports = await new Promise<number[]>((resolve) => child.once('message', (m: { ports: number[] }) => resolve(m.ports)));
   const setMode = (mode: 'busy' | 'idle') =>
     new Promise<void>((resolve) => {
@@ -107,7 +82,7 @@ async function main(): Promise<void> {
   console.log(`# scrape benchmark: ${SERVERS} fake vLLM servers × every ${INTERVAL_MS} ms = ${(SERVERS * 1000) / INTERVAL_MS} scrapes/s`);
   console.log(`# body: ${sample.length} bytes, ${countSeries(sample)} series; node ${process.version}; ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`);
   console.log(`# medians over ${WINDOWS} windows of ${WINDOW_MS} ms after ${WARMUP_MS} ms warm-up`);
-  console.log('| server bodies | variant | EPP CPU (% of one core) | parse µs/scrape | scrapes/s | parses/s |');
+  console.log('| server bodies | variant | EPP CPU, % of one core (of which kernel) | parse µs/scrape | scrapes/s | parses/s |');
   console.log('|---|---|---|---|---|---|');
 
   const variants = [
@@ -115,15 +90,17 @@ async function main(): Promise<void> {
     { name: 'selective', selectiveParse: true, skipUnchangedBodies: false },
     { name: 'selective+skip', selectiveParse: true, skipUnchangedBodies: true },
   ] as const;
-  for (const mode of ['busy', 'idle'] as const) {
+  const modes = (args.modes ?? '').split(',') as Array<'busy' | 'idle'>;
+  const selected = variants.filter((v) => (args.variants ?? '').split(',').includes(v.name));
+  for (const mode of modes) {
     await setMode(mode);
-    for (const v of variants) {
+    for (const v of selected) {
       const r = await runConfig(ports, v);
-      console.log(`| ${mode} | ${v.name} | ${r.cpuPct.toFixed(1)} | ${Number.isNaN(r.parseUs) ? '–' : r.parseUs.toFixed(1)} | ${r.scrapesPerSec.toFixed(0)} | ${r.parsesPerSec.toFixed(0)} |`);
+      console.log(`| ${mode} | ${v.name} | ${r.cpuPct.toFixed(1)} (${r.sysPct.toFixed(1)} kernel) | ${Number.isNaN(r.parseUs) ? '–' : r.parseUs.toFixed(1)} | ${r.scrapesPerSec.toFixed(0)} | ${r.parsesPerSec.toFixed(0)} |`);
     }
   }
   child.kill();
-  microParse(sample);
+  if (!args['no-micro']) microParse(sample);
 }
 
 const silent: Logger = {
@@ -155,6 +132,7 @@ async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnch
   });
   await sleep(WARMUP_MS);
   const cpu: number[] = [];
+  const sys: number[] = [];
   const parse: number[] = [];
   const scrapes: number[] = [];
   const parses: number[] = [];
@@ -167,15 +145,16 @@ async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnch
     const c = process.cpuUsage(c0);
     const s1 = source.stats;
     cpu.push(((c.user + c.system) / 1000 / dt) * 100);
+    sys.push((c.system / 1000 / dt) * 100);
     const np = s1.parses - s0.parses;
     parse.push(np > 0 ? ((s1.parseMs - s0.parseMs) * 1000) / np : NaN);
     scrapes.push(((s1.polls - s0.polls) * 1000) / dt);
     parses.push((np * 1000) / dt);
   }
-  await dl.close();
   const failures = source.stats.failures;
-  if (failures > 0) console.log(`#   (${failures} failed polls in this config)`);
-  return { cpuPct: median(cpu), parseUs: median(parse.filter((x) => !Number.isNaN(x))), scrapesPerSec: median(scrapes), parsesPerSec: median(parses) };
+  await dl.close();
+  if (failures > 0) console.log(`#   (${failures} failed polls while measuring this config)`);
+  return { cpuPct: median(cpu), sysPct: median(sys), parseUs: median(parse.filter((x) => !Number.isNaN(x))), scrapesPerSec: median(scrapes), parsesPerSec: median(parses) };
 }
 
 function microParse(body: string): void {
@@ -208,3 +187,36 @@ function microParse(body: string): void {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+// ------------------------------------------------------------------------------------------------------
+// Child process: the fake model servers.
+async function serve(): Promise<void> {
+  let mode: 'busy' | 'idle' = 'busy';
+  const rings: string[][] = [];
+  const cursors: number[] = [];
+  const ports: number[] = [];
+  for (let s = 0; s < SERVERS; s++) {
+    rings.push(bodies(s, 'busy'));
+    cursors.push(0);
+    const idx = s;
+    const server = createServer((_req, res) => {
+      const ring = rings[idx] as string[];
+      const body = mode === 'idle' ? (ring[0] as string) : (ring[(cursors[idx] = ((cursors[idx] ?? 0) + 1) % ring.length)] as string);
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    server.keepAliveTimeout = 60_000;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    ports.push((server.address() as AddressInfo).port);
+  }
+  process.on('message', (m: { mode: 'busy' | 'idle' }) => {
+    mode = m.mode;
+    process.send?.({ ack: mode });
+  });
+  process.on('disconnect', () => process.exit(0)); // parent gone (finished or crashed)
+  process.send?.({ ports });
+}
+
+
+if (process.env.SCRAPE_BENCH_ROLE === 'servers') await serve();
+else await main();

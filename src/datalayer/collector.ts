@@ -61,6 +61,9 @@ class Collector {
   #ticker: TickerHandle | undefined;
   #inflight: Promise<void> | undefined;
   #abort: AbortController | undefined;
+  #polling = false;
+  /** Rejects the running poll's race promise (see `#raceAbort`). */
+  #rejectPoll: ((reason: unknown) => void) | undefined;
   #startedAt = 0;
   #stopped = false;
   /** Consecutive failures per binding (poll) and per binding × extractor (extract); 0 = healthy. */
@@ -85,8 +88,8 @@ class Collector {
   tick(): Promise<void> | undefined {
     if (this.#stopped) return undefined;
     if (this.#inflight !== undefined) {
-      if (this.#o.clock.now() - this.#startedAt >= this.#o.pollTimeoutMs) {
-        this.#abort?.abort(new PollTimeoutError(this.#o.pollTimeoutMs));
+      if (this.#polling && this.#o.clock.now() - this.#startedAt >= this.#o.pollTimeoutMs) {
+        this.#abortPoll(new PollTimeoutError(this.#o.pollTimeoutMs));
       }
       return this.#inflight;
     }
@@ -106,7 +109,7 @@ class Collector {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#ticker?.stop();
-    this.#abort?.abort(new Error('endpoint removed from the pool'));
+    if (this.#polling) this.#abortPoll(new Error('endpoint removed from the pool'));
     for (const b of this.#o.bindings) {
       try {
         b.source.endpointRemoved?.(endpoint.metadata);
@@ -120,15 +123,27 @@ class Collector {
     const ep = this.#o.store.get(this.#name);
     if (ep === undefined) return;
     this.#stats.collections++;
-    const abort = new AbortController();
-    this.#abort = abort;
+    // One AbortController per collector, replaced only after it fired: aborts are rare, and allocating a
+    // controller + signal per poll (2000/s at 100 endpoints) showed up in profiles.
+    if (this.#abort === undefined || this.#abort.signal.aborted) this.#abort = new AbortController();
+    const abort = this.#abort;
     this.#startedAt = this.#o.clock.now();
+    this.#polling = true;
     const pollOptions = { signal: abort.signal, timeoutMs: this.#o.pollTimeoutMs };
     const bindings = this.#o.bindings;
-    const results = await Promise.allSettled(
-      bindings.map((b) => untilAborted(b.source.poll(ep.metadata, pollOptions), abort.signal)),
-    );
-    this.#abort = undefined;
+    let results: PromiseSettledResult<unknown>[];
+    if (bindings.length === 1) {
+      // The common case, without Promise.allSettled's extra allocations.
+      try {
+        results = [{ status: 'fulfilled', value: await this.#raceAbort((bindings[0] as SourceBinding).source.poll(ep.metadata, pollOptions)) }];
+      } catch (reason) {
+        results = [{ status: 'rejected', reason }];
+      }
+    } else {
+      results = await Promise.allSettled(bindings.map((b) => this.#raceAbort(b.source.poll(ep.metadata, pollOptions))));
+    }
+    this.#polling = false;
+    this.#rejectPoll = undefined;
     if (this.#stopped) return;
 
     // Extraction and commit are synchronous from here on, so the draft cannot race another commit.
@@ -164,6 +179,28 @@ class Collector {
       const metrics: EndpointMetrics = Object.freeze({ ...draft, updateTime: this.#o.clock.now() });
       if (this.#o.store.commitMetrics(this.#name, metrics)) this.#stats.commits++;
     }
+  }
+
+  /** Aborts the running poll: signals the source and settles the race even if the source ignores it. */
+  #abortPoll(reason: Error): void {
+    this.#abort?.abort(reason);
+    this.#rejectPoll?.(reason);
+  }
+
+  /**
+   * Settles with the poll, or rejects as soon as `#abortPoll` runs, so a misbehaving source cannot wedge its
+   * collector past the deadline. A plain promise instead of an abort-event listener: EventTarget
+   * add/remove per poll was measurable at 2000 polls/s.
+   */
+  #raceAbort<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const prev = this.#rejectPoll;
+      this.#rejectPoll = prev === undefined ? reject : (r) => {
+        prev(r);
+        reject(r);
+      };
+      p.then(resolve, reject);
+    });
   }
 
   #pollFailed(bi: number, binding: SourceBinding, reason: unknown): void {
@@ -205,27 +242,6 @@ class Collector {
       this.#logger.info({ endpoint: this.#name, extractor: typedNameString(extractor.typedName), failedExtractions: n }, 'metrics extraction recovered');
     }
   }
-}
-
-/**
- * Rejects with the abort reason as soon as `signal` aborts, even if the source ignores its signal, so a
- * misbehaving source cannot wedge its collector past the poll deadline.
- */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 function draftOf(m: EndpointMetrics): MetricsDraft {

@@ -134,30 +134,7 @@ export class MetricsDataSource implements DataSource<PrometheusFamilies> {
     const origin = `${this.scheme}://${endpoint.metricsHost}`;
     let body: Buffer;
     try {
-      const res = await this.#dispatcher.request({
-        origin,
-        path,
-        method: 'GET',
-        headers: REQUEST_HEADERS,
-        signal: options.signal,
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: options.timeoutMs,
-      });
-      if (res.statusCode !== 200) {
-        res.body.resume(); // drain so the socket can be reused
-        throw new Error(`HTTP ${res.statusCode}`);
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > this.#maxBodyBytes) {
-          res.body.destroy();
-          throw new Error(`body larger than ${this.#maxBodyBytes} bytes`);
-        }
-        chunks.push(chunk);
-      }
-      body = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
+      body = await getBody(this.#dispatcher, origin, path, options, this.#maxBodyBytes);
     } catch (err) {
       this.stats.failures++;
       throw new Error(`GET ${origin}${path}: ${describe(err)}`, { cause: err });
@@ -194,6 +171,68 @@ export class MetricsDataSource implements DataSource<PrometheusFamilies> {
     this.#cache.clear();
     if (this.#ownsDispatcher) await this.#dispatcher.close();
   }
+}
+
+/**
+ * GET with undici's low-level `dispatch` and a handler that just collects the body chunks.
+ *
+ * Why not `dispatcher.request()`: it wraps every response in a Readable stream and the body is then read
+ * through an async iterator. At 2000 scrapes/s (bench/scrape.bench.ts, busy/selective, same session) the
+ * process used ~31 % of a core with `request()` and ~27 % with this handler; bare `dispatch` alone is ~14 %.
+ */
+function getBody(dispatcher: Dispatcher, origin: string, path: string, options: PollOptions, maxBytes: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const { signal } = options;
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    let controller: Dispatcher.DispatchController | undefined;
+    let status = 0;
+    let size = 0;
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const onAbort = (): void => {
+      controller?.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      finish(signal.reason);
+    };
+    const finish = (err: unknown, body?: Buffer): void => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      if (err !== undefined) reject(err);
+      else resolve(body as Buffer);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+      },
+      onResponseStart(_c, statusCode) {
+        status = statusCode;
+      },
+      onResponseData(c, chunk) {
+        if (status !== 200) return; // drained (keeps the connection reusable), then rejected at the end
+        size += chunk.length;
+        if (size > maxBytes) {
+          c.abort(new Error(`body larger than ${maxBytes} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      },
+      onResponseEnd() {
+        if (status !== 200) finish(new Error(`HTTP ${status}`));
+        else finish(undefined, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+      },
+      onResponseError(_c, err) {
+        finish(err);
+      },
+    };
+    dispatcher.dispatch(
+      { origin, path, method: 'GET', headers: REQUEST_HEADERS, headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs },
+      handler,
+    );
+  });
 }
 
 function describe(err: unknown): string {
