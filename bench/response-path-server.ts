@@ -5,6 +5,7 @@
 import type { Plugin } from '../src/framework/plugin.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { startEpp } from '../src/server/epp.ts';
+import { fixedStore } from '../test/support/epp.ts';
 
 const mode = process.argv[2] ?? 'none';
 const hook = (name: string): Plugin => ({
@@ -31,7 +32,7 @@ const epp = await startEpp({
   grpcHealthPort: -1,
   host: '127.0.0.1',
   secureServing: false,
-  endpoints: ['10.0.0.1:8000', '10.0.0.2:8000'],
+  store: fixedStore(['127.0.0.11:8000', '127.0.0.12:8000']), // routing only: nothing is sent there
   logger: silentLogger(),
   registerPlugins: (r) => r.register('bench-hook', (name) => hook(name)),
   responsePath: { chunkHookMode: mode === 'io-inline' ? 'inline' : 'async', hookTimeoutMs: 5000 },

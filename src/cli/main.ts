@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
 import { createLogger } from '../observability/logger.ts';
-import { configSourceFrom, startEpp } from '../server/epp.ts';
+import { configSourceFrom, startEpp, type DiscoveryOptions } from '../server/epp.ts';
 import { parseGoDuration } from '../util/duration.ts';
 import { registerSimCommand } from '../sim/index.ts';
 
@@ -53,17 +53,10 @@ const ACCEPTED_NOT_IMPLEMENTED = [
   ['enable-cert-reload', 'bool'],
   ['tracing', 'bool'],
   ['disable-endpoint-subset-filter', 'bool'],
-  ['pool-name', 'string'],
-  ['pool-namespace', 'string'],
-  ['pool-group', 'string'],
-  ['endpoint-selector', 'string'],
-  ['endpoint-target-ports', 'string'],
-  ['refresh-metrics-interval', 'duration'],
   ['refresh-prometheus-metrics-interval', 'duration'],
   ['metrics-staleness-threshold', 'duration'],
   ['model-server-metrics-scheme', 'string'],
   ['model-server-metrics-path', 'string'],
-  ['model-server-metrics-port', 'string'],
   ['model-server-metrics-https-insecure-skip-verify', 'bool'],
   ['zap-devel', 'bool'],
   ['zap-encoder', 'string'],
@@ -94,6 +87,15 @@ function addServeCommand(program: Command): void {
     .addOption(new Option('--config-file <path>', 'EndpointPickerConfig YAML file'))
     .addOption(new Option('--config-text <yaml>', 'EndpointPickerConfig inline'))
     .addOption(new Option('--endpoints <list>', 'static pool: ip:port[,ip:port...]'))
+    .addOption(new Option('--endpoints-file <path>', 'watched YAML/JSON endpoints file (see docs/datalayer.md)'))
+    .addOption(new Option('--pool-name <name>', 'InferencePool to watch (Kubernetes)'))
+    .addOption(new Option('--pool-namespace <ns>', 'namespace of the pool (default: $NAMESPACE, else default)'))
+    .addOption(new Option('--pool-group <group>', 'InferencePool API group').default('inference.networking.k8s.io'))
+    .addOption(new Option('--endpoint-selector <k=v,...>', 'standalone Kubernetes mode: pod label selector'))
+    .addOption(new Option('--endpoint-target-ports <ports>', 'standalone mode: target ports, comma-separated (1-8)'))
+    .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: in-cluster, $KUBECONFIG, ~/.kube/config)'))
+    .addOption(new Option('--model-server-metrics-port <port>', 'deprecated: metrics port when the pool has one target port').argParser(int('model-server-metrics-port', 0, 65535)))
+    .addOption(new Option('--refresh-metrics-interval <duration>', 'scrape interval per endpoint').default(50, '50ms').argParser(duration('refresh-metrics-interval')))
     .addOption(new Option('--plugin-module <path>', 'load a module that registers plugin types (repeatable)').argParser(collect))
     .addOption(new Option('--response-hook-timeout <duration>', 'timeout of one async response hook call').default(1000, '1s').argParser(duration('response-hook-timeout')))
     .addOption(new Option('--response-queue-limit <n>', 'pending chunk-hook items per stream').default(1024).argParser(int('response-queue-limit', 1, 1 << 20)))
@@ -119,7 +121,7 @@ function addServeCommand(program: Command): void {
     for (const [name] of ACCEPTED_NOT_IMPLEMENTED) {
       if (opts[camel(name)] !== undefined) logger.warn({ flag: `--${name}` }, 'flag accepted for compatibility with upstream; it has no effect yet');
     }
-    const endpoints = typeof opts.endpoints === 'string' ? opts.endpoints.split(',').filter((s) => s.trim() !== '') : [];
+    const discovery = discoveryFromFlags(opts);
     const epp = await startEpp({
       grpcPort: opts.grpcPort as number,
       grpcHealthPort: opts.grpcHealthPort as number,
@@ -127,7 +129,7 @@ function addServeCommand(program: Command): void {
       certPath: opts.certPath as string | undefined,
       healthChecking: opts.healthChecking as boolean,
       config: configSourceFrom(opts.configFile as string | undefined, opts.configText as string | undefined),
-      endpoints,
+      discovery,
       pluginModules: (opts.pluginModule as string[] | undefined) ?? [],
       responsePath: {
         hookTimeoutMs: opts.responseHookTimeout as number,
@@ -152,6 +154,45 @@ function addServeCommand(program: Command): void {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** Exactly one discovery mode from the flags (upstream: "either pool-name or endpoint-selector must be set"). */
+export function discoveryFromFlags(opts: Record<string, unknown>): DiscoveryOptions {
+  const str = (k: string): string | undefined => (typeof opts[k] === 'string' && opts[k] !== '' ? (opts[k] as string) : undefined);
+  const endpoints = str('endpoints');
+  const endpointsFile = str('endpointsFile');
+  const poolName = str('poolName');
+  const selector = str('endpointSelector');
+  const modes = [endpoints, endpointsFile, poolName, selector].filter((x) => x !== undefined).length;
+  if (modes !== 1) {
+    throw new EppConfigError(
+      modes === 0 ? 'no endpoint discovery configured' : 'more than one endpoint discovery mode configured',
+      'pass exactly one of --endpoints, --endpoints-file, --pool-name or --endpoint-selector (with --endpoint-target-ports)',
+    );
+  }
+  const namespace = str('poolNamespace') ?? process.env.NAMESPACE ?? 'default';
+  const refreshIntervalMs = opts.refreshMetricsInterval as number;
+  if (endpoints !== undefined) return { endpoints: endpoints.split(','), namespace, refreshIntervalMs };
+  if (endpointsFile !== undefined) return { endpointsFile, namespace, refreshIntervalMs };
+  let targetPorts: number[] | undefined;
+  if (selector !== undefined) {
+    const raw = str('endpointTargetPorts');
+    if (raw === undefined) throw new EppConfigError('--endpoint-target-ports is required with --endpoint-selector', 'pass e.g. --endpoint-target-ports=8000');
+    targetPorts = [...new Set(raw.split(',').map((p) => int('endpoint-target-ports', 0, 65535)(p.trim())))];
+    if (targetPorts.length < 1 || targetPorts.length > 8) throw new EppConfigError('--endpoint-target-ports: 1 to 8 ports', 'list between one and eight ports');
+  }
+  return {
+    namespace,
+    refreshIntervalMs,
+    kubernetes: {
+      poolNamespace: namespace,
+      ...(poolName !== undefined ? { poolName } : {}),
+      ...(str('poolGroup') !== undefined ? { poolGroup: str('poolGroup') as string } : {}),
+      ...(selector !== undefined ? { endpointSelector: selector, targetPorts } : {}),
+      ...(str('kubeconfig') !== undefined ? { kubeconfig: str('kubeconfig') as string } : {}),
+      ...(typeof opts.modelServerMetricsPort === 'number' ? { metricsPortOverride: opts.modelServerMetricsPort } : {}),
+    },
+  };
 }
 
 function camel(flag: string): string {

@@ -34,7 +34,7 @@ export interface LoadedConfig {
   readonly profiles: readonly ProfileDefinition[];
   readonly profileHandler: ProfileHandler;
   readonly parser: Parser;
-  /** Data-layer sources and their extractors; empty under the `enableLegacyMetrics` gate with no dataLayer. */
+  /** Data-layer sources and their extractors (the default pair when the config has no dataLayer). */
   readonly dataLayer: readonly DataLayerSourceConfig[];
   readonly hooks: CompiledHooks;
   /** The validated document (after static defaults). */
@@ -140,14 +140,14 @@ export function loadConfig(source: ConfigSource, options: LoadOptions): LoadedCo
   const parserRef = config.parser?.pluginRef || 'openai-parser';
   if (!byName.has(parserRef) && parserRef === 'openai-parser') addDefault('openai-parser');
 
-  const legacyMetrics = gates.has('enableLegacyMetrics');
+  // Without a dataLayer section, scrape metrics with the default source and extractor. Upstream's legacy path
+  // (gate enableLegacyMetrics) scraped vLLM names only: the extractor's default engine (vllm) does the same,
+  // so the gate changes nothing here.
   let dataLayerSpec = config.dataLayer;
   if (!dataLayerSpec) {
-    if (!legacyMetrics) {
-      if (!byName.has('metrics-data-source')) addDefault('metrics-data-source');
-      if (!byName.has('core-metrics-extractor')) addDefault('core-metrics-extractor');
-    }
-    dataLayerSpec = legacyMetrics ? { sources: [] } : { sources: [{ pluginRef: 'metrics-data-source', extractors: [{ pluginRef: 'core-metrics-extractor' }] }] };
+    if (!byName.has('metrics-data-source')) addDefault('metrics-data-source');
+    if (!byName.has('core-metrics-extractor')) addDefault('core-metrics-extractor');
+    dataLayerSpec = { sources: [{ pluginRef: 'metrics-data-source', extractors: [{ pluginRef: 'core-metrics-extractor' }] }] };
   }
 
   // --- cross references and profiles

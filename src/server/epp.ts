@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
-import { EMPTY_METRICS, joinHostPort } from '../framework/datalayer.ts';
+import { startDataLayer, type DataLayer, type KubernetesDiscoveryOptions } from '../datalayer/index.ts';
 import { EppConfigError } from '../framework/errors.ts';
 import type { Clock, Logger, Plugin, PluginHandle, RandomSource } from '../framework/plugin.ts';
 import { loadConfig, defaultConfigSource, type ConfigSource, type LoadedConfig } from '../config/loader.ts';
@@ -31,9 +31,9 @@ export interface EppOptions {
   readonly certPath?: string;
   readonly healthChecking?: boolean;
   readonly config?: ConfigSource;
-  /** Static endpoints `ip:port` (the data layer adds discovery and metrics). */
-  readonly endpoints?: readonly string[];
-  /** An endpoint store to use instead of `endpoints` (tests, embedders). */
+  /** Endpoint discovery (exactly one mode) and metrics scraping; ignored when `store` is given. */
+  readonly discovery?: DiscoveryOptions;
+  /** An endpoint store to use instead of discovery (tests, embedders): no data layer is started. */
   readonly store?: EndpointStore;
   /** Files whose default export (or `register` export) registers plugin types: `(registry) => void`. */
   readonly pluginModules?: readonly string[];
@@ -48,6 +48,18 @@ export interface EppOptions {
   readonly metrics?: EppMetrics;
 }
 
+export interface DiscoveryOptions {
+  /** Static endpoints `ip:port`. */
+  readonly endpoints?: readonly string[];
+  /** A watched YAML/JSON endpoints file. */
+  readonly endpointsFile?: string;
+  readonly kubernetes?: KubernetesDiscoveryOptions;
+  /** Namespace recorded on static/file endpoints. */
+  readonly namespace?: string;
+  /** Scrape interval per endpoint; default 50 ms. */
+  readonly refreshIntervalMs?: number;
+}
+
 export interface RunningEpp {
   readonly grpcPort: number;
   readonly healthPort: number | undefined;
@@ -55,40 +67,13 @@ export interface RunningEpp {
   readonly config: LoadedConfig;
   readonly metrics: EppMetrics;
   readonly server: ExtProcServer;
+  /** The data layer, when the EPP discovers endpoints itself (not when a store was injected). */
+  readonly dataLayer: DataLayer | undefined;
   /** Stops accepting, drains open streams up to the grace period, then closes everything. */
   close(): Promise<void>;
 }
 
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 64 * 1024 * 1024;
-
-/** Parses `ip:port[,ip:port...]` into endpoints with empty metrics (they are stale until scraped). */
-export function staticEndpoints(list: readonly string[]): Endpoint[] {
-  return list.map((item, i) => {
-    const s = item.trim();
-    const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(s);
-    const port = m ? Number(m[2]) : NaN;
-    if (!m || !(port > 0 && port < 65536)) {
-      throw new EppConfigError(`--endpoints: entry ${i} '${s}' is not ip:port`, 'list endpoints as ip:port[,ip:port...], e.g. 10.0.0.5:8000');
-    }
-    const address = m[1] as string;
-    const hostPort = joinHostPort(address, port);
-    return {
-      metadata: { name: hostPort, namespace: '', podName: hostPort, address, port, metricsHost: hostPort, labels: {} },
-      metrics: EMPTY_METRICS,
-      hostPort,
-    };
-  });
-}
-
-class FixedStore implements EndpointStore {
-  constructor(readonly list: readonly Endpoint[]) {}
-  endpoints(): readonly Endpoint[] {
-    return this.list;
-  }
-  poolKnown(): boolean {
-    return true;
-  }
-}
 
 async function loadPluginModules(registry: PluginRegistry, files: readonly string[]): Promise<void> {
   for (const file of files) {
@@ -123,7 +108,21 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
       endpoints: storeRef,
     }),
   });
-  store ??= new FixedStore(staticEndpoints(o.endpoints ?? []));
+  let dataLayer: DataLayer | undefined;
+  if (!store) {
+    const d = o.discovery ?? {};
+    dataLayer = await startDataLayer({
+      ...(d.endpoints !== undefined ? { static: d.endpoints } : {}),
+      ...(d.endpointsFile !== undefined ? { endpointsFile: d.endpointsFile } : {}),
+      ...(d.kubernetes !== undefined ? { kubernetes: d.kubernetes } : {}),
+      ...(d.namespace !== undefined ? { namespace: d.namespace } : {}),
+      ...(d.refreshIntervalMs !== undefined ? { refreshIntervalMs: d.refreshIntervalMs } : {}),
+      sources: config.dataLayer,
+      logger: o.logger,
+      clock,
+    });
+    store = dataLayer.store;
+  }
 
   const now = () => clock.now();
   const director = new Director({
@@ -172,10 +171,12 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     config,
     metrics,
     server,
+    dataLayer,
     close() {
       closing ??= (async () => {
         await server.shutdown(o.shutdownGraceMs ?? 30_000);
         health?.server.forceShutdown();
+        await dataLayer?.close();
       })();
       return closing;
     },

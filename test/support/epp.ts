@@ -1,20 +1,20 @@
 /** Starts an EPP on loopback (plaintext, ephemeral ports) with test plugins and a fixed pool. */
-import type { Endpoint, EndpointStore } from '../../src/framework/datalayer.ts';
+import { Datastore } from '../../src/datalayer/index.ts';
+import { parseStaticEndpoints } from '../../src/datalayer/index.ts';
 import type { PluginRegistry } from '../../src/runtime/plugin-registry.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { startEpp, staticEndpoints, type EppOptions, type RunningEpp } from '../../src/server/epp.ts';
+import { startEpp, type EppOptions, type RunningEpp } from '../../src/server/epp.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 
-export const POOL = ['10.0.0.1:8000', '10.0.0.2:8000', '10.0.0.3:8000'];
+/** Loopback addresses: nothing is ever sent to them (tests inject this store, so no scraping either). */
+export const POOL = ['127.0.0.11:8000', '127.0.0.12:8000', '127.0.0.13:8000'];
 
-export class TestStore implements EndpointStore {
-  constructor(public list: Endpoint[]) {}
-  endpoints(): readonly Endpoint[] {
-    return this.list;
-  }
-  poolKnown(): boolean {
-    return true;
-  }
+/** A fixed, known pool with empty (stale) metrics. */
+export function fixedStore(list: readonly string[] = POOL): Datastore {
+  const store = new Datastore();
+  store.replaceAll(parseStaticEndpoints(list, 'default'));
+  store.setPoolKnown(true);
+  return store;
 }
 
 export function configText(pluginsYaml = '', profileRefs: string[] = []): string {
@@ -40,7 +40,7 @@ export async function startTestEpp(
     grpcHealthPort: -1,
     host: '127.0.0.1',
     secureServing: false,
-    store: new TestStore(staticEndpoints(POOL)),
+    store: fixedStore(),
     logger: silentLogger(),
     random: createRandomSource(42),
     shutdownGraceMs: 1000,

@@ -1,0 +1,49 @@
+/**
+ * End to end without Envoy's data path: `startEpp` discovering a simulated vLLM fleet (static endpoints),
+ * scraping its real /metrics into endpoint data, and routing ext_proc requests with upstream's default config.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { silentLogger } from '../src/observability/logger.ts';
+import { startEpp } from '../src/server/epp.ts';
+import { startFleet } from '../src/sim/index.ts';
+import { FakeEnvoy, setHeaders } from './support/fake-envoy.ts';
+import { waitUntil } from './support/wait.ts';
+
+test('serve: static discovery of a simulated fleet, live metrics in endpoint data, default-config routing', async () => {
+  const fleet = await startFleet({ servers: 2, basePort: 0 });
+  const epp = await startEpp({
+    grpcPort: 0,
+    grpcHealthPort: -1,
+    host: '127.0.0.1',
+    secureServing: false,
+    discovery: { endpoints: fleet.servers.map((s) => `127.0.0.1:${s.port}`), refreshIntervalMs: 20 },
+    logger: silentLogger(),
+    shutdownGraceMs: 500,
+  });
+  const envoy = new FakeEnvoy(epp.grpcPort);
+  try {
+    assert.ok(epp.dataLayer);
+    await epp.dataLayer.whenReady();
+    // Wait for the first scrape of every endpoint (event-driven: the store notifies on every metrics swap).
+    const store = epp.director.store;
+    await waitUntil(() => store.endpoints().every((e) => e.metrics.updateTime > 0), 'the first scrape of every endpoint');
+    for (const e of epp.director.store.endpoints()) {
+      assert.equal(e.metrics.cacheBlockSize, 16, 'block size from vllm:cache_config_info');
+      assert.ok(e.metrics.cacheNumBlocks > 0);
+    }
+    const s = envoy.open();
+    s.requestHeaders({ ':path': '/v1/chat/completions' });
+    s.requestBody(JSON.stringify({ model: 'sim-model', messages: [{ role: 'user', content: 'hello' }] }), true);
+    const hdr = await s.next();
+    const dest = setHeaders(hdr)[0]![1];
+    assert.ok(fleet.servers.some((srv) => dest === `127.0.0.1:${srv.port}`), dest);
+    s.end();
+    await s.ended;
+  } finally {
+    envoy.close();
+    await epp.close();
+    await fleet.close();
+  }
+});
+
