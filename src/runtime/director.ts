@@ -19,6 +19,7 @@ import type { CompiledHooks } from './hooks.ts';
 import { DEFAULT_FAIRNESS_ID, FAIRNESS_ID_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER } from './headers.ts';
 import { ResponseStream, type ResponsePathOptions } from './response-stream.ts';
 import { primaryTargets, type Scheduler } from './scheduler.ts';
+import type { Reachability } from './reachability.ts';
 
 /** Upstream's overall deadline for the prepareData chain. */
 export const PREPARE_DATA_TIMEOUT_MS = 400;
@@ -80,6 +81,8 @@ export interface DirectorOptions {
   readonly admission?: AdmissionController;
   readonly locator?: CandidateLocator;
   readonly objectives?: ObjectiveResolver;
+  /** Leaves out endpoints that recently refused connections (embedded gateway). */
+  readonly reachability?: Reachability;
   /** Timeout for one request-path hook call (admit, preRequest). */
   readonly requestHookTimeoutMs?: number;
 }
@@ -153,7 +156,8 @@ export class Director {
       if (isThenable(r)) await r;
     }
 
-    const endpoints = o.locator ? o.locator.locate(input.proxyMetadata) : o.store.endpoints();
+    let endpoints = o.locator ? o.locator.locate(input.proxyMetadata) : o.store.endpoints();
+    if (o.reachability) endpoints = o.reachability.filter(endpoints);
     if (endpoints.length === 0) {
       throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates for serving the request');
     }
