@@ -18,12 +18,19 @@ import { Scheduler } from '../runtime/scheduler.ts';
 import { systemClock } from '../util/clock.ts';
 import { createRandomSource } from '../util/random.ts';
 import { ExtProcServer } from './extproc/server.ts';
+import { Gateway } from './gateway/gateway.ts';
+import { Reachability } from '../runtime/reachability.ts';
 import { startHealthServer } from './health.ts';
 import type { TlsMaterial } from './tls.ts';
 import type { Server } from '@grpc/grpc-js';
 
 export interface EppOptions {
+  /** ext_proc port (0 = ephemeral). */
   readonly grpcPort: number;
+  /** Serve ext_proc at all (default true; `epp gateway` runs without it). */
+  readonly extProc?: boolean;
+  /** Also run the embedded OpenAI-compatible gateway on this port/host. */
+  readonly gateway?: { readonly port: number; readonly host?: string };
   /** 0 = ephemeral; -1 = do not start the health server. */
   readonly grpcHealthPort: number;
   readonly host?: string;
@@ -67,6 +74,9 @@ export interface RunningEpp {
   readonly config: LoadedConfig;
   readonly metrics: EppMetrics;
   readonly server: ExtProcServer;
+  /** The embedded gateway's port, when it runs. */
+  readonly gatewayPort: number | undefined;
+  readonly gateway: Gateway | undefined;
   /** The data layer, when the EPP discovers endpoints itself (not when a store was injected). */
   readonly dataLayer: DataLayer | undefined;
   /** Stops accepting, drains open streams up to the grace period, then closes everything. */
@@ -125,7 +135,9 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   }
 
   const now = () => clock.now();
+  const reachability = o.gateway ? new Reachability(now) : undefined;
   const director = new Director({
+    ...(reachability ? { reachability } : {}),
     store,
     parser: config.parser,
     scheduler: new Scheduler(config.profileHandler, config.profiles, metrics),
@@ -155,12 +167,26 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     isServing: () => readyStore.poolKnown(),
   });
   const host = o.host ?? '0.0.0.0';
-  const grpcPort = await server.listen(o.grpcPort, host);
+  const extProc = o.extProc ?? true;
+  const grpcPort = extProc ? await server.listen(o.grpcPort, host) : 0;
   let health: { server: Server; port: number } | undefined;
   if (o.grpcHealthPort >= 0) health = await startHealthServer(o.grpcHealthPort, host, () => readyStore.poolKnown());
+  let gateway: Gateway | undefined;
+  let gatewayPort: number | undefined;
+  if (o.gateway) {
+    gateway = new Gateway({
+      director,
+      metrics,
+      logger: o.logger,
+      now,
+      maxRequestBodyBytes: o.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES,
+      reachability,
+    });
+    gatewayPort = await gateway.listen(o.gateway.port, o.gateway.host ?? '127.0.0.1');
+  }
   o.logger.info(
-    { grpcPort, healthPort: health?.port, tls: tls ? (o.certPath ? 'cert-path' : 'self-signed') : 'off', config: config.origin, plugins: config.plugins.map((p: Plugin) => `${p.typedName.name}/${p.typedName.type}`) },
-    'EPP ext_proc server listening',
+    { grpcPort: extProc ? grpcPort : undefined, gatewayPort, healthPort: health?.port, tls: tls ? (o.certPath ? 'cert-path' : 'self-signed') : 'off', config: config.origin, plugins: config.plugins.map((p: Plugin) => `${p.typedName.name}/${p.typedName.type}`) },
+    'EPP listening',
   );
 
   let closing: Promise<void> | undefined;
@@ -171,10 +197,13 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     config,
     metrics,
     server,
+    gateway,
+    gatewayPort,
     dataLayer,
     close() {
       closing ??= (async () => {
-        await server.shutdown(o.shutdownGraceMs ?? 30_000);
+        const grace = o.shutdownGraceMs ?? 30_000;
+        await Promise.all([server.shutdown(grace), gateway?.close(grace)]);
         health?.server.forceShutdown();
         await dataLayer?.close();
       })();

@@ -42,6 +42,8 @@ export interface FleetServer {
   /** Stops the server's engine for `durationMs` of simulated time. */
   stall(durationMs: number): void;
   state(): SchedulerState;
+  /** Kills this one server (stops listening, drops connections), e.g. to test failover. Idempotent. */
+  close(): Promise<void>;
 }
 
 export interface Fleet {
@@ -83,6 +85,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         setFaults: (patch) => sim.updateConfig(patch),
         stall: (ms) => sim.stall(ms),
         state: () => sim.state(),
+        close: () => http.close(),
       });
     }
   } catch (err) {
