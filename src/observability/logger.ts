@@ -13,8 +13,9 @@ export function levelForVerbosity(v: number): 'info' | 'debug' | 'trace' {
   return 'info';
 }
 
-export function createLogger(options: { verbosity?: number; name?: string } = {}): Logger {
-  const level = process.env.EPP_LOG_LEVEL ?? levelForVerbosity(options.verbosity ?? 2);
+/** `level` (a pino level name) wins over `verbosity`; `EPP_LOG_LEVEL` wins over both. */
+export function createLogger(options: { verbosity?: number; level?: string; name?: string } = {}): Logger {
+  const level = process.env.EPP_LOG_LEVEL ?? options.level ?? levelForVerbosity(options.verbosity ?? 2);
   return pino({ name: options.name ?? 'epp', level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
 }
 
