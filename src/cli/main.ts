@@ -6,7 +6,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
 import { createLogger } from '../observability/logger.ts';
-import { configSourceFrom, startEpp, type DiscoveryOptions } from '../server/epp.ts';
+import { configSourceFrom, startEpp, type DiscoveryOptions, type EppOptions } from '../server/epp.ts';
+import type { Logger } from '../framework/plugin.ts';
+import { addDemoCommand } from './demo.ts';
 import { parseGoDuration } from '../util/duration.ts';
 import { registerSimCommand } from '../sim/index.ts';
 
@@ -74,16 +76,9 @@ const REMOVED_METRIC_FLAGS = [
   'cache-info-metric',
 ];
 
-function addServeCommand(program: Command): void {
-  const cmd = program
-    .command('serve')
-    .description('Serve Envoy ext_proc: pick an endpoint for every request (upstream flags accepted)')
-    .addOption(new Option('--grpc-port <port>', 'ext_proc gRPC port').default(9002).argParser(int('grpc-port', 0, 65535)))
-    .addOption(new Option('--grpc-health-port <port>', 'grpc.health.v1 port (plaintext)').default(9003).argParser(int('grpc-health-port', 0, 65535)))
-    .addOption(new Option('--metrics-port <port>', 'Prometheus /metrics port').default(9090).argParser(int('metrics-port', 0, 65535)))
-    .addOption(new Option('--secure-serving [bool]', 'serve ext_proc over TLS (self-signed unless --cert-path)').default(true).argParser(bool('secure-serving')))
-    .addOption(new Option('--cert-path <dir>', 'directory holding tls.crt and tls.key'))
-    .addOption(new Option('--health-checking [bool]', 'also serve grpc.health.v1 on the ext_proc port').default(false).argParser(bool('health-checking')))
+/** Options every command that runs the director shares: config, discovery, plugins, response path, logging. */
+function addCoreOptions(cmd: Command): Command {
+  cmd
     .addOption(new Option('--config-file <path>', 'EndpointPickerConfig YAML file'))
     .addOption(new Option('--config-text <yaml>', 'EndpointPickerConfig inline'))
     .addOption(new Option('--endpoints <list>', 'static pool: ip:port[,ip:port...]'))
@@ -102,57 +97,103 @@ function addServeCommand(program: Command): void {
     .addOption(new Option('--response-queue-overflow <policy>', 'when a stream queue is full: drop (skip those chunks\' hooks) or block (the reply waits)').choices(['drop', 'block']).default('drop'))
     .addOption(new Option('--response-chunk-hooks <mode>', 'async: chunk hooks off the critical path; inline: each reply waits for them').choices(['async', 'inline']).default('async'))
     .addOption(new Option('--max-request-body-bytes <n>', 'larger request bodies get 413').default(64 * 1024 * 1024).argParser(int('max-request-body-bytes', 1, 2 ** 31)))
-    .addOption(new Option('--shutdown-grace-period <duration>', 'on SIGTERM, how long open streams may finish').default(30_000, '30s').argParser(duration('shutdown-grace-period')))
+    .addOption(new Option('--shutdown-grace-period <duration>', 'on SIGTERM, how long open requests may finish').default(30_000, '30s').argParser(duration('shutdown-grace-period')))
     .addOption(new Option('-v, --v <level>', 'log verbosity: 2 default, 3 verbose, 4 debug, 5 trace').default(2).argParser(int('v', -100, 100)));
   for (const [name, kind] of ACCEPTED_NOT_IMPLEMENTED) {
     const opt = kind === 'bool' ? new Option(`--${name} [bool]`).argParser(bool(name)) : new Option(`--${name} <value>`);
     cmd.addOption(opt.hideHelp());
   }
   for (const name of REMOVED_METRIC_FLAGS) cmd.addOption(new Option(`--${name} <value>`).hideHelp());
+  return cmd;
+}
 
-  cmd.action(async (opts: Record<string, unknown>) => {
-    for (const name of REMOVED_METRIC_FLAGS) {
-      const key = camel(name);
-      if (opts[key] !== undefined) {
-        throw new EppConfigError(`--${name} is no longer supported`, 'configure metric names with core-metrics-extractor engineConfigs in the EndpointPickerConfig');
-      }
+/** Checks removed/ignored flags and builds the options shared by serve and gateway. */
+function coreOptions(opts: Record<string, unknown>, logger: Logger): Omit<EppOptions, 'grpcPort' | 'grpcHealthPort' | 'secureServing'> {
+  for (const name of REMOVED_METRIC_FLAGS) {
+    if (opts[camel(name)] !== undefined) {
+      throw new EppConfigError(`--${name} is no longer supported`, 'configure metric names with core-metrics-extractor engineConfigs in the EndpointPickerConfig');
     }
+  }
+  for (const [name] of ACCEPTED_NOT_IMPLEMENTED) {
+    if (opts[camel(name)] !== undefined) logger.warn({ flag: `--${name}` }, 'flag accepted for compatibility with upstream; it has no effect yet');
+  }
+  return {
+    config: configSourceFrom(opts.configFile as string | undefined, opts.configText as string | undefined),
+    discovery: discoveryFromFlags(opts),
+    pluginModules: (opts.pluginModule as string[] | undefined) ?? [],
+    responsePath: {
+      hookTimeoutMs: opts.responseHookTimeout as number,
+      queueLimit: opts.responseQueueLimit as number,
+      overflowPolicy: opts.responseQueueOverflow as 'drop' | 'block',
+      chunkHookMode: opts.responseChunkHooks as 'async' | 'inline',
+    },
+    maxRequestBodyBytes: opts.maxRequestBodyBytes as number,
+    shutdownGraceMs: opts.shutdownGracePeriod as number,
+    logger,
+  };
+}
+
+/** Closes `running` on SIGTERM/SIGINT, then exits. */
+function closeOnSignal(close: () => Promise<void>, logger: Logger): void {
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down: no new requests; open ones may finish');
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+function addServeCommand(program: Command): void {
+  const cmd = program
+    .command('serve')
+    .description('Serve Envoy ext_proc: pick an endpoint for every request (upstream flags accepted)')
+    .addOption(new Option('--grpc-port <port>', 'ext_proc gRPC port').default(9002).argParser(int('grpc-port', 0, 65535)))
+    .addOption(new Option('--grpc-health-port <port>', 'grpc.health.v1 port (plaintext)').default(9003).argParser(int('grpc-health-port', 0, 65535)))
+    .addOption(new Option('--metrics-port <port>', 'Prometheus /metrics port').default(9090).argParser(int('metrics-port', 0, 65535)))
+    .addOption(new Option('--secure-serving [bool]', 'serve ext_proc over TLS (self-signed unless --cert-path)').default(true).argParser(bool('secure-serving')))
+    .addOption(new Option('--cert-path <dir>', 'directory holding tls.crt and tls.key'))
+    .addOption(new Option('--health-checking [bool]', 'also serve grpc.health.v1 on the ext_proc port').default(false).argParser(bool('health-checking')))
+    .addOption(new Option('--gateway-port <port>', 'also run the embedded OpenAI-compatible gateway on this port').argParser(int('gateway-port', 0, 65535)))
+    .addOption(new Option('--gateway-host <host>', 'listen address of the embedded gateway').default('127.0.0.1'));
+  addCoreOptions(cmd).action(async (opts: Record<string, unknown>) => {
     const logger = createLogger({ verbosity: opts.v as number });
-    for (const [name] of ACCEPTED_NOT_IMPLEMENTED) {
-      if (opts[camel(name)] !== undefined) logger.warn({ flag: `--${name}` }, 'flag accepted for compatibility with upstream; it has no effect yet');
-    }
-    const discovery = discoveryFromFlags(opts);
     const epp = await startEpp({
+      ...coreOptions(opts, logger),
       grpcPort: opts.grpcPort as number,
       grpcHealthPort: opts.grpcHealthPort as number,
       secureServing: opts.secureServing as boolean,
       certPath: opts.certPath as string | undefined,
       healthChecking: opts.healthChecking as boolean,
-      config: configSourceFrom(opts.configFile as string | undefined, opts.configText as string | undefined),
-      discovery,
-      pluginModules: (opts.pluginModule as string[] | undefined) ?? [],
-      responsePath: {
-        hookTimeoutMs: opts.responseHookTimeout as number,
-        queueLimit: opts.responseQueueLimit as number,
-        overflowPolicy: opts.responseQueueOverflow as 'drop' | 'block',
-        chunkHookMode: opts.responseChunkHooks as 'async' | 'inline',
-      },
-      maxRequestBodyBytes: opts.maxRequestBodyBytes as number,
-      shutdownGraceMs: opts.shutdownGracePeriod as number,
-      logger,
+      ...(typeof opts.gatewayPort === 'number' ? { gateway: { port: opts.gatewayPort, host: opts.gatewayHost as string } } : {}),
     });
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'shutting down: no new streams; open streams may finish');
-      epp.close().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    closeOnSignal(() => epp.close(), logger);
+  });
+}
+
+function addGatewayCommand(program: Command): void {
+  const cmd = program
+    .command('gateway')
+    .description('Run the embedded OpenAI-compatible gateway: the EPP proxies requests to the picked endpoint itself (no Envoy)')
+    .addOption(new Option('--port <port>', 'listen port').default(8080).argParser(int('port', 0, 65535)))
+    .addOption(new Option('--host <host>', 'listen address').default('127.0.0.1'));
+  addCoreOptions(cmd).action(async (opts: Record<string, unknown>) => {
+    const logger = createLogger({ verbosity: opts.v as number });
+    const epp = await startEpp({
+      ...coreOptions(opts, logger),
+      extProc: false,
+      grpcPort: 0,
+      grpcHealthPort: -1,
+      secureServing: false,
+      gateway: { port: opts.port as number, host: opts.host as string },
+    });
+    process.stdout.write(`gateway listening on http://${opts.host as string}:${epp.gatewayPort}/v1\n`);
+    closeOnSignal(() => epp.close(), logger);
   });
 }
 
@@ -205,6 +246,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   addServeCommand(program);
+  addGatewayCommand(program);
+  addDemoCommand(program);
   registerSimCommand(program);
   return program;
 }

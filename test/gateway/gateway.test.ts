@@ -27,8 +27,7 @@ describe('embedded gateway', () => {
       stream: true,
       stream_options: { include_usage: true },
       max_tokens: 8,
-      // @ts-expect-error vLLM extension: generate exactly max_tokens
-      ignore_eos: true,
+      ...IGNORE_EOS,
     });
     let text = '';
     let usage: OpenAI.CompletionUsage | undefined;
