@@ -22,6 +22,14 @@ import { WEIGHTED_RANDOM_PICKER_TYPE, weightedRandomPickerFactory } from './sche
 import { SINGLE_PROFILE_HANDLER_TYPE, singleProfileHandlerFactory } from './scheduling/profile/single-profile-handler/index.ts';
 import { METRICS_DATA_SOURCE_TYPE, metricsDataSourceFactory } from './datalayer/source/metrics-data-source/index.ts';
 import { CORE_METRICS_EXTRACTOR_TYPE, coreMetricsExtractorFactory } from './datalayer/extractor/core-metrics-extractor/index.ts';
+import { UTILIZATION_DETECTOR_TYPE, utilizationDetectorFactory } from './flowcontrol/saturationdetector/utilization-detector/index.ts';
+import { CONCURRENCY_DETECTOR_TYPE, concurrencyDetectorFactory } from './flowcontrol/saturationdetector/concurrency-detector/index.ts';
+import { GLOBAL_STRICT_FAIRNESS_POLICY_TYPE, globalStrictFairnessPolicyFactory } from './flowcontrol/fairness/global-strict-fairness-policy/index.ts';
+import { ROUND_ROBIN_FAIRNESS_POLICY_TYPE, roundRobinFairnessPolicyFactory } from './flowcontrol/fairness/round-robin-fairness-policy/index.ts';
+import { FCFS_ORDERING_POLICY_TYPE, fcfsOrderingPolicyFactory } from './flowcontrol/ordering/fcfs-ordering-policy/index.ts';
+import { EDF_ORDERING_POLICY_TYPE, edfOrderingPolicyFactory } from './flowcontrol/ordering/edf-ordering-policy/index.ts';
+import { SLO_DEADLINE_ORDERING_POLICY_TYPE, sloDeadlineOrderingPolicyFactory } from './flowcontrol/ordering/slo-deadline-ordering-policy/index.ts';
+import { STATIC_USAGE_LIMIT_POLICY_TYPE, staticUsageLimitPolicyFactory } from './flowcontrol/usagelimit/static-usage-limit-policy/index.ts';
 
 export interface PluginTypeRegistration {
   readonly type: string;
@@ -51,6 +59,15 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   // --- data layer: sources, extractors
   { type: METRICS_DATA_SOURCE_TYPE, factory: metricsDataSourceFactory },
   { type: CORE_METRICS_EXTRACTOR_TYPE, factory: coreMetricsExtractorFactory },
+  // --- flow control: saturation detectors (also scheduling filters), fairness, ordering, usage limits
+  { type: UTILIZATION_DETECTOR_TYPE, factory: utilizationDetectorFactory },
+  { type: CONCURRENCY_DETECTOR_TYPE, factory: concurrencyDetectorFactory },
+  { type: GLOBAL_STRICT_FAIRNESS_POLICY_TYPE, factory: globalStrictFairnessPolicyFactory },
+  { type: ROUND_ROBIN_FAIRNESS_POLICY_TYPE, factory: roundRobinFairnessPolicyFactory },
+  { type: FCFS_ORDERING_POLICY_TYPE, factory: fcfsOrderingPolicyFactory },
+  { type: EDF_ORDERING_POLICY_TYPE, factory: edfOrderingPolicyFactory },
+  { type: SLO_DEADLINE_ORDERING_POLICY_TYPE, factory: sloDeadlineOrderingPolicyFactory },
+  { type: STATIC_USAGE_LIMIT_POLICY_TYPE, factory: staticUsageLimitPolicyFactory },
 ];
 
 /**

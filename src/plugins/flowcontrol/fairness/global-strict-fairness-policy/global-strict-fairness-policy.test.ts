@@ -1,0 +1,21 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { factoryError, makeHandle } from '../../../scheduling/testing.ts';
+import { FcfsOrderingPolicy } from '../../ordering/fcfs-ordering-policy/index.ts';
+import { makeBand, makeFlow, makeItem } from '../../testing.ts';
+import { GlobalStrictFairnessPolicy, globalStrictFairnessPolicyFactory } from './index.ts';
+
+describe('global-strict-fairness-policy', () => {
+  it('picks the flow whose head is best by the band ordering', () => {
+    const p = new GlobalStrictFairnessPolicy();
+    const a = makeFlow('a', [makeItem({ enqueuedAt: 5 })]);
+    const b = makeFlow('b', [makeItem({ enqueuedAt: 3 })]);
+    const empty = makeFlow('c', []);
+    assert.equal(p.pick(makeBand([a, empty, b], new FcfsOrderingPolicy()))?.fairnessId, 'b');
+    assert.equal(p.pick(makeBand([empty], new FcfsOrderingPolicy())), undefined);
+  });
+  it('factory accepts {} and rejects unknown parameters', () => {
+    assert.ok(globalStrictFairnessPolicyFactory('g', {}, makeHandle()));
+    assert.match(factoryError(() => globalStrictFairnessPolicyFactory('g', { x: 1 }, makeHandle())), /x/);
+  });
+});

@@ -1,0 +1,18 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { factoryError, makeHandle } from '../../../scheduling/testing.ts';
+import { makeItem } from '../../testing.ts';
+import { FcfsOrderingPolicy, fcfsOrderingPolicyFactory } from './index.ts';
+
+describe('fcfs-ordering-policy', () => {
+  it('earlier enqueue first; same millisecond → arrival order', () => {
+    const p = new FcfsOrderingPolicy();
+    const a = makeItem({ enqueuedAt: 2 });
+    const b = makeItem({ enqueuedAt: 1 });
+    const c = makeItem({ enqueuedAt: 1 });
+    assert.deepEqual([a, c, b].sort((x, y) => p.compare(x, y)), [b, c, a]);
+  });
+  it('factory rejects unknown parameters', () => {
+    assert.match(factoryError(() => fcfsOrderingPolicyFactory('f', { x: 1 }, makeHandle())), /x/);
+  });
+});
