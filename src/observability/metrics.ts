@@ -5,6 +5,7 @@
  * One `EppMetrics` per process (or per test): it owns its own registry, so tests never share state.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Endpoint } from '../framework/datalayer.ts';
 
 /** Exponential buckets: `count` values starting at `start`, each `factor` times the previous. */
 function exponential(start: number, factor: number, count: number): number[] {
@@ -19,6 +20,8 @@ const GENERAL_LATENCY_BUCKETS = [
 ];
 const PLUGIN_BUCKETS = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
 const HOOK_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5];
+const HIT_RATIO_BUCKETS = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
+const HIT_BYTES_BUCKETS = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
 
 export type ResponseHookPhase = 'ResponseReceived' | 'ResponseStreaming' | 'ResponseComplete';
 export type CompletionOutcomeLabel = 'success' | 'upstream-error' | 'aborted' | 'internal-error';
@@ -41,6 +44,17 @@ export class EppMetrics {
   readonly schedulerAttemptsTotal: Counter<'status' | 'target_model_name' | 'pod_name' | 'namespace' | 'port'>;
   readonly pluginDuration: Histogram<'extension_point' | 'plugin_type' | 'plugin_name'>;
   readonly info: Gauge<'commit' | 'build_ref'>;
+  readonly modelRewriteDecisions: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
+
+  // --- upstream pool and prefix-indexer metrics (values come from bindPool / bindPrefixIndexers)
+  readonly poolAverageKvCacheUtilization: Gauge<'name'>;
+  readonly poolAverageQueueSize: Gauge<'name'>;
+  readonly poolAverageRunningRequests: Gauge<'name'>;
+  readonly poolReadyPods: Gauge<'name'>;
+  readonly poolPerPodQueueSize: Gauge<'name' | 'model_server_pod'>;
+  readonly prefixIndexerSize: Gauge;
+  readonly prefixIndexerHitRatio: Histogram;
+  readonly prefixIndexerHitBytes: Histogram;
 
   // --- ours: the response path
   readonly responseHookErrors: Counter<'extension_point' | 'plugin_type' | 'plugin_name'>;
@@ -51,6 +65,11 @@ export class EppMetrics {
   readonly completionOutcomes: Counter<'outcome'>;
   readonly requestBodyWait: Histogram;
   readonly activeStreams: Gauge<'data_plane'>;
+  readonly certificateReloads: Counter<'result'>;
+  readonly certificateExpiry: Gauge;
+
+  #pool: PoolSource | undefined;
+  #prefixIndexers: ReadonlyArray<{ readonly size: number }> = [];
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -147,6 +166,75 @@ export class EppMetrics {
       labelNames: ['commit', 'build_ref'],
       registers: r,
     });
+    this.modelRewriteDecisions = new Counter({
+      name: 'inference_extension_model_rewrite_decisions_total',
+      help: 'Total number of model rewrite decisions.',
+      labelNames: ['model_rewrite_name', 'model_name', 'target_model'],
+      registers: r,
+    });
+
+    this.poolAverageKvCacheUtilization = new Gauge({
+      name: 'inference_pool_average_kv_cache_utilization',
+      help: 'The average kv cache utilization for an inference server pool.',
+      labelNames: ['name'],
+      registers: r,
+    });
+    this.poolAverageQueueSize = new Gauge({
+      name: 'inference_pool_average_queue_size',
+      help: 'The average number of requests pending in the model server queue.',
+      labelNames: ['name'],
+      registers: r,
+    });
+    this.poolAverageRunningRequests = new Gauge({
+      name: 'inference_pool_average_running_requests',
+      help: 'The average number of requests currently being processed by the model servers.',
+      labelNames: ['name'],
+      registers: r,
+    });
+    this.poolReadyPods = new Gauge({
+      name: 'inference_pool_ready_pods',
+      help: 'The number of ready pods in the inference server pool.',
+      labelNames: ['name'],
+      registers: r,
+    });
+    const boundPool = (): PoolSource | undefined => this.#pool;
+    const boundIndexers = (): ReadonlyArray<{ readonly size: number }> => this.#prefixIndexers;
+    this.poolPerPodQueueSize = new Gauge({
+      name: 'inference_pool_per_pod_queue_size',
+      help: 'The total number of requests pending in the model server queue for each underlying pod.',
+      labelNames: ['name', 'model_server_pod'],
+      registers: r,
+      // Collected at scrape time over every endpoint, fresh or not (upstream's collector does the same).
+      collect() {
+        this.reset();
+        const pool = boundPool();
+        if (pool === undefined) return;
+        for (const e of pool.endpoints()) this.set({ name: pool.name, model_server_pod: e.metadata.name }, e.metrics.waitingQueueSize);
+      },
+    });
+    this.prefixIndexerSize = new Gauge({
+      name: 'inference_extension_prefix_indexer_size',
+      help: 'Size of the prefix indexer.',
+      registers: r,
+      // Upstream samples every second; reading the index at scrape time is cheaper and never stale.
+      collect() {
+        let total = 0;
+        for (const ix of boundIndexers()) total += ix.size;
+        this.set(total);
+      },
+    });
+    this.prefixIndexerHitRatio = new Histogram({
+      name: 'inference_extension_prefix_indexer_hit_ratio',
+      help: 'Ratio of prefix length matched to total prefix length in the cache lookup.',
+      buckets: HIT_RATIO_BUCKETS,
+      registers: r,
+    });
+    this.prefixIndexerHitBytes = new Histogram({
+      name: 'inference_extension_prefix_indexer_hit_bytes',
+      help: 'Length of the prefix match in number of bytes in the cache lookup.',
+      buckets: HIT_BYTES_BUCKETS,
+      registers: r,
+    });
 
     this.responseHookErrors = new Counter({
       name: 'epp_response_hook_errors_total',
@@ -197,5 +285,153 @@ export class EppMetrics {
       labelNames: ['data_plane'],
       registers: r,
     });
+    this.certificateReloads = new Counter({
+      name: 'epp_tls_certificate_reloads_total',
+      help: 'Changes of --cert-path seen with --enable-cert-reload, by result (success: now served; error: invalid, ignored).',
+      labelNames: ['result'],
+      registers: r,
+    });
+    this.certificateExpiry = new Gauge({
+      name: 'epp_tls_certificate_expiry_timestamp_seconds',
+      help: 'Expiry (notAfter, Unix seconds) of the ext_proc certificate in use, when loaded from --cert-path with reload on.',
+      registers: r,
+    });
   }
+
+  /** Pool whose endpoints feed `inference_pool_per_pod_queue_size` at scrape time and `refreshPoolGauges`. */
+  bindPool(pool: PoolSource): void {
+    this.#pool = pool;
+  }
+
+  /** Prefix indexes whose sizes add up to `inference_extension_prefix_indexer_size` at scrape time. */
+  bindPrefixIndexers(indexers: ReadonlyArray<{ readonly size: number }>): void {
+    this.#prefixIndexers = indexers;
+  }
+
+  /**
+   * Recomputes the pool averages over endpoints whose metrics are fresher than `stalenessMs` (upstream runs this
+   * every `--refresh-prometheus-metrics-interval`). With no fresh endpoint, `ready_pods` drops to 0 and the
+   * averages keep their last values (upstream leaves all four untouched; a stale ready count misleads more).
+   */
+  refreshPoolGauges(now: number, stalenessMs: number): void {
+    const pool = this.#pool;
+    if (pool === undefined) return;
+    let n = 0;
+    let kv = 0;
+    let queue = 0;
+    let running = 0;
+    for (const e of pool.endpoints()) {
+      const m = e.metrics;
+      if (m.updateTime === 0 || now - m.updateTime > stalenessMs) continue;
+      n++;
+      kv += m.kvCacheUsagePercent;
+      queue += m.waitingQueueSize;
+      running += m.runningRequestsSize;
+    }
+    const labels = { name: pool.name };
+    this.poolReadyPods.set(labels, n);
+    if (n === 0) return;
+    this.poolAverageKvCacheUtilization.set(labels, kv / n);
+    this.poolAverageQueueSize.set(labels, queue / n);
+    this.poolAverageRunningRequests.set(labels, running / n);
+  }
+}
+
+/** What the pool gauges read: the pool's name (the `name` label) and its current endpoints. */
+export interface PoolSource {
+  readonly name: string;
+  endpoints(): readonly Endpoint[];
+}
+
+// ------------------------------------------------------------------ admission & flow control (epp-spec §7.3)
+
+const FLOW_CONTROL_DURATION_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60];
+
+export type FlowControlOutcomeLabel =
+  | 'Dispatched'
+  | 'RejectedCapacity'
+  | 'RejectedOther'
+  | 'EvictedTTL'
+  | 'EvictedContextCancelled'
+  | 'EvictedOther';
+
+/** Flow-control metrics: upstream's `inference_extension_flow_control_*` plus our outcome counter. */
+export class FlowControlMetrics {
+  readonly queueDuration: Histogram<'fairness_id' | 'priority' | 'outcome' | 'inference_pool' | 'model_name' | 'target_model_name'>;
+  readonly enqueueDuration: Histogram<'fairness_id' | 'priority' | 'outcome'>;
+  readonly dispatchCycleDuration: Histogram;
+  readonly queueSize: Gauge<'fairness_id' | 'priority' | 'inference_pool' | 'model_name' | 'target_model_name'>;
+  readonly queueBytes: Gauge<'fairness_id' | 'priority' | 'inference_pool' | 'model_name' | 'target_model_name'>;
+  readonly poolSaturation: Gauge<'inference_pool'>;
+  /** Ours: every request that entered flow control, by final outcome (each exactly once). */
+  readonly outcomes: Counter<'outcome' | 'priority'>;
+  /** Ours: sheddable requests refused by default (legacy) admission because the pool was saturated. */
+  readonly shed: Counter<'priority'>;
+
+  constructor(registry: Registry) {
+    const r = [registry];
+    const queueLabels = ['fairness_id', 'priority', 'inference_pool', 'model_name', 'target_model_name'] as const;
+    this.queueDuration = new Histogram({
+      name: 'inference_extension_flow_control_request_queue_duration_seconds',
+      help: 'Distribution of the total time requests spend in the flow control layer, by final outcome.',
+      labelNames: ['fairness_id', 'priority', 'outcome', 'inference_pool', 'model_name', 'target_model_name'],
+      buckets: FLOW_CONTROL_DURATION_BUCKETS,
+      registers: r,
+    });
+    this.enqueueDuration = new Histogram({
+      name: 'inference_extension_flow_control_request_enqueue_duration_seconds',
+      help: 'Distribution of the time to enqueue a request in the flow control layer.',
+      labelNames: ['fairness_id', 'priority', 'outcome'],
+      buckets: FLOW_CONTROL_DURATION_BUCKETS,
+      registers: r,
+    });
+    this.dispatchCycleDuration = new Histogram({
+      name: 'inference_extension_flow_control_dispatch_cycle_duration_seconds',
+      help: 'Distribution of the time of one flow control dispatch cycle.',
+      buckets: FLOW_CONTROL_DURATION_BUCKETS,
+      registers: r,
+    });
+    this.queueSize = new Gauge({
+      name: 'inference_extension_flow_control_queue_size',
+      help: 'Requests currently queued in the flow control layer.',
+      labelNames: queueLabels,
+      registers: r,
+    });
+    this.queueBytes = new Gauge({
+      name: 'inference_extension_flow_control_queue_bytes',
+      help: 'Bytes of the requests currently queued in the flow control layer.',
+      labelNames: queueLabels,
+      registers: r,
+    });
+    this.poolSaturation = new Gauge({
+      name: 'inference_extension_flow_control_pool_saturation',
+      help: 'Pool saturation as seen by the last flow control dispatch cycle (1.0 = saturated).',
+      labelNames: ['inference_pool'],
+      registers: r,
+    });
+    this.outcomes = new Counter({
+      name: 'epp_flow_control_requests_total',
+      help: 'Requests that entered flow control, by final outcome (dispatched, rejected or evicted; each exactly once).',
+      labelNames: ['outcome', 'priority'],
+      registers: r,
+    });
+    this.shed = new Counter({
+      name: 'epp_admission_shed_total',
+      help: 'Sheddable requests (priority < 0) refused with 429 by default admission because the pool was saturated.',
+      labelNames: ['priority'],
+      registers: r,
+    });
+  }
+}
+
+const flowControlMetrics = new WeakMap<Registry, FlowControlMetrics>();
+
+/** The flow-control metrics of an `EppMetrics` registry (created on first use, once per registry). */
+export function flowControlMetricsOf(metrics: EppMetrics): FlowControlMetrics {
+  let m = flowControlMetrics.get(metrics.registry);
+  if (m === undefined) {
+    m = new FlowControlMetrics(metrics.registry);
+    flowControlMetrics.set(metrics.registry, m);
+  }
+  return m;
 }

@@ -21,7 +21,9 @@ import { ExtProcServer } from './extproc/server.ts';
 import { Gateway } from './gateway/gateway.ts';
 import { Reachability } from '../runtime/reachability.ts';
 import { startHealthServer } from './health.ts';
-import type { TlsMaterial } from './tls.ts';
+import type { CertificateReloader, TlsMaterial } from './tls.ts';
+import { startObservability, type RunningObservability } from './admin/index.ts';
+import type { RequestTracer, TracerOptions } from '../observability/tracing.ts';
 import type { Server } from '@grpc/grpc-js';
 
 export interface EppOptions {
@@ -53,6 +55,18 @@ export interface EppOptions {
   readonly clock?: Clock;
   readonly random?: RandomSource;
   readonly metrics?: EppMetrics;
+  /** Admin HTTP server (/metrics, /healthz, /readyz): port (0 = ephemeral); absent or -1 = not started. */
+  readonly metricsPort?: number;
+  /** `name` label of the `inference_pool_*` gauges; default the InferencePool name, else `default`. */
+  readonly poolName?: string;
+  /** Pool gauge refresh (`--refresh-prometheus-metrics-interval`), default 5 s. */
+  readonly poolMetricsRefreshMs?: number;
+  /** Freshness window of endpoint metrics for the pool gauges (`--metrics-staleness-threshold`), default 2 s. */
+  readonly metricsStalenessMs?: number;
+  /** Reload `certPath` when it changes (`--enable-cert-reload`); `pollIntervalMs` is the fallback poll. */
+  readonly certReload?: boolean | { readonly pollIntervalMs: number };
+  /** OpenTelemetry tracing; absent = off (see observability/tracing.ts for when the CLI turns it on). */
+  readonly tracing?: Omit<TracerOptions, 'logger'>;
 }
 
 export interface DiscoveryOptions {
@@ -79,6 +93,12 @@ export interface RunningEpp {
   readonly gateway: Gateway | undefined;
   /** The data layer, when the EPP discovers endpoints itself (not when a store was injected). */
   readonly dataLayer: DataLayer | undefined;
+  /** The admin HTTP port (/metrics, /healthz, /readyz), when it runs. */
+  readonly metricsPort: number | undefined;
+  readonly observability: RunningObservability;
+  readonly tracer: RequestTracer | undefined;
+  /** Watches `--cert-path` when `--enable-cert-reload` is on. */
+  readonly certificates: CertificateReloader | undefined;
   /** Stops accepting, drains open streams up to the grace period, then closes everything. */
   close(): Promise<void>;
 }
@@ -150,10 +170,34 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   });
 
   let tls: TlsMaterial | undefined;
+  let certificates: CertificateReloader | undefined;
   if (o.secureServing) {
     // Loaded on demand: the X.509 tooling is only needed when TLS is on.
-    const { generateSelfSignedCertificate, loadCertificate } = await import('./tls.ts');
-    tls = o.certPath ? loadCertificate(o.certPath) : await generateSelfSignedCertificate();
+    const { generateSelfSignedCertificate, loadCertificate, CertificateReloader } = await import('./tls.ts');
+    if (o.certPath && o.certReload) {
+      certificates = CertificateReloader.load(o.certPath, {
+        logger: o.logger,
+        ...(typeof o.certReload === 'object' ? { pollIntervalMs: o.certReload.pollIntervalMs } : {}),
+        onReload: (result, cert) => {
+          metrics.certificateReloads.inc({ result });
+          if (cert) metrics.certificateExpiry.set(Date.parse(cert.validTo) / 1000);
+        },
+      });
+      metrics.certificateExpiry.set(certificates.notAfter.getTime() / 1000);
+      tls = certificates.material;
+    } else {
+      tls = o.certPath ? loadCertificate(o.certPath) : await generateSelfSignedCertificate();
+    }
+  }
+  let tracer: RequestTracer | undefined;
+  if (o.tracing) {
+    const { createRequestTracer } = await import('../observability/tracing.ts');
+    tracer = await createRequestTracer({
+      commit: process.env.EPP_COMMIT ?? 'dev',
+      buildRef: process.env.EPP_BUILD_REF ?? 'dev',
+      ...o.tracing,
+      logger: o.logger,
+    });
   }
   const readyStore = store;
   const server = new ExtProcServer({
@@ -163,12 +207,15 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     now,
     maxRequestBodyBytes: o.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES,
     tls,
+    ...(certificates ? { certificates } : {}),
+    tracer,
     healthChecking: o.healthChecking ?? false,
     isServing: () => readyStore.poolKnown(),
   });
   const host = o.host ?? '0.0.0.0';
   const extProc = o.extProc ?? true;
   const grpcPort = extProc ? await server.listen(o.grpcPort, host) : 0;
+  certificates?.start();
   let health: { server: Server; port: number } | undefined;
   if (o.grpcHealthPort >= 0) health = await startHealthServer(o.grpcHealthPort, host, () => readyStore.poolKnown());
   let gateway: Gateway | undefined;
@@ -184,8 +231,20 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     });
     gatewayPort = await gateway.listen(o.gateway.port, o.gateway.host ?? '127.0.0.1');
   }
+  const observability = await startObservability({
+    metrics,
+    store,
+    poolName: o.poolName ?? o.discovery?.kubernetes?.poolName ?? 'default',
+    plugins: config.plugins,
+    logger: o.logger,
+    now,
+    port: o.metricsPort ?? -1,
+    host,
+    ...(o.poolMetricsRefreshMs !== undefined ? { refreshIntervalMs: o.poolMetricsRefreshMs } : {}),
+    ...(o.metricsStalenessMs !== undefined ? { stalenessMs: o.metricsStalenessMs } : {}),
+  });
   o.logger.info(
-    { grpcPort: extProc ? grpcPort : undefined, gatewayPort, healthPort: health?.port, tls: tls ? (o.certPath ? 'cert-path' : 'self-signed') : 'off', config: config.origin, plugins: config.plugins.map((p: Plugin) => `${p.typedName.name}/${p.typedName.type}`) },
+    { grpcPort: extProc ? grpcPort : undefined, gatewayPort, healthPort: health?.port, metricsPort: observability.port, tracing: tracer !== undefined, tls: tls ? (o.certPath ? 'cert-path' : 'self-signed') : 'off', config: config.origin, plugins: config.plugins.map((p: Plugin) => `${p.typedName.name}/${p.typedName.type}`) },
     'EPP listening',
   );
 
@@ -200,11 +259,18 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     gateway,
     gatewayPort,
     dataLayer,
+    metricsPort: observability.port,
+    observability,
+    tracer,
+    certificates,
     close() {
       closing ??= (async () => {
         const grace = o.shutdownGraceMs ?? 30_000;
         await Promise.all([server.shutdown(grace), gateway?.close(grace)]);
         health?.server.forceShutdown();
+        certificates?.close();
+        await observability.close();
+        await tracer?.shutdown();
         await dataLayer?.close();
       })();
       return closing;

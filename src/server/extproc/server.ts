@@ -2,7 +2,7 @@
  * The ext_proc gRPC server: one `ExtProcStream` per call. Tracks open streams so shutdown can stop accepting,
  * let open streams finish up to a deadline, then end the rest (their completion hooks see `aborted`).
  */
-import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import { experimental, Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponse } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
 import { externalProcessorService, EXT_PROC_SERVICE_NAME } from './service.ts';
 import { ExtProcStream, type ExtProcStreamContext } from './stream.ts';
@@ -13,6 +13,11 @@ import { service as healthService } from 'grpc-health-check';
 export interface ExtProcServerOptions extends Omit<ExtProcStreamContext, 'onClosed'> {
   /** TLS material, or undefined for plaintext (h2c). */
   readonly tls: TlsMaterial | undefined;
+  /**
+   * Serves the certificate this provider publishes instead of `tls`, and follows its updates without dropping
+   * open connections (`--enable-cert-reload`).
+   */
+  readonly certificates?: experimental.CertificateProvider;
   /** Also serve grpc.health.v1 on the ext_proc port (`--health-checking`). */
   readonly healthChecking?: boolean;
   readonly isServing?: () => boolean;
@@ -66,7 +71,10 @@ export class ExtProcServer {
 
   async listen(port: number, host = '0.0.0.0'): Promise<number> {
     const tls = this.#options.tls;
-    const creds = tls
+    // grpc-js's parameter names are swapped against its constructor: the first argument is the identity provider.
+    const creds = this.#options.certificates
+      ? experimental.createCertificateProviderServerCredentials(this.#options.certificates, null, false)
+      : tls
       ? ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) }], false)
       : ServerCredentials.createInsecure();
     this.#port = await new Promise<number>((resolve, reject) =>

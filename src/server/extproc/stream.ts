@@ -22,6 +22,7 @@ import { EppError, toError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
 import type { HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
+import type { RequestSpan, RequestTracer } from '../../observability/tracing.ts';
 import type { Director, RoutingDecision } from '../../runtime/director.ts';
 import {
   DESTINATION_ENDPOINT_HEADER,
@@ -49,6 +50,8 @@ export interface ExtProcStreamContext {
   readonly now: () => number;
   /** Requests whose body exceeds this get a 413 ImmediateResponse. */
   readonly maxRequestBodyBytes: number;
+  /** Request spans and upstream trace-context headers; undefined when tracing is off. */
+  readonly tracer?: RequestTracer | undefined;
   /** Called once when the stream is fully done (for draining and leak accounting). */
   readonly onClosed: (stream: ExtProcStream) => void;
 }
@@ -76,6 +79,7 @@ export class ExtProcStream {
   #busy = false;
   #pending: ProcessingRequest[] = [];
   #closed = false;
+  #span: RequestSpan | undefined;
 
   constructor(call: Call, ctx: ExtProcStreamContext) {
     this.#call = call;
@@ -168,6 +172,7 @@ export class ExtProcStream {
     this.#receivedAt = this.#ctx.now();
     this.#headers = readHeaders(h);
     this.#requestId = ensureRequestId(this.#headers);
+    this.#span = this.#ctx.tracer?.startRequest(this.#headers);
     this.#ctx.metrics.activeStreams.inc({ data_plane: 'ext_proc' });
     if (!h.endOfStream) {
       this.#state = 'request-body';
@@ -202,7 +207,7 @@ export class ExtProcStream {
   }
 
   async #route(body: Uint8Array): Promise<void> {
-    const decision = await this.#ctx.director.route({
+    const input = {
       headers: this.#headers,
       requestId: this.#requestId,
       body,
@@ -210,7 +215,9 @@ export class ExtProcStream {
       proxyMetadata: this.#proxyMetadata,
       receivedAt: this.#receivedAt,
       signal: this.#abort.signal,
-    });
+    };
+    const span = this.#span;
+    const decision = span ? await span.orchestrate(() => this.#ctx.director.route(input)) : await this.#ctx.director.route(input);
     if (this.#state === 'done') {
       // The stream ended while we were scheduling: the request will never run.
       void decision.response.abort('stream ended before routing finished');
@@ -223,11 +230,17 @@ export class ExtProcStream {
     this.#ctx.logger.debug({ requestId: this.#requestId, destination: decision.destination }, 'EPP sent request body response(s) to proxy');
   }
 
-  /** Destination first, then Content-Length, then every non-system request header (upstream order). */
+  /**
+   * Destination first, then Content-Length, then trace context (when tracing), then every non-system request
+   * header (upstream order). Incoming trace headers are replaced by ours, not echoed next to them.
+   */
   #echoRequestHeaders(destination: string, contentLength: number) {
     const out = [setHeader(DESTINATION_ENDPOINT_HEADER, destination)];
     if (contentLength > 0) out.push(setHeader('Content-Length', String(contentLength)));
-    for (const [k, v] of Object.entries(this.#headers)) if (!isSystemOwnedHeader(k)) out.push(setHeader(k, v));
+    const span = this.#span;
+    const traceFields = span ? this.#ctx.tracer?.fields : undefined;
+    if (span) for (const [k, v] of span.inject()) out.push(setHeader(k, v));
+    for (const [k, v] of Object.entries(this.#headers)) if (!isSystemOwnedHeader(k) && !traceFields?.has(k)) out.push(setHeader(k, v));
     return out;
   }
 
@@ -366,7 +379,7 @@ export class ExtProcStream {
 
   #onEnd(): void {
     // Envoy half-closed: nothing more will arrive.
-    this.#finishStream('stream ended before the response completed');
+    this.#finishStream(HALF_CLOSED);
     if (!this.#call.destroyed) this.#call.end();
   }
 
@@ -377,13 +390,18 @@ export class ExtProcStream {
 
   #finishStream(reason: string): void {
     if (this.#state === 'done') return;
-    const wasActive = this.#state !== 'request-headers';
+    const prev = this.#state;
+    const wasActive = prev !== 'request-headers';
     this.#state = 'done';
     this.#pending.length = 0;
     this.#body = [];
     this.#responseBody = null;
     if (!this.#abort.signal.aborted) this.#abort.abort(new Error(reason));
     const decision = this.#decision;
+    if (this.#span) {
+      const clean = reason === HALF_CLOSED && (prev === 'routed' || prev === 'response-body') && (decision === undefined || decision.response.completed);
+      this.#span.end(clean ? undefined : reason);
+    }
     const finalize = (): void => {
       this.#closed = true;
       if (wasActive) this.#ctx.metrics.activeStreams.dec({ data_plane: 'ext_proc' });
@@ -396,6 +414,8 @@ export class ExtProcStream {
     }
   }
 }
+
+const HALF_CLOSED = 'stream ended before the response completed';
 
 function envoyLb(destination: string): JsonObject {
   return { [ENVOY_LB_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: destination } };

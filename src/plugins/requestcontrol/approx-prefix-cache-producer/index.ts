@@ -73,6 +73,11 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
   readonly consumes: readonly string[] = [];
   readonly config: Readonly<ApproxPrefixCacheConfig>;
   readonly index = new PrefixIndex();
+  /**
+   * Observer of the routed request's prefix hit (primary target): hit ratio in [0,1] and hit bytes. Set by the
+   * server to feed `inference_extension_prefix_indexer_hit_*`; called synchronously from preRequest.
+   */
+  onPrefixMatch: ((hitRatio: number, hitBytes: number) => void) | undefined = undefined;
   readonly #states = new WeakMap<InferenceRequest, RequestState>();
   readonly #hasher = new PromptHasher();
   readonly #logger: Logger;
@@ -147,6 +152,10 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
     const prefill = result.profileResults.get(PREFILL_PROFILE_NAME)?.targets[0];
     if (prefill !== undefined && prefill.endpoint.metadata.name !== primary.endpoint.metadata.name) {
       this.index.add(prefill.endpoint.metadata.name, this.capacityBlocksFor(prefill.endpoint), state.hashes);
+    }
+    if (this.onPrefixMatch !== undefined && state.hashes.length > 0) {
+      const matchBlocks = state.matches.get(primary.endpoint.metadata.name) ?? 0;
+      this.onPrefixMatch(matchBlocks / state.hashes.length, matchBlocks * state.blockSizeTokens * BYTES_PER_TOKEN);
     }
     if (this.#logger.isLevelEnabled('debug') && state.hashes.length > 0) {
       const matchBlocks = state.matches.get(primary.endpoint.metadata.name) ?? 0;
