@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
+import { tracingEnabled } from '../observability/tracing-env.ts';
 import { createLogger } from '../observability/logger.ts';
 import { configSourceFrom, startEpp, type DiscoveryOptions, type EppOptions } from '../server/epp.ts';
 import type { Logger } from '../framework/plugin.ts';
@@ -52,11 +53,7 @@ const ACCEPTED_NOT_IMPLEMENTED = [
   ['metrics-endpoint-auth', 'bool'],
   ['enable-pprof', 'bool'],
   ['ha-enable-leader-election', 'bool'],
-  ['enable-cert-reload', 'bool'],
-  ['tracing', 'bool'],
   ['disable-endpoint-subset-filter', 'bool'],
-  ['refresh-prometheus-metrics-interval', 'duration'],
-  ['metrics-staleness-threshold', 'duration'],
   ['model-server-metrics-scheme', 'string'],
   ['model-server-metrics-path', 'string'],
   ['model-server-metrics-https-insecure-skip-verify', 'bool'],
@@ -98,6 +95,9 @@ function addCoreOptions(cmd: Command): Command {
     .addOption(new Option('--response-chunk-hooks <mode>', 'async: chunk hooks off the critical path; inline: each reply waits for them').choices(['async', 'inline']).default('async'))
     .addOption(new Option('--max-request-body-bytes <n>', 'larger request bodies get 413').default(64 * 1024 * 1024).argParser(int('max-request-body-bytes', 1, 2 ** 31)))
     .addOption(new Option('--shutdown-grace-period <duration>', 'on SIGTERM, how long open requests may finish').default(30_000, '30s').argParser(duration('shutdown-grace-period')))
+    .addOption(new Option('--refresh-prometheus-metrics-interval <duration>', 'how often the inference_pool_* gauges are recomputed').default(5_000, '5s').argParser(duration('refresh-prometheus-metrics-interval')))
+    .addOption(new Option('--metrics-staleness-threshold <duration>', 'endpoint metrics older than this do not count in the pool gauges').default(2_000, '2s').argParser(duration('metrics-staleness-threshold')))
+    .addOption(new Option('--tracing [bool]', 'OpenTelemetry request spans (default: on only when OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT is set)').argParser(bool('tracing')))
     .addOption(new Option('-v, --v <level>', 'log verbosity: 2 default, 3 verbose, 4 debug, 5 trace').default(2).argParser(int('v', -100, 100)));
   for (const [name, kind] of ACCEPTED_NOT_IMPLEMENTED) {
     const opt = kind === 'bool' ? new Option(`--${name} [bool]`).argParser(bool(name)) : new Option(`--${name} <value>`);
@@ -129,6 +129,9 @@ function coreOptions(opts: Record<string, unknown>, logger: Logger): Omit<EppOpt
     },
     maxRequestBodyBytes: opts.maxRequestBodyBytes as number,
     shutdownGraceMs: opts.shutdownGracePeriod as number,
+    poolMetricsRefreshMs: opts.refreshPrometheusMetricsInterval as number,
+    metricsStalenessMs: opts.metricsStalenessThreshold as number,
+    ...(tracingEnabled(opts.tracing as boolean | undefined) ? { tracing: {} } : {}),
     logger,
   };
 }
@@ -158,6 +161,7 @@ function addServeCommand(program: Command): void {
     .addOption(new Option('--metrics-port <port>', 'Prometheus /metrics port').default(9090).argParser(int('metrics-port', 0, 65535)))
     .addOption(new Option('--secure-serving [bool]', 'serve ext_proc over TLS (self-signed unless --cert-path)').default(true).argParser(bool('secure-serving')))
     .addOption(new Option('--cert-path <dir>', 'directory holding tls.crt and tls.key'))
+    .addOption(new Option('--enable-cert-reload [bool]', 'reload --cert-path when its files change (open streams are kept)').default(false).argParser(bool('enable-cert-reload')))
     .addOption(new Option('--health-checking [bool]', 'also serve grpc.health.v1 on the ext_proc port').default(false).argParser(bool('health-checking')))
     .addOption(new Option('--gateway-port <port>', 'also run the embedded OpenAI-compatible gateway on this port').argParser(int('gateway-port', 0, 65535)))
     .addOption(new Option('--gateway-host <host>', 'listen address of the embedded gateway').default('127.0.0.1'));
@@ -169,6 +173,8 @@ function addServeCommand(program: Command): void {
       grpcHealthPort: opts.grpcHealthPort as number,
       secureServing: opts.secureServing as boolean,
       certPath: opts.certPath as string | undefined,
+      certReload: opts.enableCertReload as boolean,
+      metricsPort: opts.metricsPort as number,
       healthChecking: opts.healthChecking as boolean,
       ...(typeof opts.gatewayPort === 'number' ? { gateway: { port: opts.gatewayPort, host: opts.gatewayHost as string } } : {}),
     });
@@ -181,7 +187,8 @@ function addGatewayCommand(program: Command): void {
     .command('gateway')
     .description('Run the embedded OpenAI-compatible gateway: the EPP proxies requests to the picked endpoint itself (no Envoy)')
     .addOption(new Option('--port <port>', 'listen port').default(8080).argParser(int('port', 0, 65535)))
-    .addOption(new Option('--host <host>', 'listen address').default('127.0.0.1'));
+    .addOption(new Option('--host <host>', 'listen address').default('127.0.0.1'))
+    .addOption(new Option('--metrics-port <port>', 'also serve /metrics, /healthz, /readyz on this port').argParser(int('metrics-port', 0, 65535)));
   addCoreOptions(cmd).action(async (opts: Record<string, unknown>) => {
     const logger = createLogger({ verbosity: opts.v as number });
     const epp = await startEpp({
@@ -191,6 +198,7 @@ function addGatewayCommand(program: Command): void {
       grpcHealthPort: -1,
       secureServing: false,
       gateway: { port: opts.port as number, host: opts.host as string },
+      ...(typeof opts.metricsPort === 'number' ? { metricsPort: opts.metricsPort } : {}),
     });
     process.stdout.write(`gateway listening on http://${opts.host as string}:${epp.gatewayPort}/v1\n`);
     closeOnSignal(() => epp.close(), logger);

@@ -31,6 +31,8 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from '../framework/plugin.ts';
 
+export { tracingEnabled } from './tracing-env.ts';
+
 export const TRACER_NAME = 'gateway-api-inference-extension/epp/extproc';
 export const REQUEST_SPAN = 'gateway.request';
 export const ORCHESTRATION_SPAN = 'gateway.request_orchestration';
@@ -54,18 +56,6 @@ export interface RequestSpan {
   inject(): Array<[string, string]>;
   /** Ends the request span; `error` marks it failed. Idempotent. */
   end(error?: string): void;
-}
-
-/**
- * Whether tracing runs: an explicit `--tracing` wins; otherwise on when OTEL_TRACES_EXPORTER names an exporter
- * (not `none`) or an OTLP endpoint is set, and OTEL_SDK_DISABLED is not `true`.
- */
-export function tracingEnabled(flag: boolean | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
-  if (flag !== undefined) return flag;
-  if (env.OTEL_SDK_DISABLED?.toLowerCase() === 'true') return false;
-  const exporter = env.OTEL_TRACES_EXPORTER;
-  if (exporter !== undefined && exporter !== '') return exporter !== 'none';
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }
 
 export interface TracerOptions {
