@@ -1,18 +1,35 @@
 /**
- * Named configurations. `upstream-default` is upstream's built-in default, loaded when no config is given
- * (faithful to upstream). `epp-default` is what the embedded demo runs: the same scorers and weights, with
- * the picker returning a fallback endpoint so the gateway can retry a refused connection. The routing
- * benchmark (docs/benchmarks.md) compares both; tuning lands here.
+ * Named configurations: every routing policy the routing benchmark compares (docs/benchmarks.md) is one of
+ * these, loaded through the same config path as a user's file.
+ *
+ * - `upstream-default`: upstream's built-in default, loaded when no config is given (faithful to upstream):
+ *   queue 2, kv-cache 2, prefix 3, max-score picker.
+ * - `epp-default`: what `epp demo` runs and what we recommend; tuned with the routing benchmark (see
+ *   `EPP_DEFAULT_CONFIG_TEXT`).
+ * - baselines: `round-robin`, `random`, `least-outstanding-requests` (router-side least-loaded),
+ *   `prefix-only` (prefix-cache scorer alone).
  */
 import { CONFIG_API_VERSION, CONFIG_KIND, DEFAULT_CONFIG_TEXT } from './schema.ts';
 
 export const UPSTREAM_DEFAULT_CONFIG_TEXT = DEFAULT_CONFIG_TEXT;
 
-export const EPP_DEFAULT_CONFIG_TEXT = `apiVersion: ${CONFIG_API_VERSION}
+const header = `apiVersion: ${CONFIG_API_VERSION}
 kind: ${CONFIG_KIND}
-plugins:
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
+`;
+
+/**
+ * Our default: prefix affinity bounded by load. `bounded-prefix-affinity-filter` keeps a request on the
+ * endpoints that hold its prefix until they have `maxOutstandingRequests` requests outstanding from this EPP,
+ * then lets it spill over to any endpoint that is not saturated; among the survivors the least-outstanding
+ * endpoint wins, the prefix score breaking near-ties. The picker returns a fallback endpoint so the gateway
+ * can retry a refused connection. Why these numbers: docs/benchmarks.md ("Tuning epp-default").
+ */
+export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
+- type: bounded-prefix-affinity-filter
+  parameters:
+    affinityThreshold: 0.5
+    maxOutstandingRequests: 24
+- type: least-outstanding-requests-scorer
 - type: prefix-cache-scorer
 - type: max-score-picker
   parameters:
@@ -20,16 +37,63 @@ plugins:
 schedulingProfiles:
 - name: default
   plugins:
-  - pluginRef: queue-scorer
-    weight: 2
-  - pluginRef: kv-cache-utilization-scorer
+  - pluginRef: bounded-prefix-affinity-filter
+  - pluginRef: least-outstanding-requests-scorer
     weight: 2
   - pluginRef: prefix-cache-scorer
-    weight: 3
+    weight: 1
+  - pluginRef: max-score-picker
+`;
+
+export const ROUND_ROBIN_CONFIG_TEXT = `${header}plugins:
+- type: round-robin-picker
+  parameters:
+    maxNumOfEndpoints: 2
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: round-robin-picker
+`;
+
+export const RANDOM_CONFIG_TEXT = `${header}plugins:
+- type: random-picker
+  parameters:
+    maxNumOfEndpoints: 2
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: random-picker
+`;
+
+export const LEAST_OUTSTANDING_REQUESTS_CONFIG_TEXT = `${header}plugins:
+- type: least-outstanding-requests-scorer
+- type: max-score-picker
+  parameters:
+    maxNumOfEndpoints: 2
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: least-outstanding-requests-scorer
+  - pluginRef: max-score-picker
+`;
+
+export const PREFIX_ONLY_CONFIG_TEXT = `${header}plugins:
+- type: prefix-cache-scorer
+- type: max-score-picker
+  parameters:
+    maxNumOfEndpoints: 2
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
   - pluginRef: max-score-picker
 `;
 
 export const CONFIG_PRESETS: Readonly<Record<string, string>> = {
+  'round-robin': ROUND_ROBIN_CONFIG_TEXT,
+  random: RANDOM_CONFIG_TEXT,
+  'least-outstanding-requests': LEAST_OUTSTANDING_REQUESTS_CONFIG_TEXT,
   'upstream-default': UPSTREAM_DEFAULT_CONFIG_TEXT,
+  'prefix-only': PREFIX_ONLY_CONFIG_TEXT,
   'epp-default': EPP_DEFAULT_CONFIG_TEXT,
 };

@@ -19,6 +19,9 @@ import { REQUEST_ATTRIBUTE_REPORTER_TYPE, requestAttributeReporterFactory } from
 import { MAX_SCORE_PICKER_TYPE, maxScorePickerFactory } from './scheduling/picker/max-score-picker/index.ts';
 import { RANDOM_PICKER_TYPE, randomPickerFactory } from './scheduling/picker/random-picker/index.ts';
 import { WEIGHTED_RANDOM_PICKER_TYPE, weightedRandomPickerFactory } from './scheduling/picker/weighted-random-picker/index.ts';
+import { ROUND_ROBIN_PICKER_TYPE, roundRobinPickerFactory } from './scheduling/picker/round-robin-picker/index.ts';
+import { LEAST_OUTSTANDING_REQUESTS_SCORER_TYPE, leastOutstandingRequestsScorerFactory } from './scheduling/scorer/least-outstanding-requests-scorer/index.ts';
+import { BOUNDED_PREFIX_AFFINITY_FILTER_TYPE, boundedPrefixAffinityFilterFactory } from './scheduling/filter/bounded-prefix-affinity-filter/index.ts';
 import { SINGLE_PROFILE_HANDLER_TYPE, singleProfileHandlerFactory } from './scheduling/profile/single-profile-handler/index.ts';
 import { METRICS_DATA_SOURCE_TYPE, metricsDataSourceFactory } from './datalayer/source/metrics-data-source/index.ts';
 import { CORE_METRICS_EXTRACTOR_TYPE, coreMetricsExtractorFactory } from './datalayer/extractor/core-metrics-extractor/index.ts';
@@ -56,6 +59,9 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   { type: MAX_SCORE_PICKER_TYPE, factory: maxScorePickerFactory },
   { type: RANDOM_PICKER_TYPE, factory: randomPickerFactory },
   { type: WEIGHTED_RANDOM_PICKER_TYPE, factory: weightedRandomPickerFactory },
+  { type: ROUND_ROBIN_PICKER_TYPE, factory: roundRobinPickerFactory },
+  { type: LEAST_OUTSTANDING_REQUESTS_SCORER_TYPE, factory: leastOutstandingRequestsScorerFactory },
+  { type: BOUNDED_PREFIX_AFFINITY_FILTER_TYPE, factory: boundedPrefixAffinityFilterFactory },
   // --- data layer: sources, extractors
   { type: METRICS_DATA_SOURCE_TYPE, factory: metricsDataSourceFactory },
   { type: CORE_METRICS_EXTRACTOR_TYPE, factory: coreMetricsExtractorFactory },

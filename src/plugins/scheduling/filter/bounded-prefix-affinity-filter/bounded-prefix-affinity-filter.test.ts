@@ -1,0 +1,71 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { InFlightLoadKey, PrefixCacheMatchInfoKey } from '../../../../framework/attributes.ts';
+import type { Candidate } from '../../../../framework/scheduling.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../testing.ts';
+import { BOUNDED_PREFIX_AFFINITY_FILTER_TYPE, BoundedPrefixAffinityFilter, boundedPrefixAffinityFilterFactory } from './index.ts';
+
+interface Spec {
+  readonly match?: number; // matched blocks out of 10
+  readonly outstanding?: number;
+  readonly waiting?: number;
+}
+
+function candidates(specs: readonly Spec[]): Candidate[] {
+  return specs.map((s, i) => {
+    const attrs: Record<string, unknown> = {};
+    if (s.match !== undefined) attrs[PrefixCacheMatchInfoKey] = { matchBlocks: s.match, totalBlocks: 10, blockSizeTokens: 16 };
+    if (s.outstanding !== undefined) attrs[InFlightLoadKey] = { requests: s.outstanding, tokens: s.outstanding * 100 };
+    return makeCandidate(makeEndpoint(`e${i}`, { waitingQueueSize: s.waiting ?? 0 }), attrs);
+  });
+}
+
+const names = (cs: readonly Candidate[]) => cs.map((c) => c.endpoint.metadata.name);
+const run = (f: BoundedPrefixAffinityFilter, specs: readonly Spec[]) => names(f.filter(new Map(), makeRequest(), candidates(specs)));
+
+describe('bounded-prefix-affinity-filter', () => {
+  const f = new BoundedPrefixAffinityFilter('f', { affinityThreshold: 0.5, maxOutstandingRequests: 4 });
+
+  it('keeps the unsaturated holders of the prefix', () => {
+    assert.deepEqual(run(f, [{ match: 9, outstanding: 3 }, { match: 0 }, { match: 5, outstanding: 1 }, { match: 4 }]), ['e0', 'e2']);
+  });
+
+  it('drops a saturated holder and keeps the other holders', () => {
+    assert.deepEqual(run(f, [{ match: 9, outstanding: 4 }, { match: 0 }, { match: 9, outstanding: 3 }]), ['e2']);
+  });
+
+  it('spills over to every unsaturated endpoint once all holders are saturated', () => {
+    assert.deepEqual(run(f, [{ match: 9, outstanding: 4 }, { match: 0, outstanding: 1 }, { match: 1, outstanding: 9 }, {}]), ['e1', 'e3']);
+  });
+
+  it('without holders keeps the unsaturated endpoints', () => {
+    assert.deepEqual(run(f, [{ match: 1 }, { outstanding: 5 }, { match: 2, outstanding: 2 }]), ['e0', 'e2']);
+  });
+
+  it('fails open when every endpoint is saturated', () => {
+    assert.deepEqual(run(f, [{ match: 9, outstanding: 4 }, { outstanding: 5 }]), ['e0', 'e1']);
+  });
+
+  it('a single candidate passes through', () => {
+    assert.deepEqual(run(f, [{ outstanding: 100 }]), ['e0']);
+  });
+
+  it('reads the waiting queue only when maxWaitingRequests >= 0', () => {
+    const specs: Spec[] = [{ match: 9, waiting: 3 }, { match: 0 }];
+    assert.deepEqual(run(f, specs), ['e0']);
+    const g = new BoundedPrefixAffinityFilter('g', { maxWaitingRequests: 2 });
+    assert.deepEqual(run(g, specs), ['e1']);
+    assert.deepEqual(run(g, [{ match: 9, waiting: 2 }, { match: 0 }]), ['e0']);
+  });
+
+  it('factory: defaults, parameters and rejection', () => {
+    const d = boundedPrefixAffinityFilterFactory('b', {}, makeHandle()) as BoundedPrefixAffinityFilter;
+    assert.equal(d.typedName.type, BOUNDED_PREFIX_AFFINITY_FILTER_TYPE);
+    assert.deepEqual({ ...d.config }, { affinityThreshold: 0.5, maxOutstandingRequests: 24, maxWaitingRequests: -1 });
+    const p = boundedPrefixAffinityFilterFactory('b', { affinityThreshold: 0.8, maxOutstandingRequests: 8, maxWaitingRequests: 0 }, makeHandle()) as BoundedPrefixAffinityFilter;
+    assert.deepEqual({ ...p.config }, { affinityThreshold: 0.8, maxOutstandingRequests: 8, maxWaitingRequests: 0 });
+    assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { affinityThreshold: 0 }, makeHandle())), /plugin 'b'.*affinityThreshold/);
+    assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { maxOutstandingRequests: 0 }, makeHandle())), /plugin 'b'.*maxOutstandingRequests/);
+    assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { x: 1 }, makeHandle())), /plugin 'b'.*x/);
+  });
+});

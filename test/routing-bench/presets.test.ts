@@ -1,0 +1,67 @@
+/** Every named policy config loads through the normal config path with the plugins it is meant to use. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadConfig } from '../../src/config/loader.ts';
+import { CONFIG_PRESETS } from '../../src/config/presets.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { PluginRegistry } from '../../src/runtime/plugin-registry.ts';
+import { createRandomSource } from '../../src/util/random.ts';
+
+function load(name: string) {
+  const text = CONFIG_PRESETS[name];
+  assert.ok(text, `preset ${name}`);
+  return loadConfig({ text, origin: name }, {
+    registry: PluginRegistry.withBuiltins(),
+    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
+  });
+}
+
+const profileOf = (name: string) => {
+  const p = load(name).profiles[0]!;
+  return {
+    filters: p.filters.map((f) => f.typedName.type),
+    scorers: p.scorers.map((s) => [s.scorer.typedName.type, s.weight]),
+    picker: p.picker.typedName.type,
+  };
+};
+
+test('the benchmark policies are named presets', () => {
+  assert.deepEqual(Object.keys(CONFIG_PRESETS), [
+    'round-robin',
+    'random',
+    'least-outstanding-requests',
+    'upstream-default',
+    'prefix-only',
+    'epp-default',
+  ]);
+});
+
+test('baselines: round-robin, random, least-outstanding-requests, prefix-only', () => {
+  assert.deepEqual(profileOf('round-robin'), { filters: [], scorers: [], picker: 'round-robin-picker' });
+  assert.deepEqual(profileOf('random'), { filters: [], scorers: [], picker: 'random-picker' });
+  assert.deepEqual(profileOf('least-outstanding-requests'), {
+    filters: [],
+    scorers: [['least-outstanding-requests-scorer', 1]],
+    picker: 'max-score-picker',
+  });
+  assert.deepEqual(profileOf('prefix-only'), { filters: [], scorers: [['prefix-cache-scorer', 1]], picker: 'max-score-picker' });
+});
+
+test('upstream-default keeps upstream weights (queue 2, kv-cache 2, prefix 3)', () => {
+  assert.deepEqual(profileOf('upstream-default').scorers, [
+    ['queue-scorer', 2],
+    ['kv-cache-utilization-scorer', 2],
+    ['prefix-cache-scorer', 3],
+  ]);
+});
+
+test('epp-default: bounded prefix affinity, then least-outstanding with the prefix score, producers auto-added', () => {
+  const cfg = load('epp-default');
+  const p = profileOf('epp-default');
+  assert.deepEqual(p.filters, ['bounded-prefix-affinity-filter']);
+  assert.deepEqual(p.scorers.map((s) => s[0]), ['least-outstanding-requests-scorer', 'prefix-cache-scorer']);
+  assert.equal(p.picker, 'max-score-picker');
+  const types = cfg.plugins.map((x) => x.typedName.type);
+  assert.ok(types.includes('approx-prefix-cache-producer'));
+  assert.ok(types.includes('inflight-load-producer'));
+});
