@@ -24,11 +24,18 @@ export interface TlsMaterial {
   readonly keyPem: string;
 }
 
+/** Reads `tls.crt`/`tls.key` from `certPath` and checks that they parse and belong together (throws otherwise). */
 export function loadCertificate(certPath: string): TlsMaterial {
-  return {
+  const m = {
     certPem: readFileSync(join(certPath, 'tls.crt'), 'utf8'),
     keyPem: readFileSync(join(certPath, 'tls.key'), 'utf8'),
   };
+  try {
+    validateCertificate(m);
+  } catch (err) {
+    throw new Error(`--cert-path ${certPath}: ${(err as Error).message}`);
+  }
+  return m;
 }
 
 export async function generateSelfSignedCertificate(modulusLength = 4096): Promise<TlsMaterial> {
@@ -113,7 +120,7 @@ export class CertificateReloader implements CertificateProvider {
   /** Reads and validates the initial pair (throws when it is missing or invalid, as startup should). */
   static load(certPath: string, options: CertificateReloaderOptions): CertificateReloader {
     const initial = loadCertificate(certPath);
-    const cert = validateCertificate(initial);
+    const cert = new X509Certificate(initial.certPem);
     return new CertificateReloader(certPath, initial, cert, options);
   }
 
