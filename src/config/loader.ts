@@ -13,6 +13,14 @@ import { isParser } from '../framework/parser.ts';
 import type { Plugin, PluginHandle } from '../framework/plugin.ts';
 import { consumedKeys, isDataProducer } from '../framework/requestcontrol.ts';
 import type { Filter, Picker, ProfileHandler, Scorer } from '../framework/scheduling.ts';
+import { isSaturationDetector, type SaturationDetector } from '../framework/flowcontrol.ts';
+import {
+  buildFlowControlConfig,
+  DEFAULT_FAIRNESS_POLICY,
+  DEFAULT_ORDERING_POLICY,
+  DEFAULT_USAGE_LIMIT_POLICY,
+} from '../runtime/flowcontrol/config.ts';
+import type { FlowControlConfig } from '../runtime/flowcontrol/controller.ts';
 import { isFilter, isPicker, isProfileHandler, isScorer } from '../framework/scheduling.ts';
 import { DEFAULT_PRODUCERS } from '../plugins/register.ts';
 import { compileHooks, orderDataProducers, type CompiledHooks } from '../runtime/hooks.ts';
@@ -37,6 +45,10 @@ export interface LoadedConfig {
   /** Data-layer sources and their extractors (the default pair when the config has no dataLayer). */
   readonly dataLayer: readonly DataLayerSourceConfig[];
   readonly hooks: CompiledHooks;
+  /** `saturationDetector.pluginRef` (default `utilization-detector`). */
+  readonly saturationDetector: SaturationDetector;
+  /** The flow controller's settings when the `flowControl` gate is on, else undefined. */
+  readonly flowControl: FlowControlConfig | undefined;
   /** The validated document (after static defaults). */
   readonly document: EndpointPickerConfig;
 }
@@ -140,6 +152,12 @@ export function loadConfig(source: ConfigSource, options: LoadOptions): LoadedCo
   const parserRef = config.parser?.pluginRef || 'openai-parser';
   if (!byName.has(parserRef) && parserRef === 'openai-parser') addDefault('openai-parser');
 
+  // Admission and flow control (epp-spec §4.2): the default policies always exist; the saturation detector
+  // defaults to utilization-detector.
+  for (const t of [DEFAULT_ORDERING_POLICY, DEFAULT_FAIRNESS_POLICY, DEFAULT_USAGE_LIMIT_POLICY]) if (!byName.has(t)) addDefault(t);
+  const saturationRef = config.saturationDetector?.pluginRef || 'utilization-detector';
+  if (!byName.has(saturationRef) && saturationRef === 'utilization-detector') addDefault('utilization-detector');
+
   // Without a dataLayer section, scrape metrics with the default source and extractor. Upstream's legacy path
   // (gate enableLegacyMetrics) scraped vLLM names only: the extractor's default engine (vllm) does the same,
   // so the gate changes nothing here.
@@ -198,6 +216,11 @@ export function loadConfig(source: ConfigSource, options: LoadOptions): LoadedCo
   if (!parser) fail(origin, 'parser.pluginRef', `the configured parser '${parserRef}' is not loaded`, 'define the parser under plugins[] or remove parser.pluginRef to use openai-parser');
   if (!isParser(parser)) fail(origin, 'parser.pluginRef', `plugin '${parserRef}' is not a parser plugin`, "reference a parser, e.g. 'openai-parser'");
 
+  const saturationDetector = byName.get(saturationRef);
+  if (!saturationDetector) fail(origin, 'saturationDetector.pluginRef', `saturation detector references undefined plugin '${saturationRef}'`, 'define it under plugins[] (e.g. type concurrency-detector)');
+  if (!isSaturationDetector(saturationDetector)) fail(origin, 'saturationDetector.pluginRef', `plugin '${saturationRef}' is not a fwkflowcontrol.SaturationDetector`, 'reference utilization-detector or concurrency-detector');
+  const flowControl = gates.has('flowControl') ? buildFlowControlConfig(config.flowControl, (n) => byName.get(n), origin) : undefined;
+
   // --- auto-created data producers for consumed keys nobody produces (epp-spec §2.3)
   for (;;) {
     const produced = new Set(plugins.filter(isDataProducer).flatMap((p) => p.produces));
@@ -223,6 +246,8 @@ export function loadConfig(source: ConfigSource, options: LoadOptions): LoadedCo
     parser,
     dataLayer,
     hooks: compileHooks(plugins, producers),
+    saturationDetector,
+    flowControl,
     document: config,
   };
 }

@@ -58,6 +58,7 @@ export class Datastore implements EndpointStore {
   #poolKnown = false;
   readonly #listeners = new Set<EndpointChangeListener>();
   readonly #poolListeners = new Set<(known: boolean) => void>();
+  readonly #metricsListeners = new Set<() => void>();
 
   endpoints(): readonly Endpoint[] {
     return this.#snapshot;
@@ -85,6 +86,15 @@ export class Datastore implements EndpointStore {
   onPoolKnown(listener: (known: boolean) => void): () => void {
     this.#poolListeners.add(listener);
     return () => this.#poolListeners.delete(listener);
+  }
+
+  /**
+   * Subscribes to metrics commits: called once per commit, after the new metrics are visible (the flow
+   * controller re-checks saturation). Keep listeners O(1): there are ~20 commits per second per endpoint.
+   */
+  onMetricsCommitted(listener: () => void): () => void {
+    this.#metricsListeners.add(listener);
+    return () => this.#metricsListeners.delete(listener);
   }
 
   /** Subscribes to membership/metadata changes. Returns the unsubscribe function. */
@@ -161,6 +171,7 @@ export class Datastore implements EndpointStore {
     const next = this.#snapshot.slice();
     next[i] = ep;
     this.#snapshot = Object.freeze(next);
+    for (const l of this.#metricsListeners) l();
     return true;
   }
 

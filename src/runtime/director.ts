@@ -52,9 +52,25 @@ export interface RoutingDecision {
   readonly response: ResponseStream;
 }
 
-/** Decides whether a request may proceed (issue: admission & flow control). Throws EppError to refuse. */
+/**
+ * Decides whether a request may proceed (admission & flow control, see runtime/admission.ts). Throws EppError
+ * to refuse; may await (flow control queues here).
+ */
 export interface AdmissionController {
-  admit(request: InferenceRequest, signal: AbortSignal): void | Promise<void>;
+  admit(request: InferenceRequest, signal: AbortSignal, proxyMetadata: RequestInput['proxyMetadata']): void | Promise<void>;
+  /** After admit resolved: the request was scheduled; `targets[0]` is the primary. At most once. */
+  scheduled?(request: InferenceRequest, targets: readonly Endpoint[]): void;
+  /**
+   * Exactly once for every request whose admit resolved, when it ends: after its completion hooks ran, or at
+   * once when the request path failed before scheduling.
+   */
+  released?(request: InferenceRequest): void;
+}
+
+/** InferenceModelRewrite lookup by incoming model name (runtime/rewrites.ts). */
+export interface ModelRewriteResolver {
+  /** The target model for `model` (weighted pick), or undefined when no rule applies. Records the decision. */
+  rewrite(model: string, random: RandomSource): string | undefined;
 }
 
 /** Chooses the endpoints a request may be scheduled on (subset hints live here). */
@@ -81,6 +97,7 @@ export interface DirectorOptions {
   readonly admission?: AdmissionController;
   readonly locator?: CandidateLocator;
   readonly objectives?: ObjectiveResolver;
+  readonly rewrites?: ModelRewriteResolver;
   /** Leaves out endpoints that recently refused connections (embedded gateway). */
   readonly reachability?: Reachability;
   /** Timeout for one request-path hook call (admit, preRequest). */
@@ -95,6 +112,7 @@ export class Director {
   readonly #responseCtx;
   readonly #onSettled = (s: ResponseStream): void => {
     if (this.#live.delete(s)) this.#o.metrics.runningRequests.dec({ model_name: s.info.request.incomingModel });
+    this.#o.admission?.released?.(s.info.request);
   };
 
   constructor(options: DirectorOptions) {
@@ -131,7 +149,8 @@ export class Director {
     const model = body.payload.model;
     if (typeof model !== 'string') throw new EppError('BadRequest', 'model not found in request body');
     const rewriteHeader = input.headers[MODEL_REWRITE_HEADER];
-    const targetModel = rewriteHeader !== undefined && rewriteHeader !== '' ? rewriteHeader : model;
+    // InferenceModelRewrite (by incoming name) overrides the header (epp-spec §2.1).
+    const targetModel = o.rewrites?.rewrite(model, o.random) ?? (rewriteHeader !== undefined && rewriteHeader !== '' ? rewriteHeader : model);
     const objectiveKey = input.headers[OBJECTIVE_HEADER] ?? '';
     const priority = objectiveKey === '' ? 0 : (o.objectives?.priority(objectiveKey) ?? 0);
     const fairness = input.headers[FAIRNESS_ID_HEADER];
@@ -152,30 +171,20 @@ export class Director {
     };
 
     if (o.admission) {
-      const r = o.admission.admit(request, input.signal);
+      const r = o.admission.admit(request, input.signal, input.proxyMetadata);
       if (isThenable(r)) await r;
     }
 
-    let endpoints = o.locator ? o.locator.locate(input.proxyMetadata) : o.store.endpoints();
-    if (o.reachability) endpoints = o.reachability.filter(endpoints);
-    if (endpoints.length === 0) {
-      throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates for serving the request');
-    }
-    const candidates: Candidate[] = new Array(endpoints.length);
-    for (let i = 0; i < endpoints.length; i++) candidates[i] = { endpoint: endpoints[i] as Endpoint, attributes: new Map() };
-
-    if (o.hooks.prepareData !== null) await this.#prepareData(request, candidates);
-    if (o.hooks.admit !== null) await this.#admit(request, candidates);
-
     let result: SchedulingResult;
     try {
-      result = o.scheduler.schedule(request, candidates);
+      result = await this.#locateAndSchedule(request, input);
     } catch (err) {
-      throw new EppError('ResourceExhausted', `failed to find target endpoint: ${(err as Error).message}`, { cause: err });
+      o.admission?.released?.(request);
+      throw err;
     }
-    request.schedulingResult = result;
     const targets = primaryTargets(result).map((c) => c.endpoint);
     const primary = targets[0] as Endpoint;
+    o.admission?.scheduled?.(request, targets);
 
     // From here on the request is scheduled: its completion hooks must run exactly once.
     const response = new ResponseStream(this.#responseCtx, request, primary, (streaming) => o.parser.createResponseParser(streaming), this.#onSettled);
@@ -194,6 +203,30 @@ export class Director {
       void response.fail(error);
       throw error;
     }
+  }
+
+  /** Candidates → prepareData → admit hooks → schedule (the part between admission and the routing decision). */
+  async #locateAndSchedule(request: InferenceRequest, input: RequestInput): Promise<SchedulingResult> {
+    const o = this.#o;
+    let endpoints = o.locator ? o.locator.locate(input.proxyMetadata) : o.store.endpoints();
+    if (o.reachability) endpoints = o.reachability.filter(endpoints);
+    if (endpoints.length === 0) {
+      throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates for serving the request');
+    }
+    const candidates: Candidate[] = new Array(endpoints.length);
+    for (let i = 0; i < endpoints.length; i++) candidates[i] = { endpoint: endpoints[i] as Endpoint, attributes: new Map() };
+
+    if (o.hooks.prepareData !== null) await this.#prepareData(request, candidates);
+    if (o.hooks.admit !== null) await this.#admit(request, candidates);
+
+    let result: SchedulingResult;
+    try {
+      result = o.scheduler.schedule(request, candidates);
+    } catch (err) {
+      throw new EppError('ResourceExhausted', `failed to find target endpoint: ${(err as Error).message}`, { cause: err });
+    }
+    request.schedulingResult = result;
+    return result;
   }
 
   async #prepareData(request: InferenceRequest, candidates: readonly Candidate[]): Promise<void> {

@@ -25,6 +25,11 @@ import type { CertificateReloader, TlsMaterial } from './tls.ts';
 import { startObservability, type RunningObservability } from './admin/index.ts';
 import type { RequestTracer, TracerOptions } from '../observability/tracing.ts';
 import type { Server } from '@grpc/grpc-js';
+import type { Datastore } from '../datalayer/datastore.ts';
+import { startResourceSources, type ResourceSources } from '../datalayer/resources/index.ts';
+import { setupAdmission, type AdmissionSetup } from '../runtime/admission.ts';
+import type { Timers } from '../runtime/flowcontrol/controller.ts';
+import { InferenceResources } from '../runtime/objectives.ts';
 
 export interface EppOptions {
   /** ext_proc port (0 = ephemeral). */
@@ -55,6 +60,8 @@ export interface EppOptions {
   readonly clock?: Clock;
   readonly random?: RandomSource;
   readonly metrics?: EppMetrics;
+  /** Admission, flow control, objectives and model rewrites (see docs/flow-control.md). */
+  readonly admission?: AdmissionServeOptions;
   /** Admin HTTP server (/metrics, /healthz, /readyz): port (0 = ephemeral); absent or -1 = not started. */
   readonly metricsPort?: number;
   /** `name` label of the `inference_pool_*` gauges; default the InferencePool name, else `default`. */
@@ -99,8 +106,30 @@ export interface RunningEpp {
   readonly tracer: RequestTracer | undefined;
   /** Watches `--cert-path` when `--enable-cert-reload` is on. */
   readonly certificates: CertificateReloader | undefined;
+  /** Admission, flow control and in-flight accounting. */
+  readonly admission: AdmissionSetup;
+  /** InferenceObjectives and InferenceModelRewrites in force, and their sources. */
+  readonly resources: InferenceResources;
+  readonly resourceSources: ResourceSources;
   /** Stops accepting, drains open streams up to the grace period, then closes everything. */
   close(): Promise<void>;
+}
+
+export interface AdmissionServeOptions {
+  /** `--resources-file`: watched InferenceObjective / InferenceModelRewrite manifests. */
+  readonly resourcesFile?: string;
+  /** `--disable-endpoint-subset-filter`. */
+  readonly disableEndpointSubsetFilter?: boolean;
+  /**
+   * The pool whose objects apply (`--pool-name`, namespace, group). Defaults to the watched InferencePool;
+   * unset in standalone mode, where every object of the resources file applies.
+   */
+  readonly pool?: { readonly name: string; readonly namespace?: string; readonly group?: string };
+  /** Watch the InferenceObjective / InferenceModelRewrite CRDs (default: when an InferencePool is watched). */
+  readonly watchCrds?: boolean;
+  /** Flow-control timers and dispatch cadence (tests). */
+  readonly timers?: Timers;
+  readonly dispatchIntervalMs?: number;
 }
 
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 64 * 1024 * 1024;
@@ -156,8 +185,41 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
 
   const now = () => clock.now();
   const reachability = o.gateway ? new Reachability(now) : undefined;
+
+  // Admission, flow control, objectives and rewrites.
+  const k8s = o.discovery?.kubernetes;
+  const pool = o.admission?.pool ?? (k8s?.poolName ? { name: k8s.poolName, namespace: k8s.poolNamespace, ...(k8s.poolGroup ? { group: k8s.poolGroup } : {}) } : undefined);
+  const admission = setupAdmission({
+    store,
+    plugins: config.plugins,
+    detector: config.saturationDetector,
+    flowControl: config.flowControl,
+    clock,
+    logger: o.logger,
+    metrics,
+    disableEndpointSubsetFilter: o.admission?.disableEndpointSubsetFilter ?? false,
+    ...(pool ? { poolName: pool.name } : {}),
+    ...(o.admission?.timers ? { timers: o.admission.timers } : {}),
+    ...(o.admission?.dispatchIntervalMs !== undefined ? { dispatchIntervalMs: o.admission.dispatchIntervalMs } : {}),
+  });
+  const offMetrics = (store as Partial<Datastore>).onMetricsCommitted?.call(store, admission.metricsRefreshed);
+  const resources = new InferenceResources((d, model) => metrics.modelRewriteDecisions.inc({ model_rewrite_name: d.rewriteName, model_name: model, target_model: d.targetModel }));
+  const watchCrds = o.admission?.watchCrds ?? (k8s?.poolName !== undefined && k8s.poolName !== '');
+  const resourceSources = await startResourceSources({
+    sink: resources,
+    logger: o.logger,
+    ...(o.admission?.resourcesFile !== undefined ? { file: o.admission.resourcesFile } : {}),
+    ...(pool ? { fileFilter: { poolName: pool.name, ...(pool.namespace ? { poolNamespace: pool.namespace } : {}), ...(pool.group ? { poolGroup: pool.group } : {}) } } : {}),
+    ...(watchCrds && pool
+      ? { kubernetes: { namespace: pool.namespace ?? 'default', poolName: pool.name, ...(pool.group ? { poolGroup: pool.group } : {}), ...(k8s?.kubeconfig ? { kubeconfig: k8s.kubeconfig } : {}) } }
+      : {}),
+  });
   const director = new Director({
     ...(reachability ? { reachability } : {}),
+    admission: admission.admission,
+    locator: admission.locator,
+    objectives: resources.objectives,
+    rewrites: resources.rewrites,
     store,
     parser: config.parser,
     scheduler: new Scheduler(config.profileHandler, config.profiles, metrics),
@@ -263,10 +325,16 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     observability,
     tracer,
     certificates,
+    admission,
+    resources,
+    resourceSources,
     close() {
       closing ??= (async () => {
         const grace = o.shutdownGraceMs ?? 30_000;
         await Promise.all([server.shutdown(grace), gateway?.close(grace)]);
+        admission.close();
+        offMetrics?.();
+        resourceSources.close();
         health?.server.forceShutdown();
         certificates?.close();
         await observability.close();

@@ -1,0 +1,200 @@
+/**
+ * Admission (epp-spec §6.2): the director's `AdmissionController`, in one of two modes.
+ *
+ * - Default (legacy): a sheddable request (priority < 0) is refused with 429 when the saturation of its
+ *   candidate endpoints (subset-aware) is ≥ 1.0; everything else passes at once. No queueing.
+ * - Flow control (feature gate `flowControl`): every request waits in the flow controller until it is
+ *   dispatched, rejected (429, 500) or evicted (503).
+ *
+ * Both modes keep the in-flight accounting the `concurrency-detector` reads (`PoolLoad`): a request counts
+ * from admission until the director releases it (exactly once: after its completion hooks ran, or when the
+ * request path failed after admission), attributed to its primary endpoint once scheduled. In flow-control
+ * mode every release also wakes the dispatcher.
+ */
+import type { InFlightLoad } from '../framework/attributes.ts';
+import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
+import { EppError } from '../framework/errors.ts';
+import { isPoolLoadConsumer, type PoolLoad, type SaturationDetector } from '../framework/flowcontrol.ts';
+import type { Clock, Logger, Plugin } from '../framework/plugin.ts';
+import type { InferenceRequest } from '../framework/request.ts';
+import { flowControlMetricsOf, type EppMetrics, type FlowControlMetrics } from '../observability/metrics.ts';
+import { estimateTokens } from '../plugins/requestcontrol/inflight-load-producer/index.ts';
+import { SUBSET_CACHE_TTL_MS, SubsetLocator } from './candidates.ts';
+import type { AdmissionController, CandidateLocator, RequestInput } from './director.ts';
+import { FlowController, type FlowControlConfig, type Timers } from './flowcontrol/controller.ts';
+
+const ZERO: InFlightLoad = Object.freeze({ requests: 0, tokens: 0 });
+
+interface Lease {
+  readonly tokens: number;
+  endpoint: string | undefined;
+}
+
+/** Requests this EPP has admitted and not yet seen complete, per endpoint. */
+export class InFlightTracker implements PoolLoad {
+  readonly #perEndpoint = new Map<string, InFlightLoad>();
+  #unbound: InFlightLoad = ZERO;
+  #total = 0;
+  readonly #leases = new WeakMap<InferenceRequest, Lease>();
+
+  loadOf(endpointName: string): InFlightLoad {
+    return this.#perEndpoint.get(endpointName) ?? ZERO;
+  }
+
+  unbound(): InFlightLoad {
+    return this.#unbound;
+  }
+
+  /** Requests admitted and not yet released (bound or not). */
+  get total(): number {
+    return this.#total;
+  }
+
+  admitted(request: InferenceRequest): void {
+    if (this.#leases.has(request)) return;
+    const tokens = estimateTokens(request);
+    this.#leases.set(request, { tokens, endpoint: undefined });
+    this.#unbound = add(this.#unbound, 1, tokens);
+    this.#total++;
+  }
+
+  scheduled(request: InferenceRequest, endpoint: Endpoint): void {
+    const lease = this.#leases.get(request);
+    if (lease === undefined || lease.endpoint !== undefined) return;
+    lease.endpoint = endpoint.metadata.name;
+    this.#unbound = add(this.#unbound, -1, -lease.tokens);
+    this.#apply(lease.endpoint, 1, lease.tokens);
+  }
+
+  /** Returns true when the request held a lease (released now), false when it had none or was released. */
+  released(request: InferenceRequest): boolean {
+    const lease = this.#leases.get(request);
+    if (lease === undefined) return false;
+    this.#leases.delete(request);
+    this.#total--;
+    if (lease.endpoint === undefined) this.#unbound = add(this.#unbound, -1, -lease.tokens);
+    else this.#apply(lease.endpoint, -1, -lease.tokens);
+    return true;
+  }
+
+  #apply(name: string, requests: number, tokens: number): void {
+    const next = add(this.#perEndpoint.get(name) ?? ZERO, requests, tokens);
+    if (next.requests <= 0) this.#perEndpoint.delete(name);
+    else this.#perEndpoint.set(name, next);
+  }
+}
+
+function add(l: InFlightLoad, requests: number, tokens: number): InFlightLoad {
+  return Object.freeze({ requests: l.requests + requests, tokens: l.tokens + tokens });
+}
+
+export interface AdmissionOptions {
+  readonly detector: SaturationDetector;
+  readonly locator: CandidateLocator;
+  readonly tracker: InFlightTracker;
+  /** Present when the `flowControl` gate is on. */
+  readonly flowController?: FlowController;
+  readonly metrics?: FlowControlMetrics;
+}
+
+export class Admission implements AdmissionController {
+  readonly #o: AdmissionOptions;
+  constructor(options: AdmissionOptions) {
+    this.#o = options;
+  }
+
+  get flowController(): FlowController | undefined {
+    return this.#o.flowController;
+  }
+
+  admit(request: InferenceRequest, signal: AbortSignal, proxyMetadata: RequestInput['proxyMetadata'] = {}): void | Promise<void> {
+    const fc = this.#o.flowController;
+    // In-flight accounting for dispatched requests happens in the controller's onDispatch, synchronously.
+    if (fc !== undefined) return fc.enqueueAndWait(request, signal);
+    if (request.priority < 0) {
+      const saturation = this.#o.detector.saturation(this.#o.locator.locate(proxyMetadata));
+      if (saturation >= 1) {
+        this.#o.metrics?.shed.inc({ priority: String(request.priority) });
+        throw new EppError('ResourceExhausted', 'system saturated, sheddable request dropped');
+      }
+    }
+    this.#o.tracker.admitted(request);
+  }
+
+  scheduled(request: InferenceRequest, targets: readonly Endpoint[]): void {
+    const primary = targets[0];
+    if (primary !== undefined) this.#o.tracker.scheduled(request, primary);
+  }
+
+  released(request: InferenceRequest): void {
+    if (this.#o.tracker.released(request)) this.#o.flowController?.notify();
+  }
+}
+
+export interface AdmissionSetupOptions {
+  readonly store: EndpointStore;
+  readonly plugins: readonly Plugin[];
+  readonly detector: SaturationDetector;
+  /** Flow-control settings (gate `flowControl` on), else default admission. */
+  readonly flowControl: FlowControlConfig | undefined;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics?: EppMetrics;
+  /** `--disable-endpoint-subset-filter`. */
+  readonly disableEndpointSubsetFilter?: boolean;
+  /** `inference_pool` metric label (`--pool-name`). */
+  readonly poolName?: string;
+  readonly timers?: Timers;
+  readonly dispatchIntervalMs?: number;
+}
+
+export interface AdmissionSetup {
+  readonly admission: Admission;
+  readonly locator: SubsetLocator;
+  readonly tracker: InFlightTracker;
+  readonly flowController: FlowController | undefined;
+  /** Wake the dispatcher: fresh metrics arrived (wire to the data layer's metrics-commit event). */
+  metricsRefreshed(): void;
+  close(): void;
+}
+
+/** Builds admission, the candidate locator and in-flight accounting, and binds the counts into the plugins that read them. */
+export function setupAdmission(o: AdmissionSetupOptions): AdmissionSetup {
+  const tracker = new InFlightTracker();
+  for (const p of o.plugins) if (isPoolLoadConsumer(p)) p.bindPoolLoad(tracker);
+  const fcMetrics = o.metrics ? flowControlMetricsOf(o.metrics) : undefined;
+  const locator = new SubsetLocator(o.store, {
+    disabled: o.disableEndpointSubsetFilter ?? false,
+    cacheTtlMs: o.flowControl ? SUBSET_CACHE_TTL_MS : 0,
+    clock: o.clock,
+  });
+  const flowController = o.flowControl
+    ? new FlowController({
+        config: o.flowControl,
+        detector: o.detector,
+        endpoints: () => o.store.endpoints(),
+        clock: o.clock,
+        logger: o.logger.child({ component: 'flow-control' }),
+        ...(o.timers ? { timers: o.timers } : {}),
+        ...(fcMetrics ? { metrics: fcMetrics } : {}),
+        ...(o.poolName !== undefined ? { poolName: o.poolName } : {}),
+        ...(o.dispatchIntervalMs !== undefined ? { dispatchIntervalMs: o.dispatchIntervalMs } : {}),
+        onDispatch: (r) => tracker.admitted(r),
+      })
+    : undefined;
+  const admission = new Admission({
+    detector: o.detector,
+    locator,
+    tracker,
+    ...(flowController ? { flowController } : {}),
+    ...(fcMetrics ? { metrics: fcMetrics } : {}),
+  });
+  return {
+    admission,
+    locator,
+    tracker,
+    flowController,
+    metricsRefreshed: () => flowController?.notify(),
+    close: () => flowController?.close(),
+  };
+}
