@@ -53,7 +53,6 @@ const ACCEPTED_NOT_IMPLEMENTED = [
   ['metrics-endpoint-auth', 'bool'],
   ['enable-pprof', 'bool'],
   ['ha-enable-leader-election', 'bool'],
-  ['disable-endpoint-subset-filter', 'bool'],
   ['model-server-metrics-scheme', 'string'],
   ['model-server-metrics-path', 'string'],
   ['model-server-metrics-https-insecure-skip-verify', 'bool'],
@@ -88,6 +87,8 @@ function addCoreOptions(cmd: Command): Command {
     .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: in-cluster, $KUBECONFIG, ~/.kube/config)'))
     .addOption(new Option('--model-server-metrics-port <port>', 'deprecated: metrics port when the pool has one target port').argParser(int('model-server-metrics-port', 0, 65535)))
     .addOption(new Option('--refresh-metrics-interval <duration>', 'scrape interval per endpoint').default(50, '50ms').argParser(duration('refresh-metrics-interval')))
+    .addOption(new Option('--resources-file <path>', 'watched InferenceObjective/InferenceModelRewrite manifests (multi-document YAML; see docs/flow-control.md)'))
+    .addOption(new Option('--disable-endpoint-subset-filter [bool]', 'ignore the envoy.lb.subset_hint endpoint subset').default(false).argParser(bool('disable-endpoint-subset-filter')))
     .addOption(new Option('--plugin-module <path>', 'load a module that registers plugin types (repeatable)').argParser(collect))
     .addOption(new Option('--response-hook-timeout <duration>', 'timeout of one async response hook call').default(1000, '1s').argParser(duration('response-hook-timeout')))
     .addOption(new Option('--response-queue-limit <n>', 'pending chunk-hook items per stream').default(1024).argParser(int('response-queue-limit', 1, 1 << 20)))
@@ -120,6 +121,10 @@ function coreOptions(opts: Record<string, unknown>, logger: Logger): Omit<EppOpt
   return {
     config: configSourceFrom(opts.configFile as string | undefined, opts.configText as string | undefined),
     discovery: discoveryFromFlags(opts),
+    admission: {
+      ...(typeof opts.resourcesFile === 'string' && opts.resourcesFile !== '' ? { resourcesFile: opts.resourcesFile } : {}),
+      disableEndpointSubsetFilter: opts.disableEndpointSubsetFilter as boolean,
+    },
     pluginModules: (opts.pluginModule as string[] | undefined) ?? [],
     responsePath: {
       hookTimeoutMs: opts.responseHookTimeout as number,
