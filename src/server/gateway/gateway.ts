@@ -137,9 +137,7 @@ export class Gateway {
       const body = await readBody(req, o.maxRequestBodyBytes);
       o.metrics.requestBodyWait.observe((o.now() - receivedAt) / 1000);
       await this.#rejectUnknownModel(body);
-      headers[':path'] = path;
       decision = await o.director.route({ headers, requestId, body, path, proxyMetadata: {}, receivedAt, signal: abort.signal });
-      delete headers[':path'];
     } catch (err) {
       const e = err instanceof EppError ? err : new EppError('Internal', (err as Error).message);
       if (abort.signal.aborted) return;
