@@ -66,7 +66,7 @@ export class EppMetrics {
   readonly requestBodyWait: Histogram;
   readonly activeStreams: Gauge<'data_plane'>;
   readonly certificateReloads: Counter<'result'>;
-  readonly certificateExpiry: Gauge;
+  readonly certificateExpiry: Gauge<'source'>;
 
   #pool: PoolSource | undefined;
   #prefixIndexers: ReadonlyArray<{ readonly size: number }> = [];
@@ -293,7 +293,8 @@ export class EppMetrics {
     });
     this.certificateExpiry = new Gauge({
       name: 'epp_tls_certificate_expiry_timestamp_seconds',
-      help: 'Expiry (notAfter, Unix seconds) of the ext_proc certificate in use, when loaded from --cert-path with reload on.',
+      help: 'Expiry (notAfter, Unix seconds) of the ext_proc certificate in use (source cert-path: loaded with --enable-cert-reload).',
+      labelNames: ['source'],
       registers: r,
     });
   }

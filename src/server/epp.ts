@@ -242,10 +242,10 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
         ...(typeof o.certReload === 'object' ? { pollIntervalMs: o.certReload.pollIntervalMs } : {}),
         onReload: (result, cert) => {
           metrics.certificateReloads.inc({ result });
-          if (cert) metrics.certificateExpiry.set(Date.parse(cert.validTo) / 1000);
+          if (cert) metrics.certificateExpiry.set({ source: 'cert-path' }, Date.parse(cert.validTo) / 1000);
         },
       });
-      metrics.certificateExpiry.set(certificates.notAfter.getTime() / 1000);
+      metrics.certificateExpiry.set({ source: 'cert-path' }, certificates.notAfter.getTime() / 1000);
       tls = certificates.material;
     } else {
       tls = o.certPath ? loadCertificate(o.certPath) : await generateSelfSignedCertificate();

@@ -140,7 +140,7 @@ describe('TLS: --cert-path and --enable-cert-reload', () => {
 
     const text = (await http(epp.metricsPort as number, '/metrics')).body;
     assert.equal(sampleValue(text, 'epp_tls_certificate_reloads_total{result="success"}'), 1);
-    assert.equal(sampleValue(text, 'epp_tls_certificate_expiry_timestamp_seconds'), Date.parse(new X509Certificate(b.certPem).validTo) / 1000);
+    assert.equal(sampleValue(text, 'epp_tls_certificate_expiry_timestamp_seconds{source="cert-path"}'), Date.parse(new X509Certificate(b.certPem).validTo) / 1000);
   });
 
   test('an invalid pair (key of another certificate) is refused and the current certificate stays', async () => {
