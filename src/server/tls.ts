@@ -107,7 +107,7 @@ export class CertificateReloader implements CertificateProvider {
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
-  #checking: Promise<boolean> | undefined;
+  #checking: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   private constructor(certPath: string, initial: TlsMaterial, cert: X509Certificate, options: CertificateReloaderOptions) {
@@ -155,10 +155,14 @@ export class CertificateReloader implements CertificateProvider {
     }
   }
 
-  /** Re-reads the files; switches to them when they changed and are valid. Resolves true on a switch. */
+  /**
+   * Re-reads the files (after any check already running, so the result reflects the files as they are now);
+   * switches to them when they changed and are valid. Resolves true on a switch.
+   */
   check(): Promise<boolean> {
-    this.#checking ??= this.#check().finally(() => (this.#checking = undefined));
-    return this.#checking;
+    const next = this.#checking.then(() => this.#check());
+    this.#checking = next.catch(() => false);
+    return next;
   }
 
   async #check(): Promise<boolean> {
