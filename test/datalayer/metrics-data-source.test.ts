@@ -86,7 +86,7 @@ test('faults reject the poll: HTTP 500, garbage, connection refused, slow beyond
   server.behaviour = { kind: 'ok', body: 'x'.repeat(100 * 1024) };
   await assert.rejects(poll(src, ep(hp)), /body larger than 65536 bytes/);
   server.behaviour = { kind: 'hang' };
-  await assert.rejects(poll(src, ep(hp), 50), /timed out \(UND_ERR_HEADERS_TIMEOUT\)/);
+  await assert.rejects(poll(src, ep(hp), 50), /timed out after 50 ms \(ETIMEDOUT\)/);
   const ac = new AbortController();
   const p = src.poll(ep(hp), { signal: ac.signal, timeoutMs: 10_000 });
   ac.abort();

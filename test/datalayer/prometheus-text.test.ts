@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import {
+  FamilyMemo,
   parsePrometheusText,
   parseSelectedFamilies,
+  parseSelectedFamiliesInBuffer,
   PrometheusParseError,
 } from '../../src/plugins/datalayer/source/metrics-data-source/prometheus-text.ts';
 import type { PrometheusFamilies } from '../../src/framework/datasource.ts';
@@ -199,4 +201,57 @@ test('property: render → parse round-trips, full and selective', () => {
     }),
     { numRuns: 300 },
   );
+});
+
+test('byte-level selective parse: a body inside a larger buffer, UTF-8 values, line numbers of the body', () => {
+  const text = readFileSync(new URL('vllm.prom', FIXTURES), 'utf8').replace('meta-llama/Llama-3.1-8B-Instruct', 'modèle-模型-✓');
+  const wanted = new Set(['vllm:num_requests_running', 'vllm:cache_config_info', 'vllm:lora_requests_info', 'absent']);
+  const body = Buffer.from(text, 'utf8');
+  // Junk before `start` and after `end` (including what looks like wanted lines) must be ignored.
+  const junk = Buffer.from('# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 999\n');
+  const big = Buffer.concat([junk, body, junk]);
+  const sel = parseSelectedFamiliesInBuffer(big, junk.length, junk.length + body.length, wanted);
+  const full = parsePrometheusText(text);
+  assert.deepEqual([...sel.keys()].sort(), ['vllm:cache_config_info', 'vllm:lora_requests_info', 'vllm:num_requests_running']);
+  for (const [name, f] of sel) assert.deepEqual(f.samples, full.get(name)?.samples, name);
+  assert.equal(sel.get('vllm:num_requests_running')?.samples[0]?.labels.model_name, 'modèle-模型-✓');
+
+  const bad = Buffer.concat([junk, Buffer.from('# HELP x y\n# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{a="b"} zz\n')]);
+  assert.throws(
+    () => parseSelectedFamiliesInBuffer(bad, junk.length, bad.length, new Set(['vllm:num_requests_waiting'])),
+    (e: unknown) => e instanceof PrometheusParseError && e.line === 3 && /value 'zz' is not a number/.test(e.message),
+  );
+  assert.throws(() => parseSelectedFamiliesInBuffer(Buffer.from('xx<html>'), 2, 8, wanted), /not a Prometheus exposition \(starts with '<html>'\)/);
+});
+
+test('family memo: unchanged regions reuse the previous family objects; results always equal a fresh parse', () => {
+  const base = readFileSync(new URL('vllm.prom', FIXTURES), 'utf8');
+  const wanted = new Set(['vllm:num_requests_running', 'vllm:num_requests_waiting', 'vllm:cache_config_info', 'no_type_metric']);
+  const variant = (running: number, extra = ''): string =>
+    base.replace(/^(vllm:num_requests_running\{[^}]*\}) \S+$/m, `$1 ${running}.0`) + `no_type_metric{x="1"} 5${extra}\n`;
+  const memo = new FamilyMemo();
+  let prev = parseSelectedFamiliesInBuffer(Buffer.from(variant(1)), 0, Buffer.byteLength(variant(1)), wanted, memo);
+  assert.deepEqual([memo.hits, memo.misses], [0, 4]);
+  for (const [running, extra] of [[1, ''], [2, ''], [2, '0'], [3, '0']] as const) {
+    const text = variant(running, extra);
+    const buf = Buffer.from(`padding${text}`);
+    const h0 = memo.hits;
+    const got = parseSelectedFamiliesInBuffer(buf, 7, buf.length, wanted, memo);
+    const fresh = parseSelectedFamilies(text, wanted);
+    assert.deepEqual(toJson(got), toJson(fresh));
+    assert.equal(got.get('vllm:num_requests_running')?.samples[0]?.value, running);
+    // cache_config_info and num_requests_waiting never change here: same objects as last time.
+    assert.equal(got.get('vllm:cache_config_info'), prev.get('vllm:cache_config_info'));
+    assert.equal(got.get('vllm:num_requests_waiting'), prev.get('vllm:num_requests_waiting'));
+    assert.ok(memo.hits - h0 >= 2);
+    prev = got;
+  }
+  // A different wanted set starts over; a malformed region is not remembered.
+  const other = new Set(['vllm:num_requests_running']);
+  parseSelectedFamiliesInBuffer(Buffer.from(variant(3)), 0, Buffer.byteLength(variant(3)), other, memo);
+  assert.equal(memo.wanted, other);
+  const broken = variant(3).replace(/^(vllm:num_requests_running\{[^}]*\}) \S+$/m, '$1 nope');
+  for (let i = 0; i < 2; i++) {
+    assert.throws(() => parseSelectedFamiliesInBuffer(Buffer.from(broken), 0, Buffer.byteLength(broken), other, memo), PrometheusParseError);
+  }
 });

@@ -167,18 +167,17 @@ export class CoreMetricsExtractor implements Extractor<PrometheusFamilies> {
 
   extract(families: PrometheusFamilies, draft: MetricsDraft, endpoint: EndpointMetadata): ExtractOutcome {
     const m = this.mappingFor(endpoint);
-    let errors: Error[] | undefined;
-    const fail = (e: Error): void => {
-      (errors ??= []).push(e);
-    };
+    // One array per call rather than a closure: closures created per scrape are costly under tsx (keepNames).
+    const errs: Error[] = [];
+    const fail = errs;
     let updated = false;
 
     if (m.queued !== undefined) {
       const s = latestSample(m.queued, families);
-      if (s instanceof Error) fail(s);
+      if (s instanceof Error) fail.push(s);
       else {
         const v = toInt(s.value, m.queued.name);
-        if (v instanceof Error) fail(v);
+        if (v instanceof Error) fail.push(v);
         else {
           draft.waitingQueueSize = v;
           updated = true;
@@ -187,10 +186,10 @@ export class CoreMetricsExtractor implements Extractor<PrometheusFamilies> {
     }
     if (m.running !== undefined) {
       const s = latestSample(m.running, families);
-      if (s instanceof Error) fail(s);
+      if (s instanceof Error) fail.push(s);
       else {
         const v = toInt(s.value, m.running.name);
-        if (v instanceof Error) fail(v);
+        if (v instanceof Error) fail.push(v);
         else {
           draft.runningRequestsSize = v;
           updated = true;
@@ -199,8 +198,8 @@ export class CoreMetricsExtractor implements Extractor<PrometheusFamilies> {
     }
     if (m.kvUsage !== undefined) {
       const s = latestSample(m.kvUsage, families);
-      if (s instanceof Error) fail(s);
-      else if (Number.isNaN(s.value)) fail(new Error(`metric "${m.kvUsage.name}" is NaN`));
+      if (s instanceof Error) fail.push(s);
+      else if (Number.isNaN(s.value)) fail.push(new Error(`metric "${m.kvUsage.name}" is NaN`));
       else {
         draft.kvCacheUsagePercent = s.value;
         updated = true;
@@ -208,7 +207,7 @@ export class CoreMetricsExtractor implements Extractor<PrometheusFamilies> {
     }
     if (m.lora !== undefined) {
       const s = largestValueSample(m.lora, families);
-      if (s instanceof Error) fail(s);
+      if (s instanceof Error) fail.push(s);
       else {
         applyLora(draft, s, fail);
         updated = true;
@@ -216,7 +215,7 @@ export class CoreMetricsExtractor implements Extractor<PrometheusFamilies> {
     }
     if (m.cacheInfo !== undefined) {
       const s = latestSample(m.cacheInfo, families);
-      if (s instanceof Error) fail(s);
+      if (s instanceof Error) fail.push(s);
       else {
         draft.cacheBlockSize = labelInt(s, m.cacheBlockSizeLabel, fail);
         draft.cacheNumBlocks = labelInt(s, m.cacheNumBlocksLabel, fail);
@@ -226,7 +225,7 @@ export class CoreMetricsExtractor implements Extractor<PrometheusFamilies> {
     if (m.cacheBlockSize !== undefined) {
       const s = latestSample(m.cacheBlockSize, families);
       const v = s instanceof Error ? s : toInt(s.value, m.cacheBlockSize.name);
-      if (v instanceof Error) fail(v);
+      if (v instanceof Error) fail.push(v);
       else {
         draft.cacheBlockSize = v;
         updated = true;
@@ -235,13 +234,13 @@ export class CoreMetricsExtractor implements Extractor<PrometheusFamilies> {
     if (m.cacheNumBlocks !== undefined) {
       const s = latestSample(m.cacheNumBlocks, families);
       const v = s instanceof Error ? s : toInt(s.value, m.cacheNumBlocks.name);
-      if (v instanceof Error) fail(v);
+      if (v instanceof Error) fail.push(v);
       else {
         draft.cacheNumBlocks = v;
         updated = true;
       }
     }
-    return { updated, errors: errors ?? NO_ERRORS };
+    return { updated, errors: errs.length === 0 ? NO_ERRORS : errs };
   }
 }
 
@@ -251,11 +250,11 @@ function toInt(v: number, metric: string): number | Error {
   return Math.trunc(v);
 }
 
-function labelInt(s: PrometheusSample, label: string, fail: (e: Error) => void): number {
+function labelInt(s: PrometheusSample, label: string, fail: Error[]): number {
   const raw = s.labels[label];
   if (raw === undefined || raw === '') return 0;
   if (!INT_RE.test(raw)) {
-    fail(new Error(`label ${label}="${raw}" of "${s.name}" is not an integer`));
+    fail.push(new Error(`label ${label}="${raw}" of "${s.name}" is not an integer`));
     return 0;
   }
   return Number.parseInt(raw, 10);
@@ -271,14 +270,26 @@ function adapters(csv: string | undefined): Map<string, number> {
   return m;
 }
 
-function applyLora(draft: MetricsDraft, s: PrometheusSample, fail: (e: Error) => void): void {
+/**
+ * Adapter maps built per LoRA-info sample. The source hands out the same sample object while its line is
+ * unchanged (metrics-data-source's per-family memo), so an idle LoRA set costs a lookup instead of two maps
+ * per scrape. Sharing the maps across snapshots is safe: nobody mutates them (they are replaced, see below).
+ */
+const loraMaps = new WeakMap<PrometheusSample, { readonly active: ReadonlyMap<string, number>; readonly waiting: ReadonlyMap<string, number> }>();
+
+function applyLora(draft: MetricsDraft, s: PrometheusSample, fail: Error[]): void {
   // Replace (never mutate) the maps: the previous ones belong to the published snapshot.
-  draft.activeModels = adapters(s.labels[LORA_RUNNING_LABEL]);
-  draft.waitingModels = adapters(s.labels[LORA_WAITING_LABEL]);
+  let maps = loraMaps.get(s);
+  if (maps === undefined) {
+    maps = { active: adapters(s.labels[LORA_RUNNING_LABEL]), waiting: adapters(s.labels[LORA_WAITING_LABEL]) };
+    loraMaps.set(s, maps);
+  }
+  draft.activeModels = maps.active;
+  draft.waitingModels = maps.waiting;
   const max = s.labels[LORA_MAX_LABEL];
   if (max !== undefined && max !== '') {
     if (INT_RE.test(max)) draft.maxActiveModels = Number.parseInt(max, 10);
-    else fail(new Error(`label ${LORA_MAX_LABEL}="${max}" of "${s.name}" is not an integer`));
+    else fail.push(new Error(`label ${LORA_MAX_LABEL}="${max}" of "${s.name}" is not an integer`));
   }
 }
 

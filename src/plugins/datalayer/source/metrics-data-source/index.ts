@@ -2,7 +2,6 @@
  * `metrics-data-source`: GETs `<scheme>://<metricsHost><path>` and parses the Prometheus text exposition
  * (epp-spec §5.2). See README.md for behaviour and parameters.
  */
-import { Agent, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import {
   PROMETHEUS_FAMILIES,
@@ -14,11 +13,12 @@ import {
 import type { EndpointMetadata } from '../../../../framework/datalayer.ts';
 import { parsePluginParameters } from '../../../../framework/params.ts';
 import type { PluginFactory, TypedName } from '../../../../framework/plugin.ts';
-import { parsePrometheusText, parseSelectedFamilies } from './prometheus-text.ts';
+import { ScrapeClient, ScrapeHttpError, type ScrapeConnection } from './http-client.ts';
+import { FamilyMemo, parsePrometheusText, parseSelectedFamiliesInBuffer } from './prometheus-text.ts';
 
 export const METRICS_DATA_SOURCE_TYPE = 'metrics-data-source';
 
-export { parsePrometheusText, parseSelectedFamilies, PrometheusParseError } from './prometheus-text.ts';
+export { parsePrometheusText, parseSelectedFamilies, parseSelectedFamiliesInBuffer, PrometheusParseError } from './prometheus-text.ts';
 
 const paramsSchema = z.strictObject({
   scheme: z.enum(['http', 'https']).default('http'),
@@ -39,20 +39,23 @@ export interface MetricsDataSourceOptions extends MetricsDataSourceParams {
   readonly skipUnchangedBodies?: boolean;
   /** Bodies larger than this fail the poll (protects memory from a misbehaving server). Default 8 MiB. */
   readonly maxBodyBytes?: number;
-  /** HTTP dispatcher to use instead of the source's own keep-alive agent (tests). Not closed by `close`. */
-  readonly dispatcher?: Dispatcher;
 }
 
 /** Prometheus' own scrape Accept header, minus protobuf: we only parse text. */
-const REQUEST_HEADERS = { accept: 'text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5,*/*;q=0.1' };
+const ACCEPT = 'text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5,*/*;q=0.1';
 
 const ALL = Symbol('all families');
 
-interface CachedBody {
-  readonly body: Buffer;
+/** Per-endpoint parse state, dropped in `endpointRemoved`. */
+interface EndpointState {
+  /** Copy of the last parsed body (skip-unchanged; the buffer is reused), its length and parse. */
+  body: Buffer | undefined;
+  length: number;
   /** The wanted set the body was parsed with (a label change can change it while the body stays the same). */
-  readonly wanted: ReadonlySet<string> | undefined;
-  readonly families: PrometheusFamilies;
+  wanted: ReadonlySet<string> | undefined;
+  families: PrometheusFamilies | undefined;
+  /** Per-family memo of the selective parser (see FamilyMemo). */
+  readonly memo: FamilyMemo;
 }
 
 /** Counters for benchmarks and debugging; monotonically increasing. */
@@ -62,6 +65,9 @@ export interface MetricsDataSourceStats {
   /** Polls whose body was byte-identical to the previous one and skipped the parse. */
   unchangedBodies: number;
   parses: number;
+  /** Selective parses: wanted families reused from the per-endpoint memo (region unchanged) / parsed. */
+  familiesReused: number;
+  familiesParsed: number;
   /** Total time spent in the parser, in ms (performance.now deltas). */
   parseMs: number;
 }
@@ -72,13 +78,12 @@ export class MetricsDataSource implements DataSource<PrometheusFamilies> {
   readonly scheme: 'http' | 'https';
   readonly path: string;
   readonly insecureSkipVerify: boolean;
-  readonly stats: MetricsDataSourceStats = { polls: 0, failures: 0, unchangedBodies: 0, parses: 0, parseMs: 0 };
-  readonly #dispatcher: Dispatcher;
-  readonly #ownsDispatcher: boolean;
+  readonly stats: MetricsDataSourceStats = { polls: 0, failures: 0, unchangedBodies: 0, parses: 0, familiesReused: 0, familiesParsed: 0, parseMs: 0 };
+  readonly #client: ScrapeClient;
   readonly #selective: boolean;
   readonly #skipUnchanged: boolean;
   readonly #maxBodyBytes: number;
-  readonly #cache = new Map<string, CachedBody>();
+  readonly #state = new Map<string, EndpointState>();
   #extractors: readonly Extractor<PrometheusFamilies>[] = [];
   /** Keyed by metadata object: a label change (engine type) swaps the object, so the entry cannot go stale. */
   #wantedByEndpoint = new WeakMap<EndpointMetadata, ReadonlySet<string> | typeof ALL>();
@@ -91,18 +96,14 @@ export class MetricsDataSource implements DataSource<PrometheusFamilies> {
     this.#selective = options.selectiveParse ?? true;
     this.#skipUnchanged = options.skipUnchangedBodies ?? true;
     this.#maxBodyBytes = options.maxBodyBytes ?? 8 * 1024 * 1024;
-    this.#ownsDispatcher = options.dispatcher === undefined;
-    // One agent per source instance: choosing https/insecureSkipVerify never touches a process-wide client
-    // (upstream mutates the shared transport). Polls for one endpoint never overlap, so 2 sockets per origin
-    // (upstream's idle-per-host) is plenty; keep-alive avoids a TCP handshake every 50 ms.
-    this.#dispatcher =
-      options.dispatcher ??
-      new Agent({
-        connections: 2,
-        pipelining: 1,
-        keepAliveTimeout: 30_000,
-        connect: options.scheme === 'https' ? { rejectUnauthorized: !options.insecureSkipVerify } : {},
-      });
+    // One client per source instance: choosing https/insecureSkipVerify never touches a process-wide client
+    // (upstream mutates the shared transport). Polls for one endpoint never overlap, so each endpoint gets one
+    // kept-alive connection (no TCP handshake every 50 ms). See http-client.ts for why not undici/node:http.
+    this.#client = new ScrapeClient({
+      tls: options.scheme === 'https' ? { rejectUnauthorized: !options.insecureSkipVerify } : undefined,
+      maxBodyBytes: this.#maxBodyBytes,
+      accept: ACCEPT,
+    });
   }
 
   bindExtractors(extractors: readonly Extractor<PrometheusFamilies>[]): void {
@@ -131,115 +132,88 @@ export class MetricsDataSource implements DataSource<PrometheusFamilies> {
   async poll(endpoint: EndpointMetadata, options: PollOptions): Promise<PrometheusFamilies> {
     this.stats.polls++;
     const path = endpoint.metricsPath ?? this.path;
-    const origin = `${this.scheme}://${endpoint.metricsHost}`;
-    let body: Buffer;
+    let conn: ScrapeConnection;
     try {
-      body = await getBody(this.#dispatcher, origin, path, options, this.#maxBodyBytes);
+      conn = await this.#client.get(endpoint.name, endpoint.metricsHost, path, options.timeoutMs, options.signal);
     } catch (err) {
       this.stats.failures++;
-      throw new Error(`GET ${origin}${path}: ${describe(err)}`, { cause: err });
+      throw new Error(`GET ${this.scheme}://${endpoint.metricsHost}${path}: ${describe(err)}`, { cause: err });
     }
-
+    if (conn.status !== 200) {
+      this.stats.failures++;
+      throw new Error(`GET ${this.scheme}://${endpoint.metricsHost}${path}: HTTP ${conn.status}`);
+    }
+    // The body is a view into the connection's receive buffer: parse it now, keep no reference to it.
+    const { buf, bodyStart, bodyEnd } = conn;
     const wanted = this.wantedFamilies(endpoint);
-    const cached = this.#cache.get(endpoint.name);
-    if (this.#skipUnchanged && cached !== undefined && cached.wanted === wanted && cached.body.equals(body)) {
+    let st = this.#state.get(endpoint.name);
+    if (st === undefined) {
+      st = { body: undefined, length: 0, wanted: undefined, families: undefined, memo: new FamilyMemo() };
+      this.#state.set(endpoint.name, st);
+    }
+    if (
+      this.#skipUnchanged &&
+      st.families !== undefined &&
+      st.wanted === wanted &&
+      st.length === bodyEnd - bodyStart &&
+      buf.compare(st.body as Buffer, 0, st.length, bodyStart, bodyEnd) === 0
+    ) {
       this.stats.unchangedBodies++;
-      return cached.families;
+      return st.families;
     }
     const t0 = performance.now();
     let families: PrometheusFamilies;
+    const memo = st.memo;
+    const h0 = memo.hits;
+    const m0 = memo.misses;
     try {
-      const text = body.toString('utf8');
-      families = wanted === undefined ? parsePrometheusText(text) : parseSelectedFamilies(text, wanted);
+      families =
+        wanted === undefined
+          ? parsePrometheusText(buf.toString('utf8', bodyStart, bodyEnd))
+          : parseSelectedFamiliesInBuffer(buf, bodyStart, bodyEnd, wanted, memo);
     } catch (err) {
       this.stats.failures++;
-      this.#cache.delete(endpoint.name);
-      throw new Error(`GET ${origin}${path}: ${(err as Error).message}`, { cause: err });
+      st.families = undefined;
+      throw new Error(`GET ${this.scheme}://${endpoint.metricsHost}${path}: ${(err as Error).message}`, { cause: err });
     } finally {
       this.stats.parses++;
       this.stats.parseMs += performance.now() - t0;
+      this.stats.familiesReused += memo.hits - h0;
+      this.stats.familiesParsed += memo.misses - m0;
     }
-    if (this.#skipUnchanged) this.#cache.set(endpoint.name, { body, wanted, families });
+    if (this.#skipUnchanged) this.#remember(st, buf, bodyStart, bodyEnd, wanted, families);
     return families;
   }
 
+  /** Copies the body into the endpoint's state, reusing its buffer when it is large enough. */
+  #remember(st: EndpointState, buf: Buffer, start: number, end: number, wanted: ReadonlySet<string> | undefined, families: PrometheusFamilies): void {
+    const n = end - start;
+    if (st.body === undefined || st.body.length < n || st.body.length > 4 * n + 65536) st.body = Buffer.allocUnsafe(Math.max(n, 1024));
+    buf.copy(st.body, 0, start, end);
+    st.length = n;
+    st.wanted = wanted;
+    st.families = families;
+  }
+
   endpointRemoved(endpoint: EndpointMetadata): void {
-    this.#cache.delete(endpoint.name);
+    this.#state.delete(endpoint.name);
+    this.#client.drop(endpoint.name);
   }
 
   async close(): Promise<void> {
-    this.#cache.clear();
-    if (this.#ownsDispatcher) await this.#dispatcher.close();
+    this.#state.clear();
+    this.#client.close();
   }
 }
 
-/**
- * GET with undici's low-level `dispatch` and a handler that just collects the body chunks.
- *
- * Why not `dispatcher.request()`: it wraps every response in a Readable stream and the body is then read
- * through an async iterator. At 2000 scrapes/s (bench/scrape.bench.ts, busy/selective, same session) the
- * process used ~31 % of a core with `request()` and ~27 % with this handler; bare `dispatch` alone is ~14 %.
- */
-function getBody(dispatcher: Dispatcher, origin: string, path: string, options: PollOptions, maxBytes: number): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const { signal } = options;
-    if (signal.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    let controller: Dispatcher.DispatchController | undefined;
-    let status = 0;
-    let size = 0;
-    const chunks: Buffer[] = [];
-    let settled = false;
-    const onAbort = (): void => {
-      controller?.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-      finish(signal.reason);
-    };
-    const finish = (err: unknown, body?: Buffer): void => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      if (err !== undefined) reject(err);
-      else resolve(body as Buffer);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(c) {
-        controller = c;
-      },
-      onResponseStart(_c, statusCode) {
-        status = statusCode;
-      },
-      onResponseData(c, chunk) {
-        if (status !== 200) return; // drained (keeps the connection reusable), then rejected at the end
-        size += chunk.length;
-        if (size > maxBytes) {
-          c.abort(new Error(`body larger than ${maxBytes} bytes`));
-          return;
-        }
-        chunks.push(chunk);
-      },
-      onResponseEnd() {
-        if (status !== 200) finish(new Error(`HTTP ${status}`));
-        else finish(undefined, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
-      },
-      onResponseError(_c, err) {
-        finish(err);
-      },
-    };
-    dispatcher.dispatch(
-      { origin, path, method: 'GET', headers: REQUEST_HEADERS, headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs },
-      handler,
-    );
-  });
-}
-
 function describe(err: unknown): string {
+  if (err instanceof ScrapeHttpError) {
+    if (err.code === 'EABORTED') return 'aborted (poll timeout or shutdown)';
+    if (err.code === 'ETIMEDOUT') return `${err.message} (ETIMEDOUT)`;
+    return err.message;
+  }
   if (err instanceof Error) {
     const code = (err as Error & { code?: unknown }).code;
-    if (err.name === 'AbortError' || code === 'UND_ERR_ABORTED') return 'aborted (poll timeout or shutdown)';
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `timed out (${code})`;
     return typeof code === 'string' && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
   }
   return String(err);

@@ -26,10 +26,13 @@ import type { MetricType, PrometheusFamilies, PrometheusFamily, PrometheusSample
 
 export class PrometheusParseError extends Error {
   readonly line: number;
+  /** The message without the line prefix. */
+  readonly reason: string;
   constructor(line: number, reason: string) {
     super(`invalid Prometheus exposition at line ${line}: ${reason}`);
     this.name = 'PrometheusParseError';
     this.line = line;
+    this.reason = reason;
   }
 }
 
@@ -117,7 +120,7 @@ function belongsTo(fname: string, type: MetricType, text: string, start: number,
   return false;
 }
 
-function parseNumber(token: string, line: () => number, what: string): number {
+function parseNumber(token: string, text: string, lineAt: number, what: string): number {
   switch (token) {
     case '+Inf':
     case 'Inf':
@@ -132,15 +135,15 @@ function parseNumber(token: string, line: () => number, what: string): number {
       return NaN;
   }
   // Number('') is 0 and Number(' 1') trims: both must be errors here.
-  if (token.length === 0) throw new PrometheusParseError(line(), `missing ${what}`);
+  if (token.length === 0) throw new PrometheusParseError(lineOf(text, lineAt), `missing ${what}`);
   const v = Number(token);
-  if (Number.isNaN(v)) throw new PrometheusParseError(line(), `${what} '${token.slice(0, 40)}' is not a number`);
+  if (Number.isNaN(v)) throw new PrometheusParseError(lineOf(text, lineAt), `${what} '${token.slice(0, 40)}' is not a number`);
   return v;
 }
 
-function setLabel(labels: Record<string, string>, name: string, value: string, line: () => number): void {
+function setLabel(labels: Record<string, string>, name: string, value: string, text: string, lineAt: number): void {
   if (Object.prototype.hasOwnProperty.call(labels, name)) {
-    throw new PrometheusParseError(line(), `duplicate label '${name}'`);
+    throw new PrometheusParseError(lineOf(text, lineAt), `duplicate label '${name}'`);
   }
   if (name === '__proto__') Object.defineProperty(labels, name, { value, enumerable: true, writable: false });
   else labels[name] = value;
@@ -155,7 +158,7 @@ function unescapeHelp(s: string): string {
  * Parses the labels, value and timestamp of a sample line whose name is text[nameStart, i). `end` excludes
  * the line terminator. `line` computes the line number lazily (only for errors).
  */
-function parseSampleRest(text: string, name: string, i: number, end: number, line: () => number): PrometheusSample {
+function parseSampleRest(text: string, name: string, i: number, end: number, lineAt: number): PrometheusSample {
   // Blanks may separate the name from the label set (Go's parser allows it).
   while (i < end && isBlank(text.charCodeAt(i))) i++;
   let c = i < end ? text.charCodeAt(i) : -1;
@@ -164,22 +167,22 @@ function parseSampleRest(text: string, name: string, i: number, end: number, lin
     i++;
     for (;;) {
       while (i < end && isBlank((c = text.charCodeAt(i)))) i++;
-      if (i >= end) throw new PrometheusParseError(line(), 'unterminated label set');
+      if (i >= end) throw new PrometheusParseError(lineOf(text, lineAt), 'unterminated label set');
       if (c === CH_RBRACE) {
         i++;
         break;
       }
-      if (!isLabelStart(c)) throw new PrometheusParseError(line(), 'invalid label name');
+      if (!isLabelStart(c)) throw new PrometheusParseError(lineOf(text, lineAt), 'invalid label name');
       const ls = i;
       i++;
       while (i < end && isLabelChar(text.charCodeAt(i))) i++;
       const labelName = text.slice(ls, i);
       while (i < end && isBlank(text.charCodeAt(i))) i++;
-      if (i >= end || text.charCodeAt(i) !== CH_EQ) throw new PrometheusParseError(line(), `expected '=' after label '${labelName}'`);
+      if (i >= end || text.charCodeAt(i) !== CH_EQ) throw new PrometheusParseError(lineOf(text, lineAt), `expected '=' after label '${labelName}'`);
       i++;
       while (i < end && isBlank(text.charCodeAt(i))) i++;
       if (i >= end || text.charCodeAt(i) !== CH_QUOTE) {
-        throw new PrometheusParseError(line(), `expected '"' to open the value of label '${labelName}'`);
+        throw new PrometheusParseError(lineOf(text, lineAt), `expected '"' to open the value of label '${labelName}'`);
       }
       i++;
       const vs = i;
@@ -205,7 +208,7 @@ function parseSampleRest(text: string, name: string, i: number, end: number, lin
         let out = '';
         j = vs;
         for (;;) {
-          if (j >= end) throw new PrometheusParseError(line(), `unterminated value of label '${labelName}'`);
+          if (j >= end) throw new PrometheusParseError(lineOf(text, lineAt), `unterminated value of label '${labelName}'`);
           const ch = text.charCodeAt(j);
           if (ch === CH_QUOTE) break;
           if (ch === CH_BACKSLASH) {
@@ -213,7 +216,7 @@ function parseSampleRest(text: string, name: string, i: number, end: number, lin
             if (nx === CH_BACKSLASH) out += '\\';
             else if (nx === CH_QUOTE) out += '"';
             else if (nx === 110 /* n */) out += '\n';
-            else throw new PrometheusParseError(line(), `invalid escape in value of label '${labelName}'`);
+            else throw new PrometheusParseError(lineOf(text, lineAt), `invalid escape in value of label '${labelName}'`);
             j += 2;
           } else {
             out += text[j];
@@ -223,7 +226,7 @@ function parseSampleRest(text: string, name: string, i: number, end: number, lin
         value = out;
         i = j + 1;
       }
-      setLabel(labels, labelName, value, line);
+      setLabel(labels, labelName, value, text, lineAt);
       while (i < end && isBlank((c = text.charCodeAt(i)))) i++;
       if (i < end && c === CH_COMMA) {
         i++;
@@ -233,25 +236,25 @@ function parseSampleRest(text: string, name: string, i: number, end: number, lin
         i++;
         break;
       }
-      throw new PrometheusParseError(line(), `expected ',' or '}' after label '${labelName}'`);
+      throw new PrometheusParseError(lineOf(text, lineAt), `expected ',' or '}' after label '${labelName}'`);
     }
   }
   // Value (required) and timestamp (optional), separated by blanks.
   while (i < end && isBlank(text.charCodeAt(i))) i++;
-  if (i === end) throw new PrometheusParseError(line(), `sample '${name}' has no value`);
+  if (i === end) throw new PrometheusParseError(lineOf(text, lineAt), `sample '${name}' has no value`);
   const vs = i;
   while (i < end && !isBlank(text.charCodeAt(i))) i++;
-  const value = parseNumber(text.slice(vs, i), line, 'value');
+  const value = parseNumber(text.slice(vs, i), text, lineAt, 'value');
   while (i < end && isBlank(text.charCodeAt(i))) i++;
   let timestampMs: number | undefined;
   if (i < end) {
     const ts = i;
     while (i < end && !isBlank(text.charCodeAt(i))) i++;
-    const t = parseNumber(text.slice(ts, i), line, 'timestamp');
-    if (!Number.isInteger(t)) throw new PrometheusParseError(line(), 'timestamp must be an integer (ms)');
+    const t = parseNumber(text.slice(ts, i), text, lineAt, 'timestamp');
+    if (!Number.isInteger(t)) throw new PrometheusParseError(lineOf(text, lineAt), 'timestamp must be an integer (ms)');
     timestampMs = t;
     while (i < end && isBlank(text.charCodeAt(i))) i++;
-    if (i < end) throw new PrometheusParseError(line(), `unexpected text after timestamp: '${text.slice(i, Math.min(end, i + 20))}'`);
+    if (i < end) throw new PrometheusParseError(lineOf(text, lineAt), `unexpected text after timestamp: '${text.slice(i, Math.min(end, i + 20))}'`);
   }
   return { name, labels, value, timestampMs };
 }
@@ -276,7 +279,7 @@ function parseCommentHead(
   text: string,
   i: number,
   end: number,
-  line: () => number,
+  lineAt: number,
 ): { keyword: 'HELP' | 'TYPE'; name: string; rest: number } | undefined {
   // `i` points at '#'.
   i++;
@@ -289,31 +292,31 @@ function parseCommentHead(
   if (k < end && !isBlank(text.charCodeAt(k))) return undefined; // e.g. "# HELPFUL remark"
   while (k < end && isBlank(text.charCodeAt(k))) k++;
   const nameStart = k;
-  if (k >= end || !isNameStart(text.charCodeAt(k))) throw new PrometheusParseError(line(), `${keyword} line without a valid metric name`);
+  if (k >= end || !isNameStart(text.charCodeAt(k))) throw new PrometheusParseError(lineOf(text, lineAt), `${keyword} line without a valid metric name`);
   k++;
   while (k < end && isNameChar(text.charCodeAt(k))) k++;
-  if (k < end && !isBlank(text.charCodeAt(k))) throw new PrometheusParseError(line(), `invalid character in metric name '${text.slice(nameStart, k)}'`);
+  if (k < end && !isBlank(text.charCodeAt(k))) throw new PrometheusParseError(lineOf(text, lineAt), `invalid character in metric name '${text.slice(nameStart, k)}'`);
   const name = text.slice(nameStart, k);
   while (k < end && isBlank(text.charCodeAt(k))) k++;
   return { keyword, name, rest: k };
 }
 
-function parseType(text: string, rest: number, end: number, name: string, line: () => number): MetricType {
+function parseType(text: string, rest: number, end: number, name: string, lineAt: number): MetricType {
   let te = end;
   while (te > rest && isBlank(text.charCodeAt(te - 1))) te--;
   const token = text.slice(rest, te);
   const type = TYPES[token];
-  if (type === undefined) throw new PrometheusParseError(line(), `unknown metric type '${token}' for '${name}'`);
+  if (type === undefined) throw new PrometheusParseError(lineOf(text, lineAt), `unknown metric type '${token}' for '${name}'`);
   return type;
 }
 
 /** Scans a metric name starting at `i` (which must be a name-start char); returns its end. */
-function scanName(text: string, i: number, end: number, line: () => number): number {
+function scanName(text: string, i: number, end: number, lineAt: number): number {
   i++;
   while (i < end && isNameChar(text.charCodeAt(i))) i++;
   if (i < end) {
     const c = text.charCodeAt(i);
-    if (c !== CH_LBRACE && !isBlank(c)) throw new PrometheusParseError(line(), `invalid character '${String.fromCharCode(c)}' after metric name`);
+    if (c !== CH_LBRACE && !isBlank(c)) throw new PrometheusParseError(lineOf(text, lineAt), `invalid character '${String.fromCharCode(c)}' after metric name`);
   }
   return i;
 }
@@ -325,7 +328,6 @@ export function parsePrometheusText(text: string): PrometheusFamilies {
   const len = text.length;
   let pos = 0;
   let lineNo = 0;
-  const line = (): number => lineNo;
   const familyFor = (name: string): MutableFamily => {
     let f = families.get(name);
     if (f === undefined) {
@@ -337,6 +339,7 @@ export function parsePrometheusText(text: string): PrometheusFamilies {
 
   while (pos < len) {
     lineNo++;
+    const lineStart = pos;
     const { end, next } = lineEnd(text, pos);
     let i = pos;
     pos = next;
@@ -344,13 +347,13 @@ export function parsePrometheusText(text: string): PrometheusFamilies {
     if (i === end) continue; // blank line
     const c = text.charCodeAt(i);
     if (c === CH_HASH) {
-      const head = parseCommentHead(text, i, end, line);
+      const head = parseCommentHead(text, i, end, lineStart);
       if (head === undefined) continue;
       const f = familyFor(head.name);
       if (head.keyword === 'HELP') {
         f.help = unescapeHelp(text.slice(head.rest, end).trim());
       } else {
-        const type = parseType(text, head.rest, end, head.name, line);
+        const type = parseType(text, head.rest, end, head.name, lineStart);
         if (f.samples.length > 0 && f.type !== type) throw new PrometheusParseError(lineNo, `TYPE line for '${head.name}' after its samples`);
         f.type = type;
       }
@@ -358,7 +361,7 @@ export function parsePrometheusText(text: string): PrometheusFamilies {
       continue;
     }
     if (!isNameStart(c)) throw new PrometheusParseError(lineNo, `expected a metric name, got '${text.slice(i, Math.min(end, i + 20))}'`);
-    const nameEnd = scanName(text, i, end, line);
+    const nameEnd = scanName(text, i, end, lineStart);
     let family: MutableFamily;
     let name: string;
     if (current !== undefined && belongsTo(current.name, current.type, text, i, nameEnd)) {
@@ -369,64 +372,181 @@ export function parsePrometheusText(text: string): PrometheusFamilies {
       family = familyFor(name);
       current = family;
     }
-    family.samples.push(parseSampleRest(text, name, nameEnd, end, line));
+    family.samples.push(parseSampleRest(text, name, nameEnd, end, lineStart));
   }
   return families;
 }
 
-/** Index of `needle` at the start of a line (offset 0 or after `\n`), or -1. */
-function findAtLineStart(text: string, needle: string, from = 0): number {
-  for (let at = text.indexOf(needle, from); at !== -1; at = text.indexOf(needle, at + 1)) {
-    if (at === 0 || text.charCodeAt(at - 1) === CH_LF) return at;
+/**
+ * Parses only the families named in `wanted` (see header). Returns those found; absent families are simply
+ * missing from the map. `help` is left empty. Throws `PrometheusParseError` when the body does not look like
+ * an exposition or a wanted line is malformed. String convenience over `parseSelectedFamiliesInBuffer`.
+ */
+export function parseSelectedFamilies(text: string, wanted: ReadonlySet<string>): PrometheusFamilies {
+  const buf = Buffer.from(text, 'utf8');
+  return parseSelectedFamiliesInBuffer(buf, 0, buf.length, wanted);
+}
+
+/** Pre-encoded search needles for one wanted set (cached per set object). */
+interface Needles {
+  readonly names: readonly string[];
+  /** `# TYPE <name>` */
+  readonly type: readonly Buffer[];
+  /** `<name>` (sample lines of families without a TYPE line) */
+  readonly sample: readonly Buffer[];
+}
+
+const needleCache = new WeakMap<ReadonlySet<string>, Needles>();
+
+function needlesFor(wanted: ReadonlySet<string>): Needles {
+  let n = needleCache.get(wanted);
+  if (n === undefined) {
+    const names = [...wanted];
+    n = { names, type: names.map((x) => Buffer.from(`# TYPE ${x}`, 'utf8')), sample: names.map((x) => Buffer.from(x, 'utf8')) };
+    needleCache.set(wanted, n);
+  }
+  return n;
+}
+
+const NEXT_TYPE = Buffer.from('\n# TYPE ', 'latin1');
+
+/** Offset of `needle` in buf[from, end) at a line start (offset `start` or after LF), followed by `after`; or -1. */
+function seekLine(buf: Buffer, needle: Buffer, from: number, start: number, end: number, after: (c: number) => boolean): number {
+  for (let at = buf.indexOf(needle, from); at !== -1; at = buf.indexOf(needle, at + 1)) {
+    const stop = at + needle.length;
+    if (stop >= end) return -1; // also covers matches in bytes past `end`
+    if ((at === start || buf[at - 1] === CH_LF) && after(buf[stop] as number)) return at;
   }
   return -1;
 }
 
-/** Offset of the first sample line named exactly `name` (followed by `{` or a blank), or -1. */
-function findSampleLine(text: string, name: string): number {
-  for (let at = findAtLineStart(text, name); at !== -1; at = findAtLineStart(text, name, at + 1)) {
-    const c = text.charCodeAt(at + name.length);
-    if (c === CH_LBRACE || isBlank(c)) return at;
-  }
-  return -1;
+const isTypeNameEnd = (c: number): boolean => isBlank(c);
+const isSampleNameEnd = (c: number): boolean => c === CH_LBRACE || isBlank(c);
+
+/** End of the region a family starting at `at` can span: just before the next `# TYPE` line, or `end`. */
+function regionEnd(buf: Buffer, at: number, end: number): number {
+  const next = buf.indexOf(NEXT_TYPE, at);
+  return next === -1 || next >= end ? end : next + 1;
 }
 
 /**
- * Parses only the families named in `wanted` by seeking to them (see header). Returns those found; absent
- * families are simply missing from the map. `help` is left empty. Throws `PrometheusParseError` when the body
- * does not look like an exposition or a wanted line is malformed.
- *
- * One pass hops from `# TYPE ` line to `# TYPE ` line (about 70 on a vLLM page) and parses the wanted
- * families it meets, stopping once all are found; only families still missing afterwards (no TYPE line, or
- * absent) cost one more search each, for their first sample line.
+ * Per-endpoint memo for `parseSelectedFamiliesInBuffer`: for each wanted family, the raw bytes of the region
+ * it was parsed from last time and the (immutable) family parsed from them. A busy server changes a few
+ * values per scrape, but most wanted families (cache config, LoRA info, often the queue gauges) are
+ * byte-identical from one scrape to the next: comparing a few hundred bytes (~50 ns) replaces decoding and
+ * parsing them, and hands the extractor the same objects as last time. Only successful parses are kept.
  */
-export function parseSelectedFamilies(text: string, wanted: ReadonlySet<string>): PrometheusFamilies {
+export class FamilyMemo {
+  wanted: ReadonlySet<string> | undefined;
+  readonly bytes: Buffer[] = [];
+  readonly lengths: number[] = [];
+  readonly families: (PrometheusFamily | undefined)[] = [];
+  /** Families served from the memo / parsed, since creation. */
+  hits = 0;
+  misses = 0;
+
+  /** Forgets everything (e.g. the wanted set changed). */
+  reset(wanted: ReadonlySet<string>): void {
+    this.wanted = wanted;
+    this.bytes.length = 0;
+    this.lengths.length = 0;
+    this.families.length = 0;
+  }
+}
+
+function memoLookup(memo: FamilyMemo, k: number, buf: Buffer, at: number, end: number): PrometheusFamily | undefined {
+  const n = end - at;
+  const f = memo.families[k];
+  if (f === undefined || memo.lengths[k] !== n) return undefined;
+  return buf.compare(memo.bytes[k] as Buffer, 0, n, at, end) === 0 ? f : undefined;
+}
+
+function memoStore(memo: FamilyMemo, k: number, buf: Buffer, at: number, end: number, family: PrometheusFamily): void {
+  const n = end - at;
+  let b = memo.bytes[k];
+  if (b === undefined || b.length < n || b.length > 4 * n + 4096) {
+    b = Buffer.allocUnsafe(Math.max(n, 256));
+    memo.bytes[k] = b;
+  }
+  buf.copy(b, 0, at, end);
+  memo.lengths[k] = n;
+  memo.families[k] = family;
+}
+
+/**
+ * The scrape hot path: `parseSelectedFamilies` over the raw body bytes buf[start, end), without decoding the
+ * page. Each wanted family is found with `Buffer.indexOf` (native memmem) on its pre-encoded `# TYPE <name>`
+ * line, falling back to its first sample line for families without a TYPE line; only the bytes from there
+ * to the next `# TYPE` line are decoded and parsed (with the same strict line parser as the full parse).
+ * Region boundaries sit on ASCII bytes, so UTF-8 decoding never splits a character. Error line numbers are
+ * those of the whole body. With a `memo`, a region byte-identical to last time reuses last time's family.
+ */
+export function parseSelectedFamiliesInBuffer(
+  buf: Buffer,
+  start: number,
+  end: number,
+  wanted: ReadonlySet<string>,
+  memo?: FamilyMemo,
+): PrometheusFamilies {
   const out = new Map<string, PrometheusFamily>();
-  let first = 0;
-  while (first < text.length && (isBlank(text.charCodeAt(first)) || text.charCodeAt(first) === CH_LF || text.charCodeAt(first) === CH_CR)) first++;
-  if (first < text.length && text.charCodeAt(first) !== CH_HASH && !isNameStart(text.charCodeAt(first))) {
-    throw new PrometheusParseError(lineOf(text, first), `not a Prometheus exposition (starts with '${text.slice(first, first + 20).replace(/\s+/g, ' ')}')`);
+  let first = start;
+  for (; first < end; first++) {
+    const c = buf[first] as number;
+    if (!isBlank(c) && c !== CH_LF && c !== CH_CR) break;
+  }
+  if (first < end && buf[first] !== CH_HASH && !isNameStart(buf[first] as number)) {
+    const head = buf.toString('utf8', first, Math.min(end, first + 20)).replace(/\s+/g, ' ');
+    throw new PrometheusParseError(lineOfBytes(buf, start, first), `not a Prometheus exposition (starts with '${head}')`);
   }
   if (wanted.size === 0) return out;
-  const TYPE = '# TYPE ';
-  for (let at = findAtLineStart(text, TYPE); at !== -1 && out.size < wanted.size; at = findAtLineStart(text, TYPE, at + 1)) {
-    const ns = at + TYPE.length;
-    let ne = ns;
-    while (ne < text.length && isNameChar(text.charCodeAt(ne))) ne++;
-    const name = text.slice(ns, ne);
-    if (!wanted.has(name) || out.has(name)) continue;
-    const { end, next } = lineEnd(text, at);
-    const type = parseType(text, ne + 1, end, name, () => lineOf(text, at));
-    out.set(name, parseFamilyLines(text, name, type, next));
-  }
-  if (out.size < wanted.size) {
-    for (const name of wanted) {
-      if (out.has(name)) continue;
-      const at = findSampleLine(text, name);
-      if (at !== -1) out.set(name, parseFamilyLines(text, name, 'untyped', at));
+  const needles = needlesFor(wanted);
+  if (memo !== undefined && memo.wanted !== wanted) memo.reset(wanted);
+  for (let k = 0; k < needles.names.length; k++) {
+    const name = needles.names[k] as string;
+    let at = seekLine(buf, needles.type[k] as Buffer, start, start, end, isTypeNameEnd);
+    let typed = true;
+    if (at === -1) {
+      at = seekLine(buf, needles.sample[k] as Buffer, start, start, end, isSampleNameEnd);
+      typed = false;
+      if (at === -1) continue;
+    }
+    const re = regionEnd(buf, at + 1, end);
+    if (memo !== undefined) {
+      const hit = memoLookup(memo, k, buf, at, re);
+      if (hit !== undefined) {
+        memo.hits++;
+        out.set(name, hit);
+        continue;
+      }
+      memo.misses++;
+    }
+    const text = buf.toString('utf8', at, re);
+    try {
+      let family: PrometheusFamily;
+      if (typed) {
+        const { end: typeEnd, next } = lineEnd(text, 0);
+        let rest = 7 /* '# TYPE ' */ + name.length;
+        while (rest < typeEnd && isBlank(text.charCodeAt(rest))) rest++;
+        const type = parseType(text, rest, typeEnd, name, 0);
+        family = parseFamilyLines(text, name, type, next);
+      } else {
+        family = parseFamilyLines(text, name, 'untyped', 0);
+      }
+      out.set(name, family);
+      if (memo !== undefined) memoStore(memo, k, buf, at, re, family);
+    } catch (err) {
+      if (err instanceof PrometheusParseError) throw new PrometheusParseError(err.line - 1 + lineOfBytes(buf, start, at), err.reason);
+      throw err;
     }
   }
   return out;
+}
+
+/** 1-based line number of byte offset `pos` of a body starting at `start` (error paths only). */
+function lineOfBytes(buf: Buffer, start: number, pos: number): number {
+  let n = 1;
+  for (let i = buf.indexOf(CH_LF, start); i !== -1 && i < pos; i = buf.indexOf(CH_LF, i + 1)) n++;
+  return n;
 }
 
 /** Parses the contiguous lines of family `name` starting at offset `pos` (just after its TYPE line). */
@@ -435,7 +555,6 @@ function parseFamilyLines(text: string, name: string, type: MetricType, pos: num
   const len = text.length;
   while (pos < len) {
     const lineStart = pos;
-    const line = (): number => lineOf(text, lineStart);
     const { end, next } = lineEnd(text, pos);
     let i = pos;
     pos = next;
@@ -443,21 +562,21 @@ function parseFamilyLines(text: string, name: string, type: MetricType, pos: num
     if (i === end) continue;
     const c = text.charCodeAt(i);
     if (c === CH_HASH) {
-      const head = parseCommentHead(text, i, end, line);
+      const head = parseCommentHead(text, i, end, lineStart);
       if (head === undefined) continue;
       if (head.name !== name) break; // next family
       if (head.keyword === 'TYPE') {
-        const t = parseType(text, head.rest, end, name, line);
-        if (samples.length > 0 && t !== type) throw new PrometheusParseError(line(), `TYPE line for '${name}' after its samples`);
+        const t = parseType(text, head.rest, end, name, lineStart);
+        if (samples.length > 0 && t !== type) throw new PrometheusParseError(lineOf(text, lineStart), `TYPE line for '${name}' after its samples`);
         type = t;
       }
       continue;
     }
-    if (!isNameStart(c)) throw new PrometheusParseError(line(), `expected a metric name, got '${text.slice(i, Math.min(end, i + 20))}'`);
-    const nameEnd = scanName(text, i, end, line);
+    if (!isNameStart(c)) throw new PrometheusParseError(lineOf(text, lineStart), `expected a metric name, got '${text.slice(i, Math.min(end, i + 20))}'`);
+    const nameEnd = scanName(text, i, end, lineStart);
     if (!belongsTo(name, type, text, i, nameEnd)) break;
     const sampleName = nameEnd - i === name.length ? name : text.slice(i, nameEnd);
-    samples.push(parseSampleRest(text, sampleName, nameEnd, end, line));
+    samples.push(parseSampleRest(text, sampleName, nameEnd, end, lineStart));
   }
   return { name, type, help: '', samples };
 }
