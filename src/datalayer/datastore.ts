@@ -2,9 +2,11 @@
  * The endpoint store: the single owner of the pool's `Endpoint` snapshots.
  *
  * Copy-on-write: an `Endpoint` (and its metadata and metrics) is frozen and never mutated. A metrics commit
- * builds a new `Endpoint`, copies the snapshot array, swaps the one slot, and publishes the new array, so
- * `endpoints()` is a field read (O(1)) and a scheduling cycle holding an older array keeps a consistent view.
- * A commit costs one array copy (100 endpoints: well under a microsecond).
+ * builds a new `Endpoint` and swaps it into its slot of the store's working array; the published snapshot
+ * (a frozen copy of that array) is rebuilt on the next `endpoints()` call after a change and cached until the
+ * next one. So `endpoints()` is a field read (O(1)) while nothing changed, a scheduling cycle holding an older
+ * array keeps a consistent view, and the array is copied at most once per read however many of the 2000
+ * commits/s (100 endpoints at 50 ms) land in between — not once per commit.
  *
  * Discovery sources write metadata (`replaceAll`, `replacePod`, `removePod`, `clear`); collectors write metrics
  * (`commitMetrics`). Listeners hear about membership/metadata changes, synchronously and in order, after the
@@ -34,8 +36,8 @@ function freezeMetadata(m: EndpointMetadata): EndpointMetadata {
   return Object.freeze({ ...m, labels: Object.freeze({ ...m.labels }) });
 }
 
-function makeEndpoint(metadata: EndpointMetadata, metrics: EndpointMetrics): Endpoint {
-  return Object.freeze({ metadata, metrics, hostPort: joinHostPort(metadata.address, metadata.port) });
+function makeEndpoint(metadata: EndpointMetadata, metrics: EndpointMetrics, hostPort = joinHostPort(metadata.address, metadata.port)): Endpoint {
+  return Object.freeze({ metadata, metrics, hostPort });
 }
 
 function sameMetadata(a: EndpointMetadata, b: EndpointMetadata): boolean {
@@ -54,14 +56,17 @@ function sameMetadata(a: EndpointMetadata, b: EndpointMetadata): boolean {
 export class Datastore implements EndpointStore {
   #byName = new Map<string, Endpoint>();
   #index = new Map<string, number>();
-  #snapshot: readonly Endpoint[] = EMPTY;
+  /** Working array, in snapshot order; commits swap slots in place. */
+  #slots: Endpoint[] = [];
+  /** The published snapshot; undefined after a change until the next `endpoints()` call. */
+  #snapshot: readonly Endpoint[] | undefined = EMPTY;
   #poolKnown = false;
   readonly #listeners = new Set<EndpointChangeListener>();
   readonly #poolListeners = new Set<(known: boolean) => void>();
   readonly #metricsListeners = new Set<() => void>();
 
   endpoints(): readonly Endpoint[] {
-    return this.#snapshot;
+    return (this.#snapshot ??= this.#slots.length === 0 ? EMPTY : Object.freeze(this.#slots.slice()));
   }
 
   poolKnown(): boolean {
@@ -166,11 +171,10 @@ export class Datastore implements EndpointStore {
     const prev = this.#byName.get(name);
     const i = this.#index.get(name);
     if (prev === undefined || i === undefined) return false;
-    const ep = makeEndpoint(prev.metadata, metrics);
+    const ep = makeEndpoint(prev.metadata, metrics, prev.hostPort);
     this.#byName.set(name, ep);
-    const next = this.#snapshot.slice();
-    next[i] = ep;
-    this.#snapshot = Object.freeze(next);
+    this.#slots[i] = ep;
+    this.#snapshot = undefined;
     for (const l of this.#metricsListeners) l();
     return true;
   }
@@ -182,7 +186,8 @@ export class Datastore implements EndpointStore {
       this.#index.set(name, arr.length);
       arr.push(ep);
     }
-    this.#snapshot = arr.length === 0 ? EMPTY : Object.freeze(arr);
+    this.#slots = arr;
+    this.#snapshot = undefined;
   }
 
   #emit(changes: readonly EndpointChange[]): void {

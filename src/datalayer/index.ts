@@ -11,10 +11,10 @@ import { Datastore, type EndpointChangeListener } from './datastore.ts';
 import { EndpointsFileDiscovery } from './discovery/file.ts';
 import { KubernetesDiscovery, type KubernetesDiscoveryOptions } from './discovery/kubernetes.ts';
 import { parseStaticEndpoints } from './discovery/static.ts';
-import { IntervalTicker, type Ticker } from './ticker.ts';
+import { SharedTicker, type Ticker } from './ticker.ts';
 
 export { Datastore, type EndpointChange, type EndpointChangeListener } from './datastore.ts';
-export { IntervalTicker, ManualTicker, systemClock, type Ticker, type TickerHandle } from './ticker.ts';
+export { IntervalTicker, ManualTicker, SharedTicker, systemClock, type Ticker, type TickerHandle } from './ticker.ts';
 export type { CollectorStats } from './collector.ts';
 export type { KubernetesDiscoveryOptions } from './discovery/kubernetes.ts';
 export { parseEndpointsFile } from './discovery/file.ts';
@@ -40,7 +40,7 @@ export interface DataLayerOptions {
   readonly sources: ReadonlyArray<{ readonly source: Plugin; readonly extractors: readonly Plugin[] }>;
   readonly logger: Logger;
   readonly clock: Clock;
-  /** Defaults to `IntervalTicker` (timers). Tests pass `ManualTicker`. */
+  /** Defaults to `SharedTicker` (one staggered timer per interval). Tests pass `ManualTicker`. */
   readonly ticker?: Ticker;
 }
 
@@ -123,7 +123,7 @@ export async function startDataLayer(options: DataLayerOptions): Promise<DataLay
     bindings,
     store,
     clock: options.clock,
-    ticker: options.ticker ?? new IntervalTicker(),
+    ticker: options.ticker ?? new SharedTicker(),
     logger,
   });
 

@@ -38,6 +38,17 @@ test('copy-on-write: endpoints() is a stable frozen array until a change; old sn
   assert.equal(snap2[1]?.metrics, metrics);
   assert.equal(snap2[0], snap1[0], 'untouched endpoints are shared between snapshots');
   assert.equal(snap2[1]?.hostPort, '10.0.0.1:8000');
+  // Several commits between two reads publish one new array holding all of them (batched, not per commit).
+  const m1 = Object.freeze({ ...EMPTY_METRICS, waitingQueueSize: 1, updateTime: 6 });
+  const m2 = Object.freeze({ ...EMPTY_METRICS, waitingQueueSize: 2, updateTime: 7 });
+  s.commitMetrics('a', m1);
+  s.commitMetrics('b', m2);
+  assert.equal(snap2[1]?.metrics, metrics, 'a held snapshot is unaffected by later commits');
+  const snap3 = s.endpoints();
+  assert.deepEqual([snap3[0]?.metrics, snap3[1]?.metrics], [m1, m2]);
+  assert.ok(Object.isFrozen(snap3));
+  assert.equal(s.endpoints(), snap3);
+  assert.equal(s.get('b'), snap3[1]);
 });
 
 test('commitMetrics for an endpoint that left the pool is dropped', () => {
