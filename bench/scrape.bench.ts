@@ -6,31 +6,37 @@
  * pre-rendered realistic vLLM expositions (~200 series, test/fixtures/metrics/render-vllm.ts):
  *   - `busy`: every response differs (counters and gauges move), so nothing can be skipped;
  *   - `idle`: the body never changes (an idle server), so skipping unchanged bodies pays off.
- * Variants of the metrics-data-source:
+ * Variants of the metrics-data-source and data layer:
  *   - `full`:      validate and parse every line (what a generic parser does);
  *   - `selective`: seek only the families the extractor needs for the endpoint's engine (the default);
- *   - `selective+skip`: also reuse the previous parse when the body is byte-identical (the default).
+ *   - `selective+skip`: also reuse the previous parse when the body is byte-identical (the default);
+ *   - `selective/timers`: `selective`, but one `setInterval` per endpoint (`IntervalTicker`, the former
+ *     default) instead of the shared staggered ticker.
  * Conditional requests (ETag/If-None-Match) are not tried: vLLM's prometheus_client endpoint sends no
  * validators, so they would never apply against a real server.
  *
  * Reported per config: the EPP process's CPU share of one core (process.cpuUsage over wall time) and the
  * parse cost per scrape (parser time / parses), as medians over measurement windows; plus scrapes/s achieved.
- * A micro-benchmark of the two parsers on the same body follows. Deliberately left out: TLS, Kubernetes
+ * Then the HTTP client floor: bare GETs of the same bodies at the same rate, nothing parsed, with undici
+ * `dispatch`, node:http (keep-alive Agent) and the source's own client (http-client.ts) — why the source
+ * does not use a library client. A micro-benchmark of the parsers on the same body follows. Deliberately left out: TLS, Kubernetes
  * discovery (no cost at steady state), and request-path load on the same process.
  *
  * Usage: npm run bench:scrape [-- --servers 100 --interval-ms 50 --windows 5 --window-ms 1000
- *        --modes busy,idle --variants full,selective,selective+skip --no-micro]
+ *        --modes busy,idle --variants full,selective,selective+skip,selective/timers --no-floor --no-micro]
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
+import { Agent as HttpAgent, createServer, get as httpGet } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { startDataLayer, IntervalTicker, systemClock } from '../src/datalayer/index.ts';
+import { Agent as UndiciAgent, type Dispatcher } from 'undici';
+import { startDataLayer, IntervalTicker, SharedTicker, systemClock, type Ticker } from '../src/datalayer/index.ts';
 import type { Logger } from '../src/framework/plugin.ts';
 import { coreMetricsExtractorFactory, type CoreMetricsExtractor } from '../src/plugins/datalayer/extractor/core-metrics-extractor/index.ts';
 import { MetricsDataSource } from '../src/plugins/datalayer/source/metrics-data-source/index.ts';
-import { parsePrometheusText, parseSelectedFamilies } from '../src/plugins/datalayer/source/metrics-data-source/prometheus-text.ts';
+import { ScrapeClient } from '../src/plugins/datalayer/source/metrics-data-source/http-client.ts';
+import { parsePrometheusText, parseSelectedFamilies, parseSelectedFamiliesInBuffer } from '../src/plugins/datalayer/source/metrics-data-source/prometheus-text.ts';
 import { DEFAULT_VLLM_STATE, renderVllmExposition, countSeries } from '../test/fixtures/metrics/render-vllm.ts';
 
 const { values: args } = parseArgs({
@@ -41,7 +47,9 @@ const { values: args } = parseArgs({
     'window-ms': { type: 'string', default: '1000' },
     'warmup-ms': { type: 'string', default: '1500' },
     modes: { type: 'string', default: 'busy,idle' },
-    variants: { type: 'string', default: 'full,selective,selective+skip' },
+    variants: { type: 'string', default: 'full,selective,selective+skip,selective/timers' },
+    clients: { type: 'string', default: 'undici,node-http,own' },
+    'no-floor': { type: 'boolean', default: false },
     'no-micro': { type: 'boolean', default: false },
   },
 });
@@ -86,9 +94,10 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|---|---|');
 
   const variants = [
-    { name: 'full', selectiveParse: false, skipUnchangedBodies: false },
-    { name: 'selective', selectiveParse: true, skipUnchangedBodies: false },
-    { name: 'selective+skip', selectiveParse: true, skipUnchangedBodies: true },
+    { name: 'full', selectiveParse: false, skipUnchangedBodies: false, ticker: 'shared' },
+    { name: 'selective', selectiveParse: true, skipUnchangedBodies: false, ticker: 'shared' },
+    { name: 'selective+skip', selectiveParse: true, skipUnchangedBodies: true, ticker: 'shared' },
+    { name: 'selective/timers', selectiveParse: true, skipUnchangedBodies: false, ticker: 'interval' },
   ] as const;
   const modes = (args.modes ?? '').split(',') as Array<'busy' | 'idle'>;
   const selected = variants.filter((v) => (args.variants ?? '').split(',').includes(v.name));
@@ -99,8 +108,112 @@ async function main(): Promise<void> {
       console.log(`| ${mode} | ${v.name} | ${r.cpuPct.toFixed(1)} (${r.sysPct.toFixed(1)} kernel) | ${Number.isNaN(r.parseUs) ? '–' : r.parseUs.toFixed(1)} | ${r.scrapesPerSec.toFixed(0)} | ${r.parsesPerSec.toFixed(0)} |`);
     }
   }
+  if (!args['no-floor']) {
+    await setMode('busy');
+    console.log(`\n# HTTP client floor: bare GETs at the same rate (busy bodies), no parsing; shared ticker; same windows`);
+    console.log('| client | EPP CPU, % of one core (of which kernel) | GETs/s |');
+    console.log('|---|---|---|');
+    for (const name of (args.clients ?? '').split(',')) {
+      const get = clientGetter(name, ports);
+      if (get === undefined) continue;
+      const r = await runFloor(ports, get.fn);
+      await get.close();
+      console.log(`| ${get.label} | ${r.cpuPct.toFixed(1)} (${r.sysPct.toFixed(1)} kernel) | ${r.perSec.toFixed(0)} |`);
+    }
+  }
   child.kill();
   if (!args['no-micro']) microParse(sample);
+}
+
+type Get = (i: number) => Promise<number>;
+
+/** Bare GET /metrics of server `i`, resolving with the body size; per client library. */
+function clientGetter(name: string, ports: number[]): { label: string; fn: Get; close: () => Promise<void> } | undefined {
+  if (name === 'undici') {
+    const agent = new UndiciAgent({ connections: 2, pipelining: 1, keepAliveTimeout: 30_000 });
+    const origins = ports.map((p) => `http://127.0.0.1:${p}`);
+    const fn: Get = (i) =>
+      new Promise((resolve, reject) => {
+        let n = 0;
+        const handler: Dispatcher.DispatchHandler = {
+          onRequestStart() {},
+          onResponseStart() {},
+          onResponseData(_c, chunk) {
+            n += chunk.length;
+          },
+          onResponseEnd() {
+            resolve(n);
+          },
+          onResponseError(_c, err) {
+            reject(err);
+          },
+        };
+        agent.dispatch({ origin: origins[i] as string, path: '/metrics', method: 'GET', headers: { accept: 'text/plain' } }, handler);
+      });
+    return { label: 'undici 7 Agent.dispatch (the former client)', fn, close: () => agent.close() };
+  }
+  if (name === 'node-http') {
+    const agent = new HttpAgent({ keepAlive: true, maxSockets: 2 });
+    const fn: Get = (i) =>
+      new Promise((resolve, reject) => {
+        const req = httpGet({ host: '127.0.0.1', port: ports[i], path: '/metrics', agent, headers: { accept: 'text/plain' } }, (res) => {
+          let n = 0;
+          res.on('data', (c: Buffer) => {
+            n += c.length;
+          });
+          res.on('end', () => resolve(n));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+      });
+    return { label: 'node:http, keep-alive Agent', fn, close: async () => agent.destroy() };
+  }
+  if (name === 'own') {
+    const client = new ScrapeClient({ maxBodyBytes: 8 << 20, accept: 'text/plain', tls: undefined });
+    const hosts = ports.map((p) => `127.0.0.1:${p}`);
+    const fn: Get = (i) => client.get(String(i), hosts[i] as string, '/metrics', 1000).then((c) => c.bodyEnd - c.bodyStart);
+    return { label: 'own client (http-client.ts, net.Socket onread)', fn, close: async () => client.close() };
+  }
+  return undefined;
+}
+
+async function runFloor(ports: number[], get: Get) {
+  const ticker = new SharedTicker();
+  let done = 0;
+  const handles = ports.map((_p, i) => {
+    let busy = false;
+    return ticker.every(INTERVAL_MS, () => {
+      if (busy) return;
+      busy = true;
+      get(i).then(
+        () => {
+          done++;
+          busy = false;
+        },
+        () => {
+          busy = false;
+        },
+      );
+    });
+  });
+  await sleep(WARMUP_MS);
+  const cpu: number[] = [];
+  const sys: number[] = [];
+  const rate: number[] = [];
+  for (let w = 0; w < WINDOWS; w++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const d0 = done;
+    await sleep(WINDOW_MS);
+    const dt = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    cpu.push(((c.user + c.system) / 1000 / dt) * 100);
+    sys.push((c.system / 1000 / dt) * 100);
+    rate.push(((done - d0) * 1000) / dt);
+  }
+  for (const h of handles) h.stop();
+  await sleep(100);
+  return { cpuPct: median(cpu), sysPct: median(sys), perSec: median(rate) };
 }
 
 const silent: Logger = {
@@ -119,8 +232,15 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnchangedBodies: boolean }) {
-  const source = new MetricsDataSource('metrics', { scheme: 'http', path: '/metrics', insecureSkipVerify: true, ...v });
+async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnchangedBodies: boolean; ticker: 'shared' | 'interval' }) {
+  const source = new MetricsDataSource('metrics', {
+    scheme: 'http',
+    path: '/metrics',
+    insecureSkipVerify: true,
+    selectiveParse: v.selectiveParse,
+    skipUnchangedBodies: v.skipUnchangedBodies,
+  });
+  const ticker: Ticker = v.ticker === 'interval' ? new IntervalTicker() : new SharedTicker();
   const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [] }) as CoreMetricsExtractor;
   const dl = await startDataLayer({
     static: ports.map((p) => `127.0.0.1:${p}`),
@@ -128,7 +248,7 @@ async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnch
     sources: [{ source, extractors: [extractor] }],
     logger: silent,
     clock: systemClock,
-    ticker: new IntervalTicker(),
+    ticker,
   });
   await sleep(WARMUP_MS);
   const cpu: number[] = [];
@@ -179,9 +299,12 @@ function microParse(body: string): void {
   console.log('| parser | µs/parse |');
   console.log('|---|---|');
   console.log(`| full (parsePrometheusText) | ${runs(() => parsePrometheusText(body)).toFixed(1)} |`);
-  console.log(`| selective (parseSelectedFamilies, ${wanted.size} vLLM families) | ${runs(() => parseSelectedFamilies(body, wanted)).toFixed(1)} |`);
+  console.log(`| selective on the raw bytes (parseSelectedFamiliesInBuffer, ${wanted.size} vLLM families; the scrape path) | ${runs(() => parseSelectedFamiliesInBuffer(buf, 0, buf.length, wanted)).toFixed(1)} |`);
+  console.log(`| selective from a string (parseSelectedFamilies: encode + the above) | ${runs(() => parseSelectedFamilies(body, wanted)).toFixed(1)} |`);
   console.log(`| utf-8 decode of the body | ${runs(() => buf.toString('utf8')).toFixed(1)} |`);
-  console.log(`| unchanged-body check (Buffer.equals) | ${runs(() => buf.equals(Buffer.from(buf))).toFixed(1)} (incl. a copy) |`);
+  const prev = Buffer.from(buf);
+  console.log(`| unchanged-body check (Buffer.compare with the kept copy) | ${runs(() => buf.compare(prev, 0, prev.length, 0, buf.length)).toFixed(1)} |`);
+  console.log(`| keeping the copy (Buffer.copy into a reused buffer) | ${runs(() => buf.copy(prev, 0, 0, buf.length)).toFixed(1)} |`);
 }
 
 function sleep(ms: number): Promise<void> {
