@@ -9,6 +9,7 @@ import { tracingEnabled } from '../observability/tracing-env.ts';
 import { createLogger } from '../observability/logger.ts';
 import { configSourceFrom, startEpp, type DiscoveryOptions, type EppOptions } from '../server/epp.ts';
 import type { Logger } from '../framework/plugin.ts';
+import type { MetricsDataSourceDefaults } from '../plugins/datalayer/source/metrics-data-source/index.ts';
 import { addDemoCommand } from './demo.ts';
 import { parseGoDuration } from '../util/duration.ts';
 import { registerSimCommand } from '../sim/index.ts';
@@ -53,9 +54,6 @@ const ACCEPTED_NOT_IMPLEMENTED = [
   ['metrics-endpoint-auth', 'bool'],
   ['enable-pprof', 'bool'],
   ['ha-enable-leader-election', 'bool'],
-  ['model-server-metrics-scheme', 'string'],
-  ['model-server-metrics-path', 'string'],
-  ['model-server-metrics-https-insecure-skip-verify', 'bool'],
   ['zap-devel', 'bool'],
   ['zap-encoder', 'string'],
   ['zap-log-level', 'string'],
@@ -86,6 +84,9 @@ function addCoreOptions(cmd: Command): Command {
     .addOption(new Option('--endpoint-target-ports <ports>', 'standalone mode: target ports, comma-separated (1-8)'))
     .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: in-cluster, $KUBECONFIG, ~/.kube/config)'))
     .addOption(new Option('--model-server-metrics-port <port>', 'deprecated: metrics port when the pool has one target port').argParser(int('model-server-metrics-port', 0, 65535)))
+    .addOption(new Option('--model-server-metrics-scheme <scheme>', 'deprecated: default `scheme` of metrics-data-source').choices(['http', 'https']))
+    .addOption(new Option('--model-server-metrics-path <path>', 'deprecated: default `path` of metrics-data-source'))
+    .addOption(new Option('--model-server-metrics-https-insecure-skip-verify [bool]', 'deprecated: default `insecureSkipVerify` of metrics-data-source').argParser(bool('model-server-metrics-https-insecure-skip-verify')))
     .addOption(new Option('--refresh-metrics-interval <duration>', 'scrape interval per endpoint').default(50, '50ms').argParser(duration('refresh-metrics-interval')))
     .addOption(new Option('--resources-file <path>', 'watched InferenceObjective/InferenceModelRewrite manifests (multi-document YAML; see docs/flow-control.md)'))
     .addOption(new Option('--disable-endpoint-subset-filter [bool]', 'ignore the envoy.lb.subset_hint endpoint subset').default(false).argParser(bool('disable-endpoint-subset-filter')))
@@ -126,6 +127,7 @@ function coreOptions(opts: Record<string, unknown>, logger: Logger): Omit<EppOpt
       disableEndpointSubsetFilter: opts.disableEndpointSubsetFilter as boolean,
     },
     pluginModules: (opts.pluginModule as string[] | undefined) ?? [],
+    metricsDataSourceDefaults: metricsDataSourceDefaultsFromFlags(opts),
     responsePath: {
       hookTimeoutMs: opts.responseHookTimeout as number,
       queueLimit: opts.responseQueueLimit as number,
@@ -208,6 +210,24 @@ function addGatewayCommand(program: Command): void {
     process.stdout.write(`gateway listening on http://${opts.host as string}:${epp.gatewayPort}/v1\n`);
     closeOnSignal(() => epp.close(), logger);
   });
+}
+
+/**
+ * The deprecated `--model-server-metrics-scheme/-path/-https-insecure-skip-verify` flags, when set, as defaults
+ * of the `metrics-data-source` parameters (a parameter written in the config still wins; epp-spec §4.5).
+ */
+export function metricsDataSourceDefaultsFromFlags(opts: Record<string, unknown>): MetricsDataSourceDefaults {
+  const scheme = opts.modelServerMetricsScheme;
+  const path = opts.modelServerMetricsPath;
+  const insecure = opts.modelServerMetricsHttpsInsecureSkipVerify;
+  if (typeof path === 'string' && !path.startsWith('/')) {
+    throw new EppConfigError(`--model-server-metrics-path: '${path}' must start with "/"`, 'pass e.g. --model-server-metrics-path=/metrics');
+  }
+  return {
+    ...(scheme === 'http' || scheme === 'https' ? { scheme } : {}),
+    ...(typeof path === 'string' ? { path } : {}),
+    ...(typeof insecure === 'boolean' ? { insecureSkipVerify: insecure } : {}),
+  };
 }
 
 /** Exactly one discovery mode from the flags (upstream: "either pool-name or endpoint-selector must be set"). */

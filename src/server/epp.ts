@@ -13,6 +13,12 @@ import { loadConfig, defaultConfigSource, type ConfigSource, type LoadedConfig }
 import { EppMetrics } from '../observability/metrics.ts';
 import { Director } from '../runtime/director.ts';
 import { PluginRegistry } from '../runtime/plugin-registry.ts';
+import { BUILTIN_PLUGINS } from '../plugins/register.ts';
+import {
+  METRICS_DATA_SOURCE_TYPE,
+  metricsDataSourceFactoryWithDefaults,
+  type MetricsDataSourceDefaults,
+} from '../plugins/datalayer/source/metrics-data-source/index.ts';
 import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../runtime/response-stream.ts';
 import { Scheduler } from '../runtime/scheduler.ts';
 import { systemClock } from '../util/clock.ts';
@@ -53,6 +59,11 @@ export interface EppOptions {
   readonly pluginModules?: readonly string[];
   /** Registers extra plugin types before the config loads (tests, embedders). */
   readonly registerPlugins?: (registry: PluginRegistry) => void;
+  /**
+   * Defaults for `metrics-data-source` parameters the config leaves unset: the deprecated
+   * `--model-server-metrics-scheme/-path/-https-insecure-skip-verify` flags (epp-spec §4.5).
+   */
+  readonly metricsDataSourceDefaults?: MetricsDataSourceDefaults;
   readonly responsePath?: Partial<ResponsePathOptions>;
   readonly maxRequestBodyBytes?: number;
   readonly shutdownGraceMs?: number;
@@ -145,12 +156,22 @@ async function loadPluginModules(registry: PluginRegistry, files: readonly strin
   }
 }
 
+/** The built-in plugin types; `metrics-data-source` with the flag defaults when any are given. */
+function builtinRegistry(metricsDefaults: MetricsDataSourceDefaults | undefined): PluginRegistry {
+  if (metricsDefaults === undefined || Object.values(metricsDefaults).every((v) => v === undefined)) return PluginRegistry.withBuiltins();
+  const registry = new PluginRegistry();
+  for (const p of BUILTIN_PLUGINS) {
+    registry.register(p.type, p.type === METRICS_DATA_SOURCE_TYPE ? metricsDataSourceFactoryWithDefaults(metricsDefaults) : p.factory);
+  }
+  return registry;
+}
+
 export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   const clock = o.clock ?? systemClock;
   const random = o.random ?? createRandomSource();
   const metrics = o.metrics ?? new EppMetrics();
   metrics.info.set({ commit: process.env.EPP_COMMIT ?? 'dev', build_ref: process.env.EPP_BUILD_REF ?? 'dev' }, 1);
-  const registry = PluginRegistry.withBuiltins();
+  const registry = builtinRegistry(o.metricsDataSourceDefaults);
   o.registerPlugins?.(registry);
   await loadPluginModules(registry, o.pluginModules ?? []);
   registry.freeze();

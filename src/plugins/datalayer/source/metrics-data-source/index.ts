@@ -223,3 +223,20 @@ export const metricsDataSourceFactory: PluginFactory = (name: string, parameters
   const typedName = { type: METRICS_DATA_SOURCE_TYPE, name };
   return new MetricsDataSource(name, parsePluginParameters(typedName, paramsSchema, parameters));
 };
+
+/** Defaults for parameters a config leaves unset (the deprecated `--model-server-metrics-*` flags). */
+export type MetricsDataSourceDefaults = Partial<MetricsDataSourceParams>;
+
+/**
+ * The factory with other defaults for unset parameters. Upstream precedence (epp-spec §4.5): built-in default
+ * < deprecated flag < parameter written in the config. Only keys present in `defaults` change anything.
+ */
+export function metricsDataSourceFactoryWithDefaults(defaults: MetricsDataSourceDefaults): PluginFactory {
+  const set = Object.fromEntries(Object.entries(defaults).filter(([, v]) => v !== undefined));
+  return (name, parameters, handle) => {
+    const explicit = parameters === undefined || parameters === null ? {} : parameters;
+    // Non-objects are passed through unchanged so the usual "parameters: expected object" error names them.
+    const merged = typeof explicit === 'object' && !Array.isArray(explicit) ? { ...set, ...explicit } : explicit;
+    return metricsDataSourceFactory(name, merged, handle);
+  };
+}
