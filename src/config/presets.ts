@@ -28,7 +28,7 @@ export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
 - type: bounded-prefix-affinity-filter
   parameters:
     affinityThreshold: 0.5
-    maxOutstandingRequests: 24
+    maxOutstandingRequests: 40
 - type: least-outstanding-requests-scorer
 - type: prefix-cache-scorer
 - type: max-score-picker
@@ -39,9 +39,9 @@ schedulingProfiles:
   plugins:
   - pluginRef: bounded-prefix-affinity-filter
   - pluginRef: least-outstanding-requests-scorer
-    weight: 2
-  - pluginRef: prefix-cache-scorer
     weight: 1
+  - pluginRef: prefix-cache-scorer
+    weight: 3
   - pluginRef: max-score-picker
 `;
 

@@ -1,0 +1,248 @@
+/** Result types of the routing benchmark and its writers: Markdown tables and hand-written SVG line charts. */
+import type { ClientStageStats } from './stats.ts';
+import type { LoadSpec } from './workload.ts';
+
+export interface StageResult extends ClientStageStats {
+  /** Δ prefix-cache hits / Δ queries over the stage, all servers (NaN when no queries). */
+  readonly hitRatio: number;
+  readonly preemptions: number;
+  /** Mean and max over 1 s samples of the summed waiting queues. */
+  readonly waitingMean: number;
+  readonly waitingMax: number;
+  readonly kvUsageMean: number;
+  /** max / mean of the per-server request share (1 = perfectly even). */
+  readonly imbalance: number;
+  /** Event-loop delay p99 (real ms), mean and max over 1 s windows. */
+  readonly simLagP99Ms: { readonly mean: number; readonly max: number };
+  readonly gatewayLagP99Ms: { readonly mean: number; readonly max: number };
+  /** Lag says the machine, not the fleet, limited this stage. */
+  readonly invalid: boolean;
+}
+
+export interface PolicyResult {
+  readonly policy: string;
+  readonly stages: readonly StageResult[];
+  /** Highest offered rate before the first stage failing TTFT p90 ≤ target or errors ≤ 1 % (0 = none). */
+  readonly maxSustainedRate: number;
+  /** A stage up to the first failing one was flagged invalid. */
+  readonly sustainedRateInvalid: boolean;
+  readonly wallS: number;
+}
+
+export interface ScenarioResult {
+  readonly scenario: string;
+  readonly description: string;
+  readonly load: LoadSpec;
+  readonly policies: readonly PolicyResult[];
+}
+
+export interface BenchResult {
+  readonly meta: {
+    readonly command: string;
+    readonly startedAt: string;
+    readonly node: string;
+    readonly cpus: number;
+    readonly loadAverageAtStart: readonly number[];
+    readonly timeScale: number;
+    readonly ttftTargetS: number;
+    readonly lagLimitMs: number;
+    readonly quick: boolean;
+    readonly wallS: number;
+  };
+  readonly scenarios: readonly ScenarioResult[];
+}
+
+export const TTFT_TARGET_S = 2;
+export const MAX_ERROR_FRACTION = 0.01;
+
+export function stagePasses(s: StageResult | ClientStageStats, ttftTargetS = TTFT_TARGET_S): boolean {
+  if (s.skipped || s.sent === 0) return false;
+  return s.ttftS.p90 <= ttftTargetS && (s.errors + s.timeouts) / s.sent <= MAX_ERROR_FRACTION;
+}
+
+export function maxSustained(stages: readonly StageResult[], ttftTargetS = TTFT_TARGET_S): { rate: number; invalid: boolean } {
+  let rate = 0;
+  let invalid = false;
+  for (const s of stages) {
+    invalid ||= s.invalid;
+    if (!stagePasses(s, ttftTargetS)) break;
+    rate = s.rate;
+  }
+  return { rate, invalid };
+}
+
+const f = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(digits) : '–');
+const sec = (x: number): string => (!Number.isFinite(x) ? '–' : x < 10 ? x.toFixed(2) : x.toFixed(1));
+
+export function summaryTable(sc: ScenarioResult): string {
+  const rr = sc.policies.find((p) => p.policy === 'round-robin')?.maxSustainedRate ?? 0;
+  const up = sc.policies.find((p) => p.policy === 'upstream-default')?.maxSustainedRate ?? 0;
+  const best = Math.max(...sc.policies.map((p) => p.maxSustainedRate));
+  const lines = [
+    `| policy | max rate with TTFT p90 ≤ ${TTFT_TARGET_S} s (req/s) | × round-robin | × upstream-default | vs best | peak output tok/s | valid |`,
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const p of sc.policies) {
+    const peak = Math.max(0, ...p.stages.filter((s) => !s.skipped).map((s) => s.outputTokPerS));
+    const ratio = (d: number): string => (d > 0 ? `${f(p.maxSustainedRate / d)}×` : p.maxSustainedRate > 0 ? '∞' : '–');
+    const vsBest = best > 0 ? `${f((p.maxSustainedRate / best - 1) * 100, 0)} %` : '–';
+    lines.push(`| ${p.policy} | ${p.maxSustainedRate} | ${ratio(rr)} | ${ratio(up)} | ${vsBest} | ${f(peak, 0)} | ${p.sustainedRateInvalid ? 'flagged' : 'ok'} |`);
+  }
+  return lines.join('\n');
+}
+
+export function detailTable(sc: ScenarioResult): string {
+  const lines = [
+    '| policy | offered req/s | achieved req/s | out tok/s | TTFT p50 / p90 / p99 s | ITL p50 / p90 ms | NTPOT p50 ms | e2e p50 / p90 s | err / timeout | hit ratio | preempt | waiting mean / max | share max/mean | lag p99 sim / gw ms | |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const p of sc.policies) {
+    for (const s of p.stages) {
+      if (s.skipped) {
+        lines.push(`| ${p.policy} | ${s.rate} | not run (overloaded at a lower rate) |  |  |  |  |  |  |  |  |  |  |  |  |`);
+        continue;
+      }
+      lines.push(
+        `| ${p.policy} | ${s.rate} | ${f(s.achievedReqPerS, 1)} | ${f(s.outputTokPerS, 0)} | ${sec(s.ttftS.p50)} / ${sec(s.ttftS.p90)} / ${sec(s.ttftS.p99)} | ` +
+          `${f(s.itlS.p50 * 1000, 1)} / ${f(s.itlS.p90 * 1000, 1)} | ${f(s.ntpotS.p50 * 1000, 1)} | ${sec(s.e2eS.p50)} / ${sec(s.e2eS.p90)} | ${s.errors} / ${s.timeouts} | ` +
+          `${f(s.hitRatio)} | ${s.preemptions} | ${f(s.waitingMean, 1)} / ${s.waitingMax} | ${f(s.imbalance)} | ${f(s.simLagP99Ms.mean, 1)} / ${f(s.gatewayLagP99Ms.mean, 1)} | ` +
+          `${stagePasses(s) ? '✓' : '✗'}${s.invalid ? ' INVALID' : ''} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+export function markdownReport(r: BenchResult): string {
+  const out: string[] = [];
+  out.push(`Command: \`${r.meta.command}\` — ${r.meta.startedAt}, Node ${r.meta.node}, ${r.meta.cpus} CPUs, load average at start ${r.meta.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}, time scale ${r.meta.timeScale}, wall ${Math.round(r.meta.wallS / 60)} min.`);
+  for (const sc of r.scenarios) {
+    out.push('', `### ${sc.scenario}`, '', sc.description, '', summaryTable(sc), '', '<details><summary>Per stage</summary>', '', detailTable(sc), '', '</details>');
+  }
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------- SVG line charts (no dependencies)
+
+const COLORS: Readonly<Record<string, string>> = {
+  'round-robin': '#d62728',
+  random: '#ff7f0e',
+  'least-outstanding-requests': '#8c564b',
+  'upstream-default': '#1f77b4',
+  'prefix-only': '#9467bd',
+  'epp-default': '#2ca02c',
+};
+const FALLBACK_COLORS = ['#17becf', '#bcbd22', '#7f7f7f', '#e377c2'];
+
+export interface Series {
+  readonly name: string;
+  readonly points: readonly (readonly [number, number])[];
+}
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** A simple line chart: linear x, linear or log10 y, one polyline per series, legend, optional reference line. */
+export function lineChart(opts: {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: readonly Series[];
+  logY?: boolean;
+  yMin?: number;
+  yMax?: number;
+  refY?: { value: number; label: string };
+}): string {
+  const W = 720;
+  const H = 400;
+  const m = { l: 70, r: 200, t: 40, b: 50 };
+  const pw = W - m.l - m.r;
+  const ph = H - m.t - m.b;
+  const xs = opts.series.flatMap((s) => s.points.map((p) => p[0]));
+  const ys = opts.series.flatMap((s) => s.points.map((p) => p[1])).filter((y) => Number.isFinite(y) && (!opts.logY || y > 0));
+  const xMin = 0;
+  const xMax = Math.max(1, ...xs);
+  let yMin = opts.yMin ?? (opts.logY ? Math.min(...ys, 1) : 0);
+  let yMax = opts.yMax ?? Math.max(...ys, opts.refY?.value ?? 0, 1e-9);
+  if (opts.logY) {
+    yMin = 10 ** Math.floor(Math.log10(Math.max(yMin, 1e-3)));
+    yMax = 10 ** Math.ceil(Math.log10(Math.max(yMax, yMin * 10)));
+  } else {
+    const step = niceStep(yMax / 5);
+    yMax = Math.ceil(yMax / step) * step;
+  }
+  const X = (x: number): number => m.l + ((x - xMin) / (xMax - xMin)) * pw;
+  const Y = (y: number): number => {
+    const v = opts.logY ? (Math.log10(Math.max(y, yMin)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin)) : (y - yMin) / (yMax - yMin);
+    return m.t + ph - Math.min(1, Math.max(0, v)) * ph;
+  };
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`);
+  parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  parts.push(`<text x="${m.l + pw / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(opts.title)}</text>`);
+  // y grid and labels
+  const yTicks: number[] = [];
+  if (opts.logY) for (let v = yMin; v <= yMax * 1.0001; v *= 10) yTicks.push(v);
+  else {
+    const step = niceStep(yMax / 5);
+    for (let v = 0; v <= yMax + 1e-9; v += step) yTicks.push(v);
+  }
+  for (const v of yTicks) {
+    parts.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}" stroke="#e5e5e5"/>`);
+    parts.push(`<text x="${m.l - 8}" y="${(Y(v) + 4).toFixed(1)}" text-anchor="end">${v >= 1 || v === 0 ? +v.toFixed(0) : +v.toPrecision(1)}</text>`);
+  }
+  const xStep = niceStep(xMax / 8);
+  for (let v = 0; v <= xMax + 1e-9; v += xStep) {
+    parts.push(`<line x1="${X(v).toFixed(1)}" x2="${X(v).toFixed(1)}" y1="${m.t}" y2="${m.t + ph}" stroke="#f0f0f0"/>`);
+    parts.push(`<text x="${X(v).toFixed(1)}" y="${m.t + ph + 18}" text-anchor="middle">${+v.toFixed(2)}</text>`);
+  }
+  parts.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
+  parts.push(`<text x="${m.l + pw / 2}" y="${H - 10}" text-anchor="middle">${esc(opts.xLabel)}</text>`);
+  parts.push(`<text transform="translate(18 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`);
+  if (opts.refY) {
+    const y = Y(opts.refY.value).toFixed(1);
+    parts.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${y}" y2="${y}" stroke="#555" stroke-dasharray="6 4"/>`);
+    parts.push(`<text x="${m.l + 6}" y="${Number(y) - 5}" fill="#555">${esc(opts.refY.label)}</text>`);
+  }
+  opts.series.forEach((s, i) => {
+    const color = COLORS[s.name] ?? FALLBACK_COLORS[i % FALLBACK_COLORS.length];
+    const pts = s.points.filter((p) => Number.isFinite(p[1]));
+    if (pts.length > 0) {
+      parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map((p) => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(' ')}"/>`);
+      for (const p of pts) parts.push(`<circle cx="${X(p[0]).toFixed(1)}" cy="${Y(p[1]).toFixed(1)}" r="3" fill="${color}"/>`);
+    }
+    const ly = m.t + 10 + i * 20;
+    parts.push(`<line x1="${m.l + pw + 15}" x2="${m.l + pw + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="3"/>`);
+    parts.push(`<text x="${m.l + pw + 46}" y="${ly + 4}">${esc(s.name)}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}
+
+function niceStep(raw: number): number {
+  if (!(raw > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const n = raw / p;
+  return (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * p;
+}
+
+/** The two charts of a scenario: TTFT p90 vs offered rate (log y) and output throughput vs offered rate. */
+export function scenarioCharts(sc: ScenarioResult): { ttft: string; throughput: string } {
+  const run = (p: PolicyResult) => p.stages.filter((s) => !s.skipped);
+  return {
+    ttft: lineChart({
+      title: `${sc.scenario}: TTFT p90 vs offered rate`,
+      xLabel: 'offered rate (req/s, simulated)',
+      yLabel: 'TTFT p90 (s, log scale)',
+      logY: true,
+      yMin: 0.01,
+      refY: { value: TTFT_TARGET_S, label: `${TTFT_TARGET_S} s target` },
+      series: sc.policies.map((p) => ({ name: p.policy, points: run(p).map((s) => [s.rate, s.ttftS.p90] as const) })),
+    }),
+    throughput: lineChart({
+      title: `${sc.scenario}: output throughput vs offered rate`,
+      xLabel: 'offered rate (req/s, simulated)',
+      yLabel: 'output tokens/s (simulated)',
+      series: sc.policies.map((p) => ({ name: p.policy, points: run(p).map((s) => [s.rate, s.outputTokPerS] as const) })),
+    }),
+  };
+}

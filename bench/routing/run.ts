@@ -1,0 +1,378 @@
+/**
+ * Routing benchmark runner (`npm run bench:routing -- [options]`, docs/benchmarks.md).
+ *
+ * For every scenario and policy: a fresh simulated fleet in its own process (fleet-process.ts), a fresh
+ * embedded gateway in this process with the policy's named config (src/config/presets.ts), and the load
+ * generator in its own process (loadgen.ts) replaying the same seeded schedule. The runner scrapes the
+ * simulators' /metrics at every stage boundary (counter deltas: prefix hits, preemptions) and once a second
+ * (waiting, KV usage, the simulators' event-loop lag), measures its own (the gateway's) event-loop lag, and
+ * writes a JSON result, a Markdown report and SVG charts.
+ *
+ * Options: --quick, --scenarios a,b, --policies a,b, --rates 4,8,…, --stage-s N, --warmup-s N,
+ * --time-scale k, --seed N, --lag-limit-ms N (simulated ms; a stage whose mean event-loop lag p99 / k exceeds it
+ * is flagged INVALID), --no-early-stop, --out DIR (default bench/routing/results), --docs (also write the SVG
+ * charts into docs/ as benchmarks-<scenario>-{ttft,throughput}.svg).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { CONFIG_PRESETS } from '../../src/config/presets.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { startEpp } from '../../src/server/epp.ts';
+import { DEFAULT_MODEL_NAME } from '../../src/sim/config.ts';
+import type { FleetReply, FleetStart } from './fleet-process.ts';
+import type { LoadgenMessage, LoadgenRun } from './loadgen.ts';
+import {
+  markdownReport,
+  maxSustained,
+  scenarioCharts,
+  type BenchResult,
+  type PolicyResult,
+  type ScenarioResult,
+  type StageResult,
+} from './report.ts';
+import { mean, type ClientStageStats } from './stats.ts';
+import { defaultLoad, SCENARIOS, totalDurationS, type LoadSpec, type ScenarioSpec } from './workload.ts';
+
+const HERE = import.meta.dirname;
+const ROOT = resolve(HERE, '../..');
+
+interface Options {
+  quick: boolean;
+  scenarios: string[];
+  policies: string[];
+  rates: number[] | undefined;
+  stageS: number | undefined;
+  warmupS: number | undefined;
+  timeScale: number;
+  seed: number;
+  lagLimitMs: number;
+  earlyStop: boolean;
+  out: string;
+  docs: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  const o: Options = {
+    quick: false,
+    scenarios: [],
+    policies: Object.keys(CONFIG_PRESETS),
+    rates: undefined,
+    stageS: undefined,
+    warmupS: undefined,
+    timeScale: 1,
+    seed: 20260910,
+    lagLimitMs: 5,
+    earlyStop: true,
+    out: join(HERE, 'results'),
+    docs: false,
+  };
+  const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--quick') o.quick = true;
+    else if (a === '--scenarios') o.scenarios = list(next());
+    else if (a === '--policies') o.policies = list(next());
+    else if (a === '--rates') o.rates = list(next()).map(Number);
+    else if (a === '--stage-s') o.stageS = Number(next());
+    else if (a === '--warmup-s') o.warmupS = Number(next());
+    else if (a === '--time-scale') o.timeScale = Number(next());
+    else if (a === '--seed') o.seed = Number(next());
+    else if (a === '--lag-limit-ms') o.lagLimitMs = Number(next());
+    else if (a === '--no-early-stop') o.earlyStop = false;
+    else if (a === '--out') o.out = resolve(next());
+    else if (a === '--docs') o.docs = true;
+    else throw new Error(`unknown option ${a} (see the header of bench/routing/run.ts)`);
+  }
+  if (o.scenarios.length === 0) o.scenarios = o.quick ? ['sp-main'] : ['sp-main', 'sp-low-overlap', 'sp-hetero'];
+  for (const s of o.scenarios) if (!SCENARIOS[s]) throw new Error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  for (const p of o.policies) if (!CONFIG_PRESETS[p]) throw new Error(`unknown policy ${p}; known: ${Object.keys(CONFIG_PRESETS).join(', ')}`);
+  return o;
+}
+
+// ------------------------------------------------------------------ metrics scraping
+
+interface ServerSample {
+  readonly counters: Map<string, number>;
+}
+
+function get(url: string): Promise<string> {
+  return new Promise((resolveGet, reject) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolveGet(body));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+  });
+}
+
+const WANTED = [
+  'vllm:prefix_cache_queries_total',
+  'vllm:prefix_cache_hits_total',
+  'vllm:num_preemptions_total',
+  'vllm:num_requests_waiting',
+  'vllm:num_requests_running',
+  'vllm:kv_cache_usage_perc',
+];
+
+/** Sums (over label sets) of the wanted series, plus the simulator's event-loop lag p99 in ms. */
+export function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.charCodeAt(0) === 35) continue;
+    if (line.startsWith('sim_event_loop_lag_seconds{quantile="0.99"')) {
+      out.set('lagP99Ms', Number(line.slice(line.lastIndexOf(' ') + 1)) * 1000);
+      continue;
+    }
+    const brace = line.indexOf('{');
+    const space = line.lastIndexOf(' ');
+    const name = brace >= 0 ? line.slice(0, brace) : line.slice(0, line.indexOf(' '));
+    if (!WANTED.includes(name)) continue;
+    out.set(name, (out.get(name) ?? 0) + Number(line.slice(space + 1)));
+  }
+  return out;
+}
+
+async function scrapeAll(ports: readonly number[]): Promise<ServerSample[]> {
+  return Promise.all(ports.map(async (p) => ({ counters: parseMetrics(await get(`http://127.0.0.1:${p}/metrics`)) })));
+}
+
+const sumOf = (samples: readonly ServerSample[], key: string): number => samples.reduce((s, x) => s + (x.counters.get(key) ?? 0), 0);
+
+// ------------------------------------------------------------------ child processes
+
+function forkChild(file: string, flag: string): ChildProcess {
+  return fork(join(HERE, file), [flag], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+async function startFleetProcess(scenario: ScenarioSpec, timeScale: number): Promise<{ child: ChildProcess; ports: number[] }> {
+  const child = forkChild('fleet-process.ts', '--fleet-child');
+  const ready = new Promise<number[]>((res, rej) => {
+    child.once('message', (m: FleetReply) => (m.type === 'ready' ? res(m.ports) : rej(new Error('fleet did not start'))));
+    child.once('exit', (code) => rej(new Error(`fleet process exited (${code})`)));
+  });
+  child.send({ type: 'start', servers: scenario.servers, timeScale, serverOptions: {}, perServer: scenario.perServer ?? {} } satisfies FleetStart);
+  return { child, ports: await ready };
+}
+
+async function stopFleetProcess(child: ChildProcess): Promise<void> {
+  const closed = new Promise<void>((res) => child.once('exit', () => res()));
+  child.send({ type: 'close' });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await closed;
+  clearTimeout(timer);
+}
+
+// ------------------------------------------------------------------ one policy run
+
+interface Tick {
+  readonly realMs: number;
+  readonly waiting: number;
+  readonly kvUsage: number;
+  readonly simLagP99Ms: number;
+  readonly gatewayLagP99Ms: number;
+}
+
+const fmtS = (ms: number): string => `${Math.floor(ms / 60000)}m${String(Math.floor((ms % 60000) / 1000)).padStart(2, '0')}s`;
+
+async function runPolicy(
+  scenario: ScenarioSpec,
+  load: LoadSpec,
+  policy: string,
+  o: Options,
+  label: string,
+  benchStart: number,
+): Promise<PolicyResult> {
+  const t0 = performance.now();
+  const { child: fleet, ports } = await startFleetProcess(scenario, o.timeScale);
+  const epp = await startEpp({
+    extProc: false,
+    grpcPort: 0,
+    grpcHealthPort: -1,
+    host: '127.0.0.1',
+    secureServing: false,
+    gateway: { port: 0, host: '127.0.0.1' },
+    discovery: { endpoints: ports.map((p) => `127.0.0.1:${p}`), refreshIntervalMs: Math.round(50 * o.timeScale) },
+    config: { text: CONFIG_PRESETS[policy] as string, origin: policy },
+    logger: silentLogger(),
+    shutdownGraceMs: 500,
+  });
+  const store = epp.director.store;
+  const deadline = Date.now() + 15_000;
+  while (!(store.endpoints().length === ports.length && store.endpoints().every((e) => e.metrics.updateTime > 0)) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+
+  const gwLag = monitorEventLoopDelay({ resolution: 5 });
+  gwLag.enable();
+  const ticks: Tick[] = [];
+  const poll = setInterval(() => {
+    // The histogram includes the 5 ms sampling resolution; subtract it so an idle loop reads ~0.
+    const gatewayLagP99Ms = Math.max(0, gwLag.percentile(99) / 1e6 - 5);
+    gwLag.reset();
+    void scrapeAll(ports).then(
+      (s) =>
+        ticks.push({
+          realMs: Date.now(),
+          waiting: sumOf(s, 'vllm:num_requests_waiting'),
+          kvUsage: mean(s.map((x) => x.counters.get('vllm:kv_cache_usage_perc') ?? 0)),
+          simLagP99Ms: Math.max(...s.map((x) => x.counters.get('lagP99Ms') ?? 0)),
+          gatewayLagP99Ms,
+        }),
+      () => {},
+    );
+  }, 1000);
+
+  const boundaries: { stage: number; realMs: number; samples: Promise<ServerSample[]> }[] = [];
+  const loadgen = forkChild('loadgen.ts', '--loadgen-child');
+  const isTty = process.stderr.isTTY === true;
+  let lastLine = 0;
+  const result = await new Promise<{ stages: ClientStageStats[] }>((res, rej) => {
+    loadgen.on('message', (m: LoadgenMessage) => {
+      if (m.type === 'phase') boundaries.push({ stage: m.stage, realMs: m.realMs, samples: scrapeAll(ports) });
+      else if (m.type === 'progress') {
+        const stage = m.stage < 0 ? 'warm-up' : m.stage >= load.stages.length ? 'drain' : `stage ${m.stage + 1}/${load.stages.length} (${load.stages[m.stage]?.rate} req/s)`;
+        const line = `${label} ${policy}: ${stage} sent ${m.sent} done ${m.done} in flight ${m.outstanding} | elapsed ${fmtS(performance.now() - benchStart)}`;
+        if (isTty) process.stderr.write(`\r\x1b[2K${line}`);
+        else if (Date.now() - lastLine > 15_000) {
+          process.stderr.write(`${line}\n`);
+          lastLine = Date.now();
+        }
+      } else if (m.type === 'stopped') {
+        process.stderr.write(`${isTty ? '\n' : ''}${label} ${policy}: overloaded after ${load.stages[m.afterStage]?.rate} req/s (${m.outstanding} in flight); remaining stages skipped\n`);
+      } else if (m.type === 'result') res(m);
+    });
+    loadgen.once('exit', (code) => (code === 0 ? undefined : rej(new Error(`load generator exited (${code})`))));
+    loadgen.send({
+      type: 'run',
+      scenario,
+      load,
+      gatewayUrl: `http://127.0.0.1:${epp.gatewayPort}/v1`,
+      model: DEFAULT_MODEL_NAME,
+      timeScale: o.timeScale,
+      earlyStopBacklogS: o.earlyStop ? 10 : 0,
+      drainS: 20,
+    } satisfies LoadgenRun);
+  });
+  if (isTty) process.stderr.write('\n');
+  clearInterval(poll);
+  gwLag.disable();
+  const snaps = await Promise.all(boundaries.map(async (b) => ({ ...b, s: await b.samples })));
+  await epp.close();
+  await stopFleetProcess(fleet);
+
+  const stages: StageResult[] = result.stages.map((c) => {
+    const start = snaps.find((b) => b.stage === c.stage);
+    const end = snaps.find((b) => b.stage > c.stage);
+    const delta = (key: string): number => (start && end ? sumOf(end.s, key) - sumOf(start.s, key) : Number.NaN);
+    const inStage = start && end ? ticks.filter((t) => t.realMs >= start.realMs && t.realMs < end.realMs) : [];
+    const shares = Object.values(c.serverShare);
+    const lim = o.lagLimitMs * o.timeScale;
+    const simLag = inStage.map((t) => t.simLagP99Ms);
+    const gwLagList = inStage.map((t) => t.gatewayLagP99Ms);
+    const simLagMean = mean(simLag);
+    const gwLagMean = mean(gwLagList);
+    return {
+      ...c,
+      hitRatio: delta('vllm:prefix_cache_hits_total') / delta('vllm:prefix_cache_queries_total'),
+      preemptions: delta('vllm:num_preemptions_total'),
+      waitingMean: mean(inStage.map((t) => t.waiting)),
+      waitingMax: Math.max(0, ...inStage.map((t) => t.waiting)),
+      kvUsageMean: mean(inStage.map((t) => t.kvUsage)),
+      imbalance: shares.length === 0 ? Number.NaN : Math.max(...shares, 0) / (c.sent / scenario.servers),
+      simLagP99Ms: { mean: simLagMean, max: Math.max(0, ...simLag) },
+      gatewayLagP99Ms: { mean: gwLagMean, max: Math.max(0, ...gwLagList) },
+      invalid: !c.skipped && (simLagMean > lim || gwLagMean > lim || c.loadgenLagP99Ms > lim),
+    };
+  });
+  const sustained = maxSustained(stages);
+  return { policy, stages, maxSustainedRate: sustained.rate, sustainedRateInvalid: sustained.invalid, wallS: (performance.now() - t0) / 1000 };
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const benchStart = performance.now();
+  const load = defaultLoad({
+    quick: o.quick,
+    seed: o.seed,
+    ...(o.rates ? { rates: o.rates } : {}),
+    ...(o.stageS !== undefined ? { stageS: o.stageS } : {}),
+    ...(o.warmupS !== undefined ? { warmupS: o.warmupS } : {}),
+  });
+  const command = `npm run bench:routing --${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`;
+  const worst = o.scenarios.length * o.policies.length * (totalDurationS(load) * o.timeScale + 5);
+  process.stderr.write(
+    `routing benchmark: ${o.scenarios.join(', ')} × ${o.policies.length} policies, ladder ${load.stages.map((s) => s.rate).join('/')} req/s × ${load.stages[0]?.duration} s ` +
+      `(warm-up ${load.warmup.rate} req/s × ${load.warmup.duration} s), time scale ${o.timeScale}; at most ~${Math.ceil(worst / 60)} min\n`,
+  );
+  const started = new Date().toISOString();
+  const loadAverageAtStart = os.loadavg();
+  const scenarios: ScenarioResult[] = [];
+  mkdirSync(o.out, { recursive: true });
+  const stamp = started.replace(/[:.]/g, '-');
+  const write = (): BenchResult => {
+    const result: BenchResult = {
+      meta: {
+        command,
+        startedAt: started,
+        node: process.version,
+        cpus: os.cpus().length,
+        loadAverageAtStart,
+        timeScale: o.timeScale,
+        ttftTargetS: 2,
+        lagLimitMs: o.lagLimitMs,
+        quick: o.quick,
+        wallS: (performance.now() - benchStart) / 1000,
+      },
+      scenarios,
+    };
+    writeFileSync(join(o.out, `routing-${stamp}.json`), JSON.stringify(result, null, 1));
+    writeFileSync(join(o.out, `routing-${stamp}.md`), markdownReport(result) + '\n');
+    return result;
+  };
+  for (const [si, name] of o.scenarios.entries()) {
+    const scenario = SCENARIOS[name] as ScenarioSpec;
+    const policies: PolicyResult[] = [];
+    for (const [pi, policy] of o.policies.entries()) {
+      const label = `[${name} ${si + 1}/${o.scenarios.length}, policy ${pi + 1}/${o.policies.length}]`;
+      const r = await runPolicy(scenario, load, policy, o, label, benchStart);
+      policies.push(r);
+      process.stderr.write(`${label} ${policy}: max rate with TTFT p90 ≤ 2 s = ${r.maxSustainedRate} req/s${r.sustainedRateInvalid ? ' (a stage was flagged INVALID by event-loop lag)' : ''} (${Math.round(r.wallS)} s)\n`);
+    }
+    const sc: ScenarioResult = { scenario: name, description: scenario.description, load, policies };
+    scenarios.push(sc);
+    const charts = scenarioCharts(sc);
+    for (const dir of o.docs ? [o.out, join(ROOT, 'docs')] : [o.out]) {
+      writeFileSync(join(dir, `benchmarks-${name}-ttft.svg`), charts.ttft);
+      writeFileSync(join(dir, `benchmarks-${name}-throughput.svg`), charts.throughput);
+    }
+    write();
+  }
+  const result = write();
+  process.stdout.write(markdownReport(result) + '\n');
+  process.stderr.write(`wrote ${join(o.out, `routing-${stamp}.{json,md}`)} and charts (${fmtS(performance.now() - benchStart)})\n`);
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(HERE, 'run.ts')) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`bench:routing failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

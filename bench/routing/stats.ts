@@ -1,0 +1,51 @@
+/** Percentiles and per-stage summaries shared by the load generator, the runner and the tests. */
+
+export interface Quantiles {
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+}
+
+/** Nearest-rank percentiles of `values` (NaN when empty). Sorts a copy. */
+export function quantiles(values: ArrayLike<number>): Quantiles {
+  const sorted = Float64Array.from(values).sort();
+  const at = (p: number): number => {
+    if (sorted.length === 0) return Number.NaN;
+    const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+    return sorted[rank - 1] as number;
+  };
+  return { p50: at(50), p90: at(90), p99: at(99) };
+}
+
+export function mean(values: ArrayLike<number>): number {
+  if (values.length === 0) return Number.NaN;
+  let total = 0;
+  for (let i = 0; i < values.length; i++) total += values[i] as number;
+  return total / values.length;
+}
+
+/** Client-side results of one stage (simulated units: seconds, per simulated second). */
+export interface ClientStageStats {
+  readonly stage: number;
+  readonly rate: number;
+  readonly durationS: number;
+  /** True when the stage was not run (an earlier stage overloaded the fleet). */
+  readonly skipped: boolean;
+  readonly sent: number;
+  readonly ok: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly errorKinds: Readonly<Record<string, number>>;
+  /** Requests completed within the stage window / its duration. */
+  readonly achievedReqPerS: number;
+  /** Output tokens of the requests completed within the stage window / its duration. */
+  readonly outputTokPerS: number;
+  readonly ttftS: Quantiles;
+  readonly itlS: Quantiles;
+  readonly ntpotS: Quantiles;
+  readonly e2eS: Quantiles;
+  /** Requests sent in this stage per serving pod (`x-inference-pod`). */
+  readonly serverShare: Readonly<Record<string, number>>;
+  /** Mean over 1 s windows of the load generator's event-loop delay p99, real ms. */
+  readonly loadgenLagP99Ms: number;
+}

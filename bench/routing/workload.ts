@@ -1,0 +1,291 @@
+/**
+ * The routing benchmark's workload: inference-perf's `shared_prefix` generator (sim-spec §7.2) and the
+ * scenarios of sim-spec §7.3, as a deterministic request schedule. Everything here is pure and seeded: the
+ * same scenario, load and seed give the same arrivals, prompts and output lengths, so every policy sees the
+ * same sequence. Times are in *simulated* seconds; the load generator multiplies them by the time scale.
+ */
+import { SeededRandom } from '../../src/sim/rng.ts';
+
+/** A length: fixed (`sd` 0/absent) or normal(mean, sd) clamped to [min, max], rounded to whole tokens. */
+export interface LengthSpec {
+  readonly mean: number;
+  readonly sd?: number;
+  readonly min?: number;
+  readonly max?: number;
+}
+
+export interface ScenarioSpec {
+  readonly name: string;
+  readonly description: string;
+  /** `completions` with `prompt`, or `chat` (multi-turn sessions). */
+  readonly api: 'completions' | 'chat';
+  readonly groups: number;
+  /** Prompts per group (or sessions per group when `multiTurn`). */
+  readonly promptsPerGroup: number;
+  /** System prompt length in tokens (a multiple of 16 keeps the shared part block-aligned). */
+  readonly systemTokens: number;
+  readonly question: LengthSpec;
+  readonly output: LengthSpec;
+  /** `shuffled` (inference-perf) or `group-major` (a group's prompts back to back). */
+  readonly order: 'shuffled' | 'group-major';
+  /** Zipf exponent of group popularity; requests then pick group by popularity and a prompt at random. */
+  readonly zipf?: number;
+  readonly multiTurn?: boolean;
+  readonly servers: number;
+  /** Simulator option overrides per server index (speed-factor, faults; `SimServerOptions` field names). */
+  readonly perServer?: Readonly<Record<number, Readonly<Record<string, unknown>>>>;
+}
+
+export interface Stage {
+  /** Offered rate, requests per simulated second. */
+  readonly rate: number;
+  /** Simulated seconds. */
+  readonly duration: number;
+}
+
+export interface LoadSpec {
+  readonly arrival: 'poisson' | 'constant';
+  /** Excluded from results; seats the caches. */
+  readonly warmup: Stage;
+  readonly stages: readonly Stage[];
+  /** Per-request timeout, simulated seconds. */
+  readonly timeoutS: number;
+  readonly seed: number;
+}
+
+const SP_MAIN: Omit<ScenarioSpec, 'name' | 'description'> = {
+  api: 'completions',
+  groups: 32,
+  promptsPerGroup: 16,
+  systemTokens: 2048,
+  question: { mean: 256 },
+  output: { mean: 128 },
+  order: 'shuffled',
+  servers: 4,
+};
+
+export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
+  'sp-main': { ...SP_MAIN, name: 'sp-main', description: '32 × 16, system 2048, question 256, output 128: round-robin thrash vs prefix locality' },
+  'sp-low-overlap': {
+    ...SP_MAIN,
+    name: 'sp-low-overlap',
+    description: '32 × 16, system 256, question 2048, output 128: prefix barely matters',
+    systemTokens: 256,
+    question: { mean: 2048 },
+  },
+  'sp-few-groups': {
+    ...SP_MAIN,
+    name: 'sp-few-groups',
+    description: '4 × 128, system 2048: as many groups as servers, pure affinity under-uses servers',
+    groups: 4,
+    promptsPerGroup: 128,
+  },
+  'sp-skewed': {
+    ...SP_MAIN,
+    name: 'sp-skewed',
+    description: '16 groups × 32, Zipf s = 1.2 popularity: the hottest group needs more than one server',
+    groups: 16,
+    promptsPerGroup: 32,
+    zipf: 1.2,
+  },
+  'sp-multiturn': {
+    ...SP_MAIN,
+    name: 'sp-multiturn',
+    description: '8 groups × 64 chat sessions, system 1024, question ~64, output ~128: growing contexts',
+    api: 'chat',
+    groups: 8,
+    promptsPerGroup: 64,
+    systemTokens: 1024,
+    question: { mean: 64, sd: 20, min: 8, max: 160 },
+    output: { mean: 128, sd: 40, min: 16, max: 320 },
+    multiTurn: true,
+  },
+  'sp-hetero': {
+    ...SP_MAIN,
+    name: 'sp-hetero',
+    description: 'sp-main with server 0 twice as slow (speed-factor 2)',
+    perServer: { 0: { speedFactor: 2 } },
+  },
+  'sp-faults': {
+    ...SP_MAIN,
+    name: 'sp-faults',
+    description: 'sp-main with server 3 faulty: 5 % TTFT spikes (+2 s), a 1 s stall every 20 s, 2 % injected 500s',
+    perServer: {
+      3: { ttftSpikeRate: 5, ttftSpikeExtraMs: 2000, stallEveryMs: 20_000, stallDurationMs: 1000, failureInjectionRate: 2, failureTypes: ['server_error'] },
+    },
+  },
+};
+
+/** sim-spec §7.3's ladder (2…24 req/s). Our fleet's prefix-affine policies are still unsaturated at 24 req/s. */
+export const SPEC_LADDER = [2, 4, 6, 8, 10, 12, 14, 16, 20, 24] as const;
+/** The default ladder: extends past the prefix-affine policies' knee (≈ 32–36 req/s on sp-main). */
+export const DEFAULT_LADDER = [8, 12, 16, 20, 24, 28, 32, 36] as const;
+
+export function defaultLoad(opts: { quick?: boolean; rates?: readonly number[]; stageS?: number; warmupS?: number; seed?: number } = {}): LoadSpec {
+  const rates = opts.rates ?? DEFAULT_LADDER;
+  const duration = opts.stageS ?? (opts.quick ? 10 : 30);
+  return {
+    arrival: 'poisson',
+    warmup: { rate: 6, duration: opts.warmupS ?? (opts.quick ? 10 : 30) },
+    stages: rates.map((rate) => ({ rate, duration })),
+    timeoutS: 60,
+    seed: opts.seed ?? 20260910,
+  };
+}
+
+/** One request of the schedule. `stage` −1 is the warm-up. */
+export interface ScheduledRequest {
+  readonly index: number;
+  /** Send time, simulated seconds from the start of the run. */
+  readonly atS: number;
+  readonly stage: number;
+  readonly group: number;
+  /** Prompt index within the group (or session index for multi-turn). */
+  readonly item: number;
+  /** Question length in tokens (multi-turn: this turn's question). */
+  readonly questionTokens: number;
+  readonly maxTokens: number;
+}
+
+export function sampleLength(rng: SeededRandom, spec: LengthSpec): number {
+  const sd = spec.sd ?? 0;
+  const raw = sd > 0 ? spec.mean + sd * rng.normal() : spec.mean;
+  const lo = spec.min ?? 1;
+  const hi = spec.max ?? Number.MAX_SAFE_INTEGER;
+  return Math.max(lo, Math.min(hi, Math.round(raw)));
+}
+
+/** Stage start times (simulated seconds): warm-up at 0, then the ladder back to back. */
+export function stageStarts(load: LoadSpec): number[] {
+  const starts = [load.warmup.duration];
+  for (let i = 1; i < load.stages.length; i++) starts.push((starts[i - 1] as number) + (load.stages[i - 1] as Stage).duration);
+  return starts;
+}
+
+export function totalDurationS(load: LoadSpec): number {
+  return load.warmup.duration + load.stages.reduce((s, st) => s + st.duration, 0);
+}
+
+/** Zipf CDF over `n` ranks with exponent `s`. */
+function zipfCdf(n: number, s: number): Float64Array {
+  const cdf = new Float64Array(n);
+  let total = 0;
+  for (let k = 1; k <= n; k++) total += 1 / k ** s;
+  let acc = 0;
+  for (let k = 1; k <= n; k++) {
+    acc += 1 / k ** s / total;
+    cdf[k - 1] = acc;
+  }
+  return cdf;
+}
+
+/**
+ * The request schedule: arrival times per stage (Poisson or constant), and for each arrival the group, the
+ * prompt (or session) and the lengths. Arrivals use one seeded stream, the content choice another, so the
+ * prompt sequence does not depend on the rates.
+ */
+export function buildSchedule(scenario: ScenarioSpec, load: LoadSpec): ScheduledRequest[] {
+  const arrivals = new SeededRandom(load.seed);
+  const content = new SeededRandom(load.seed ^ 0x5bd1e995);
+  const items: { group: number; item: number }[] = [];
+  for (let g = 0; g < scenario.groups; g++) for (let p = 0; p < scenario.promptsPerGroup; p++) items.push({ group: g, item: p });
+  if (scenario.order === 'shuffled') {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = content.int(i + 1);
+      const t = items[i] as { group: number; item: number };
+      items[i] = items[j] as { group: number; item: number };
+      items[j] = t;
+    }
+  }
+  const cdf = scenario.zipf !== undefined ? zipfCdf(scenario.groups, scenario.zipf) : undefined;
+  // Fixed per-prompt lengths (inference-perf draws them once per prompt); multi-turn draws per turn.
+  const questionOf = items.map(() => sampleLength(content, scenario.question));
+  const outputOf = items.map(() => sampleLength(content, scenario.output));
+
+  const out: ScheduledRequest[] = [];
+  const phases: { stage: number; start: number; st: Stage }[] = [{ stage: -1, start: 0, st: load.warmup }];
+  const starts = stageStarts(load);
+  load.stages.forEach((st, i) => phases.push({ stage: i, start: starts[i] as number, st }));
+  let n = 0;
+  for (const { stage, start, st } of phases) {
+    if (st.rate <= 0) continue;
+    let t = start;
+    for (let k = 0; ; k++) {
+      // Poisson: exponential gaps; constant: start + k / rate (k = 0, 1, …), computed without accumulating error.
+      t = load.arrival === 'poisson' ? t - Math.log(1 - arrivals.next()) / st.rate : start + k / st.rate;
+      if (t >= start + st.duration) break;
+      let it: { group: number; item: number };
+      if (cdf !== undefined) {
+        const u = content.next();
+        let g = 0;
+        while (g < cdf.length - 1 && u > (cdf[g] as number)) g++;
+        it = { group: g, item: content.int(scenario.promptsPerGroup) };
+      } else {
+        it = items[n % items.length] as { group: number; item: number };
+      }
+      const canonical = it.group * scenario.promptsPerGroup + it.item;
+      out.push({
+        index: n,
+        atS: t,
+        stage,
+        group: it.group,
+        item: it.item,
+        questionTokens: scenario.multiTurn ? sampleLength(content, scenario.question) : (questionOf[canonical] as number),
+        maxTokens: scenario.multiTurn ? sampleLength(content, scenario.output) : (outputOf[canonical] as number),
+      });
+      n++;
+    }
+  }
+  return out;
+}
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz     ';
+
+/** `tokens` tokens of random text (4 ASCII characters per token under the sim's chars4 tokenizer). */
+export function randomText(rng: SeededRandom, tokens: number): string {
+  const chars = tokens * 4;
+  let out = '';
+  for (let i = 0; i < chars; i++) out += ALPHABET[rng.int(ALPHABET.length)];
+  return out;
+}
+
+/**
+ * Prompt texts, built lazily and memoised: one system prompt per group, one question per (group, item)
+ * (multi-turn: one per turn, seeded by request index). Same seed, same texts.
+ */
+export class PromptBook {
+  readonly #scenario: ScenarioSpec;
+  readonly #seed: number;
+  readonly #system = new Map<number, string>();
+  readonly #question = new Map<number, string>();
+
+  constructor(scenario: ScenarioSpec, seed: number) {
+    this.#scenario = scenario;
+    this.#seed = seed;
+  }
+
+  system(group: number): string {
+    let s = this.#system.get(group);
+    if (s === undefined) {
+      s = randomText(new SeededRandom(this.#seed * 31 + group * 7919 + 1), this.#scenario.systemTokens);
+      this.#system.set(group, s);
+    }
+    return s;
+  }
+
+  /** The question of a request: fixed per (group, item), or per request for multi-turn. */
+  question(r: ScheduledRequest): string {
+    const key = this.#scenario.multiTurn ? -1 - r.index : r.group * this.#scenario.promptsPerGroup + r.item;
+    let q = this.#question.get(key);
+    if (q === undefined) {
+      q = randomText(new SeededRandom(this.#seed * 17 + key * 104729 + 3), r.questionTokens);
+      if (!this.#scenario.multiTurn) this.#question.set(key, q);
+    }
+    return q;
+  }
+
+  /** Completions prompt: system prompt + question. */
+  prompt(r: ScheduledRequest): string {
+    return this.system(r.group) + this.question(r);
+  }
+}

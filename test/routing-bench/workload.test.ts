@@ -1,0 +1,99 @@
+/** The routing benchmark's load generator is deterministic: same scenario, load and seed → same requests. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { lineChart, maxSustained, type StageResult } from '../../bench/routing/report.ts';
+import { parseMetrics } from '../../bench/routing/run.ts';
+import { quantiles } from '../../bench/routing/stats.ts';
+import { buildSchedule, defaultLoad, PromptBook, SCENARIOS, stageStarts, type LoadSpec, type ScenarioSpec } from '../../bench/routing/workload.ts';
+
+const main = SCENARIOS['sp-main'] as ScenarioSpec;
+const load = (over: Partial<LoadSpec> = {}): LoadSpec => ({ ...defaultLoad({ rates: [4, 8], stageS: 20, warmupS: 10, seed: 7 }), ...over });
+
+test('same seed: identical schedule and prompt texts', () => {
+  const a = buildSchedule(main, load());
+  const b = buildSchedule(main, load());
+  assert.deepEqual(a, b);
+  const ba = new PromptBook(main, 7);
+  const bb = new PromptBook(main, 7);
+  for (const r of a.slice(0, 50)) assert.equal(ba.prompt(r), bb.prompt(r));
+});
+
+test('different seed: different arrivals and order', () => {
+  const a = buildSchedule(main, load());
+  const b = buildSchedule(main, load({ seed: 8 }));
+  assert.notDeepEqual(a.slice(0, 20).map((r) => [r.atS, r.group, r.item]), b.slice(0, 20).map((r) => [r.atS, r.group, r.item]));
+  assert.notEqual(new PromptBook(main, 7).system(0), new PromptBook(main, 8).system(0));
+});
+
+test('the prompt sequence does not depend on the rates (every policy and ladder sees the same order)', () => {
+  const slow = buildSchedule(main, load({ stages: [{ rate: 2, duration: 100 }] }));
+  const fast = buildSchedule(main, load({ stages: [{ rate: 20, duration: 100 }] }));
+  const n = Math.min(slow.length, fast.length);
+  assert.deepEqual(slow.slice(0, n).map((r) => [r.group, r.item]), fast.slice(0, n).map((r) => [r.group, r.item]));
+});
+
+test('stages: arrivals inside their window, counts near rate × duration, warm-up tagged −1', () => {
+  const l = load();
+  const s = buildSchedule(main, l);
+  const starts = stageStarts(l);
+  assert.deepEqual(starts, [10, 30]);
+  for (const r of s) {
+    if (r.stage === -1) assert.ok(r.atS >= 0 && r.atS < 10);
+    else assert.ok(r.atS >= (starts[r.stage] as number) && r.atS < (starts[r.stage] as number) + 20);
+  }
+  const count = (stage: number) => s.filter((r) => r.stage === stage).length;
+  assert.ok(Math.abs(count(-1) - 60) < 30, `warm-up ${count(-1)}`);
+  assert.ok(Math.abs(count(0) - 80) < 35, `stage 0 ${count(0)}`);
+  assert.ok(Math.abs(count(1) - 160) < 50, `stage 1 ${count(1)}`);
+  for (let i = 1; i < s.length; i++) assert.ok((s[i] as { atS: number }).atS > (s[i - 1] as { atS: number }).atS);
+  const constant = buildSchedule(main, load({ arrival: 'constant' })).filter((r) => r.stage === 0);
+  assert.equal(constant.length, 80);
+});
+
+test('shuffled order cycles through all groups × prompts; group-major keeps a group together', () => {
+  const s = buildSchedule(main, load({ warmup: { rate: 0, duration: 0 }, stages: [{ rate: 100, duration: 10.3 }] }));
+  const firstCycle = s.slice(0, 512).map((r) => `${r.group}/${r.item}`);
+  assert.equal(new Set(firstCycle).size, 512);
+  assert.deepEqual(s.slice(512, 520).map((r) => [r.group, r.item]), s.slice(0, 8).map((r) => [r.group, r.item]));
+  const gm = buildSchedule({ ...main, order: 'group-major' }, load({ warmup: { rate: 0, duration: 0 }, stages: [{ rate: 100, duration: 1 }] }));
+  assert.deepEqual(gm.slice(0, 16).map((r) => r.group), new Array(16).fill(0));
+});
+
+test('prompt lengths: block-aligned system prompt, 4 characters per token', () => {
+  const book = new PromptBook(main, 7);
+  const r = buildSchedule(main, load())[0]!;
+  assert.equal(book.system(r.group).length, 2048 * 4);
+  assert.equal(book.prompt(r).length, (2048 + 256) * 4);
+  assert.equal(r.maxTokens, 128);
+  assert.ok(book.prompt(r).startsWith(book.system(r.group)));
+});
+
+test('skewed: Zipf popularity makes group 0 the hottest; multi-turn draws lengths per turn', () => {
+  const s = buildSchedule(SCENARIOS['sp-skewed'] as ScenarioSpec, load());
+  const counts = new Array(16).fill(0) as number[];
+  for (const r of s) counts[r.group]!++;
+  assert.equal(counts.indexOf(Math.max(...counts)), 0);
+  assert.ok((counts[0] as number) > 3 * (counts[15] as number));
+  const mt = buildSchedule(SCENARIOS['sp-multiturn'] as ScenarioSpec, load());
+  assert.ok(new Set(mt.map((r) => r.maxTokens)).size > 10);
+});
+
+test('report helpers: quantiles, max sustained rate, SVG chart, metrics parsing', () => {
+  assert.deepEqual(quantiles([5, 1, 4, 2, 3]), { p50: 3, p90: 5, p99: 5 });
+  const stage = (rate: number, p90: number, invalid = false) =>
+    ({ rate, skipped: false, sent: 100, errors: 0, timeouts: 0, ttftS: { p50: 0, p90, p99: 0 }, invalid }) as unknown as StageResult;
+  assert.deepEqual(maxSustained([stage(4, 0.1), stage(8, 1.9), stage(12, 2.5), stage(16, 0.1)]), { rate: 8, invalid: false });
+  assert.deepEqual(maxSustained([stage(4, 3)]), { rate: 0, invalid: false });
+  assert.deepEqual(maxSustained([stage(4, 0.1, true), stage(8, 3)]), { rate: 4, invalid: true });
+  const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', logY: true, series: [{ name: 'round-robin', points: [[4, 0.2], [8, 20]] }] });
+  assert.match(svg, /^<svg[^>]+>/);
+  assert.match(svg, /<polyline/);
+  const m = parseMetrics(
+    '# HELP x\nvllm:num_requests_waiting{model_name="m",engine="0"} 3\nvllm:prefix_cache_hits_total{model_name="m"} 10\n' +
+      'vllm:prefix_cache_hits_total{model_name="n"} 5\nsim_event_loop_lag_seconds{quantile="0.99"} 0.004\nother 1\n',
+  );
+  assert.equal(m.get('vllm:num_requests_waiting'), 3);
+  assert.equal(m.get('vllm:prefix_cache_hits_total'), 15);
+  assert.equal(m.get('lagP99Ms'), 4);
+  assert.equal(m.has('other'), false);
+});
