@@ -31,12 +31,12 @@ export class IntervalTicker implements Ticker {
 
 /**
  * Production ticker (the default): one unref'd timer per distinct interval, shared by every registration with
- * that interval, which staggers them over `slots` phases. At 50 ms a registration lands in one of 10 slots
- * 5 ms apart (the least-filled one), and each 5 ms timer run ticks only that slot's registrations. So 100
- * collectors cost 200 timer runs/s instead of 2000, and their polls are spread over the interval rather
+ * that interval, which staggers them over `slots` phases. At 50 ms a registration lands in one of 5 slots
+ * 10 ms apart (the least-filled one), and each 10 ms timer run ticks only that slot's registrations. So 100
+ * collectors cost 100 timer runs/s instead of 2000, and their polls are spread over the interval rather
  * than bunched (a burst of 100 polls at once would stall the request path for milliseconds). The slot count
- * is the largest divisor of the interval that is ≤ 10 and leaves slots ≥ 5 ms apart (1 for odd intervals),
- * so the period stays exact. A registration's first tick comes within one interval of `every`.
+ * is the largest divisor of the interval that is ≤ 10 and leaves slots ≥ MIN_SLOT_MS apart (1 for odd
+ * intervals), so the period stays exact. A registration's first tick comes within one interval of `every`.
  */
 export class SharedTicker implements Ticker {
   readonly #groups = new Map<number, TickGroup>();
@@ -86,10 +86,19 @@ interface Registration {
   live: boolean;
 }
 
+/**
+ * Minimum spacing of slots. Fewer, fuller slots cost less CPU (fewer timer runs and event-loop wakeups: on
+ * the scrape benchmark, 100 endpoints at 50 ms, 10 slots ≈ 11.8 %, 5 ≈ 10.9 %, 2 ≈ 10.0 %, 1 ≈ 10.1 % of a
+ * core, medians of 3 runs) but burstier polling: each slot's polls and responses occupy the event loop back
+ * to back (~25–50 µs each on that VM), delaying requests that arrive meanwhile. 10 ms keeps bursts to about
+ * 20 polls (≤ 1 ms) at 100 endpoints × 50 ms.
+ */
+const MIN_SLOT_MS = 10;
+
 /** Number of slots for an interval (see SharedTicker). */
 export function slotsFor(intervalMs: number): number {
   if (!Number.isInteger(intervalMs)) return 1;
-  for (let n = Math.min(10, Math.floor(intervalMs / 5)); n > 1; n--) if (intervalMs % n === 0) return n;
+  for (let n = Math.min(10, Math.floor(intervalMs / MIN_SLOT_MS)); n > 1; n--) if (intervalMs % n === 0) return n;
   return 1;
 }
 
