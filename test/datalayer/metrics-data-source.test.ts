@@ -46,10 +46,10 @@ test('polls <scheme>://<metricsHost><path>, per-endpoint metricsPath overrides p
   assert.deepEqual(server.paths, ['/metrics', '/custom/metrics']);
 });
 
-test('selective parse follows the endpoint engine; unchanged bodies skip the parse', async (t) => {
+test('selective parse follows the endpoint engine; unchanged bodies skip the parse (opt-in)', async (t) => {
   const server = new FakeModelServer({ kind: 'ok', body: VLLM });
   const hp = await server.start();
-  const src = new MetricsDataSource('m', { scheme: 'http', path: '/metrics', insecureSkipVerify: true });
+  const src = new MetricsDataSource('m', { scheme: 'http', path: '/metrics', insecureSkipVerify: true, skipUnchangedBodies: true });
   t.after(async () => {
     await src.close();
     await server.stop();
@@ -70,6 +70,32 @@ test('selective parse follows the endpoint engine; unchanged bodies skip the par
   src.endpointRemoved(e);
   await poll(src, e);
   assert.equal(src.stats.parses, 4);
+});
+
+test('default: every body is parsed, but unchanged wanted families are reused from the per-endpoint memo', async (t) => {
+  const server = new FakeModelServer({ kind: 'ok', body: VLLM });
+  const hp = await server.start();
+  const src = new MetricsDataSource('m', { scheme: 'http', path: '/metrics', insecureSkipVerify: true });
+  t.after(async () => {
+    await src.close();
+    await server.stop();
+  });
+  src.bindExtractors([new CoreMetricsExtractor('x', { engineLabelKey: DEFAULT_ENGINE_LABEL_KEY, defaultEngine: 'vllm', engineConfigs: [] })]);
+  const e = ep(hp);
+  const first = await poll(src, e);
+  server.behaviour = { kind: 'ok', body: VLLM.replace(/^(vllm:num_requests_waiting\{[^}]*\}) 3\.0$/m, '$1 8.0') };
+  const second = await poll(src, e);
+  assert.notEqual(second, first);
+  assert.equal(second.get('vllm:num_requests_waiting')?.samples[0]?.value, 8);
+  assert.notEqual(second.get('vllm:num_requests_waiting'), first.get('vllm:num_requests_waiting'));
+  for (const name of ['vllm:num_requests_running', 'vllm:kv_cache_usage_perc', 'vllm:lora_requests_info', 'vllm:cache_config_info']) {
+    assert.equal(second.get(name), first.get(name), `${name} reused`);
+  }
+  assert.deepEqual([src.stats.parses, src.stats.unchangedBodies, src.stats.familiesParsed, src.stats.familiesReused], [2, 0, 6, 4]);
+  // Removal forgets the endpoint: the next poll parses everything again.
+  src.endpointRemoved(e);
+  await poll(src, e);
+  assert.equal(src.stats.familiesParsed, 11);
 });
 
 test('faults reject the poll: HTTP 500, garbage, connection refused, slow beyond the timeout, oversized body', async (t) => {
