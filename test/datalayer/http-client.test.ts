@@ -99,6 +99,8 @@ test('Content-Length bodies over one kept-alive connection; request line and hea
     assert.equal(text(c), `body ${i} ✓`);
   }
   assert.equal(server.connections, 1);
+  assert.equal(client.stats.copiedReads, 0, 'every read landed in place');
+  assert.ok(client.stats.reads >= 3);
   assert.equal(server.requests[0], `GET /metrics HTTP/1.1\r\nHost: ${hp}\r\nUser-Agent: endpoint-picker\r\nAccept: text/plain\r\n\r\n`);
   await client.get('e', hp, '/other', 1000);
   assert.match(server.requests[3] as string, /^GET \/other HTTP\/1\.1\r\n/);
@@ -119,6 +121,7 @@ test('chunked bodies (extensions, trailers) delivered one byte at a time, then r
   assert.equal(text(await client.get('e', hp, '/metrics', 5000)), body);
   assert.equal(text(await client.get('e', hp, '/metrics', 5000)), body);
   assert.equal(server.connections, 1);
+  assert.equal(client.stats.copiedReads, 0, 'many small reads, each appended in place');
 });
 
 test('a large body in many reads, then a small one', async (t) => {
@@ -129,6 +132,7 @@ test('a large body in many reads, then a small one', async (t) => {
   const c = await client.get('e', hp, '/metrics', 5000);
   assert.equal(text(c), 'small');
   assert.ok(c.buf.length < 1024 * 1024, 'the receive buffer shrank back after the big response');
+  assert.equal(client.stats.copiedReads, 1, 'only the read Node had already aimed at the replaced buffer was copied');
 });
 
 test('close-delimited, Connection: close and HTTP/1.0 responses end the connection; the next request reconnects', async (t) => {

@@ -7,7 +7,9 @@
  * scrape benchmark's fleet (2 vCPU VM, same run, bare GETs of a 28 KB body, nothing parsed): undici
  * `dispatch` 18–20 % of a core, node:http with a keep-alive Agent 27–30 %, a socket read via `'data'` events
  * 15–20 %, the same socket with `onread` (reads land in one preallocated buffer, no stream machinery)
- * 6.5–7.5 %. No client library exposes `onread`, hence this file. It is deliberately small: GET only, no
+ * 6.5–7.5 %. No client library exposes `onread`, hence this file. `onread` takes a function that returns the
+ * buffer for the next read (Node calls it right after each read), so every read lands directly in the
+ * connection's receive buffer where the response is assembled: no copy of the body in user space. It is deliberately small: GET only, no
  * pipelining, no redirects, no compression (we send no Accept-Encoding and refuse a Content-Encoding).
  *
  * What it does handle: Content-Length, chunked (with extensions and trailers) and close-delimited bodies;
@@ -48,11 +50,10 @@ const INITIAL_BUFFER_BYTES = 32 * 1024;
 /** A connection whose buffer grew past this for one huge response gets a small one again afterwards. */
 const SHRINK_ABOVE_BYTES = 1024 * 1024;
 
-/**
- * Shared read buffer for every socket (`onread`): the callback runs synchronously and copies out, so one is
- * enough for the whole process.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+/** Reads are offered at least this much room (the buffer grows before a read otherwise). */
+const MIN_READ_BYTES = 16 * 1024;
+/** Read target for sockets the connection no longer uses (their bytes are dropped). */
+const DISCARD = Buffer.allocUnsafe(4 * 1024);
 
 const CR = 13;
 const LF = 10;
@@ -189,7 +190,10 @@ export class ScrapeConnection {
   }
 
   #connect(): void {
-    const onread: OnReadOpts = { buffer: READ_BUFFER, callback: (n: number): boolean => this.#onData(socket, n) };
+    const onread: OnReadOpts = {
+      buffer: (): Uint8Array => this.#readBuffer(socket),
+      callback: (n: number, view: Uint8Array): boolean => this.#onData(socket, n, view),
+    };
     const tls = this.#client.tls;
     let socket: Socket;
     if (tls === undefined) socket = netConnect({ host: this.#host, port: this.#port, onread, noDelay: true });
@@ -236,8 +240,26 @@ export class ScrapeConnection {
     this.#fail(new ScrapeHttpError('ECONNRESET', this.#len === 0 ? 'connection closed before the response' : 'connection closed mid-response'), true);
   }
 
-  /** `onread` callback: copy the bytes out of the shared buffer and advance the parser. */
-  #onData(socket: Socket, n: number): boolean {
+  /**
+   * `onread` buffer: where the next read lands. Node asks right after each read (and once at connect). Between
+   * responses that is the start of the receive buffer (the body just read stays intact: the next bytes come
+   * only after the next request, by when the caller has parsed it); mid-response, right after the data.
+   */
+  #readBuffer(socket: Socket): Uint8Array {
+    if (socket !== this.#socket) return DISCARD;
+    if (this.#phase === Phase.Idle) return this.buf;
+    if (this.buf.length - this.#len < MIN_READ_BYTES) this.#grow(this.#len + MIN_READ_BYTES);
+    return this.buf.subarray(this.#len);
+  }
+
+  #grow(need: number): void {
+    const grown = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+    this.buf.copy(grown, 0, 0, this.#len);
+    this.buf = grown;
+  }
+
+  /** `onread` callback: `n` bytes arrived in `view` (normally right at `buf[len]`); advance the parser. */
+  #onData(socket: Socket, n: number, view: Uint8Array): boolean {
     if (socket !== this.#socket) return false;
     if (this.#resolve === undefined) {
       // Bytes nobody asked for: the connection is out of sync; drop it.
@@ -245,18 +267,19 @@ export class ScrapeConnection {
       return false;
     }
     const need = this.#len + n;
-    if (need > this.buf.length) {
-      const limit = this.#client.maxBodyBytes + MAX_HEAD_BYTES + 64 * 1024;
-      if (need > limit * 2) {
-        this.#fail(new ScrapeHttpError('ETOOBIG', `body larger than ${this.#client.maxBodyBytes} bytes`), false);
-        return false;
-      }
-      const grown = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
-      this.buf.copy(grown, 0, 0, this.#len);
-      this.buf = grown;
+    const stats = this.#client.stats;
+    stats.reads++;
+    if (view.buffer !== this.buf.buffer || view.byteOffset !== this.buf.byteOffset + this.#len) {
+      stats.copiedReads++;
+      // The read landed elsewhere (the buffer was replaced after Node took the view): copy it into place.
+      if (need > this.buf.length) this.#grow(need);
+      this.buf.set(view.subarray(0, n), this.#len);
     }
-    READ_BUFFER.copy(this.buf, this.#len, 0, n);
     this.#len = need;
+    if (need > 2 * (this.#client.maxBodyBytes + MAX_HEAD_BYTES)) {
+      this.#fail(new ScrapeHttpError('ETOOBIG', `body larger than ${this.#client.maxBodyBytes} bytes`), false);
+      return false;
+    }
     try {
       this.#parse();
     } catch (err) {
@@ -470,6 +493,8 @@ export class ScrapeConnection {
  * request deadlines (one unref'd interval, running while there are connections).
  */
 export class ScrapeClient {
+  /** Socket reads, and those that did not land in place and were copied (should stay near 0). */
+  readonly stats = { reads: 0, copiedReads: 0 };
   readonly tls: { readonly rejectUnauthorized: boolean } | undefined;
   readonly maxBodyBytes: number;
   readonly accept: string;
