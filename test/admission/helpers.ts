@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/observability/logger.ts';
 import { startEpp, type EppOptions, type RunningEpp } from '../../src/server/epp.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { FakeEnvoy, setHeaders, type EnvoyStream } from '../support/fake-envoy.ts';
+import { waitUntil } from '../support/wait.ts';
 
 export type Mode = 'ext_proc' | 'gateway';
 export const MODES: readonly Mode[] = ['ext_proc', 'gateway'];
@@ -67,8 +68,11 @@ export interface Rig {
   /** Addresses in the pool (`ip:port`). */
   readonly pool: readonly string[];
   send(headers?: Record<string, string>, subset?: string[]): Sent;
-  /** Gateway mode: the fake model servers answer every request they hold (no-op for ext_proc). */
-  releaseUpstreams(): void;
+  /**
+   * Gateway mode: waits until the fake model servers hold `expected` requests (the gateway forwards after
+   * routing, asynchronously), then answers them all. No-op for ext_proc.
+   */
+  releaseUpstreams(expected: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -171,7 +175,9 @@ export async function startRig(
       reply.catch(() => {});
       return { reply, cancel: () => ac.abort() };
     },
-    releaseUpstreams() {
+    async releaseUpstreams(expected) {
+      if (upstreams.length === 0) return;
+      await waitUntil(() => upstreams.reduce((n, u) => n + u.held.length, 0) >= expected, `${expected} requests at the model servers`);
       for (const u of upstreams) u.releaseAll();
     },
     async close() {
