@@ -172,13 +172,15 @@ describe('flow controller', () => {
     assert.equal(a.state, 'queued');
     t.time.advance(1);
     await flush();
-    assert.ok(a.state instanceof EppError);
-    assert.equal(a.state.code, 'ServiceUnavailable');
-    assert.match(a.state.message, /^request timed out in queue: /);
+    // `assert.equal(a.state, 'queued')` above narrowed the type; the state moved on since.
+    const aState: unknown = a.state;
+    assert.ok(aState instanceof EppError);
+    assert.equal(aState.code, 'ServiceUnavailable');
+    assert.match(aState.message, /^request timed out in queue: /);
     assert.equal(b.state, 'queued');
     t.time.advance(400);
     await flush();
-    assert.ok(b.state instanceof EppError);
+    assert.ok((b.state as unknown) instanceof EppError);
     assert.equal(t.fc.stats().outcomes.EvictedTTL, 2);
     assert.equal(t.fc.stats().queued, 0);
     assert.equal(t.time.armed, 0);
@@ -194,9 +196,11 @@ describe('flow controller', () => {
     assert.ok(full.state instanceof EppError && full.state.code === 'ResourceExhausted');
     ac.abort(new Error('stream cancelled'));
     await flush();
-    assert.ok(a.state instanceof EppError);
-    assert.equal(a.state.code, 'ServiceUnavailable');
-    assert.match(a.state.message, /^client disconnected: stream cancelled/);
+    // `assert.equal(a.state, 'queued')` above narrowed the type; the state moved on since.
+    const aState: unknown = a.state;
+    assert.ok(aState instanceof EppError);
+    assert.equal(aState.code, 'ServiceUnavailable');
+    assert.match(aState.message, /^client disconnected: stream cancelled/);
     assert.equal(t.fc.stats().queued, 0);
     const b = t.enqueue();
     await flush();
