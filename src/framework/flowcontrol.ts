@@ -83,7 +83,7 @@ export interface BandView {
 
 /** Chooses which flow of a band dispatches next. Called with at least one non-empty flow. */
 export interface FairnessPolicy extends Plugin {
-  pick(band: BandView): FlowQueueView | undefined;
+  selectFlow(band: BandView): FlowQueueView | undefined;
 }
 
 /**
@@ -104,7 +104,7 @@ export function isOrderingPolicy(p: Plugin): p is OrderingPolicy {
   return typeof (p as Partial<OrderingPolicy>).compare === 'function';
 }
 export function isFairnessPolicy(p: Plugin): p is FairnessPolicy {
-  return typeof (p as Partial<FairnessPolicy>).pick === 'function';
+  return typeof (p as Partial<FairnessPolicy>).selectFlow === 'function';
 }
 export function isUsageLimitPolicy(p: Plugin): p is UsageLimitPolicy {
   return typeof (p as Partial<UsageLimitPolicy>).ceiling === 'function';

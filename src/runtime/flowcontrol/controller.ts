@@ -362,7 +362,7 @@ export class FlowController {
     for (const band of this.#order) {
       if (band.count === 0) continue;
       if (saturation >= this.#o.config.usageLimit.ceiling(band.priority)) break;
-      const flow = band.config.fairness.pick(band) as Flow | undefined;
+      const flow = band.config.fairness.selectFlow(band) as Flow | undefined;
       const item = flow?.heap.peek();
       if (item === undefined) break; // a policy that declines to pick holds the band (and those below) this cycle
       this.#finish(item, 'Dispatched', undefined);

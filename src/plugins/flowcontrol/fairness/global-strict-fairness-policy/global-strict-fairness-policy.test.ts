@@ -11,8 +11,8 @@ describe('global-strict-fairness-policy', () => {
     const a = makeFlow('a', [makeItem({ enqueuedAt: 5 })]);
     const b = makeFlow('b', [makeItem({ enqueuedAt: 3 })]);
     const empty = makeFlow('c', []);
-    assert.equal(p.pick(makeBand([a, empty, b], new FcfsOrderingPolicy()))?.fairnessId, 'b');
-    assert.equal(p.pick(makeBand([empty], new FcfsOrderingPolicy())), undefined);
+    assert.equal(p.selectFlow(makeBand([a, empty, b], new FcfsOrderingPolicy()))?.fairnessId, 'b');
+    assert.equal(p.selectFlow(makeBand([empty], new FcfsOrderingPolicy())), undefined);
   });
   it('factory accepts {} and rejects unknown parameters', () => {
     assert.ok(globalStrictFairnessPolicyFactory('g', {}, makeHandle()));

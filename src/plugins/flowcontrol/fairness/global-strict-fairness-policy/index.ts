@@ -16,7 +16,7 @@ export class GlobalStrictFairnessPolicy implements FairnessPolicy {
     this.typedName = { type: GLOBAL_STRICT_FAIRNESS_POLICY_TYPE, name };
   }
 
-  pick(band: BandView): FlowQueueView | undefined {
+  selectFlow(band: BandView): FlowQueueView | undefined {
     let best: FlowQueueView | undefined;
     let bestHead: QueueItem | undefined;
     for (const flow of band.flows) {

@@ -17,7 +17,7 @@ export class RoundRobinFairnessPolicy implements FairnessPolicy {
     this.typedName = { type: ROUND_ROBIN_FAIRNESS_POLICY_TYPE, name };
   }
 
-  pick(band: BandView): FlowQueueView | undefined {
+  selectFlow(band: BandView): FlowQueueView | undefined {
     const flows = band.flows;
     if (flows.length === 0) return undefined;
     const last = band.state.get(LAST) as string | undefined;

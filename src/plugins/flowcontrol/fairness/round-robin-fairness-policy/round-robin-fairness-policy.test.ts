@@ -12,18 +12,18 @@ describe('round-robin-fairness-policy', () => {
     const band = makeBand(flows, new FcfsOrderingPolicy());
     const served: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const f = p.pick(band) as ReturnType<typeof makeFlow>;
+      const f = p.selectFlow(band) as ReturnType<typeof makeFlow>;
       served.push(f.fairnessId);
       f.items.shift();
     }
     assert.deepEqual(served, ['a', 'c', 'a', 'c', 'a']);
-    assert.equal(p.pick(band), undefined);
+    assert.equal(p.selectFlow(band), undefined);
   });
   it('resumes after the last id even when that flow has gone', () => {
     const p = new RoundRobinFairnessPolicy();
     const band = makeBand([makeFlow('a', [makeItem()]), makeFlow('c', [makeItem()])], new FcfsOrderingPolicy());
     band.state.set('round-robin:last', 'b');
-    assert.equal(p.pick(band)?.fairnessId, 'c');
+    assert.equal(p.selectFlow(band)?.fairnessId, 'c');
   });
   it('factory accepts {} and rejects unknown parameters', () => {
     assert.ok(roundRobinFairnessPolicyFactory('r', undefined, makeHandle()));
