@@ -30,17 +30,51 @@ export function grpcFrame(payload: Uint8Array): Buffer {
   return b;
 }
 
+/**
+ * One HTTP/2 connection at a time, replaced when the server ends it. (Node's HTTP/2 server closes a connection
+ * whose client resets streams very fast — its rapid-reset protection — so a storm of cancels needs reconnects,
+ * as Envoy would make.)
+ */
 export class RawExtProcClient {
-  readonly #session: ClientHttp2Session;
-  constructor(port: number) {
-    this.#session = connect(`http://127.0.0.1:${port}`);
-    this.#session.on('error', () => {});
+  readonly #port: number;
+  #session: ClientHttp2Session;
+  /** Connections opened so far. */
+  connections = 0;
+  /** GOAWAY error codes received from the server. */
+  readonly goaways: number[] = [];
+
+  readonly #streamsPerConnection: number;
+  #opened = 0;
+
+  /** `streamsPerConnection`: move to a fresh connection after this many streams (the old one closes when idle). */
+  constructor(port: number, options: { streamsPerConnection?: number } = {}) {
+    this.#port = port;
+    this.#streamsPerConnection = options.streamsPerConnection ?? Infinity;
+    this.#session = this.#connect();
   }
+
+  #connect(): ClientHttp2Session {
+    this.connections++;
+    const session = connect(`http://127.0.0.1:${this.#port}`);
+    session.on('error', () => {});
+    session.on('goaway', (code: number) => this.goaways.push(code));
+    return session;
+  }
+
   open(): RawStream {
+    if (this.#opened >= this.#streamsPerConnection && !this.#session.closed) {
+      this.#session.close();
+      this.#opened = 0;
+    }
+    if (this.#session.closed || this.#session.destroyed) this.#session = this.#connect();
+    this.#opened++;
     return new RawStream(this.#session.request({ ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', te: 'trailers' }));
   }
+
   close(): Promise<void> {
-    return new Promise((resolve) => this.#session.close(() => resolve()));
+    const s = this.#session;
+    if (s.closed || s.destroyed) return Promise.resolve();
+    return new Promise((resolve) => s.close(() => resolve()));
   }
 }
 
@@ -65,7 +99,8 @@ export class RawStream {
     this.ended = new Promise((resolve) => {
       this.#resolve = resolve;
       stream.on('close', () => {
-        resolve(this.#status ?? { code: this.#cancelled ? 1 : 2, details: `stream closed without status (rst ${stream.rstCode})` });
+        // No status and not cancelled by us: the connection went away under the stream (UNAVAILABLE, as grpc-js reports it).
+        resolve(this.#status ?? { code: this.#cancelled ? 1 : 14, details: `stream closed without status (rst ${stream.rstCode})` });
       });
     });
   }
