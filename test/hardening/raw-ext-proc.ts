@@ -44,6 +44,8 @@ export class RawExtProcClient {
   readonly goaways: number[] = [];
 
   readonly #streamsPerConnection: number;
+  readonly #active = new WeakMap<ClientHttp2Session, number>();
+  readonly #retiring = new WeakMap<ClientHttp2Session, () => void>();
   #opened = 0;
 
   /** `streamsPerConnection`: move to a fresh connection after this many streams (the old one closes when idle). */
@@ -63,12 +65,26 @@ export class RawExtProcClient {
 
   open(): RawStream {
     if (this.#opened >= this.#streamsPerConnection && !this.#session.closed) {
-      this.#session.close();
+      // Retire the connection once its last stream is done (closing it now would cut its open streams).
+      const old = this.#session;
+      this.#session = this.#connect();
       this.#opened = 0;
+      const closeWhenIdle = (): void => {
+        if (this.#active.get(old) === 0) old.close();
+      };
+      this.#retiring.set(old, closeWhenIdle);
+      closeWhenIdle();
     }
     if (this.#session.closed || this.#session.destroyed) this.#session = this.#connect();
     this.#opened++;
-    return new RawStream(this.#session.request({ ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', te: 'trailers' }));
+    const session = this.#session;
+    this.#active.set(session, (this.#active.get(session) ?? 0) + 1);
+    const stream = session.request({ ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', te: 'trailers' });
+    stream.once('close', () => {
+      this.#active.set(session, (this.#active.get(session) ?? 1) - 1);
+      this.#retiring.get(session)?.();
+    });
+    return new RawStream(stream);
   }
 
   close(): Promise<void> {
@@ -152,8 +168,11 @@ export class RawStream {
     if (s === undefined) return;
     this.#status = { code: Number(s), details: decodeURIComponent(String(h['grpc-message'] ?? '')) };
     this.#resolve(this.#status);
-    // The call is over: drop whatever we still had queued (a large write the server no longer reads).
-    if (!this.#stream.closed) this.#stream.close(constants.NGHTTP2_NO_ERROR);
+    // The call is over: drop whatever we still had queued (a large write the server no longer reads). Deferred:
+    // closing a stream from inside an HTTP/2 event callback corrupted Node 20's native heap under load.
+    setImmediate(() => {
+      if (!this.#stream.closed) this.#stream.close(constants.NGHTTP2_NO_ERROR);
+    });
   }
 
   #onData(d: Buffer): void {
