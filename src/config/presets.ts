@@ -4,8 +4,8 @@
  *
  * - `upstream-default`: upstream's built-in default, loaded when no config is given (faithful to upstream):
  *   queue 2, kv-cache 2, prefix 3, max-score picker.
- * - `epp-default`: what `epp demo` runs and what we recommend; tuned with the routing benchmark (see
- *   `EPP_DEFAULT_CONFIG_TEXT`).
+ * - `epp-default`: what `epp demo` runs: upstream's scoring plus a fallback endpoint for gateway retries.
+ * - `bounded-affinity`: experimental load-bounded prefix affinity (the benchmark's tuning candidate).
  * - baselines: `round-robin`, `random`, `least-outstanding-requests` (router-side least-loaded),
  *   `prefix-only` (prefix-cache scorer alone).
  */
@@ -18,13 +18,38 @@ kind: ${CONFIG_KIND}
 `;
 
 /**
- * Our default: prefix affinity bounded by load. `bounded-prefix-affinity-filter` keeps a request on the
+ * What `epp demo` runs: upstream's scoring (queue ×2, kv-cache ×2, prefix ×3, max-score) with one change — the
+ * picker also returns a fallback endpoint, so the embedded gateway can retry a refused connection. Routing
+ * decisions are those of `upstream-default`. The routing benchmark found no policy that beats it on sp-main
+ * (docs/benchmarks.md, "Tuning"); `bounded-affinity` is the best candidate so far and stays available by name.
+ */
+export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+- type: max-score-picker
+  parameters:
+    maxNumOfEndpoints: 2
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+    weight: 2
+  - pluginRef: kv-cache-utilization-scorer
+    weight: 2
+  - pluginRef: prefix-cache-scorer
+    weight: 3
+  - pluginRef: max-score-picker
+`;
+
+/**
+ * Experimental: prefix affinity bounded by load. `bounded-prefix-affinity-filter` keeps a request on the
  * endpoints that hold its prefix until they have `maxOutstandingRequests` requests outstanding from this EPP,
  * then lets it spill over to any endpoint that is not saturated; among the survivors the least-outstanding
  * endpoint wins, the prefix score breaking near-ties. The picker returns a fallback endpoint so the gateway
  * can retry a refused connection. Why these numbers: docs/benchmarks.md ("Tuning epp-default").
  */
-export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
+export const BOUNDED_AFFINITY_CONFIG_TEXT = `${header}plugins:
 - type: bounded-prefix-affinity-filter
   parameters:
     affinityThreshold: 0.5
@@ -96,4 +121,5 @@ export const CONFIG_PRESETS: Readonly<Record<string, string>> = {
   'upstream-default': UPSTREAM_DEFAULT_CONFIG_TEXT,
   'prefix-only': PREFIX_ONLY_CONFIG_TEXT,
   'epp-default': EPP_DEFAULT_CONFIG_TEXT,
+  'bounded-affinity': BOUNDED_AFFINITY_CONFIG_TEXT,
 };

@@ -33,6 +33,7 @@ test('the benchmark policies are named presets', () => {
     'upstream-default',
     'prefix-only',
     'epp-default',
+    'bounded-affinity',
   ]);
 });
 
@@ -55,9 +56,19 @@ test('upstream-default keeps upstream weights (queue 2, kv-cache 2, prefix 3)', 
   ]);
 });
 
-test('epp-default: bounded prefix affinity, then least-outstanding with the prefix score, producers auto-added', () => {
-  const cfg = load('epp-default');
-  const p = profileOf('epp-default');
+test('epp-default routes as upstream-default, with a fallback endpoint for the gateway', () => {
+  const ours = profileOf('epp-default');
+  assert.deepEqual(ours.scorers, profileOf('upstream-default').scorers);
+  assert.equal(ours.picker, 'max-score-picker');
+  const picker = load('epp-default').profiles[0]!.picker;
+  const scored = [0.2, 0.9, 0.5].map((score, i) => ({ candidate: { endpoint: { hostPort: `e${i}` }, attributes: new Map() }, score }));
+  const targets = picker.pick(new Map(), scored as never).targets.map((c) => c.endpoint.hostPort);
+  assert.deepEqual(targets, ['e1', 'e2']);
+});
+
+test('bounded-affinity: bounded prefix affinity, then least-outstanding with the prefix score, producers auto-added', () => {
+  const cfg = load('bounded-affinity');
+  const p = profileOf('bounded-affinity');
   assert.deepEqual(p.filters, ['bounded-prefix-affinity-filter']);
   assert.deepEqual(p.scorers.map((s) => s[0]), ['least-outstanding-requests-scorer', 'prefix-cache-scorer']);
   assert.equal(p.picker, 'max-score-picker');
