@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'src/gen/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'src/gen/**', '.scratch/**', 'bench/routing/results/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {
