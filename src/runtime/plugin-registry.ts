@@ -27,6 +27,16 @@ export class PluginRegistry {
     this.#factories.set(type, factory);
   }
 
+  /**
+   * Replaces the factory of an already registered type (e.g. the process wiring built-in defaults from
+   * deprecated flags into a plugin). Throws after `freeze()` or for an unknown type.
+   */
+  replace(type: string, factory: PluginFactory): void {
+    if (this.#frozen) throw new Error(`cannot replace plugin type '${type}': the plugin registry is closed`);
+    if (!this.#factories.has(type)) throw new Error(`cannot replace plugin type '${type}': it is not registered`);
+    this.#factories.set(type, factory);
+  }
+
   get(type: string): PluginFactory | undefined {
     return this.#factories.get(type);
   }

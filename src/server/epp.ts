@@ -13,7 +13,6 @@ import { loadConfig, defaultConfigSource, type ConfigSource, type LoadedConfig }
 import { EppMetrics } from '../observability/metrics.ts';
 import { Director } from '../runtime/director.ts';
 import { PluginRegistry } from '../runtime/plugin-registry.ts';
-import { BUILTIN_PLUGINS } from '../plugins/register.ts';
 import {
   METRICS_DATA_SOURCE_TYPE,
   metricsDataSourceFactoryWithDefaults,
@@ -158,10 +157,9 @@ async function loadPluginModules(registry: PluginRegistry, files: readonly strin
 
 /** The built-in plugin types; `metrics-data-source` with the flag defaults when any are given. */
 function builtinRegistry(metricsDefaults: MetricsDataSourceDefaults | undefined): PluginRegistry {
-  if (metricsDefaults === undefined || Object.values(metricsDefaults).every((v) => v === undefined)) return PluginRegistry.withBuiltins();
-  const registry = new PluginRegistry();
-  for (const p of BUILTIN_PLUGINS) {
-    registry.register(p.type, p.type === METRICS_DATA_SOURCE_TYPE ? metricsDataSourceFactoryWithDefaults(metricsDefaults) : p.factory);
+  const registry = PluginRegistry.withBuiltins();
+  if (metricsDefaults !== undefined && Object.values(metricsDefaults).some((v) => v !== undefined)) {
+    registry.replace(METRICS_DATA_SOURCE_TYPE, metricsDataSourceFactoryWithDefaults(metricsDefaults));
   }
   return registry;
 }
