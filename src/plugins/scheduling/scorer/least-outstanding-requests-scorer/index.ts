@@ -14,6 +14,7 @@ import type { PluginFactory, TypedName } from '../../../../framework/plugin.ts';
 import type { DataConsumer } from '../../../../framework/requestcontrol.ts';
 import type { Candidate, CycleState, Scorer } from '../../../../framework/scheduling.ts';
 import type { InferenceRequest } from '../../../../framework/request.ts';
+import { lowerIsBetterScores } from '../lower-is-better.ts';
 
 export const LEAST_OUTSTANDING_REQUESTS_SCORER_TYPE = 'least-outstanding-requests-scorer';
 
@@ -29,21 +30,7 @@ export class LeastOutstandingRequestsScorer implements Scorer, DataConsumer {
   }
 
   score(_cycle: CycleState, _request: InferenceRequest, candidates: readonly Candidate[]): Float64Array {
-    const n = candidates.length;
-    const scores = new Float64Array(n);
-    if (n === 0) return scores;
-    let min = Infinity;
-    let max = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const r = inFlightLoadOf((candidates[i] as Candidate).attributes)?.requests ?? 0;
-      scores[i] = r;
-      if (r < min) min = r;
-      if (r > max) max = r;
-    }
-    if (max === min) return scores.fill(1);
-    const range = max - min;
-    for (let i = 0; i < n; i++) scores[i] = (max - (scores[i] as number)) / range;
-    return scores;
+    return lowerIsBetterScores(candidates, (c) => inFlightLoadOf(c.attributes)?.requests ?? 0);
   }
 }
 

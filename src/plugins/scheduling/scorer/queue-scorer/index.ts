@@ -8,6 +8,7 @@ import { parsePluginParameters } from '../../../../framework/params.ts';
 import type { PluginFactory, TypedName } from '../../../../framework/plugin.ts';
 import type { Candidate, CycleState, Scorer } from '../../../../framework/scheduling.ts';
 import type { InferenceRequest } from '../../../../framework/request.ts';
+import { lowerIsBetterScores } from '../lower-is-better.ts';
 
 export const QUEUE_SCORER_TYPE = 'queue-scorer';
 
@@ -22,20 +23,7 @@ export class QueueScorer implements Scorer {
   }
 
   score(_cycle: CycleState, _request: InferenceRequest, candidates: readonly Candidate[]): Float64Array {
-    const n = candidates.length;
-    const scores = new Float64Array(n);
-    if (n === 0) return scores;
-    let min = Infinity;
-    let max = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const q = (candidates[i] as Candidate).endpoint.metrics.waitingQueueSize;
-      if (q < min) min = q;
-      if (q > max) max = q;
-    }
-    if (max === min) return scores.fill(1);
-    const range = max - min;
-    for (let i = 0; i < n; i++) scores[i] = (max - (candidates[i] as Candidate).endpoint.metrics.waitingQueueSize) / range;
-    return scores;
+    return lowerIsBetterScores(candidates, (c) => c.endpoint.metrics.waitingQueueSize);
   }
 }
 
