@@ -38,6 +38,11 @@ export interface RequestInput {
   readonly receivedAt: number;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
+  /**
+   * Optional: validates the model that will be sent upstream (after rewrites), before admission. Throw an
+   * EppError to refuse (the embedded gateway answers an unserved model with 404).
+   */
+  readonly checkTargetModel?: (targetModel: string) => void | Promise<void>;
 }
 
 export interface RoutingDecision {
@@ -151,6 +156,10 @@ export class Director {
     const rewriteHeader = input.headers[MODEL_REWRITE_HEADER];
     // InferenceModelRewrite (by incoming name) overrides the header (epp-spec §2.1).
     const targetModel = o.rewrites?.rewrite(model, o.random) ?? (rewriteHeader !== undefined && rewriteHeader !== '' ? rewriteHeader : model);
+    if (input.checkTargetModel) {
+      const checked = input.checkTargetModel(targetModel);
+      if (isThenable(checked)) await checked;
+    }
     const objectiveKey = input.headers[OBJECTIVE_HEADER] ?? '';
     const priority = objectiveKey === '' ? 0 : (o.objectives?.priority(objectiveKey) ?? 0);
     const fairness = input.headers[FAIRNESS_ID_HEADER];

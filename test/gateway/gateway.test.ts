@@ -162,3 +162,33 @@ schedulingProfiles:
     }
   });
 });
+
+describe('embedded gateway with model rewrites', () => {
+  test('an alias defined by an InferenceModelRewrite is served (not 404) and the client sees its own model name', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'epp-gw-')), 'resources.yaml');
+    writeFileSync(
+      file,
+      `apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModelRewrite
+metadata: {name: alias}
+spec:
+  poolRef: {name: any}
+  rules:
+  - matches: [{model: {value: my-alias}}]
+    targets: [{modelRewrite: ${DEFAULT_MODEL_NAME}}]
+`,
+    );
+    const rig = await startGatewayRig({ servers: 1, resourcesFile: file });
+    try {
+      const client = new OpenAI({ baseURL: rig.baseURL, apiKey: 'unused', maxRetries: 0 });
+      const chat = await client.chat.completions.create({ model: 'my-alias', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+      assert.equal(chat.model, 'my-alias');
+      await assert.rejects(client.chat.completions.create({ model: 'not-an-alias', messages: [{ role: 'user', content: 'hi' }] }), /does not exist/);
+    } finally {
+      await rig.close();
+    }
+  });
+});

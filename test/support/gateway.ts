@@ -12,7 +12,7 @@ export interface GatewayRig {
 }
 
 export async function startGatewayRig(
-  options: { servers?: number; configText?: string; serverOptions?: Partial<SimServerOptions>; maxRequestBodyBytes?: number } = {},
+  options: { servers?: number; configText?: string; serverOptions?: Partial<SimServerOptions>; maxRequestBodyBytes?: number; resourcesFile?: string } = {},
 ): Promise<GatewayRig> {
   const fleet = await startFleet({ servers: options.servers ?? 2, basePort: 0, serverOptions: { ...options.serverOptions } });
   const epp = await startEpp({
@@ -27,6 +27,7 @@ export async function startGatewayRig(
     shutdownGraceMs: 200,
     ...(options.maxRequestBodyBytes !== undefined ? { maxRequestBodyBytes: options.maxRequestBodyBytes } : {}),
     ...(options.configText ? { config: { text: options.configText, origin: 'test' } } : {}),
+    ...(options.resourcesFile ? { admission: { resourcesFile: options.resourcesFile } } : {}),
   });
   const store = epp.director.store;
   await waitUntil(() => store.endpoints().length > 0 && store.endpoints().every((e) => e.metrics.updateTime > 0), 'first scrape');

@@ -35,6 +35,7 @@ export interface GatewayOptions {
   readonly reachability?: Reachability;
   /** Timeout for establishing an upstream connection and receiving its headers. */
   readonly upstreamHeadersTimeoutMs?: number;
+
 }
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and others a proxy must not forward. */
@@ -136,8 +137,16 @@ export class Gateway {
     try {
       const body = await readBody(req, o.maxRequestBodyBytes);
       o.metrics.requestBodyWait.observe((o.now() - receivedAt) / 1000);
-      await this.#rejectUnknownModel(body);
-      decision = await o.director.route({ headers, requestId, body, path, proxyMetadata: {}, receivedAt, signal: abort.signal });
+      decision = await o.director.route({
+        headers,
+        requestId,
+        body,
+        path,
+        proxyMetadata: {},
+        receivedAt,
+        signal: abort.signal,
+        checkTargetModel: this.#rejectUnknownModel,
+      });
     } catch (err) {
       const e = err instanceof EppError ? err : new EppError('Internal', (err as Error).message);
       if (abort.signal.aborted) return;
@@ -151,17 +160,14 @@ export class Gateway {
     this.#forward(decision, path, headers, res, abort.signal, (r) => (upstreamReq = r));
   }
 
-  async #rejectUnknownModel(body: Uint8Array): Promise<void> {
-    let model: unknown;
-    try {
-      model = (JSON.parse(Buffer.from(body).toString('utf8')) as { model?: unknown }).model;
-    } catch {
-      return; // the parser reports malformed JSON with upstream's message
-    }
-    if (typeof model !== 'string') return;
-    if (await this.#catalog.knows(model)) return;
-    throw new EppError('NotFound', `The model \`${model}\` does not exist.`);
-  }
+  /**
+   * 404 for a model the pool does not serve. Checked on the name sent upstream (after the rewrite header or an
+   * InferenceModelRewrite rule), so aliases pass when their target is served.
+   */
+  readonly #rejectUnknownModel = async (targetModel: string): Promise<void> => {
+    if (await this.#catalog.knows(targetModel)) return;
+    throw new EppError('NotFound', `The model \`${targetModel}\` does not exist.`);
+  };
 
   /** Sends the request to the primary; on a refused connection, once to the first fallback. */
   #forward(
