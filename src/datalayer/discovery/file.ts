@@ -13,23 +13,17 @@
  *       inference.networking.k8s.io/engine-type: sglang
  * ```
  *
- * Change detection: `fs.watch` on the directory (catches editors that write a temp file and rename it, and
- * Kubernetes ConfigMap volumes that swap a `..data` symlink) plus a 2 s stat poll, because inotify does not
- * see writes made on another host of a shared file system (NFS/Lustre on Slurm clusters). Both only schedule a
- * reload; a reload whose bytes equal the last applied or last rejected content does nothing.
+ * Change detection and rejection of bad edits: see `../watched-file.ts`.
  *
  * Invalid content (syntax, schema, duplicate names) or an unreadable file is rejected with one error log per
  * distinct bad content, and the last good pool stays in place. At startup, an invalid file is a startup error.
  */
-import { readFile } from 'node:fs/promises';
-import { watch, watchFile, unwatchFile, type FSWatcher } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { joinHostPort, type EndpointMetadata } from '../../framework/datalayer.ts';
-import { EppConfigError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
 import type { Datastore } from '../datastore.ts';
+import { WatchedFile, type ReloadResult } from '../watched-file.ts';
 
 const port = z.number().int().min(1).max(65535);
 const entrySchema = z.strictObject({
@@ -78,10 +72,7 @@ export function parseEndpointsFile(content: string, namespace: string): Endpoint
   return out;
 }
 
-export type FileReloadResult =
-  | { readonly outcome: 'applied'; readonly endpoints: number }
-  | { readonly outcome: 'unchanged' }
-  | { readonly outcome: 'rejected'; readonly error: string };
+export type FileReloadResult = ReloadResult<{ readonly endpoints: number }>;
 
 export interface EndpointsFileOptions {
   readonly path: string;
@@ -90,135 +81,51 @@ export interface EndpointsFileOptions {
   readonly logger: Logger;
   /** Stat-poll interval for shared file systems; default 2000 ms; 0 disables. */
   readonly statPollIntervalMs?: number;
-  /**
-   * Delay that coalesces bursts of fs events into one reload; default 100 ms. An in-place write (truncate,
-   * then write) can still be read half-done; that read is rejected and logged, and the complete file
-   * applies on the next event. Atomic replaces (write + rename) avoid the noise.
-   */
+  /** Coalesces bursts of fs events into one reload; default 100 ms (see WatchedFileOptions.debounceMs). */
   readonly debounceMs?: number;
 }
 
+/** Publishes the file's endpoints to the store, at start and on every valid edit. */
 export class EndpointsFileDiscovery {
-  readonly #o: EndpointsFileOptions;
-  readonly #path: string;
-  #watcher: FSWatcher | undefined;
-  #statPolling = false;
-  #debounce: NodeJS.Timeout | undefined;
-  #lastApplied: string | undefined;
-  #lastRejected: string | undefined;
-  #reloading: Promise<FileReloadResult> | undefined;
-  #queued: Promise<FileReloadResult> | undefined;
-  #closed = false;
-  readonly #listeners = new Set<(r: FileReloadResult) => void>();
+  readonly #file: WatchedFile<EndpointMetadata[], { readonly endpoints: number }>;
 
-  constructor(options: EndpointsFileOptions) {
-    this.#o = options;
-    this.#path = resolve(options.path);
+  constructor(o: EndpointsFileOptions) {
+    this.#file = new WatchedFile({
+      path: o.path,
+      label: 'endpoints file',
+      parse: (content) => parseEndpointsFile(content, o.namespace),
+      apply: (endpoints, initial) => {
+        o.store.replaceAll(endpoints);
+        if (initial) o.store.setPoolKnown(true);
+        return { endpoints: endpoints.length };
+      },
+      fixes: {
+        unreadable: 'point --endpoints-file at a readable YAML/JSON file',
+        invalid: 'fix the file; see docs/datalayer.md for the format',
+      },
+      kept: 'the last good pool',
+      logger: o.logger,
+      ...(o.statPollIntervalMs !== undefined ? { statPollIntervalMs: o.statPollIntervalMs } : {}),
+      ...(o.debounceMs !== undefined ? { debounceMs: o.debounceMs } : {}),
+    });
   }
 
   /** Loads the file (a bad file is a startup error), publishes the pool, and starts watching. */
   async start(): Promise<void> {
-    let content: string;
-    try {
-      content = await readFile(this.#path, 'utf8');
-    } catch (err) {
-      throw new EppConfigError(`endpoints file ${this.#path}: ${(err as Error).message}`, 'point --endpoints-file at a readable YAML/JSON file');
-    }
-    let endpoints: EndpointMetadata[];
-    try {
-      endpoints = parseEndpointsFile(content, this.#o.namespace);
-    } catch (err) {
-      throw new EppConfigError(`endpoints file ${this.#path}: ${(err as Error).message}`, 'fix the file; see docs/datalayer.md for the format');
-    }
-    this.#lastApplied = content;
-    this.#o.store.replaceAll(endpoints);
-    this.#o.store.setPoolKnown(true);
-    this.#o.logger.info({ file: this.#path, endpoints: endpoints.length }, 'loaded endpoints file');
-
-    const file = basename(this.#path);
-    this.#watcher = watch(dirname(this.#path), { persistent: false }, (_event, changed) => {
-      // Null filename: platform did not say; `..data`: a ConfigMap symlink swap.
-      if (changed === null || changed === file || changed === '..data') this.#schedule();
-    });
-    this.#watcher.on('error', (err) => this.#o.logger.warn({ file: this.#path, err: err.message }, 'endpoints file watcher failed; relying on stat polling'));
-    const interval = this.#o.statPollIntervalMs ?? 2000;
-    if (interval > 0) {
-      watchFile(this.#path, { persistent: false, interval }, () => this.#schedule());
-      this.#statPolling = true;
-    }
+    await this.#file.start();
   }
 
   /** Subscribes to reload outcomes (tests, metrics). */
   onReload(listener: (r: FileReloadResult) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#file.onReload(listener);
   }
 
-  /**
-   * Re-reads the file. The outcome always reflects a read that started after this call: if a reload is in
-   * flight, one more follows it, shared by every caller that arrived meanwhile.
-   */
+  /** Re-reads the file; the outcome reflects a read that started after this call. */
   reload(): Promise<FileReloadResult> {
-    if (this.#reloading === undefined) {
-      const p = this.#doReload().finally(() => {
-        if (this.#reloading === p) this.#reloading = undefined;
-      });
-      this.#reloading = p;
-      return p;
-    }
-    this.#queued ??= this.#reloading.then(() => {
-      this.#queued = undefined;
-      return this.reload();
-    });
-    return this.#queued;
+    return this.#file.reload();
   }
 
   close(): void {
-    this.#closed = true;
-    this.#watcher?.close();
-    if (this.#statPolling) unwatchFile(this.#path);
-    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
-  }
-
-  #schedule(): void {
-    if (this.#closed) return;
-    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => {
-      this.#debounce = undefined;
-      void this.reload();
-    }, this.#o.debounceMs ?? 100);
-    this.#debounce.unref();
-  }
-
-  async #doReload(): Promise<FileReloadResult> {
-    let result: FileReloadResult;
-    let content: string;
-    try {
-      content = await readFile(this.#path, 'utf8');
-    } catch (err) {
-      content = `\0unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
-    }
-    if (this.#closed || content === this.#lastApplied) {
-      result = { outcome: 'unchanged' };
-    } else if (content === this.#lastRejected) {
-      result = { outcome: 'unchanged' };
-    } else {
-      try {
-        if (content.startsWith('\0unreadable: ')) throw new Error(`cannot read file (${content.slice(13)})`);
-        const endpoints = parseEndpointsFile(content, this.#o.namespace);
-        this.#lastApplied = content;
-        this.#lastRejected = undefined;
-        const changes = this.#o.store.replaceAll(endpoints);
-        this.#o.logger.info({ file: this.#path, endpoints: endpoints.length, changes: changes.length }, 'endpoints file reloaded');
-        result = { outcome: 'applied', endpoints: endpoints.length };
-      } catch (err) {
-        this.#lastRejected = content;
-        const error = (err as Error).message;
-        this.#o.logger.error({ file: this.#path, err: error }, 'endpoints file rejected; keeping the last good pool');
-        result = { outcome: 'rejected', error };
-      }
-    }
-    for (const l of this.#listeners) l(result);
-    return result;
+    this.#file.close();
   }
 }
