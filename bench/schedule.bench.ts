@@ -35,7 +35,7 @@ import { SingleProfileHandler } from '../src/plugins/scheduling/profile/single-p
 import { KvCacheUtilizationScorer } from '../src/plugins/scheduling/scorer/kv-cache-utilization-scorer/index.ts';
 import { PrefixCacheScorer } from '../src/plugins/scheduling/scorer/prefix-cache-scorer/index.ts';
 import { QueueScorer } from '../src/plugins/scheduling/scorer/queue-scorer/index.ts';
-import { makeEndpoint, makeHandle, makeRequest, makeSchedulingResult } from '../src/plugins/scheduling/testing.ts';
+import { makeEndpoint, makeHandle, makeRequest, makeSchedulingResult } from '../test/support/plugin-fixtures.ts';
 import { Scheduler } from '../src/runtime/scheduler.ts';
 import { Xoshiro128StarStar } from '../src/util/random.ts';
 

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { KubernetesResourceWatch, parseResourcesFile, type ResourceSet } from '../../src/datalayer/resources/index.ts';
 import { ResourcesFileWatcher } from '../../src/datalayer/resources/file.ts';
-import { RecordingLogger } from '../../src/plugins/scheduling/testing.ts';
+import { RecordingLogger } from '../support/plugin-fixtures.ts';
 import { InferenceResources } from '../../src/runtime/objectives.ts';
 import { weightedPick } from '../../src/runtime/rewrites.ts';
 import { Xoshiro128StarStar } from '../../src/util/random.ts';

@@ -15,7 +15,7 @@ import { RoundRobinFairnessPolicy } from '../../src/plugins/flowcontrol/fairness
 import { EdfOrderingPolicy } from '../../src/plugins/flowcontrol/ordering/edf-ordering-policy/index.ts';
 import { FcfsOrderingPolicy } from '../../src/plugins/flowcontrol/ordering/fcfs-ordering-policy/index.ts';
 import { StaticUsageLimitPolicy } from '../../src/plugins/flowcontrol/usagelimit/static-usage-limit-policy/index.ts';
-import { makeRequest } from '../../src/plugins/scheduling/testing.ts';
+import { makeRequest } from '../support/plugin-fixtures.ts';
 import { FlowController, type BandConfig, type FlowControlConfig } from '../../src/runtime/flowcontrol/controller.ts';
 import { flush, ManualTime } from './helpers.ts';
 

@@ -12,7 +12,7 @@ import { MaxScorePicker } from './picker/max-score-picker/index.ts';
 import { KvCacheUtilizationScorer } from './scorer/kv-cache-utilization-scorer/index.ts';
 import { PrefixCacheScorer } from './scorer/prefix-cache-scorer/index.ts';
 import { QueueScorer } from './scorer/queue-scorer/index.ts';
-import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult, names } from './testing.ts';
+import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult, names } from '../../../test/support/plugin-fixtures.ts';
 import { Xoshiro128StarStar } from '../../util/random.ts';
 
 const PROFILE: ReadonlyArray<readonly [Scorer, number]> = [

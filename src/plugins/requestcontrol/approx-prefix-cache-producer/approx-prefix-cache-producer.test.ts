@@ -12,7 +12,7 @@ import {
   makeRequest,
   makeSchedulingResult,
   type TestHandle,
-} from '../../scheduling/testing.ts';
+} from '../../../../test/support/plugin-fixtures.ts';
 import {
   APPROX_PREFIX_CACHE_PRODUCER_TYPE,
   ApproxPrefixCacheProducer,

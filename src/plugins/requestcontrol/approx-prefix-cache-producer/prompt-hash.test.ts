@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import xxhash from 'xxhash-wasm';
-import { makeRequest } from '../../scheduling/testing.ts';
+import { makeRequest } from '../../../../test/support/plugin-fixtures.ts';
 import { PromptHasher, userInput } from './prompt-hash.ts';
 
 const { h64Raw } = await xxhash();

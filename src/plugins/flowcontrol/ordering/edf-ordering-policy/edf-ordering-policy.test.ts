@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { factoryError, makeHandle } from '../../../scheduling/testing.ts';
+import { factoryError, makeHandle } from '../../../../../test/support/plugin-fixtures.ts';
 import { makeItem } from '../../testing.ts';
 import { EdfOrderingPolicy, edfOrderingPolicyFactory } from './index.ts';
 

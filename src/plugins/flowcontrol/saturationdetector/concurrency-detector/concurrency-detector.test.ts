@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import type { InFlightLoad } from '../../../../framework/attributes.ts';
 import type { PoolLoad } from '../../../../framework/flowcontrol.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names } from '../../../scheduling/testing.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names } from '../../../../../test/support/plugin-fixtures.ts';
 import { ConcurrencyDetector, concurrencyDetectorFactory } from './index.ts';
 
 function load(per: Record<string, InFlightLoad>, unbound: InFlightLoad = { requests: 0, tokens: 0 }): PoolLoad {

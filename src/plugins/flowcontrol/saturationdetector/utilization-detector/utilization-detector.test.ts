@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names } from '../../../scheduling/testing.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names } from '../../../../../test/support/plugin-fixtures.ts';
 import { UtilizationDetector, utilizationDetectorFactory } from './index.ts';
 
 describe('utilization-detector', () => {

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { InFlightLoadKey, PrefixCacheMatchInfoKey } from '../../../../framework/attributes.ts';
 import type { Candidate } from '../../../../framework/scheduling.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../testing.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../../../../test/support/plugin-fixtures.ts';
 import { BOUNDED_PREFIX_AFFINITY_FILTER_TYPE, BoundedPrefixAffinityFilter, boundedPrefixAffinityFilterFactory } from './index.ts';
 
 interface Spec {

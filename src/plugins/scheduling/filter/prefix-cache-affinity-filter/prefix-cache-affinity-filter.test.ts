@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { LatencyPredictionInfoKey, PrefixCacheMatchInfoKey } from '../../../../framework/attributes.ts';
 import type { Candidate } from '../../../../framework/scheduling.ts';
 import { Xoshiro128StarStar } from '../../../../util/random.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names } from '../../testing.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names } from '../../../../../test/support/plugin-fixtures.ts';
 import {
   PREFIX_CACHE_AFFINITY_FILTER_TYPE,
   PrefixCacheAffinityFilter,

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { Xoshiro128StarStar } from '../../../../util/random.ts';
-import { factoryError, makeHandle, makeScored, names } from '../../testing.ts';
+import { factoryError, makeHandle, makeScored, names } from '../../../../../test/support/plugin-fixtures.ts';
 import { RANDOM_PICKER_TYPE, RandomPicker, randomPickerFactory } from './index.ts';
 
 describe('random-picker', () => {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import type { ProfileRunResult, SchedulingProfile } from '../../../../framework/scheduling.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../testing.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../../../../test/support/plugin-fixtures.ts';
 import { SINGLE_PROFILE_HANDLER_TYPE, SingleProfileHandler, singleProfileHandlerFactory } from './index.ts';
 
 const profiles = (...names: string[]) => new Map<string, SchedulingProfile>(names.map((name) => [name, { name }]));

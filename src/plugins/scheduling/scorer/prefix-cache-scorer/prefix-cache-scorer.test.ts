@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { PrefixCacheMatchInfoKey } from '../../../../framework/attributes.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../testing.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../../../../test/support/plugin-fixtures.ts';
 import { PREFIX_CACHE_SCORER_TYPE, PrefixCacheScorer, prefixCacheScorerFactory } from './index.ts';
 
 const withMatch = (name: string, match?: { matchBlocks: number; totalBlocks: number }) =>

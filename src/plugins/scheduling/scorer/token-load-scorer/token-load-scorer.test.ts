@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { InFlightLoadKey } from '../../../../framework/attributes.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../testing.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../../../../test/support/plugin-fixtures.ts';
 import { DEFAULT_QUEUE_THRESHOLD_TOKENS, TOKEN_LOAD_SCORER_TYPE, TokenLoadScorer, tokenLoadScorerFactory } from './index.ts';
 
 const withLoad = (name: string, tokens: number | undefined) =>

@@ -3,12 +3,12 @@
  * plugin handle with a seeded random source, a manual clock and a logger that records what it was told.
  * Used only by `*.test.ts` files and the scheduling benchmark; never imported by a plugin.
  */
-import type { Endpoint, EndpointMetrics } from '../../framework/datalayer.ts';
-import { EMPTY_METRICS, joinHostPort } from '../../framework/datalayer.ts';
-import type { Clock, Logger, Plugin, PluginHandle, RandomSource } from '../../framework/plugin.ts';
-import type { ApiType, InferenceRequest } from '../../framework/request.ts';
-import type { Candidate, ProfileRunResult, ScoredCandidate, SchedulingResult } from '../../framework/scheduling.ts';
-import { Xoshiro128StarStar } from '../../util/random.ts';
+import type { Endpoint, EndpointMetrics } from '../../src/framework/datalayer.ts';
+import { EMPTY_METRICS, joinHostPort } from '../../src/framework/datalayer.ts';
+import type { Clock, Logger, Plugin, PluginHandle, RandomSource } from '../../src/framework/plugin.ts';
+import type { ApiType, InferenceRequest } from '../../src/framework/request.ts';
+import type { Candidate, ProfileRunResult, ScoredCandidate, SchedulingResult } from '../../src/framework/scheduling.ts';
+import { Xoshiro128StarStar } from '../../src/util/random.ts';
 
 export interface EndpointOptions {
   readonly address?: string;
