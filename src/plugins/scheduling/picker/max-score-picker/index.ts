@@ -5,22 +5,13 @@
  * in one pass: keep the best so far and, on the k-th tie, take the newcomer with probability 1/k (reservoir
  * sampling), which picks uniformly among the maxima without allocating and draws randomness only on ties.
  */
-import { z } from 'zod';
 import { parsePluginParameters } from '../../../../framework/params.ts';
+import { DEFAULT_MAX_NUM_OF_ENDPOINTS, pickerParametersSchema } from '../picker-parameters.ts';
 import type { PluginFactory, RandomSource, TypedName } from '../../../../framework/plugin.ts';
 import type { CycleState, Picker, ProfileRunResult, ScoredCandidate } from '../../../../framework/scheduling.ts';
 import { randomIndex, shuffleInPlace } from '../../../../util/random.ts';
 
 export const MAX_SCORE_PICKER_TYPE = 'max-score-picker';
-export const DEFAULT_MAX_NUM_OF_ENDPOINTS = 1;
-
-const parametersSchema = z.strictObject({
-  maxNumOfEndpoints: z
-    .number({ error: 'expected an integer >= 1' })
-    .int('expected an integer >= 1')
-    .min(1, 'expected an integer >= 1')
-    .default(DEFAULT_MAX_NUM_OF_ENDPOINTS),
-});
 
 export class MaxScorePicker implements Picker {
   readonly typedName: TypedName;
@@ -63,6 +54,6 @@ export class MaxScorePicker implements Picker {
 
 export const maxScorePickerFactory: PluginFactory = (name, parameters, handle) => {
   const typedName = { type: MAX_SCORE_PICKER_TYPE, name };
-  const params = parsePluginParameters(typedName, parametersSchema, parameters);
+  const params = parsePluginParameters(typedName, pickerParametersSchema, parameters);
   return new MaxScorePicker(name, handle.random, params.maxNumOfEndpoints);
 };

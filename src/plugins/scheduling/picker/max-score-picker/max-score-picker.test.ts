@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { Xoshiro128StarStar } from '../../../../util/random.ts';
 import { factoryError, makeHandle, makeScored, names } from '../../../../../test/support/plugin-fixtures.ts';
-import { DEFAULT_MAX_NUM_OF_ENDPOINTS, MAX_SCORE_PICKER_TYPE, MaxScorePicker, maxScorePickerFactory } from './index.ts';
+import { MAX_SCORE_PICKER_TYPE, MaxScorePicker, maxScorePickerFactory } from './index.ts';
+import { DEFAULT_MAX_NUM_OF_ENDPOINTS } from '../picker-parameters.ts';
 
 const RUNS = 3000;
 

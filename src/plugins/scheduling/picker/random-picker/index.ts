@@ -2,22 +2,13 @@
  * `random-picker`: `maxNumOfEndpoints` distinct candidates chosen uniformly at random, ignoring scores
  * (epp-spec §3.2).
  */
-import { z } from 'zod';
 import { parsePluginParameters } from '../../../../framework/params.ts';
+import { DEFAULT_MAX_NUM_OF_ENDPOINTS, pickerParametersSchema } from '../picker-parameters.ts';
 import type { PluginFactory, RandomSource, TypedName } from '../../../../framework/plugin.ts';
 import type { Candidate, CycleState, Picker, ProfileRunResult, ScoredCandidate } from '../../../../framework/scheduling.ts';
 import { sampleIndices } from '../../../../util/random.ts';
 
 export const RANDOM_PICKER_TYPE = 'random-picker';
-export const DEFAULT_MAX_NUM_OF_ENDPOINTS = 1;
-
-const parametersSchema = z.strictObject({
-  maxNumOfEndpoints: z
-    .number({ error: 'expected an integer >= 1' })
-    .int('expected an integer >= 1')
-    .min(1, 'expected an integer >= 1')
-    .default(DEFAULT_MAX_NUM_OF_ENDPOINTS),
-});
 
 export class RandomPicker implements Picker {
   readonly typedName: TypedName;
@@ -41,6 +32,6 @@ export class RandomPicker implements Picker {
 
 export const randomPickerFactory: PluginFactory = (name, parameters, handle) => {
   const typedName = { type: RANDOM_PICKER_TYPE, name };
-  const params = parsePluginParameters(typedName, parametersSchema, parameters);
+  const params = parsePluginParameters(typedName, pickerParametersSchema, parameters);
   return new RandomPicker(name, handle.random, params.maxNumOfEndpoints);
 };

@@ -6,21 +6,12 @@
  * The rotation is a counter over picks, taken modulo the current candidate count, so endpoints joining or
  * leaving the pool shift the rotation but never stall it.
  */
-import { z } from 'zod';
 import { parsePluginParameters } from '../../../../framework/params.ts';
+import { DEFAULT_MAX_NUM_OF_ENDPOINTS, pickerParametersSchema } from '../picker-parameters.ts';
 import type { PluginFactory, TypedName } from '../../../../framework/plugin.ts';
 import type { Candidate, CycleState, Picker, ProfileRunResult, ScoredCandidate } from '../../../../framework/scheduling.ts';
 
 export const ROUND_ROBIN_PICKER_TYPE = 'round-robin-picker';
-export const DEFAULT_MAX_NUM_OF_ENDPOINTS = 1;
-
-const parametersSchema = z.strictObject({
-  maxNumOfEndpoints: z
-    .number({ error: 'expected an integer >= 1' })
-    .int('expected an integer >= 1')
-    .min(1, 'expected an integer >= 1')
-    .default(DEFAULT_MAX_NUM_OF_ENDPOINTS),
-});
 
 const byName = (a: ScoredCandidate, b: ScoredCandidate): number => {
   const x = a.candidate.endpoint.metadata.name;
@@ -52,6 +43,6 @@ export class RoundRobinPicker implements Picker {
 }
 
 export const roundRobinPickerFactory: PluginFactory = (name, parameters) => {
-  const params = parsePluginParameters({ type: ROUND_ROBIN_PICKER_TYPE, name }, parametersSchema, parameters);
+  const params = parsePluginParameters({ type: ROUND_ROBIN_PICKER_TYPE, name }, pickerParametersSchema, parameters);
   return new RoundRobinPicker(name, params.maxNumOfEndpoints);
 };

@@ -7,24 +7,15 @@
  * underflow to a key of 0 and lose their chance. Candidates with score ≤ 0 never beat a positive one; they
  * fill remaining slots in random order. When no score is positive the picker behaves like `random-picker`.
  */
-import { z } from 'zod';
 import { parsePluginParameters } from '../../../../framework/params.ts';
+import { DEFAULT_MAX_NUM_OF_ENDPOINTS, pickerParametersSchema } from '../picker-parameters.ts';
 import type { PluginFactory, RandomSource, TypedName } from '../../../../framework/plugin.ts';
 import type { Candidate, CycleState, Picker, ProfileRunResult, ScoredCandidate } from '../../../../framework/scheduling.ts';
 import { sampleIndices, shuffleInPlace } from '../../../../util/random.ts';
 
 export const WEIGHTED_RANDOM_PICKER_TYPE = 'weighted-random-picker';
-export const DEFAULT_MAX_NUM_OF_ENDPOINTS = 1;
 /** Substitute for u = 0 (upstream's constant), so ln(u) stays finite. */
 const MIN_UNIFORM = 1e-10;
-
-const parametersSchema = z.strictObject({
-  maxNumOfEndpoints: z
-    .number({ error: 'expected an integer >= 1' })
-    .int('expected an integer >= 1')
-    .min(1, 'expected an integer >= 1')
-    .default(DEFAULT_MAX_NUM_OF_ENDPOINTS),
-});
 
 export class WeightedRandomPicker implements Picker {
   readonly typedName: TypedName;
@@ -77,6 +68,6 @@ export class WeightedRandomPicker implements Picker {
 
 export const weightedRandomPickerFactory: PluginFactory = (name, parameters, handle) => {
   const typedName = { type: WEIGHTED_RANDOM_PICKER_TYPE, name };
-  const params = parsePluginParameters(typedName, parametersSchema, parameters);
+  const params = parsePluginParameters(typedName, pickerParametersSchema, parameters);
   return new WeightedRandomPicker(name, handle.random, params.maxNumOfEndpoints);
 };
