@@ -8,7 +8,7 @@ import type { DataSource, ExtractOutcome, Extractor, MetricsDraft, PollOptions }
 import { CollectorSet } from '../../src/datalayer/collector.ts';
 import { Datastore } from '../../src/datalayer/datastore.ts';
 import { ManualTicker } from '../../src/datalayer/ticker.ts';
-import { CapturingLogger, ManualClock } from './helpers.ts';
+import { RecordingLogger, ManualClock } from './helpers.ts';
 
 type Step = { value: number } | { error: string } | 'hang';
 
@@ -55,7 +55,7 @@ function setup(pollTimeoutMs = 1000) {
   const store = new Datastore();
   const clock = new ManualClock();
   const ticker = new ManualTicker();
-  const logger = new CapturingLogger();
+  const logger = new RecordingLogger();
   const source = new ScriptedSource();
   const extractor = new QueueExtractor();
   const collectors = new CollectorSet({

@@ -11,7 +11,7 @@ import {
 } from '../../src/plugins/datalayer/extractor/core-metrics-extractor/index.ts';
 import { parseMetricSpec } from '../../src/plugins/datalayer/extractor/core-metrics-extractor/metric-spec.ts';
 import { parsePrometheusText, parseSelectedFamilies } from '../../src/plugins/datalayer/source/metrics-data-source/prometheus-text.ts';
-import { CapturingLogger, testHandle } from './helpers.ts';
+import { RecordingLogger, testHandle } from './helpers.ts';
 
 const FIXTURES = new URL('../fixtures/metrics/', import.meta.url);
 
@@ -70,7 +70,7 @@ for (const [engine, want] of Object.entries(GOLDEN)) {
 }
 
 test('no label, empty label and unknown engine use defaultEngine (unknown warned once)', () => {
-  const logger = new CapturingLogger();
+  const logger = new RecordingLogger();
   const x = coreMetricsExtractorFactory('x', { defaultEngine: 'sglang' }, testHandle(logger)) as CoreMetricsExtractor;
   assert.equal(x.mappingFor(endpoint()).engine, 'sglang');
   assert.equal(x.mappingFor(endpoint({ [DEFAULT_ENGINE_LABEL_KEY]: '' })).engine, 'sglang');

@@ -10,7 +10,7 @@ import { startDataLayer, ManualTicker } from '../../src/datalayer/index.ts';
 import { EppConfigError } from '../../src/framework/errors.ts';
 import { coreMetricsExtractorFactory } from '../../src/plugins/datalayer/extractor/core-metrics-extractor/index.ts';
 import { metricsDataSourceFactory } from '../../src/plugins/datalayer/source/metrics-data-source/index.ts';
-import { CapturingLogger, eventually, FakeModelServer, ManualClock, testHandle } from './helpers.ts';
+import { RecordingLogger, eventually, FakeModelServer, ManualClock, testHandle } from './helpers.ts';
 
 const VLLM = readFileSync(new URL('../fixtures/metrics/vllm.prom', import.meta.url), 'utf8');
 const withQueue = (n: number): string => VLLM.replace(/^(vllm:num_requests_waiting\{[^}]*\}) 3\.0$/m, `$1 ${n}.0`);
@@ -26,7 +26,7 @@ test('faults: down, slow, garbage, 500 → stale; healthy stays fresh; all recov
   for (const s of Object.values(servers)) await s.start();
   const clock = new ManualClock();
   const ticker = new ManualTicker();
-  const logger = new CapturingLogger();
+  const logger = new RecordingLogger();
   const dl = await startDataLayer({
     static: names.map((n) => servers[n].hostPort),
     refreshIntervalMs: 50,
@@ -90,7 +90,7 @@ test('faults: down, slow, garbage, 500 → stale; healthy stays fresh; all recov
 });
 
 test('startDataLayer validates its inputs', async () => {
-  const base = { sources: sources(), logger: new CapturingLogger(), clock: new ManualClock(), ticker: new ManualTicker() };
+  const base = { sources: sources(), logger: new RecordingLogger(), clock: new ManualClock(), ticker: new ManualTicker() };
   await assert.rejects(startDataLayer({ ...base }), /exactly one endpoint discovery mode/);
   await assert.rejects(startDataLayer({ ...base, static: ['1.2.3.4:80'], endpointsFile: '/x' }), /exactly one endpoint discovery mode/);
   await assert.rejects(startDataLayer({ ...base, static: ['1.2.3.4:80'], sources: [] }), /no data sources configured/);
@@ -106,7 +106,7 @@ test('startDataLayer validates its inputs', async () => {
 
 test('static endpoints: names, IPv6, refresh interval default; close rejects a pending whenReady never', async () => {
   const ticker = new ManualTicker();
-  const dl = await startDataLayer({ static: ['10.0.0.1:8000,[fd00::2]:8001', 'host.example:9000'], refreshIntervalMs: 0, sources: sources(), logger: new CapturingLogger(), clock: new ManualClock(), ticker });
+  const dl = await startDataLayer({ static: ['10.0.0.1:8000,[fd00::2]:8001', 'host.example:9000'], refreshIntervalMs: 0, sources: sources(), logger: new RecordingLogger(), clock: new ManualClock(), ticker });
   assert.deepEqual(dl.store.endpoints().map((e) => [e.metadata.name, e.hostPort, e.metadata.metricsHost]), [
     ['10.0.0.1:8000', '10.0.0.1:8000', '10.0.0.1:8000'],
     ['[fd00::2]:8001', '[fd00::2]:8001', '[fd00::2]:8001'],

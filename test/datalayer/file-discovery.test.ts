@@ -9,7 +9,7 @@ import { startDataLayer, ManualTicker } from '../../src/datalayer/index.ts';
 import { EppConfigError } from '../../src/framework/errors.ts';
 import { coreMetricsExtractorFactory } from '../../src/plugins/datalayer/extractor/core-metrics-extractor/index.ts';
 import { metricsDataSourceFactory } from '../../src/plugins/datalayer/source/metrics-data-source/index.ts';
-import { CapturingLogger, ManualClock, testHandle, waitFor } from './helpers.ts';
+import { RecordingLogger, ManualClock, testHandle, waitFor } from './helpers.ts';
 
 const GOOD = `endpoints:
   - address: 10.0.0.1
@@ -81,7 +81,7 @@ test('parses YAML and JSON; defaults name/podName/metricsHost; rejects bad conte
 test('edits apply without restart; invalid edits are rejected with one error and the last good pool kept', async (t) => {
   const path = tmpFile(GOOD);
   const store = new Datastore();
-  const logger = new CapturingLogger();
+  const logger = new RecordingLogger();
   const d = new EndpointsFileDiscovery({ path, namespace: 'ns', store, logger, statPollIntervalMs: 0, debounceMs: 5 });
   t.after(() => d.close());
   await d.start();
@@ -121,7 +121,7 @@ test('edits apply without restart; invalid edits are rejected with one error and
 test('startDataLayer: invalid file at startup is a config error; valid file makes the pool known', async (t) => {
   const base = {
     sources: [{ source: metricsDataSourceFactory('m', undefined, testHandle()), extractors: [coreMetricsExtractorFactory('c', undefined, testHandle())] }],
-    logger: new CapturingLogger(),
+    logger: new RecordingLogger(),
     clock: new ManualClock(),
     ticker: new ManualTicker(),
   };

@@ -1,67 +1,12 @@
-/** Test doubles for the data layer: a capturing logger, a manual clock, a programmable fake model server. */
+/** Test helpers for the data layer: a programmable fake model server, a plugin handle, waiting helpers. */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Clock, Logger, PluginHandle } from '../../src/framework/plugin.ts';
+import { ManualClock, RecordingLogger } from '../support/doubles.ts';
 
-export interface LogEntry {
-  readonly level: 'error' | 'warn' | 'info' | 'debug' | 'trace';
-  readonly msg: string;
-  readonly obj: Record<string, unknown>;
-}
+export { ManualClock, RecordingLogger } from '../support/doubles.ts';
 
-/** A Logger that records every call (children share the record and add their bindings). */
-export class CapturingLogger implements Logger {
-  readonly entries: LogEntry[];
-  readonly #bindings: Record<string, unknown>;
-  constructor(entries: LogEntry[] = [], bindings: Record<string, unknown> = {}) {
-    this.entries = entries;
-    this.#bindings = bindings;
-  }
-  #log(level: LogEntry['level'], a: object | string, b?: string): void {
-    if (typeof a === 'string') this.entries.push({ level, msg: a, obj: { ...this.#bindings } });
-    else this.entries.push({ level, msg: b ?? '', obj: { ...this.#bindings, ...(a as Record<string, unknown>) } });
-  }
-  error(a: object | string, b?: string): void {
-    this.#log('error', a, b);
-  }
-  warn(a: object | string, b?: string): void {
-    this.#log('warn', a, b);
-  }
-  info(a: object | string, b?: string): void {
-    this.#log('info', a, b);
-  }
-  debug(a: object | string, b?: string): void {
-    this.#log('debug', a, b);
-  }
-  trace(a: object | string, b?: string): void {
-    this.#log('trace', a, b);
-  }
-  child(bindings: Record<string, unknown>): Logger {
-    return new CapturingLogger(this.entries, { ...this.#bindings, ...bindings });
-  }
-  isLevelEnabled(): boolean {
-    return true;
-  }
-  /** Entries at `level` whose message contains `text`. */
-  count(level: LogEntry['level'], text: string): number {
-    return this.entries.filter((e) => e.level === level && e.msg.includes(text)).length;
-  }
-}
-
-export class ManualClock implements Clock {
-  #now: number;
-  constructor(start = 1_700_000_000_000) {
-    this.#now = start;
-  }
-  now(): number {
-    return this.#now;
-  }
-  advance(ms: number): void {
-    this.#now += ms;
-  }
-}
-
-export function testHandle(logger: Logger = new CapturingLogger(), clock: Clock = new ManualClock()): PluginHandle {
+export function testHandle(logger: Logger = new RecordingLogger(), clock: Clock = new ManualClock()): PluginHandle {
   return {
     logger,
     clock,

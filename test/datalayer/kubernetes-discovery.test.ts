@@ -8,7 +8,7 @@ import { Datastore } from '../../src/datalayer/datastore.ts';
 import { KubernetesDiscovery, podEndpoints, poolSpecFrom } from '../../src/datalayer/discovery/kubernetes.ts';
 import { EppConfigError } from '../../src/framework/errors.ts';
 import { FakeKubeApiServer, INFERENCE_POOLS, makeInferencePool, makePod, PODS } from '../support/fake-kube-apiserver.ts';
-import { CapturingLogger, waitFor } from './helpers.ts';
+import { RecordingLogger, waitFor } from './helpers.ts';
 import type { V1Pod } from '@kubernetes/client-node';
 
 const NS = 'inference';
@@ -17,7 +17,7 @@ const APP = { app: 'vllm-llama' };
 interface Harness {
   api: FakeKubeApiServer;
   store: Datastore;
-  logger: CapturingLogger;
+  logger: RecordingLogger;
   discovery: KubernetesDiscovery;
   /** Resolves when the store satisfies `pred` (checked on each membership or readiness change). */
   until(pred: (s: Datastore) => boolean, what: string): Promise<void>;
@@ -28,7 +28,7 @@ async function harness(t: { after(fn: () => Promise<void> | void): void }, opts:
   const api = new FakeKubeApiServer();
   await api.start();
   const store = new Datastore();
-  const logger = new CapturingLogger();
+  const logger = new RecordingLogger();
   const discovery = new KubernetesDiscovery(
     {
       poolNamespace: NS,
@@ -231,7 +231,7 @@ test('standalone mode: selector + target ports from flags, metrics port override
 
 test('option validation', () => {
   const store = new Datastore();
-  const logger = new CapturingLogger();
+  const logger = new RecordingLogger();
   const mk = (o: Record<string, unknown>) => new KubernetesDiscovery({ poolNamespace: 'ns', kubeconfig: '/dev/null', ...o }, store, logger);
   assert.throws(() => mk({}), /either pool-name or endpoint-selector must be set/);
   assert.throws(() => mk({ poolName: 'a', endpointSelector: 'a=b' }), /either pool-name or endpoint-selector/);

@@ -3,9 +3,10 @@
  * plugin handle with a seeded random source, a manual clock and a logger that records what it was told.
  * Used only by `*.test.ts` files and the scheduling benchmark; never imported by a plugin.
  */
+import { ManualClock, RecordingLogger } from './doubles.ts';
 import type { Endpoint, EndpointMetrics } from '../../src/framework/datalayer.ts';
 import { EMPTY_METRICS, joinHostPort } from '../../src/framework/datalayer.ts';
-import type { Clock, Logger, Plugin, PluginHandle, RandomSource } from '../../src/framework/plugin.ts';
+import type { Plugin, PluginHandle, RandomSource } from '../../src/framework/plugin.ts';
 import type { ApiType, InferenceRequest } from '../../src/framework/request.ts';
 import type { Candidate, ProfileRunResult, ScoredCandidate, SchedulingResult } from '../../src/framework/scheduling.ts';
 import { Xoshiro128StarStar } from '../../src/util/random.ts';
@@ -90,62 +91,7 @@ export function makeSchedulingResult(
   return { profileResults, primaryProfileName: primary ?? first ?? 'default' };
 }
 
-export interface LogRecord {
-  readonly level: 'error' | 'warn' | 'info' | 'debug' | 'trace';
-  readonly msg: string;
-  readonly obj: object | undefined;
-}
-
-/** A logger that records every call (all levels enabled). */
-export class RecordingLogger implements Logger {
-  readonly records: LogRecord[];
-  constructor(records: LogRecord[] = []) {
-    this.records = records;
-  }
-  #log(level: LogRecord['level'], a: object | string, b?: string): void {
-    if (typeof a === 'string') this.records.push({ level, msg: a, obj: undefined });
-    else this.records.push({ level, msg: b ?? '', obj: a });
-  }
-  error(a: object | string, b?: string): void {
-    this.#log('error', a, b);
-  }
-  warn(a: object | string, b?: string): void {
-    this.#log('warn', a, b);
-  }
-  info(a: object | string, b?: string): void {
-    this.#log('info', a, b);
-  }
-  debug(a: object | string, b?: string): void {
-    this.#log('debug', a, b);
-  }
-  trace(a: object | string, b?: string): void {
-    this.#log('trace', a, b);
-  }
-  child(): Logger {
-    return new RecordingLogger(this.records);
-  }
-  isLevelEnabled(): boolean {
-    return true;
-  }
-  /** Messages (with their object rendered as JSON) logged at `level`. */
-  messages(level: LogRecord['level']): string[] {
-    return this.records.filter((r) => r.level === level).map((r) => `${r.msg} ${r.obj === undefined ? '' : JSON.stringify(r.obj)}`.trim());
-  }
-}
-
-/** A clock that only moves when told. */
-export class ManualClock implements Clock {
-  #nowMs: number;
-  constructor(startMs = 1_700_000_000_000) {
-    this.#nowMs = startMs;
-  }
-  now(): number {
-    return this.#nowMs;
-  }
-  advance(ms: number): void {
-    this.#nowMs += ms;
-  }
-}
+export { ManualClock, RecordingLogger };
 
 export interface TestHandle extends PluginHandle {
   readonly logger: RecordingLogger;
