@@ -7,6 +7,7 @@ import type { Plugin, PluginFactory } from '../../src/framework/plugin.ts';
 import type { Outcome, ResponseChunk, ResponseInfo } from '../../src/framework/requestcontrol.ts';
 import type { RunningEpp } from '../../src/server/epp.ts';
 import { FakeEnvoy, setHeaders, streamedBody, type EnvoyStream } from '../support/fake-envoy.ts';
+import type { ProcessingResponse } from '../../src/gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
 import { configText, POOL, startTestEpp } from '../support/epp.ts';
 
 const CHAT = JSON.stringify({ model: 'm1', stream: true, messages: [{ role: 'user', content: 'héllo wörld' }] });
@@ -53,6 +54,26 @@ async function routeStreaming(s: EnvoyStream, headers: Record<string, string> = 
   s.requestBody(CHAT, true);
   const [hdr, body] = await s.nextN(2);
   return { hdr: hdr!, body: body! };
+}
+
+/** Response headers of an SSE stream, and their reply. */
+async function openSse(s: EnvoyStream): Promise<void> {
+  s.responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' });
+  await s.next();
+}
+
+/** `n` intermediate SSE chunks, each sent after the previous chunk's reply arrived (as Envoy does). */
+async function streamChunks(s: EnvoyStream, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    s.responseBody(sse(i), false);
+    await s.next();
+  }
+}
+
+/** An empty final chunk; resolves to its reply. */
+function finishStream(s: EnvoyStream): Promise<ProcessingResponse> {
+  s.responseBody('', true);
+  return s.next();
 }
 
 function sse(i: number): string {
@@ -242,12 +263,8 @@ describe('ext_proc server', () => {
     reset();
     const s = envoy.open();
     await routeStreaming(s);
-    s.responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' });
-    await s.next();
-    for (let i = 0; i < 5; i++) {
-      s.responseBody(sse(i), false);
-      await s.next();
-    }
+    await openSse(s);
+    await streamChunks(s, 5);
     s.cancel();
     await s.ended;
     await epp.server.whenIdle();
@@ -287,14 +304,9 @@ describe('ext_proc server', () => {
     const before = await counter(epp, 'epp_response_hook_errors_total');
     const s = envoy.open();
     await routeStreaming(s);
-    s.responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' });
-    await s.next();
-    for (let i = 0; i < 3; i++) {
-      s.responseBody(sse(i), false);
-      await s.next();
-    }
-    s.responseBody('', true);
-    const last = await s.next();
+    await openSse(s);
+    await streamChunks(s, 3);
+    const last = await finishStream(s);
     assert.equal(streamedBody(last).endOfStream, true);
     assert.equal((await counter(epp, 'epp_response_hook_errors_total')) - before, 4);
     assert.equal(rec.outcomes[0]?.kind, 'success');
@@ -308,14 +320,9 @@ describe('ext_proc server', () => {
     const before = await counter(epp, 'epp_response_hook_timeouts_total');
     const s = envoy.open();
     await routeStreaming(s);
-    s.responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' });
-    await s.next();
-    for (let i = 0; i < 3; i++) {
-      s.responseBody(sse(i), false);
-      await s.next();
-    }
-    s.responseBody('', true);
-    const last = await s.next();
+    await openSse(s);
+    await streamChunks(s, 3);
+    const last = await finishStream(s);
     assert.equal(streamedBody(last).endOfStream, true);
     assert.equal((await counter(epp, 'epp_response_hook_timeouts_total')) - before, 1);
     assert.equal(rec.outcomes[0]?.kind, 'success');
