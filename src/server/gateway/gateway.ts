@@ -59,6 +59,7 @@ export class Gateway {
   readonly #agent: http.Agent;
   readonly #catalog: ModelCatalog;
   readonly #open = new Set<ServerResponse>();
+  #idleWaiters: Array<() => void> = [];
 
   constructor(options: GatewayOptions) {
     this.#o = options;
@@ -84,8 +85,17 @@ export class Gateway {
   async close(graceMs: number): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
-    const deadline = Date.now() + graceMs;
-    while (this.#open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (this.#open.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+          timer.unref();
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     for (const res of this.#open) res.destroy();
     this.#server.closeAllConnections();
     this.#agent.destroy();
@@ -124,6 +134,7 @@ export class Gateway {
     let upstreamReq: http.ClientRequest | undefined;
     res.on('close', () => {
       this.#open.delete(res);
+      if (this.#open.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
       o.metrics.activeStreams.dec({ data_plane: 'gateway' });
       if (!res.writableFinished) {
         abort.abort(new Error('client disconnected'));
