@@ -11,7 +11,7 @@ import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
 import { EppError, toError } from '../framework/errors.ts';
 import type { Parser } from '../framework/parser.ts';
 import type { Logger, RandomSource } from '../framework/plugin.ts';
-import type { InferenceRequest, ParsedRequestBody } from '../framework/request.ts';
+import type { InferenceRequest } from '../framework/request.ts';
 import type { Candidate, SchedulingResult } from '../framework/scheduling.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import { isThenable } from '../util/deferred.ts';
@@ -319,4 +319,3 @@ export class Director {
   }
 }
 
-export type { ParsedRequestBody };

@@ -3,7 +3,7 @@
  * Registration closes when the EPP starts (`freeze()`): the set of types and hooks never changes afterwards.
  */
 import type { PluginFactory } from '../framework/plugin.ts';
-import { BUILTIN_PLUGINS, type PluginTypeRegistration } from '../plugins/register.ts';
+import { BUILTIN_PLUGINS } from '../plugins/register.ts';
 
 const TYPE_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
@@ -54,4 +54,3 @@ export class PluginRegistry {
   }
 }
 
-export type { PluginTypeRegistration };

@@ -17,7 +17,6 @@
 import type { JsonObject } from '@bufbuild/protobuf';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import type { Endpoint } from '../../framework/datalayer.ts';
 import { EppError, toError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
 import type { HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
@@ -433,4 +432,3 @@ function toEppError(err: unknown): EppError {
   return new EppError('Internal', e.message, { cause: e });
 }
 
-export type { Endpoint };
