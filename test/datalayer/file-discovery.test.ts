@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Datastore } from '../../src/datalayer/datastore.ts';
@@ -10,6 +10,7 @@ import { EppConfigError } from '../../src/framework/errors.ts';
 import { coreMetricsExtractorFactory } from '../../src/plugins/datalayer/extractor/core-metrics-extractor/index.ts';
 import { metricsDataSourceFactory } from '../../src/plugins/datalayer/source/metrics-data-source/index.ts';
 import { RecordingLogger, ManualClock, testHandle, waitFor } from './helpers.ts';
+import { replaceAtomically } from '../support/files.ts';
 
 const GOOD = `endpoints:
   - address: 10.0.0.1
@@ -21,11 +22,6 @@ const GOOD = `endpoints:
     metricsPath: /prom
     name: node2-gpu0
 `;
-
-function replaceAtomically(path: string, content: string): void {
-  writeFileSync(`${path}.tmp`, content);
-  renameSync(`${path}.tmp`, path);
-}
 
 function tmpFile(content: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'epp-endpoints-'));
