@@ -114,10 +114,12 @@ const encoder = new TextEncoder();
 export class Director {
   readonly #o: DirectorOptions;
   readonly #live = new Set<ResponseStream>();
+  #idleWaiters: Array<() => void> = [];
   readonly #responseCtx;
   readonly #onSettled = (s: ResponseStream): void => {
     if (this.#live.delete(s)) this.#o.metrics.runningRequests.dec({ model_name: s.info.request.incomingModel });
     this.#o.admission?.released?.(s.info.request);
+    if (this.#live.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
   };
 
   constructor(options: DirectorOptions) {
@@ -134,6 +136,16 @@ export class Director {
   /** Response streams whose completion has not finished yet. Zero when idle: nothing leaks per stream. */
   get liveResponseStreams(): number {
     return this.#live.size;
+  }
+
+  /**
+   * Resolves once `liveResponseStreams` is zero: every scheduled request's completion has run, its running-requests
+   * gauge is decremented and admission has released it. Resolves at once when already idle. For shutdown and leak
+   * checks that must wait for the (asynchronous) end of completions rather than poll.
+   */
+  whenIdle(): Promise<void> {
+    if (this.#live.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }
 
   get store(): EndpointStore {

@@ -14,6 +14,7 @@ import { EMPTY_METRICS } from '../../src/framework/datalayer.ts';
 import { FakeEnvoy } from '../support/fake-envoy.ts';
 import { fixedStore, startTestEpp } from '../support/epp.ts';
 import { chatBody, CHAT_PATH, fullStreamedRequest, http } from '../observability/helpers.ts';
+import { within } from '../support/wait.ts';
 
 const GOLDEN = new URL('./metrics.golden.prom', import.meta.url);
 const TIMING_FAMILIES = /^(\w+_seconds|epp_response_queue_depth)(_bucket|_sum)\b/;
@@ -66,7 +67,8 @@ test('/metrics after a fixed scenario matches the golden file', async () => {
     c.cancel();
     await c.ended;
     await epp.server.whenIdle();
-    while (epp.director.liveResponseStreams > 0) await new Promise((r) => setTimeout(r, 5));
+    // Completions (and the gauges they update) may finish after their stream closed: wait for the last one.
+    await within(epp.director.whenIdle(), 'response streams to complete');
     epp.observability.refreshPoolGauges();
 
     const actual = normalizeExposition((await http(epp.metricsPort as number, '/metrics')).body);

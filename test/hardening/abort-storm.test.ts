@@ -12,6 +12,7 @@ import { startTestEpp } from '../support/epp.ts';
 import { http, sampleValue } from '../observability/helpers.ts';
 import { RawExtProcClient } from './raw-ext-proc.ts';
 import { runStorm } from './storm.ts';
+import { within } from '../support/wait.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -43,7 +44,7 @@ test('4,000 streams, 80 % cancelled at random points: zero live state, exactly-o
     // Streams the server lost with their connection (rapid-reset protection) are aborted streams too.
     assert.ok(totals.aborted + totals.lost > 2500, `aborted ${totals.aborted}, lost ${totals.lost}`);
 
-    for (let i = 0; i < 200 && epp.director.liveResponseStreams > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await within(epp.director.whenIdle(), 'every response stream to complete');
     assert.equal(epp.server.openStreams, 0);
     assert.equal(epp.director.liveResponseStreams, 0);
     const text = (await http(epp.metricsPort as number, '/metrics')).body;

@@ -197,7 +197,7 @@ async function runScenario(sc: Scenario): Promise<void> {
 
 async function assertNoLiveState(): Promise<void> {
   await withBound(epp.server.whenIdle(), 'server idle');
-  for (let i = 0; i < 200 && epp.director.liveResponseStreams > 0; i++) await new Promise((r) => setTimeout(r, 5));
+  await withBound(epp.director.whenIdle(), 'live response streams');
   assert.equal(epp.server.openStreams, 0, 'open ext_proc streams');
   assert.equal(epp.director.liveResponseStreams, 0, 'live response streams');
   const text = (await http(epp.metricsPort as number, '/metrics')).body;
