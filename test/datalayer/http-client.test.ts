@@ -10,6 +10,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createServer as createTlsServer } from 'node:tls';
 import { generateSelfSignedCertificate } from '../../src/server/tls.ts';
 import { ScrapeClient, ScrapeHttpError, type ScrapeConnection } from '../../src/plugins/datalayer/source/metrics-data-source/http-client.ts';
+import { within } from '../support/wait.ts';
 
 /** What the scripted server does with one request: write bytes, possibly over time, possibly close. */
 type Responder = (socket: Socket, request: string, n: number) => void | Promise<void>;
@@ -20,6 +21,7 @@ class RawServer {
   readonly sockets = new Set<Socket>();
   responder: Responder;
   readonly #server: Server;
+  #noSocketWaiters: Array<() => void> = [];
 
   constructor(responder: Responder, server?: Server) {
     this.responder = responder;
@@ -30,7 +32,10 @@ class RawServer {
   #onSocket(s: Socket): void {
     this.connections++;
     this.sockets.add(s);
-    s.on('close', () => this.sockets.delete(s));
+    s.on('close', () => {
+      this.sockets.delete(s);
+      if (this.sockets.size === 0) for (const w of this.#noSocketWaiters.splice(0)) w();
+    });
     s.on('error', () => {});
     let pending = '';
     s.on('data', (d: Buffer) => {
@@ -42,6 +47,12 @@ class RawServer {
         void this.responder(s, req, this.requests.length);
       }
     });
+  }
+
+  /** Resolves once every accepted socket has closed on this side (the 'close' events), at once if none is open. */
+  whenNoSockets(): Promise<void> {
+    if (this.sockets.size === 0) return Promise.resolve();
+    return new Promise<void>((r) => this.#noSocketWaiters.push(r));
   }
 
   async start(): Promise<string> {
@@ -172,11 +183,13 @@ test('interim 1xx responses are skipped; 204 has no body; non-200 bodies are rea
 test('a kept-alive socket the server closed while idle is replaced', async (t) => {
   const { server, client } = setup(t, (s) => void s.write(ok('hi')));
   const hp = await server.start();
-  await client.get('e', hp, '/', 1000);
+  const c = await client.get('e', hp, '/', 1000);
+  const seen = c.whenSocketClosed();
   for (const s of server.sockets) s.end(); // server idle timeout
-  await new Promise((r) => setTimeout(r, 20));
+  await within(seen, 'the client to see the idle close');
   assert.equal(text(await client.get('e', hp, '/', 1000)), 'hi');
   assert.equal(server.connections, 2);
+  assert.equal(server.requests.length, 2, 'nothing was sent on the closed socket (no retry needed)');
 });
 
 test('a reused socket closed before any response byte is retried once on a new one; a fresh one is not', async (t) => {
@@ -279,7 +292,8 @@ test('unsolicited bytes on an idle connection and bytes past the body drop the c
   assert.equal(text(await client.get('e', hp, '/', 1000)), 'again 2');
   assert.equal(server.connections, 2);
   for (const s of server.sockets) s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'); // nobody asked
-  await new Promise((r) => setTimeout(r, 20));
+  // Only the client closes these sockets: once the server sees them closed, the client has dropped its connection.
+  await within(server.whenNoSockets(), 'the client to drop the connection');
   assert.equal(text(await client.get('e', hp, '/', 1000)), 'again 3');
   assert.equal(server.connections, 3);
 });
@@ -292,11 +306,10 @@ test('a changed host:port for the same key reconnects; drop closes', async (t) =
   const hpB = await b.start();
   assert.equal(text(await a.client.get('e', hpA, '/', 1000)), 'A');
   assert.equal(text(await a.client.get('e', hpB, '/', 1000)), 'B');
-  await new Promise((r) => setTimeout(r, 20));
-  assert.equal(a.server.sockets.size, 0, 'the old connection was closed');
+  await within(a.server.whenNoSockets(), 'the old connection to close');
+  assert.equal(b.sockets.size, 1);
   a.client.drop('e');
-  await new Promise((r) => setTimeout(r, 20));
-  assert.equal(b.sockets.size, 0);
+  await within(b.whenNoSockets(), 'drop to close the connection');
 });
 
 test('TLS: verification skipped on request, enforced otherwise', async (t) => {

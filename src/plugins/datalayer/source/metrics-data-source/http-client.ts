@@ -134,6 +134,18 @@ export class ScrapeConnection {
     return this.#resolve !== undefined;
   }
 
+  /**
+   * Resolves once the socket this connection holds now has closed and been let go (at once when it holds none),
+   * so the next request connects anew. For tests that must know the client has seen a close (e.g. a server's
+   * idle close) before they send the next request, instead of sleeping.
+   */
+  whenSocketClosed(): Promise<void> {
+    const socket = this.#socket;
+    if (socket === undefined) return Promise.resolve();
+    // Registered after #connect's own 'close' listener, so #onSocketClose has run by the time this resolves.
+    return new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  }
+
   /** GET `path`; resolves with this connection once a complete response (any status) has been read. */
   get(path: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<ScrapeConnection> {
     if (this.#resolve !== undefined) return Promise.reject(new ScrapeHttpError('EBUSY', 'a request is already running on this connection'));
