@@ -10,10 +10,11 @@ import { X509Certificate } from 'node:crypto';
 import { connect, type DetailedPeerCertificate } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { credentials } from '@grpc/grpc-js';
-import { generateSelfSignedCertificate, type TlsMaterial } from '../../src/server/tls.ts';
+import { generateSelfSignedCertificate, type CertificateReloader, type TlsMaterial } from '../../src/server/tls.ts';
 import type { RunningEpp } from '../../src/server/epp.ts';
 import { FakeEnvoy } from '../support/fake-envoy.ts';
 import { startTestEpp } from '../support/epp.ts';
+import { within } from '../support/wait.ts';
 import { chatBody, CHAT_PATH, fullStreamedRequest, http, sampleValue, sseChunk, USAGE_TAIL } from '../observability/helpers.ts';
 
 function peerCertificate(port: number): Promise<DetailedPeerCertificate> {
@@ -46,12 +47,20 @@ function writePair(dir: string, m: TlsMaterial): void {
   renameSync(join(dir, 'tls.crt.tmp'), join(dir, 'tls.crt'));
 }
 
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/**
+ * Resolves when the reloader hands `certPem` to its identity-certificate listeners: the event grpc-js itself follows
+ * to switch the served certificate (the listener grpc-js registered earlier has run by then). Register before the
+ * files change.
+ */
+function published(reloader: CertificateReloader, certPem: string): Promise<void> {
+  return new Promise((resolve) => {
+    const listener = (update: { certificate: Buffer } | null): void => {
+      if (update?.certificate.toString() !== certPem) return; // e.g. the current certificate, sent on registration
+      reloader.removeIdentityCertificateListener(listener);
+      resolve();
+    };
+    reloader.addIdentityCertificateListener(listener);
+  });
 }
 
 describe('TLS: self-signed default', () => {
@@ -114,8 +123,10 @@ describe('TLS: --cert-path and --enable-cert-reload', () => {
     s.responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' });
     await s.next();
 
+    const reloaded = published(epp.certificates as CertificateReloader, b.certPem);
     writePair(dir, b);
-    await until(() => epp.certificates?.generation === 1, 'the reload');
+    await within(reloaded, 'the reload');
+    assert.equal(epp.certificates?.generation, 1);
     assert.equal((await peerCertificate(epp.grpcPort)).fingerprint256, fingerprint(b.certPem));
 
     // The old stream (and its connection) still work after the switch.
