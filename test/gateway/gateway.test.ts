@@ -100,8 +100,10 @@ describe('embedded gateway', () => {
       // the SDK may end the iteration with an abort error or quietly
     }
     assert.equal(chunks, 3);
-    const { waitUntil } = await import('../support/wait.ts');
-    await waitUntil(() => rig.epp.director.liveResponseStreams === 0 && rig.epp.gateway?.activeRequests === 0, 'the aborted request to complete');
+    const { waitUntil, within } = await import('../support/wait.ts');
+    await within(Promise.all([rig.epp.director.whenIdle(), rig.epp.gateway?.whenIdle()]), 'the aborted request to complete');
+    assert.equal(rig.epp.director.liveResponseStreams, 0);
+    assert.equal(rig.epp.gateway?.activeRequests, 0);
     const running = rig.fleet.servers.reduce((n, s) => n + s.state().running, 0);
     await waitUntil(() => rig.fleet.servers.reduce((n, s) => n + s.state().running, 0) === 0, `upstream to drop the aborted request (running ${running})`);
     const outcomes = await rig.epp.metrics.completionOutcomes.get();

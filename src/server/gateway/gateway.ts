@@ -72,6 +72,12 @@ export class Gateway {
     return this.#open.size;
   }
 
+  /** Resolves once `activeRequests` is zero (every proxied request's response has closed), at once if it is. */
+  whenIdle(): Promise<void> {
+    if (this.#open.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+  }
+
   async listen(port: number, host = '127.0.0.1'): Promise<number> {
     this.#server.listen(port, host);
     await new Promise<void>((resolve, reject) => {
