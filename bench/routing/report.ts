@@ -131,7 +131,6 @@ const COLORS: Readonly<Record<string, string>> = {
   'upstream-default': '#1f77b4',
   'prefix-only': '#9467bd',
   'epp-default': '#2ca02c',
-  'bounded-affinity': '#9467bd',
 };
 const FALLBACK_COLORS = ['#17becf', '#bcbd22', '#7f7f7f', '#e377c2'];
 

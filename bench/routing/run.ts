@@ -8,13 +8,13 @@
  * (waiting, KV usage, the simulators' event-loop lag), measures its own (the gateway's) event-loop lag, and
  * writes a JSON result, a Markdown report and SVG charts.
  *
- * Options: --quick, --scenarios a,b, --policies a,b, --rates 4,8,…, --stage-s N, --warmup-s N,
+ * Options: --quick, --scenarios a,b, --policies a,b (preset names, or name=path/to/config.yaml), --rates 4,8,…, --stage-s N, --warmup-s N,
  * --time-scale k, --seed N, --lag-limit-ms N (simulated ms; a stage whose mean event-loop lag p99 / k exceeds it
  * is flagged INVALID), --no-early-stop, --out DIR (default bench/routing/results), --docs (also write the SVG
  * charts into docs/ as benchmarks-<scenario>-{ttft,throughput}.svg).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -44,6 +44,8 @@ interface Options {
   quick: boolean;
   scenarios: string[];
   policies: string[];
+  /** Config text per policy name: the presets, plus `name=path` entries of `--policies` (a user's own file). */
+  configs: Map<string, { text: string; origin: string }>;
   rates: number[] | undefined;
   stageS: number | undefined;
   warmupS: number | undefined;
@@ -60,6 +62,7 @@ function parseArgs(argv: readonly string[]): Options {
     quick: false,
     scenarios: [],
     policies: Object.keys(CONFIG_PRESETS),
+    configs: new Map(Object.entries(CONFIG_PRESETS).map(([name, text]) => [name, { text, origin: `preset ${name}` }])),
     rates: undefined,
     stageS: undefined,
     warmupS: undefined,
@@ -94,7 +97,17 @@ function parseArgs(argv: readonly string[]): Options {
   }
   if (o.scenarios.length === 0) o.scenarios = o.quick ? ['sp-main'] : ['sp-main', 'sp-low-overlap', 'sp-hetero'];
   for (const s of o.scenarios) if (!SCENARIOS[s]) throw new Error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(', ')}`);
-  for (const p of o.policies) if (!CONFIG_PRESETS[p]) throw new Error(`unknown policy ${p}; known: ${Object.keys(CONFIG_PRESETS).join(', ')}`);
+  o.policies = o.policies.map((p) => {
+    const eq = p.indexOf('=');
+    if (eq < 0) return p;
+    const name = p.slice(0, eq);
+    const path = resolve(p.slice(eq + 1));
+    o.configs.set(name, { text: readFileSync(path, 'utf8'), origin: path });
+    return name;
+  });
+  for (const p of o.policies) {
+    if (!o.configs.has(p)) throw new Error(`unknown policy ${p}; known: ${Object.keys(CONFIG_PRESETS).join(', ')}, or name=path/to/config.yaml`);
+  }
   return o;
 }
 
@@ -205,7 +218,7 @@ async function runPolicy(
     secureServing: false,
     gateway: { port: 0, host: '127.0.0.1' },
     discovery: { endpoints: ports.map((p) => `127.0.0.1:${p}`), refreshIntervalMs: Math.round(50 * o.timeScale) },
-    config: { text: CONFIG_PRESETS[policy] as string, origin: policy },
+    config: o.configs.get(policy) as { text: string; origin: string },
     logger: silentLogger(),
     shutdownGraceMs: 500,
   });

@@ -58,12 +58,24 @@ describe('bounded-prefix-affinity-filter', () => {
     assert.deepEqual(run(g, [{ match: 9, waiting: 2 }, { match: 0 }]), ['e0']);
   });
 
+  it('loadFactor: a holder saturates only once it is also busier than loadFactor × the mean', () => {
+    const g = new BoundedPrefixAffinityFilter('g', { maxOutstandingRequests: 4, loadFactor: 1.5 });
+    // Uniformly busy fleet: mean 10, bound 15; the holder at 12 keeps the request.
+    assert.deepEqual(run(g, [{ match: 9, outstanding: 12 }, { outstanding: 9 }, { outstanding: 9 }, { outstanding: 10 }]), ['e0']);
+    // A hot holder: mean 8, bound 12; at 20 it spills to the endpoints below the bound.
+    assert.deepEqual(run(g, [{ match: 9, outstanding: 20 }, { outstanding: 4 }, { outstanding: 4 }, { outstanding: 4 }]), ['e1', 'e2', 'e3']);
+    // An idle fleet: the floor (maxOutstandingRequests) holds — mean 1, bound max(4, 1.5).
+    assert.deepEqual(run(g, [{ match: 9, outstanding: 3 }, {}, {}, { outstanding: 1 }]), ['e0']);
+    assert.deepEqual(run(g, [{ match: 9, outstanding: 4 }, {}, {}, {}]), ['e1', 'e2', 'e3']);
+  });
+
   it('factory: defaults, parameters and rejection', () => {
     const d = boundedPrefixAffinityFilterFactory('b', {}, makeHandle()) as BoundedPrefixAffinityFilter;
     assert.equal(d.typedName.type, BOUNDED_PREFIX_AFFINITY_FILTER_TYPE);
-    assert.deepEqual({ ...d.config }, { affinityThreshold: 0.5, maxOutstandingRequests: 24, maxWaitingRequests: -1 });
-    const p = boundedPrefixAffinityFilterFactory('b', { affinityThreshold: 0.8, maxOutstandingRequests: 8, maxWaitingRequests: 0 }, makeHandle()) as BoundedPrefixAffinityFilter;
-    assert.deepEqual({ ...p.config }, { affinityThreshold: 0.8, maxOutstandingRequests: 8, maxWaitingRequests: 0 });
+    assert.deepEqual({ ...d.config }, { affinityThreshold: 0.5, maxOutstandingRequests: 24, loadFactor: 0, maxWaitingRequests: -1 });
+    const p = boundedPrefixAffinityFilterFactory('b', { affinityThreshold: 0.8, maxOutstandingRequests: 8, loadFactor: 1.25, maxWaitingRequests: 0 }, makeHandle()) as BoundedPrefixAffinityFilter;
+    assert.deepEqual({ ...p.config }, { affinityThreshold: 0.8, maxOutstandingRequests: 8, loadFactor: 1.25, maxWaitingRequests: 0 });
+    assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { loadFactor: 0.5 }, makeHandle())), /plugin 'b'.*loadFactor.*0 \(off\) or a number >= 1/);
     assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { affinityThreshold: 0 }, makeHandle())), /plugin 'b'.*affinityThreshold/);
     assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { maxOutstandingRequests: 0 }, makeHandle())), /plugin 'b'.*maxOutstandingRequests/);
     assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { x: 1 }, makeHandle())), /plugin 'b'.*x/);

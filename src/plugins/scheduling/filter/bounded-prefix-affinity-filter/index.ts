@@ -6,9 +6,11 @@
  * over to (and is then cached on) more endpoints instead of queueing behind one.
  *
  * Saturated = this EPP has ≥ `maxOutstandingRequests` requests outstanding there (`InFlightLoad.requests`,
- * instant), or the server reports more than `maxWaitingRequests` waiting (`waitingQueueSize`, as of the last
- * scrape; −1 disables this test). When every candidate is saturated all candidates are kept (fail-open: the
- * scorers after this filter pick the least bad one).
+ * instant) and — when `loadFactor` > 0 — also ≥ `loadFactor` × the mean outstanding over the candidates (the
+ * bound of consistent hashing with bounded loads, so a uniformly busy fleet keeps its locality and only a
+ * holder busier than its share spills); or the server reports more than `maxWaitingRequests` waiting
+ * (`waitingQueueSize`, as of the last scrape; −1 disables this test). When every candidate is saturated all
+ * candidates are kept (fail-open: the scorers after this filter pick the least bad one).
  *
  * Result, in order: unsaturated holders if any; else unsaturated candidates if any; else all candidates.
  * Unlike `prefix-cache-affinity-filter` it needs no latency predictor to let go of an overloaded holder.
@@ -34,6 +36,10 @@ const parametersSchema = z.strictObject({
     .int('expected an integer >= 1')
     .min(1, 'expected an integer >= 1')
     .default(24),
+  loadFactor: z
+    .number({ error: 'expected 0 (off) or a number >= 1' })
+    .refine((v) => v === 0 || v >= 1, 'expected 0 (off) or a number >= 1')
+    .default(0),
   maxWaitingRequests: z
     .number({ error: 'expected an integer >= -1' })
     .int('expected an integer >= -1')
@@ -53,20 +59,33 @@ export class BoundedPrefixAffinityFilter implements Filter, DataConsumer {
     this.config = Object.freeze(parametersSchema.parse(config));
   }
 
-  /** True when the endpoint should take no more requests while others can. */
-  saturated(c: Candidate): boolean {
-    const { maxOutstandingRequests, maxWaitingRequests } = this.config;
-    if ((inFlightLoadOf(c.attributes)?.requests ?? 0) >= maxOutstandingRequests) return true;
+  /**
+   * True when the endpoint should take no more requests while others can. `outstandingBound` is the
+   * outstanding-request count at which an endpoint saturates (see `outstandingBound()`).
+   */
+  saturated(c: Candidate, outstandingBound: number): boolean {
+    if ((inFlightLoadOf(c.attributes)?.requests ?? 0) >= outstandingBound) return true;
+    const { maxWaitingRequests } = this.config;
     return maxWaitingRequests >= 0 && c.endpoint.metrics.waitingQueueSize > maxWaitingRequests;
+  }
+
+  /** max(`maxOutstandingRequests`, `loadFactor` × mean outstanding over the candidates). */
+  outstandingBound(candidates: readonly Candidate[]): number {
+    const { maxOutstandingRequests, loadFactor } = this.config;
+    if (loadFactor === 0 || candidates.length === 0) return maxOutstandingRequests;
+    let total = 0;
+    for (const c of candidates) total += inFlightLoadOf(c.attributes)?.requests ?? 0;
+    return Math.max(maxOutstandingRequests, (loadFactor * total) / candidates.length);
   }
 
   filter(_cycle: CycleState, _request: InferenceRequest, candidates: readonly Candidate[]): readonly Candidate[] {
     if (candidates.length <= 1) return candidates;
     const threshold = this.config.affinityThreshold;
+    const bound = this.outstandingBound(candidates);
     const holders: Candidate[] = [];
     const open: Candidate[] = [];
     for (const c of candidates) {
-      if (this.saturated(c)) continue;
+      if (this.saturated(c, bound)) continue;
       open.push(c);
       const info = prefixCacheMatchInfoOf(c.attributes);
       if (info !== undefined && info.totalBlocks > 0 && info.matchBlocks / info.totalBlocks >= threshold) holders.push(c);
