@@ -131,8 +131,9 @@ const COLORS: Readonly<Record<string, string>> = {
   'upstream-default': '#1f77b4',
   'prefix-only': '#9467bd',
   'epp-default': '#2ca02c',
+  'bounded-affinity': '#17becf',
 };
-const FALLBACK_COLORS = ['#17becf', '#bcbd22', '#7f7f7f', '#e377c2'];
+const FALLBACK_COLORS = ['#bcbd22', '#7f7f7f', '#e377c2', '#aec7e8'];
 
 export interface Series {
   readonly name: string;

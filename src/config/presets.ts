@@ -4,7 +4,8 @@
  *
  * - `upstream-default`: upstream's built-in default, loaded when no config is given (faithful to upstream):
  *   queue 2, kv-cache 2, prefix 3, max-score picker.
- * - `epp-default`: what `epp demo` runs: load-bounded prefix affinity (tuned with the routing benchmark).
+ * - `epp-default`: what `epp demo` runs: upstream's scoring plus a fallback endpoint for gateway retries.
+ * - `bounded-affinity`: load-bounded prefix affinity (wins on hot prefixes; see docs/benchmarks.md).
  * - baselines: `round-robin`, `random`, `least-outstanding-requests` (router-side least-loaded),
  *   `prefix-only` (prefix-cache scorer alone).
  */
@@ -17,17 +18,41 @@ kind: ${CONFIG_KIND}
 `;
 
 /**
- * What `epp demo` / `npm start` runs: prefix affinity bounded by load (consistent hashing with bounded loads).
- * `bounded-prefix-affinity-filter` keeps a request on the endpoints that hold its prefix until such an
- * endpoint has both ≥ 32 requests outstanding from this EPP (the simulated servers' `max-num-seqs`: beyond it
- * they queue) and ≥ 1.25 × the fleet's mean — a uniformly busy fleet keeps its locality, a hot prefix spills
- * over to the least-loaded endpoints (which then cache it too). Among the survivors the least-outstanding
- * endpoint wins, the prefix score (×3) breaking near-ties and deciding when everything is saturated. The
- * picker returns a fallback endpoint so the gateway can retry a refused connection. Measured against
- * upstream's default in docs/benchmarks.md; on servers with a larger `max-num-seqs`, raise
- * `maxOutstandingRequests` to it.
+ * What `epp demo` / `npm start` runs: upstream's scoring (queue ×2, kv-cache ×2, prefix ×3, max-score) with one
+ * change — the picker also returns a fallback endpoint, so the embedded gateway can retry a refused connection.
+ * Routing decisions are those of `upstream-default`. Why not `bounded-affinity`: it wins by ≥ 1.4× on sp-skewed
+ * but falls 20 % behind on sp-hetero (docs/benchmarks.md, "Decision").
  */
 export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+- type: max-score-picker
+  parameters:
+    maxNumOfEndpoints: 2
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+    weight: 2
+  - pluginRef: kv-cache-utilization-scorer
+    weight: 2
+  - pluginRef: prefix-cache-scorer
+    weight: 3
+  - pluginRef: max-score-picker
+`;
+
+/**
+ * Prefix affinity bounded by load (consistent hashing with bounded loads). `bounded-prefix-affinity-filter`
+ * keeps a request on the endpoints that hold its prefix until such an endpoint has both ≥ 32 requests
+ * outstanding from this EPP (the simulated servers' `max-num-seqs`: beyond it they queue) and ≥ 1.25 × the
+ * fleet's mean — a uniformly busy fleet keeps its locality, a hot prefix spills over to the least-loaded
+ * endpoints (which then cache it too). Among the survivors the least-outstanding endpoint wins, the prefix
+ * score (×3) breaking near-ties and deciding when everything is saturated; a fallback endpoint for the
+ * gateway's retry. Best on hot prefixes (sp-skewed), behind upstream's scoring with a slow server (sp-hetero):
+ * docs/benchmarks.md. On servers with a larger `max-num-seqs`, raise `maxOutstandingRequests` to it.
+ */
+export const BOUNDED_AFFINITY_CONFIG_TEXT = `${header}plugins:
 - type: bounded-prefix-affinity-filter
   parameters:
     affinityThreshold: 0.5
@@ -100,4 +125,5 @@ export const CONFIG_PRESETS: Readonly<Record<string, string>> = {
   'upstream-default': UPSTREAM_DEFAULT_CONFIG_TEXT,
   'prefix-only': PREFIX_ONLY_CONFIG_TEXT,
   'epp-default': EPP_DEFAULT_CONFIG_TEXT,
+  'bounded-affinity': BOUNDED_AFFINITY_CONFIG_TEXT,
 };

@@ -33,6 +33,7 @@ test('the benchmark policies are named presets', () => {
     'upstream-default',
     'prefix-only',
     'epp-default',
+    'bounded-affinity',
   ]);
 });
 
@@ -55,9 +56,15 @@ test('upstream-default keeps upstream weights (queue 2, kv-cache 2, prefix 3)', 
   ]);
 });
 
-test('epp-default: load-bounded prefix affinity, then least-outstanding with the prefix score, a fallback endpoint, producers auto-added', () => {
-  const cfg = load('epp-default');
-  const p = profileOf('epp-default');
+test('epp-default routes as upstream-default, with a fallback endpoint for the gateway', () => {
+  const ours = profileOf('epp-default');
+  assert.deepEqual(ours, { ...profileOf('upstream-default'), picker: 'max-score-picker' });
+  assert.equal(fallbackTargets('epp-default').length, 2);
+});
+
+test('bounded-affinity: load-bounded prefix affinity, then least-outstanding with the prefix score, a fallback endpoint, producers auto-added', () => {
+  const cfg = load('bounded-affinity');
+  const p = profileOf('bounded-affinity');
   assert.deepEqual(p.filters, ['bounded-prefix-affinity-filter']);
   assert.deepEqual(p.scorers.map((s) => s[0]), ['least-outstanding-requests-scorer', 'prefix-cache-scorer']);
   assert.equal(p.picker, 'max-score-picker');
@@ -66,8 +73,12 @@ test('epp-default: load-bounded prefix affinity, then least-outstanding with the
   assert.ok(types.includes('inflight-load-producer'));
   const filter = cfg.profiles[0]!.filters[0] as unknown as { config: { maxOutstandingRequests: number; loadFactor: number } };
   assert.deepEqual([filter.config.maxOutstandingRequests, filter.config.loadFactor], [32, 1.25]);
-  const picker = cfg.profiles[0]!.picker;
-  const scored = [0.2, 0.9, 0.5].map((score, i) => ({ candidate: { endpoint: { hostPort: `e${i}` }, attributes: new Map() }, score }));
-  const targets = picker.pick(new Map(), scored as never).targets.map((c) => c.endpoint.hostPort);
-  assert.deepEqual(targets, ['e1', 'e2'], 'the fallback endpoint serves the gateway retry');
+  assert.deepEqual(fallbackTargets('bounded-affinity'), ['e1', 'e2'], 'the fallback endpoint serves the gateway retry');
 });
+
+/** The picker's targets for three scored endpoints: the best, then the fallback. */
+function fallbackTargets(name: string): string[] {
+  const picker = load(name).profiles[0]!.picker;
+  const scored = [0.2, 0.9, 0.5].map((score, i) => ({ candidate: { endpoint: { hostPort: `e${i}` }, attributes: new Map() }, score }));
+  return picker.pick(new Map(), scored as never).targets.map((c) => c.endpoint.hostPort);
+}
