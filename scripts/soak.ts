@@ -11,12 +11,12 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { createRandomSource } from '../src/util/random.ts';
 import { http, sampleValue } from '../test/observability/helpers.ts';
 import { RawExtProcClient } from '../test/hardening/raw-ext-proc.ts';
 import { runStorm, type StormResult } from '../test/hardening/storm.ts';
+import { freePort } from '../src/util/free-port.ts';
 
 const { values } = parseArgs({
   options: {
@@ -32,17 +32,6 @@ const total = Number(values.streams);
 const abortRatio = Number(values['abort-ratio']);
 const concurrency = Number(values.concurrency);
 const chunks = Number(values.chunks);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
