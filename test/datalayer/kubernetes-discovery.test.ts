@@ -200,6 +200,11 @@ test('410 Gone → relist: changes made while the watch was down are reconciled,
   await h.until((s) => s.get('p3-rank-0') !== undefined && s.get('p1-rank-0') === undefined, 'relisted');
   assert.deepEqual(h.names(), ['p2-rank-0', 'p3-rank-0']);
   assert.ok(h.api.countRequests((r) => r.path.endsWith('/pods') && !r.watch) > lists, 'a relist happened');
+  // The relisted pods reach the store before the new watch connects, and "recovered" is logged on connect.
+  await waitFor((cb) => {
+    const i = setInterval(cb, 5);
+    return () => clearInterval(i);
+  }, () => h.logger.count('info', 'kubernetes list/watch recovered') >= 1, 'recovery logged');
   assert.ok(h.logger.count('info', 'kubernetes list/watch recovered') >= 1);
   assert.equal(h.store.poolKnown(), true);
 });
