@@ -24,6 +24,8 @@ import { systemClock } from '../util/clock.ts';
 import { createRandomSource } from '../util/random.ts';
 import { ExtProcServer } from './extproc/server.ts';
 import { Gateway } from './gateway/gateway.ts';
+import { DEFAULT_GATEWAY_LIMITS, type GatewayLimits } from './gateway/limits.ts';
+import { BodyBudget } from './body-budget.ts';
 import { Reachability } from '../runtime/reachability.ts';
 import { startHealthServer } from './health.ts';
 import type { CertificateReloader, TlsMaterial } from './tls.ts';
@@ -65,6 +67,16 @@ export interface EppOptions {
   readonly metricsDataSourceDefaults?: MetricsDataSourceDefaults;
   readonly responsePath?: Partial<ResponsePathOptions>;
   readonly maxRequestBodyBytes?: number;
+  /** Request-body bytes held at once across all requests (both data planes); beyond → 429. 0 = unlimited. */
+  readonly maxRequestBodyBytesInFlight?: number;
+  /** Embedded gateway limits (timeouts, sizes, allowed paths); unset fields take the defaults. */
+  readonly gatewayLimits?: Partial<GatewayLimits>;
+  /** ext_proc: a stream that receives no message for this long is ended (0 = never). */
+  readonly extProcIdleTimeoutMs?: number;
+  /** ext_proc: non-streaming response bodies are buffered up to this size; beyond, passed through. */
+  readonly maxBufferedResponseBytes?: number;
+  /** Model names kept as metric labels beyond the known ones (served, rewrites) before `other`. */
+  readonly maxExtraModelLabels?: number;
   readonly shutdownGraceMs?: number;
   readonly logger: Logger;
   readonly clock?: Clock;
@@ -143,6 +155,10 @@ export interface AdmissionServeOptions {
 }
 
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 64 * 1024 * 1024;
+/** Sized so that two maximum-size bodies (parsed and re-serialised) fit the 1 GiB limit of docs/operations.md. */
+/** ext_proc streams idle longer than this are ended (a model server may queue a request for minutes). */
+export const DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT = 128 * 1024 * 1024;
 
 async function loadPluginModules(registry: PluginRegistry, files: readonly string[]): Promise<void> {
   for (const file of files) {
@@ -222,7 +238,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     ...(o.admission?.dispatchIntervalMs !== undefined ? { dispatchIntervalMs: o.admission.dispatchIntervalMs } : {}),
   });
   const offMetrics = (store as Partial<Datastore>).onMetricsCommitted?.call(store, admission.metricsRefreshed);
-  const resources = new InferenceResources((d, model) => metrics.modelRewriteDecisions.inc({ model_rewrite_name: d.rewriteName, model_name: model, target_model: d.targetModel }));
+  const resources = new InferenceResources((d, model) => metrics.modelRewriteDecisions.inc({ model_rewrite_name: d.rewriteName, model_name: metrics.modelLabel(model), target_model: metrics.modelLabel(d.targetModel) }));
   const watchCrds = o.admission?.watchCrds ?? (k8s?.poolName !== undefined && k8s.poolName !== '');
   const resourceSources = await startResourceSources({
     sink: resources,
@@ -281,12 +297,16 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     });
   }
   const readyStore = store;
+  const bodyBudget = new BodyBudget(o.maxRequestBodyBytesInFlight ?? DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT);
   const server = new ExtProcServer({
     director,
     metrics,
     logger: o.logger,
     now,
     maxRequestBodyBytes: o.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES,
+    bodyBudget,
+    idleTimeoutMs: o.extProcIdleTimeoutMs ?? DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS,
+    maxBufferedResponseBytes: o.maxBufferedResponseBytes ?? DEFAULT_GATEWAY_LIMITS.maxBufferedResponseBytes,
     tls,
     ...(certificates ? { certificates } : {}),
     tracer,
@@ -309,9 +329,21 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
       now,
       maxRequestBodyBytes: o.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES,
       reachability,
+      bodyBudget,
+      limits: { ...o.gatewayLimits, ...(o.maxBufferedResponseBytes !== undefined ? { maxBufferedResponseBytes: o.maxBufferedResponseBytes } : {}) },
     });
     gatewayPort = await gateway.listen(o.gateway.port, o.gateway.host ?? '127.0.0.1');
   }
+  // Model names become metric labels only when known (served, named by a rewrite) or among the first few others.
+  const gw = gateway;
+  const readyEndpoints = store;
+  metrics.modelLabels.configure(
+    (m) =>
+      resources.rewrites.names(m) ||
+      (gw?.servesModel(m) ?? false) ||
+      readyEndpoints.endpoints().some((e) => e.metrics.activeModels.has(m) || e.metrics.waitingModels.has(m)),
+    o.maxExtraModelLabels,
+  );
   const observability = await startObservability({
     metrics,
     store,
