@@ -5,7 +5,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { RunningEpp, EppOptions } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/epp.ts';
 import { fixedStore, startTestEpp } from '../support/epp.ts';
 
 export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
@@ -52,7 +52,7 @@ export interface GatewayUnderTest {
 }
 
 /** EPP (gateway only, random picker) in front of one FakeUpstream. `endpoints` overrides the pool. */
-export async function startGateway(options: Partial<EppOptions> & { configText?: string; endpoints?: string[] } = {}): Promise<GatewayUnderTest> {
+export async function startGateway(options: Parameters<typeof startTestEpp>[0] & { endpoints?: string[] } = {}): Promise<GatewayUnderTest> {
   const upstream = await new FakeUpstream().start();
   const { endpoints, ...rest } = options;
   const epp = await startTestEpp({
@@ -83,12 +83,6 @@ export function rawConnection(port: number): { socket: net.Socket; closed: Promi
   socket.on('error', () => {});
   const closed = new Promise<string>((resolve) => socket.on('close', () => resolve(received)));
   return { socket, closed };
-}
-
-/** Resolves with the first of `p` or `null` after `ms` (a bound on a test's wait, not a synchronisation). */
-export function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<null>((r) => (timer = setTimeout(() => r(null), ms)))]).finally(() => clearTimeout(timer));
 }
 
 export const chat = (model = 'm1', stream = false): string => JSON.stringify({ model, stream, messages: [{ role: 'user', content: 'hi' }] });
