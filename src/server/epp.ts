@@ -130,6 +130,8 @@ export interface RunningEpp {
   readonly certificates: CertificateReloader | undefined;
   /** Admission, flow control and in-flight accounting. */
   readonly admission: AdmissionSetup;
+  /** Request-body bytes held in memory across both data planes (`--max-request-body-bytes-in-flight`). */
+  readonly bodyBudget: BodyBudget;
   /** InferenceObjectives and InferenceModelRewrites in force, and their sources. */
   readonly resources: InferenceResources;
   readonly resourceSources: ResourceSources;
@@ -377,6 +379,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     tracer,
     certificates,
     admission,
+    bodyBudget,
     resources,
     resourceSources,
     close() {
