@@ -53,7 +53,6 @@ function collect(value: string, previous: string[] | undefined): string[] {
 
 /** Upstream flags we accept for compatibility but do not act on yet; setting one logs a warning. */
 const ACCEPTED_NOT_IMPLEMENTED = [
-  ['metrics-endpoint-auth', 'bool'],
   ['enable-pprof', 'bool'],
   ['ha-enable-leader-election', 'bool'],
   ['zap-devel', 'bool'],
@@ -129,10 +128,17 @@ function addLimitOptions(cmd: Command): void {
     .addOption(ms('upstream-connect-timeout', 'gateway: connecting to the model server (→ 504)', d.upstreamConnectTimeoutMs, '5s'))
     .addOption(ms('upstream-headers-timeout', 'gateway: from sending the request to the response headers (→ 504)', d.upstreamHeadersTimeoutMs, '5m'))
     .addOption(ms('upstream-idle-timeout', 'gateway: a response that receives nothing for this long is ended (0 = never)', d.upstreamIdleTimeoutMs, '1m'))
+    .addOption(new Option('--metrics-endpoint-auth [bool]', '/metrics needs a bearer token: Kubernetes TokenReview + SubjectAccessReview, or --metrics-auth-token-file').default(false).argParser(bool('metrics-endpoint-auth')))
+    .addOption(new Option('--metrics-auth-token-file <path>', 'with --metrics-endpoint-auth: accept the bearer token(s) in this file (one per line) instead of asking Kubernetes'))
     .addOption(ms('request-deadline', 'gateway: whole-request deadline (0 = none)', d.requestDeadlineMs, '0'));
 }
 
-function limitOptions(opts: Record<string, unknown>): Pick<EppOptions, 'maxRequestBodyBytesInFlight' | 'maxBufferedResponseBytes' | 'maxExtraModelLabels' | 'gatewayLimits'> {
+function limitOptions(opts: Record<string, unknown>): Pick<EppOptions, 'maxRequestBodyBytesInFlight' | 'maxBufferedResponseBytes' | 'maxExtraModelLabels' | 'gatewayLimits' | 'metricsAuth'> {
+  const tokenFile = typeof opts.metricsAuthTokenFile === 'string' && opts.metricsAuthTokenFile !== '' ? opts.metricsAuthTokenFile : undefined;
+  if (tokenFile !== undefined && opts.metricsEndpointAuth !== true) {
+    throw new EppConfigError('--metrics-auth-token-file is set but --metrics-endpoint-auth is off', 'add --metrics-endpoint-auth=true (or drop the token file)');
+  }
+  const kubeconfig = typeof opts.kubeconfig === 'string' && opts.kubeconfig !== '' ? opts.kubeconfig : undefined;
   const paths = String(opts.gatewayAllowedPaths)
     .split(',')
     .map((p) => p.trim())
@@ -144,6 +150,7 @@ function limitOptions(opts: Record<string, unknown>): Pick<EppOptions, 'maxReque
     maxRequestBodyBytesInFlight: opts.maxRequestBodyBytesInFlight as number,
     maxBufferedResponseBytes: opts.maxBufferedResponseBytes as number,
     maxExtraModelLabels: opts.metricsMaxModelLabels as number,
+    ...(opts.metricsEndpointAuth === true ? { metricsAuth: { ...(tokenFile ? { tokenFile } : {}), ...(kubeconfig ? { kubeconfig } : {}) } } : {}),
     gatewayLimits: {
       headersTimeoutMs: opts.gatewayHeadersTimeout as number,
       bodyIdleTimeoutMs: opts.gatewayBodyIdleTimeout as number,

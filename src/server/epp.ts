@@ -29,7 +29,7 @@ import { BodyBudget } from './body-budget.ts';
 import { Reachability } from '../runtime/reachability.ts';
 import { startHealthServer } from './health.ts';
 import type { CertificateReloader, TlsMaterial } from './tls.ts';
-import { startObservability, type RunningObservability } from './admin/index.ts';
+import { KubernetesAuthorizer, StaticTokenAuthorizer, startObservability, type MetricsAuthorizer, type RunningObservability } from './admin/index.ts';
 import type { RequestTracer, TracerOptions } from '../observability/tracing.ts';
 import type { Server } from '@grpc/grpc-js';
 import type { Datastore } from '../datalayer/datastore.ts';
@@ -75,6 +75,11 @@ export interface EppOptions {
   readonly extProcIdleTimeoutMs?: number;
   /** ext_proc: non-streaming response bodies are buffered up to this size; beyond, passed through. */
   readonly maxBufferedResponseBytes?: number;
+  /**
+   * `--metrics-endpoint-auth`: `/metrics` needs a bearer token — compared with `tokenFile`'s when given, else
+   * reviewed by the Kubernetes API (TokenReview + SubjectAccessReview, as upstream).
+   */
+  readonly metricsAuth?: { readonly tokenFile?: string; readonly kubeconfig?: string; readonly cacheTtlMs?: number };
   /** Model names kept as metric labels beyond the known ones (served, rewrites) before `other`. */
   readonly maxExtraModelLabels?: number;
   readonly shutdownGraceMs?: number;
@@ -298,6 +303,14 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
       logger: o.logger,
     });
   }
+  // Built before any listener opens, so a bad setting fails the start cleanly.
+  let authorizer: MetricsAuthorizer | undefined;
+  if (o.metricsAuth && (o.metricsPort ?? -1) >= 0) {
+    const a = o.metricsAuth;
+    authorizer = a.tokenFile
+      ? StaticTokenAuthorizer.fromFile(a.tokenFile)
+      : new KubernetesAuthorizer({ ...(a.kubeconfig ? { kubeconfig: a.kubeconfig } : {}), ...(a.cacheTtlMs !== undefined ? { cacheTtlMs: a.cacheTtlMs } : {}) });
+  }
   const readyStore = store;
   const bodyBudget = new BodyBudget(o.maxRequestBodyBytesInFlight ?? DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT);
   const server = new ExtProcServer({
@@ -357,6 +370,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     host,
     ...(o.poolMetricsRefreshMs !== undefined ? { refreshIntervalMs: o.poolMetricsRefreshMs } : {}),
     ...(o.metricsStalenessMs !== undefined ? { stalenessMs: o.metricsStalenessMs } : {}),
+    ...(authorizer ? { authorizer } : {}),
   });
   o.logger.info(
     { grpcPort: extProc ? grpcPort : undefined, gatewayPort, healthPort: health?.port, metricsPort: observability.port, tracing: tracer !== undefined, tls: tls ? (o.certPath ? 'cert-path' : 'self-signed') : 'off', config: config.origin, plugins: config.plugins.map((p: Plugin) => `${p.typedName.name}/${p.typedName.type}`) },
