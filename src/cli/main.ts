@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
 import { tracingEnabled } from '../observability/tracing-env.ts';
 import { createLogger } from '../observability/logger.ts';
-import { configSourceFrom, DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT, startEpp, type DiscoveryOptions, type EppOptions } from '../server/epp.ts';
+import { configSourceFrom, DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT, startEpp, type DiscoveryOptions, type EppOptions } from '../server/epp.ts';
 import { DEFAULT_GATEWAY_LIMITS } from '../server/gateway/limits.ts';
 import { DEFAULT_MAX_EXTRA_MODEL_LABELS } from '../observability/metrics.ts';
 import type { Logger } from '../framework/plugin.ts';
@@ -96,7 +96,7 @@ function addCoreOptions(cmd: Command): Command {
     .addOption(new Option('--response-queue-limit <n>', 'pending chunk-hook items per stream').default(1024).argParser(int('response-queue-limit', 1, 1 << 20)))
     .addOption(new Option('--response-queue-overflow <policy>', 'when a stream queue is full: drop (skip those chunks\' hooks) or block (the reply waits)').choices(['drop', 'block']).default('drop'))
     .addOption(new Option('--response-chunk-hooks <mode>', 'async: chunk hooks off the critical path; inline: each reply waits for them').choices(['async', 'inline']).default('async'))
-    .addOption(new Option('--max-request-body-bytes <n>', 'larger request bodies get 413').default(64 * 1024 * 1024).argParser(int('max-request-body-bytes', 1, 2 ** 31)))
+    .addOption(new Option('--max-request-body-bytes <n>', 'larger request bodies get 413').default(DEFAULT_MAX_REQUEST_BODY_BYTES).argParser(int('max-request-body-bytes', 1, 2 ** 31)))
     .addOption(new Option('--shutdown-grace-period <duration>', 'on SIGTERM, how long open requests may finish').default(30_000, '30s').argParser(duration('shutdown-grace-period')))
     .addOption(new Option('--refresh-prometheus-metrics-interval <duration>', 'how often the inference_pool_* gauges are recomputed').default(5_000, '5s').argParser(duration('refresh-prometheus-metrics-interval')))
     .addOption(new Option('--metrics-staleness-threshold <duration>', 'endpoint metrics older than this do not count in the pool gauges').default(2_000, '2s').argParser(duration('metrics-staleness-threshold')))

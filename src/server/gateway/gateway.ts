@@ -523,6 +523,8 @@ function readBody(req: IncomingMessage, limit: number, reservation: BodyReservat
       req.resume();
       return reject(new BudgetExceeded());
     }
+    // With a declared length the body is copied once into its final buffer (no concat of the parts at the end).
+    const whole = hasDeclared ? Buffer.allocUnsafe(declared) : undefined;
     const parts: Buffer[] = [];
     let size = 0;
     let timer: NodeJS.Timeout | undefined;
@@ -544,11 +546,13 @@ function readBody(req: IncomingMessage, limit: number, reservation: BodyReservat
       size += c.length;
       if (size > limit) return fail(new EppError('PayloadTooLarge', `request body exceeds ${limit} bytes`));
       if (size > reservation.held && !reservation.grow(size - reservation.held)) return fail(new BudgetExceeded());
-      parts.push(c);
+      if (whole !== undefined && size <= whole.length) c.copy(whole, size - c.length);
+      else parts.push(c);
       arm();
     });
     req.on('end', () => {
       clearTimeout(timer);
+      if (whole !== undefined && parts.length === 0) return resolve(whole.subarray(0, size));
       resolve(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size));
     });
     req.on('error', (err) => {
