@@ -58,6 +58,20 @@ describe('inbound limits', () => {
   });
 });
 
+test('connections beyond --gateway-max-connections are closed at accept', async () => {
+  const g = await startGateway({ gatewayLimits: { maxConnections: 2 } });
+  try {
+    const first = [rawConnection(g.port), rawConnection(g.port)];
+    await Promise.all(first.map((c) => new Promise((r) => c.socket.once('connect', r))));
+    const third = rawConnection(g.port);
+    await within(third.closed, 'the third connection to be closed');
+    for (const c of first) assert.equal(c.socket.destroyed, false);
+    for (const c of first) c.socket.destroy();
+  } finally {
+    await g.close();
+  }
+});
+
 describe('paths, headers and error texts', () => {
   let g: GatewayUnderTest;
   before(async () => {

@@ -146,3 +146,17 @@ test('the in-flight body budget answers 429 when concurrent bodies exceed it; no
     await g.close();
   }
 });
+
+test('the whole-request deadline answers 504 when the model server is slower than it', async () => {
+  const g = await startGateway({ gatewayLimits: { requestDeadlineMs: 300 } });
+  g.upstream.handler = () => {}; // headers timeout (5 min default) would wait much longer
+  try {
+    const r = await within(post(`${g.url}/v1/chat/completions`, chat()), 'the deadline answer');
+    assert.equal(r.status, 504);
+    await g.epp.director.whenIdle();
+    assert.match(await g.epp.metrics.registry.metrics(), /epp_gateway_upstream_timeouts_total\{phase="deadline"\} 1/);
+    assert.match(await g.epp.metrics.registry.metrics(), /epp_request_completions_total\{outcome="internal-error"\} 1/);
+  } finally {
+    await g.close();
+  }
+});
