@@ -22,6 +22,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { freePort } from '../src/util/free-port.ts';
+import { waitFor } from './wait-for.ts';
 import { FakeEnvoy } from '../test/support/fake-envoy.ts';
 import { DEFAULT_MAX_REQUEST_BODY_BYTES as MAX_BODY } from '../src/server/epp.ts';
 
@@ -145,19 +146,6 @@ function fullMetrics(): Promise<string> {
   });
 }
 
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    try {
-      if (await cond()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const failures: string[] = [];
 function check(ok: boolean, what: string): void {
   console.log(`  ${ok ? 'ok  ' : 'FAIL'} ${what}`);
@@ -228,7 +216,7 @@ try {
     const elapsed = Date.now() - started;
     const open = sockets.filter((s) => !s.destroyed && s.readyState !== 'closed').length;
     for (const s of sockets) s.destroy();
-    await waitFor(() => fds() <= a.fds + 10, 'fds to return', 5000).catch(() => {});
+    await waitFor(() => fds() <= a.fds + 10, 'fds to return', 5000, 50).catch(() => {});
     const b = await snapshot();
     report(`${SILENT} silent/slow connections`, a, b, `all closed by the server in ${elapsed} ms`);
     check(open === 0, `every silent or slow connection closed by the gateway (${open} left open)`);
@@ -293,7 +281,7 @@ try {
     report('a client that never reads', a, b, `upstream could send ${(firehoseSent / MiB).toFixed(1)} MiB of 1024`);
     check(b.rss - a.rss <= 16, `non-reading client costs ≤ 16 MiB (${(b.rss - a.rss).toFixed(1)} MiB)`);
     sock.destroy();
-    await waitFor(() => firehoseClosed, 'the upstream to be released', 5000).catch(() => {});
+    await waitFor(() => firehoseClosed, 'the upstream to be released', 5000, 50).catch(() => {});
   }
 
   // 6. Six concurrent maximum-size bodies (the default --max-request-body-bytes).
