@@ -316,7 +316,7 @@ export class EppMetrics {
     });
     this.pluginErrors = new Counter({
       name: 'epp_plugin_errors_total',
-      help: 'Request-path plugin calls (filter, scorer, picker, profile handler) that threw; the request got a 500 naming the plugin.',
+      help: 'Scheduling plugin calls (filter, scorer, picker) that threw; the request got a 500 naming the plugin.',
       labelNames: ['extension_point', 'plugin_type', 'plugin_name'],
       registers: r,
     });

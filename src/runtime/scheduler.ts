@@ -36,7 +36,7 @@ export class SchedulingError extends Error {
 }
 
 /**
- * A filter, scorer, picker or profile handler threw. Not a "no target" outcome: the director answers 500 naming
+ * A filter, scorer or picker threw. Not a "no target" outcome: the director answers 500 naming
  * the plugin (a broken plugin must not look like a saturated pool).
  */
 export class PluginFailure extends Error {
@@ -96,7 +96,7 @@ export class Scheduler {
     try {
       for (;;) {
         const t0 = this.#now();
-        const next = guarded('ProfilePicker', this.#handler, () => this.#handler.pickProfiles(cycle, request, this.#profiles, results));
+        const next = this.#handler.pickProfiles(cycle, request, this.#profiles, results);
         this.#time('ProfilePicker', this.#handler, t0);
         if (next.length === 0) break;
         for (const p of next) {
@@ -107,7 +107,8 @@ export class Scheduler {
       }
       if (results.size === 0) throw new SchedulingError(`failed to run any scheduler profile for request ${request.requestId}`);
       const t1 = this.#now();
-      const result = guarded('ProcessProfilesResults', this.#handler, () => this.#handler.processResults(cycle, request, results));
+      // A profile handler reports "no target" by throwing (upstream returns an error): that stays a 429.
+      const result = this.#handler.processResults(cycle, request, results);
       this.#time('ProcessProfilesResults', this.#handler, t1);
       this.#recordAttempt(request, result);
       return result;
