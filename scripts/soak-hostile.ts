@@ -10,7 +10,7 @@
  *   - hung and stalled model servers: every client answered within its configured timeout
  *   - silent and slow clients, idle ext_proc streams: closed; fds back to where they were
  *
- *   npm run soak:hostile                  # defaults below
+ *   npm run soak:hostile                  # 2,000 names per data plane, 2,000 silent clients, 2,000 idle streams, 50 hung
  *   npm run soak:hostile -- --names 20000 --silent 5000
  *
  * Loopback only; every wait is bounded. Exit code 1 when a bound is exceeded.
@@ -28,7 +28,7 @@ import { DEFAULT_MAX_REQUEST_BODY_BYTES as MAX_BODY } from '../src/server/epp.ts
 
 const { values } = parseArgs({
   options: {
-    names: { type: 'string', default: '5000' },
+    names: { type: 'string', default: '2000' },
     silent: { type: 'string', default: '2000' },
     'idle-streams': { type: 'string', default: '2000' },
     hung: { type: 'string', default: '50' },
@@ -111,6 +111,9 @@ const child = spawn(
   { env: { ...process.env, EPP_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'], cwd: new URL('..', import.meta.url).pathname },
 );
 const pid = child.pid as number;
+// Never leave the EPP behind, whatever ends this script.
+process.on('exit', () => child.kill('SIGKILL'));
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
 function status(field: string): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -172,18 +175,24 @@ try {
     const half = Math.floor(NAMES / 2);
     const send = (from: number, to: number, prefix: string): Promise<unknown> =>
       Promise.all(Array.from({ length: to - from }, (_, j) => request(gatewayPort, '/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(`${prefix}${from + j}`) })));
-    for (let i = 0; i < half; i += 100) await send(i, Math.min(half, i + 100), 'gw-model-');
+    for (let i = 0; i < half; i += 100) {
+      await send(i, Math.min(half, i + 100), 'gw-model-');
+    }
     const mid = await snapshot();
-    for (let i = half; i < NAMES; i += 100) await send(i, Math.min(NAMES, i + 100), 'gw-model-');
+    for (let i = half; i < NAMES; i += 100) {
+      await send(i, Math.min(NAMES, i + 100), 'gw-model-');
+    }
     const afterGateway = await snapshot();
     const envoy = new FakeEnvoy(grpcPort);
+    let xpRefused = 0;
     for (let i = 0; i < NAMES; i += 100) {
       await Promise.all(
         Array.from({ length: 100 }, async (_, j) => {
           const s = envoy.open();
           s.requestHeaders({ ':path': '/v1/chat/completions', ':method': 'POST' });
           s.requestBody(chat(`xp-model-${i + j}`), true);
-          await s.nextN(2);
+          const first = await s.next();
+          if (first.response.case === 'immediateResponse') xpRefused++;
           s.call.cancel();
           await s.ended;
         }),
@@ -196,6 +205,7 @@ try {
     // Bounded = a plateau: once the first names filled the label allowance, later names add no series.
     const late = afterGateway.series - mid.series + (b.series - afterGateway.series);
     console.log(`  series: +${mid.series - a.series} for the first ${half} gateway names, +${afterGateway.series - mid.series} for the next ${NAMES - half}, +${b.series - afterGateway.series} for ${NAMES} ext_proc names`);
+    check(xpRefused === 0, `every ext_proc stream routed (${xpRefused} refused)`);
     check(late <= 100 && b.series < 20_000, `series count bounded (${b.series} series after ${2 * NAMES} names)`);
   }
 
