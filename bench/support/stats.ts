@@ -46,6 +46,7 @@ export function spread(perRepetition: readonly number[]): Spread {
 
 /** `median [min–max]`, e.g. `132 [120–151]`. */
 export function formatSpread(s: Spread, digits = 0): string {
+  if (s.n === 0) return '–';
   const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(digits) : '–');
   return `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
 }
