@@ -111,6 +111,11 @@ function liveMemory(): Promise<Probe> {
 const MiB = 2 ** 20;
 /** Largest |x − first| / first over the series, in percent. */
 const drift = (xs: readonly number[]): number => Math.max(...xs.map((x) => Math.abs(x - (xs[0] as number)) / (xs[0] as number))) * 100;
+/** (max − min) / median of the series, in percent: flatness that does not hinge on the first checkpoint. */
+const range = (xs: readonly number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return (((sorted.at(-1) as number) - (sorted[0] as number)) / (sorted[sorted.length >> 1] as number)) * 100;
+};
 try {
   await waitFor(async () => (await http(metricsPort, '/readyz')).status === 200, 'the EPP to become ready');
   const client = new RawExtProcClient(grpcPort, { streamsPerConnection: 200 });
@@ -180,6 +185,11 @@ try {
     driftPercent: {
       rss: Number(drift(points.map((p) => p.rssMiB)).toFixed(1)),
       liveHeap: Number(drift(points.map((p) => p.liveHeapMiB)).toFixed(1)),
+    },
+    // (max − min) / median over the checkpoints, percent.
+    rangePercent: {
+      rss: Number(range(points.map((p) => p.rssMiB)).toFixed(1)),
+      liveHeap: Number(range(points.map((p) => p.liveHeapMiB)).toFixed(1)),
     },
     afterwards: {
       activeStreams: sampleValue(text, 'epp_active_streams{data_plane="ext_proc"}'),
