@@ -3,6 +3,8 @@
  * grpc-js server for `ExternalProcessor/Process` that decodes each request with the same generated codec as
  * the EPP (any ext_proc server must) and answers every message at once with a fixed, pre-encoded, empty
  * reply of the same phase. No routing, no body handling, no metrics, no per-stream state.
+ * With argv[2] = `encode`, each reply is created and encoded per message instead (the generated codec's cost on
+ * the reply side, as a server that builds its replies pays; the default is the floor: no work at all).
  */
 import { fromBinary, toBinary, create } from '@bufbuild/protobuf';
 import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
@@ -20,6 +22,12 @@ const REPLIES = new Map<Phase | undefined, Buffer>(
   PHASES.map((phase) => [phase, Buffer.from(toBinary(ProcessingResponseSchema, create(ProcessingResponseSchema, { response: { case: phase, value: {} } })))]),
 );
 
+const ENCODE = process.argv[2] === 'encode';
+const reply = (phase: Phase | undefined): Buffer =>
+  ENCODE
+    ? Buffer.from(toBinary(ProcessingResponseSchema, create(ProcessingResponseSchema, { response: { case: phase as Phase, value: {} } })))
+    : (REPLIES.get(phase) as Buffer);
+
 // The replies are already bytes: the serializer passes them through.
 const service = {
   Process: {
@@ -36,7 +44,7 @@ const service = {
 const server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
 server.addService(service, {
   Process: (call: ServerDuplexStream<ProcessingRequest, Buffer>) => {
-    call.on('data', (m: ProcessingRequest) => call.write(REPLIES.get(m.request.case) as Buffer));
+    call.on('data', (m: ProcessingRequest) => call.write(reply(m.request.case)));
     call.on('end', () => call.end());
     call.on('error', () => {});
   },

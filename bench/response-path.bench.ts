@@ -24,7 +24,8 @@
  * median of the per-repetition figures and their min–max. Ratios are taken within a repetition.
  *
  * Usage: npm run bench:response-path [-- --streams 16 --rounds 4 --large 20 --large-kb 256 --reps 5 --seed 1 --quick]
- *        --preset NAME runs the EPP servers with another preset of src/config/presets.ts (e.g. `random`).
+ *        --preset NAME runs the EPP servers with another preset of src/config/presets.ts (e.g. `random`);
+ *        --echo-encode makes the echo create and encode each reply instead of sending fixed bytes.
  */
 import { parseArgs } from 'node:util';
 import { FakeEnvoy, type EnvoyStream } from '../test/support/fake-envoy.ts';
@@ -44,6 +45,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '5' },
     seed: { type: 'string', default: '1' },
     preset: { type: 'string', default: 'epp-default' },
+    'echo-encode': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
   },
 });
@@ -218,7 +220,7 @@ async function largeRounds(server: Server, n: number): Promise<LargeRep> {
 // ------------------------------------------------------------------------------------------------- run
 printRunInfo('bench:response-path', [
   `chunks: ${STREAMS} concurrent streams × 53 messages × ${ROUNDS} rounds per repetition; large: ${LARGE} × ${LARGE_BYTES / 1024} KB requests per repetition, a ${PING_MS} ms ping stream alongside`,
-  `EPP servers: ${PRESET} preset (+ bench hook); echo: bare grpc-js, fixed replies; ${REPS} repetitions, pairs shuffled per repetition (seed ${SEED})`,
+  `EPP servers: ${PRESET} preset (+ bench hook); echo: bare grpc-js, ${args['echo-encode'] ? 'replies encoded per message' : 'fixed pre-encoded replies'}; ${REPS} repetitions, pairs shuffled per repetition (seed ${SEED})`,
 ]);
 const MODES = ['none', 'io-async', 'io-inline', 'cpu-async'] as const;
 const servers = new Map<string, Server>();
@@ -227,7 +229,7 @@ for (const mode of MODES) {
   servers.set(mode, { name: mode, echo: false, child, clients: clientsFor(child.port) });
 }
 {
-  const child = await startChild(new URL('./ext-proc-echo-server.ts', import.meta.url));
+  const child = await startChild(new URL('./ext-proc-echo-server.ts', import.meta.url), args['echo-encode'] ? ['encode'] : []);
   servers.set('echo', { name: 'echo', echo: true, child, clients: clientsFor(child.port) });
 }
 const server = (name: string): Server => servers.get(name) as Server;
