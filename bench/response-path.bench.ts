@@ -23,7 +23,7 @@
  * repetition in a seeded shuffled order (≥ 3 repetitions). Figures are per repetition; the tables show the
  * median of the per-repetition figures and their min–max. Ratios are taken within a repetition.
  *
- * Usage: npm run bench:response-path [-- --streams 16 --rounds 4 --large 20 --large-kb 256 --reps 5 --seed 1 --quick]
+ * Usage: npm run bench:response-path [-- --streams 16 --rounds 4 --large 50 --large-kb 256 --reps 5 --seed 1 --quick]
  *        --preset NAME runs the EPP servers with another preset of src/config/presets.ts (e.g. `random`);
  *        --echo-encode makes the echo create and encode each reply instead of sending fixed bytes.
  */
@@ -40,7 +40,7 @@ const { values: args } = parseArgs({
   options: {
     streams: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '4' },
-    large: { type: 'string', default: '20' },
+    large: { type: 'string', default: '50' },
     'large-kb': { type: 'string', default: '256' },
     reps: { type: 'string', default: '5' },
     seed: { type: 'string', default: '1' },
