@@ -6,39 +6,25 @@
  * With argv[2] = `encode`, each reply is created and encoded per message instead (the generated codec's cost on
  * the reply side, as a server that builds its replies pays; the default is the floor: no work at all).
  */
-import { fromBinary, toBinary, create } from '@bufbuild/protobuf';
+import { toBinary, create } from '@bufbuild/protobuf';
 import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
-import {
-  ProcessingRequestSchema,
-  ProcessingResponseSchema,
-  type ProcessingRequest,
-} from '../src/gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
-import { EXT_PROC_SERVICE_NAME } from '../src/server/extproc/service.ts';
+import { ProcessingResponseSchema, type ProcessingRequest } from '../src/gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+import { externalProcessorService } from '../src/server/extproc/service.ts';
 import { announce } from './support/child.ts';
 
 type Phase = Exclude<ProcessingRequest['request']['case'], undefined>;
 const PHASES: readonly Phase[] = ['requestHeaders', 'requestBody', 'requestTrailers', 'responseHeaders', 'responseBody', 'responseTrailers'];
-const REPLIES = new Map<Phase | undefined, Buffer>(
-  PHASES.map((phase) => [phase, Buffer.from(toBinary(ProcessingResponseSchema, create(ProcessingResponseSchema, { response: { case: phase, value: {} } })))]),
-);
+const encodeReply = (phase: Phase): Buffer =>
+  Buffer.from(toBinary(ProcessingResponseSchema, create(ProcessingResponseSchema, { response: { case: phase, value: {} } })));
+const REPLIES = new Map<Phase | undefined, Buffer>(PHASES.map((phase) => [phase, encodeReply(phase)]));
 
 const ENCODE = process.argv[2] === 'encode';
-const reply = (phase: Phase | undefined): Buffer =>
-  ENCODE
-    ? Buffer.from(toBinary(ProcessingResponseSchema, create(ProcessingResponseSchema, { response: { case: phase as Phase, value: {} } })))
-    : (REPLIES.get(phase) as Buffer);
+const reply = (phase: Phase | undefined): Buffer => (ENCODE ? encodeReply(phase as Phase) : (REPLIES.get(phase) as Buffer));
 
-// The replies are already bytes: the serializer passes them through.
+// The EPP's service definition (same path and request codec); the replies are already bytes, so the response
+// serializer passes them through.
 const service = {
-  Process: {
-    path: `/${EXT_PROC_SERVICE_NAME}/Process`,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: (m: ProcessingRequest) => Buffer.from(toBinary(ProcessingRequestSchema, m)),
-    requestDeserialize: (b: Buffer) => fromBinary(ProcessingRequestSchema, b),
-    responseSerialize: (b: Buffer) => b,
-    responseDeserialize: (b: Buffer) => b,
-  },
+  Process: { ...externalProcessorService.Process, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b },
 } satisfies ServiceDefinition;
 
 const server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
