@@ -25,7 +25,9 @@
  *
  * Usage: npm run bench:response-path [-- --streams 16 --rounds 4 --large 50 --large-kb 256 --reps 5 --seed 1 --quick]
  *        --preset NAME runs the EPP servers with another preset of src/config/presets.ts (e.g. `random`);
- *        --echo-encode makes the echo create and encode each reply instead of sending fixed bytes.
+ *        --echo-encode makes the echo create and encode each reply instead of sending fixed bytes;
+ *        --workloads chunks,large and --hooks io-async,io-inline,cpu-async select what runs ((a) and the echo
+ *        always do), e.g. `--workloads large` for the 256 KB case alone.
  */
 import { parseArgs } from 'node:util';
 import { FakeEnvoy, type EnvoyStream } from '../test/support/fake-envoy.ts';
@@ -46,6 +48,8 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
     preset: { type: 'string', default: 'epp-default' },
     'echo-encode': { type: 'boolean', default: false },
+    workloads: { type: 'string', default: 'chunks,large' },
+    hooks: { type: 'string', default: 'io-async,io-inline,cpu-async' },
     quick: { type: 'boolean', default: false },
   },
 });
@@ -222,7 +226,13 @@ printRunInfo('bench:response-path', [
   `chunks: ${STREAMS} concurrent streams × 53 messages × ${ROUNDS} rounds per repetition; large: ${LARGE} × ${LARGE_BYTES / 1024} KB requests per repetition, a ${PING_MS} ms ping stream alongside`,
   `EPP servers: ${PRESET} preset (+ bench hook); echo: bare grpc-js, ${args['echo-encode'] ? 'replies encoded per message' : 'fixed pre-encoded replies'}; ${REPS} repetitions, pairs shuffled per repetition (seed ${SEED})`,
 ]);
-const MODES = ['none', 'io-async', 'io-inline', 'cpu-async'] as const;
+const ALL_MODES = ['none', 'io-async', 'io-inline', 'cpu-async'] as const;
+const WORKLOADS = (args.workloads as string).split(',');
+const CHUNKS_ON = WORKLOADS.includes('chunks');
+const LARGE_ON = WORKLOADS.includes('large');
+const HOOKS = (args.hooks as string).split(',');
+// (a) and the echo always run: every ratio is against them. The hook variants only for the chunks workload.
+const MODES = ALL_MODES.filter((m) => m === 'none' || (CHUNKS_ON && HOOKS.includes(m)));
 const servers = new Map<string, Server>();
 for (const mode of MODES) {
   const child = await startChild(new URL('./response-path-server.ts', import.meta.url), [mode, PRESET]);
@@ -234,8 +244,11 @@ for (const mode of MODES) {
 }
 const server = (name: string): Server => servers.get(name) as Server;
 
-type Pair = `chunks/${(typeof MODES)[number] | 'echo'}` | `large/${'none' | 'echo'}`;
-const pairs: Pair[] = [...[...MODES, 'echo' as const].map((m) => `chunks/${m}` as const), 'large/none', 'large/echo'];
+type Pair = `chunks/${(typeof ALL_MODES)[number] | 'echo'}` | `large/${'none' | 'echo'}`;
+const pairs: Pair[] = [
+  ...(CHUNKS_ON ? [...MODES, 'echo' as const].map((m) => `chunks/${m}` as const) : []),
+  ...(LARGE_ON ? (['large/none', 'large/echo'] as const) : []),
+];
 const warm: string[] = [];
 for (const pair of pairs) {
   const [workload, name] = pair.split('/') as ['chunks' | 'large', string];
@@ -261,35 +274,42 @@ const ratio = <T>(xs: T[], ys: T[], f: (r: T) => number): Spread => spread(xs.ma
 const fs = formatSpread;
 
 console.log('# cells: median of the per-repetition figures [min–max across repetitions]; ratios within each repetition');
-console.log(`\n## Response chunks (per-chunk RTT, µs; server CPU per 53-message stream, µs)\n`);
-console.log('| server | p50 | p99 | p50 / (a) | p99 / (a) | CPU µs/stream | CPU / echo |');
-console.log('|---|---|---|---|---|---|---|');
-const label: Record<string, string> = {
-  none: `(a) EPP (${PRESET}), no hooks`,
-  'io-async': '(b) 2 ms I/O hook, async',
-  'io-inline': '(c) 2 ms I/O hook, inline',
-  'cpu-async': '(d) 0.2 ms CPU hook, async',
-  echo: 'bare grpc-js echo',
-};
-const a = chunkReps('none');
-const echo = chunkReps('echo');
-for (const name of [...MODES, 'echo']) {
-  const rs = chunkReps(name);
-  console.log(
-    `| ${label[name]} | ${fs(spread(rs.map((r) => r.p50)))} | ${fs(spread(rs.map((r) => r.p99)))} | ${fs(ratio(rs, a, (r) => r.p50), 2)} | ` +
-      `${fs(ratio(rs, a, (r) => r.p99), 2)} | ${fs(spread(rs.map((r) => r.cpuPerStream)))} | ${fs(ratio(rs, echo, (r) => r.cpuPerStream), 2)} |`,
-  );
+function chunkTable(): void {
+  console.log(`\n## Response chunks (per-chunk RTT, µs; server CPU per 53-message stream, µs)\n`);
+  console.log('| server | p50 | p99 | p50 / (a) | p99 / (a) | CPU µs/stream | CPU / echo |');
+  console.log('|---|---|---|---|---|---|---|');
+  const label: Record<string, string> = {
+    none: `(a) EPP (${PRESET}), no hooks`,
+    'io-async': '(b) 2 ms I/O hook, async',
+    'io-inline': '(c) 2 ms I/O hook, inline',
+    'cpu-async': '(d) 0.2 ms CPU hook, async',
+    echo: 'bare grpc-js echo',
+  };
+  const a = chunkReps('none');
+  const echo = chunkReps('echo');
+  for (const name of [...MODES, 'echo']) {
+    const rs = chunkReps(name);
+    console.log(
+      `| ${label[name]} | ${fs(spread(rs.map((r) => r.p50)))} | ${fs(spread(rs.map((r) => r.p99)))} | ${fs(ratio(rs, a, (r) => r.p50), 2)} | ` +
+        `${fs(ratio(rs, a, (r) => r.p99), 2)} | ${fs(spread(rs.map((r) => r.cpuPerStream)))} | ${fs(ratio(rs, echo, (r) => r.cpuPerStream), 2)} |`,
+    );
+  }
 }
 
-console.log(`\n## ${LARGE_BYTES / 1024} KB prompts (µs): body-complete → release, and the ${PING_MS} ms pings of another stream meanwhile\n`);
-console.log('| server | release p50 | release p99 | p50 / echo | ping p50 | ping p99 | ping max | pings > 2 ms | CPU µs/request | CPU / echo |');
-console.log('|---|---|---|---|---|---|---|---|---|---|');
-const le = largeReps('echo');
-for (const name of ['none', 'echo']) {
-  const rs = largeReps(name);
-  console.log(
-    `| ${name === 'none' ? `EPP (${PRESET})` : 'bare grpc-js echo'} | ${fs(spread(rs.map((r) => r.releaseP50)))} | ${fs(spread(rs.map((r) => r.releaseP99)))} | ` +
-      `${fs(ratio(rs, le, (r) => r.releaseP50), 2)} | ${fs(spread(rs.map((r) => r.pingP50)))} | ${fs(spread(rs.map((r) => r.pingP99)))} | ` +
-      `${fs(spread(rs.map((r) => r.pingMax)))} | ${fs(spread(rs.map((r) => r.pingsOver2ms * 100)))} % | ${fs(spread(rs.map((r) => r.cpuPerRequest)))} | ${fs(ratio(rs, le, (r) => r.cpuPerRequest), 2)} |`,
-  );
+function largeTable(): void {
+  console.log(`\n## ${LARGE_BYTES / 1024} KB prompts (µs): body-complete → release, and the ${PING_MS} ms pings of another stream meanwhile\n`);
+  console.log('| server | release p50 | release p99 | p50 / echo | ping p50 | ping p99 | ping max | pings > 2 ms | CPU µs/request | CPU / echo |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  const le = largeReps('echo');
+  for (const name of ['none', 'echo']) {
+    const rs = largeReps(name);
+    console.log(
+      `| ${name === 'none' ? `EPP (${PRESET})` : 'bare grpc-js echo'} | ${fs(spread(rs.map((r) => r.releaseP50)))} | ${fs(spread(rs.map((r) => r.releaseP99)))} | ` +
+        `${fs(ratio(rs, le, (r) => r.releaseP50), 2)} | ${fs(spread(rs.map((r) => r.pingP50)))} | ${fs(spread(rs.map((r) => r.pingP99)))} | ` +
+        `${fs(spread(rs.map((r) => r.pingMax)))} | ${fs(spread(rs.map((r) => r.pingsOver2ms * 100)))} % | ${fs(spread(rs.map((r) => r.cpuPerRequest)))} | ${fs(ratio(rs, le, (r) => r.cpuPerRequest), 2)} |`,
+    );
+  }
 }
+
+if (CHUNKS_ON) chunkTable();
+if (LARGE_ON) largeTable();
