@@ -17,7 +17,9 @@
  *           body-complete (last body message written) → the reply that releases the request (the EPP's
  *           request_headers reply, sent once routed; the echo's reply to the last body message). Meanwhile a
  *           second stream sends a response-body "ping" every 1 ms and records each ping's round trip: the
- *           stall other streams see while a large body is processed. Server CPU per large request too.
+ *           stall other streams see while a large body is processed. Server CPU per large request too, and
+ *           the server's event-loop delay meanwhile (monitorEventLoopDelay in the server process: its stalls
+ *           without the client process's share; time the OS did not schedule the server still counts).
  *
  * Method: every (workload, server) pair is warmed until its p50 stops moving, then all pairs run once per
  * repetition in a seeded shuffled order (≥ 3 repetitions). Figures are per repetition; the tables show the
@@ -205,20 +207,35 @@ interface LargeRep {
   /** Share of pings that waited more than 2 ms. */
   readonly pingsOver2ms: number;
   readonly cpuPerRequest: number;
+  /** The server's own event-loop delay meanwhile (µs): its stalls without the client's and the OS's share. */
+  readonly serverLoopP99: number;
+  readonly serverLoopMax: number;
 }
 
 const LARGE_BODIES = Array.from({ length: 8 }, (_, i) => largeBody(LARGE_BYTES, 100 + i));
 
 async function largeRounds(server: Server, n: number): Promise<LargeRep> {
   const pinger = await startPinger(server);
+  await server.child.loopDelayStart();
   const c0 = await server.child.cpuMicros();
   const release: number[] = [];
   for (let i = 0; i < n; i++) release.push(await largeRequest(server, LARGE_BODIES[i % LARGE_BODIES.length] as Uint8Array));
   const cpu = (await server.child.cpuMicros()) - c0;
+  const loop = await server.child.loopDelayStop();
   const pings = await pinger.stop();
   const [releaseP50, releaseP99] = percentiles(release, [50, 99]) as [number, number];
   const [pingP50, pingP99, pingMax] = percentiles(pings, [50, 99, 100]) as [number, number, number];
-  return { releaseP50, releaseP99, pingP50, pingP99, pingMax, pingsOver2ms: pings.filter((d) => d > 2000).length / pings.length, cpuPerRequest: cpu / n };
+  return {
+    releaseP50,
+    releaseP99,
+    pingP50,
+    pingP99,
+    pingMax,
+    pingsOver2ms: pings.filter((d) => d > 2000).length / pings.length,
+    cpuPerRequest: cpu / n,
+    serverLoopP99: loop.p99,
+    serverLoopMax: loop.max,
+  };
 }
 
 // ------------------------------------------------------------------------------------------------- run
@@ -298,15 +315,16 @@ function chunkTable(): void {
 
 function largeTable(): void {
   console.log(`\n## ${LARGE_BYTES / 1024} KB prompts (µs): body-complete → release, and the ${PING_MS} ms pings of another stream meanwhile\n`);
-  console.log('| server | release p50 | release p99 | p50 / echo | ping p50 | ping p99 | ping max | pings > 2 ms | CPU µs/request | CPU / echo |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| server | release p50 | release p99 | p50 / echo | ping p50 | ping p99 | ping max | pings > 2 ms | CPU µs/request | CPU / echo | server loop delay p99 / max |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   const le = largeReps('echo');
   for (const name of ['none', 'echo']) {
     const rs = largeReps(name);
     console.log(
       `| ${name === 'none' ? `EPP (${PRESET})` : 'bare grpc-js echo'} | ${fs(spread(rs.map((r) => r.releaseP50)))} | ${fs(spread(rs.map((r) => r.releaseP99)))} | ` +
         `${fs(ratio(rs, le, (r) => r.releaseP50), 2)} | ${fs(spread(rs.map((r) => r.pingP50)))} | ${fs(spread(rs.map((r) => r.pingP99)))} | ` +
-        `${fs(spread(rs.map((r) => r.pingMax)))} | ${fs(spread(rs.map((r) => r.pingsOver2ms * 100)))} % | ${fs(spread(rs.map((r) => r.cpuPerRequest)))} | ${fs(ratio(rs, le, (r) => r.cpuPerRequest), 2)} |`,
+        `${fs(spread(rs.map((r) => r.pingMax)))} | ${fs(spread(rs.map((r) => r.pingsOver2ms * 100)))} % | ${fs(spread(rs.map((r) => r.cpuPerRequest)))} | ${fs(ratio(rs, le, (r) => r.cpuPerRequest), 2)} | ` +
+        `${fs(spread(rs.map((r) => r.serverLoopP99)))} / ${fs(spread(rs.map((r) => r.serverLoopMax)))} |`,
     );
   }
 }
