@@ -189,7 +189,11 @@ async function startPinger(server: Server): Promise<{ stop: () => Promise<number
   return {
     async stop() {
       clearInterval(timer);
-      while (received < sentAt.length) await new Promise((r) => setTimeout(r, 1));
+      const deadline = performance.now() + 10_000;
+      while (received < sentAt.length) {
+        if (performance.now() > deadline) throw new Error(`${sentAt.length - received} pings unanswered after 10 s`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
       s.responseBody(CHUNK, true);
       s.end();
       await s.ended;
@@ -207,7 +211,7 @@ interface LargeRep {
   /** Share of pings that waited more than 2 ms. */
   readonly pingsOver2ms: number;
   readonly cpuPerRequest: number;
-  /** The server's own event-loop delay meanwhile (µs): its stalls without the client's and the OS's share. */
+  /** The server process's event-loop delay meanwhile (µs): its stalls without the client's share. */
   readonly serverLoopP99: number;
   readonly serverLoopMax: number;
 }
