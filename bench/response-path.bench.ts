@@ -334,4 +334,13 @@ function largeTable(): void {
 }
 
 if (CHUNKS_ON) chunkTable();
-if (LARGE_ON) largeTable();
+if (LARGE_ON) {
+  largeTable();
+  const echoPingP99 = spread(largeReps('echo').map((r) => r.pingP99)).median;
+  if (echoPingP99 > 2000) {
+    console.log(
+      `\n# CAUTION: the echo server's own ping p99 is ${(echoPingP99 / 1000).toFixed(1)} ms: the machine, not the server, sets the ` +
+        'stall figures of this run; compare p50s and ratios only, and measure the stall on a quiet machine.',
+    );
+  }
+}
