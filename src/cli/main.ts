@@ -233,7 +233,8 @@ export function metricsDataSourceDefaultsFromFlags(opts: Record<string, unknown>
 /** Exactly one discovery mode from the flags (upstream: "either pool-name or endpoint-selector must be set"). */
 export function discoveryFromFlags(opts: Record<string, unknown>): DiscoveryOptions {
   const str = (k: string): string | undefined => (typeof opts[k] === 'string' && opts[k] !== '' ? (opts[k] as string) : undefined);
-  const endpoints = str('endpoints');
+  // `--endpoints=` (explicitly empty) is an empty static pool, not "no discovery".
+  const endpoints = typeof opts.endpoints === 'string' ? opts.endpoints : undefined;
   const endpointsFile = str('endpointsFile');
   const poolName = str('poolName');
   const selector = str('endpointSelector');

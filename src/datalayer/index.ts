@@ -130,7 +130,9 @@ export async function startDataLayer(options: DataLayerOptions): Promise<DataLay
   let stopDiscovery: () => void = () => {};
   try {
     if (options.static !== undefined) {
-      store.replaceAll(parseStaticEndpoints(options.static, namespace));
+      const endpoints = parseStaticEndpoints(options.static, namespace);
+      if (endpoints.length === 0) logger.warn({}, 'the static pool (--endpoints) is empty: requests get 503 (body-less ones 500) until endpoints are configured');
+      store.replaceAll(endpoints);
       store.setPoolKnown(true);
     } else if (options.endpointsFile !== undefined) {
       const file = new EndpointsFileDiscovery({ path: options.endpointsFile, namespace, store, logger });
