@@ -7,7 +7,7 @@ import { silentLogger } from '../src/observability/logger.ts';
 import { PluginRegistry } from '../src/runtime/plugin-registry.ts';
 import { createRandomSource } from '../src/util/random.ts';
 
-const FIXTURES = new URL('../../shared/fixtures/upstream-configs/', import.meta.url);
+const FIXTURES = new URL('fixtures/upstream-configs/', import.meta.url);
 
 function load(text: string, origin = 'test.yaml') {
   return loadConfig({ text, origin }, {
