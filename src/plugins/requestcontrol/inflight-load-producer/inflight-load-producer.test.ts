@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { InFlightLoadKey, type InFlightLoad } from '../../../framework/attributes.ts';
 import type { InferenceRequest } from '../../../framework/request.ts';
 import type { Outcome, ResponseChunk, ResponseInfo } from '../../../framework/requestcontrol.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult, lenientFields } from '../../../../test/support/plugin-fixtures.ts';
+import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult, lenientFields } from '../../../../test/support/plugin-fixtures.ts';
 import { estimateTokens, INFLIGHT_LOAD_PRODUCER_TYPE, InFlightLoadProducer, inFlightLoadProducerFactory } from './index.ts';
 
 const live = () => new AbortController().signal;

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { factoryError, makeHandle, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
+import { makeHandle, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import { FcfsOrderingPolicy } from '../../ordering/fcfs-ordering-policy/index.ts';
 import { makeBand, makeFlow, makeItem } from '../../testing.ts';
 import { RoundRobinFairnessPolicy, roundRobinFairnessPolicyFactory } from './index.ts';

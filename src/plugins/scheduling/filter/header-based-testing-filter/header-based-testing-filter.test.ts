@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
+import { makeCandidate, makeEndpoint, makeHandle, makeRequest, names, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import {
   ENDPOINT_SELECTION_HEADER,
   HEADER_BASED_TESTING_FILTER_TYPE,

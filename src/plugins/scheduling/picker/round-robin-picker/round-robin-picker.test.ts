@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { factoryError, makeHandle, makeScored, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
+import { makeHandle, makeScored, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import { ROUND_ROBIN_PICKER_TYPE, RoundRobinPicker, roundRobinPickerFactory } from './index.ts';
 
 const names = (r: { targets: readonly { endpoint: { metadata: { name: string } } }[] }) => r.targets.map((t) => t.endpoint.metadata.name);

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { InFlightLoadKey } from '../../../../framework/attributes.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
+import { makeCandidate, makeEndpoint, makeHandle, makeRequest, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import {
   LEAST_OUTSTANDING_REQUESTS_SCORER_TYPE,
   LeastOutstandingRequestsScorer,

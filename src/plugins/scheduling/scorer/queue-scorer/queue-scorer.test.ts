@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { factoryError, makeCandidates, makeHandle, makeRequest, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
+import { makeCandidates, makeHandle, makeRequest, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import { QUEUE_SCORER_TYPE, QueueScorer, queueScorerFactory } from './index.ts';
 
 describe('queue-scorer', () => {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { factoryError, makeCandidates, makeHandle, makeRequest, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
+import { makeCandidates, makeHandle, makeRequest, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import {
   RUNNING_REQUESTS_SIZE_SCORER_TYPE,
   RunningRequestsSizeScorer,
