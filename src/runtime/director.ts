@@ -163,12 +163,14 @@ export class Director {
   async route(input: RequestInput): Promise<RoutingDecision> {
     const o = this.#o;
     const body = o.parser.parseRequest(input.body, input.path);
-    const model = body.payload.model;
+    // An opaque body (passthrough / gRPC parsers) names no model and is forwarded unchanged (epp-spec §2.1).
+    const opaque = body.raw !== undefined;
+    const model = opaque ? '' : body.payload.model;
     if (typeof model !== 'string') throw new EppError('BadRequest', 'model not found in request body');
     const rewriteHeader = input.headers[MODEL_REWRITE_HEADER];
     // InferenceModelRewrite (by incoming name) overrides the header (epp-spec §2.1).
-    const targetModel = o.rewrites?.rewrite(model, o.random) ?? (rewriteHeader !== undefined && rewriteHeader !== '' ? rewriteHeader : model);
-    if (input.checkTargetModel) {
+    const targetModel = opaque ? '' : (o.rewrites?.rewrite(model, o.random) ?? (rewriteHeader !== undefined && rewriteHeader !== '' ? rewriteHeader : model));
+    if (input.checkTargetModel && !opaque) {
       const checked = input.checkTargetModel(targetModel);
       if (isThenable(checked)) await checked;
     }
@@ -208,13 +210,17 @@ export class Director {
     o.admission?.scheduled?.(request, targets);
 
     // From here on the request is scheduled: its completion hooks must run exactly once.
-    const response = new ResponseStream(this.#responseCtx, request, primary, (streaming) => o.parser.createResponseParser(streaming), this.#onSettled);
+    const response = new ResponseStream(this.#responseCtx, request, primary, (streaming) => o.parser.createResponseParser(streaming, body), this.#onSettled);
     this.#live.add(response);
     o.metrics.runningRequests.inc({ model_name: model });
     try {
       if (o.hooks.preRequest !== null) await this.#preRequest(request, result);
-      body.payload.model = targetModel;
-      const out = encoder.encode(JSON.stringify(body.payload));
+      let out: Uint8Array;
+      if (body.raw !== undefined) out = body.raw;
+      else {
+        body.payload.model = targetModel;
+        out = encoder.encode(JSON.stringify(body.payload));
+      }
       const labels = { model_name: model, target_model_name: targetModel };
       o.metrics.requestTotal.inc({ ...labels, priority: String(priority) });
       o.metrics.requestSizes.observe(labels, out.length);
