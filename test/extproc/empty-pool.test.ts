@@ -77,6 +77,18 @@ async function ask(envoy: FakeEnvoy, kind: 'bad-json' | 'valid' | 'sheddable' | 
   return out;
 }
 
+/** Resolves once the pool is no longer empty (on the data layer's change event). */
+function endpointsAppear(epp: RunningEpp): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const off = epp.dataLayer!.onEndpointsChanged(() => {
+      if (epp.director.store.endpoints().length > 0) {
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
 async function assertEmptyPoolAnswers(epp: RunningEpp, envoy: FakeEnvoy, sheddable: boolean): Promise<void> {
   assert.equal(await readyz(epp), 200, 'an empty pool is a known pool: ready');
   const bad = await ask(envoy, 'bad-json');
@@ -111,14 +123,7 @@ describe('empty pools', { timeout: 30_000 }, () => {
     const envoy = new FakeEnvoy(epp.grpcPort);
     cleanup.push(() => epp.close(), () => envoy.close());
     await assertEmptyPoolAnswers(epp, envoy, true);
-    const appeared = new Promise<void>((resolve) => {
-      const off = epp.dataLayer!.onEndpointsChanged(() => {
-        if (epp.director.store.endpoints().length > 0) {
-          off();
-          resolve();
-        }
-      });
-    });
+    const appeared = endpointsAppear(epp);
     writeFileSync(file, 'endpoints:\n- {address: 127.0.0.21, port: 8000}\n');
     await within(appeared, 'the endpoint from the edited file');
     assert.deepEqual(await ask(envoy, 'valid'), { status: 200, text: '127.0.0.21:8000' });
@@ -135,14 +140,7 @@ describe('empty pools', { timeout: 30_000 }, () => {
     cleanup.push(() => epp.close(), () => envoy.close());
     await within(epp.dataLayer!.whenReady(), 'pool known');
     await assertEmptyPoolAnswers(epp, envoy, false);
-    const appeared = new Promise<void>((resolve) => {
-      const off = epp.dataLayer!.onEndpointsChanged(() => {
-        if (epp.director.store.endpoints().length > 0) {
-          off();
-          resolve();
-        }
-      });
-    });
+    const appeared = endpointsAppear(epp);
     api.update(PODS, 'ns', 'p1', (p) => {
       (p.status as { conditions: unknown[] }).conditions = [{ type: 'Ready', status: 'True' }];
     });
