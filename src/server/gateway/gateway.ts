@@ -32,7 +32,7 @@ import type { Reachability } from '../../runtime/reachability.ts';
 import { BodyBudget, type BodyReservation } from '../body-budget.ts';
 import { checkProxyPath, DEFAULT_GATEWAY_LIMITS, forwardableHeaders, type GatewayLimits } from './limits.ts';
 import { ModelCatalog } from './model-catalog.ts';
-import { openAiError, sendError, statusForEppError } from './openai-errors.ts';
+import { openAiError, openAiErrorFor, sendError, statusForEppError } from './openai-errors.ts';
 
 export interface GatewayOptions {
   readonly director: Director;
@@ -183,12 +183,13 @@ export class Gateway {
   /** Checks that need no body: method, path allow-list, declared size against the limit and the budget. */
   #refuseEarly(req: IncomingMessage): { status: number; type: string; code: string; message: string } | undefined {
     const pathname = (req.url ?? '/').split('?', 1)[0] as string;
-    if (req.method !== 'POST') return { status: 404, type: 'invalid_request_error', code: 'not_found', message: `no route for ${req.method ?? ''} ${pathname.slice(0, 200)}` };
+    if (req.method !== 'POST') return { status: 404, type: 'invalid_request_error', code: 'unknown_url', message: `no route for ${req.method ?? ''} ${pathname.slice(0, 200)}` };
     const check = checkProxyPath(pathname, this.#allowed);
-    if (!check.ok) return { status: check.status, type: 'invalid_request_error', code: check.status === 400 ? 'invalid_path' : 'not_found', message: check.message };
+    if (!check.ok) return { status: check.status, type: 'invalid_request_error', code: check.status === 400 ? 'invalid_path' : 'unknown_url', message: check.message };
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > this.#o.maxRequestBodyBytes) {
-      return { status: 413, type: 'server_error', code: 'PayloadTooLarge', message: `request body exceeds ${this.#o.maxRequestBodyBytes} bytes` };
+      const { error } = openAiErrorFor(new EppError('PayloadTooLarge', `request body exceeds ${this.#o.maxRequestBodyBytes} bytes`));
+      return { status: 413, type: error.type, code: error.code ?? 'request_too_large', message: error.message };
     }
     return undefined;
   }
@@ -270,12 +271,12 @@ export class Gateway {
       if (err instanceof BudgetExceeded) {
         o.metrics.bodyBudgetRejections.inc({ data_plane: 'gateway' });
         res.shouldKeepAlive = false;
-        return sendError(res, 429, openAiError('too many request bytes in flight; retry later', 'server_error', 'body_budget_exhausted'), requestId);
+        return sendError(res, 429, openAiError('too many request bytes in flight; retry later', 'rate_limit_error', 'body_budget_exhausted'), requestId);
       }
       const e = err instanceof EppError ? err : new EppError('Internal', (err as Error).message);
       if (e.code === 'PayloadTooLarge') res.shouldKeepAlive = false;
       o.metrics.requestErrorTotal.inc({ model_name: '', target_model_name: '', error_code: e.code });
-      return sendError(res, statusForEppError(e), openAiError(e.message, e.code === 'BadRequest' ? 'invalid_request_error' : 'server_error', e.code), requestId);
+      return sendError(res, statusForEppError(e), openAiErrorFor(e), requestId);
     }
     reservation.release();
     if (abort.signal.aborted) {
