@@ -184,16 +184,23 @@ try {
     }
     const afterGateway = await snapshot();
     const envoy = new FakeEnvoy(grpcPort);
-    let xpRefused = 0;
+    const xpOutcomes: Record<string, number> = {};
     for (let i = 0; i < NAMES; i += 100) {
       await Promise.all(
         Array.from({ length: 100 }, async (_, j) => {
           const s = envoy.open();
           s.requestHeaders({ ':path': '/v1/chat/completions', ':method': 'POST' });
           s.requestBody(chat(`xp-model-${i + j}`), true);
-          const first = await s.next();
-          if (first.response.case === 'immediateResponse') xpRefused++;
-          s.call.cancel();
+          let timer: NodeJS.Timeout | undefined;
+          const first = await Promise.race([
+            s.next().then((r) => String(r.response.case)),
+            s.ended.then((e) => `ended ${e.code}`),
+            new Promise<string>((r) => (timer = setTimeout(() => r('no reply in 10 s'), 10_000))),
+          ]);
+          clearTimeout(timer);
+          if (first !== 'requestHeaders') xpOutcomes[first] = (xpOutcomes[first] ?? 0) + 1;
+          // Half-close rather than cancel: thousands of RST_STREAMs on one connection trip Node's rapid-reset guard.
+          s.end();
           await s.ended;
         }),
       );
@@ -205,7 +212,7 @@ try {
     // Bounded = a plateau: once the first names filled the label allowance, later names add no series.
     const late = afterGateway.series - mid.series + (b.series - afterGateway.series);
     console.log(`  series: +${mid.series - a.series} for the first ${half} gateway names, +${afterGateway.series - mid.series} for the next ${NAMES - half}, +${b.series - afterGateway.series} for ${NAMES} ext_proc names`);
-    check(xpRefused === 0, `every ext_proc stream routed (${xpRefused} refused)`);
+    check(Object.keys(xpOutcomes).length === 0, `every ext_proc stream routed (others: ${JSON.stringify(xpOutcomes)})`);
     check(late <= 100 && b.series < 20_000, `series count bounded (${b.series} series after ${2 * NAMES} names)`);
   }
 
