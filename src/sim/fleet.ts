@@ -42,6 +42,9 @@ export interface FleetServer {
   /** Stops the server's engine for `durationMs` of simulated time. */
   stall(durationMs: number): void;
   state(): SchedulerState;
+  /** Bound ZeroMQ addresses of its KV event PUB and replay ROUTER ("" when off). */
+  readonly kvEventsEndpoint: string;
+  readonly kvEventsReplayEndpoint: string;
   /** Kills this one server (stops listening, drops connections), e.g. to test failover. Idempotent. */
   close(): Promise<void>;
 }
@@ -85,6 +88,8 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         setFaults: (patch) => sim.updateConfig(patch),
         stall: (ms) => sim.stall(ms),
         state: () => sim.state(),
+        kvEventsEndpoint: http.kvPublisher?.endpoint ?? '',
+        kvEventsReplayEndpoint: http.kvPublisher?.replayEndpoint ?? '',
         close: () => http.close(),
       });
     }
