@@ -186,6 +186,8 @@ export class EndpointSync {
     d.counters.batches++;
     if (!d.applier.apply(this.endpoint, events)) d.onBlockSizeMismatch(this.endpoint, d.applier.lastMismatchBlockSize);
     this.lastSeq = m.seq;
+    // After AllBlocksCleared the engine's cache is exactly what follows: a DESYNCED endpoint is exact again.
+    if (this.phase === 'DESYNCED' && events.some((e) => e.type === 'AllBlocksCleared')) this.#resynced('the engine cleared its cache');
     return true;
   }
 
