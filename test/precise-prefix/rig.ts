@@ -121,16 +121,16 @@ export async function startRig(o: {
       return { endpoint: name, predictedTokens: predictedBlocks * B, cachedTokens: usage.cachedTokens, promptTokens: usage.promptTokens, candidates };
     },
     async quiesce() {
-      await waitUntil(
-        () => fleet.servers.every((s) => {
-          const st = s.state();
-          const sync = producer.syncOf(s.name);
-          return st.running + st.waiting === 0 && sync !== undefined && sync.phase !== 'REPLAYING' &&
-            (s.sim.kvEvents.lastSeq < 0 || sync.lastSeq === BigInt(s.sim.kvEvents.lastSeq));
-        }),
-        'the index to catch up with every simulator',
-        10_000,
-      );
+      const caughtUp = (s: FleetServer): boolean => {
+        const st = s.state();
+        const sync = producer.syncOf(s.name);
+        return st.running + st.waiting === 0 && sync !== undefined && sync.phase !== 'REPLAYING' &&
+          (s.sim.kvEvents.lastSeq < 0 || sync.lastSeq === BigInt(s.sim.kvEvents.lastSeq));
+      };
+      const state = () => fleet.servers.map((s) => `${s.name}: ${producer.phaseOf(s.name)} seq ${producer.syncOf(s.name)?.lastSeq} / ${s.sim.kvEvents.lastSeq}, ${JSON.stringify(s.state())}`).join('; ');
+      await waitUntil(() => fleet.servers.every(caughtUp), 'the index to catch up with every simulator', 10_000).catch((err: Error) => {
+        throw new Error(`${err.message} (${state()})`);
+      });
       for (const s of fleet.servers) await producer.syncOf(s.name)?.idle;
     },
     async close() {

@@ -116,6 +116,8 @@ interface Prediction {
   readonly speculation: Speculation | undefined;
   /** No other request of ours was in flight on the endpoint when this one was routed. */
   readonly quiet: boolean;
+  /** The endpoint was DESYNCED when this request was routed (only those count towards recovery). */
+  readonly desynced: boolean;
 }
 
 interface EndpointHealth {
@@ -394,7 +396,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       const confirmedBlocks = state.hi !== undefined && state.lo !== undefined && this.index.hasEndpoint(name)
         ? Math.min(this.index.match(state.hi, state.lo, state.hi.length, [this.index.slotOf(name)], false).blocks[0] as number, cap)
         : predictedBlocks;
-      this.#predictions.set(request, { endpoint: name, confirmedTokens: confirmedBlocks * B, predictedTokens: predictedBlocks * B, promptTokens: state.promptTokens, speculation, quiet: inflight === 0 });
+      this.#predictions.set(request, { endpoint: name, confirmedTokens: confirmedBlocks * B, predictedTokens: predictedBlocks * B, promptTokens: state.promptTokens, speculation, quiet: inflight === 0, desynced: this.#syncs.get(name)?.phase === 'DESYNCED' });
     }
     if (state.approx) return this.#fallback?.preRequest(request, result, signal);
   }
@@ -434,13 +436,15 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     h.ewma = h.samples === 0 ? error : 0.9 * h.ewma + 0.1 * error;
     h.samples++;
     const d = this.config.desync;
-    h.goodStreak = error <= d.driftThreshold ? h.goodStreak + 1 : 0;
+    if (error > d.driftThreshold) h.goodStreak = 0;
+    else if (p.desynced) h.goodStreak++;
     const sync = this.#syncs.get(p.endpoint);
     if (sync === undefined) return;
     if (sync.phase === 'DESYNCED' && !this.#mismatchLogged.has(p.endpoint) && h.goodStreak >= d.recoverAfterRequests) {
       sync.markRecovered();
       h.ewma = 0;
       h.samples = 0;
+      h.goodStreak = 0;
     } else if (sync.phase === 'SYNCED' && h.samples >= d.minSamples && h.ewma > d.driftThreshold) {
       sync.markDrifted(`mean prediction error ${h.ewma.toFixed(3)} > ${d.driftThreshold}`);
       h.goodStreak = 0;
