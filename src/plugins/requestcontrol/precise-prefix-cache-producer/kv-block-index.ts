@@ -108,6 +108,11 @@ export class PairTable {
     if (this.#cap > 64 && this.#size * 8 < this.#cap) this.#resize(this.#cap / 2, w);
   }
 
+  /** The raw arrays, for a hot loop that inlines `find` (read only; invalid after any insert or remove). */
+  raw(): { state: Uint8Array; hi: Uint32Array; lo: Uint32Array; mask: number } {
+    return { state: this.#state, hi: this.#hi, lo: this.#lo, mask: this.#mask };
+  }
+
   hiAt(slot: number): number {
     return this.#hi[slot] as number;
   }
@@ -432,9 +437,20 @@ export class KvBlockIndex {
     const tiers = T - 1;
     const specOn = speculative ? 1 : 0;
     const w0 = this.tierWeights[0] as number;
+    const { state, hi: kh, lo: kl, mask } = this.#rk.raw();
     let i = 0;
     for (; i < n && anyActive; i++) {
-      const s = this.#rk.find(hi[i] as number, lo[i] as number);
+      const h = hi[i] as number;
+      const l = lo[i] as number;
+      let s = (Math.imul(l ^ Math.imul(h, 0x9e3779b1), 0x85ebca6b) >>> 7) & mask;
+      for (;;) {
+        if (state[s] === EMPTY) {
+          s = -1;
+          break;
+        }
+        if (kl[s] === l && kh[s] === h) break;
+        s = (s + 1) & mask;
+      }
       anyActive = false;
       const base = s * TW;
       for (let w = 0; w < W; w++) {
