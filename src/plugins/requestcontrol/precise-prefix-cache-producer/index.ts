@@ -23,6 +23,7 @@ import type { Clock, Logger, PluginFactory, PluginHandle, TypedName } from '../.
 import type { InferenceRequest } from '../../../framework/request.ts';
 import type { DataProducer, Outcome, PreRequestHook, ResponseCompleteHook, ResponseInfo } from '../../../framework/requestcontrol.ts';
 import type { Candidate, SchedulingResult } from '../../../framework/scheduling.ts';
+import type { PrecisePrefixMetricsSource } from '../../../observability/precise-prefix-metrics.ts';
 import { ApproxPrefixCacheProducer, approxPrefixCacheProducerFactory } from '../approx-prefix-cache-producer/index.ts';
 import { EndpointSync, newSyncCounters, type SyncCounters, type SyncPhase } from './endpoint-sync.ts';
 import { KvEventApplier, newIngestCounters, type IngestCounters } from './ingest.ts';
@@ -449,6 +450,26 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       sync.markDrifted(`mean prediction error ${h.ewma.toFixed(3)} > ${d.driftThreshold}`);
       h.goodStreak = 0;
     }
+  }
+
+  /** The view the metrics layer reads at scrape time (`epp_kv_*`, `epp_precise_prefix_*`). */
+  metricsSource(): PrecisePrefixMetricsSource {
+    const stats = this.stats;
+    return {
+      name: this.typedName.name,
+      get counters() {
+        return {
+          ...stats.ingest, ...stats.sync, ...stats.decode,
+          requestsPrecise: stats.requestsPrecise, requestsNoTokens: stats.requestsNoTokens, fallbackCandidates: stats.fallbackCandidates,
+        };
+      },
+      indexStats: () => {
+        const st = this.index.stats();
+        return { byTier: Object.fromEntries(this.index.tiers.map((t, i) => [t, st.byTier[i] ?? 0])), requestKeys: st.requestKeys, bytes: st.bytes };
+      },
+      phases: () => new Map([...this.#syncs].map(([k, v]) => [k, v.phase])),
+      drainPredictionErrors: () => stats.predictionErrors.splice(0),
+    };
   }
 
   /** Closes every event stream (shutdown, tests). */

@@ -17,6 +17,7 @@ import type { Clock, Logger, PluginFactory, TypedName } from '../../../framework
 import type { InferenceRequest } from '../../../framework/request.ts';
 import type { DataProducer } from '../../../framework/requestcontrol.ts';
 import type { Candidate } from '../../../framework/scheduling.ts';
+import type { TokenSourceMetricsSource } from '../../../observability/precise-prefix-metrics.ts';
 import { simTokenize } from './sim-tokenizer.ts';
 
 export const TOKEN_PRODUCER_TYPE = 'token-producer';
@@ -58,6 +59,22 @@ export class TokenProducer implements DataProducer {
     this.config = Object.freeze({ ...config });
     this.#logger = handle.logger;
     this.#clock = handle.clock;
+  }
+
+  /** The view the metrics layer reads at scrape time (`epp_token_source_*`). */
+  metricsSource(): TokenSourceMetricsSource {
+    const stats = this.stats;
+    return {
+      name: this.typedName.name,
+      backend: this.config.backend,
+      get requests() {
+        return stats.requests;
+      },
+      get failures() {
+        return stats.failures;
+      },
+      drainLatencies: () => stats.latencies.splice(0),
+    };
   }
 
   async prepareData(request: InferenceRequest, candidates: readonly Candidate[], signal: AbortSignal): Promise<void> {
