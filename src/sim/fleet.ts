@@ -45,6 +45,8 @@ export interface FleetServer {
   /** Bound ZeroMQ addresses of its KV event PUB and replay ROUTER ("" when off). */
   readonly kvEventsEndpoint: string;
   readonly kvEventsReplayEndpoint: string;
+  /** Current subscriptions to its KV events (0 when off). */
+  kvEventsSubscriptions(): number;
   /** Kills this one server (stops listening, drops connections), e.g. to test failover. Idempotent. */
   close(): Promise<void>;
 }
@@ -90,6 +92,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         state: () => sim.state(),
         kvEventsEndpoint: http.kvPublisher?.endpoint ?? '',
         kvEventsReplayEndpoint: http.kvPublisher?.replayEndpoint ?? '',
+        kvEventsSubscriptions: () => http.kvPublisher?.subscriptions ?? 0,
         close: () => http.close(),
       });
     }

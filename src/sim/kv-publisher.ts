@@ -11,7 +11,7 @@
 // buffer, as a PUB high-water-mark drop would); `kv-events-delay` publishes later (simulated time).
 
 import { Encoder } from '@msgpack/msgpack';
-import type { Publisher, Router } from 'zeromq';
+import type { Router, XPublisher } from 'zeromq';
 import type { KvEvent, KvEventBatch } from './kv-events.ts';
 import type { SimServer, KvStateDump } from './sim-server.ts';
 import { SeededRandom } from './rng.ts';
@@ -94,7 +94,7 @@ export class KvEventPublisher {
   readonly #topic: string;
   readonly #buffer: { seq: number; payload: Uint8Array }[] = [];
   readonly #dropRng: SeededRandom;
-  #pub: Publisher | undefined;
+  #pub: XPublisher | undefined;
   #router: Router | undefined;
   #unsubscribe: (() => void) | undefined;
   #unRestart: (() => void) | undefined;
@@ -105,6 +105,8 @@ export class KvEventPublisher {
   /** Batches published / lost on purpose (tests). */
   published = 0;
   dropped = 0;
+  /** Current topic subscriptions (an XPUB sees them; on the wire it is a PUB, as vLLM's). */
+  subscriptions = 0;
 
   constructor(sim: SimServer, topic: string) {
     this.#sim = sim;
@@ -119,11 +121,22 @@ export class KvEventPublisher {
   async start(): Promise<void> {
     const zmq = await import('zeromq');
     const o = this.#sim.options;
-    const pub = new zmq.Publisher({ linger: 0, sendHighWaterMark: 100_000 });
+    // XPUB: identical to PUB for subscribers, and it reports subscriptions, so tests can wait for one instead of
+    // racing ZeroMQ's slow-joiner window.
+    const pub = new zmq.XPublisher({ linger: 0, sendHighWaterMark: 100_000 });
     this.#pub = pub;
     if (shouldBind(o.kvEventsEndpoint)) await pub.bind(o.kvEventsEndpoint);
     else pub.connect(o.kvEventsEndpoint);
     this.endpoint = pub.lastEndpoint ?? o.kvEventsEndpoint;
+    void (async () => {
+      try {
+        for await (const [frame] of pub) {
+          if (frame !== undefined && frame.length > 0) this.subscriptions += frame[0] === 1 ? 1 : -1;
+        }
+      } catch {
+        // closed
+      }
+    })();
     if (o.kvEventsReplayEndpoint !== '') {
       const router = new zmq.Router({ linger: 0 });
       this.#router = router;

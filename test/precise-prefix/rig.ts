@@ -82,6 +82,8 @@ export async function startRig(o: {
   const producer = precisePrefixCacheProducerFactory('precise', { ...o.producer }, handle) as PrecisePrefixCacheProducer;
   const tokens = tokenProducerFactory('tokens', o.tokenProducer ?? { backend: 'sim' }, handle) as TokenProducer;
   producer.reconcile();
+  // ZeroMQ's slow joiner: batches published before the subscription reaches the PUB are lost. Wait for it.
+  await waitUntil(() => fleet.servers.every((s) => s.kvEventsSubscriptions() > 0), 'every simulator to see the subscription');
   let rr = 0;
   const server = (name: string): FleetServer => fleet.servers.find((s) => s.name === name) as FleetServer;
   const rig: Rig = {

@@ -16,36 +16,41 @@
 const EMPTY = 0;
 const FULL = 1;
 
-/** Open-addressing table keyed by (hi, lo) uint32 pairs with `width` uint32 payload words per slot. */
+/**
+ * Open-addressing table keyed by (hi, lo) uint32 pairs with `width` uint32 payload words per slot. One interleaved
+ * array — `[state, hi, lo, payload…]` per slot — so a probe touches one cache line, not four arrays.
+ * Payload of slot s: `data[off(s) + k]`, k < width.
+ */
 export class PairTable {
   width: number;
+  #stride: number;
   #cap: number;
   #mask: number;
   #size = 0;
-  #state: Uint8Array;
-  #hi: Uint32Array;
-  #lo: Uint32Array;
   data: Uint32Array;
 
   constructor(width: number, initialCapacity = 16) {
     this.width = width;
+    this.#stride = 3 + width;
     let cap = 16;
     while (cap < initialCapacity * 2) cap *= 2;
     this.#cap = cap;
     this.#mask = cap - 1;
-    this.#state = new Uint8Array(cap);
-    this.#hi = new Uint32Array(cap);
-    this.#lo = new Uint32Array(cap);
-    this.data = new Uint32Array(cap * width);
+    this.data = new Uint32Array(cap * this.#stride);
   }
 
   get size(): number {
     return this.#size;
   }
 
-  /** Bytes held by the typed arrays. */
+  /** Bytes held by the table. */
   get bytes(): number {
-    return this.#cap * (1 + 8 + 4 * this.width);
+    return this.data.byteLength;
+  }
+
+  /** Offset of slot s's payload in `data`. */
+  off(slot: number): number {
+    return slot * this.#stride + 3;
   }
 
   static #home(hi: number, lo: number, mask: number): number {
@@ -55,11 +60,13 @@ export class PairTable {
   /** Slot of (hi, lo), or −1. */
   find(hi: number, lo: number): number {
     const mask = this.#mask;
+    const a = this.data;
+    const st = this.#stride;
     let i = PairTable.#home(hi, lo, mask);
-    const state = this.#state;
     for (;;) {
-      if (state[i] === EMPTY) return -1;
-      if (this.#lo[i] === lo && this.#hi[i] === hi) return i;
+      const b = i * st;
+      if (a[b] === EMPTY) return -1;
+      if (a[b + 2] === lo && a[b + 1] === hi) return i;
       i = (i + 1) & mask;
     }
   }
@@ -68,18 +75,20 @@ export class PairTable {
   insert(hi: number, lo: number): number {
     if ((this.#size + 1) * 2 > this.#cap) this.#resize(this.#cap * 2, this.width);
     const mask = this.#mask;
+    const a = this.data;
+    const st = this.#stride;
     let i = PairTable.#home(hi, lo, mask);
-    const state = this.#state;
     for (;;) {
-      if (state[i] === EMPTY) {
-        state[i] = FULL;
-        this.#hi[i] = hi;
-        this.#lo[i] = lo;
-        this.data.fill(0, i * this.width, (i + 1) * this.width);
+      const b = i * st;
+      if (a[b] === EMPTY) {
+        a[b] = FULL;
+        a[b + 1] = hi;
+        a[b + 2] = lo;
+        a.fill(0, b + 3, b + st);
         this.#size++;
         return i;
       }
-      if (this.#lo[i] === lo && this.#hi[i] === hi) return i;
+      if (a[b + 2] === lo && a[b + 1] === hi) return i;
       i = (i + 1) & mask;
     }
   }
@@ -87,71 +96,67 @@ export class PairTable {
   /** Removes the entry at `slot` (backward-shift deletion keeps probe chains intact). */
   removeAt(slot: number): void {
     const mask = this.#mask;
-    const w = this.width;
-    const state = this.#state;
+    const st = this.#stride;
+    const a = this.data;
     let hole = slot;
     let j = slot;
     for (;;) {
       j = (j + 1) & mask;
-      if (state[j] === EMPTY) break;
-      const home = PairTable.#home(this.#hi[j] as number, this.#lo[j] as number, mask);
+      if (a[j * st] === EMPTY) break;
+      const home = PairTable.#home(a[j * st + 1] as number, a[j * st + 2] as number, mask);
       // Move j into the hole if its home is not cyclically in (hole, j].
       const inRange = hole <= j ? home > hole && home <= j : home > hole || home <= j;
       if (inRange) continue;
-      this.#hi[hole] = this.#hi[j] as number;
-      this.#lo[hole] = this.#lo[j] as number;
-      this.data.copyWithin(hole * w, j * w, (j + 1) * w);
+      a.copyWithin(hole * st, j * st, (j + 1) * st);
       hole = j;
     }
-    state[hole] = EMPTY;
+    a[hole * st] = EMPTY;
     this.#size--;
-    if (this.#cap > 64 && this.#size * 8 < this.#cap) this.#resize(this.#cap / 2, w);
+    if (this.#cap > 64 && this.#size * 8 < this.#cap) this.#resize(this.#cap / 2, this.width);
   }
 
-  /** The raw arrays, for a hot loop that inlines `find` (read only; invalid after any insert or remove). */
-  raw(): { state: Uint8Array; hi: Uint32Array; lo: Uint32Array; mask: number } {
-    return { state: this.#state, hi: this.#hi, lo: this.#lo, mask: this.#mask };
+  /** The raw array, for a hot loop that inlines `find` (read only; invalid after any insert or remove). */
+  raw(): { a: Uint32Array; stride: number; mask: number } {
+    return { a: this.data, stride: this.#stride, mask: this.#mask };
   }
 
   hiAt(slot: number): number {
-    return this.#hi[slot] as number;
+    return this.data[slot * this.#stride + 1] as number;
   }
 
   loAt(slot: number): number {
-    return this.#lo[slot] as number;
+    return this.data[slot * this.#stride + 2] as number;
   }
 
   /** Calls fn(slot) for every entry (do not insert or remove meanwhile). */
   forEach(fn: (slot: number) => void): void {
-    const state = this.#state;
-    for (let i = 0; i < this.#cap; i++) if (state[i] === FULL) fn(i);
+    const a = this.data;
+    const st = this.#stride;
+    for (let i = 0; i < this.#cap; i++) if (a[i * st] === FULL) fn(i);
   }
 
-  /** Re-lays the payload to `newWidth` words per slot, copying the first min(old, new) words. */
-  widen(newWidth: number, copy: (oldData: Uint32Array, oldSlot: number, newData: Uint32Array, newSlot: number) => void): void {
+  /** Re-lays the payload to `newWidth` words per slot; `copy` moves one slot's payload (offsets into old/new data). */
+  widen(newWidth: number, copy: (oldData: Uint32Array, oldOff: number, newData: Uint32Array, newOff: number) => void): void {
     this.#resize(this.#cap, newWidth, copy);
   }
 
-  #resize(newCap: number, newWidth: number, copy?: (o: Uint32Array, os: number, n: Uint32Array, ns: number) => void): void {
-    const oldState = this.#state;
-    const oldHi = this.#hi;
-    const oldLo = this.#lo;
-    const oldData = this.data;
-    const oldWidth = this.width;
+  #resize(newCap: number, newWidth: number, copy?: (o: Uint32Array, oo: number, n: Uint32Array, no: number) => void): void {
+    const old = this.data;
+    const oldStride = this.#stride;
     const oldCap = this.#cap;
+    const oldWidth = this.width;
     this.#cap = newCap;
     this.#mask = newCap - 1;
-    this.#state = new Uint8Array(newCap);
-    this.#hi = new Uint32Array(newCap);
-    this.#lo = new Uint32Array(newCap);
     this.width = newWidth;
-    this.data = new Uint32Array(newCap * newWidth);
+    this.#stride = 3 + newWidth;
+    this.data = new Uint32Array(newCap * this.#stride);
     this.#size = 0;
     for (let i = 0; i < oldCap; i++) {
-      if (oldState[i] !== FULL) continue;
-      const s = this.insert(oldHi[i] as number, oldLo[i] as number);
-      if (copy !== undefined) copy(oldData, i, this.data, s);
-      else this.data.set(oldData.subarray(i * oldWidth, i * oldWidth + Math.min(oldWidth, newWidth)), s * newWidth);
+      const b = i * oldStride;
+      if (old[b] !== FULL) continue;
+      const s = this.insert(old[b + 1] as number, old[b + 2] as number);
+      if (copy !== undefined) copy(old, b + 3, this.data, this.off(s));
+      else this.data.set(old.subarray(b + 3, b + 3 + Math.min(oldWidth, newWidth)), this.off(s));
     }
   }
 }
@@ -239,8 +244,8 @@ export class KvBlockIndex {
   #widen(W: number): void {
     const T = this.#T;
     const oldW = this.#W;
-    this.#rk.widen(T * W, (o, os, n, ns) => {
-      for (let t = 0; t < T; t++) for (let w = 0; w < oldW; w++) n[ns * T * W + t * W + w] = o[os * T * oldW + t * oldW + w] as number;
+    this.#rk.widen(T * W, (o, oo, n, no) => {
+      for (let t = 0; t < T; t++) for (let w = 0; w < oldW; w++) n[no + t * W + w] = o[oo + t * oldW + w] as number;
     });
     this.#W = W;
   }
@@ -248,7 +253,7 @@ export class KvBlockIndex {
   #setBit(rkHi: number, rkLo: number, tier: number, slot: number): void {
     const s = this.#rk.insert(rkHi, rkLo);
     const W = this.#W;
-    const i = s * this.#T * W + tier * W + (slot >>> 5);
+    const i = this.#rk.off(s) + tier * W + (slot >>> 5);
     this.#rk.data[i] = ((this.#rk.data[i] as number) | (1 << (slot & 31))) >>> 0;
   }
 
@@ -256,14 +261,14 @@ export class KvBlockIndex {
     const s = this.#rk.find(rkHi, rkLo);
     if (s < 0) return false;
     const W = this.#W;
-    return (((this.#rk.data[s * this.#T * W + tier * W + (slot >>> 5)] as number) >>> (slot & 31)) & 1) === 1;
+    return (((this.#rk.data[this.#rk.off(s) + tier * W + (slot >>> 5)] as number) >>> (slot & 31)) & 1) === 1;
   }
 
   #clearBit(rkHi: number, rkLo: number, tier: number, slot: number): void {
     const s = this.#rk.find(rkHi, rkLo);
     if (s < 0) return;
     const W = this.#W;
-    const base = s * this.#T * W;
+    const base = this.#rk.off(s);
     const data = this.#rk.data;
     const i = base + tier * W + (slot >>> 5);
     data[i] = ((data[i] as number) & ~(1 << (slot & 31))) >>> 0;
@@ -277,8 +282,8 @@ export class KvBlockIndex {
     if (e === undefined) return undefined;
     const s = e.eng.find(engHi, engLo);
     if (s < 0) return undefined;
-    const w = e.eng.width;
-    return [e.eng.data[s * w] as number, e.eng.data[s * w + 1] as number];
+    const o = e.eng.off(s);
+    return [e.eng.data[o] as number, e.eng.data[o + 1] as number];
   }
 
   /**
@@ -291,16 +296,16 @@ export class KvBlockIndex {
     let result: 'new' | 'dup' | 'conflict' = 'dup';
     if (s < 0) {
       s = e.eng.insert(engHi, engLo);
-      const w = e.eng.width;
-      e.eng.data[s * w] = rkHi;
-      e.eng.data[s * w + 1] = rkLo;
+      const o = e.eng.off(s);
+      e.eng.data[o] = rkHi;
+      e.eng.data[o + 1] = rkLo;
       result = 'new';
     }
-    const w = e.eng.width;
-    const eh = e.eng.data[s * w] as number;
-    const el = e.eng.data[s * w + 1] as number;
+    const o = e.eng.off(s);
+    const eh = e.eng.data[o] as number;
+    const el = e.eng.data[o + 1] as number;
     if (result === 'dup' && (eh !== rkHi || el !== rkLo)) result = 'conflict';
-    const refIdx = s * w + 2 + tier;
+    const refIdx = o + 2 + tier;
     const ref = e.eng.data[refIdx] as number;
     e.eng.data[refIdx] = ref + 1;
     if (ref === 0) {
@@ -329,15 +334,15 @@ export class KvBlockIndex {
     if (e === undefined) return false;
     const s = e.eng.find(engHi, engLo);
     if (s < 0) return false;
-    const w = e.eng.width;
-    const refIdx = s * w + 2 + tier;
+    const o = e.eng.off(s);
+    const refIdx = o + 2 + tier;
     const ref = e.eng.data[refIdx] as number;
     if (ref === 0) return false;
     e.eng.data[refIdx] = ref - 1;
     if (ref > 1) return true;
     this.#replicasByTier[tier] = (this.#replicasByTier[tier] as number) - 1;
-    const rkHi = e.eng.data[s * w] as number;
-    const rkLo = e.eng.data[s * w + 1] as number;
+    const rkHi = e.eng.data[o] as number;
+    const rkLo = e.eng.data[o + 1] as number;
     const k = `${rkHi}:${rkLo}:${tier}`;
     const alias = e.aliases.size === 0 ? undefined : e.aliases.get(k);
     if (alias !== undefined) {
@@ -347,7 +352,7 @@ export class KvBlockIndex {
       this.#clearBit(rkHi, rkLo, tier, e.slot);
     }
     let any = false;
-    for (let t = 0; t < this.#T - 1; t++) if (e.eng.data[s * w + 2 + t] !== 0) any = true;
+    for (let t = 0; t < this.#T - 1; t++) if (e.eng.data[o + 2 + t] !== 0) any = true;
     if (!any) e.eng.removeAt(s);
     return true;
   }
@@ -356,13 +361,13 @@ export class KvBlockIndex {
   clear(endpoint: string): void {
     const e = this.#endpoints.get(endpoint);
     if (e === undefined) return;
-    const w = e.eng.width;
     const T = this.#T;
     e.eng.forEach((s) => {
+      const o = e.eng.off(s);
       for (let t = 0; t < T - 1; t++) {
-        if (e.eng.data[s * w + 2 + t] === 0) continue;
+        if (e.eng.data[o + 2 + t] === 0) continue;
         this.#replicasByTier[t] = (this.#replicasByTier[t] as number) - 1;
-        this.#clearBit(e.eng.data[s * w] as number, e.eng.data[s * w + 1] as number, t, e.slot);
+        this.#clearBit(e.eng.data[o] as number, e.eng.data[o + 1] as number, t, e.slot);
       }
     });
     this.#endpoints.delete(endpoint);
@@ -380,11 +385,12 @@ export class KvBlockIndex {
     const data = this.#rk.data;
     this.#rk.forEach((s) => {
       let any = false;
+      const o = this.#rk.off(s);
       for (let t = 0; t < T; t++) {
-        const i = s * T * W + t * W + word;
+        const i = o + t * W + word;
         data[i] = ((data[i] as number) & ~bit) >>> 0;
       }
-      for (let k = s * T * W; k < (s + 1) * T * W; k++) if (data[k] !== 0) any = true;
+      for (let k = o; k < o + T * W; k++) if (data[k] !== 0) any = true;
       if (!any) dead.push([this.#rk.hiAt(s), this.#rk.loAt(s)]);
     });
     for (const [h, l] of dead) {
@@ -418,7 +424,6 @@ export class KvBlockIndex {
     const weighted = new Float64Array(m);
     const W = this.#W;
     const T = this.#T;
-    const TW = T * W;
     if (this.#activeScratch.length < W) this.#activeScratch = new Uint32Array(W);
     const active = this.#activeScratch;
     active.fill(0, 0, W);
@@ -437,22 +442,24 @@ export class KvBlockIndex {
     const tiers = T - 1;
     const specOn = speculative ? 1 : 0;
     const w0 = this.tierWeights[0] as number;
-    const { state, hi: kh, lo: kl, mask } = this.#rk.raw();
+    const { a: tab, stride, mask } = this.#rk.raw();
     let i = 0;
     for (; i < n && anyActive; i++) {
       const h = hi[i] as number;
       const l = lo[i] as number;
       let s = (Math.imul(l ^ Math.imul(h, 0x9e3779b1), 0x85ebca6b) >>> 7) & mask;
+      let base = -1;
       for (;;) {
-        if (state[s] === EMPTY) {
-          s = -1;
+        const b = s * stride;
+        if (tab[b] === EMPTY) break;
+        if (tab[b + 2] === l && tab[b + 1] === h) {
+          base = b + 3;
           break;
         }
-        if (kl[s] === l && kh[s] === h) break;
         s = (s + 1) & mask;
       }
+      if (base < 0) s = -1;
       anyActive = false;
-      const base = s * TW;
       for (let w = 0; w < W; w++) {
         const a = active[w] as number;
         if (a === 0) continue;
@@ -505,8 +512,7 @@ export class KvBlockIndex {
     const out = new Set<string>();
     const e = this.#endpoints.get(endpoint);
     if (e === undefined) return out;
-    const w = e.eng.width;
-    e.eng.forEach((s) => out.add(`${e.eng.data[s * w]}:${e.eng.data[s * w + 1]}`));
+    e.eng.forEach((s) => out.add(`${e.eng.data[e.eng.off(s)]}:${e.eng.data[e.eng.off(s) + 1]}`));
     return out;
   }
 
@@ -515,10 +521,9 @@ export class KvBlockIndex {
     const out = new Map<string, number>();
     const e = this.#endpoints.get(endpoint);
     if (e === undefined) return out;
-    const w = e.eng.width;
     e.eng.forEach((s) => {
       let ref = 0;
-      for (let t = 0; t < this.#T - 1; t++) ref += e.eng.data[s * w + 2 + t] as number;
+      for (let t = 0; t < this.#T - 1; t++) ref += e.eng.data[e.eng.off(s) + 2 + t] as number;
       const key = (BigInt(e.eng.hiAt(s)) << 32n) | BigInt(e.eng.loAt(s));
       out.set(key.toString(), ref);
     });
