@@ -398,6 +398,9 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
         ? Math.min(this.index.match(state.hi, state.lo, state.hi.length, [this.index.slotOf(name)], false).blocks[0] as number, cap)
         : predictedBlocks;
       this.#predictions.set(request, { endpoint: name, confirmedTokens: confirmedBlocks * B, predictedTokens: predictedBlocks * B, promptTokens: state.promptTokens, speculation, quiet: inflight === 0, desynced: this.#syncs.get(name)?.phase === 'DESYNCED' });
+    } else {
+      // No prediction (no token ids, or the target was not a candidate): still tracked for the in-flight count.
+      this.#predictions.set(request, { endpoint: name, confirmedTokens: 0, predictedTokens: 0, promptTokens: 0, speculation, quiet: false, desynced: false });
     }
     if (state.approx) return this.#fallback?.preRequest(request, result, signal);
   }
