@@ -53,7 +53,7 @@ class Model {
         }
         ev.blockHashes.forEach((h, i) => {
           const extra = stripLora(ev.extraKeys?.[i], ev.loraName);
-          chain += `|${ev.tokenIds.slice(i * B, (i + 1) * B).join(',')}${extra === null ? '' : JSON.stringify(extra)}`;
+          chain += `|${Array.from(ev.tokenIds.slice(i * B, (i + 1) * B)).join(',')}${extra === null ? '' : JSON.stringify(extra)}`;
           const x = e.get(h);
           if (x === undefined) e.set(h, { chain, refs: [tier === 0 ? 1 : 0, tier === 1 ? 1 : 0] });
           else x.refs[tier]!++;
@@ -154,7 +154,7 @@ describe('KvBlockIndex', () => {
               }
             }
             known.set(ep, [...(known.get(ep) ?? []), ...hashes]);
-            const tokenIds = doc.slice(from * B, to * B);
+            const tokenIds = Uint32Array.from(doc.slice(from * B, to * B));
             const medium = r() < 0.8 ? 'GPU' : 'CPU';
             events = [{ type: 'BlockStored', blockHashes: hashes, parent, tokenIds, blockSize: B, loraId: null, medium, loraName: lora, extraKeys: extra, groupIdx: null, specKind: null }];
           } else if (op < 0.8) {
@@ -163,7 +163,7 @@ describe('KvBlockIndex', () => {
             events = [{ type: 'BlockRemoved', blockHashes: [h], medium: r() < 0.8 ? 'GPU' : 'CPU', groupIdx: null }];
           } else if (op < 0.9) {
             const ks = known.get(ep) ?? [];
-            events = [{ type: 'BlockStored', blockHashes: ks.slice(0, 3), parent: null, tokenIds: [], blockSize: B, loraId: null, medium: 'CPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }];
+            events = [{ type: 'BlockStored', blockHashes: ks.slice(0, 3), parent: null, tokenIds: new Uint32Array(0), blockSize: B, loraId: null, medium: 'CPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }];
           } else if (op < 0.93) {
             events = [{ type: 'AllBlocksCleared' }];
           } else {
@@ -212,7 +212,7 @@ describe('KvBlockIndex', () => {
     const index = new KvBlockIndex(TIERS);
     const keyer = new RequestKeyer(B);
     const applier = new KvEventApplier(index, keyer);
-    const stored: KvEvent = { type: 'BlockStored', blockHashes: [7n], parent: null, tokenIds: [1, 2, 3, 4], blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null };
+    const stored: KvEvent = { type: 'BlockStored', blockHashes: [7n], parent: null, tokenIds: Uint32Array.of(1, 2, 3, 4), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null };
     applier.apply('a', [stored, stored]);
     const k = keyer.keys('', [1, 2, 3, 4]);
     const slot = [index.slotOf('a')];
@@ -229,7 +229,7 @@ describe('KvBlockIndex', () => {
     const applier = new KvEventApplier(index, keyer);
     const tokens = [1, 2, 3, 4, 5, 6, 7, 8];
     for (let e = 0; e < 100; e++) {
-      applier.apply(`e${e}`, [{ type: 'BlockStored', blockHashes: [BigInt(e * 2 + 1), BigInt(e * 2 + 2)], parent: null, tokenIds: e % 2 === 0 ? tokens : tokens.slice(0, 4).concat([9, 9, 9, 9]), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }]);
+      applier.apply(`e${e}`, [{ type: 'BlockStored', blockHashes: [BigInt(e * 2 + 1), BigInt(e * 2 + 2)], parent: null, tokenIds: Uint32Array.from(e % 2 === 0 ? tokens : tokens.slice(0, 4).concat([9, 9, 9, 9])), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }]);
     }
     const k = keyer.keys('', tokens);
     const slots = Array.from({ length: 100 }, (_, e) => index.slotOf(`e${e}`));

@@ -13,7 +13,8 @@ const fixtures = JSON.parse(
 ) as Fixture[];
 
 /** bigint → decimal string, so expectations stay plain JSON. */
-const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)));
+const plain = (v: unknown): unknown =>
+  JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x instanceof Uint32Array ? Array.from(x) : x)));
 
 describe('KV event decoder (golden msgpack fixtures)', () => {
   for (const f of fixtures) {

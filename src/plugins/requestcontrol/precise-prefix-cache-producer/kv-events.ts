@@ -20,7 +20,7 @@ export interface BlockStored {
   readonly blockHashes: readonly Hash64[];
   readonly parent: Hash64 | null;
   /** Tokens of all stored blocks, concatenated (empty for a tier copy, e.g. GPU → CPU offload). */
-  readonly tokenIds: readonly number[];
+  readonly tokenIds: Uint32Array;
   readonly blockSize: number;
   readonly loraId: number | null;
   /** `GPU`, `CPU`, … as sent (null = GPU). */
@@ -161,7 +161,8 @@ export function decodeEvent(raw: unknown, stats: DecodeStats): KvEvent | undefin
           type: 'BlockStored',
           blockHashes: hashList(f('block_hashes'), 'BlockStored.block_hashes'),
           parent: parent === null || parent === undefined ? null : toHash64(parent),
-          tokenIds: tokens.map((t) => (typeof t === 'bigint' ? Number(t) : (t as number))),
+          // A typed array: request keys are hashed from typed arrays on both sides (monomorphic, compact).
+          tokenIds: Uint32Array.from(tokens as unknown[], (t) => (typeof t === 'bigint' ? Number(t) : (t as number))),
           blockSize,
           loraId: optInt(f('lora_id')),
           medium: optString(f('medium')),

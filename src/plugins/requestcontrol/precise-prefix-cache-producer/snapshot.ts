@@ -29,7 +29,7 @@ export async function fetchSnapshot(baseUrl: string, timeoutMs: number): Promise
       type: 'BlockStored',
       blockHashes: [toHash64(BigInt(b.hash))],
       parent: b.parent === null ? null : toHash64(BigInt(b.parent)),
-      tokenIds: b.token_ids,
+      tokenIds: Uint32Array.from(b.token_ids),
       blockSize: dump.block_size,
       loraId: null,
       medium: b.medium,

@@ -92,6 +92,7 @@ export class TokenProducer implements DataProducer {
       if (this.stats.latencies.length < 10_000) this.stats.latencies.push((this.#clock.now() - start) / 1000);
     }
     if (ids === undefined) return;
+    if (!(ids instanceof Uint32Array)) ids = Uint32Array.from(ids);
     const value: TokenizedPrompt = Object.freeze({ tokenIds: ids, source: this.config.backend });
     for (const c of candidates) c.attributes.set(TokenizedPromptKey, value);
   }
@@ -114,7 +115,7 @@ export class TokenProducer implements DataProducer {
     const first = Array.isArray(parsed) ? parsed[0] : parsed;
     const ids = (first as { token_ids?: unknown } | undefined)?.token_ids;
     if (!Array.isArray(ids) || !ids.every((x) => typeof x === 'number')) throw new Error('render response has no token_ids array');
-    return ids as number[];
+    return Uint32Array.from(ids as number[]);
   }
 }
 
