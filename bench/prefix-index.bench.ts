@@ -144,13 +144,18 @@ for (const tokens of PROMPT_SIZES) {
     const eps = [...endpoints.slice(0, n / 2), ...endpoints.slice(ENDPOINTS / 2, ENDPOINTS / 2 + n / 2)];
     const ids = fullTokens.subarray(0, tokens);
     const text = fullText.slice(0, tokens * 4);
+    // Requests are built once (outside the timed calls: building one stringifies the 960 KB body); candidates are
+    // fresh per call, as the director makes them.
+    const preciseRequest = makeRequest({ payload: { model: 'm', prompt: text } });
+    const approxRequest = makeRequest({ payload: { model: 'm', prompt: text } });
+    const tokenized = { tokenIds: ids, source: 'sim' };
     const variants: Record<string, () => void> = {
       precise: () => {
-        const cands: Candidate[] = eps.map((e) => makeCandidate(e, { [TokenizedPromptKey]: { tokenIds: ids, source: 'sim' } }));
-        precise.prepareData(makeRequest({ payload: { model: 'm', prompt: '' } }), cands, signal);
+        const cands: Candidate[] = eps.map((e) => makeCandidate(e, { [TokenizedPromptKey]: tokenized }));
+        precise.prepareData(preciseRequest, cands, signal);
       },
-      'approx (256-block cap)': () => approxCapped.prepareData(makeRequest({ payload: { model: 'm', prompt: text } }), eps.map((e) => makeCandidate(e)), signal),
-      'approx (uncapped)': () => approxFull.prepareData(makeRequest({ payload: { model: 'm', prompt: text } }), eps.map((e) => makeCandidate(e)), signal),
+      'approx (256-block cap)': () => approxCapped.prepareData(approxRequest, eps.map((e) => makeCandidate(e)), signal),
+      'approx (uncapped)': () => approxFull.prepareData(approxRequest, eps.map((e) => makeCandidate(e)), signal),
     };
     const us: Record<string, number[]> = {};
     const bytes: Record<string, number[]> = {};
@@ -188,6 +193,26 @@ for (const tokens of PROMPT_SIZES) {
   }
 }
 
+// Where the precise time goes at the largest cell: request keys alone, match alone (same process, medians).
+const breakdown = (() => {
+  const ids = fullTokens;
+  const slots = endpoints.map((e) => precise.index.slotOf(e.metadata.name));
+  const k = precise.keyer.keys('', ids);
+  const hi = k.hi.slice(0, k.n);
+  const lo = k.lo.slice(0, k.n);
+  const keysUs: number[] = [];
+  const matchUs: number[] = [];
+  for (let i = 0; i < ITER; i++) {
+    let t0 = performance.now();
+    precise.keyer.keys('', ids);
+    keysUs.push((performance.now() - t0) * 1000);
+    t0 = performance.now();
+    precise.index.match(hi, lo, hi.length, slots);
+    matchUs.push((performance.now() - t0) * 1000);
+  }
+  return { keys: median(keysUs), match: median(matchUs) };
+})();
+
 // Event removal rate, measured after scoring (it shrinks the index).
 const tr = performance.now();
 for (let i = 0; i < removals.length; i++) precise.applier.apply('ep-0', decodeBatch('kv@x', BigInt(i), removals[i] as Uint8Array, stats).events);
@@ -201,6 +226,7 @@ console.log(`\nIndex filled: ${st.replicas.toLocaleString('en')} cached block re
 console.log(`  apply rate (msgpack decode + apply): ${fmt(applied / (applyMs / 1000) / 1000, 0)}k blocks/s stored; removal ${fmt(removed / (removeMs / 1000) / 1000, 0)}k blocks/s`);
 console.log(`  memory: ${fmt(bytesPerReplica, 0)} B per cached block replica (heap + array buffers after GC; index arrays alone ${fmt(st.bytes / st.replicas, 0)} B)`);
 console.log(`  sim tokenizer (token-producer backend sim), 240k tokens: ${fmt(tokenizeMs, 1)} ms (not part of scoring)`);
+console.log(`  precise at 240k tokens × 96 endpoints, parts alone: request keys ${fmt(breakdown.keys)} µs, match ${fmt(breakdown.match)} µs`);
 console.log('\n| prompt tokens | endpoints | precise µs | precise alloc | approx (256-block cap) µs | alloc | approx (uncapped) µs | alloc | precise / approx-uncapped |');
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
