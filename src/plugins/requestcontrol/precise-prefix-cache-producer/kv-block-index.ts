@@ -53,8 +53,9 @@ export class PairTable {
     return slot * this.#stride + 3;
   }
 
-  static #home(hi: number, lo: number, mask: number): number {
-    return (Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) >>> 7) & mask;
+  /** Keys are outputs of a finalised 64-bit hash, so their low bits are already uniform: no re-mixing needed. */
+  static #home(_hi: number, lo: number, mask: number): number {
+    return lo & mask;
   }
 
   /** Slot of (hi, lo), or −1. */
@@ -202,6 +203,11 @@ export class KvBlockIndex {
   readonly #slots: (EndpointEntries | undefined)[] = [];
   readonly #replicasByTier: number[];
   #activeScratch = new Uint32Array(1);
+  /**
+   * Upper bound of speculative bits set (added − removed; clears may remove more): when 0, matching skips the
+   * speculative tier. Never under-counts, so a set bit is never ignored.
+   */
+  #speculativeBits = 0;
 
   constructor(tiers: readonly { name: string; weight: number }[]) {
     this.tiers = tiers.map((t) => t.name.toLowerCase());
@@ -404,6 +410,7 @@ export class KvBlockIndex {
     const slot = this.#entries(endpoint).slot;
     const t = this.#T - 1;
     for (let i = 0; i < n; i++) this.#setBit(hi[i] as number, lo[i] as number, t, slot);
+    this.#speculativeBits += n;
   }
 
   /** Clears the speculative bit of `endpoint` on keys[0, n) (expiry). */
@@ -412,6 +419,7 @@ export class KvBlockIndex {
     if (e === undefined) return;
     const t = this.#T - 1;
     for (let i = 0; i < n; i++) this.#clearBit(hi[i] as number, lo[i] as number, t, e.slot);
+    this.#speculativeBits = Math.max(0, this.#speculativeBits - n);
   }
 
   /**
@@ -440,14 +448,14 @@ export class KvBlockIndex {
     const endAt = new Int32Array(maxSlot).fill(-1);
     const data = this.#rk.data;
     const tiers = T - 1;
-    const specOn = speculative ? 1 : 0;
+    const specOn = speculative && this.#speculativeBits > 0 ? 1 : 0;
     const w0 = this.tierWeights[0] as number;
     const { a: tab, stride, mask } = this.#rk.raw();
     let i = 0;
     for (; i < n && anyActive; i++) {
       const h = hi[i] as number;
       const l = lo[i] as number;
-      let s = (Math.imul(l ^ Math.imul(h, 0x9e3779b1), 0x85ebca6b) >>> 7) & mask;
+      let s = l & mask; // = PairTable's home slot
       let base = -1;
       for (;;) {
         const b = s * stride;
@@ -468,7 +476,8 @@ export class KvBlockIndex {
         if (s >= 0) {
           top = data[base + w] as number; // tier 0 (GPU)
           held = top;
-          for (let t = 1; t < tiers; t++) held |= data[base + t * W + w] as number;
+          if (tiers === 2) held |= data[base + W + w] as number;
+          else for (let t = 1; t < tiers; t++) held |= data[base + t * W + w] as number;
           if (specOn === 1) {
             const spec = data[base + tiers * W + w] as number;
             held |= spec;
