@@ -36,6 +36,11 @@ import { STATIC_USAGE_LIMIT_POLICY_TYPE, staticUsageLimitPolicyFactory } from '.
 import { PRECISE_PREFIX_CACHE_PRODUCER_TYPE, precisePrefixCacheProducerFactory } from './requestcontrol/precise-prefix-cache-producer/index.ts';
 import { TOKEN_PRODUCER_TYPE, tokenProducerFactory } from './requestcontrol/token-producer/index.ts';
 import { TokenizedPromptKey } from '../framework/attributes.ts';
+import { PASSTHROUGH_PARSER_TYPE, passthroughParserFactory } from './parser/passthrough-parser/index.ts';
+import { VLLMGRPC_PARSER_TYPE, vllmGrpcParserFactory } from './parser/vllmgrpc-parser/index.ts';
+import { DESTINATION_ENDPOINT_SERVED_VERIFIER_TYPE, destinationEndpointServedVerifierFactory } from './requestcontrol/destination-endpoint-served-verifier/index.ts';
+import { ENDPOINT_NOTIFICATION_SOURCE_TYPE, endpointNotificationSourceFactory } from './datalayer/source/endpoint-notification-source/index.ts';
+import { K8S_NOTIFICATION_SOURCE_TYPE, k8sNotificationSourceFactory } from './datalayer/source/k8s-notification-source/index.ts';
 
 export interface PluginTypeRegistration {
   readonly type: string;
@@ -49,8 +54,11 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   { type: REQUEST_ATTRIBUTE_REPORTER_TYPE, factory: requestAttributeReporterFactory },
   { type: PRECISE_PREFIX_CACHE_PRODUCER_TYPE, factory: precisePrefixCacheProducerFactory },
   { type: TOKEN_PRODUCER_TYPE, factory: tokenProducerFactory },
+  { type: DESTINATION_ENDPOINT_SERVED_VERIFIER_TYPE, factory: destinationEndpointServedVerifierFactory },
   // --- parsers
   { type: OPENAI_PARSER_TYPE, factory: openAiParserFactory },
+  { type: PASSTHROUGH_PARSER_TYPE, factory: passthroughParserFactory },
+  { type: VLLMGRPC_PARSER_TYPE, factory: vllmGrpcParserFactory },
   // --- scheduling: profile handlers, pickers, scorers, filters
   { type: 'queue-scorer', factory: queueScorerFactory },
   { type: 'kv-cache-utilization-scorer', factory: kvCacheUtilizationScorerFactory },
@@ -70,6 +78,8 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   // --- data layer: sources, extractors
   { type: METRICS_DATA_SOURCE_TYPE, factory: metricsDataSourceFactory },
   { type: CORE_METRICS_EXTRACTOR_TYPE, factory: coreMetricsExtractorFactory },
+  { type: ENDPOINT_NOTIFICATION_SOURCE_TYPE, factory: endpointNotificationSourceFactory },
+  { type: K8S_NOTIFICATION_SOURCE_TYPE, factory: k8sNotificationSourceFactory },
   // --- flow control: saturation detectors (also scheduling filters), fairness, ordering, usage limits
   { type: UTILIZATION_DETECTOR_TYPE, factory: utilizationDetectorFactory },
   { type: CONCURRENCY_DETECTOR_TYPE, factory: concurrencyDetectorFactory },
