@@ -58,40 +58,39 @@ export class PairTable {
     return lo & mask;
   }
 
-  /** Slot of (hi, lo), or −1. */
-  find(hi: number, lo: number): number {
+  /** Slot of (hi, lo) when present, else ~(the empty slot where it would go). */
+  #probe(hi: number, lo: number): number {
     const mask = this.#mask;
     const a = this.data;
     const st = this.#stride;
     let i = PairTable.#home(hi, lo, mask);
     for (;;) {
       const b = i * st;
-      if (a[b] === EMPTY) return -1;
+      if (a[b] === EMPTY) return ~i;
       if (a[b + 2] === lo && a[b + 1] === hi) return i;
       i = (i + 1) & mask;
     }
   }
 
+  /** Slot of (hi, lo), or −1. */
+  find(hi: number, lo: number): number {
+    const i = this.#probe(hi, lo);
+    return i >= 0 ? i : -1;
+  }
+
   /** Slot of (hi, lo), inserted with zeroed payload when absent. May grow (slots move): re-find after. */
   insert(hi: number, lo: number): number {
     if ((this.#size + 1) * 2 > this.#cap) this.#resize(this.#cap * 2, this.width);
-    const mask = this.#mask;
+    const i = this.#probe(hi, lo);
+    if (i >= 0) return i;
+    const b = ~i * this.#stride;
     const a = this.data;
-    const st = this.#stride;
-    let i = PairTable.#home(hi, lo, mask);
-    for (;;) {
-      const b = i * st;
-      if (a[b] === EMPTY) {
-        a[b] = FULL;
-        a[b + 1] = hi;
-        a[b + 2] = lo;
-        a.fill(0, b + 3, b + st);
-        this.#size++;
-        return i;
-      }
-      if (a[b + 2] === lo && a[b + 1] === hi) return i;
-      i = (i + 1) & mask;
-    }
+    a[b] = FULL;
+    a[b + 1] = hi;
+    a[b + 2] = lo;
+    a.fill(0, b + 3, b + this.#stride);
+    this.#size++;
+    return ~i;
   }
 
   /** Removes the entry at `slot` (backward-shift deletion keeps probe chains intact). */
