@@ -80,7 +80,7 @@ export class Gateway {
     this.#allowed = new Set(l.allowedPaths);
     this.#budget = options.bodyBudget ?? new BodyBudget(0);
     this.#agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
-    this.#catalog = new ModelCatalog(() => options.director.store.endpoints(), this.#agent, options.logger);
+    this.#catalog = new ModelCatalog(() => options.director.store.endpoints(), this.#agent, options.logger, 5000, 1000, 1000, options.now);
     this.#server = http.createServer(
       {
         keepAliveTimeout: l.keepAliveTimeoutMs,
