@@ -74,6 +74,7 @@ export class EppMetrics {
   readonly certificateReloads: Counter<'result'>;
   readonly certificateExpiry: Gauge<'source'>;
   readonly pluginErrors: Counter<'extension_point' | 'plugin_type' | 'plugin_name'>;
+  readonly invariantViolations: Counter<'invariant'>;
   readonly responseBufferOverflows: Counter<'data_plane'>;
   readonly bodyBudgetRejections: Counter<'data_plane'>;
   readonly upstreamTimeouts: Counter<'phase'>;
@@ -318,6 +319,12 @@ export class EppMetrics {
       name: 'epp_plugin_errors_total',
       help: 'Scheduling plugin calls (filter, scorer, picker) that threw; the request got a 500 naming the plugin.',
       labelNames: ['extension_point', 'plugin_type', 'plugin_name'],
+      registers: r,
+    });
+    this.invariantViolations = new Counter({
+      name: 'epp_lifecycle_invariant_violations_total',
+      help: 'Data-plane events that broke a lifecycle invariant (a chunk after the final one, a second completion), ignored.',
+      labelNames: ['invariant'],
       registers: r,
     });
     this.responseBufferOverflows = new Counter({

@@ -16,6 +16,7 @@ import type { Candidate, SchedulingResult } from '../framework/scheduling.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import { isThenable } from '../util/deferred.ts';
 import type { CompiledHooks } from './hooks.ts';
+import { HookRunner, HookScope, TimerWheel } from './hook-runner.ts';
 import { DEFAULT_FAIRNESS_ID, FAIRNESS_ID_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER } from './headers.ts';
 import { ResponseStream, type ResponsePathOptions } from './response-stream.ts';
 import { PluginFailure, primaryTargets, type Scheduler } from './scheduler.ts';
@@ -107,7 +108,12 @@ export interface DirectorOptions {
   readonly reachability?: Reachability;
   /** Timeout for one request-path hook call (admit, preRequest). */
   readonly requestHookTimeoutMs?: number;
+  /** The coarse timer wheel of every hook timeout (both paths); one per director by default. */
+  readonly timerWheel?: TimerWheel;
 }
+
+/** Default timeout of one request-path hook call (admit, preRequest). */
+export const DEFAULT_REQUEST_HOOK_TIMEOUT_MS = 1000;
 
 const encoder = new TextEncoder();
 
@@ -117,6 +123,8 @@ export class Director {
   readonly #failedPlugins = new Set<string>();
   #idleWaiters: Array<() => void> = [];
   readonly #responseCtx;
+  readonly #runner: HookRunner;
+  readonly #hookTimeoutMs: number;
   readonly #onSettled = (s: ResponseStream): void => {
     if (this.#live.delete(s)) this.#o.metrics.runningRequests.dec({ model_name: s.modelLabels.model_name });
     this.#o.admission?.released?.(s.info.request);
@@ -125,12 +133,15 @@ export class Director {
 
   constructor(options: DirectorOptions) {
     this.#o = options;
+    this.#runner = new HookRunner({ wheel: options.timerWheel ?? new TimerWheel(), metrics: options.metrics, now: options.now });
+    this.#hookTimeoutMs = options.requestHookTimeoutMs ?? DEFAULT_REQUEST_HOOK_TIMEOUT_MS;
     this.#responseCtx = {
       hooks: { headers: options.hooks.responseHeaders, chunk: options.hooks.responseChunk, complete: options.hooks.responseComplete },
       options: options.responsePath,
       metrics: options.metrics,
       logger: options.logger,
       now: options.now,
+      runner: this.#runner,
     };
   }
 
@@ -147,6 +158,11 @@ export class Director {
   whenIdle(): Promise<void> {
     if (this.#live.size === 0) return Promise.resolve();
     return new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** The hook runner of both paths (its timer wheel and invariant-violation count, for tests and checks). */
+  get hookRunner(): HookRunner {
+    return this.#runner;
   }
 
   get store(): EndpointStore {
@@ -199,9 +215,27 @@ export class Director {
       if (isThenable(r)) await r;
     }
 
+    // The signals of this request's hook calls: linked to the client's, fired on a hook's timeout.
+    const scope = new HookScope(input.signal);
+    try {
+      return await this.#scheduleAndPrepare(request, input, body, targetModel, priority, scope);
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  async #scheduleAndPrepare(
+    request: InferenceRequest,
+    input: RequestInput,
+    body: InferenceRequest['body'],
+    targetModel: string,
+    priority: number,
+    scope: HookScope,
+  ): Promise<RoutingDecision> {
+    const o = this.#o;
     let targets: Endpoint[];
     try {
-      targets = await this.#locateAndSchedule(request, input);
+      targets = await this.#locateAndSchedule(request, input, scope);
     } catch (err) {
       o.admission?.released?.(request);
       throw err;
@@ -215,7 +249,10 @@ export class Director {
     this.#live.add(response);
     o.metrics.runningRequests.inc({ model_name: response.modelLabels.model_name });
     try {
-      if (o.hooks.preRequest !== null) await this.#preRequest(request, result);
+      if (o.hooks.preRequest !== null) {
+        const r = this.#preRequest(request, result, scope);
+        if (r !== undefined) await r;
+      }
       let out: Uint8Array;
       if (body.raw !== undefined) out = body.raw;
       else {
@@ -237,7 +274,7 @@ export class Director {
    * Candidates → prepareData → admit hooks → schedule (the part between admission and the routing decision).
    * Returns the primary profile's targets (never empty): a result without them is a scheduling failure.
    */
-  async #locateAndSchedule(request: InferenceRequest, input: RequestInput): Promise<Endpoint[]> {
+  async #locateAndSchedule(request: InferenceRequest, input: RequestInput, scope: HookScope): Promise<Endpoint[]> {
     const o = this.#o;
     let endpoints = o.locator ? o.locator.locate(input.proxyMetadata) : o.store.endpoints();
     if (o.reachability) endpoints = o.reachability.filter(endpoints);
@@ -247,8 +284,14 @@ export class Director {
     const candidates: Candidate[] = new Array(endpoints.length);
     for (let i = 0; i < endpoints.length; i++) candidates[i] = { endpoint: endpoints[i] as Endpoint, attributes: new Map() };
 
-    if (o.hooks.prepareData !== null) await this.#prepareData(request, candidates, input.signal);
-    if (o.hooks.admit !== null) await this.#admit(request, candidates);
+    if (o.hooks.prepareData !== null) {
+      const r = this.#prepareData(request, candidates, scope);
+      if (r !== undefined) await r;
+    }
+    if (o.hooks.admit !== null) {
+      const r = this.#admit(request, candidates, scope);
+      if (r !== undefined) await r;
+    }
 
     let result: SchedulingResult;
     let targets: Endpoint[];
@@ -274,118 +317,87 @@ export class Director {
     return new EppError('Internal', `scheduling failed: ${err.extensionPoint} plugin '${err.plugin.typedName.name}' threw`, { cause: err });
   }
 
-  async #prepareData(request: InferenceRequest, candidates: readonly Candidate[], clientSignal: AbortSignal): Promise<void> {
-    const producers = this.#o.hooks.prepareData ?? [];
-    // Fires on the chain's deadline, on a producer's failure, or when the client goes away.
-    const controller = new AbortController();
-    const onClientAbort = (): void => controller.abort(clientSignal.reason);
-    if (clientSignal.aborted) onClientAbort();
-    else clientSignal.addEventListener('abort', onClientAbort, { once: true });
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), PREPARE_DATA_TIMEOUT_MS);
-      timer.unref();
-    });
-    const chain = (async () => {
-      for (const p of producers) {
-        if (controller.signal.aborted) return;
-        const r = p.prepareData(request, candidates, controller.signal);
-        if (isThenable(r)) await r;
-      }
-    })();
-    try {
-      const winner = await Promise.race([chain, deadline]);
-      if (winner === 'timeout') {
-        controller.abort(new Error('prepareData deadline exceeded'));
-        this.#o.logger.warn({ requestId: request.requestId, timeoutMs: PREPARE_DATA_TIMEOUT_MS }, 'data producers exceeded their deadline; scheduling with partial data');
-      }
-    } catch (err) {
-      controller.abort(err);
-      this.#o.logger.error({ requestId: request.requestId, err: toError(err) }, 'data producer failed; scheduling with partial data');
-    } finally {
-      clearTimeout(timer);
-      clientSignal.removeEventListener('abort', onClientAbort);
-    }
-  }
-
-  async #admit(request: InferenceRequest, candidates: readonly Candidate[]): Promise<void> {
-    for (const a of this.#o.hooks.admit ?? []) {
-      let denial: string | undefined;
-      try {
-        denial = await this.#callHook(a.typedName.name, request.signal, (signal) => a.admit(request, candidates, signal));
-      } catch (err) {
-        if (err instanceof EppError) throw err;
-        throw new EppError('Internal', `admission plugin '${a.typedName.name}' failed: ${toError(err).message}`, { cause: err });
-      }
-      if (denial !== undefined) {
-        this.#o.logger.info({ requestId: request.requestId, plugin: a.typedName.name, reason: denial }, 'request denied by admission plugin');
-        throw new EppError('Internal', 'request cannot be admitted');
-      }
-    }
-  }
-
-  async #preRequest(request: InferenceRequest, result: SchedulingResult): Promise<void> {
-    const hist = this.#o.metrics.pluginDuration;
-    for (const h of this.#o.hooks.preRequest ?? []) {
-      const t = this.#o.now();
-      try {
-        const r = this.#callHook(h.typedName.name, request.signal, (signal) => h.preRequest(request, result, signal));
-        if (isThenable(r)) await r;
-      } catch (err) {
-        if (err instanceof EppError) throw err;
-        throw new EppError('Internal', `pre-request plugin '${h.typedName.name}' failed: ${toError(err).message}`, { cause: err });
-      } finally {
-        hist.observe({ extension_point: 'PreRequest', plugin_type: h.typedName.type, plugin_name: h.typedName.name }, (this.#o.now() - t) / 1000);
-      }
-    }
-  }
-
   /**
-   * Calls a request-path hook with its own signal, which fires when the client goes away or when the hook's
-   * timeout elapses (the hook is then abandoned: the request fails with Internal). Synchronous hooks return
-   * their value directly.
+   * Producers in order under one deadline for the chain (upstream's 400 ms). A failure or the deadline ends the
+   * chain (its signal fires) and scheduling goes on with partial data. Undefined when every producer was
+   * synchronous: no timer, no promise.
    */
-  #callHook<T>(plugin: string, clientSignal: AbortSignal, call: (signal: AbortSignal) => T | PromiseLike<T>): T | Promise<T> {
-    const controller = new AbortController();
-    const onClientAbort = (): void => controller.abort(clientSignal.reason);
-    if (clientSignal.aborted) onClientAbort();
-    else clientSignal.addEventListener('abort', onClientAbort, { once: true });
-    let r: T | PromiseLike<T>;
-    try {
-      r = call(controller.signal);
-    } catch (err) {
-      clientSignal.removeEventListener('abort', onClientAbort);
-      throw err;
+  #prepareData(request: InferenceRequest, candidates: readonly Candidate[], scope: HookScope): Promise<void> | undefined {
+    const logger = this.#o.logger;
+    return this.#runner.runChain(
+      scope,
+      'PrepareData',
+      this.#o.hooks.prepareData ?? [],
+      PREPARE_DATA_TIMEOUT_MS,
+      (p, signal) => p.prepareData(request, candidates, signal),
+      (err) => logger.error({ requestId: request.requestId, err: toError(err) }, 'data producer failed; scheduling with partial data'),
+      () => logger.warn({ requestId: request.requestId, timeoutMs: PREPARE_DATA_TIMEOUT_MS }, 'data producers exceeded their deadline; scheduling with partial data'),
+    );
+  }
+
+  /** Admit hooks in order; the first denial fails the request. Undefined when every hook was synchronous. */
+  #admit(request: InferenceRequest, candidates: readonly Candidate[], scope: HookScope, from = 0): Promise<void> | undefined {
+    const admitters = this.#o.hooks.admit ?? [];
+    for (let i = from; i < admitters.length; i++) {
+      const a = admitters[i]!;
+      let r: string | undefined | Promise<string | undefined>;
+      try {
+        r = this.#runner.callOne(scope, 'Admit', a, this.#hookTimeoutMs, (signal) => a.admit(request, candidates, signal));
+      } catch (err) {
+        throw admitFailed(a.typedName.name, err);
+      }
+      if (r instanceof Promise) {
+        return r.then(
+          (denial) => {
+            this.#denied(request, a.typedName.name, denial);
+            return this.#admit(request, candidates, scope, i + 1);
+          },
+          (err: unknown) => {
+            throw admitFailed(a.typedName.name, err);
+          },
+        );
+      }
+      this.#denied(request, a.typedName.name, r);
     }
-    if (!isThenable(r)) {
-      clientSignal.removeEventListener('abort', onClientAbort);
-      return r;
+    return undefined;
+  }
+
+  #denied(request: InferenceRequest, plugin: string, denial: string | undefined): void {
+    if (denial === undefined) return;
+    this.#o.logger.info({ requestId: request.requestId, plugin, reason: denial }, 'request denied by admission plugin');
+    throw new EppError('Internal', 'request cannot be admitted');
+  }
+
+  /** preRequest hooks in order; a failure or timeout fails the request. Undefined when every hook was synchronous. */
+  #preRequest(request: InferenceRequest, result: SchedulingResult, scope: HookScope, from = 0): Promise<void> | undefined {
+    const hooks = this.#o.hooks.preRequest ?? [];
+    for (let i = from; i < hooks.length; i++) {
+      const h = hooks[i]!;
+      let r: unknown;
+      try {
+        r = this.#runner.callOne(scope, 'PreRequest', h, this.#hookTimeoutMs, (signal) => h.preRequest(request, result, signal));
+      } catch (err) {
+        throw preRequestFailed(h.typedName.name, err);
+      }
+      if (r instanceof Promise) {
+        return r.then(
+          () => this.#preRequest(request, result, scope, i + 1),
+          (err: unknown) => {
+            throw preRequestFailed(h.typedName.name, err);
+          },
+        );
+      }
     }
-    const pending = r;
-    const ms = this.#o.requestHookTimeoutMs ?? 1000;
-    return new Promise<T>((resolve, reject) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        clientSignal.removeEventListener('abort', onClientAbort);
-      };
-      const timer = setTimeout(() => {
-        done();
-        const error = new EppError('Internal', `plugin '${plugin}' timed out after ${ms}ms`);
-        controller.abort(error);
-        reject(error);
-      }, ms);
-      timer.unref();
-      pending.then(
-        (v) => {
-          done();
-          resolve(v);
-        },
-        (e: unknown) => {
-          done();
-          reject(e);
-        },
-      );
-    });
+    return undefined;
   }
 }
 
+function admitFailed(plugin: string, err: unknown): EppError {
+  if (err instanceof EppError) return err;
+  return new EppError('Internal', `admission plugin '${plugin}' failed: ${toError(err).message}`, { cause: err });
+}
+
+function preRequestFailed(plugin: string, err: unknown): EppError {
+  if (err instanceof EppError) return err;
+  return new EppError('Internal', `pre-request plugin '${plugin}' failed: ${toError(err).message}`, { cause: err });
+}

@@ -36,7 +36,7 @@ import type {
   ResponseInfo,
 } from '../framework/requestcontrol.ts';
 import type { EppMetrics, ResponseHookPhase } from '../observability/metrics.ts';
-import { isThenable } from '../util/deferred.ts';
+import { HookScope, type ExtensionPoint, type HookPolicy, type HookRunner } from './hook-runner.ts';
 
 export type OverflowPolicy = 'drop' | 'block';
 export type ChunkHookMode = 'async' | 'inline';
@@ -71,6 +71,8 @@ export interface ResponsePathContext {
   readonly metrics: EppMetrics;
   readonly logger: Logger;
   readonly now: () => number;
+  /** Runs the hooks (shared with the request path: one timer wheel, per-plugin metrics). */
+  readonly runner: HookRunner;
 }
 
 class ResponseInfoImpl implements ResponseInfo {
@@ -102,6 +104,7 @@ export class ResponseStream {
   #createParser: (streaming: boolean) => ResponseParser;
   #phase: Phase = 'open';
   #headersSeen = false;
+  #finalSeen = false;
   #chunkIndex = 0;
   #responseBytes = 0;
   #abortReason: string | undefined;
@@ -113,10 +116,8 @@ export class ResponseStream {
   #pumping = false;
   #drainWaiters: Array<() => void> | null = null;
 
-  // Failure bookkeeping, allocated only when a hook misbehaves.
-  #logged: Set<Plugin> | null = null;
-  #quarantined: Set<Plugin> | null = null;
-  #hookAbort: AbortController | null = null;
+  // Signals of this stream's hook calls, and failure bookkeeping (allocated only when a hook misbehaves).
+  readonly #scope = new HookScope();
 
   constructor(
     ctx: ResponsePathContext,
@@ -164,7 +165,7 @@ export class ResponseStream {
     const hooks = this.#ctx.hooks.headers;
     if (hooks === null) return;
     const started = this.#ctx.now();
-    const r = this.#runHooks(hooks, PHASE_HEADERS, 0, (h, signal) => h.onResponseHeaders(info, signal));
+    const r = this.#runHooks(hooks, PHASE_HEADERS, (h, signal) => h.onResponseHeaders(info, signal));
     if (r === undefined) {
       this.#observeHookTime(PHASE_HEADERS, started);
       return;
@@ -192,7 +193,12 @@ export class ResponseStream {
    * the stream and the completion hooks have run: send the final reply after it.
    */
   onChunk(data: Uint8Array, endOfStream: boolean): void | Promise<void> {
-    if (this.#phase !== 'open') return; // nothing after the final chunk or completion
+    if (this.#phase !== 'open') {
+      // Nothing after the final chunk or completion: ignored. A chunk after the final one is counted (the data
+      // plane should not send it); one after an abort or failure is an ordinary race with the upstream.
+      if (this.#finalSeen) this.#ctx.runner.violation('chunk-after-end');
+      return;
+    }
     if (!this.#headersSeen) this.headersSkipped(false);
     this.#responseBytes += data.length;
     const parsed = this.#parser?.push(data, endOfStream);
@@ -215,6 +221,7 @@ export class ResponseStream {
 
   /** The stream ended without more body (response trailers, or end of a buffered response with no data). */
   finish(): Promise<void> {
+    if (this.#phase !== 'open') return this.#completion ?? Promise.resolve();
     const r = this.onChunk(EMPTY, true);
     return r ?? this.#completion ?? Promise.resolve();
   }
@@ -227,7 +234,7 @@ export class ResponseStream {
   abort(reason: string): Promise<void> {
     if (this.#phase === 'completed') return this.#completion ?? Promise.resolve();
     this.#abortReason ??= reason;
-    this.#hookAbort?.abort(new Error(reason));
+    this.#scope.abort(new Error(reason));
     if (this.#phase === 'finishing') return this.#completion ?? Promise.resolve();
     return this.#complete({ kind: 'aborted', reason });
   }
@@ -242,6 +249,7 @@ export class ResponseStream {
 
   #finish(data: Uint8Array, index: number): Promise<void> {
     this.#phase = 'finishing';
+    this.#finalSeen = true;
     const run = async (): Promise<void> => {
       const drained = this.#whenDrained();
       if (drained) await drained;
@@ -284,15 +292,19 @@ export class ResponseStream {
   }
 
   async #runCompletion(outcome: Outcome): Promise<void> {
+    if (this.#phase === 'completed') {
+      this.#ctx.runner.violation('second-completion');
+      return;
+    }
     this.#phase = 'completed';
     this.#ctx.metrics.completionOutcomes.inc({ outcome: outcome.kind });
     const hooks = this.#ctx.hooks.complete;
     try {
       if (hooks !== null) {
-        this.#hookAbort = null; // completion gets a fresh, un-aborted signal
+        this.#scope.fresh(); // completion gets a fresh, un-aborted signal
         const started = this.#ctx.now();
         const info = this.info;
-        const r = this.#runHooks(hooks, PHASE_COMPLETE, 0, (h, signal) => h.onResponseComplete(info, outcome, signal));
+        const r = this.#runHooks(hooks, PHASE_COMPLETE, (h, signal) => h.onResponseComplete(info, outcome, signal));
         if (r) await r;
         this.#observeHookTime(PHASE_COMPLETE, started);
       }
@@ -311,8 +323,9 @@ export class ResponseStream {
     if (pending >= queueLimit) {
       this.#ctx.metrics.responseQueueOverflow.inc({ policy: overflowPolicy });
       if (overflowPolicy === 'drop') {
-        if (this.#logged === null || !this.#logged.has(OVERFLOW_MARKER)) {
-          (this.#logged ??= new Set()).add(OVERFLOW_MARKER);
+        const scope = this.#scope;
+        if (scope.logged === null || !scope.logged.has(OVERFLOW_MARKER)) {
+          (scope.logged ??= new Set()).add(OVERFLOW_MARKER);
           this.#ctx.logger.warn(
             { requestId: this.info.request.requestId, queueLimit },
             'response chunk-hook queue full: skipping hooks for chunks until it drains (policy drop)',
@@ -397,7 +410,7 @@ export class ResponseStream {
     if (hooks === null) return;
     const info = this.info;
     const started = this.#ctx.now();
-    const r = this.#runHooks(hooks, PHASE_CHUNK, 0, (h, signal) => h.onResponseChunk(info, chunk, signal));
+    const r = this.#runHooks(hooks, PHASE_CHUNK, (h, signal) => h.onResponseChunk(info, chunk, signal));
     if (r === undefined) {
       this.#observeHookTime(PHASE_CHUNK, started);
       return;
@@ -408,95 +421,37 @@ export class ResponseStream {
   // ------------------------------------------------------------------ running hooks safely
 
   /**
-   * Runs `hooks[from..]` in order. Synchronous hooks run back to back; the first hook that returns a thenable
-   * makes this return a promise that continues with the rest once it settles (or times out).
+   * Runs `hooks` in order through the shared runner: synchronous hooks back to back (no timer, no promise); the
+   * first hook that returns a thenable makes this return a promise that continues with the rest once it settles
+   * (or times out). Chunk hooks that timed out earlier on this stream are skipped.
    */
-  #runHooks<H extends Plugin>(
-    hooks: readonly H[],
-    phase: ResponseHookPhase,
-    from: number,
-    call: (hook: H, signal: AbortSignal) => unknown,
-  ): Promise<void> | undefined {
-    for (let i = from; i < hooks.length; i++) {
-      const hook = hooks[i] as H;
-      if (phase === PHASE_CHUNK && this.#quarantined !== null && this.#quarantined.has(hook)) continue;
-      let r: unknown;
-      try {
-        r = call(hook, this.#signal());
-      } catch (err) {
-        this.#hookFailed(hook, phase, err);
-        continue;
-      }
-      if (isThenable(r)) {
-        return this.#awaitHook(hook, phase, r).then(() => this.#runHooks(hooks, phase, i + 1, call));
-      }
-    }
-    return undefined;
+  #runHooks<H extends Plugin>(hooks: readonly H[], phase: ResponseHookPhase, call: (hook: H, signal: AbortSignal) => unknown): Promise<void> | undefined {
+    return this.#ctx.runner.runAll(this.#scope, phase, hooks, this.#ctx.options.hookTimeoutMs, this.#policy, call, phase === PHASE_CHUNK);
   }
 
-  #awaitHook(hook: Plugin, phase: ResponseHookPhase, pending: PromiseLike<unknown>): Promise<void> {
-    return new Promise<void>((resolve) => {
-      let settled = false;
-      const timer = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        this.#hookTimedOut(hook, phase);
-        resolve();
-      }, this.#ctx.options.hookTimeoutMs);
-      timer.unref();
-      pending.then(
-        () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          resolve();
-        },
-        (err: unknown) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          this.#hookFailed(hook, phase, err);
-          resolve();
-        },
+  readonly #policy: HookPolicy = {
+    failed: (hook: Plugin, point: ExtensionPoint, err: unknown, scope: HookScope): void => {
+      const tn = hook.typedName;
+      this.#ctx.metrics.responseHookErrors.inc({ extension_point: point, plugin_type: tn.type, plugin_name: tn.name });
+      const logged = (scope.logged ??= new Set());
+      if (logged.has(hook)) return;
+      logged.add(hook);
+      const error = toError(err);
+      this.#ctx.logger.error(
+        { requestId: this.info.request.requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: point, err: error },
+        'response hook failed; the stream carries on (further failures of this plugin on this stream are only counted)',
       );
-    });
-  }
-
-  #signal(): AbortSignal {
-    let c = this.#hookAbort;
-    if (c === null) {
-      c = new AbortController();
-      if (this.#abortReason !== undefined && this.#phase !== 'completed') c.abort(new Error(this.#abortReason));
-      this.#hookAbort = c;
-    }
-    return c.signal;
-  }
-
-  #hookFailed(hook: Plugin, phase: ResponseHookPhase, err: unknown): void {
-    const tn = hook.typedName;
-    this.#ctx.metrics.responseHookErrors.inc({ extension_point: phase, plugin_type: tn.type, plugin_name: tn.name });
-    const logged = (this.#logged ??= new Set());
-    if (logged.has(hook)) return;
-    logged.add(hook);
-    const error = toError(err);
-    this.#ctx.logger.error(
-      { requestId: this.info.request.requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: phase, err: error },
-      'response hook failed; the stream carries on (further failures of this plugin on this stream are only counted)',
-    );
-  }
-
-  #hookTimedOut(hook: Plugin, phase: ResponseHookPhase): void {
-    const tn = hook.typedName;
-    this.#ctx.metrics.responseHookTimeouts.inc({ extension_point: phase, plugin_type: tn.type, plugin_name: tn.name });
-    if (phase === PHASE_CHUNK) (this.#quarantined ??= new Set()).add(hook);
-    // Tell the abandoned call to stop, and give later hooks a fresh signal.
-    this.#hookAbort?.abort(new Error(`hook timed out after ${this.#ctx.options.hookTimeoutMs}ms`));
-    this.#hookAbort = null;
-    this.#ctx.logger.error(
-      { requestId: this.info.request.requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: phase, timeoutMs: this.#ctx.options.hookTimeoutMs },
-      'response hook timed out and was abandoned; it is skipped for the rest of this stream',
-    );
-  }
+    },
+    timedOut: (hook: Plugin, point: ExtensionPoint, timeoutMs: number, scope: HookScope): void => {
+      const tn = hook.typedName;
+      this.#ctx.metrics.responseHookTimeouts.inc({ extension_point: point, plugin_type: tn.type, plugin_name: tn.name });
+      if (point === PHASE_CHUNK) (scope.quarantined ??= new Set()).add(hook);
+      this.#ctx.logger.error(
+        { requestId: this.info.request.requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: point, timeoutMs },
+        'response hook timed out and was abandoned; it is skipped for the rest of this stream',
+      );
+    },
+  };
 
   // ------------------------------------------------------------------ metrics
 

@@ -1,0 +1,423 @@
+/**
+ * The one hook runner of both paths (request path: the director; response path: the response stream).
+ *
+ * What it guarantees, whatever the extension point:
+ * - A hook that returns synchronously costs no timer and no promise: hooks run back to back and the caller gets
+ *   `undefined` (or the value) back. Only a hook that returns a thenable is awaited (house style, "do not await
+ *   a hook that is not async").
+ * - Timeouts use one coarse shared timer wheel (`TimerWheel`), not a `setTimeout` per call: at most one native
+ *   timer is armed per wheel, whatever the number of pending hook calls. A timeout fires no earlier than asked
+ *   and at most one wheel tick (`resolutionMs`) later.
+ * - Every call gets an AbortSignal from its `HookScope`, linked to the client's abort (the scope's `client`
+ *   signal, or `scope.abort()`), and fired when that call times out. After a timeout the scope hands later calls
+ *   a fresh signal. The signal is created lazily, once per scope, not per call.
+ * - Per-plugin duration (`inference_extension_plugin_duration_seconds`, upstream's name) is observed at every
+ *   extension point; failures and timeouts are reported to the scope's policy (the request path fails the
+ *   request, the response path counts, logs and carries on).
+ *
+ * What it does not decide: whether a failure fails the request. That is the caller's policy (`HookPolicy`).
+ */
+import { EppError } from '../framework/errors.ts';
+import type { Plugin } from '../framework/plugin.ts';
+import type { EppMetrics } from '../observability/metrics.ts';
+import { isThenable } from '../util/deferred.ts';
+
+// ------------------------------------------------------------------ the timer wheel
+
+/** Native timer functions, injectable so tests can count and drive them. */
+export interface TimerSource {
+  now(): number;
+  setTimeout(fire: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const SYSTEM_TIMERS: TimerSource = {
+  now: () => performance.now(),
+  setTimeout: (fire, ms) => {
+    const t = setTimeout(fire, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/** One pending timeout of the wheel. `cancel()` is idempotent. */
+export interface WheelEntry {
+  cancel(): void;
+}
+
+class Entry implements WheelEntry {
+  constructor(
+    readonly wheel: TimerWheel,
+    readonly tick: number,
+    readonly fire: () => void,
+  ) {}
+  cancel(): void {
+    this.wheel.remove(this);
+  }
+}
+
+/**
+ * Coarse timeouts: entries are grouped by the wheel tick they expire in (`ceil(deadline / resolutionMs)`), and
+ * one native timer is armed for the earliest non-empty tick. Adding and cancelling are O(1); firing a tick is
+ * O(its entries). Timeouts are rare events guarding slow plugins, so a tick of tens of milliseconds is precise
+ * enough and keeps the timer count at one (undici's fast timers make the same trade).
+ */
+export class TimerWheel {
+  readonly resolutionMs: number;
+  readonly #timers: TimerSource;
+  readonly #buckets = new Map<number, Set<Entry>>();
+  #armedTick = Infinity;
+  #armed: unknown = undefined;
+  #size = 0;
+  /** Native timers armed so far (for tests and the "no timer when synchronous" check). */
+  nativeTimersArmed = 0;
+
+  constructor(resolutionMs = 25, timers: TimerSource = SYSTEM_TIMERS) {
+    if (!(resolutionMs > 0)) throw new RangeError('resolutionMs must be > 0');
+    this.resolutionMs = resolutionMs;
+    this.#timers = timers;
+  }
+
+  /** Pending entries. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Calls `fire` once, no earlier than `delayMs` from now, unless cancelled first. */
+  add(delayMs: number, fire: () => void): WheelEntry {
+    const tick = Math.ceil((this.#timers.now() + delayMs) / this.resolutionMs);
+    const entry = new Entry(this, tick, fire);
+    let bucket = this.#buckets.get(tick);
+    if (bucket === undefined) this.#buckets.set(tick, (bucket = new Set()));
+    bucket.add(entry);
+    this.#size++;
+    if (tick < this.#armedTick) this.#arm(tick);
+    return entry;
+  }
+
+  /** @internal (Entry.cancel) */
+  remove(entry: Entry): void {
+    const bucket = this.#buckets.get(entry.tick);
+    if (bucket === undefined || !bucket.delete(entry)) return;
+    this.#size--;
+    if (bucket.size === 0) this.#buckets.delete(entry.tick);
+    if (this.#size === 0) this.#disarm();
+  }
+
+  #arm(tick: number): void {
+    this.#disarm();
+    this.#armedTick = tick;
+    this.nativeTimersArmed++;
+    this.#armed = this.#timers.setTimeout(this.#onTimer, Math.max(0, tick * this.resolutionMs - this.#timers.now()));
+  }
+
+  #disarm(): void {
+    if (this.#armed !== undefined) this.#timers.clearTimeout(this.#armed);
+    this.#armed = undefined;
+    this.#armedTick = Infinity;
+  }
+
+  readonly #onTimer = (): void => {
+    this.#armed = undefined;
+    this.#armedTick = Infinity;
+    const nowTick = Math.floor(this.#timers.now() / this.resolutionMs);
+    let next = Infinity;
+    const due: Entry[] = [];
+    for (const [tick, bucket] of this.#buckets) {
+      if (tick <= nowTick) {
+        for (const e of bucket) due.push(e);
+        this.#buckets.delete(tick);
+        this.#size -= bucket.size;
+      } else if (tick < next) next = tick;
+    }
+    if (next !== Infinity) this.#arm(next);
+    for (const e of due) e.fire();
+  };
+}
+
+// ------------------------------------------------------------------ scopes and policies
+
+/** Extension-point names as metric labels (upstream's where upstream has them). */
+export type ExtensionPoint =
+  | 'PrepareData'
+  | 'Admit'
+  | 'PreRequest'
+  | 'ResponseReceived'
+  | 'ResponseStreaming'
+  | 'ResponseComplete';
+
+/**
+ * The abort signals of one request (request path) or one response stream (response path). Hook calls share the
+ * scope's current signal; it fires when the client goes away (`client`, or `abort()`), and when a call times
+ * out (the scope then starts a fresh signal for later calls).
+ */
+export class HookScope {
+  readonly #client: AbortSignal | undefined;
+  #controller: AbortController | null = null;
+  #aborted = false;
+  #abortReason: unknown = undefined;
+  /** Chunk hooks skipped for the rest of this scope after a timeout (response path). */
+  quarantined: Set<Plugin> | null = null;
+  /** Plugins whose failure was already logged in this scope (failures are logged once per scope and plugin). */
+  logged: Set<Plugin> | null = null;
+
+  constructor(client?: AbortSignal) {
+    this.#client = client;
+  }
+
+  /** The signal for the next hook call (allocated on first use). */
+  signal(): AbortSignal {
+    let c = this.#controller;
+    if (c === null) {
+      c = new AbortController();
+      this.#controller = c;
+      if (this.#aborted) c.abort(this.#abortReason);
+      else if (this.#client !== undefined) {
+        if (this.#client.aborted) c.abort(this.#client.reason);
+        else this.#client.addEventListener('abort', this.#onClientAbort, { once: true });
+      }
+    }
+    return c.signal;
+  }
+
+  readonly #onClientAbort = (): void => {
+    this.#controller?.abort(this.#client?.reason);
+  };
+
+  /** The client went away: the current signal fires, later ones are born aborted. Idempotent (first reason wins). */
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#abortReason = reason;
+    this.#controller?.abort(reason);
+  }
+
+  /** Later calls get a fresh, un-aborted signal (completion hooks run with one, whatever happened before). */
+  fresh(): void {
+    this.#unlink();
+    this.#controller = null;
+    this.#aborted = false;
+    this.#abortReason = undefined;
+  }
+
+  /** A call timed out: its signal fires with `reason`; later calls get a fresh signal. */
+  timedOut(reason: unknown): void {
+    const c = this.#controller;
+    this.#unlink();
+    this.#controller = null;
+    c?.abort(reason);
+  }
+
+  /** Unlinks from the client signal (the scope's request ended). */
+  dispose(): void {
+    this.#unlink();
+  }
+
+  #unlink(): void {
+    if (this.#controller !== null && this.#client !== undefined) this.#client.removeEventListener('abort', this.#onClientAbort);
+  }
+}
+
+/** What happens when a hook of a `runAll` call fails or times out: the caller's policy. */
+export interface HookPolicy {
+  failed(hook: Plugin, point: ExtensionPoint, err: unknown, scope: HookScope): void;
+  timedOut(hook: Plugin, point: ExtensionPoint, timeoutMs: number, scope: HookScope): void;
+}
+
+export interface HookRunnerOptions {
+  readonly wheel: TimerWheel;
+  readonly metrics: EppMetrics;
+  /** Milliseconds, for durations. */
+  readonly now: () => number;
+}
+
+type Histo = { observe(value: number): void };
+
+export class HookRunner {
+  readonly wheel: TimerWheel;
+  readonly #metrics: EppMetrics;
+  readonly #now: () => number;
+  /** Per-(point, plugin) duration children, resolved once (no label hashing per call). */
+  readonly #durations = new Map<ExtensionPoint, Map<Plugin, Histo>>();
+  /** Invariant violations seen (also counted in `epp_lifecycle_invariant_violations_total`). */
+  violations = 0;
+
+  constructor(options: HookRunnerOptions) {
+    this.wheel = options.wheel;
+    this.#metrics = options.metrics;
+    this.#now = options.now;
+  }
+
+  /** A lifecycle invariant was broken (a chunk after the final one, a second completion, …): counted, not thrown. */
+  violation(invariant: string): void {
+    this.violations++;
+    this.#metrics.invariantViolations.inc({ invariant });
+  }
+
+  #duration(point: ExtensionPoint, hook: Plugin): Histo {
+    let byPlugin = this.#durations.get(point);
+    if (byPlugin === undefined) this.#durations.set(point, (byPlugin = new Map()));
+    let h = byPlugin.get(hook);
+    if (h === undefined) {
+      h = this.#metrics.pluginDuration.labels({ extension_point: point, plugin_type: hook.typedName.type, plugin_name: hook.typedName.name });
+      byPlugin.set(hook, h);
+    }
+    return h;
+  }
+
+  /**
+   * Response-path semantics: runs `hooks[from..]` in order; failures and timeouts go to `policy` and the next
+   * hook runs. Returns undefined when every hook returned synchronously, else a promise that never rejects.
+   * Hooks in `scope.quarantined` are skipped when `skipQuarantined`.
+   */
+  runAll<H extends Plugin>(
+    scope: HookScope,
+    point: ExtensionPoint,
+    hooks: readonly H[],
+    timeoutMs: number,
+    policy: HookPolicy,
+    call: (hook: H, signal: AbortSignal) => unknown,
+    skipQuarantined = false,
+    from = 0,
+  ): Promise<void> | undefined {
+    for (let i = from; i < hooks.length; i++) {
+      const hook = hooks[i] as H;
+      if (skipQuarantined && scope.quarantined !== null && scope.quarantined.has(hook)) continue;
+      const started = this.#now();
+      let r: unknown;
+      try {
+        r = call(hook, scope.signal());
+      } catch (err) {
+        this.#duration(point, hook).observe((this.#now() - started) / 1000);
+        policy.failed(hook, point, err, scope);
+        continue;
+      }
+      if (isThenable(r)) {
+        return this.#settle(r, timeoutMs, scope, point, hook, started).then((o) => {
+          if (o.kind === 'timeout') policy.timedOut(hook, point, timeoutMs, scope);
+          else if (o.kind === 'error') policy.failed(hook, point, o.error, scope);
+          return this.runAll(scope, point, hooks, timeoutMs, policy, call, skipQuarantined, i + 1);
+        });
+      }
+      this.#duration(point, hook).observe((this.#now() - started) / 1000);
+    }
+    return undefined;
+  }
+
+  /**
+   * Request-path semantics: one call; a throw or rejection propagates; a timeout fires the call's signal and
+   * rejects with an EppError (Internal) naming the plugin. Synchronous hooks return their value directly.
+   */
+  callOne<T>(scope: HookScope, point: ExtensionPoint, hook: Plugin, timeoutMs: number, call: (signal: AbortSignal) => T | PromiseLike<T>): T | Promise<T> {
+    const started = this.#now();
+    let r: T | PromiseLike<T>;
+    try {
+      r = call(scope.signal());
+    } catch (err) {
+      this.#duration(point, hook).observe((this.#now() - started) / 1000);
+      throw err;
+    }
+    if (!isThenable(r)) {
+      this.#duration(point, hook).observe((this.#now() - started) / 1000);
+      return r;
+    }
+    return this.#settle<T>(r, timeoutMs, scope, point, hook, started).then((o) => {
+      if (o.kind === 'ok') return o.value;
+      if (o.kind === 'error') throw o.error;
+      throw o.timeoutError;
+    });
+  }
+
+  /**
+   * Runs `hooks` in order under one deadline for the whole chain (prepareData). Stops at the first failure
+   * (reported to `onError`, the scope's signal fires) or at the deadline (`onTimeout`); never rejects.
+   */
+  runChain<H extends Plugin>(
+    scope: HookScope,
+    point: ExtensionPoint,
+    hooks: readonly H[],
+    deadlineMs: number,
+    call: (hook: H, signal: AbortSignal) => unknown,
+    onError: (err: unknown) => void,
+    onTimeout: () => void,
+  ): Promise<void> | undefined {
+    const chainStart = this.#now();
+    const step = (from: number): Promise<void> | undefined => {
+      for (let i = from; i < hooks.length; i++) {
+        const signal = scope.signal();
+        if (signal.aborted) return undefined;
+        const hook = hooks[i] as H;
+        const started = this.#now();
+        let r: unknown;
+        try {
+          r = call(hook, signal);
+        } catch (err) {
+          this.#duration(point, hook).observe((this.#now() - started) / 1000);
+          scope.timedOut(err);
+          onError(err);
+          return undefined;
+        }
+        if (isThenable(r)) {
+          const left = deadlineMs - (this.#now() - chainStart);
+          return this.#settle(r, left, scope, point, hook, started, new Error(`${lowerFirst(point)} deadline exceeded`)).then((o) => {
+            if (o.kind === 'timeout') return onTimeout();
+            if (o.kind === 'error') {
+              scope.timedOut(o.error);
+              return onError(o.error);
+            }
+            return step(i + 1);
+          });
+        }
+        this.#duration(point, hook).observe((this.#now() - started) / 1000);
+      }
+      return undefined;
+    };
+    return step(0);
+  }
+
+  /** Awaits one pending hook call under a wheel timeout. Never rejects. */
+  #settle<T>(
+    pending: PromiseLike<T>,
+    timeoutMs: number,
+    scope: HookScope,
+    point: ExtensionPoint,
+    hook: Plugin,
+    started: number,
+    timeoutReason?: Error,
+  ): Promise<Settled<T>> {
+    return new Promise<Settled<T>>((resolve) => {
+      let settled = false;
+      const entry = this.wheel.add(Math.max(0, timeoutMs), () => {
+        if (settled) return;
+        settled = true;
+        this.#duration(point, hook).observe((this.#now() - started) / 1000);
+        const timeoutError = new EppError('Internal', `plugin '${hook.typedName.name}' timed out after ${timeoutMs}ms`);
+        scope.timedOut(timeoutReason ?? timeoutError);
+        resolve({ kind: 'timeout', timeoutError });
+      });
+      pending.then(
+        (value) => {
+          if (settled) return;
+          settled = true;
+          entry.cancel();
+          this.#duration(point, hook).observe((this.#now() - started) / 1000);
+          resolve({ kind: 'ok', value });
+        },
+        (err: unknown) => {
+          if (settled) return;
+          settled = true;
+          entry.cancel();
+          this.#duration(point, hook).observe((this.#now() - started) / 1000);
+          resolve({ kind: 'error', error: err });
+        },
+      );
+    });
+  }
+}
+
+type Settled<T> = { kind: 'ok'; value: T } | { kind: 'error'; error: unknown } | { kind: 'timeout'; timeoutError: EppError };
+
+function lowerFirst(s: string): string {
+  return s.charAt(0).toLowerCase() + s.slice(1);
+}

@@ -1,0 +1,126 @@
+/** Builds the runtime without a server: a Director over a fixed pool, with hand-written hooks and manual timers. */
+import { loadConfig } from '../../src/config/loader.ts';
+import type { Plugin } from '../../src/framework/plugin.ts';
+import { EppMetrics } from '../../src/observability/metrics.ts';
+import { Director, type RequestInput } from '../../src/runtime/director.ts';
+import type { CompiledHooks } from '../../src/runtime/hooks.ts';
+import { TimerWheel, type TimerSource } from '../../src/runtime/hook-runner.ts';
+import { PluginRegistry } from '../../src/runtime/plugin-registry.ts';
+import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../../src/runtime/response-stream.ts';
+import { Scheduler } from '../../src/runtime/scheduler.ts';
+import { createRandomSource } from '../../src/util/random.ts';
+import { configText, fixedStore } from './epp.ts';
+import { ManualClock, RecordingLogger } from './doubles.ts';
+
+/** Native timers that only fire when told (`advance`), and count how many were armed. */
+export class ManualTimers implements TimerSource {
+  #now = 0;
+  #next = 1;
+  readonly #pending = new Map<number, { at: number; fire: () => void }>();
+  /** setTimeout calls so far. */
+  armed = 0;
+  now(): number {
+    return this.#now;
+  }
+  setTimeout(fire: () => void, ms: number): unknown {
+    this.armed++;
+    const id = this.#next++;
+    this.#pending.set(id, { at: this.#now + ms, fire });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.#pending.delete(handle as number);
+  }
+  /** Timers pending now. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+  /** Moves time forward, firing due timers in deadline order. */
+  advance(ms: number): void {
+    const until = this.#now + ms;
+    for (;;) {
+      let first: [number, { at: number; fire: () => void }] | undefined;
+      for (const e of this.#pending) if (e[1].at <= until && (first === undefined || e[1].at < first[1].at)) first = e;
+      if (first === undefined) break;
+      this.#pending.delete(first[0]);
+      this.#now = Math.max(this.#now, first[1].at);
+      first[1].fire();
+    }
+    this.#now = until;
+  }
+}
+
+export interface TestDirector {
+  readonly director: Director;
+  readonly metrics: EppMetrics;
+  readonly timers: ManualTimers;
+  readonly wheel: TimerWheel;
+  readonly logger: RecordingLogger;
+  readonly clock: ManualClock;
+}
+
+/** A Director over a fixed 3-endpoint pool, a random picker, and exactly the hooks given (config order). */
+export function testDirector(
+  hooks: Partial<CompiledHooks> = {},
+  options: { responsePath?: Partial<ResponsePathOptions>; requestHookTimeoutMs?: number } = {},
+): TestDirector {
+  const clock = new ManualClock();
+  const random = createRandomSource(7);
+  const logger = new RecordingLogger();
+  const store = fixedStore();
+  const config = loadConfig(
+    { text: configText(), origin: 'test' },
+    { registry: PluginRegistry.withBuiltins(), handle: (lookup) => ({ logger, clock, random, plugin: lookup, endpoints: () => store.endpoints() }) },
+  );
+  const metrics = new EppMetrics();
+  const timers = new ManualTimers();
+  const wheel = new TimerWheel(10, timers);
+  const director = new Director({
+    store,
+    parser: config.parser,
+    scheduler: new Scheduler(config.profileHandler, config.profiles, metrics),
+    hooks: { prepareData: null, admit: null, preRequest: null, responseHeaders: null, responseChunk: null, responseComplete: null, ...hooks },
+    metrics,
+    logger,
+    random,
+    now: () => clock.now(),
+    responsePath: { ...DEFAULT_RESPONSE_PATH_OPTIONS, ...options.responsePath },
+    ...(options.requestHookTimeoutMs !== undefined ? { requestHookTimeoutMs: options.requestHookTimeoutMs } : {}),
+    timerWheel: wheel,
+  });
+  return { director, metrics, timers, wheel, logger, clock };
+}
+
+const encoder = new TextEncoder();
+
+/** A chat request's RoutingInput (streaming unless told otherwise). */
+export function chatInput(signal: AbortSignal = new AbortController().signal, stream = true): RequestInput {
+  return {
+    headers: { 'x-request-id': 'r-1' },
+    requestId: 'r-1',
+    body: encoder.encode(JSON.stringify({ model: 'm', stream, messages: [{ role: 'user', content: 'hi' }] })),
+    path: '/v1/chat/completions',
+    proxyMetadata: {},
+    receivedAt: 1_700_000_000_000,
+    signal,
+  };
+}
+
+/** A plugin with the given typed name and hook methods. */
+export function hookPlugin<T extends object>(name: string, methods: T): Plugin & T {
+  return { typedName: { type: 'test-hook', name }, ...methods };
+}
+
+/** The value of one counter series, 0 when absent. */
+export async function counterValue(metrics: EppMetrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await metrics.registry.metrics();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^(\w+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    if (m === null || m[1] !== name) continue;
+    const l = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) total += Number(m[3]);
+  }
+  return total;
+}
