@@ -279,7 +279,7 @@ export class Director {
     let endpoints = o.locator ? o.locator.locate(input.proxyMetadata) : o.store.endpoints();
     if (o.reachability) endpoints = o.reachability.filter(endpoints);
     if (endpoints.length === 0) {
-      throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates for serving the request');
+      throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates for serving the request', { id: 'EPP_ERR_NO_CANDIDATES' });
     }
     const candidates: Candidate[] = new Array(endpoints.length);
     for (let i = 0; i < endpoints.length; i++) candidates[i] = { endpoint: endpoints[i] as Endpoint, attributes: new Map() };
@@ -301,7 +301,7 @@ export class Director {
       targets = primaryTargets(result).map((c) => c.endpoint);
     } catch (err) {
       if (err instanceof PluginFailure) throw this.#pluginFailed(err, request.requestId);
-      throw new EppError('ResourceExhausted', `failed to find target endpoint: ${toError(err).message}`, { cause: err });
+      throw new EppError('ResourceExhausted', `failed to find target endpoint: ${toError(err).message}`, { cause: err, id: 'EPP_ERR_NO_TARGET' });
     }
     request.schedulingResult = result;
     return targets;
@@ -314,7 +314,7 @@ export class Director {
       this.#failedPlugins.add(key);
       this.#o.logger.error({ requestId, plugin: err.plugin.typedName.name, type: err.plugin.typedName.type, extensionPoint: err.extensionPoint, err: err.cause }, 'scheduling plugin threw; its requests fail with 500 (logged once per plugin, counted in epp_plugin_errors_total)');
     }
-    return new EppError('Internal', `scheduling failed: ${err.extensionPoint} plugin '${err.plugin.typedName.name}' threw`, { cause: err });
+    return new EppError('Internal', `scheduling failed: ${err.extensionPoint} plugin '${err.plugin.typedName.name}' threw`, { cause: err, id: 'EPP_ERR_SCHEDULING_PLUGIN_FAILED' });
   }
 
   /**
@@ -365,7 +365,7 @@ export class Director {
   #denied(request: InferenceRequest, plugin: string, denial: string | undefined): void {
     if (denial === undefined) return;
     this.#o.logger.info({ requestId: request.requestId, plugin, reason: denial }, 'request denied by admission plugin');
-    throw new EppError('Internal', 'request cannot be admitted');
+    throw new EppError('Internal', 'request cannot be admitted', { id: 'EPP_ERR_ADMISSION_DENIED' });
   }
 
   /** preRequest hooks in order; a failure or timeout fails the request. Undefined when every hook was synchronous. */
@@ -394,10 +394,10 @@ export class Director {
 
 function admitFailed(plugin: string, err: unknown): EppError {
   if (err instanceof EppError) return err;
-  return new EppError('Internal', `admission plugin '${plugin}' failed: ${toError(err).message}`, { cause: err });
+  return new EppError('Internal', `admission plugin '${plugin}' failed: ${toError(err).message}`, { cause: err, id: 'EPP_ERR_HOOK_FAILED' });
 }
 
 function preRequestFailed(plugin: string, err: unknown): EppError {
   if (err instanceof EppError) return err;
-  return new EppError('Internal', `pre-request plugin '${plugin}' failed: ${toError(err).message}`, { cause: err });
+  return new EppError('Internal', `pre-request plugin '${plugin}' failed: ${toError(err).message}`, { cause: err, id: 'EPP_ERR_HOOK_FAILED' });
 }

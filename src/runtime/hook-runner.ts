@@ -392,7 +392,7 @@ export class HookRunner {
         if (settled) return;
         settled = true;
         this.#duration(point, hook).observe((this.#now() - started) / 1000);
-        const timeoutError = new EppError('Internal', `plugin '${hook.typedName.name}' timed out after ${timeoutMs}ms`);
+        const timeoutError = new EppError('Internal', `plugin '${hook.typedName.name}' timed out after ${timeoutMs}ms`, { id: 'EPP_ERR_HOOK_TIMEOUT' });
         scope.timedOut(timeoutReason ?? timeoutError);
         resolve({ kind: 'timeout', timeoutError });
       });
