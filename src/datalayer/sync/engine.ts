@@ -563,14 +563,14 @@ export class SyncEngine {
   /** After a reconnect or a large lag: if the log was trimmed past this reader, reload the snapshot. */
   async #checkTrimmed(why: string): Promise<void> {
     this.#lastResyncMs = this.#o.clock.now();
-    let first: string | undefined;
+    let trimmed: string | undefined;
     try {
-      first = await this.#bounded(this.#t.firstId(), this.settings.callTimeoutMs);
+      trimmed = await this.#bounded(this.#t.trimmedThrough(), this.settings.callTimeoutMs);
     } catch {
       return;
     }
-    if (first === undefined || compareIds(first, this.#lastId) <= 0) return;
-    // Entries between lastId and first are gone: count it and reload the snapshot (when there is one).
+    if (trimmed === undefined || compareIds(trimmed, this.#lastId) <= 0) return;
+    // Entries after lastId were trimmed before this replica read them: count it and reload the snapshot.
     this.stats.trimGaps++;
     this.#m.gaps?.(1, 'trimmed');
     let loaded = false;
@@ -579,7 +579,7 @@ export class SyncEngine {
     } catch {
       // keep going with what we have
     }
-    this.#o.logger.warn({ why, lastId: this.#lastId, oldestRetained: first, snapshotReloaded: loaded }, 'cross-replica sync: the log was trimmed past this replica; resynchronising');
+    this.#o.logger.warn({ why, lastId: this.#lastId, trimmedThrough: trimmed, snapshotReloaded: loaded }, 'cross-replica sync: the log was trimmed past this replica; resynchronising');
   }
 
   // ---------------------------------------------------------------- snapshots

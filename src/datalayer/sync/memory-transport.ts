@@ -30,6 +30,7 @@ export class MemoryBus {
   #lastMs = 0;
   #lastSeq = 0;
   #snapshot: Snapshot | undefined;
+  #trimmedThrough: string | undefined;
   #lease: { holder: string; until: number } | undefined;
   readonly #waiters = new Set<Waiter>();
   /** Appended bytes (all links), for cost figures. */
@@ -46,13 +47,17 @@ export class MemoryBus {
   /** Forgets everything, as a Redis restarted without persistence (ids keep growing with time). */
   restartEmpty(): void {
     this.#entries = [];
+    this.#trimmedThrough = undefined;
     this.#snapshot = undefined;
     this.#lease = undefined;
   }
 
   /** Drops every entry up to and including `id` (a trim past a slow reader). */
   trimThrough(id: string): void {
-    this.#entries = this.#entries.filter((e) => compareIds(e.id, id) > 0);
+    const kept = this.#entries.filter((e) => compareIds(e.id, id) > 0);
+    const removed = this.#entries[this.#entries.length - kept.length - 1];
+    if (removed !== undefined) this.#trimmedThrough = removed.id;
+    this.#entries = kept;
   }
 
   append(payload: Uint8Array): string {
@@ -67,7 +72,7 @@ export class MemoryBus {
     const minMs = now - (this.#o.retentionMs ?? 30_000);
     let drop = 0;
     while (drop < this.#entries.length && idTimeMs((this.#entries[drop] as StreamEntry).id) < minMs) drop++;
-    if (drop > 0) this.#entries.splice(0, drop);
+    if (drop > 0) this.#trimmedThrough = (this.#entries.splice(0, drop).pop() as StreamEntry).id;
     for (const w of [...this.#waiters]) {
       const got = this.#after(w.afterId, w.count);
       if (got.length > 0) {
@@ -92,8 +97,8 @@ export class MemoryBus {
     });
   }
 
-  firstId(): string | undefined {
-    return this.#entries[0]?.id;
+  trimmedThrough(): string | undefined {
+    return this.#trimmedThrough;
   }
 
   putSnapshot(s: Snapshot): void {
@@ -173,8 +178,8 @@ export class MemoryLink implements SyncTransport {
     return this.#fault<StreamEntry[]>() ?? this.#bus.read(afterId, count, blockMs);
   }
 
-  firstId(): Promise<string | undefined> {
-    return this.#fault<string | undefined>() ?? Promise.resolve(this.#bus.firstId());
+  trimmedThrough(): Promise<string | undefined> {
+    return this.#fault<string | undefined>() ?? Promise.resolve(this.#bus.trimmedThrough());
   }
 
   putSnapshot(snapshot: Snapshot): Promise<void> {

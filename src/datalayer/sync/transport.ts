@@ -38,8 +38,11 @@ export interface SyncTransport {
    * with [] on timeout).
    */
   read(afterId: string, count: number, blockMs: number): Promise<StreamEntry[]>;
-  /** Id of the oldest retained entry, or undefined when the stream is empty or absent. */
-  firstId(): Promise<string | undefined>;
+  /**
+   * Id of the newest entry removed by trimming (undefined when none, or the stream is absent). A reader whose
+   * last id is older than this has missed entries.
+   */
+  trimmedThrough(): Promise<string | undefined>;
   putSnapshot(snapshot: Snapshot): Promise<void>;
   getSnapshot(): Promise<Snapshot | undefined>;
   /** Takes or renews the snapshot-writer lease for `holder`; true when `holder` holds it afterwards. */

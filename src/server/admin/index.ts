@@ -28,6 +28,8 @@ export interface ObservabilityOptions {
   readonly host: string;
   readonly refreshIntervalMs?: number;
   readonly stalenessMs?: number;
+  /** Readiness for /readyz (default: the pool is known). */
+  readonly isReady?: () => boolean;
 }
 
 export interface RunningObservability {
@@ -57,7 +59,7 @@ export async function startObservability(o: ObservabilityOptions): Promise<Runni
 
   let admin: AdminServer | undefined;
   if (o.port >= 0) {
-    admin = new AdminServer({ metrics, isReady: () => o.store.poolKnown(), logger: o.logger });
+    admin = new AdminServer({ metrics, isReady: o.isReady ?? (() => o.store.poolKnown()), logger: o.logger });
     try {
       await admin.listen(o.port, o.host);
     } catch (err) {

@@ -35,6 +35,8 @@ export interface GatewayOptions {
   readonly reachability?: Reachability;
   /** Timeout for establishing an upstream connection and receiving its headers. */
   readonly upstreamHeadersTimeoutMs?: number;
+  /** Readiness for /ready (default: the pool is known); cross-replica sync adds its warm-up. */
+  readonly isReady?: () => boolean;
 
 }
 
@@ -117,7 +119,7 @@ export class Gateway {
       if (pathname === '/v1/models') return void this.#models(res);
       if (pathname === '/health' || pathname === '/healthz') return void res.writeHead(200).end();
       if (pathname === '/ready' || pathname === '/readyz') {
-        return void res.writeHead(this.#o.director.store.poolKnown() ? 200 : 503).end();
+        return void res.writeHead((this.#o.isReady ?? (() => this.#o.director.store.poolKnown()))() ? 200 : 503).end();
       }
     }
     if (req.method === 'POST' && pathname.startsWith('/v1/')) return void this.#proxy(req, res, path);
