@@ -178,6 +178,7 @@ export class SyncEngine {
   #closed = false;
   #snapshotTimer: unknown;
   #lastResyncMs = -Infinity;
+  #trimCheckPending = false;
 
   // readiness
   #ready = false;
@@ -410,6 +411,7 @@ export class SyncEngine {
 
   async #warmUpThenRead(): Promise<void> {
     try {
+      if (this.#t.connect) await this.#bounded(this.#t.connect(), this.settings.warmupTimeoutMs);
       const loaded = await this.#loadSnapshot();
       this.#setReaderUp(true);
       if (!loaded) this.#o.logger.info({ transport: this.#t.description }, 'cross-replica sync: no usable snapshot; replaying the retained log');
@@ -442,12 +444,19 @@ export class SyncEngine {
       this.#backoffMs = 0;
       if (this.#readerUp !== true) {
         this.#setReaderUp(true);
-        await this.#checkTrimmed('reconnected');
+        this.#trimCheckPending = true;
       }
+      // After a reconnect: was the log trimmed past this reader? (retried until the check itself succeeds)
+      if (this.#trimCheckPending) this.#trimCheckPending = !(await this.#checkTrimmed('reconnected'));
       if (entries.length > 0) {
+        const from = this.#lastId;
         this.#lastId = (entries[entries.length - 1] as StreamEntry).id;
+        const gapsBefore = this.stats.seqGaps;
         const worstLagMs = await this.#applyEntries(entries);
-        if (worstLagMs > s.maxLagMs && this.#o.clock.now() - this.#lastResyncMs > s.maxLagMs) await this.#checkTrimmed('lagging');
+        // Lost batches or a large lag may mean the log was trimmed past this reader (a stall that never broke
+        // the connection): check, at most once per maxLagMs. The check compares with where this read started.
+        const suspicious = worstLagMs > s.maxLagMs || this.stats.seqGaps > gapsBefore;
+        if (suspicious && this.#o.clock.now() - this.#lastResyncMs > s.maxLagMs) await this.#checkTrimmed(worstLagMs > s.maxLagMs ? 'lagging' : 'sequence gap', from);
       }
       if (!this.#ready && entries.length < s.readCount) this.#markReady(true, undefined);
     }
@@ -560,35 +569,39 @@ export class SyncEngine {
     }
   }
 
-  /** After a reconnect or a large lag: if the log was trimmed past this reader, reload the snapshot. */
-  async #checkTrimmed(why: string): Promise<void> {
+  /**
+   * After a reconnect or a large lag: if the log was trimmed past this reader, reload the snapshot. Returns
+   * false when the check could not be made (try again later).
+   */
+  async #checkTrimmed(why: string, readFrom: string = this.#lastId): Promise<boolean> {
     this.#lastResyncMs = this.#o.clock.now();
     let trimmed: string | undefined;
     try {
       trimmed = await this.#bounded(this.#t.trimmedThrough(), this.settings.callTimeoutMs);
     } catch {
-      return;
+      return false;
     }
-    if (trimmed === undefined || compareIds(trimmed, this.#lastId) <= 0) return;
+    if (trimmed === undefined || compareIds(trimmed, readFrom) <= 0) return true;
     // Entries after lastId were trimmed before this replica read them: count it and reload the snapshot.
     this.stats.trimGaps++;
     this.#m.gaps?.(1, 'trimmed');
     let loaded = false;
     try {
-      loaded = await this.#loadSnapshot();
+      loaded = await this.#loadSnapshot(true);
     } catch {
       // keep going with what we have
     }
     this.#o.logger.warn({ why, lastId: this.#lastId, trimmedThrough: trimmed, snapshotReloaded: loaded }, 'cross-replica sync: the log was trimmed past this replica; resynchronising');
+    return true;
   }
 
   // ---------------------------------------------------------------- snapshots
 
-  async #loadSnapshot(): Promise<boolean> {
+  async #loadSnapshot(resync = false): Promise<boolean> {
     const started = this.#cpuNow();
     const snap = await this.#bounded(this.#t.getSnapshot(), this.settings.callTimeoutMs);
     if (snap === undefined || snap.meta.v !== 1) return false;
-    if (compareIds(snap.meta.streamId, this.#lastId) <= 0 && this.stats.snapshotsLoaded > 0) return false;
+    if (snap.meta.origin === this.#o.origin && resync) return false; // our own state: nothing to learn
     const byChannel = new Map<string, IndexSnapshotEntry[]>();
     for (const [field, value] of snap.fields) {
       const nl = field.indexOf('\n');

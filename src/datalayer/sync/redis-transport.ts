@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { EppConfigError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
+import { compareIds } from './codec.ts';
 import type { Snapshot, SnapshotMeta, StreamEntry, SyncTransport } from './transport.ts';
 
 export interface RedisTransportOptions {
@@ -110,6 +111,25 @@ export class RedisTransport implements SyncTransport {
     return client;
   }
 
+  connect(): Promise<void> {
+    const ready = (c: Redis): Promise<void> =>
+      c.status === 'ready'
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            const onReady = (): void => {
+              c.off('error', onError);
+              resolve();
+            };
+            const onError = (err: Error): void => {
+              c.off('ready', onReady);
+              reject(err);
+            };
+            c.once('ready', onReady);
+            c.once('error', onError);
+          });
+    return Promise.all([ready(this.#writer), ready(this.#reader)]).then(() => undefined);
+  }
+
   async append(payload: Uint8Array): Promise<string> {
     const minId = `${Math.max(0, Date.now() - this.#o.retentionMs)}`;
     const id = await this.#writer.xadd(this.#streamKey, 'MINID', '~', minId, '*', 'b', Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
@@ -138,27 +158,29 @@ export class RedisTransport implements SyncTransport {
   async trimmedThrough(): Promise<string | undefined> {
     let info: unknown[];
     try {
-      info = (await this.#writer.call('XINFO', 'STREAM', this.#streamKey)) as unknown[];
+      // On the reader's connection: the engine asks right after a read succeeded there.
+      info = (await this.#reader.call('XINFO', 'STREAM', this.#streamKey)) as unknown[];
     } catch (err) {
       if (/no such key/i.test((err as Error).message)) return undefined;
       throw err;
     }
-    for (let i = 0; i + 1 < info.length; i += 2) {
-      if (String(info[i]) === 'max-deleted-entry-id') {
-        const id = String(info[i + 1]);
-        return id === '0-0' ? undefined : id;
-      }
+    const field = new Map<string, unknown>();
+    for (let i = 0; i + 1 < info.length; i += 2) field.set(String(info[i]), info[i + 1]);
+    // XDEL records max-deleted-entry-id; trimming (MINID/MAXLEN) does not (Redis 7.0), but it shows as
+    // entries-added > length: everything before the first retained entry (or, when the stream is empty,
+    // through the last generated id) is gone. Redis 6 reports neither: assume so whenever something is retained.
+    let through: string | undefined;
+    const maxDeleted = field.get('max-deleted-entry-id');
+    if (maxDeleted !== undefined && String(maxDeleted) !== '0-0') through = String(maxDeleted);
+    const added = field.get('entries-added');
+    const length = Number(field.get('length') ?? 0);
+    const deleted = added === undefined ? Infinity : Number(added) - length;
+    if (deleted > 0) {
+      const first = field.get('first-entry') as unknown[] | null | undefined;
+      const candidate = first && first.length > 0 ? idBefore(String(first[0])) : added === undefined ? undefined : String(field.get('last-generated-id'));
+      if (candidate !== undefined && (through === undefined || compareIds(candidate, through) > 0)) through = candidate;
     }
-    // Redis < 7 does not report trims: fall back to the first entry (a conservative over-estimate).
-    for (let i = 0; i + 1 < info.length; i += 2) {
-      if (String(info[i]) === 'first-entry') {
-        const first = info[i + 1] as unknown[] | null;
-        if (!first) return undefined;
-        const [ms, seq] = String(first[0]).split('-').map(Number);
-        return seq === undefined || seq === 0 ? `${(ms ?? 1) - 1}-18446744073709551615` : `${ms}-${seq - 1}`;
-      }
-    }
-    return undefined;
+    return through;
   }
 
   async putSnapshot(s: Snapshot): Promise<void> {
@@ -216,6 +238,12 @@ export class RedisTransport implements SyncTransport {
       this.#writer.disconnect(false);
     }
   }
+}
+
+/** The greatest id smaller than `id`. */
+function idBefore(id: string): string {
+  const [ms = 0, seq = 0] = id.split('-').map(Number);
+  return seq > 0 ? `${ms}-${seq - 1}` : `${ms - 1}-18446744073709551615`;
 }
 
 function redactUrl(url: string): string {

@@ -31,6 +31,11 @@ export interface Snapshot {
 export interface SyncTransport {
   /** For logs and metrics, e.g. `redis://host:6379` (no credentials). */
   readonly description: string;
+  /**
+   * Resolves once the transport can serve calls; rejects as soon as it knows it cannot (e.g. connection
+   * refused). Optional: transports without a connection phase omit it. Bounded by the engine's warm-up.
+   */
+  connect?(): Promise<void>;
   /** Appends one batch; resolves with its id. */
   append(payload: Uint8Array): Promise<string>;
   /**
