@@ -26,7 +26,7 @@ export class CompletionCounter {
   }
 }
 
-export function replicaConfig(redisUrl: string, extraParams = ''): string {
+export function replicaConfig(redisUrl: string, withCounter = true): string {
   return `apiVersion: inference.networking.x-k8s.io/v1alpha1
 kind: EndpointPickerConfig
 plugins:
@@ -35,8 +35,7 @@ plugins:
 - type: prefix-cache-scorer
 - type: queue-scorer
 - type: token-load-scorer
-- type: completion-counter
-- type: metrics-data-source
+${withCounter ? '- type: completion-counter\n' : ''}- type: metrics-data-source
 - type: core-metrics-extractor
 - name: ha
   type: redis-cross-replica-syncer
@@ -46,7 +45,6 @@ plugins:
     readBlockMs: 200
     commandTimeoutMs: 300
     retentionSeconds: 30
-${extraParams}
 schedulingProfiles:
 - name: default
   plugins:
