@@ -143,6 +143,9 @@ interface OriginState {
 
 class TimeoutError extends Error {}
 
+/** Appends pipelined at once; beyond this, batches wait in the (capped, drop-oldest) queue. */
+const MAX_APPENDS_IN_FLIGHT = 32;
+
 /** Per-(channel, endpoint) cap of the coalescing map. */
 const COALESCE_CAP = 1 << 16;
 
@@ -165,7 +168,9 @@ export class SyncEngine {
   #seq = 0;
   readonly #queue: Uint8Array[] = [];
   #queueBytes = 0;
-  #appending = false;
+  /** Appends sent and not yet answered: pipelined (one connection keeps their order), so a slow link's RTT
+   * does not cap the publish rate at one batch per round trip. */
+  #inFlight = 0;
   readonly #coalesce = new Map<string, Map<bigint, number>>();
 
   // consume
@@ -380,11 +385,11 @@ export class SyncEngine {
   }
 
   #pump(): void {
-    if (this.#appending || this.#closed) return;
+    if (this.#inFlight >= MAX_APPENDS_IN_FLIGHT || this.#closed) return;
     const payload = this.#queue.shift();
     if (payload === undefined) return;
     this.#queueBytes -= payload.length;
-    this.#appending = true;
+    this.#inFlight++;
     this.#bounded(this.#t.append(payload), this.settings.callTimeoutMs).then(
       () => {
         this.stats.publishedBatches++;
@@ -397,9 +402,10 @@ export class SyncEngine {
         this.#setWriterUp(false, err);
       },
     ).finally(() => {
-      this.#appending = false;
+      this.#inFlight--;
       this.#pump();
     });
+    this.#pump();
   }
 
   #drop(reason: DropReason, n: number): void {
