@@ -12,7 +12,7 @@
  *   npm run bench:replicas -- [--replicas 3] [--seeds 3] [--rate 12] [--seconds 20] [--json out.json]
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -37,6 +37,8 @@ const { values: args } = parseArgs({
     servers: { type: 'string', default: '4' },
     'kv-blocks': { type: 'string', default: '320' },
     json: { type: 'string' },
+    svg: { type: 'string' },
+    'from-json': { type: 'string' },
   },
 });
 const N = Number(args.replicas);
@@ -299,37 +301,44 @@ const median = (xs: number[]): number => {
   return s.length === 0 ? Number.NaN : s.length % 2 ? (s[(s.length - 1) >> 1] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
 };
 
-const redis = await startRedis();
-const flush = async (): Promise<void> => {
-  const c = new Redis({ port: redis.port });
-  await c.flushall();
-  c.disconnect();
-};
-const lag100 = await delayProxy(redis.port, 50);
-const lag1000 = await delayProxy(redis.port, 500);
-const arms: Array<[string, number, string | undefined]> = [
-  ['1 replica', 1, undefined],
-  [`${N} unsynced`, N, undefined],
-  [`${N} synced`, N, `redis://127.0.0.1:${redis.port}`],
-  [`${N} synced +100 ms`, N, `redis://127.0.0.1:${lag100.port}`],
-  [`${N} synced +1 s`, N, `redis://127.0.0.1:${lag1000.port}`],
-];
 const results: ArmResult[] = [];
-try {
-  for (let seed = 1; seed <= SEEDS; seed++) {
-    for (const [arm, n, url] of arms) {
-      await flush();
-      const r = await runArm(arm, n, url, seed);
-      results.push(r);
-      process.stderr.write(`seed ${seed} ${arm}: hit ${r.hitRatio.toFixed(3)} ttft p50 ${r.ttftP50Ms.toFixed(0)} p90 ${r.ttftP90Ms.toFixed(0)} ms, errors ${r.errors}/${r.sent}, path p99 ${r.pathP99Us.toFixed(0)} µs\n`);
-    }
-  }
-} finally {
-  redis.proc.kill('SIGKILL');
-  lag100.server.close();
-  lag1000.server.close();
-}
+const armNames = ['1 replica', `${N} unsynced`, `${N} synced`, `${N} synced +100 ms`, `${N} synced +1 s`];
+if (args['from-json']) {
+  results.push(...(JSON.parse(readFileSync(args['from-json'], 'utf8')) as { results: ArmResult[] }).results);
+} else {
+  const redis = await startRedis();
+  const flush = async (): Promise<void> => {
+    const c = new Redis({ port: redis.port });
+    await c.flushall();
+    c.disconnect();
+  };
+  const lag100 = await delayProxy(redis.port, 50);
+  const lag1000 = await delayProxy(redis.port, 500);
+  const arms: Array<[string, number, string | undefined]> = [
+    ['1 replica', 1, undefined],
+    [`${N} unsynced`, N, undefined],
+    [`${N} synced`, N, `redis://127.0.0.1:${redis.port}`],
+    [`${N} synced +100 ms`, N, `redis://127.0.0.1:${lag100.port}`],
+    [`${N} synced +1 s`, N, `redis://127.0.0.1:${lag1000.port}`],
+  ];
 
+  try {
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      for (const [arm, n, url] of arms) {
+        await flush();
+        const r = await runArm(arm, n, url, seed);
+        results.push(r);
+        process.stderr.write(`seed ${seed} ${arm}: hit ${r.hitRatio.toFixed(3)} ttft p50 ${r.ttftP50Ms.toFixed(0)} p90 ${r.ttftP90Ms.toFixed(0)} ms, errors ${r.errors}/${r.sent}, path p99 ${r.pathP99Us.toFixed(0)} µs\n`);
+      }
+    }
+  } finally {
+    redis.proc.kill('SIGKILL');
+    lag100.server.close();
+    lag1000.server.close();
+  }
+
+
+}
 const base = results.filter((r) => r.arm === '1 replica');
 const unsynced = results.filter((r) => r.arm === `${N} unsynced`);
 const m = (rs: ArmResult[], k: keyof ArmResult): number => median(rs.map((r) => r[k] as number));
@@ -340,7 +349,7 @@ const lines = [
   '| arm | hit ratio | × 1 replica | TTFT p50 ms | × | TTFT p90 ms | × | errors | published kB/s | apply lag p50 / p99 ms | request path p50 / p99 µs | loop delay p99 / max ms | CPU ms/s (process) |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
-for (const [arm] of arms) {
+for (const arm of armNames) {
   const rs = results.filter((r) => r.arm === arm);
   lines.push(
     `| ${arm} | ${f(m(rs, 'hitRatio'), 3)} | ${f(m(rs, 'hitRatio') / m(base, 'hitRatio'))} | ${f(m(rs, 'ttftP50Ms'), 0)} | ${f(m(rs, 'ttftP50Ms') / m(base, 'ttftP50Ms'))} | ${f(m(rs, 'ttftP90Ms'), 0)} | ${f(m(rs, 'ttftP90Ms') / m(base, 'ttftP90Ms'))} | ` +
@@ -354,3 +363,42 @@ lines.push(
 );
 process.stdout.write(`${lines.join('\n')}\n`);
 if (args.json) writeFileSync(args.json, JSON.stringify({ args, results }, null, 2));
+if (args.svg) writeFileSync(args.svg, barChart(armNames.map((arm) => {
+  const rs = results.filter((r) => r.arm === arm);
+  return { arm, hit: m(rs, 'hitRatio') / m(base, 'hitRatio'), p50: m(rs, 'ttftP50Ms') / m(base, 'ttftP50Ms'), p90: m(rs, 'ttftP90Ms') / m(base, 'ttftP90Ms') };
+})));
+
+/** Grouped bars: hit ratio and TTFT p50/p90 of every arm as ratios to the 1-replica arm. */
+function barChart(rows: Array<{ arm: string; hit: number; p50: number; p90: number }>): string {
+  const W = 720;
+  const H = 320;
+  const left = 50;
+  const bottom = 260;
+  const top = 40;
+  const max = Math.max(1.4, ...rows.flatMap((r) => [r.hit, r.p50, r.p90].filter(Number.isFinite)));
+  const y = (v: number): number => bottom - ((bottom - top) * v) / max;
+  const group = (W - left - 20) / rows.length;
+  const colors = ['#1f77b4', '#ff7f0e', '#d62728'];
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13">Replicas: hit ratio and TTFT as × the 1-replica arm (medians over seeds)</text>`,
+    `<line x1="${left}" y1="${y(1)}" x2="${W - 10}" y2="${y(1)}" stroke="#888" stroke-dasharray="4 3"/>`,
+    `<text x="${left - 4}" y="${y(1) + 4}" text-anchor="end">1.0</text>`,
+    `<line x1="${left}" y1="${bottom}" x2="${W - 10}" y2="${bottom}" stroke="#000"/>`,
+  ];
+  rows.forEach((r, i) => {
+    const x0 = left + i * group + 10;
+    const bw = (group - 30) / 3;
+    [r.hit, r.p50, r.p90].forEach((v, k) => {
+      if (!Number.isFinite(v)) return;
+      out.push(`<rect x="${x0 + k * bw}" y="${y(v)}" width="${bw - 2}" height="${bottom - y(v)}" fill="${colors[k]}"/>`);
+      out.push(`<text x="${x0 + k * bw + bw / 2}" y="${y(v) - 3}" text-anchor="middle" font-size="9">${v.toFixed(2)}</text>`);
+    });
+    out.push(`<text x="${x0 + (group - 30) / 2}" y="${bottom + 16}" text-anchor="middle">${r.arm}</text>`);
+  });
+  ['hit ratio', 'TTFT p50', 'TTFT p90'].forEach((name, k) => {
+    out.push(`<rect x="${left + k * 110}" y="${H - 22}" width="10" height="10" fill="${colors[k]}"/><text x="${left + k * 110 + 14}" y="${H - 13}">${name}</text>`);
+  });
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
