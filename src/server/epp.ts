@@ -33,7 +33,7 @@ import type { Server } from '@grpc/grpc-js';
 import type { Datastore } from '../datalayer/datastore.ts';
 import { startResourceSources, type ResourceSources } from '../datalayer/resources/index.ts';
 import { setupAdmission, type AdmissionSetup } from '../runtime/admission.ts';
-import type { Timers } from '../runtime/flowcontrol/controller.ts';
+import { realTimers, type Timers } from '../runtime/flowcontrol/controller.ts';
 import { InferenceResources } from '../runtime/objectives.ts';
 import { createCrossReplicaSync, type SyncEngine, type SyncSettings, type SyncTransport } from '../datalayer/sync/index.ts';
 import { RedisCrossReplicaSyncer, REDIS_CROSS_REPLICA_SYNCER_TYPE } from '../plugins/datalayer/syncer/redis-cross-replica-syncer/index.ts';
@@ -249,7 +249,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
       metrics,
       ...(o.crossReplica?.transport ? { transport: o.crossReplica.transport } : {}),
       ...(o.crossReplica?.settings ? { settings: o.crossReplica.settings } : {}),
-      ...(o.crossReplica?.timers ? { timers: o.crossReplica.timers } : {}),
+      timers: o.crossReplica?.timers ?? realTimers,
     });
   }
 

@@ -28,21 +28,11 @@ export interface CrossReplicaSyncOptions {
   readonly metrics: EppMetrics;
   /** Replaces the Redis transport (tests, models). */
   readonly transport?: SyncTransport;
-  readonly timers?: Timers;
+  /** Timers of the engine (the server passes unref'd real timers). */
+  readonly timers: Timers;
   /** Overrides of the engine settings derived from the plugin parameters (tests, benchmarks). */
   readonly settings?: Partial<SyncSettings>;
 }
-
-const realTimers: Timers = {
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout(handle) {
-    clearTimeout(handle as NodeJS.Timeout);
-  },
-};
 
 export function createCrossReplicaSync(o: CrossReplicaSyncOptions): SyncEngine {
   const p = o.syncer.parameters;
@@ -112,7 +102,7 @@ export function createCrossReplicaSync(o: CrossReplicaSyncOptions): SyncEngine {
       ...o.settings,
     },
     clock: o.clock,
-    timers: o.timers ?? realTimers,
+    timers: o.timers,
     logger,
     metrics: sink,
   });
