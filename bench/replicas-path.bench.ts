@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { SyncEngine } from '../src/datalayer/sync/engine.ts';
 import { MemoryBus, MemoryLink } from '../src/datalayer/sync/memory-transport.ts';
 import type { Endpoint } from '../src/framework/datalayer.ts';
+import type { IndexSnapshotEntry, PlacementSink, ReplicatedIndex } from '../src/framework/replication.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { approxPrefixCacheProducerFactory, type ApproxPrefixCacheProducer } from '../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
 import { realTimers } from '../src/runtime/flowcontrol/controller.ts';
@@ -21,7 +22,7 @@ import { createRandomSource } from '../src/util/random.ts';
 import { makeCandidate, makeEndpoint, makeRequest, makeSchedulingResult } from '../test/support/plugin-fixtures.ts';
 import { quantiles } from './routing/stats.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '500' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
@@ -29,11 +30,34 @@ const RATE = Number(args.rate);
 const endpoints: Endpoint[] = Array.from({ length: 8 }, (_, i) => makeEndpoint(`ep${i}`));
 const handle = { logger: silentLogger(), clock: systemClock, random: createRandomSource(1), plugin: () => undefined, endpoints: () => endpoints };
 const local = approxPrefixCacheProducerFactory('prefix', { autoTune: false, lruCapacityPerServer: 31_250 }, handle) as ApproxPrefixCacheProducer;
-const peer = approxPrefixCacheProducerFactory('prefix', { autoTune: false, lruCapacityPerServer: 31_250 }, handle) as ApproxPrefixCacheProducer;
-const bus = new MemoryBus({ clock: systemClock, timers: realTimers });
+/** The peer: a replicated index whose placements are precomputed (its own hashing is not this replica's cost). */
+class PeerIndex implements ReplicatedIndex {
+  readonly typedName = { type: 'approx-prefix-cache-producer', name: 'prefix' };
+  sink: PlacementSink | undefined;
+  replicationFingerprint(): number {
+    return local.replicationFingerprint();
+  }
+  attachPlacementSink(sink: PlacementSink | undefined): void {
+    this.sink = sink;
+  }
+  applyRemotePlacement(): boolean {
+    return true;
+  }
+  exportSnapshot(): IndexSnapshotEntry[] {
+    return [];
+  }
+  importSnapshot(): void {}
+}
+const peer = new PeerIndex();
+const peerPlacements = Array.from({ length: 4096 }, (_, i) => ({
+  endpoint: `ep${i % 8}`,
+  // 96 shared-prefix blocks from 256 groups + 32 unique ones, like workload G of the design note.
+  hashes: [...Array.from({ length: 96 }, (_, j) => BigInt((i % 256) * 1000 + j)), ...Array.from({ length: 32 }, (_, j) => BigInt(1e9 + i * 100 + j))],
+}));
 const rnd = createRandomSource(7);
 const groups = Array.from({ length: 256 }, (_, g) => `group ${g} `.padEnd(64 * 96, `system prompt ${g} `));
-const promptText = (): string => `${groups[Math.floor(rnd.next() * groups.length)]}${`question ${rnd.next()} `.padEnd(64 * 32, 'x')}`;
+const prompts = Array.from({ length: 1024 }, (_, i) => `${groups[i % groups.length]}${`question ${i} `.padEnd(64 * 32, 'x')}`);
+const promptText = (): string => prompts[Math.floor(rnd.next() * prompts.length)] as string;
 
 function route(p: ApproxPrefixCacheProducer): number {
   const request = makeRequest({ payload: { model: 'm', prompt: promptText() } });
@@ -45,7 +69,8 @@ function route(p: ApproxPrefixCacheProducer): number {
 }
 
 async function round(syncOn: boolean): Promise<{ p50: number; p99: number; loopP99: number; loopMax: number; applied: number }> {
-  const mk = (p: ApproxPrefixCacheProducer, name: string) =>
+  const bus = new MemoryBus({ clock: systemClock, timers: realTimers });
+  const mk = (p: ReplicatedIndex, name: string) =>
     new SyncEngine({ transport: new MemoryLink(bus, realTimers, createRandomSource(3)), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0 } });
   const a = syncOn ? mk(local, 'local') : undefined;
   const b = syncOn ? mk(peer, 'peer') : undefined;
@@ -59,11 +84,12 @@ async function round(syncOn: boolean): Promise<{ p50: number; p99: number; loopP
   while (performance.now() - t0 < ROUND_MS) {
     const elapsed = performance.now() - t0;
     // The peer publishes 1,000 placements/s; this replica routes RATE requests/s.
-    while (syncOn && sentPeer < elapsed) {
-      route(peer);
+    for (let k = 0; syncOn && sentPeer < elapsed && k < 5; k++) {
+      const pl = peerPlacements[sentPeer % peerPlacements.length]!;
+      peer.sink?.enqueuePlacement(pl.endpoint, 16, pl.hashes);
       sentPeer++;
     }
-    while (sentLocal < (elapsed * RATE) / 1000) {
+    for (let k = 0; sentLocal < (elapsed * RATE) / 1000 && k < 5; k++) {
       times.push(route(local));
       sentLocal++;
     }
