@@ -102,8 +102,10 @@ describe('replicas over Redis: failure drills', () => {
     assert.equal((await send(a, p)).status, 200);
     const mustLearn = [...pairs(a)].filter((x) => !before.has(x));
     assert.ok(mustLearn.length > 0);
+    // Whichever of a and b holds the snapshot lease, the next snapshot must include the placement.
+    await waitUntil(() => mustLearn.every((x) => pairs(b).has(x)), 'b applies the placement', 5000);
     const snaps = a.sync!.stats.snapshotsWritten + b.sync!.stats.snapshotsWritten;
-    await waitUntil(() => a.sync!.stats.snapshotsWritten + b.sync!.stats.snapshotsWritten > snaps, 'a snapshot after the placement', 3000);
+    await waitUntil(() => a.sync!.stats.snapshotsWritten + b.sync!.stats.snapshotsWritten > snaps + 1, 'a snapshot that covers the placement', 5000);
     const admin = redis.client();
     await admin.xtrim('epp:{default/default}:sync', 'MAXLEN', 0);
     admin.disconnect();
@@ -117,9 +119,10 @@ describe('replicas over Redis: failure drills', () => {
 
   it('no request failed or waited on Redis; completion hooks ran exactly once per request', async () => {
     assert.deepEqual(results.filter((r) => r.status !== 200), []);
-    // Generous bound on a shared 2-core box; a request that waited on Redis would take ≥ the 300 ms command timeout.
-    const slow = results.filter((r) => r.ms > 1000);
-    assert.deepEqual(slow, [], 'no request took over 1 s');
+    // No request path awaits Redis (by construction); this bound catches a request stuck behind a blackholed
+    // link (it would hang) while leaving room for a shared 2-core machine under load.
+    const slow = results.filter((r) => r.ms > 3000);
+    assert.deepEqual(slow, [], 'no request took over 3 s');
     await waitUntil(() => counter.counts.size === results.length, 'every completion hook ran');
     assert.deepEqual(counter.notExactlyOnce(), []);
   });

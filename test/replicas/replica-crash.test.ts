@@ -84,7 +84,7 @@ test('SIGKILL a replica holding load: its peer drops that load within loadStaleM
     await waitUntil(() => remoteLoad() === 0, 'a drops the dead replica\'s load', 5000);
     const dropMs = performance.now() - killedAt;
     // loadStaleMs = 500; the bound leaves room for a busy shared machine, and a leak would never clear.
-    assert.ok(dropMs < 1500, `remote load dropped after ${dropMs.toFixed(0)} ms`);
+    assert.ok(dropMs < 2500, `remote load dropped after ${dropMs.toFixed(0)} ms`);
     await Promise.allSettled(slow);
     for (let i = 0; i < 6; i++) statuses.push((await complete(a.gatewayPort as number, prompt(`after-crash-${i % 2}`, 6))).status);
     await waitUntil(() => (a.sync?.stats.snapshotsWritten ?? 0) > 0, 'a writes a snapshot', 3000);
