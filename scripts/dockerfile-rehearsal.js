@@ -11,9 +11,10 @@
 // What it cannot check: the base image itself (the host's Node stands in; its major version must match).
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
+import { freePort } from './free-port.js';
 import { dirname, isAbsolute, join, posix, relative } from 'node:path';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -201,16 +202,6 @@ function snapshot(dir) {
   return out;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // --- start it as the image would ----------------------------------------------------------------------------
 const [grpc, health, metrics] = [await freePort(), await freePort(), await freePort()];

@@ -7,8 +7,8 @@
 // Usage: node scripts/pack-smoke.js [--keep]     (exit 0 = the package works; CI runs it from .ci/run)
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { freePort } from './free-port.js';
 import { join } from 'node:path';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -22,16 +22,6 @@ function run(cmd, args, cwd, opts = {}) {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', ...opts });
   if (r.status !== 0) fail(`${cmd} ${args.join(' ')} (in ${cwd}) exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
-}
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts a long-running command; resolves with the child once `ready` matches its stdout. */
