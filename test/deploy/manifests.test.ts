@@ -31,6 +31,7 @@ import { createRandomSource } from '../../src/util/random.ts';
 import { EPP_KUSTOMIZATIONS, KUSTOMIZATIONS, KUSTOMIZE_ROOT, REPO, eppArgv, find, needsKubectl, podSpec, render, type Container, type KubeObject, type Probe } from './kustomize.ts';
 
 const NAMESPACE = 'llm';
+const IMAGE_UID = Number(/^USER\s+(\d+)/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'))?.[1]);
 
 // --- schemas ------------------------------------------------------------------------------------------------
 
@@ -142,7 +143,7 @@ function containerPort(c: Container, ref: number | string | undefined): number |
   return port?.containerPort;
 }
 
-test('every EPP container: args parse with the real CLI, ports agree with the container, probes and Services, the config loads', { skip: needsKubectl }, () => {
+test('every EPP container: args parse with the real CLI; ports, probes, Services, security context and mounted config agree', { skip: needsKubectl }, () => {
   let checked = 0;
   for (const dir of [...EPP_KUSTOMIZATIONS, 'model-servers/sim']) {
     const objects = render(dir);
@@ -159,6 +160,17 @@ test('every EPP container: args parse with the real CLI, ports agree with the co
           assert.ok(port !== undefined, `${where}: ${flag} not set`);
           assert.equal(containerPort(c, name), port, `${where}: container port '${name}' must be ${flag}=${port}`);
         };
+        // Runs as the image's user, with nothing writable but the /tmp emptyDir the image points HOME/TMPDIR at.
+        const pod = (d.spec as { template: { spec: { securityContext?: Record<string, unknown> } } }).template.spec.securityContext ?? {};
+        assert.equal(pod.runAsNonRoot, true, `${where}: runAsNonRoot`);
+        assert.equal(pod.runAsUser, IMAGE_UID, `${where}: runAsUser is the Dockerfile's USER`);
+        assert.deepEqual(
+          (c as Container & { securityContext?: unknown }).securityContext,
+          { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+          `${where}: container securityContext`,
+        );
+        const tmp = c.volumeMounts?.find((m) => m.mountPath === '/tmp');
+        assert.ok(tmp && spec.volumes?.find((v) => v.name === tmp.name)?.emptyDir, `${where}: /tmp is an emptyDir (HOME and TMPDIR of the image)`);
         if (command === 'sim') {
           assert.equal(opts.servers, 1, `${where}: one simulated server per pod`);
           expectPort('--base-port', opts.basePort as number, 'http');
