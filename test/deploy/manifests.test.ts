@@ -194,7 +194,9 @@ test('every EPP container: args parse with the real CLI; ports, probes, Services
         assert.equal(containerPort(c, c.livenessProbe?.httpGet?.port), opts.metricsPort, `${where}: liveness on the metrics port`);
         // Shutdown: the pod waits longer than the EPP's own grace period.
         const grace = (d.spec as { template: { spec: { terminationGracePeriodSeconds?: number } } }).template.spec.terminationGracePeriodSeconds ?? 30;
-        assert.ok(grace * 1000 > (opts.shutdownGracePeriod as number), `${where}: terminationGracePeriodSeconds ${grace}s must exceed --shutdown-grace-period`);
+        const preStop = (c as Container & { lifecycle?: { preStop?: { exec?: { command: string[] } } } }).lifecycle?.preStop?.exec?.command;
+        const preStopMs = preStop?.[0] === 'sleep' ? Number(preStop[1]) * 1000 : 0;
+        assert.ok(grace * 1000 > preStopMs + (opts.shutdownGracePeriod as number), `${where}: terminationGracePeriodSeconds ${grace}s must exceed preStop + --shutdown-grace-period`);
         // The config file is a key of a mounted ConfigMap, and loads.
         const file = opts.configFile as string;
         const mount = c.volumeMounts?.find((m) => file.startsWith(`${m.mountPath}/`));
