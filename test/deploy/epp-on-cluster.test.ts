@@ -83,6 +83,10 @@ async function runOverlay(dir: string, fleet: Fleet): Promise<void> {
   const container = spec.containers.find((c) => eppArgv(c, NAMESPACE) !== undefined);
   assert.ok(container, `${dir}: no EPP container`);
   const argv = eppArgv(container, NAMESPACE) as string[];
+  if (dir === 'overlays/inferencepool') {
+    const base = podSpec(find(render('base'), 'Deployment', 'endpoint-picker')[0] as KubeObject).containers[0];
+    assert.deepEqual(argv, eppArgv(base as typeof container, NAMESPACE), 'the inferencepool overlay runs the base\'s args unchanged');
+  }
   const modelPort = fleet.servers[0]?.port as number;
 
   // The cluster: the overlay's pool (target port = the simulated server's), one Ready pod, one not Ready.
