@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
 import { tracingEnabled } from '../observability/tracing-env.ts';
 import { createLogger } from '../observability/logger.ts';
-import { configSourceFrom, startEpp, type DiscoveryOptions, type EppOptions } from '../server/epp.ts';
+import type { DiscoveryOptions, EppOptions } from '../server/epp.ts';
 import type { Logger } from '../framework/plugin.ts';
 import type { MetricsDataSourceDefaults } from '../plugins/datalayer/source/metrics-data-source/index.ts';
 import { addDemoCommand } from './demo.ts';
@@ -110,7 +110,14 @@ function addCoreOptions(cmd: Command): Command {
 }
 
 /** Checks removed/ignored flags and builds the options shared by serve and gateway. */
-function coreOptions(opts: Record<string, unknown>, logger: Logger): Omit<EppOptions, 'grpcPort' | 'grpcHealthPort' | 'secureServing'> {
+type ServerModule = typeof import('../server/epp.ts');
+
+/** The servers, plugins and config loader load when a command runs, not for `epp --help` (≈ 4× less CPU). */
+function loadServer(): Promise<ServerModule> {
+  return import('../server/epp.ts');
+}
+
+function coreOptions(opts: Record<string, unknown>, logger: Logger, { configSourceFrom }: ServerModule): Omit<EppOptions, 'grpcPort' | 'grpcHealthPort' | 'secureServing'> {
   for (const name of REMOVED_METRIC_FLAGS) {
     if (opts[camel(name)] !== undefined) {
       throw new EppConfigError(`--${name} is no longer supported`, 'configure metric names with core-metrics-extractor engineConfigs in the EndpointPickerConfig');
@@ -174,8 +181,9 @@ function addServeCommand(program: Command): void {
     .addOption(new Option('--gateway-host <host>', 'listen address of the embedded gateway').default('127.0.0.1'));
   addCoreOptions(cmd).action(async (opts: Record<string, unknown>) => {
     const logger = createLogger({ verbosity: opts.v as number });
-    const epp = await startEpp({
-      ...coreOptions(opts, logger),
+    const server = await loadServer();
+    const epp = await server.startEpp({
+      ...coreOptions(opts, logger, server),
       grpcPort: opts.grpcPort as number,
       grpcHealthPort: opts.grpcHealthPort as number,
       secureServing: opts.secureServing as boolean,
@@ -198,8 +206,9 @@ function addGatewayCommand(program: Command): void {
     .addOption(new Option('--metrics-port <port>', 'also serve /metrics, /healthz, /readyz on this port').argParser(int('metrics-port', 0, 65535)));
   addCoreOptions(cmd).action(async (opts: Record<string, unknown>) => {
     const logger = createLogger({ verbosity: opts.v as number });
-    const epp = await startEpp({
-      ...coreOptions(opts, logger),
+    const server = await loadServer();
+    const epp = await server.startEpp({
+      ...coreOptions(opts, logger, server),
       extProc: false,
       grpcPort: 0,
       grpcHealthPort: -1,
