@@ -7,7 +7,7 @@ import { silentLogger } from '../src/observability/logger.ts';
 import { PluginRegistry } from '../src/runtime/plugin-registry.ts';
 import { createRandomSource } from '../src/util/random.ts';
 
-const FIXTURES = new URL('../../shared/fixtures/upstream-configs/', import.meta.url);
+const FIXTURES = new URL('fixtures/upstream-configs/', import.meta.url);
 
 function load(text: string, origin = 'test.yaml') {
   return loadConfig({ text, origin }, {
@@ -16,11 +16,31 @@ function load(text: string, origin = 'test.yaml') {
   });
 }
 
+test('odd values upstream accepts load as upstream loads them, with one warning naming each field', () => {
+  const cfg = load(readFileSync(new URL('lenient-values.yaml', FIXTURES), 'utf8'), 'lenient-values.yaml');
+  const picker = cfg.profiles[0]!.picker as unknown as { maxNumOfEndpoints: number };
+  assert.equal(picker.maxNumOfEndpoints, 1);
+  const producer = cfg.plugins.find((p) => p.typedName.type === 'approx-prefix-cache-producer') as unknown as { config: { blockSizeTokens: number; lruCapacityPerServer: number } };
+  assert.deepEqual([producer.config.blockSizeTokens, producer.config.lruCapacityPerServer], [16, 31_250]);
+  const scorer = cfg.plugins.find((p) => p.typedName.type === 'token-load-scorer') as unknown as { queueThresholdTokens: number };
+  assert.equal(scorer.queueThresholdTokens, 4_194_304);
+  assert.deepEqual(
+    cfg.warnings.map((w) => w.replace(/^(lenient-values\.yaml: \S+): .*?(is not positive|unknown field).*$/, '$1: $2')),
+    [
+      'lenient-values.yaml: plugins[0].parameters.maxNumOfEndpoints: is not positive',
+      'lenient-values.yaml: plugins[1].parameters.legacyKnob: unknown field',
+      'lenient-values.yaml: plugins[2].parameters.queueThresholdTokens: is not positive',
+      'lenient-values.yaml: plugins[3].parameters.blockSizeTokens: is not positive',
+      'lenient-values.yaml: plugins[3].parameters.lruCapacityPerServer: is not positive',
+    ],
+  );
+});
+
 for (const file of readdirSync(FIXTURES).filter((f) => f.endsWith('.yaml'))) {
   test(`upstream config ${file} loads unchanged`, () => {
     const cfg = load(readFileSync(new URL(file, FIXTURES), 'utf8'), file);
     assert.equal(cfg.profiles.length, 1);
-    assert.equal(cfg.parser.typedName.type, 'openai-parser');
+    assert.equal(cfg.parser.typedName.type, file === 'all-plugin-types.yaml' ? 'passthrough-parser' : 'openai-parser');
     assert.ok(cfg.profiles[0]!.picker);
   });
 }
@@ -42,7 +62,8 @@ for (const [name, body, pattern] of [
   ['unknown plugin type', 'plugins:\n- type: queue-scorr\n', /plugins\[0\]\.type: plugin type 'queue-scorr' is not registered.*fix: use one of: .*queue-scorer/],
   ['undefined reference', 'plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: nope\n', /schedulingProfiles\[default\]\.plugins\[0\]\.pluginRef: references undefined plugin 'nope'/],
   ['duplicate name', 'plugins:\n- type: queue-scorer\n- type: queue-scorer\n', /duplicate plugin name 'queue-scorer'/],
-  ['bad parameter', 'plugins:\n- type: max-score-picker\n  parameters: {maxNumOfEndpoints: -1}\n', /max-score-picker.*maxNumOfEndpoints/],
+  ['bad parameter', 'plugins:\n- type: max-score-picker\n  parameters: {maxNumOfEndpoints: two}\n', /max-score-picker.*maxNumOfEndpoints/],
+  ['value upstream rejects', 'plugins:\n- type: approx-prefix-cache-producer\n  parameters: {autoTune: false, blockSizeTokens: 0}\n', /approx-prefix-cache-producer.*blockSizeTokens/],
   ['unknown gate', 'featureGates: [warpDrive]\n', /featureGates\[0\]: feature gate 'warpDrive' is unknown/],
   ['bad yaml', 'plugins: [\n', /failed to decode configuration JSON\/YAML/],
 ] as const) {

@@ -3,6 +3,7 @@
  * manifests work: `--flag=value` and `--flag value`, single or double dash, booleans as `--secure-serving=false`.
  * Unknown flags are errors that name the flag.
  */
+import { setLogger as setGrpcLogger } from '@grpc/grpc-js';
 import { Command, CommanderError, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
 import { tracingEnabled } from '../observability/tracing-env.ts';
@@ -13,6 +14,7 @@ import type { MetricsDataSourceDefaults } from '../plugins/datalayer/source/metr
 import { addDemoCommand } from './demo.ts';
 import { parseGoDuration } from '../util/duration.ts';
 import { registerSimCommand } from '../sim/index.ts';
+import { portInUse, portInUseMessage } from './port-in-use.ts';
 
 /** Go's flag package accepts `-name` as well as `--name`; commander wants `--name` for long options. */
 export function normalizeGoFlags(argv: readonly string[]): string[] {
@@ -242,7 +244,8 @@ export function metricsDataSourceDefaultsFromFlags(opts: Record<string, unknown>
 /** Exactly one discovery mode from the flags (upstream: "either pool-name or endpoint-selector must be set"). */
 export function discoveryFromFlags(opts: Record<string, unknown>): DiscoveryOptions {
   const str = (k: string): string | undefined => (typeof opts[k] === 'string' && opts[k] !== '' ? (opts[k] as string) : undefined);
-  const endpoints = str('endpoints');
+  // `--endpoints=` (explicitly empty) is an empty static pool, not "no discovery".
+  const endpoints = typeof opts.endpoints === 'string' ? opts.endpoints : undefined;
   const endpointsFile = str('endpointsFile');
   const poolName = str('poolName');
   const selector = str('endpointSelector');
@@ -296,6 +299,12 @@ export function buildProgram(): Command {
 
 export async function main(argv: readonly string[]): Promise<void> {
   const program = buildProgram();
+  let running: Command | undefined;
+  program.hook('preAction', (_program, action) => {
+    running = action;
+  });
+  // grpc-js logs its own line for a failed bind; the busy port is reported once, below.
+  setGrpcLogger({ error: (...args: unknown[]) => void (String(args[0]).includes('No address added out of total') ? undefined : console.error(...args)) });
   try {
     await program.parseAsync(normalizeGoFlags(argv), { from: 'user' });
   } catch (err) {
@@ -303,6 +312,11 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (err instanceof EppConfigError) {
       process.stderr.write(`epp: ${err.message}\n`);
       process.exit(2);
+    }
+    const port = portInUse(err);
+    if (port !== undefined) {
+      process.stderr.write(`${portInUseMessage(port, running)}\n`);
+      process.exit(1);
     }
     throw err;
   }

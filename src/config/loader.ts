@@ -8,6 +8,7 @@
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { EppConfigError } from '../framework/errors.ts';
+import { collectParameterWarnings } from '../framework/params.ts';
 import type { Parser } from '../framework/parser.ts';
 import { isParser } from '../framework/parser.ts';
 import type { Plugin, PluginHandle } from '../framework/plugin.ts';
@@ -51,6 +52,11 @@ export interface LoadedConfig {
   readonly flowControl: FlowControlConfig | undefined;
   /** The validated document (after static defaults). */
   readonly document: EndpointPickerConfig;
+  /**
+   * Values accepted leniently, as upstream accepts them (unknown parameter keys, ≤ 0 values upstream replaces
+   * by their default): one entry per field, `<origin>: <field>: <what was done>`; each was logged as a warning.
+   */
+  readonly warnings: readonly string[];
 }
 
 export interface ConfigSource {
@@ -118,6 +124,7 @@ export function loadConfig(source: ConfigSource, options: LoadOptions): LoadedCo
   const byName = new Map<string, Plugin>();
   const plugins: Plugin[] = [];
   const handle = options.handle((name) => byName.get(name));
+  const warnings: string[] = [];
 
   const instantiate = (field: string, type: string, name: string, parameters: unknown): Plugin => {
     if (byName.has(name)) fail(origin, `${field}.name`, `duplicate plugin name '${name}'`, 'give every plugin instance a unique name');
@@ -127,7 +134,14 @@ export function loadConfig(source: ConfigSource, options: LoadOptions): LoadedCo
     }
     let plugin: Plugin;
     try {
-      plugin = factory(name, parameters, handle);
+      plugin = collectParameterWarnings(
+        (f, message) => {
+          const where = `${field}.parameters.${f}`;
+          warnings.push(`${origin}: ${where}: ${message}`);
+          handle.logger.warn({ config: origin, field: where, plugin: name, type }, `config: ${message}`);
+        },
+        () => factory(name, parameters, handle),
+      );
     } catch (err) {
       const e = err as Error;
       throw new EppConfigError(`${origin}: ${field}: failed to create plugin '${name}' (type: ${type}): ${e.message}`, '');
@@ -249,5 +263,6 @@ export function loadConfig(source: ConfigSource, options: LoadOptions): LoadedCo
     saturationDetector,
     flowControl,
     document: config,
+    warnings,
   };
 }

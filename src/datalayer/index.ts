@@ -3,7 +3,17 @@
  * copy-on-write endpoint store, plus one metrics collector per endpoint. See docs/datalayer.md.
  */
 import type { EndpointStore } from '../framework/datalayer.ts';
-import { isDataSource, isExtractor, type DataSource, type Extractor } from '../framework/datasource.ts';
+import {
+  isDataSource,
+  isExtractor,
+  isNotificationExtractor,
+  isNotificationSource,
+  type DataSource,
+  type EndpointEvent,
+  type Extractor,
+  type NotificationExtractor,
+  type NotificationSource,
+} from '../framework/datasource.ts';
 import { EppConfigError } from '../framework/errors.ts';
 import { typedNameString, type Clock, type Logger, type Plugin } from '../framework/plugin.ts';
 import { CollectorSet, type CollectorStats, type SourceBinding } from './collector.ts';
@@ -69,7 +79,7 @@ export function bindSources(sources: DataLayerOptions['sources']): SourceBinding
     throw new EppConfigError('data layer enabled but no data sources configured', 'add a metrics-data-source with a core-metrics-extractor to dataLayer.sources');
   }
   const seen = new Set<Plugin>();
-  return sources.map(({ source, extractors }) => {
+  return sources.filter(({ source }) => !isNotificationSource(source)).map(({ source, extractors }) => {
     const sname = typedNameString(source.typedName);
     if (!isDataSource(source)) throw new EppConfigError(`dataLayer.sources: plugin '${sname}' is not a data source`, 'reference a data source plugin (e.g. metrics-data-source)');
     if (seen.has(source)) throw new EppConfigError(`dataLayer.sources: data source '${sname}' is listed twice`, 'list each source once');
@@ -90,6 +100,46 @@ export function bindSources(sources: DataLayerOptions['sources']): SourceBinding
   });
 }
 
+/** A notification source with its extractors (validated). */
+export interface NotificationBinding {
+  readonly source: NotificationSource;
+  readonly extractors: readonly NotificationExtractor[];
+}
+
+/** Validates and pairs the notification sources (pushed events, not polled) with their extractors. */
+export function bindNotificationSources(sources: DataLayerOptions['sources']): NotificationBinding[] {
+  const seen = new Set<Plugin>();
+  const keys = new Map<string, string>();
+  return sources.flatMap(({ source, extractors }) => {
+    if (!isNotificationSource(source)) return [];
+    const sname = typedNameString(source.typedName);
+    if (seen.has(source)) throw new EppConfigError(`dataLayer.sources: data source '${sname}' is listed twice`, 'list each source once');
+    seen.add(source);
+    if (source.uniqueKey !== undefined) {
+      const other = keys.get(source.uniqueKey);
+      if (other !== undefined) {
+        throw new EppConfigError(`dataLayer.sources: '${sname}' and '${other}' both deliver ${source.uniqueKey}`, `keep one ${source.typedName.type} per ${source.uniqueKey}`);
+      }
+      keys.set(source.uniqueKey, sname);
+    }
+    const bound = extractors.map((x) => {
+      const xname = typedNameString(x.typedName);
+      if (!isNotificationExtractor(x) || x.inputType !== source.outputType) {
+        throw new EppConfigError(
+          `dataLayer.sources[${sname}]: plugin '${xname}' cannot take '${source.outputType}' events`,
+          `pair ${source.typedName.type} with an extractor of its events${source.outputType === 'endpoint-events' ? ' (e.g. inflight-load-producer)' : ''}`,
+        );
+      }
+      return x;
+    });
+    return [{ source, extractors: bound }];
+  });
+}
+
+function endpointEvents(changes: Parameters<EndpointChangeListener>[0]): EndpointEvent[] {
+  return changes.map((c) => ({ type: c.kind === 'removed' ? 'deleted' : c.kind, endpoint: c.endpoint.metadata }));
+}
+
 export async function startDataLayer(options: DataLayerOptions): Promise<DataLayer> {
   const modes = [options.static !== undefined, options.endpointsFile !== undefined, options.kubernetes !== undefined].filter(Boolean).length;
   if (modes !== 1) {
@@ -101,6 +151,7 @@ export async function startDataLayer(options: DataLayerOptions): Promise<DataLay
   const refreshIntervalMs = options.refreshIntervalMs !== undefined && options.refreshIntervalMs > 0 ? options.refreshIntervalMs : DEFAULT_REFRESH_INTERVAL_MS;
   const pollTimeoutMs = options.pollTimeoutMs !== undefined && options.pollTimeoutMs > 0 ? options.pollTimeoutMs : DEFAULT_POLL_TIMEOUT_MS;
   const bindings = bindSources(options.sources);
+  const notifications = bindNotificationSources(options.sources);
   const logger = options.logger.child({ component: 'datalayer' });
   const namespace = options.namespace ?? 'default';
   const store = new Datastore();
@@ -130,7 +181,9 @@ export async function startDataLayer(options: DataLayerOptions): Promise<DataLay
   let stopDiscovery: () => void = () => {};
   try {
     if (options.static !== undefined) {
-      store.replaceAll(parseStaticEndpoints(options.static, namespace));
+      const endpoints = parseStaticEndpoints(options.static, namespace);
+      if (endpoints.length === 0) logger.warn({}, 'the static pool (--endpoints) is empty: requests get 503 (body-less ones 500) until endpoints are configured');
+      store.replaceAll(endpoints);
       store.setPoolKnown(true);
     } else if (options.endpointsFile !== undefined) {
       const file = new EndpointsFileDiscovery({ path: options.endpointsFile, namespace, store, logger });
@@ -148,7 +201,39 @@ export async function startDataLayer(options: DataLayerOptions): Promise<DataLay
     await Promise.allSettled(bindings.map((b) => b.source.close?.()));
     throw err;
   }
-  logger.info({ refreshIntervalMs, pollTimeoutMs, sources: bindings.map((b) => typedNameString(b.source.typedName)) }, 'data layer started');
+  const stopNotifications: Array<() => void> = [];
+  try {
+    for (const n of notifications) {
+      const sourceLogger = logger.child({ source: typedNameString(n.source.typedName) });
+      stopNotifications.push(
+        n.source.start({
+          deliver: (event) => {
+            for (const x of n.extractors) {
+              try {
+                x.notify(event);
+              } catch (err) {
+                sourceLogger.error({ extractor: typedNameString(x.typedName), err: (err as Error).message }, 'notification extractor failed');
+              }
+            }
+          },
+          onEndpointsChanged: (listener) => store.subscribe((changes) => listener(endpointEvents(changes))),
+          endpoints: () => store.endpoints().map((e) => e.metadata),
+          ...(options.kubernetes ? { kubernetes: { namespace: options.kubernetes.poolNamespace, ...(options.kubernetes.kubeconfig ? { kubeconfig: options.kubernetes.kubeconfig } : {}) } } : {}),
+          logger: sourceLogger,
+        }),
+      );
+    }
+  } catch (err) {
+    for (const stop of stopNotifications) stop();
+    stopDiscovery();
+    collectors.close();
+    await Promise.allSettled(bindings.map((b) => b.source.close?.()));
+    throw err;
+  }
+  logger.info(
+    { refreshIntervalMs, pollTimeoutMs, sources: [...bindings, ...notifications].map((b) => typedNameString(b.source.typedName)) },
+    'data layer started',
+  );
 
   return {
     store,
@@ -159,6 +244,7 @@ export async function startDataLayer(options: DataLayerOptions): Promise<DataLay
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
+      for (const stop of stopNotifications) stop();
       stopDiscovery();
       offReady();
       rejectReady(new Error('data layer closed before the pool became known'));

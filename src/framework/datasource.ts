@@ -12,7 +12,7 @@
  * it is released in `endpointRemoved`.
  */
 import type { EndpointMetadata, EndpointMetrics } from './datalayer.ts';
-import type { Plugin } from './plugin.ts';
+import type { Logger, Plugin } from './plugin.ts';
 
 /** Output type tag of sources that yield parsed Prometheus text (`PrometheusFamilies`). */
 export const PROMETHEUS_FAMILIES = 'prometheus-families';
@@ -131,4 +131,66 @@ export function isDataSource(plugin: Plugin): plugin is DataSource {
 export function isExtractor(plugin: Plugin): plugin is Extractor {
   const p = plugin as Partial<Extractor>;
   return typeof p.extract === 'function' && typeof p.inputType === 'string';
+}
+
+// --- Notification sources (epp-spec §5.2): pushed events instead of polls ---------------------------------
+
+/** Output type tag of `endpoint-notification-source`: endpoint membership events (`EndpointEvent`). */
+export const ENDPOINT_EVENTS = 'endpoint-events';
+/** Output type tag of `k8s-notification-source`: Kubernetes object events (`KubernetesObjectEvent`). */
+export const KUBERNETES_OBJECT_EVENTS = 'k8s-object-events';
+
+/** An endpoint joined the pool, changed (labels, address, metrics host) or left it. */
+export interface EndpointEvent {
+  readonly type: 'added' | 'updated' | 'deleted';
+  readonly endpoint: EndpointMetadata;
+}
+
+/** An object of a watched kind was added, updated or deleted (`object` as the API server sent it). */
+export interface KubernetesObjectEvent {
+  readonly type: 'added' | 'updated' | 'deleted';
+  /** `group/version/kind` (`v1/Pod` style for the core group). */
+  readonly gvk: string;
+  readonly object: Readonly<Record<string, unknown>>;
+}
+
+/** What the data layer gives a notification source when it starts it. */
+export interface NotificationContext {
+  /** Hands one event to every extractor bound to the source, in config order (synchronously). */
+  deliver(event: unknown): void;
+  /** Endpoint membership changes of the pool. Returns the unsubscribe function. */
+  onEndpointsChanged(listener: (events: readonly EndpointEvent[]) => void): () => void;
+  /** The current pool. */
+  endpoints(): readonly EndpointMetadata[];
+  /** Set when endpoints are discovered from Kubernetes: where and how to watch more objects. */
+  readonly kubernetes?: { readonly kubeconfig?: string; readonly namespace: string };
+  readonly logger: Logger;
+}
+
+/**
+ * A data source that is not polled: it pushes events to its extractors. Listed in `dataLayer.sources` like any
+ * source; the data layer starts it once (after discovery started) and stops it on close.
+ */
+export interface NotificationSource extends Plugin {
+  readonly outputType: string;
+  /** Sources with the same key are a startup error (e.g. one `k8s-notification-source` per kind). Optional. */
+  readonly uniqueKey?: string;
+  /** Starts delivering events through `context.deliver`; returns the function that stops it. May throw EppConfigError. */
+  start(context: NotificationContext): () => void;
+}
+
+/** An extractor of a notification source: receives each event, synchronously; must not throw (errors are logged). */
+export interface NotificationExtractor<TEvent = unknown> extends Plugin {
+  readonly inputType: string;
+  notify(event: TEvent): void;
+}
+
+export function isNotificationSource(plugin: Plugin): plugin is NotificationSource {
+  const p = plugin as Partial<NotificationSource>;
+  return typeof p.start === 'function' && typeof p.outputType === 'string' && typeof (p as Partial<DataSource>).poll !== 'function';
+}
+
+export function isNotificationExtractor(plugin: Plugin): plugin is NotificationExtractor {
+  const p = plugin as Partial<NotificationExtractor>;
+  return typeof p.notify === 'function' && typeof p.inputType === 'string';
 }

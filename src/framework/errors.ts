@@ -35,10 +35,16 @@ const HTTP_STATUS: Partial<Record<EppErrorCode, number>> = {
 /** A request-path failure with a client-visible code. */
 export class EppError extends Error {
   readonly code: EppErrorCode;
-  constructor(code: EppErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /**
+   * The same error in plain English, for OpenAI-shaped answers (the embedded gateway), when `message` keeps
+   * upstream's wording for ext_proc (e.g. "error unmarshaling request bodyMap: ..."). Defaults to `message`.
+   */
+  readonly plainMessage: string;
+  constructor(code: EppErrorCode, message: string, options?: { cause?: unknown; plainMessage?: string }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'EppError';
     this.code = code;
+    this.plainMessage = options?.plainMessage ?? message;
   }
 
   /** HTTP status for this code, or undefined when the code has no client mapping (stream is failed instead). */

@@ -19,8 +19,11 @@ export interface Parser extends Plugin {
    * Throws an EppError with code BadRequest and upstream's message when the body is not acceptable.
    */
   parseRequest(body: Uint8Array, path: string): ParsedRequestBody;
-  /** Creates the per-stream response parser. `streaming` is true for SSE responses. */
-  createResponseParser(streaming: boolean): ResponseParser;
+  /**
+   * Creates the per-stream response parser. `streaming` is true for streamed responses (SSE, or a request that
+   * asked to stream); `request` is what `parseRequest` returned for this stream.
+   */
+  createResponseParser(streaming: boolean, request: ParsedRequestBody): ResponseParser;
   /** App protocols this parser supports (`http`, `kubernetes.io/h2c`); empty = all. */
   readonly supportedAppProtocols: readonly string[];
 }

@@ -13,6 +13,12 @@ export interface ParsedRequestBody {
   readonly payload: Record<string, unknown>;
   /** True iff the top-level `stream` field is boolean `true`. */
   readonly stream: boolean;
+  /**
+   * Set by parsers that keep the body opaque (`passthrough-parser`, `vllmgrpc-parser`): these exact bytes are
+   * forwarded unchanged, no model is read from the body and none is rewritten (epp-spec §2.1 step 11).
+   * `payload` then carries only what the parser could read for plugins (e.g. `prompt`), never sent.
+   */
+  readonly raw?: Uint8Array;
 }
 
 /** Token usage reported by the model server (OpenAI `usage`). */

@@ -33,6 +33,11 @@ import { FCFS_ORDERING_POLICY_TYPE, fcfsOrderingPolicyFactory } from './flowcont
 import { EDF_ORDERING_POLICY_TYPE, edfOrderingPolicyFactory } from './flowcontrol/ordering/edf-ordering-policy/index.ts';
 import { SLO_DEADLINE_ORDERING_POLICY_TYPE, sloDeadlineOrderingPolicyFactory } from './flowcontrol/ordering/slo-deadline-ordering-policy/index.ts';
 import { STATIC_USAGE_LIMIT_POLICY_TYPE, staticUsageLimitPolicyFactory } from './flowcontrol/usagelimit/static-usage-limit-policy/index.ts';
+import { PASSTHROUGH_PARSER_TYPE, passthroughParserFactory } from './parser/passthrough-parser/index.ts';
+import { VLLMGRPC_PARSER_TYPE, vllmGrpcParserFactory } from './parser/vllmgrpc-parser/index.ts';
+import { DESTINATION_ENDPOINT_SERVED_VERIFIER_TYPE, destinationEndpointServedVerifierFactory } from './requestcontrol/destination-endpoint-served-verifier/index.ts';
+import { ENDPOINT_NOTIFICATION_SOURCE_TYPE, endpointNotificationSourceFactory } from './datalayer/source/endpoint-notification-source/index.ts';
+import { K8S_NOTIFICATION_SOURCE_TYPE, k8sNotificationSourceFactory } from './datalayer/source/k8s-notification-source/index.ts';
 
 export interface PluginTypeRegistration {
   readonly type: string;
@@ -44,8 +49,11 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   { type: 'approx-prefix-cache-producer', factory: approxPrefixCacheProducerFactory },
   { type: 'inflight-load-producer', factory: inFlightLoadProducerFactory },
   { type: REQUEST_ATTRIBUTE_REPORTER_TYPE, factory: requestAttributeReporterFactory },
+  { type: DESTINATION_ENDPOINT_SERVED_VERIFIER_TYPE, factory: destinationEndpointServedVerifierFactory },
   // --- parsers
   { type: OPENAI_PARSER_TYPE, factory: openAiParserFactory },
+  { type: PASSTHROUGH_PARSER_TYPE, factory: passthroughParserFactory },
+  { type: VLLMGRPC_PARSER_TYPE, factory: vllmGrpcParserFactory },
   // --- scheduling: profile handlers, pickers, scorers, filters
   { type: 'queue-scorer', factory: queueScorerFactory },
   { type: 'kv-cache-utilization-scorer', factory: kvCacheUtilizationScorerFactory },
@@ -65,6 +73,8 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   // --- data layer: sources, extractors
   { type: METRICS_DATA_SOURCE_TYPE, factory: metricsDataSourceFactory },
   { type: CORE_METRICS_EXTRACTOR_TYPE, factory: coreMetricsExtractorFactory },
+  { type: ENDPOINT_NOTIFICATION_SOURCE_TYPE, factory: endpointNotificationSourceFactory },
+  { type: K8S_NOTIFICATION_SOURCE_TYPE, factory: k8sNotificationSourceFactory },
   // --- flow control: saturation detectors (also scheduling filters), fairness, ordering, usage limits
   { type: UTILIZATION_DETECTOR_TYPE, factory: utilizationDetectorFactory },
   { type: CONCURRENCY_DETECTOR_TYPE, factory: concurrencyDetectorFactory },

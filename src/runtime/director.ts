@@ -163,12 +163,14 @@ export class Director {
   async route(input: RequestInput): Promise<RoutingDecision> {
     const o = this.#o;
     const body = o.parser.parseRequest(input.body, input.path);
-    const model = body.payload.model;
+    // An opaque body (passthrough / gRPC parsers) names no model and is forwarded unchanged (epp-spec §2.1).
+    const opaque = body.raw !== undefined;
+    const model = opaque ? '' : body.payload.model;
     if (typeof model !== 'string') throw new EppError('BadRequest', 'model not found in request body');
     const rewriteHeader = input.headers[MODEL_REWRITE_HEADER];
     // InferenceModelRewrite (by incoming name) overrides the header (epp-spec §2.1).
-    const targetModel = o.rewrites?.rewrite(model, o.random) ?? (rewriteHeader !== undefined && rewriteHeader !== '' ? rewriteHeader : model);
-    if (input.checkTargetModel) {
+    const targetModel = opaque ? '' : (o.rewrites?.rewrite(model, o.random) ?? (rewriteHeader !== undefined && rewriteHeader !== '' ? rewriteHeader : model));
+    if (input.checkTargetModel && !opaque) {
       const checked = input.checkTargetModel(targetModel);
       if (isThenable(checked)) await checked;
     }
@@ -196,25 +198,29 @@ export class Director {
       if (isThenable(r)) await r;
     }
 
-    let result: SchedulingResult;
+    let targets: Endpoint[];
     try {
-      result = await this.#locateAndSchedule(request, input);
+      targets = await this.#locateAndSchedule(request, input);
     } catch (err) {
       o.admission?.released?.(request);
       throw err;
     }
-    const targets = primaryTargets(result).map((c) => c.endpoint);
     const primary = targets[0] as Endpoint;
+    const result = request.schedulingResult as SchedulingResult;
     o.admission?.scheduled?.(request, targets);
 
     // From here on the request is scheduled: its completion hooks must run exactly once.
-    const response = new ResponseStream(this.#responseCtx, request, primary, (streaming) => o.parser.createResponseParser(streaming), this.#onSettled);
+    const response = new ResponseStream(this.#responseCtx, request, primary, (streaming) => o.parser.createResponseParser(streaming, body), this.#onSettled);
     this.#live.add(response);
     o.metrics.runningRequests.inc({ model_name: model });
     try {
       if (o.hooks.preRequest !== null) await this.#preRequest(request, result);
-      body.payload.model = targetModel;
-      const out = encoder.encode(JSON.stringify(body.payload));
+      let out: Uint8Array;
+      if (body.raw !== undefined) out = body.raw;
+      else {
+        body.payload.model = targetModel;
+        out = encoder.encode(JSON.stringify(body.payload));
+      }
       const labels = { model_name: model, target_model_name: targetModel };
       o.metrics.requestTotal.inc({ ...labels, priority: String(priority) });
       o.metrics.requestSizes.observe(labels, out.length);
@@ -226,8 +232,11 @@ export class Director {
     }
   }
 
-  /** Candidates → prepareData → admit hooks → schedule (the part between admission and the routing decision). */
-  async #locateAndSchedule(request: InferenceRequest, input: RequestInput): Promise<SchedulingResult> {
+  /**
+   * Candidates → prepareData → admit hooks → schedule (the part between admission and the routing decision).
+   * Returns the primary profile's targets (never empty): a result without them is a scheduling failure.
+   */
+  async #locateAndSchedule(request: InferenceRequest, input: RequestInput): Promise<Endpoint[]> {
     const o = this.#o;
     let endpoints = o.locator ? o.locator.locate(input.proxyMetadata) : o.store.endpoints();
     if (o.reachability) endpoints = o.reachability.filter(endpoints);
@@ -237,22 +246,29 @@ export class Director {
     const candidates: Candidate[] = new Array(endpoints.length);
     for (let i = 0; i < endpoints.length; i++) candidates[i] = { endpoint: endpoints[i] as Endpoint, attributes: new Map() };
 
-    if (o.hooks.prepareData !== null) await this.#prepareData(request, candidates);
+    if (o.hooks.prepareData !== null) await this.#prepareData(request, candidates, input.signal);
     if (o.hooks.admit !== null) await this.#admit(request, candidates);
 
     let result: SchedulingResult;
+    let targets: Endpoint[];
     try {
       result = o.scheduler.schedule(request, candidates);
+      // A profile handler may return no primary result: that is a scheduling failure too (429), not a crash.
+      targets = primaryTargets(result).map((c) => c.endpoint);
     } catch (err) {
-      throw new EppError('ResourceExhausted', `failed to find target endpoint: ${(err as Error).message}`, { cause: err });
+      throw new EppError('ResourceExhausted', `failed to find target endpoint: ${toError(err).message}`, { cause: err });
     }
     request.schedulingResult = result;
-    return result;
+    return targets;
   }
 
-  async #prepareData(request: InferenceRequest, candidates: readonly Candidate[]): Promise<void> {
+  async #prepareData(request: InferenceRequest, candidates: readonly Candidate[], clientSignal: AbortSignal): Promise<void> {
     const producers = this.#o.hooks.prepareData ?? [];
+    // Fires on the chain's deadline, on a producer's failure, or when the client goes away.
     const controller = new AbortController();
+    const onClientAbort = (): void => controller.abort(clientSignal.reason);
+    if (clientSignal.aborted) onClientAbort();
+    else clientSignal.addEventListener('abort', onClientAbort, { once: true });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), PREPARE_DATA_TIMEOUT_MS);
@@ -276,6 +292,7 @@ export class Director {
       this.#o.logger.error({ requestId: request.requestId, err: toError(err) }, 'data producer failed; scheduling with partial data');
     } finally {
       clearTimeout(timer);
+      clientSignal.removeEventListener('abort', onClientAbort);
     }
   }
 
@@ -283,8 +300,7 @@ export class Director {
     for (const a of this.#o.hooks.admit ?? []) {
       let denial: string | undefined;
       try {
-        const r = a.admit(request, candidates, request.signal);
-        denial = isThenable(r) ? await this.#withTimeout(r, a.typedName.name) : r;
+        denial = await this.#callHook(a.typedName.name, request.signal, (signal) => a.admit(request, candidates, signal));
       } catch (err) {
         if (err instanceof EppError) throw err;
         throw new EppError('Internal', `admission plugin '${a.typedName.name}' failed: ${toError(err).message}`, { cause: err });
@@ -301,8 +317,8 @@ export class Director {
     for (const h of this.#o.hooks.preRequest ?? []) {
       const t = this.#o.now();
       try {
-        const r = h.preRequest(request, result, request.signal);
-        if (isThenable(r)) await this.#withTimeout(r, h.typedName.name);
+        const r = this.#callHook(h.typedName.name, request.signal, (signal) => h.preRequest(request, result, signal));
+        if (isThenable(r)) await r;
       } catch (err) {
         if (err instanceof EppError) throw err;
         throw new EppError('Internal', `pre-request plugin '${h.typedName.name}' failed: ${toError(err).message}`, { cause: err });
@@ -312,18 +328,48 @@ export class Director {
     }
   }
 
-  #withTimeout<T>(p: PromiseLike<T>, plugin: string): Promise<T> {
+  /**
+   * Calls a request-path hook with its own signal, which fires when the client goes away or when the hook's
+   * timeout elapses (the hook is then abandoned: the request fails with Internal). Synchronous hooks return
+   * their value directly.
+   */
+  #callHook<T>(plugin: string, clientSignal: AbortSignal, call: (signal: AbortSignal) => T | PromiseLike<T>): T | Promise<T> {
+    const controller = new AbortController();
+    const onClientAbort = (): void => controller.abort(clientSignal.reason);
+    if (clientSignal.aborted) onClientAbort();
+    else clientSignal.addEventListener('abort', onClientAbort, { once: true });
+    let r: T | PromiseLike<T>;
+    try {
+      r = call(controller.signal);
+    } catch (err) {
+      clientSignal.removeEventListener('abort', onClientAbort);
+      throw err;
+    }
+    if (!isThenable(r)) {
+      clientSignal.removeEventListener('abort', onClientAbort);
+      return r;
+    }
+    const pending = r;
     const ms = this.#o.requestHookTimeoutMs ?? 1000;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new EppError('Internal', `plugin '${plugin}' timed out after ${ms}ms`)), ms);
+      const done = (): void => {
+        clearTimeout(timer);
+        clientSignal.removeEventListener('abort', onClientAbort);
+      };
+      const timer = setTimeout(() => {
+        done();
+        const error = new EppError('Internal', `plugin '${plugin}' timed out after ${ms}ms`);
+        controller.abort(error);
+        reject(error);
+      }, ms);
       timer.unref();
-      p.then(
+      pending.then(
         (v) => {
-          clearTimeout(timer);
+          done();
           resolve(v);
         },
         (e: unknown) => {
-          clearTimeout(timer);
+          done();
           reject(e);
         },
       );

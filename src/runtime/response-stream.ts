@@ -172,6 +172,19 @@ export class ResponseStream {
   }
 
   /**
+   * The proxy sends no response headers for this stream (Envoy `response_header_mode: SKIP`): the body starts
+   * without them. Sets the streaming mode and the response parser; header hooks do not run (there are no
+   * headers). Ignored once headers were seen.
+   */
+  headersSkipped(streaming: boolean): void {
+    if (this.#headersSeen || this.#phase !== 'open') return;
+    this.#headersSeen = true;
+    this.info.status = 200;
+    this.info.streaming = streaming;
+    this.#parser = this.#createParser(streaming);
+  }
+
+  /**
    * A response body chunk arrived. For an intermediate chunk this returns synchronously in `async` mode (its
    * hooks run later, in order) — or a promise under the `block` overflow policy when the FIFO is full, or in
    * `inline` mode. For the final chunk (`endOfStream`) it returns a promise that settles once every hook of
@@ -179,7 +192,7 @@ export class ResponseStream {
    */
   onChunk(data: Uint8Array, endOfStream: boolean): void | Promise<void> {
     if (this.#phase !== 'open') return; // nothing after the final chunk or completion
-    if (!this.#headersSeen) this.onHeaders(200, {}, false);
+    if (!this.#headersSeen) this.headersSkipped(false);
     this.#responseBytes += data.length;
     const parsed = this.#parser?.push(data, endOfStream);
     if (parsed !== undefined) this.#recordUsage(parsed);

@@ -64,6 +64,8 @@ export interface EppOptions {
    */
   readonly metricsDataSourceDefaults?: MetricsDataSourceDefaults;
   readonly responsePath?: Partial<ResponsePathOptions>;
+  /** Timeout of one request-path hook call (admit, preRequest); 1 s by default. */
+  readonly requestHookTimeoutMs?: number;
   readonly maxRequestBodyBytes?: number;
   readonly shutdownGraceMs?: number;
   readonly logger: Logger;
@@ -269,6 +271,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     random,
     now,
     responsePath: { ...DEFAULT_RESPONSE_PATH_OPTIONS, ...o.responsePath },
+    ...(o.requestHookTimeoutMs !== undefined ? { requestHookTimeoutMs: o.requestHookTimeoutMs } : {}),
   });
 
   let tls: TlsMaterial | undefined;

@@ -14,10 +14,17 @@ const BATCH = { 'x-gateway-inference-objective': 'batch' };
 const CRITICAL = { 'x-gateway-inference-objective': 'critical' };
 
 /** The message the client sees: ext_proc body `inference error: <Code> - <msg>`; gateway OpenAI error JSON. */
+/** The gateway answers in OpenAI's shape (OpenAI type/code); back to upstream's text to compare both planes. */
+const EPP_CODE_OF: Record<string, string> = {
+  'invalid_request_error/null': 'BadRequest',
+  'rate_limit_error/rate_limit_exceeded': 'ResourceExhausted',
+  'server_error/internal_error': 'Internal',
+  'server_error/service_unavailable': 'ServiceUnavailable',
+};
 function message(mode: Mode, body: string): string {
   if (mode === 'ext_proc') return body;
-  const e = (JSON.parse(body) as { error: { message: string; code: string } }).error;
-  return `inference error: ${e.code} - ${e.message}`;
+  const e = (JSON.parse(body) as { error: { message: string; type: string; code: string | null } }).error;
+  return `inference error: ${EPP_CODE_OF[`${e.type}/${String(e.code)}`] ?? `${e.type}/${String(e.code)}`} - ${e.message}`;
 }
 
 for (const mode of MODES) {

@@ -1,3 +1,4 @@
+import { lenientFields } from '../support/plugin-fixtures.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -25,10 +26,11 @@ test('parameters: defaults, each accepted, rejections name the field', () => {
     [{ scheme: 'ftp' }, /parameters\.scheme/],
     [{ path: 'metrics' }, /parameters\.path: must start with "\/"/],
     [{ insecureSkipVerify: 'yes' }, /parameters\.insecureSkipVerify/],
-    [{ port: 9000 }, /Unrecognized key.*port/],
   ] as const) {
     assert.throws(() => metricsDataSourceFactory('m', bad, testHandle()), (e: unknown) => e instanceof EppConfigError && re.test(e.message));
   }
+  // Unknown keys are ignored, as upstream, with a warning.
+  assert.deepEqual(lenientFields(() => void (metricsDataSourceFactory('m', { port: 9000 }, testHandle()) as MetricsDataSource).close()), ['port']);
   void Promise.all([d.close(), c.close()]);
 });
 

@@ -347,7 +347,7 @@ describe('ext_proc server', () => {
 describe('request-attribute-reporter', () => {
   test('the upstream config file loads unchanged and the cost rides on the final reply', async () => {
     const { readFileSync } = await import('node:fs');
-    const text = readFileSync(new URL('../../../shared/fixtures/upstream-configs/request-attribute-reporter.yaml', import.meta.url), 'utf8');
+    const text = readFileSync(new URL('../fixtures/upstream-configs/request-attribute-reporter.yaml', import.meta.url), 'utf8');
     const epp = await startTestEpp({ configText: text });
     const envoy = new FakeEnvoy(epp.grpcPort);
     try {

@@ -65,13 +65,18 @@ describe('embedded gateway', () => {
       assert.ok(e instanceof OpenAI.APIError);
       assert.equal(e.status, 404);
       assert.match(e.message, /no-such-model/);
+      // As OpenAI and vLLM answer an unknown model.
+      assert.equal(e.type, 'invalid_request_error');
+      assert.equal(e.code, 'model_not_found');
       return true;
     });
     const bad = await fetch(`${rig.baseURL}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":' });
     assert.equal(bad.status, 400);
-    const body = (await bad.json()) as { error: { message: string; type: string } };
-    assert.match(body.error.message, /error unmarshaling request bodyMap/);
+    const body = (await bad.json()) as { error: { message: string; type: string; code: unknown } };
+    // Plain English, not upstream's Go wording ("error unmarshaling request bodyMap").
+    assert.match(body.error.message, /^the request body is not valid JSON: /);
     assert.equal(body.error.type, 'invalid_request_error');
+    assert.equal(body.error.code, null);
   });
 
   test('requests spread over the pool (both servers serve)', async () => {
@@ -162,8 +167,8 @@ schedulingProfiles:
         body: JSON.stringify({ model: DEFAULT_MODEL_NAME, messages: [{ role: 'user', content: 'x'.repeat(4096) }] }),
       });
       assert.equal(r.status, 413);
-      const body = (await r.json()) as { error: { code: string } };
-      assert.equal(body.error.code, 'PayloadTooLarge');
+      const body = (await r.json()) as { error: { type: string; code: string } };
+      assert.deepEqual([body.error.type, body.error.code], ['invalid_request_error', 'request_too_large']);
     } finally {
       await rig.close();
     }

@@ -4,7 +4,8 @@
  * headers, messages without a phase — each ended by a half-close, a cancel or nothing at all.
  *
  * Properties: the process never crashes; every stream ends with a gRPC status (OK or a clean error code) within a
- * bound; every reply is a well-formed ProcessingResponse and nothing follows an ImmediateResponse; once the streams
+ * bound; every reply is a well-formed ProcessingResponse that answers a message sent (no unsolicited reply) and
+ * nothing follows an ImmediateResponse; once the streams
  * are gone no per-stream state survives (open streams, live response streams, active/running gauges) and a normal
  * request still succeeds.
  *
@@ -187,6 +188,7 @@ async function runScenario(sc: Scenario): Promise<void> {
   const end = await withBound(s.ended, what);
   assert.ok(CLEAN_CODES.has(end.code), `${what} ended with code ${end.code}: ${end.details}`);
   assert.equal(s.undecodable, 0, 'undecodable replies');
+  assert.deepEqual(s.ledger.violations, [], `${what}: replies Envoy did not ask for`);
   let immediate = -1;
   s.responses.forEach((r, i) => {
     assert.ok(REPLY_CASES.has(r.response.case ?? ''), `reply ${i} has case ${String(r.response.case)}`);

@@ -11,6 +11,7 @@ import {
   ProcessingResponseSchema,
   type ProcessingResponse,
 } from '../../src/gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+import { ReplyLedger } from '../support/reply-ledger.ts';
 
 const PATH = '/envoy.service.ext_proc.v3.ExternalProcessor/Process';
 const enc = new TextEncoder();
@@ -101,6 +102,8 @@ export class RawStream {
   #resolve: (e: StreamEnd) => void = () => {};
   /** Replies that could not be decoded (must stay 0). */
   undecodable = 0;
+  /** Messages sent and replies received, checked as Envoy would: `ledger.violations` must stay empty. */
+  readonly ledger = new ReplyLedger();
   readonly #stream: ClientHttp2Stream;
   #buf: Buffer = Buffer.alloc(0);
   #status: StreamEnd | undefined;
@@ -122,7 +125,9 @@ export class RawStream {
   }
 
   send(init: RequestInit): void {
-    this.sendBytes(grpcFrame(toBinary(ProcessingRequestSchema, create(ProcessingRequestSchema, init))));
+    const msg = create(ProcessingRequestSchema, init);
+    this.ledger.sent(msg);
+    this.sendBytes(grpcFrame(toBinary(ProcessingRequestSchema, msg)));
   }
 
   /** Raw bytes on the HTTP/2 stream (framing included: pass grpcFrame(...) for a well-framed message). */
@@ -185,7 +190,9 @@ export class RawStream {
       const len = this.#buf.readUInt32BE(1);
       if (this.#buf.length < 5 + len) return;
       try {
-        this.responses.push(fromBinary(ProcessingResponseSchema, this.#buf.subarray(5, 5 + len)));
+        const reply = fromBinary(ProcessingResponseSchema, this.#buf.subarray(5, 5 + len));
+        this.ledger.received(reply);
+        this.responses.push(reply);
       } catch {
         this.undecodable++;
       }

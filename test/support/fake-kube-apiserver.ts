@@ -11,6 +11,7 @@
  *   as DELETED and one that starts matching as ADDED, like the real watch cache.
  * - `resourceVersion` older than the compaction point (`compact()`) → an `ERROR` event carrying a 410
  *   `Status` ("too old resource version"), then the stream ends — exactly what makes clients relist.
+ * - `GET /api/v1` and `GET /apis/{group}/{version}`: API discovery (an `APIResourceList` of the known types).
  * - `closeWatches()` ends every open watch (what the API server does at its watch timeout).
  *
  * Every object gets a cluster-wide increasing `metadata.resourceVersion` and a `uid`. `requests` records
@@ -285,6 +286,19 @@ export class FakeKubeApiServer {
     this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query, watch: isWatch });
     if (this.failWith !== undefined) {
       return this.#status(res, this.failWith, 'InternalError', 'injected failure');
+    }
+    // API discovery (`GET /api/v1`, `GET /apis/{group}/{version}`): the resource types this server knows.
+    const d = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))$/.exec(url.pathname);
+    if (req.method === 'GET' && d !== null) {
+      const group = d[1] !== undefined ? '' : (d[2] ?? '');
+      const version = d[1] ?? d[3] ?? '';
+      const resources = [...this.#types.values()]
+        .filter((t) => t.group === group && t.version === version)
+        .map((t) => ({ name: t.plural, singularName: '', namespaced: true, kind: t.kind, verbs: ['get', 'list', 'watch'] }));
+      if (resources.length === 0) return this.#status(res, 404, 'NotFound', `no resources in ${url.pathname}`);
+      const body = JSON.stringify({ kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group === '' ? version : `${group}/${version}`, resources });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      return;
     }
     const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))\/namespaces\/([^/]+)\/([^/]+)$/.exec(url.pathname);
     if (req.method !== 'GET' || m === null) return this.#status(res, 404, 'NotFound', `no route for ${req.method} ${url.pathname}`);

@@ -3,6 +3,7 @@
  * plugin handle with a seeded random source, a manual clock and a logger that records what it was told.
  * Used only by `*.test.ts` files and the scheduling benchmark; never imported by a plugin.
  */
+import { collectParameterWarnings } from '../../src/framework/params.ts';
 import { ManualClock, RecordingLogger } from './doubles.ts';
 import type { Endpoint, EndpointMetrics } from '../../src/framework/datalayer.ts';
 import { EMPTY_METRICS, joinHostPort } from '../../src/framework/datalayer.ts';
@@ -128,4 +129,14 @@ export function factoryError(build: () => unknown): string {
 /** Names of candidates, in order. */
 export function names(candidates: readonly Candidate[]): string[] {
   return candidates.map((c) => c.endpoint.metadata.name);
+}
+
+/**
+ * Runs a plugin factory and returns the fields it accepted leniently (unknown keys ignored, values ≤ 0 replaced
+ * by upstream's default), as the config loader would log them: `['x']` for an ignored key `x`.
+ */
+export function lenientFields(build: () => unknown): string[] {
+  const fields: string[] = [];
+  collectParameterWarnings((field) => fields.push(field), build);
+  return fields;
 }

@@ -34,7 +34,8 @@ const entrySchema = z.strictObject({
   name: z.string().min(1).optional(),
   labels: z.record(z.string(), z.string()).optional(),
 });
-const fileSchema = z.strictObject({ endpoints: z.array(entrySchema) });
+// `endpoints:` with no entries (YAML null) is an empty pool, like `endpoints: []`.
+const fileSchema = z.strictObject({ endpoints: z.array(entrySchema).nullable().transform((e) => e ?? []) });
 
 export type EndpointsFile = z.infer<typeof fileSchema>;
 
@@ -43,6 +44,8 @@ export function parseEndpointsFile(content: string, namespace: string): Endpoint
   let doc: unknown;
   try {
     doc = parseYaml(content); // YAML 1.2 is a superset of JSON
+    // An empty file (or one with only comments) is an empty pool: endpoints may be added later.
+    doc ??= { endpoints: [] };
   } catch (err) {
     throw new Error(`not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`);
   }

@@ -58,6 +58,6 @@ export function parseStaticEndpoints(values: readonly string[], namespace: strin
     seen.add(ep.name);
     out.push(ep);
   }
-  if (out.length === 0) throw new EppConfigError('--endpoints: no endpoints given', 'list endpoints as ip:port[,ip:port...]');
+  // An explicitly empty list (`--endpoints=`) is an empty pool, as upstream serves one: requests get 503.
   return out;
 }

@@ -11,6 +11,16 @@
  *                            and carries the hooks' dynamic metadata.
  *   response_trailers      → finishes the response, then an empty trailers reply
  *
+ * Envoy may skip phases (per-route `processing_mode` overrides, `request_header_mode: SKIP`, ...), so every
+ * message is answered by its kind, whatever came before (upstream does the same, epp-spec §1.2): a stream may
+ * start with `response_headers`, carry `response_body` without `response_headers`, or `request_body` without
+ * `request_headers`. Without a routing decision there are no hooks and no completion: response headers are
+ * echoed (system-owned ones left out), a streamed body (SSE) is answered chunk by chunk, any other body once at
+ * its end, trailers with a trailers reply; a request body that arrives without its headers cannot be routed
+ * (the destination is a header) and is passed through unchanged, chunk by chunk. Only sequences no Envoy can
+ * send are refused (a second `request_headers` or `response_headers`, request headers after the response
+ * began, a response phase while the request headers still wait for their reply). Nothing is ever sent for a message Envoy did not send: no reply without its request.
+ *
  * Messages are handled strictly in arrival order: while an asynchronous step runs (routing, header hooks,
  * the final chunk), later messages wait in a small per-stream list. All state lives on this object.
  */
@@ -55,7 +65,11 @@ export interface ExtProcStreamContext {
   readonly onClosed: (stream: ExtProcStream) => void;
 }
 
-type State = 'request-headers' | 'request-body' | 'routing' | 'routed' | 'response-body' | 'done';
+/**
+ * Request side of the stream. `idle`: no request phase yet; `passthrough`: a request body without request
+ * headers (answered unchanged, never routed); `unrouted`: the response began before the request was routed.
+ */
+type State = 'idle' | 'request-body' | 'routing' | 'routed' | 'passthrough' | 'unrouted' | 'done';
 
 type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
 
@@ -63,7 +77,11 @@ export class ExtProcStream {
   readonly #call: Call;
   readonly #ctx: ExtProcStreamContext;
   readonly #abort = new AbortController();
-  #state: State = 'request-headers';
+  #state: State = 'idle';
+  /** Counted in the active-streams gauge (from the first message handled). */
+  #active = false;
+  #responseHeadersSeen = false;
+  #responseBodySeen = false;
   #headers: Record<string, string> = {};
   #requestId = '';
   #receivedAt = 0;
@@ -146,6 +164,10 @@ export class ExtProcStream {
     // Upstream replaces the request metadata with every message's metadata_context.
     this.#proxyMetadata = (msg.metadataContext?.filterMetadata ?? {}) as Record<string, Record<string, unknown>>;
     const req = msg.request;
+    if (!this.#active && req.case !== undefined) {
+      this.#active = true;
+      this.#ctx.metrics.activeStreams.inc({ data_plane: 'ext_proc' });
+    }
     switch (req.case) {
       case 'requestHeaders':
         return this.#onRequestHeaders(req.value);
@@ -167,12 +189,12 @@ export class ExtProcStream {
   // ------------------------------------------------------------------ request path
 
   #onRequestHeaders(h: HttpHeaders): void {
-    if (this.#state !== 'request-headers') throw protocolError(`request_headers received in state ${this.#state}`);
+    if (this.#state !== 'idle') throw protocolError(`request_headers received in state ${this.#state}`);
+    if (this.#responseStarted) throw protocolError('request_headers received after the response began');
     this.#receivedAt = this.#ctx.now();
     this.#headers = readHeaders(h);
     this.#requestId = ensureRequestId(this.#headers);
     this.#span = this.#ctx.tracer?.startRequest(this.#headers);
-    this.#ctx.metrics.activeStreams.inc({ data_plane: 'ext_proc' });
     if (!h.endOfStream) {
       this.#state = 'request-body';
       return;
@@ -185,7 +207,13 @@ export class ExtProcStream {
   }
 
   #onRequestBody(b: HttpBody): void | Promise<void> {
-    if (this.#state === 'request-headers') throw protocolError('request_body received before request_headers');
+    if ((this.#state === 'idle' && !this.#responseStarted) || this.#state === 'passthrough') {
+      // No request headers (Envoy skips them): no destination can be set, so the body goes through unchanged.
+      if (this.#state === 'idle') this.#ctx.logger.debug({}, 'request_body without request_headers: passing the body through unrouted');
+      this.#state = 'passthrough';
+      for (const r of bodyResponses('requestBody', b.body, b.endOfStream)) this.#write(r);
+      return;
+    }
     if (this.#state !== 'request-body') return; // a second end_of_stream (or late chunk) is ignored
     if (this.#body.length === 0) this.#firstBodyAt = this.#ctx.now();
     if (b.body.length > 0) {
@@ -245,9 +273,23 @@ export class ExtProcStream {
 
   // ------------------------------------------------------------------ response path
 
+  get #responseStarted(): boolean {
+    return this.#responseHeadersSeen || this.#responseBodySeen;
+  }
+
+  /**
+   * A response phase arrived. Without any request phase the stream stays unrouted. While the request headers
+   * are still unanswered (request body arriving) no Envoy can send a response phase: it waits for that reply.
+   */
+  #startResponse(phase: string): void {
+    if (this.#state === 'request-body') throw protocolError(`${phase} received before the request was answered`);
+    if (this.#state === 'idle') this.#state = 'unrouted';
+  }
+
   #onResponseHeaders(h: HttpHeaders): void | Promise<void> {
-    if (this.#state !== 'routed') throw protocolError(`response_headers received in state ${this.#state}`);
-    this.#state = 'response-body';
+    if (this.#responseStarted) throw protocolError(this.#responseBodySeen ? 'response_headers received after response_body' : 'response_headers received twice');
+    this.#startResponse('response_headers');
+    this.#responseHeadersSeen = true;
     const headers = readHeaders(h);
     const statusText = headers[':status'] ?? headers.status ?? '200';
     const status = Number.parseInt(statusText, 10) || 200;
@@ -266,9 +308,19 @@ export class ExtProcStream {
     return r.then(reply);
   }
 
+  /** First response message without response headers (Envoy skipped them): no header reply, no header hooks. */
+  #startResponseWithoutHeaders(phase: string): void {
+    this.#startResponse(phase);
+    const decision = this.#decision;
+    // As upstream: without a content type, only the request's `stream` flag makes the response streamed.
+    this.#streamingResponse = decision?.request.body.stream ?? false;
+    if (!this.#streamingResponse) this.#responseBody = [];
+    decision?.response.headersSkipped(this.#streamingResponse);
+  }
+
   #onResponseBody(b: HttpBody): void | Promise<void> {
-    if (this.#state === 'routed') this.#onResponseHeaders({ $typeName: 'envoy.service.ext_proc.v3.HttpHeaders', endOfStream: false });
-    if (this.#state !== 'response-body') throw protocolError(`response_body received in state ${this.#state}`);
+    if (!this.#responseStarted) this.#startResponseWithoutHeaders('response_body');
+    this.#responseBodySeen = true;
     if (this.#responseFinished) return; // nothing after the final chunk
     const decision = this.#decision;
     if (!this.#streamingResponse) {
@@ -318,17 +370,23 @@ export class ExtProcStream {
   }
 
   #onResponseTrailers(): void | Promise<void> {
-    if (this.#state !== 'response-body' && this.#state !== 'routed') throw protocolError(`response_trailers received in state ${this.#state}`);
-    this.#state = 'response-body';
+    if (!this.#responseStarted) this.#startResponseWithoutHeaders('response_trailers');
     const trailers = (): void => this.#write(responseTrailersResponse());
     if (this.#responseFinished) return trailers();
+    const decision = this.#decision;
+    if (!this.#responseBodySeen) {
+      // Trailers without any body: there is no body to answer; a routed request completes here.
+      this.#responseFinished = true;
+      this.#responseBody = null;
+      if (!decision) return trailers();
+      return decision.response.finish().then(trailers);
+    }
     if (!this.#streamingResponse) {
       // gRPC-style end: the buffered body goes out without end_of_stream, then the trailers reply.
       const r = this.#finishBuffered(false);
       return r === undefined ? trailers() : r.then(trailers);
     }
     this.#responseFinished = true;
-    const decision = this.#decision;
     if (!decision) return trailers();
     return decision.response.finish().then(() => {
       const md = this.#metadata();
@@ -390,7 +448,7 @@ export class ExtProcStream {
   #finishStream(reason: string): void {
     if (this.#state === 'done') return;
     const prev = this.#state;
-    const wasActive = prev !== 'request-headers';
+    const wasActive = this.#active;
     this.#state = 'done';
     this.#pending.length = 0;
     this.#body = [];
@@ -398,7 +456,7 @@ export class ExtProcStream {
     if (!this.#abort.signal.aborted) this.#abort.abort(new Error(reason));
     const decision = this.#decision;
     if (this.#span) {
-      const clean = reason === HALF_CLOSED && (prev === 'routed' || prev === 'response-body') && (decision === undefined || decision.response.completed);
+      const clean = reason === HALF_CLOSED && (prev === 'routed' || this.#responseStarted) && (decision === undefined || decision.response.completed);
       this.#span.end(clean ? undefined : reason);
     }
     const finalize = (): void => {

@@ -23,7 +23,7 @@ import { ensureRequestId, isSystemOwnedHeader } from '../../runtime/headers.ts';
 import { rewriteModelInResponse } from '../../runtime/model-rewrite.ts';
 import type { Reachability } from '../../runtime/reachability.ts';
 import { ModelCatalog } from './model-catalog.ts';
-import { openAiError, sendError, statusForEppError } from './openai-errors.ts';
+import { openAiError, openAiErrorFor, sendError, statusForEppError } from './openai-errors.ts';
 
 export interface GatewayOptions {
   readonly director: Director;
@@ -121,7 +121,7 @@ export class Gateway {
       }
     }
     if (req.method === 'POST' && pathname.startsWith('/v1/')) return void this.#proxy(req, res, path);
-    sendError(res, 404, openAiError(`no route for ${req.method} ${pathname}`, 'invalid_request_error', 'not_found'));
+    sendError(res, 404, openAiError(`no route for ${req.method} ${pathname}`, 'invalid_request_error', 'unknown_url'));
   }
 
   async #models(res: ServerResponse): Promise<void> {
@@ -168,7 +168,7 @@ export class Gateway {
       const e = err instanceof EppError ? err : new EppError('Internal', (err as Error).message);
       if (abort.signal.aborted) return;
       o.metrics.requestErrorTotal.inc({ model_name: '', target_model_name: '', error_code: e.code });
-      return sendError(res, statusForEppError(e), openAiError(e.message, e.code === 'BadRequest' ? 'invalid_request_error' : 'server_error', e.code), requestId);
+      return sendError(res, statusForEppError(e), openAiErrorFor(e), requestId);
     }
     if (abort.signal.aborted) {
       void decision.response.abort('client disconnected');

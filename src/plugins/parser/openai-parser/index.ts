@@ -8,6 +8,7 @@ import type { PluginFactory, TypedName } from '../../../framework/plugin.ts';
 import type { ApiType, ParsedRequestBody, Usage } from '../../../framework/request.ts';
 import { parsePluginParameters } from '../../../framework/params.ts';
 import { z } from 'zod';
+import { validateRequest } from './validate.ts';
 
 export const OPENAI_PARSER_TYPE = 'openai-parser';
 
@@ -24,47 +25,6 @@ export function apiTypeForPath(path: string): ApiType {
 }
 
 const utf8 = new TextDecoder();
-
-function validate(apiType: ApiType, payload: Record<string, unknown>): void {
-  switch (apiType) {
-    case 'conversations':
-      if (!Array.isArray(payload.items) || payload.items.length === 0) {
-        throw new EppError('BadRequest', 'invalid conversations request: must have items field');
-      }
-      return;
-    case 'responses':
-      if (payload.input === undefined || payload.input === null) {
-        throw new EppError('BadRequest', 'invalid responses request: must have input field');
-      }
-      return;
-    case 'chat-completions': {
-      const messages = payload.messages;
-      const ok =
-        Array.isArray(messages) &&
-        messages.length > 0 &&
-        messages.every((m) => {
-          if (m === null || typeof m !== 'object') return false;
-          const content = (m as { content?: unknown }).content;
-          return content === undefined || content === null || typeof content === 'string' || Array.isArray(content);
-        });
-      if (!ok) throw new EppError('BadRequest', 'invalid chat completions request: must have valid messages field');
-      return;
-    }
-    case 'completions': {
-      const prompt = payload.prompt;
-      const ok =
-        (typeof prompt === 'string' && prompt.length > 0) ||
-        (Array.isArray(prompt) && prompt.length > 0 && prompt.every((x) => typeof x === 'string'));
-      if (!ok) throw new EppError('BadRequest', 'invalid completions request: must have prompt field');
-      return;
-    }
-    case 'embeddings':
-      if (payload.input === undefined || payload.input === null) {
-        throw new EppError('BadRequest', 'invalid embeddings request: must have input field');
-      }
-      return;
-  }
-}
 
 function num(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
@@ -189,13 +149,16 @@ export class OpenAiParser implements Parser {
     try {
       payload = JSON.parse(utf8.decode(body));
     } catch (err) {
-      throw new EppError('BadRequest', `error unmarshaling request bodyMap: ${(err as Error).message}`);
+      const detail = (err as Error).message;
+      throw new EppError('BadRequest', `error unmarshaling request bodyMap: ${detail}`, { plainMessage: `the request body is not valid JSON: ${detail}` });
     }
     if (!isObject(payload)) {
-      throw new EppError('BadRequest', 'error unmarshaling request bodyMap: request body must be a JSON object');
+      throw new EppError('BadRequest', 'error unmarshaling request bodyMap: request body must be a JSON object', {
+        plainMessage: 'the request body must be a JSON object',
+      });
     }
     const apiType = apiTypeForPath(path);
-    validate(apiType, payload);
+    validateRequest(apiType, payload);
     return { apiType, payload, stream: payload.stream === true };
   }
 

@@ -6,6 +6,7 @@ import type { ResponseInfo } from '../../../framework/requestcontrol.ts';
 import type { Candidate } from '../../../framework/scheduling.ts';
 import {
   factoryError,
+  lenientFields,
   makeCandidate,
   makeEndpoint,
   makeHandle,
@@ -250,17 +251,23 @@ describe('approx-prefix-cache-producer', () => {
     });
 
     const rejections: ReadonlyArray<[string, unknown, RegExp]> = [
-      ['blockSizeTokens 0', { blockSizeTokens: 0 }, /parameters\.blockSizeTokens: expected a positive integer \(tokens\)/],
       ['blockSize with blockSizeTokens 0 (upstream: use blockSizeTokens)', { blockSize: 64, blockSizeTokens: 0 }, /parameters\.blockSizeTokens/],
       ['fractional blockSizeTokens', { blockSizeTokens: 1.5 }, /parameters\.blockSizeTokens: expected a positive integer/],
-      ['maxPrefixBlocksToMatch 0', { maxPrefixBlocksToMatch: 0 }, /parameters\.maxPrefixBlocksToMatch: expected a positive integer \(blocks\)/],
       ['negative maxPrefixTokensToMatch', { maxPrefixTokensToMatch: -1 }, /parameters\.maxPrefixTokensToMatch: expected an integer >= 0 \(tokens\)/],
-      ['lruCapacityPerServer 0', { lruCapacityPerServer: 0 }, /parameters\.lruCapacityPerServer: expected a positive integer \(blocks\)/],
       ['non-boolean autoTune', { autoTune: 'false' }, /parameters\.autoTune: expected a boolean/],
-      ['unknown key', { hashBlockSize: 5 }, /plugin 'prefix' \(type: approx-prefix-cache-producer\).*hashBlockSize/],
     ];
     for (const [name, params, re] of rejections) {
       it(`rejects ${name}`, () => assert.match(factoryError(() => build(params)), re));
+    }
+    // Accepted as upstream accepts them (unknown keys ignored, values ≤ 0 or null → the default), with a warning.
+    const lenient: ReadonlyArray<[string, unknown, string]> = [
+      ['blockSizeTokens 0', { blockSizeTokens: 0 }, 'blockSizeTokens'],
+      ['maxPrefixBlocksToMatch 0', { maxPrefixBlocksToMatch: 0 }, 'maxPrefixBlocksToMatch'],
+      ['lruCapacityPerServer 0', { lruCapacityPerServer: 0 }, 'lruCapacityPerServer'],
+      ['unknown key', { hashBlockSize: 5 }, 'hashBlockSize'],
+    ];
+    for (const [name, params, field] of lenient) {
+      it(`accepts ${name} leniently, warning on the field`, () => assert.deepEqual(lenientFields(() => build(params)), [field]));
     }
   });
 });

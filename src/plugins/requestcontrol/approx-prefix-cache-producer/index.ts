@@ -14,7 +14,7 @@
 import { z } from 'zod';
 import { PrefixCacheMatchInfoKey, type PrefixCacheMatchInfo } from '../../../framework/attributes.ts';
 import type { Endpoint } from '../../../framework/datalayer.ts';
-import { parsePluginParameters } from '../../../framework/params.ts';
+import { orDefaultWhenNotPositive, parameterWarning, parsePluginParameters } from '../../../framework/params.ts';
 import type { Clock, Logger, PluginFactory, PluginHandle, TypedName } from '../../../framework/plugin.ts';
 import type { InferenceRequest } from '../../../framework/request.ts';
 import type {
@@ -51,13 +51,29 @@ const parametersSchema = z.strictObject({
   blockSizeTokens: positiveInt('tokens').default(DEFAULT_BLOCK_SIZE_TOKENS),
   /** Deprecated: block size in characters. Ignored (upstream ignores it too); use blockSizeTokens. */
   blockSize: nonNegativeInt('characters').default(0),
-  /** Cap on the number of prompt blocks hashed and matched. */
-  maxPrefixBlocksToMatch: positiveInt('blocks').default(DEFAULT_MAX_PREFIX_BLOCKS_TO_MATCH),
+  /** Cap on the number of prompt blocks hashed and matched (≤ 0 → the default, as upstream accepts it). */
+  maxPrefixBlocksToMatch: orDefaultWhenNotPositive('maxPrefixBlocksToMatch', DEFAULT_MAX_PREFIX_BLOCKS_TO_MATCH, positiveInt('blocks').default(DEFAULT_MAX_PREFIX_BLOCKS_TO_MATCH)),
   /** When > 0, overrides the block cap as maxPrefixTokensToMatch / blockSizeTokens. */
   maxPrefixTokensToMatch: nonNegativeInt('tokens').default(0),
   /** Per-endpoint index capacity in blocks when the endpoint's block count is unknown (or autoTune is off). */
-  lruCapacityPerServer: positiveInt('blocks').default(DEFAULT_LRU_CAPACITY_PER_SERVER),
+  lruCapacityPerServer: orDefaultWhenNotPositive('lruCapacityPerServer', DEFAULT_LRU_CAPACITY_PER_SERVER, positiveInt('blocks').default(DEFAULT_LRU_CAPACITY_PER_SERVER)),
 });
+
+/**
+ * Upstream requires `blockSizeTokens > 0` only when `autoTune` is false; with auto-tuning a value ≤ 0 is accepted,
+ * and we then fall back to the default (with a warning) for endpoints whose block size is unknown.
+ */
+const lenientSchema = z.preprocess((v) => {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  const p = v as Record<string, unknown>;
+  // (Upstream rejects blockSize > 0 with blockSizeTokens ≤ 0: that stays an error.)
+  const legacyBlockSize = typeof p.blockSize === 'number' && p.blockSize > 0;
+  if (p.autoTune !== false && !legacyBlockSize && typeof p.blockSizeTokens === 'number' && p.blockSizeTokens <= 0) {
+    parameterWarning('blockSizeTokens', `${p.blockSizeTokens} is not positive: using the default ${DEFAULT_BLOCK_SIZE_TOKENS} when the model server does not report its block size`);
+    return { ...p, blockSizeTokens: DEFAULT_BLOCK_SIZE_TOKENS };
+  }
+  return v;
+}, parametersSchema);
 
 export type ApproxPrefixCacheConfig = z.infer<typeof parametersSchema>;
 
@@ -195,7 +211,7 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
 
 export const approxPrefixCacheProducerFactory: PluginFactory = (name, parameters, handle) => {
   const typedName = { type: APPROX_PREFIX_CACHE_PRODUCER_TYPE, name };
-  const config = parsePluginParameters(typedName, parametersSchema, parameters);
+  const config = parsePluginParameters(typedName, lenientSchema, parameters);
   if (config.blockSize > 0) {
     handle.logger.warn(
       { plugin: name, type: APPROX_PREFIX_CACHE_PRODUCER_TYPE, blockSize: config.blockSize },

@@ -12,6 +12,7 @@
  */
 import { z } from 'zod';
 import { InFlightLoadKey, type InFlightLoad } from '../../../framework/attributes.ts';
+import { ENDPOINT_EVENTS, type EndpointEvent, type NotificationExtractor } from '../../../framework/datasource.ts';
 import { parsePluginParameters } from '../../../framework/params.ts';
 import type { PluginFactory, TypedName } from '../../../framework/plugin.ts';
 import type { InferenceRequest } from '../../../framework/request.ts';
@@ -56,13 +57,19 @@ interface Charge {
   readonly endpoint: string;
   readonly tokens: number;
   readonly profile: string;
+  /** The endpoint's generation when charged: a charge from before the endpoint was deleted releases nothing. */
+  readonly generation: number;
   released: boolean;
 }
 
-export class InFlightLoadProducer implements DataProducer, PreRequestHook, ResponseChunkHook, ResponseCompleteHook {
+export class InFlightLoadProducer implements DataProducer, PreRequestHook, ResponseChunkHook, ResponseCompleteHook, NotificationExtractor<EndpointEvent> {
   readonly typedName: TypedName;
   readonly produces: readonly string[] = [InFlightLoadKey];
   readonly consumes: readonly string[] = [];
+  /** Extractor of `endpoint-notification-source`: endpoint events. */
+  readonly inputType = ENDPOINT_EVENTS;
+  /** Bumped when an endpoint is deleted (only endpoints ever deleted have an entry). */
+  readonly #generations = new Map<string, number>();
   /** Endpoint name → current load. Values are immutable and replaced on change, so readers share them. */
   readonly #loads = new Map<string, InFlightLoad>();
   readonly #charges = new WeakMap<InferenceRequest, Charge[]>();
@@ -94,7 +101,8 @@ export class InFlightLoadProducer implements DataProducer, PreRequestHook, Respo
       const target = run?.targets[0];
       if (target === undefined) continue;
       if (tokens < 0) tokens = estimateTokens(request);
-      const charge: Charge = { endpoint: target.endpoint.metadata.name, tokens, profile, released: false };
+      const endpoint = target.endpoint.metadata.name;
+      const charge: Charge = { endpoint, tokens, profile, generation: this.#generations.get(endpoint) ?? 0, released: false };
       this.#apply(charge.endpoint, +1, tokens);
       charges.push(charge);
     }
@@ -118,7 +126,19 @@ export class InFlightLoadProducer implements DataProducer, PreRequestHook, Respo
   #release(charge: Charge): void {
     if (charge.released) return;
     charge.released = true;
+    if ((this.#generations.get(charge.endpoint) ?? 0) !== charge.generation) return; // dropped with its endpoint
     this.#apply(charge.endpoint, -1, -charge.tokens);
+  }
+
+  /**
+   * An endpoint left the pool (wired as an extractor of `endpoint-notification-source`): its counters go at once,
+   * and the requests still charged to it release nothing when they end (as upstream drops the counters).
+   */
+  notify(event: EndpointEvent): void {
+    if (event.type !== 'deleted') return;
+    const name = event.endpoint.name;
+    this.#loads.delete(name);
+    this.#generations.set(name, (this.#generations.get(name) ?? 0) + 1);
   }
 
   #apply(endpoint: string, requestsDelta: number, tokensDelta: number): void {

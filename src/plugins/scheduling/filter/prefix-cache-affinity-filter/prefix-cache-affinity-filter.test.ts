@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { LatencyPredictionInfoKey, PrefixCacheMatchInfoKey } from '../../../../framework/attributes.ts';
 import type { Candidate } from '../../../../framework/scheduling.ts';
 import { Xoshiro128StarStar } from '../../../../util/random.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names } from '../../../../../test/support/plugin-fixtures.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import {
   PREFIX_CACHE_AFFINITY_FILTER_TYPE,
   PrefixCacheAffinityFilter,
@@ -98,10 +98,16 @@ describe('prefix-cache-affinity-filter', () => {
       ['negative probability', { explorationProbability: -0.5 }, /parameters\.explorationProbability: expected a probability/],
       ['negative penalty', { maxTTFTPenaltyMs: -1 }, /parameters\.maxTTFTPenaltyMs: expected a number of milliseconds >= 0/],
       ['string penalty', { maxTTFTPenaltyMs: '5s' }, /parameters\.maxTTFTPenaltyMs/],
-      ['upstream pre-rename key tau', { tau: 0.9 }, /plugin 'f' \(type: prefix-cache-affinity-filter\).*tau/],
     ];
     for (const [name, params, re] of rejections) {
       it(`rejects ${name}`, () => assert.match(factoryError(() => prefixCacheAffinityFilterFactory('f', params, makeHandle())), re));
+    }
+    // Accepted as upstream accepts them (unknown keys ignored, values ≤ 0 or null → the default), with a warning.
+    const lenient: ReadonlyArray<[string, unknown, string]> = [
+      ['upstream pre-rename key tau', { tau: 0.9 }, 'tau'],
+    ];
+    for (const [name, params, field] of lenient) {
+      it(`accepts ${name} leniently, warning on the field`, () => assert.deepEqual(lenientFields(() => prefixCacheAffinityFilterFactory('f', params, makeHandle())), [field]));
     }
   });
 });

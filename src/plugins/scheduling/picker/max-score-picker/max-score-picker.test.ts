@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { Xoshiro128StarStar } from '../../../../util/random.ts';
-import { factoryError, makeHandle, makeScored, names } from '../../../../../test/support/plugin-fixtures.ts';
+import { factoryError, makeHandle, makeScored, names, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import { MAX_SCORE_PICKER_TYPE, MaxScorePicker, maxScorePickerFactory } from './index.ts';
 import { DEFAULT_MAX_NUM_OF_ENDPOINTS } from '../picker-parameters.ts';
 
@@ -89,14 +89,20 @@ describe('max-score-picker', () => {
       assert.equal(draws, 1);
     });
     const rejections: ReadonlyArray<[string, unknown, RegExp]> = [
-      ['zero (upstream silently used 1)', { maxNumOfEndpoints: 0 }, /parameters\.maxNumOfEndpoints: expected an integer >= 1/],
-      ['negative', { maxNumOfEndpoints: -1 }, /parameters\.maxNumOfEndpoints: expected an integer >= 1/],
       ['fractional', { maxNumOfEndpoints: 1.5 }, /parameters\.maxNumOfEndpoints: expected an integer >= 1/],
       ['string', { maxNumOfEndpoints: '2' }, /parameters\.maxNumOfEndpoints: expected an integer >= 1/],
-      ['unknown key', { maxEndpoints: 2 }, /plugin 'm' \(type: max-score-picker\).*maxEndpoints/],
     ];
     for (const [name, params, re] of rejections) {
       it(`rejects ${name}`, () => assert.match(factoryError(() => maxScorePickerFactory('m', params, makeHandle())), re));
+    }
+    // Accepted as upstream accepts them (unknown keys ignored, values ≤ 0 or null → the default), with a warning.
+    const lenient: ReadonlyArray<[string, unknown, string]> = [
+      ['zero (upstream silently used 1)', { maxNumOfEndpoints: 0 }, 'maxNumOfEndpoints'],
+      ['negative', { maxNumOfEndpoints: -1 }, 'maxNumOfEndpoints'],
+      ['unknown key', { maxEndpoints: 2 }, 'maxEndpoints'],
+    ];
+    for (const [name, params, field] of lenient) {
+      it(`accepts ${name} leniently, warning on the field`, () => assert.deepEqual(lenientFields(() => maxScorePickerFactory('m', params, makeHandle())), [field]));
     }
   });
 });

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { PrefixCacheMatchInfoKey } from '../../../../framework/attributes.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../../../../test/support/plugin-fixtures.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import { PREFIX_CACHE_SCORER_TYPE, PrefixCacheScorer, prefixCacheScorerFactory } from './index.ts';
 
 const withMatch = (name: string, match?: { matchBlocks: number; totalBlocks: number }) =>
@@ -66,13 +66,19 @@ describe('prefix-cache-scorer', () => {
     }
 
     const rejections: ReadonlyArray<[string, unknown, RegExp]> = [
-      ['unknown key', { matchThreshold: 1 }, /plugin 'p' \(type: prefix-cache-scorer\).*matchThreshold/],
       ['wrongly typed legacy key', { blockSize: 'big' }, /parameters\.blockSize/],
       ['negative legacy value', { lruCapacityPerServer: -1 }, /parameters\.lruCapacityPerServer: expected an integer >= 0/],
       ['non-boolean autoTune', { autoTune: 'yes' }, /parameters\.autoTune/],
     ];
     for (const [name, params, re] of rejections) {
       it(`rejects ${name}`, () => assert.match(factoryError(() => prefixCacheScorerFactory('p', params, makeHandle())), re));
+    }
+    // Accepted as upstream accepts them (unknown keys ignored, values ≤ 0 or null → the default), with a warning.
+    const lenient: ReadonlyArray<[string, unknown, string]> = [
+      ['unknown key', { matchThreshold: 1 }, 'matchThreshold'],
+    ];
+    for (const [name, params, field] of lenient) {
+      it(`accepts ${name} leniently, warning on the field`, () => assert.deepEqual(lenientFields(() => prefixCacheScorerFactory('p', params, makeHandle())), [field]));
     }
   });
 });

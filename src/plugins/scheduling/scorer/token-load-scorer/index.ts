@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { InFlightLoadKey, inFlightLoadOf } from '../../../../framework/attributes.ts';
-import { parsePluginParameters } from '../../../../framework/params.ts';
+import { orDefaultWhenNotPositive, parsePluginParameters } from '../../../../framework/params.ts';
 import type { PluginFactory, TypedName } from '../../../../framework/plugin.ts';
 import type { DataConsumer } from '../../../../framework/requestcontrol.ts';
 import type { Candidate, CycleState, Scorer } from '../../../../framework/scheduling.ts';
@@ -17,11 +17,12 @@ export const TOKEN_LOAD_SCORER_TYPE = 'token-load-scorer';
 export const DEFAULT_QUEUE_THRESHOLD_TOKENS = 4_194_304;
 
 const parametersSchema = z.strictObject({
-  queueThresholdTokens: z
-    .number({ error: 'expected a positive integer (tokens)' })
-    .int('expected a positive integer (tokens)')
-    .positive('expected a positive integer (tokens)')
-    .default(DEFAULT_QUEUE_THRESHOLD_TOKENS),
+  // ≤ 0 → the default, as upstream (with a warning).
+  queueThresholdTokens: orDefaultWhenNotPositive(
+    'queueThresholdTokens',
+    DEFAULT_QUEUE_THRESHOLD_TOKENS,
+    z.number({ error: 'expected a positive integer (tokens)' }).int('expected a positive integer (tokens)').default(DEFAULT_QUEUE_THRESHOLD_TOKENS),
+  ),
 });
 
 export class TokenLoadScorer implements Scorer, DataConsumer {

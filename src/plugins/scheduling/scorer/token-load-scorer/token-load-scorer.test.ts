@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { InFlightLoadKey } from '../../../../framework/attributes.ts';
-import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest } from '../../../../../test/support/plugin-fixtures.ts';
+import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import { DEFAULT_QUEUE_THRESHOLD_TOKENS, TOKEN_LOAD_SCORER_TYPE, TokenLoadScorer, tokenLoadScorerFactory } from './index.ts';
 
 const withLoad = (name: string, tokens: number | undefined) =>
@@ -36,14 +36,20 @@ describe('token-load-scorer', () => {
       assert.equal((tokenLoadScorerFactory('t', { queueThresholdTokens: 2048 }, makeHandle()) as TokenLoadScorer).queueThresholdTokens, 2048);
     });
     const rejections: ReadonlyArray<[string, unknown, RegExp]> = [
-      ['zero', { queueThresholdTokens: 0 }, /parameters\.queueThresholdTokens: expected a positive integer/],
-      ['negative', { queueThresholdTokens: -5 }, /parameters\.queueThresholdTokens: expected a positive integer/],
       ['fractional', { queueThresholdTokens: 1.5 }, /parameters\.queueThresholdTokens: expected a positive integer/],
       ['string', { queueThresholdTokens: '100' }, /parameters\.queueThresholdTokens: expected a positive integer/],
-      ['unknown key', { threshold: 5 }, /plugin 't' \(type: token-load-scorer\).*threshold/],
     ];
     for (const [name, params, re] of rejections) {
       it(`rejects ${name}`, () => assert.match(factoryError(() => tokenLoadScorerFactory('t', params, makeHandle())), re));
+    }
+    // Accepted as upstream accepts them (unknown keys ignored, values ≤ 0 or null → the default), with a warning.
+    const lenient: ReadonlyArray<[string, unknown, string]> = [
+      ['zero', { queueThresholdTokens: 0 }, 'queueThresholdTokens'],
+      ['negative', { queueThresholdTokens: -5 }, 'queueThresholdTokens'],
+      ['unknown key', { threshold: 5 }, 'threshold'],
+    ];
+    for (const [name, params, field] of lenient) {
+      it(`accepts ${name} leniently, warning on the field`, () => assert.deepEqual(lenientFields(() => tokenLoadScorerFactory('t', params, makeHandle())), [field]));
     }
   });
 });
