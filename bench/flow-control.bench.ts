@@ -2,12 +2,13 @@
  * Flow-control benchmark.
  *
  * 1. Enqueue → dispatch overhead. One op = `director.route()` for a small chat request on an unsaturated pool
- *    (16 endpoints, random picker, concurrency-detector), from the call until the routing decision, then the
- *    request is completed (its in-flight slot released) before the next op. Run with the `flowControl` gate
- *    (every request goes through the flow controller: enqueue, dispatch cycle, in-flight accounting) and
- *    without it (default admission) in the same process, interleaved in rounds, so the difference is the
- *    flow controller's cost. Also the engine alone: `enqueueAndWait()` → resolved, on the same pool.
- *    Medians and p99 in microseconds.
+ *    (16 endpoints, the default plugins of the `epp-default` preset, concurrency-detector), from the call until
+ *    the routing decision, then the request is completed (its in-flight slot released) before the next op. Run
+ *    with the `flowControl` gate (every request goes through the flow controller: enqueue, dispatch cycle,
+ *    in-flight accounting) and without it (default admission) in the same process, so the difference is the
+ *    flow controller's cost. Also the engine alone: `enqueueAndWait()` → resolved, on the same pool. Each
+ *    variant is warmed until its median stops moving, then the variants run once per repetition (≥ 3) in a
+ *    seeded shuffled order; medians and p99 in microseconds, as median [min–max] over repetitions.
  * 2. Idle CPU with 1,000 queued requests: the pool saturated (every slot taken), 1,000 requests queued
  *    (TTL 10 min), then the process's CPU share of one core over a quiet window — (a) with nothing happening,
  *    (b) with metrics arriving as the data layer would deliver them (16 endpoints × 20 commits/s, each a
@@ -15,10 +16,9 @@
  * Left out: the ext_proc/gRPC and HTTP transport (measured by bench:response-path and bench:gateway), scraping
  * (bench:scrape), and the model servers (no sleeps stand in for them).
  *
- * Usage: npm run bench:flow-control [-- --ops 20000 --rounds 5 --idle-ms 3000]
+ * Usage: npm run bench:flow-control [-- --ops 20000 --reps 5 --seed 1 --idle-ms 3000]
  */
 import { setMaxListeners } from 'node:events';
-import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Datastore, parseStaticEndpoints } from '../src/datalayer/index.ts';
 import { EMPTY_METRICS } from '../src/framework/datalayer.ts';
@@ -26,26 +26,32 @@ import type { InferenceRequest } from '../src/framework/request.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { startEpp, type RunningEpp } from '../src/server/epp.ts';
 import { createRandomSource } from '../src/util/random.ts';
+import { CONFIG_PRESETS } from '../src/config/presets.ts';
+import { describeWarmUp, repetitions, warmUntilSteady } from './support/alternate.ts';
+import { printRunInfo } from './support/run-info.ts';
+import { formatSpread, median, percentiles, spread } from './support/stats.ts';
 
 const { values: args } = parseArgs({
-  options: { ops: { type: 'string', default: '20000' }, rounds: { type: 'string', default: '5' }, 'idle-ms': { type: 'string', default: '3000' } },
+  options: {
+    ops: { type: 'string', default: '20000' },
+    reps: { type: 'string', default: '5' },
+    seed: { type: 'string', default: '1' },
+    'idle-ms': { type: 'string', default: '3000' },
+  },
 });
 const OPS = Number(args.ops);
-const ROUNDS = Number(args.rounds);
+const REPS = Math.max(3, Number(args.reps));
+const SEED = Number(args.seed);
 const IDLE_MS = Number(args['idle-ms']);
 const ENDPOINTS = 16;
 
+/** The default plugins (`epp-default` preset) plus the concurrency detector as saturation detector. */
 function config(flowControl: boolean, maxConcurrency: number): string {
-  return `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-featureGates: [${flowControl ? 'flowControl' : ''}]
-plugins:
-- type: random-picker
-- type: concurrency-detector
-  parameters: {maxConcurrency: ${maxConcurrency}}
-schedulingProfiles:
-- name: default
-  plugins: [{pluginRef: random-picker}]
+  const preset = (CONFIG_PRESETS['epp-default'] as string).replace(
+    /^plugins:\n/m,
+    `plugins:\n- type: concurrency-detector\n  parameters: {maxConcurrency: ${maxConcurrency}}\n`,
+  );
+  return `${preset}featureGates: [${flowControl ? 'flowControl' : ''}]
 saturationDetector: {pluginRef: concurrency-detector}
 ${flowControl ? 'flowControl: {defaultRequestTTL: 10m}\n' : ''}`;
 }
@@ -75,11 +81,6 @@ const BODY = new TextEncoder().encode(JSON.stringify({ model: 'm', messages: [{ 
 let seq = 0;
 function input(signal: AbortSignal) {
   return { headers: { 'content-type': 'application/json' }, requestId: `r${seq++}`, body: BODY, path: '/v1/chat/completions', proxyMetadata: {}, receivedAt: Date.now(), signal };
-}
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
 }
 
 async function routeSamples(e: RunningEpp, n: number): Promise<number[]> {
@@ -114,24 +115,34 @@ async function engineSamples(e: RunningEpp, n: number): Promise<number[]> {
 async function overhead(): Promise<void> {
   const withFc = await epp(true);
   const without = await epp(false);
-  const fc: number[] = [];
-  const base: number[] = [];
-  const engine: number[] = [];
-  await routeSamples(withFc, 2000); // warm-up
-  await routeSamples(without, 2000);
-  await engineSamples(withFc, 2000);
-  const per = Math.ceil(OPS / ROUNDS);
-  for (let r = 0; r < ROUNDS; r++) {
-    base.push(...(await routeSamples(without, per)));
-    fc.push(...(await routeSamples(withFc, per)));
-    engine.push(...(await engineSamples(withFc, per)));
+  type Variant = 'route/default-admission' | 'route/flow-control' | 'engine';
+  const sample = (v: Variant, n: number): Promise<number[]> =>
+    v === 'engine' ? engineSamples(withFc, n) : routeSamples(v === 'route/flow-control' ? withFc : without, n);
+  const variants: Variant[] = ['route/default-admission', 'route/flow-control', 'engine'];
+  const warm: string[] = [];
+  for (const v of variants) {
+    const w = await warmUntilSteady(async () => median(await sample(v, 1000)), { minRounds: 3, maxRounds: 30, tolerance: 0.05 });
+    warm.push(`${v} ${describeWarmUp(w)}`);
   }
-  const m = { base: quantile(base, 0.5), fc: quantile(fc, 0.5) };
-  console.log(`\nEnqueue → dispatch overhead (${fc.length} ops per variant, ${ROUNDS} interleaved rounds, ${ENDPOINTS} endpoints, unsaturated)`);
-  console.log(`  route(), default admission (baseline): median ${m.base.toFixed(1)} µs   p99 ${quantile(base, 0.99).toFixed(1)} µs`);
-  console.log(`  route(), flow control:                 median ${m.fc.toFixed(1)} µs   p99 ${quantile(fc, 0.99).toFixed(1)} µs`);
-  console.log(`  flow control adds:                     median ${(m.fc - m.base).toFixed(1)} µs   (${(m.fc / m.base).toFixed(2)}× the baseline route())`);
-  console.log(`  engine alone, enqueueAndWait → resolved: median ${quantile(engine, 0.5).toFixed(1)} µs   p99 ${quantile(engine, 0.99).toFixed(1)} µs`);
+  const per = Math.ceil(OPS / REPS);
+  const reps = await repetitions(variants, { repetitions: REPS, seed: SEED }, async (v) => {
+    const [p50, p99] = percentiles(await sample(v, per), [50, 99]) as [number, number];
+    return { p50, p99 };
+  });
+  const base = reps.get('route/default-admission') as Array<{ p50: number; p99: number }>;
+  const fc = reps.get('route/flow-control') as Array<{ p50: number; p99: number }>;
+  const engine = reps.get('engine') as Array<{ p50: number; p99: number }>;
+  const col = (rs: Array<{ p50: number; p99: number }>) => `median ${formatSpread(spread(rs.map((r) => r.p50)), 1)} µs   p99 ${formatSpread(spread(rs.map((r) => r.p99)), 1)} µs`;
+  console.log(`\nEnqueue → dispatch overhead (${per} ops per variant per repetition, ${REPS} repetitions in a shuffled order, ${ENDPOINTS} endpoints, unsaturated)`);
+  console.log(`  # warm-up (median of 1000 ops within 5 % for 2 rounds): ${warm.join('; ')}`);
+  console.log('  # median [min–max] of the per-repetition figures');
+  console.log(`  route(), default admission (baseline): ${col(base)}`);
+  console.log(`  route(), flow control:                 ${col(fc)}`);
+  console.log(
+    `  flow control adds:                     median ${formatSpread(spread(fc.map((r, i) => r.p50 - (base[i] as { p50: number }).p50)), 1)} µs   ` +
+      `(${formatSpread(spread(fc.map((r, i) => r.p50 / (base[i] as { p50: number }).p50)), 2)}× the baseline route())`,
+  );
+  console.log(`  engine alone, enqueueAndWait → resolved: ${col(engine)}`);
   await withFc.close();
   await without.close();
 }
@@ -172,6 +183,6 @@ async function idle(): Promise<void> {
   await e.close();
 }
 
-console.log(`flow-control bench — node ${process.version}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}`);
+printRunInfo('bench:flow-control', ['EPPs in this process with the epp-default preset + concurrency-detector; with and without the flowControl gate']);
 await overhead();
 await idle();

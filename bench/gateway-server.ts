@@ -1,7 +1,12 @@
-/** Child process of bench/gateway.bench.ts: the embedded gateway routing to one upstream (argv[2] = port). */
+/**
+ * Child process of bench/gateway.bench.ts: the embedded gateway with the default plugins (the `epp-default`
+ * preset, what `epp demo` runs) routing to one upstream (argv[2] = its port).
+ */
+import { CONFIG_PRESETS } from '../src/config/presets.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { startEpp } from '../src/server/epp.ts';
 import { fixedStore } from '../test/support/epp.ts';
+import { announce } from './support/child.ts';
 
 const upstreamPort = Number(process.argv[2]);
 const epp = await startEpp({
@@ -12,18 +17,6 @@ const epp = await startEpp({
   gateway: { port: 0 },
   store: fixedStore([`127.0.0.1:${upstreamPort}`]),
   logger: silentLogger(),
-  config: {
-    origin: 'bench',
-    text: `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: random-picker
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: random-picker
-`,
-  },
+  config: { origin: 'bench: epp-default preset', text: CONFIG_PRESETS['epp-default'] as string },
 });
-process.stdout.write(`${epp.gatewayPort}\n`);
-process.on('SIGTERM', () => void epp.close().then(() => process.exit(0)));
+announce(epp.gatewayPort as number, () => epp.close());

@@ -2,23 +2,40 @@
  * Per-chunk latency the embedded gateway adds to a streamed response, against a direct connection.
  *
  * One op = one SSE chunk: a fake upstream (in this process) writes an event carrying its send time every
- * `INTERVAL_MS` per stream; the client (this process, same clock) records receive − send. Scenarios run
- * back to back in one process: direct to the upstream, then through the gateway (its own process), at 1
- * and `STREAMS` concurrent streams. The model server is deliberately fake (no token generation cost), so
- * the figure is the proxy's own cost. Prints p50/p99 µs and the added p50 (via − direct).
- * Usage: npm run bench:gateway [-- --streams 16 --chunks 200]
+ * `INTERVAL_MS` per stream; the client (this process, same clock) records receive − send. Variants: direct to
+ * the upstream, or through the gateway (its own process, started once, with the default plugins: the
+ * `epp-default` preset), at each stream count (default 1 and 16). Every variant is warmed until its p50 stops
+ * moving, then all are measured once per repetition in a seeded shuffled order (≥ 3 repetitions). The model
+ * server is deliberately fake (no token generation cost), so the figure is the proxy's own cost. Prints, as
+ * median [min–max] over repetitions: p50/p99 µs per variant, the added p50 (gateway − direct in the same
+ * repetition), and the gateway process's CPU time per chunk.
+ * Usage: npm run bench:gateway [-- --streams 1,16 --chunks 200 --rounds 2 --reps 5 --seed 1 --quick]
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import { describeWarmUp, repetitions, warmUntilSteady } from './support/alternate.ts';
+import { startChild } from './support/child.ts';
+import { printRunInfo } from './support/run-info.ts';
+import { formatSpread, percentile, percentiles, spread } from './support/stats.ts';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-};
-const STREAMS = arg('streams', 16);
-const CHUNKS = arg('chunks', 200);
+const { values: args } = parseArgs({
+  options: {
+    streams: { type: 'string', default: '1,16' },
+    chunks: { type: 'string', default: '200' },
+    rounds: { type: 'string', default: '2' },
+    reps: { type: 'string', default: '5' },
+    seed: { type: 'string', default: '1' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const QUICK = args.quick as boolean;
+const STREAM_COUNTS = (args.streams as string).split(',').map(Number);
+const CHUNKS = Number(args.chunks);
+const ROUNDS = QUICK ? 1 : Number(args.rounds);
+const REPS = Math.max(3, QUICK ? 3 : Number(args.reps));
+const SEED = Number(args.seed);
 const INTERVAL_MS = 2;
 const now = () => performance.timeOrigin + performance.now();
 
@@ -68,31 +85,60 @@ function stream(port: number, out: number[]): Promise<void> {
   });
 }
 
-async function measure(port: number, streams: number): Promise<{ p50: number; p99: number }> {
-  await Promise.all(Array.from({ length: streams }, () => stream(port, []))); // warm-up
+/** `rounds` rounds of `streams` concurrent streams; per-chunk latencies (µs). */
+async function rounds(port: number, streams: number, n: number): Promise<number[]> {
   const xs: number[] = [];
-  for (let r = 0; r < 3; r++) await Promise.all(Array.from({ length: streams }, () => stream(port, xs)));
-  xs.sort((a, b) => a - b);
-  return { p50: xs[Math.floor(xs.length * 0.5)] as number, p99: xs[Math.floor(xs.length * 0.99)] as number };
+  for (let r = 0; r < n; r++) await Promise.all(Array.from({ length: streams }, () => stream(port, xs)));
+  return xs;
 }
 
-const child = spawn(process.execPath, ['--import', 'tsx', new URL('./gateway-server.ts', import.meta.url).pathname, String(upstreamPort)], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-  env: { ...process.env, EPP_LOG_LEVEL: 'silent' },
-});
-const [line] = (await once(child.stdout, 'data')) as [Buffer];
-const gatewayPort = Number(line.toString().trim());
+printRunInfo('bench:gateway', [
+  `per-chunk latency, ${CHUNKS} chunks/stream every ${INTERVAL_MS} ms, gateway with the epp-default preset`,
+  `${REPS} repetitions × ${ROUNDS} rounds per variant, variants shuffled per repetition (seed ${SEED})`,
+]);
+const gateway = await startChild(new URL('./gateway-server.ts', import.meta.url), [String(upstreamPort)]);
 
-console.log(`gateway per-chunk latency: ${CHUNKS} chunks/stream every ${INTERVAL_MS} ms, 3 rounds, node ${process.version}`);
-console.log('streams   direct p50/p99 µs    gateway p50/p99 µs    added p50 µs   p50 ratio');
-for (const n of [1, STREAMS]) {
-  const d = await measure(upstreamPort, n);
-  const g = await measure(gatewayPort, n);
+type Variant = `${number}/${'direct' | 'gateway'}`;
+const variants: Variant[] = STREAM_COUNTS.flatMap((n) => [`${n}/direct` as const, `${n}/gateway` as const]);
+const parse = (v: Variant) => {
+  const [n, to] = v.split('/') as [string, 'direct' | 'gateway'];
+  return { streams: Number(n), port: to === 'direct' ? upstreamPort : gateway.port, viaGateway: to === 'gateway' };
+};
+const warm: string[] = [];
+for (const v of variants) {
+  const { streams, port } = parse(v);
+  const w = await warmUntilSteady(async () => percentile(await rounds(port, streams, 1), 50), { minRounds: 3, maxRounds: QUICK ? 6 : 15, tolerance: 0.1 });
+  warm.push(`${v} ${describeWarmUp(w, 0)}`);
+}
+console.log(`# warm-up (p50 of one round within 10 % for 2 rounds): ${warm.join('; ')}`);
+
+interface Rep {
+  readonly p50: number;
+  readonly p99: number;
+  /** Gateway process CPU per chunk (µs); NaN for direct. */
+  readonly cpuPerChunk: number;
+}
+const perRep = await repetitions(variants, { repetitions: REPS, seed: SEED }, async (v): Promise<Rep> => {
+  const { streams, port, viaGateway } = parse(v);
+  const c0 = viaGateway ? await gateway.cpuMicros() : 0;
+  const xs = await rounds(port, streams, ROUNDS);
+  const cpu = viaGateway ? ((await gateway.cpuMicros()) - c0) / xs.length : Number.NaN;
+  const [p50, p99] = percentiles(xs, [50, 99]) as [number, number];
+  return { p50, p99, cpuPerChunk: cpu };
+});
+
+console.log('# cells: median of the per-repetition figures [min–max across repetitions]; added = gateway − direct p50 within each repetition');
+console.log('| streams | direct p50 µs | direct p99 µs | gateway p50 µs | gateway p99 µs | added p50 µs | p50 ratio | gateway CPU µs/chunk |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const n of STREAM_COUNTS) {
+  const d = perRep.get(`${n}/direct`) as Rep[];
+  const g = perRep.get(`${n}/gateway`) as Rep[];
+  const col = (rs: Rep[], f: (r: Rep) => number, digits = 0) => formatSpread(spread(rs.map(f)), digits);
   console.log(
-    `${String(n).padStart(7)}   ${d.p50.toFixed(0).padStart(6)} / ${d.p99.toFixed(0).padStart(6)}     ${g.p50.toFixed(0).padStart(6)} / ${g.p99.toFixed(0).padStart(6)}     ${(g.p50 - d.p50).toFixed(0).padStart(8)}     ${(g.p50 / d.p50).toFixed(2)}`,
+    `| ${n} | ${col(d, (r) => r.p50)} | ${col(d, (r) => r.p99)} | ${col(g, (r) => r.p50)} | ${col(g, (r) => r.p99)} | ` +
+      `${formatSpread(spread(g.map((r, i) => r.p50 - (d[i] as Rep).p50)))} | ${formatSpread(spread(g.map((r, i) => r.p50 / (d[i] as Rep).p50)), 2)} | ${col(g, (r) => r.cpuPerChunk, 1)} |`,
   );
 }
-child.kill('SIGTERM');
-await once(child, 'exit');
+await gateway.stop();
 agent.destroy();
 upstream.close();

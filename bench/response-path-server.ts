@@ -1,11 +1,14 @@
 /**
- * Child process of bench/response-path.bench.ts: an EPP ext_proc server with one chunk-hook plugin,
- * configured by argv[2]: none | io-async | io-inline | cpu-async. Prints its port on stdout.
+ * Child process of bench/response-path.bench.ts: an EPP ext_proc server with the default plugins (the
+ * `epp-default` preset, or the preset named by argv[3]) and one chunk-hook plugin, configured by argv[2]:
+ * none | io-async | io-inline | cpu-async. Forked once per run and kept alive while the scenarios alternate (bench/support/child.ts).
  */
+import { CONFIG_PRESETS } from '../src/config/presets.ts';
 import type { Plugin } from '../src/framework/plugin.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { startEpp } from '../src/server/epp.ts';
 import { fixedStore } from '../test/support/epp.ts';
+import { announce } from './support/child.ts';
 
 const mode = process.argv[2] ?? 'none';
 const hook = (name: string): Plugin => ({
@@ -27,29 +30,22 @@ const hook = (name: string): Plugin => ({
         }),
 });
 
+const presetName = process.argv[3] ?? 'epp-default';
+const preset = CONFIG_PRESETS[presetName];
+if (preset === undefined) throw new Error(`unknown preset ${presetName}; one of ${Object.keys(CONFIG_PRESETS).join(', ')}`);
 const epp = await startEpp({
   grpcPort: 0,
   grpcHealthPort: -1,
   host: '127.0.0.1',
   secureServing: false,
-  store: fixedStore(['127.0.0.11:8000', '127.0.0.12:8000']), // routing only: nothing is sent there
+  store: fixedStore(['127.0.0.11:8000', '127.0.0.12:8000', '127.0.0.13:8000', '127.0.0.14:8000']), // routing only: nothing is sent there
   logger: silentLogger(),
   registerPlugins: (r) => r.register('bench-hook', (name) => hook(name)),
   responsePath: { chunkHookMode: mode === 'io-inline' ? 'inline' : 'async', hookTimeoutMs: 5000 },
   config: {
-    origin: 'bench',
-    text: `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-featureGates: [enableLegacyMetrics]
-plugins:
-- type: random-picker
-- type: bench-hook
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: random-picker
-`,
+    origin: `bench: ${presetName} preset + bench-hook`,
+    // The preset's plugins plus the hook (a response-path plugin needs no place in a scheduling profile).
+    text: preset.replace(/^plugins:\n/m, 'plugins:\n- type: bench-hook\n'),
   },
 });
-process.stdout.write(`${epp.grpcPort}\n`);
-process.on('SIGTERM', () => void epp.close().then(() => process.exit(0)));
+announce(epp.grpcPort, () => epp.close());

@@ -1,35 +1,97 @@
 /**
- * Response-path overhead: per-chunk round-trip time through the real ext_proc server.
+ * Response-path and large-prompt overhead of the ext_proc server, against a bare grpc-js echo server, in one run.
  *
- * One op = one response-body message sent by an Envoy-like client and its reply received (ping-pong, as Envoy
- * in FULL_DUPLEX_STREAMED mode). Each stream: request headers + body, response headers, 50 SSE chunks (the
- * last with end_of_stream). `STREAMS` streams run concurrently over 2 HTTP/2 connections. The server runs in
- * its own process (so a CPU-burning hook costs the server, not the client), once per scenario:
- *   (a) none       no response hooks                       — the baseline
- *   (b) io-async   a chunk hook awaiting 2 ms of "I/O"      — default async mode
- *   (c) io-inline  the same hook, awaited inline            — what upstream did before c6d3ad1
- *   (d) cpu-async  a chunk hook burning 0.2 ms of CPU       — its reply leaves before it runs
- * Prints per-chunk RTT p50/p99 (µs) and the ratios b/a, c/a, d/a. Final-chunk RTTs are excluded (the final
- * reply waits for the queue by design). Usage: npm run bench:response-path [-- --streams 16 --rounds 20]
+ * Servers, each its own process, forked once and kept alive for the whole run (bench/support/child.ts):
+ *   (a) none       the EPP, default plugins (`epp-default` preset), no response hooks — the baseline
+ *   (b) io-async   + a chunk hook awaiting 2 ms of "I/O"      — default async mode
+ *   (c) io-inline  + the same hook, awaited inline            — what upstream did before c6d3ad1
+ *   (d) cpu-async  + a chunk hook burning 0.2 ms of CPU       — its reply leaves before it runs
+ *   echo           bench/ext-proc-echo-server.ts: answers every message at once with a fixed reply, no work
+ *
+ * Workloads (an Envoy-like client in this process, FULL_DUPLEX_STREAMED, ping-pong per message):
+ *   chunks  `STREAMS` concurrent streams over 2 HTTP/2 connections, each 53 messages: request headers + a
+ *           ~2 KB body, response headers, 50 SSE chunks (the last with end_of_stream). One op = one
+ *           response-body message and its reply; final-chunk RTTs are excluded (the final reply waits for the
+ *           hook queue by design). Also the server's CPU time per stream (its process.cpuUsage, over IPC).
+ *   large   256 KB chat requests, one at a time, the body sent as 62 KB messages as Envoy streams it:
+ *           body-complete (last body message written) → the reply that releases the request (the EPP's
+ *           request_headers reply, sent once routed; the echo's reply to the last body message). Meanwhile a
+ *           second stream sends a response-body "ping" every 1 ms and records each ping's round trip: the
+ *           stall other streams see while a large body is processed. Server CPU per large request too, and
+ *           the server's event-loop delay meanwhile (monitorEventLoopDelay in the server process: its stalls
+ *           without the client process's share; time the OS did not schedule the server still counts).
+ *
+ * Method: every (workload, server) pair is warmed until its p50 stops moving, then all pairs run once per
+ * repetition in a seeded shuffled order (≥ 3 repetitions). Figures are per repetition; the tables show the
+ * median of the per-repetition figures and their min–max. Ratios are taken within a repetition.
+ *
+ * Usage: npm run bench:response-path [-- --streams 16 --rounds 4 --large 50 --large-kb 256 --reps 5 --seed 1 --quick]
+ *        --preset NAME runs the EPP servers with another preset of src/config/presets.ts (e.g. `random`);
+ *        --echo-encode makes the echo create and encode each reply instead of sending fixed bytes;
+ *        --workloads chunks,large and --hooks io-async,io-inline,cpu-async select what runs ((a) and the echo
+ *        always do), e.g. `--workloads large` for the 256 KB case alone.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { FakeEnvoy } from '../test/support/fake-envoy.ts';
+import { parseArgs } from 'node:util';
+import { FakeEnvoy, type EnvoyStream } from '../test/support/fake-envoy.ts';
+import type { ProcessingResponse } from '../src/gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+import { createRandomSource } from '../src/util/random.ts';
+import { describeWarmUp, repetitions, warmUntilSteady } from './support/alternate.ts';
+import { startChild, type BenchChild } from './support/child.ts';
+import { printRunInfo } from './support/run-info.ts';
+import { formatSpread, percentiles, spread, type Spread } from './support/stats.ts';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-};
-const STREAMS = arg('streams', 16);
-const ROUNDS = arg('rounds', 20);
+const { values: args } = parseArgs({
+  options: {
+    streams: { type: 'string', default: '16' },
+    rounds: { type: 'string', default: '4' },
+    large: { type: 'string', default: '50' },
+    'large-kb': { type: 'string', default: '256' },
+    reps: { type: 'string', default: '5' },
+    seed: { type: 'string', default: '1' },
+    preset: { type: 'string', default: 'epp-default' },
+    'echo-encode': { type: 'boolean', default: false },
+    workloads: { type: 'string', default: 'chunks,large' },
+    hooks: { type: 'string', default: 'io-async,io-inline,cpu-async' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const PRESET = args.preset as string;
+const QUICK = args.quick as boolean;
+const STREAMS = Number(args.streams);
+const ROUNDS = QUICK ? 1 : Number(args.rounds);
+const LARGE = QUICK ? 8 : Number(args.large);
+const LARGE_BYTES = Number(args['large-kb']) * 1024;
+const REPS = Math.max(3, QUICK ? 3 : Number(args.reps));
+const SEED = Number(args.seed);
 const CHUNKS = 50;
+/** Envoy streams a request body in pieces of its buffer size; 62 KB is what the EPP itself splits into. */
+const BODY_PIECE = 62_000;
+const PING_MS = 1;
+
 const BODY = JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hello '.repeat(300) }] });
 const CHUNK = 'data: {"id":"c","object":"chat.completion.chunk","choices":[{"delta":{"content":"tok tok tok"}}]}\n\n';
+const enc = new TextEncoder();
 
-async function oneStream(envoy: FakeEnvoy, rtts: number[]): Promise<void> {
-  const s = envoy.open();
-  s.requestHeaders({ ':path': '/v1/chat/completions', 'content-type': 'application/json' });
+/** A chat request of exactly `bytes` bytes: a system prompt and a long user turn of varied words. */
+function largeBody(bytes: number, seed: number): Uint8Array {
+  const rng = createRandomSource(seed);
+  const words = ['context', 'agent', 'tool', 'result', 'file', 'line', 'function', 'returns', 'value', 'error', 'the', 'of', 'and', 'in'];
+  const shell = (content: string) => JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'system', content: 'You are a coding agent.' }, { role: 'user', content }] });
+  const room = bytes - shell('').length;
+  let content = '';
+  while (content.length < room) content += `${words[Math.floor(rng.next() * words.length)]} `;
+  return enc.encode(shell(content.slice(0, room)));
+}
+
+function requestPhase(s: EnvoyStream): void {
+  s.requestHeaders({ ':path': '/v1/chat/completions', ':method': 'POST', 'content-type': 'application/json' });
   s.requestBody(BODY, true);
+}
+
+/** Reads the request-phase replies: the EPP sends headers + 1 body reply once routed; the echo one per message. */
+async function streamAndCollect(envoy: FakeEnvoy, rtts: number[]): Promise<void> {
+  const s = envoy.open();
+  requestPhase(s);
   await s.nextN(2);
   s.responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' });
   await s.next();
@@ -44,42 +106,241 @@ async function oneStream(envoy: FakeEnvoy, rtts: number[]): Promise<void> {
   await s.ended;
 }
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
+interface Server {
+  readonly name: string;
+  readonly echo: boolean;
+  readonly child: BenchChild;
+  readonly clients: readonly [FakeEnvoy, FakeEnvoy];
 }
 
-async function scenario(mode: string): Promise<{ p50: number; p99: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./response-path-server.ts', import.meta.url).pathname, mode], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, EPP_LOG_LEVEL: 'silent' },
-  });
-  const [line] = (await once(child.stdout, 'data')) as [Buffer];
-  const port = Number(line.toString().trim());
-  const clients = [new FakeEnvoy(port, undefined, { 'grpc.use_local_subchannel_pool': 1 }), new FakeEnvoy(port, undefined, { 'grpc.use_local_subchannel_pool': 1 })];
+const clientsFor = (port: number): [FakeEnvoy, FakeEnvoy] => [
+  new FakeEnvoy(port, undefined, { 'grpc.use_local_subchannel_pool': 1 }),
+  new FakeEnvoy(port, undefined, { 'grpc.use_local_subchannel_pool': 1 }),
+];
+
+interface ChunkRep {
+  readonly p50: number;
+  readonly p99: number;
+  /** Server CPU µs per 53-message stream. */
+  readonly cpuPerStream: number;
+}
+
+async function chunkRounds(server: Server, rounds: number): Promise<ChunkRep> {
   const rtts: number[] = [];
-  // warm-up
-  await Promise.all(Array.from({ length: STREAMS }, (_, i) => oneStream(clients[i % 2] as FakeEnvoy, [])));
-  for (let r = 0; r < ROUNDS; r++) {
-    await Promise.all(Array.from({ length: STREAMS }, (_, i) => oneStream(clients[i % 2] as FakeEnvoy, rtts)));
+  const c0 = await server.child.cpuMicros();
+  for (let r = 0; r < rounds; r++) {
+    await Promise.all(Array.from({ length: STREAMS }, (_, i) => streamAndCollect(server.clients[i % 2] as FakeEnvoy, rtts)));
   }
-  for (const c of clients) c.close();
-  child.kill('SIGTERM');
-  await once(child, 'exit');
-  return { p50: pct(rtts, 50), p99: pct(rtts, 99) };
+  const cpu = (await server.child.cpuMicros()) - c0;
+  const [p50, p99] = percentiles(rtts, [50, 99]) as [number, number];
+  return { p50, p99, cpuPerStream: cpu / (rounds * STREAMS) };
 }
 
-const results: Record<string, { p50: number; p99: number }> = {};
-for (const mode of ['none', 'io-async', 'io-inline', 'cpu-async']) results[mode] = await scenario(mode);
-const a = results.none as { p50: number; p99: number };
-console.log(`response path: ${STREAMS} concurrent streams × ${CHUNKS} chunks × ${ROUNDS} rounds, node ${process.version}`);
-console.log('scenario                         p50 µs    p99 µs   p50/a  p99/a');
-const label: Record<string, string> = {
-  none: '(a) no hooks',
-  'io-async': '(b) 2 ms I/O hook, async',
-  'io-inline': '(c) 2 ms I/O hook, inline',
-  'cpu-async': '(d) 0.2 ms CPU hook, async',
+const isRequestBodyEnd = (r: ProcessingResponse): boolean => {
+  const v = r.response.value as { response?: { bodyMutation?: { mutation?: { case?: string; value?: { endOfStream?: boolean } } } } } | undefined;
+  const m = v?.response?.bodyMutation?.mutation;
+  return r.response.case === 'requestBody' && m?.case === 'streamedResponse' && m.value?.endOfStream === true;
 };
-for (const [mode, r] of Object.entries(results)) {
-  console.log(`${(label[mode] ?? mode).padEnd(30)} ${r.p50.toFixed(0).padStart(8)} ${r.p99.toFixed(0).padStart(9)} ${(r.p50 / a.p50).toFixed(2).padStart(7)} ${(r.p99 / a.p99).toFixed(2).padStart(6)}`);
+
+/** One large request; resolves with body-complete → release (µs). */
+async function largeRequest(server: Server, body: Uint8Array): Promise<number> {
+  const s = server.clients[0].open();
+  s.requestHeaders({ ':path': '/v1/chat/completions', ':method': 'POST', 'content-type': 'application/json' });
+  const pieces = Math.ceil(body.length / BODY_PIECE);
+  for (let i = 0; i < pieces; i++) s.requestBody(body.subarray(i * BODY_PIECE, Math.min(body.length, (i + 1) * BODY_PIECE)), i === pieces - 1);
+  const t0 = performance.now();
+  let release: number;
+  if (server.echo) {
+    await s.nextN(1 + pieces); // its reply to the last body message
+    release = performance.now();
+  } else {
+    const first = await s.next();
+    release = performance.now();
+    if (first.response.case !== 'requestHeaders') throw new Error(`expected the request_headers reply, got ${first.response.case}`);
+    while (!isRequestBodyEnd(await s.next())); // the body replies that follow it
+  }
+  s.responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' });
+  await s.next();
+  s.responseBody(CHUNK, true);
+  await s.next();
+  s.end();
+  await s.ended;
+  return (release - t0) * 1000;
+}
+
+/** A stream in its response phase sending a response-body message every PING_MS, open loop. */
+async function startPinger(server: Server): Promise<{ stop: () => Promise<number[]> }> {
+  const s = server.clients[1].open();
+  requestPhase(s);
+  await s.nextN(2);
+  s.responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' });
+  await s.next();
+  const sentAt: number[] = [];
+  const delays: number[] = [];
+  let received = 0;
+  s.call.on('data', () => {
+    const t = sentAt[received++];
+    if (t !== undefined) delays.push((performance.now() - t) * 1000);
+  });
+  const timer = setInterval(() => {
+    sentAt.push(performance.now());
+    s.responseBody(CHUNK, false);
+  }, PING_MS);
+  return {
+    async stop() {
+      clearInterval(timer);
+      const deadline = performance.now() + 10_000;
+      while (received < sentAt.length) {
+        if (performance.now() > deadline) throw new Error(`${sentAt.length - received} pings unanswered after 10 s`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      s.responseBody(CHUNK, true);
+      s.end();
+      await s.ended;
+      return delays;
+    },
+  };
+}
+
+interface LargeRep {
+  readonly releaseP50: number;
+  readonly releaseP99: number;
+  readonly pingP50: number;
+  readonly pingP99: number;
+  readonly pingMax: number;
+  /** Share of pings that waited more than 2 ms. */
+  readonly pingsOver2ms: number;
+  readonly cpuPerRequest: number;
+  /** The server process's event-loop delay meanwhile (µs): its stalls without the client's share. */
+  readonly serverLoopP99: number;
+  readonly serverLoopMax: number;
+}
+
+const LARGE_BODIES = Array.from({ length: 8 }, (_, i) => largeBody(LARGE_BYTES, 100 + i));
+
+async function largeRounds(server: Server, n: number): Promise<LargeRep> {
+  const pinger = await startPinger(server);
+  await server.child.loopDelayStart();
+  const c0 = await server.child.cpuMicros();
+  const release: number[] = [];
+  for (let i = 0; i < n; i++) release.push(await largeRequest(server, LARGE_BODIES[i % LARGE_BODIES.length] as Uint8Array));
+  const cpu = (await server.child.cpuMicros()) - c0;
+  const loop = await server.child.loopDelayStop();
+  const pings = await pinger.stop();
+  const [releaseP50, releaseP99] = percentiles(release, [50, 99]) as [number, number];
+  const [pingP50, pingP99, pingMax] = percentiles(pings, [50, 99, 100]) as [number, number, number];
+  return {
+    releaseP50,
+    releaseP99,
+    pingP50,
+    pingP99,
+    pingMax,
+    pingsOver2ms: pings.filter((d) => d > 2000).length / pings.length,
+    cpuPerRequest: cpu / n,
+    serverLoopP99: loop.p99,
+    serverLoopMax: loop.max,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------- run
+printRunInfo('bench:response-path', [
+  `chunks: ${STREAMS} concurrent streams × 53 messages × ${ROUNDS} rounds per repetition; large: ${LARGE} × ${LARGE_BYTES / 1024} KB requests per repetition, a ${PING_MS} ms ping stream alongside`,
+  `EPP servers: ${PRESET} preset (+ bench hook); echo: bare grpc-js, ${args['echo-encode'] ? 'replies encoded per message' : 'fixed pre-encoded replies'}; ${REPS} repetitions, pairs shuffled per repetition (seed ${SEED})`,
+]);
+const ALL_MODES = ['none', 'io-async', 'io-inline', 'cpu-async'] as const;
+const WORKLOADS = (args.workloads as string).split(',');
+const CHUNKS_ON = WORKLOADS.includes('chunks');
+const LARGE_ON = WORKLOADS.includes('large');
+const HOOKS = (args.hooks as string).split(',');
+// (a) and the echo always run: every ratio is against them. The hook variants only for the chunks workload.
+const MODES = ALL_MODES.filter((m) => m === 'none' || (CHUNKS_ON && HOOKS.includes(m)));
+const servers = new Map<string, Server>();
+for (const mode of MODES) {
+  const child = await startChild(new URL('./response-path-server.ts', import.meta.url), [mode, PRESET]);
+  servers.set(mode, { name: mode, echo: false, child, clients: clientsFor(child.port) });
+}
+{
+  const child = await startChild(new URL('./ext-proc-echo-server.ts', import.meta.url), args['echo-encode'] ? ['encode'] : []);
+  servers.set('echo', { name: 'echo', echo: true, child, clients: clientsFor(child.port) });
+}
+const server = (name: string): Server => servers.get(name) as Server;
+
+type Pair = `chunks/${(typeof ALL_MODES)[number] | 'echo'}` | `large/${'none' | 'echo'}`;
+const pairs: Pair[] = [
+  ...(CHUNKS_ON ? [...MODES, 'echo' as const].map((m) => `chunks/${m}` as const) : []),
+  ...(LARGE_ON ? (['large/none', 'large/echo'] as const) : []),
+];
+const warm: string[] = [];
+for (const pair of pairs) {
+  const [workload, name] = pair.split('/') as ['chunks' | 'large', string];
+  const round = workload === 'chunks' ? async () => (await chunkRounds(server(name), 1)).p50 : async () => (await largeRounds(server(name), 4)).releaseP50;
+  const w = await warmUntilSteady(round, { minRounds: 3, maxRounds: QUICK ? 8 : 20, tolerance: 0.1 });
+  warm.push(`${pair} ${describeWarmUp(w, 0)}`);
+}
+console.log(`# warm-up (p50 of one round within 10 % for 2 rounds): ${warm.join('; ')}`);
+
+const results = await repetitions(pairs, { repetitions: REPS, seed: SEED }, (pair): Promise<ChunkRep | LargeRep> => {
+  const [workload, name] = pair.split('/') as ['chunks' | 'large', string];
+  return workload === 'chunks' ? chunkRounds(server(name), ROUNDS) : largeRounds(server(name), LARGE);
+});
+for (const s of servers.values()) {
+  for (const c of s.clients) c.close();
+  await s.child.stop();
+}
+
+// ----------------------------------------------------------------------------------------------- report
+const chunkReps = (name: string) => results.get(`chunks/${name}` as Pair) as ChunkRep[];
+const largeReps = (name: string) => results.get(`large/${name}` as Pair) as LargeRep[];
+const ratio = <T>(xs: T[], ys: T[], f: (r: T) => number): Spread => spread(xs.map((x, i) => f(x) / f(ys[i] as T)));
+const fs = formatSpread;
+
+console.log('# cells: median of the per-repetition figures [min–max across repetitions]; ratios within each repetition');
+function chunkTable(): void {
+  console.log(`\n## Response chunks (per-chunk RTT, µs; server CPU per 53-message stream, µs)\n`);
+  console.log('| server | p50 | p99 | p50 / (a) | p99 / (a) | CPU µs/stream | CPU / echo |');
+  console.log('|---|---|---|---|---|---|---|');
+  const label: Record<string, string> = {
+    none: `(a) EPP (${PRESET}), no hooks`,
+    'io-async': '(b) 2 ms I/O hook, async',
+    'io-inline': '(c) 2 ms I/O hook, inline',
+    'cpu-async': '(d) 0.2 ms CPU hook, async',
+    echo: 'bare grpc-js echo',
+  };
+  const a = chunkReps('none');
+  const echo = chunkReps('echo');
+  for (const name of [...MODES, 'echo']) {
+    const rs = chunkReps(name);
+    console.log(
+      `| ${label[name]} | ${fs(spread(rs.map((r) => r.p50)))} | ${fs(spread(rs.map((r) => r.p99)))} | ${fs(ratio(rs, a, (r) => r.p50), 2)} | ` +
+        `${fs(ratio(rs, a, (r) => r.p99), 2)} | ${fs(spread(rs.map((r) => r.cpuPerStream)))} | ${fs(ratio(rs, echo, (r) => r.cpuPerStream), 2)} |`,
+    );
+  }
+}
+
+function largeTable(): void {
+  console.log(`\n## ${LARGE_BYTES / 1024} KB prompts (µs): body-complete → release, and the ${PING_MS} ms pings of another stream meanwhile\n`);
+  console.log('| server | release p50 | release p99 | p50 / echo | ping p50 | ping p99 | ping max | pings > 2 ms | CPU µs/request | CPU / echo | server loop delay p99 / max |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  const le = largeReps('echo');
+  for (const name of ['none', 'echo']) {
+    const rs = largeReps(name);
+    console.log(
+      `| ${name === 'none' ? `EPP (${PRESET})` : 'bare grpc-js echo'} | ${fs(spread(rs.map((r) => r.releaseP50)))} | ${fs(spread(rs.map((r) => r.releaseP99)))} | ` +
+        `${fs(ratio(rs, le, (r) => r.releaseP50), 2)} | ${fs(spread(rs.map((r) => r.pingP50)))} | ${fs(spread(rs.map((r) => r.pingP99)))} | ` +
+        `${fs(spread(rs.map((r) => r.pingMax)))} | ${fs(spread(rs.map((r) => r.pingsOver2ms * 100)))} % | ${fs(spread(rs.map((r) => r.cpuPerRequest)))} | ${fs(ratio(rs, le, (r) => r.cpuPerRequest), 2)} | ` +
+        `${fs(spread(rs.map((r) => r.serverLoopP99)))} / ${fs(spread(rs.map((r) => r.serverLoopMax)))} |`,
+    );
+  }
+}
+
+if (CHUNKS_ON) chunkTable();
+if (LARGE_ON) {
+  largeTable();
+  const echoPingP99 = spread(largeReps('echo').map((r) => r.pingP99)).median;
+  if (echoPingP99 > 2000) {
+    console.log(
+      `\n# CAUTION: the echo server's own ping p99 is ${(echoPingP99 / 1000).toFixed(1)} ms: the machine, not the server, sets the ` +
+        'stall figures of this run; compare p50s and ratios only, and measure the stall on a quiet machine.',
+    );
+  }
 }

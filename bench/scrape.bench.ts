@@ -17,18 +17,20 @@
  *
  * Reported per config: the EPP process's CPU share of one core (process.cpuUsage over wall time) and the
  * parse cost per scrape (parser time / parses), as medians over measurement windows; plus scrapes/s achieved.
+ * Each config starts its own data layer, waits until the CPU share stops moving, then measures; the configs
+ * (and, below, the bare clients) run once per repetition (≥ 3) in a seeded shuffled order, and every cell is
+ * the median of the per-repetition medians with their min–max.
  * Then the HTTP client floor: bare GETs of the same bodies at the same rate, nothing parsed, with undici
  * `dispatch`, node:http (keep-alive Agent) and the source's own client (http-client.ts) — why the source
  * does not use a library client. A micro-benchmark of the parsers on the same body follows. Deliberately left out: TLS, Kubernetes
  * discovery (no cost at steady state), and request-path load on the same process.
  *
- * Usage: npm run bench:scrape [-- --servers 100 --interval-ms 50 --windows 5 --window-ms 1000
+ * Usage: npm run bench:scrape [-- --servers 100 --interval-ms 50 --windows 3 --window-ms 1000 --warmup-ms 500 --reps 3 --seed 1
  *        --modes busy,idle --variants full,selective,selective+skip,selective/timers --no-floor --no-micro]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { Agent as HttpAgent, createServer, get as httpGet } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Agent as UndiciAgent, type Dispatcher } from 'undici';
 import { startDataLayer, IntervalTicker, SharedTicker, systemClock, type Ticker } from '../src/datalayer/index.ts';
@@ -38,14 +40,19 @@ import { MetricsDataSource } from '../src/plugins/datalayer/source/metrics-data-
 import { ScrapeClient } from '../src/plugins/datalayer/source/metrics-data-source/http-client.ts';
 import { parsePrometheusText, parseSelectedFamilies, parseSelectedFamiliesInBuffer } from '../src/plugins/datalayer/source/metrics-data-source/prometheus-text.ts';
 import { DEFAULT_VLLM_STATE, renderVllmExposition, countSeries } from '../test/fixtures/metrics/render-vllm.ts';
+import { repetitions, warmUntilSteady } from './support/alternate.ts';
+import { printRunInfo } from './support/run-info.ts';
+import { formatSpread, median, spread } from './support/stats.ts';
 
 const { values: args } = parseArgs({
   options: {
     servers: { type: 'string', default: '100' },
     'interval-ms': { type: 'string', default: '50' },
-    windows: { type: 'string', default: '5' },
+    windows: { type: 'string', default: '3' },
+    reps: { type: 'string', default: '3' },
+    seed: { type: 'string', default: '1' },
     'window-ms': { type: 'string', default: '1000' },
-    'warmup-ms': { type: 'string', default: '1500' },
+    'warmup-ms': { type: 'string', default: '500' },
     modes: { type: 'string', default: 'busy,idle' },
     variants: { type: 'string', default: 'full,selective,selective+skip,selective/timers' },
     clients: { type: 'string', default: 'undici,node-http,own' },
@@ -58,6 +65,8 @@ const INTERVAL_MS = Number(args['interval-ms']);
 const WINDOWS = Number(args.windows);
 const WINDOW_MS = Number(args['window-ms']);
 const WARMUP_MS = Number(args['warmup-ms']);
+const REPS = Math.max(3, Number(args.reps));
+const SEED = Number(args.seed);
 
 /** Pre-rendered bodies per server: a ring of distinct states for `busy`, a single one for `idle`. */
 function bodies(seed: number, mode: 'busy' | 'idle'): string[] {
@@ -87,11 +96,12 @@ async function main(): Promise<void> {
     });
 
   const sample = bodies(0, 'busy')[0] as string;
-  console.log(`# scrape benchmark: ${SERVERS} fake vLLM servers × every ${INTERVAL_MS} ms = ${(SERVERS * 1000) / INTERVAL_MS} scrapes/s`);
-  console.log(`# body: ${sample.length} bytes, ${countSeries(sample)} series; node ${process.version}; ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`);
-  console.log(`# medians over ${WINDOWS} windows of ${WINDOW_MS} ms after ${WARMUP_MS} ms warm-up`);
-  console.log('| server bodies | variant | EPP CPU, % of one core (of which kernel) | parse µs/scrape | scrapes/s | parses/s |');
-  console.log('|---|---|---|---|---|---|');
+  printRunInfo('bench:scrape', [
+    `${SERVERS} fake vLLM servers × every ${INTERVAL_MS} ms = ${(SERVERS * 1000) / INTERVAL_MS} scrapes/s; body ${sample.length} bytes, ${countSeries(sample)} series`,
+    `per configuration and repetition: warm-up until CPU steady (windows of ${WARMUP_MS} ms), then ${WINDOWS} windows of ${WINDOW_MS} ms; ` +
+      `${REPS} repetitions, configurations in a seeded shuffled order per repetition (seed ${SEED})`,
+    'cells: median of the per-repetition medians [min–max across repetitions]',
+  ]);
 
   const variants = [
     { name: 'full', selectiveParse: false, skipUnchangedBodies: false, ticker: 'shared' },
@@ -101,24 +111,40 @@ async function main(): Promise<void> {
   ] as const;
   const modes = (args.modes ?? '').split(',') as Array<'busy' | 'idle'>;
   const selected = variants.filter((v) => (args.variants ?? '').split(',').includes(v.name));
-  for (const mode of modes) {
+  const pairs = modes.flatMap((mode) => selected.map((v) => `${mode} | ${v.name}`));
+  const results = await repetitions(pairs, { repetitions: REPS, seed: SEED }, async (pair) => {
+    const [mode, name] = pair.split(' | ') as ['busy' | 'idle', string];
     await setMode(mode);
-    for (const v of selected) {
-      const r = await runConfig(ports, v);
-      console.log(`| ${mode} | ${v.name} | ${r.cpuPct.toFixed(1)} (${r.sysPct.toFixed(1)} kernel) | ${Number.isNaN(r.parseUs) ? '–' : r.parseUs.toFixed(1)} | ${r.scrapesPerSec.toFixed(0)} | ${r.parsesPerSec.toFixed(0)} |`);
-    }
+    return runConfig(ports, selected.find((v) => v.name === name) as (typeof selected)[number]);
+  });
+  const f = (xs: number[], digits = 1) => formatSpread(spread(xs), digits);
+  console.log('| server bodies | variant | EPP CPU, % of one core | of which kernel | parse µs/scrape | scrapes/s | parses/s |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const pair of pairs) {
+    const rs = results.get(pair) as Array<Awaited<ReturnType<typeof runConfig>>>;
+    const [mode, name] = pair.split(' | ');
+    console.log(
+      `| ${mode} | ${name} | ${f(rs.map((r) => r.cpuPct))} | ${f(rs.map((r) => r.sysPct))} | ${f(rs.map((r) => r.parseUs))} | ${f(rs.map((r) => r.scrapesPerSec), 0)} | ${f(rs.map((r) => r.parsesPerSec), 0)} |`,
+    );
   }
   if (!args['no-floor']) {
     await setMode('busy');
-    console.log(`\n# HTTP client floor: bare GETs at the same rate (busy bodies), no parsing; shared ticker; same windows`);
-    console.log('| client | EPP CPU, % of one core (of which kernel) | GETs/s |');
-    console.log('|---|---|---|');
-    for (const name of (args.clients ?? '').split(',')) {
+    const names = (args.clients ?? '').split(',').filter((n) => n !== '');
+    const labels = new Map<string, string>();
+    const floor = await repetitions(names, { repetitions: REPS, seed: SEED + 1 }, async (name) => {
       const get = clientGetter(name, ports);
-      if (get === undefined) continue;
+      if (get === undefined) throw new Error(`unknown client ${name}`);
+      labels.set(name, get.label);
       const r = await runFloor(ports, get.fn);
       await get.close();
-      console.log(`| ${get.label} | ${r.cpuPct.toFixed(1)} (${r.sysPct.toFixed(1)} kernel) | ${r.perSec.toFixed(0)} |`);
+      return r;
+    });
+    console.log(`\n# HTTP client floor: bare GETs at the same rate (busy bodies), no parsing; shared ticker; same windows and repetitions`);
+    console.log('| client | EPP CPU, % of one core | of which kernel | GETs/s |');
+    console.log('|---|---|---|---|');
+    for (const name of names) {
+      const rs = floor.get(name) as Array<Awaited<ReturnType<typeof runFloor>>>;
+      console.log(`| ${labels.get(name)} | ${f(rs.map((r) => r.cpuPct))} | ${f(rs.map((r) => r.sysPct))} | ${f(rs.map((r) => r.perSec), 0)} |`);
     }
   }
   child.kill();
@@ -196,7 +222,7 @@ async function runFloor(ports: number[], get: Get) {
       );
     });
   });
-  await sleep(WARMUP_MS);
+  await warmCpu();
   const cpu: number[] = [];
   const sys: number[] = [];
   const rate: number[] = [];
@@ -226,10 +252,18 @@ const silent: Logger = {
   isLevelEnabled: () => false,
 };
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+/** Waits until this process's CPU share over `WARMUP_MS` windows stops moving (connections open, code optimised). */
+async function warmCpu(): Promise<void> {
+  await warmUntilSteady(
+    async () => {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await sleep(WARMUP_MS);
+      const c = process.cpuUsage(c0);
+      return (c.user + c.system) / 1000 / (performance.now() - t0);
+    },
+    { minRounds: 2, maxRounds: 12, tolerance: 0.15, stableRounds: 1 },
+  );
 }
 
 async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnchangedBodies: boolean; ticker: 'shared' | 'interval' }) {
@@ -250,7 +284,7 @@ async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnch
     clock: systemClock,
     ticker,
   });
-  await sleep(WARMUP_MS);
+  await warmCpu();
   const cpu: number[] = [];
   const sys: number[] = [];
   const parse: number[] = [];

@@ -1,0 +1,59 @@
+/** The benchmarks' shared helpers: percentiles, per-repetition spread, seeded alternation, steady-state warm-up. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { describeWarmUp, repetitions, warmUntilSteady } from '../../bench/support/alternate.ts';
+import { formatSpread, median, percentile, percentiles, spread } from '../../bench/support/stats.ts';
+
+test('percentiles are nearest-rank on a sorted copy; NaN when empty', () => {
+  const xs = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
+  assert.deepEqual(percentiles(xs, [0, 10, 50, 90, 99, 100]), [1, 1, 5, 9, 10, 10]);
+  assert.deepEqual(xs, [5, 1, 4, 2, 3, 10, 9, 8, 7, 6]);
+  assert.equal(percentile([7], 99), 7);
+  assert.ok(Number.isNaN(percentile([], 50)));
+});
+
+test('median of odd and even counts', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
+});
+
+test('spread: median and range of the finite per-repetition values, formatted as median [min–max]', () => {
+  const s = spread([12, 10, Number.NaN, 15]);
+  assert.deepEqual(s, { median: 12, min: 10, max: 15, n: 3 });
+  assert.equal(formatSpread(s), '12 [10–15]');
+  assert.equal(formatSpread(spread([1.25, 1.5, 2]), 2), '1.50 [1.25–2.00]');
+  assert.equal(formatSpread(spread([Number.NaN])), '–');
+});
+
+test('repetitions: every variant once per repetition, a seeded order that changes between repetitions', async () => {
+  const variants = ['a', 'b', 'c', 'd'] as const;
+  const orders: string[][] = [];
+  const calls: string[] = [];
+  const out = await repetitions(variants, { repetitions: 6, seed: 3, onRepetition: (_r, order) => orders.push([...order]) }, (v, rep) => {
+    calls.push(v);
+    return `${v}${rep}`;
+  });
+  assert.deepEqual(calls, orders.flat());
+  for (const order of orders) assert.deepEqual([...order].sort(), [...variants]);
+  assert.ok(new Set(orders.map((o) => o.join())).size > 1, 'the order is shuffled per repetition');
+  for (const v of variants) assert.deepEqual(out.get(v), [0, 1, 2, 3, 4, 5].map((r) => `${v}${r}`));
+  const again: string[][] = [];
+  await repetitions(variants, { repetitions: 6, seed: 3, onRepetition: (_r, order) => again.push([...order]) }, () => 0);
+  assert.deepEqual(again, orders, 'same seed, same orders');
+});
+
+test('warmUntilSteady stops once the figure stops moving, and says so when it never does', async () => {
+  const settling = [100, 60, 40, 31, 30, 30.5, 30.2, 30.1];
+  let i = 0;
+  const w = await warmUntilSteady(() => settling[i++] as number, { tolerance: 0.05, stableRounds: 2 });
+  assert.equal(w.steady, true);
+  assert.equal(w.rounds, 6);
+  assert.equal(describeWarmUp(w), 'steady after 6 rounds');
+
+  let flip = false;
+  const never = await warmUntilSteady(() => ((flip = !flip) ? 10 : 20), { maxRounds: 5 });
+  assert.equal(never.steady, false);
+  assert.equal(never.rounds, 5);
+  assert.match(describeWarmUp(never, 0), /^NOT steady after 5 rounds \(last 3: 10, 20, 10\)$/);
+});
