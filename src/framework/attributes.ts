@@ -72,3 +72,24 @@ export function latencyPredictionInfoOf(attributes: ReadonlyMap<string, unknown>
   const v = attributes.get(LatencyPredictionInfoKey) as Partial<LatencyPredictionInfo> | undefined;
   return v !== undefined && typeof v.ttftMs === 'number' ? (v as LatencyPredictionInfo) : undefined;
 }
+
+/**
+ * Key of the request's prompt as the model server tokenizes it (chat template applied). Written by
+ * `token-producer` with the same frozen value on every candidate; absent when tokenization failed, in which case
+ * consumers fall back (the precise prefix producer uses approximate matching for that request).
+ */
+export const TokenizedPromptKey = 'TokenizedPromptKey';
+
+/** Written by `token-producer`. */
+export interface TokenizedPrompt {
+  /** Token ids of the (first) prompt, exactly as the engine would see them. */
+  readonly tokenIds: ArrayLike<number>;
+  /** Which backend produced them (`render`, `sim`). */
+  readonly source: string;
+}
+
+/** Reads a `TokenizedPrompt` attribute, or undefined when absent or not of that shape. */
+export function tokenizedPromptOf(attributes: ReadonlyMap<string, unknown>): TokenizedPrompt | undefined {
+  const v = attributes.get(TokenizedPromptKey) as Partial<TokenizedPrompt> | undefined;
+  return v !== undefined && v.tokenIds !== undefined && typeof v.tokenIds.length === 'number' ? (v as TokenizedPrompt) : undefined;
+}

@@ -33,6 +33,9 @@ import { FCFS_ORDERING_POLICY_TYPE, fcfsOrderingPolicyFactory } from './flowcont
 import { EDF_ORDERING_POLICY_TYPE, edfOrderingPolicyFactory } from './flowcontrol/ordering/edf-ordering-policy/index.ts';
 import { SLO_DEADLINE_ORDERING_POLICY_TYPE, sloDeadlineOrderingPolicyFactory } from './flowcontrol/ordering/slo-deadline-ordering-policy/index.ts';
 import { STATIC_USAGE_LIMIT_POLICY_TYPE, staticUsageLimitPolicyFactory } from './flowcontrol/usagelimit/static-usage-limit-policy/index.ts';
+import { PRECISE_PREFIX_CACHE_PRODUCER_TYPE, precisePrefixCacheProducerFactory } from './requestcontrol/precise-prefix-cache-producer/index.ts';
+import { TOKEN_PRODUCER_TYPE, tokenProducerFactory } from './requestcontrol/token-producer/index.ts';
+import { TokenizedPromptKey } from '../framework/attributes.ts';
 import { PASSTHROUGH_PARSER_TYPE, passthroughParserFactory } from './parser/passthrough-parser/index.ts';
 import { VLLMGRPC_PARSER_TYPE, vllmGrpcParserFactory } from './parser/vllmgrpc-parser/index.ts';
 import { DESTINATION_ENDPOINT_SERVED_VERIFIER_TYPE, destinationEndpointServedVerifierFactory } from './requestcontrol/destination-endpoint-served-verifier/index.ts';
@@ -49,6 +52,8 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   { type: 'approx-prefix-cache-producer', factory: approxPrefixCacheProducerFactory },
   { type: 'inflight-load-producer', factory: inFlightLoadProducerFactory },
   { type: REQUEST_ATTRIBUTE_REPORTER_TYPE, factory: requestAttributeReporterFactory },
+  { type: PRECISE_PREFIX_CACHE_PRODUCER_TYPE, factory: precisePrefixCacheProducerFactory },
+  { type: TOKEN_PRODUCER_TYPE, factory: tokenProducerFactory },
   { type: DESTINATION_ENDPOINT_SERVED_VERIFIER_TYPE, factory: destinationEndpointServedVerifierFactory },
   // --- parsers
   { type: OPENAI_PARSER_TYPE, factory: openAiParserFactory },
@@ -93,4 +98,5 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
 export const DEFAULT_PRODUCERS: Readonly<Record<string, string>> = {
   [PrefixCacheMatchInfoKey]: 'approx-prefix-cache-producer',
   [InFlightLoadKey]: 'inflight-load-producer',
+  [TokenizedPromptKey]: TOKEN_PRODUCER_TYPE,
 };

@@ -18,6 +18,7 @@ import {
   metricsDataSourceFactoryWithDefaults,
   type MetricsDataSourceDefaults,
 } from '../plugins/datalayer/source/metrics-data-source/index.ts';
+import { PrecisePrefixCacheProducer } from '../plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
 import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../runtime/response-stream.ts';
 import { Scheduler } from '../runtime/scheduler.ts';
 import { systemClock } from '../util/clock.ts';
@@ -381,6 +382,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
         health?.server.forceShutdown();
         certificates?.close();
         await observability.close();
+        for (const p of config.plugins) if (p instanceof PrecisePrefixCacheProducer) p.close(); // its ZeroMQ sockets
         await tracer?.shutdown();
         await dataLayer?.close();
       })();

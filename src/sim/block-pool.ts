@@ -8,6 +8,14 @@
 
 const NONE = -1;
 
+/** What `/kv_state` reports of a cached block besides its hash. */
+export interface CachedBlockMeta {
+  readonly parent: number | null;
+  readonly tokenIds: readonly number[];
+  readonly loraName: string | null;
+  readonly extraKeys: readonly string[] | null;
+}
+
 export class BlockPool {
   readonly numBlocks: number;
   readonly blockSize: number;
@@ -16,6 +24,8 @@ export class BlockPool {
   readonly #next: Int32Array;
   readonly #hash: Float64Array;
   readonly #byHash = new Map<number, number>();
+  /** What a cached block holds (for `/kv_state`), by block id; set by `cacheBlock` when given. */
+  readonly #meta: (CachedBlockMeta | undefined)[] = [];
   #head = NONE;
   #tail = NONE;
   #numFree = 0;
@@ -97,6 +107,7 @@ export class BlockPool {
       const hash = this.#hash[id] as number;
       if (hash !== NONE) {
         this.#hash[id] = NONE;
+        this.#meta[id] = undefined;
         this.#byHash.delete(hash);
         this.onEvict?.(hash);
       }
@@ -111,11 +122,26 @@ export class BlockPool {
    * unhashed) when the block already has a hash or another block holds the same hash — as in vLLM, the first
    * copy stays the cached one.
    */
-  cacheBlock(blockId: number, hash: number): boolean {
+  cacheBlock(blockId: number, hash: number, meta?: CachedBlockMeta): boolean {
     if (this.#hash[blockId] !== NONE || this.#byHash.has(hash)) return false;
     this.#hash[blockId] = hash;
     this.#byHash.set(hash, blockId);
+    this.#meta[blockId] = meta;
     return true;
+  }
+
+  /** Every cached block: hash, pinned or not, and its metadata when known. */
+  *cachedBlocks(): IterableIterator<{ hash: number; pinned: boolean; meta: CachedBlockMeta | undefined }> {
+    for (const [hash, id] of this.#byHash) yield { hash, pinned: (this.#ref[id] as number) > 0, meta: this.#meta[id] };
+  }
+
+  /** Drops every block's hash, pinned ones too (engine restart at quiescence). */
+  clearAll(): void {
+    for (const id of this.#byHash.values()) {
+      this.#hash[id] = NONE;
+      this.#meta[id] = undefined;
+    }
+    this.#byHash.clear();
   }
 
   /**
@@ -139,6 +165,7 @@ export class BlockPool {
       const hash = this.#hash[id] as number;
       if (hash === NONE) continue;
       this.#hash[id] = NONE;
+      this.#meta[id] = undefined;
       this.#byHash.delete(hash);
       dropped.push(hash);
     }

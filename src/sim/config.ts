@@ -38,8 +38,25 @@ export interface SimServerOptions {
   enablePrefixCaching: boolean;
   /** Also cache full blocks of generated text (vLLM does). */
   cacheOutputBlocks: boolean;
+  /** Seed of the block-hash chains; "" = random per server process, as vLLM without PYTHONHASHSEED. */
   hashSeed: string;
   seed: number;
+  /** ZeroMQ PUB address for KV events ("" = off); bound if it contains `*` or `::`, else connected (vLLM's rule). */
+  kvEventsEndpoint: string;
+  /** ZeroMQ ROUTER address serving replay of buffered KV event batches ("" = off). */
+  kvEventsReplayEndpoint: string;
+  /** Topic frame of every message; "" = llm-d's convention `kv@<host>:<port>@<model>`. */
+  kvEventsTopic: string;
+  /** Encode events as vLLM's map form (≥ #42892) rather than the positional form. */
+  kvEventsMapFormat: boolean;
+  /** Replay messages carry the topic frame (vLLM ≥ 0.26) or not (older vLLM, SGLang). */
+  kvEventsReplayTopicFrame: boolean;
+  /** Batches kept for replay (vLLM's `buffer_steps`). */
+  kvEventsBufferSteps: number;
+  /** runtime — percent of KV event batches lost on the wire (seq assigned, still replayable). */
+  kvEventsDropRate: number;
+  /** runtime — KV event batches are published this long after their engine step. */
+  kvEventsDelayMs: number;
   /** runtime — step model: fixed cost of one forward pass. */
   stepOverheadMs: number;
   /** runtime — step model: cost of one decoding sequence in the batch. */
@@ -117,8 +134,16 @@ export function defaultServerOptions(): SimServerOptions {
     loraStatusCodes: 'vllm',
     enablePrefixCaching: true,
     cacheOutputBlocks: true,
-    hashSeed: '0',
+    hashSeed: '',
     seed: 42,
+    kvEventsEndpoint: '',
+    kvEventsReplayEndpoint: '',
+    kvEventsTopic: '',
+    kvEventsMapFormat: false,
+    kvEventsReplayTopicFrame: true,
+    kvEventsBufferSteps: 10_000,
+    kvEventsDropRate: 0,
+    kvEventsDelayMs: 0,
     stepOverheadMs: 12,
     decodeTimePerSeqMs: 0.25,
     prefillTimePerTokenMs: 0.1,
@@ -193,7 +218,15 @@ export const KNOBS: readonly Knob[] = [
   knob('loraStatusCodes', 'lora-status-codes', { type: 'enum', values: ['vllm', 'llmd'] }, false, 'LoRA load/unload status codes'),
   knob('enablePrefixCaching', 'enable-prefix-caching', { type: 'boolean' }, false, 'automatic prefix caching'),
   knob('cacheOutputBlocks', 'cache-output-blocks', { type: 'boolean' }, false, 'cache full blocks of generated text too'),
-  knob('hashSeed', 'hash-seed', { type: 'string' }, false, 'seed of the block-hash chains'),
+  knob('hashSeed', 'hash-seed', { type: 'string' }, false, 'seed of the block-hash chains ("" = random per server, as vLLM)'),
+  knob('kvEventsEndpoint', 'kv-events-endpoint', { type: 'string' }, false, 'ZeroMQ PUB address of KV events, e.g. tcp://*:5557 ("" = off)'),
+  knob('kvEventsReplayEndpoint', 'kv-events-replay-endpoint', { type: 'string' }, false, 'ZeroMQ ROUTER address for KV event replay ("" = off)'),
+  knob('kvEventsTopic', 'kv-events-topic', { type: 'string' }, false, 'topic frame ("" = kv@<host>:<port>@<model>)'),
+  knob('kvEventsMapFormat', 'use-vllm-map-event-format', { type: 'boolean' }, false, "events in vLLM's map form instead of positional arrays"),
+  knob('kvEventsReplayTopicFrame', 'kv-events-replay-topic-frame', { type: 'boolean' }, false, 'replay replies carry the topic frame (vLLM >= 0.26)'),
+  knob('kvEventsBufferSteps', 'kv-events-buffer-steps', { type: 'int', min: 1 }, false, 'KV event batches kept for replay'),
+  knob('kvEventsDropRate', 'kv-events-drop-rate', pct, true, 'percent of KV event batches lost on the wire (still replayable)'),
+  knob('kvEventsDelayMs', 'kv-events-delay', duration, true, 'KV event batches are published this much later'),
   knob('seed', 'seed', { type: 'int', min: 0 }, false, 'random seed (server i uses seed + i)'),
   knob('stepOverheadMs', 'step-overhead', duration, true, 'step model: fixed cost per engine step'),
   knob('decodeTimePerSeqMs', 'decode-time-per-seq', duration, true, 'step model: cost per decoding sequence'),

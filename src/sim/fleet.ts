@@ -42,6 +42,11 @@ export interface FleetServer {
   /** Stops the server's engine for `durationMs` of simulated time. */
   stall(durationMs: number): void;
   state(): SchedulerState;
+  /** Bound ZeroMQ addresses of its KV event PUB and replay ROUTER ("" when off). */
+  readonly kvEventsEndpoint: string;
+  readonly kvEventsReplayEndpoint: string;
+  /** Current subscriptions to its KV events (0 when off). */
+  kvEventsSubscriptions(): number;
   /** Kills this one server (stops listening, drops connections), e.g. to test failover. Idempotent. */
   close(): Promise<void>;
 }
@@ -72,7 +77,15 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       const shared = options.serverOptions ?? {};
       const own = options.perServerOptions?.(i) ?? {};
       const seed = (own.seed ?? shared.seed ?? 42) + (own.seed === undefined ? i : 0);
-      const sim = new SimServer({ id: `${prefix}-${i}`, clock, lag, options: { ...shared, ...own, seed } });
+      // A fixed KV-event port is offset by the server index (as vLLM offsets data-parallel ranks), so a fleet
+      // sharing one address does not collide; `*` ports are picked by the OS anyway.
+      const kv = (addr: string | undefined): string | undefined =>
+        addr === undefined || own.kvEventsEndpoint !== undefined ? addr : addr.replace(/:(\d+)$/, (_m, p: string) => `:${Number(p) + i}`);
+      const kvOptions = {
+        ...(shared.kvEventsEndpoint !== undefined ? { kvEventsEndpoint: kv(shared.kvEventsEndpoint) } : {}),
+        ...(shared.kvEventsReplayEndpoint !== undefined && own.kvEventsReplayEndpoint === undefined ? { kvEventsReplayEndpoint: kv(shared.kvEventsReplayEndpoint) } : {}),
+      };
+      const sim = new SimServer({ id: `${prefix}-${i}`, clock, lag, options: { ...shared, ...kvOptions, ...own, seed } });
       const http = new SimHttpServer(sim);
       https.push(http);
       const port = await http.listen(basePort === 0 ? 0 : basePort + i, host);
@@ -85,6 +98,9 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         setFaults: (patch) => sim.updateConfig(patch),
         stall: (ms) => sim.stall(ms),
         state: () => sim.state(),
+        kvEventsEndpoint: http.kvPublisher?.endpoint ?? '',
+        kvEventsReplayEndpoint: http.kvPublisher?.replayEndpoint ?? '',
+        kvEventsSubscriptions: () => http.kvPublisher?.subscriptions ?? 0,
         close: () => http.close(),
       });
     }

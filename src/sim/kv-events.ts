@@ -12,6 +12,8 @@ export interface BlockStoredEvent {
   readonly block_size: number;
   readonly lora_name: string | null;
   readonly medium: 'GPU';
+  /** Per block, as vLLM: the LoRA name (every block) and the cache salt (block 0); null when a block has none. */
+  readonly extra_keys: readonly (readonly string[] | null)[];
 }
 
 export interface BlockRemovedEvent {
@@ -42,6 +44,17 @@ export class KvEventHub {
   readonly #listeners = new Set<KvEventListener>();
   #pending: KvEvent[] = [];
   #seq = 0;
+
+  /** Seq of the last batch delivered (−1 before the first). */
+  get lastSeq(): number {
+    return this.#seq - 1;
+  }
+
+  /** Engine restart: drops queued events; the next batch is seq 0 again. */
+  reset(): void {
+    this.#pending = [];
+    this.#seq = 0;
+  }
 
   /** True while at least one listener is subscribed; producers skip building events otherwise. */
   get active(): boolean {

@@ -29,6 +29,8 @@ export interface SequenceInit {
   /** Chain root (model or LoRA namespace); needed to hash output blocks. */
   readonly rootHash: number;
   readonly lora: string | null;
+  /** The request's `cache_salt` (part of block 0's extra keys), null when none. */
+  readonly cacheSalt?: string | null;
   /** Tokens to generate before finishing with `finishReasonAtTarget`. */
   readonly targetTokens: number;
   readonly finishReasonAtTarget: 'stop' | 'length';
@@ -48,6 +50,7 @@ export class Sequence {
   readonly promptLen: number;
   readonly rootHash: number;
   readonly lora: string | null;
+  readonly cacheSalt: string | null;
   readonly targetTokens: number;
   readonly finishReasonAtTarget: 'stop' | 'length';
   readonly output: OutputText;
@@ -86,6 +89,7 @@ export class Sequence {
     this.blockHashes = init.promptBlockHashes;
     this.rootHash = init.rootHash;
     this.lora = init.lora;
+    this.cacheSalt = init.cacheSalt ?? null;
     this.targetTokens = init.targetTokens;
     this.finishReasonAtTarget = init.finishReasonAtTarget;
     this.output = init.output;
@@ -119,6 +123,14 @@ export class Sequence {
       for (let i = 0; i < blockSize; i++) tokens[i] = this.tokenAt(b * blockSize + i);
       this.blockHashes.push(chainHash(parent, tokens, 0, blockSize));
     }
+  }
+
+  /** vLLM's extra keys of block `b`: the LoRA name, then the cache salt on block 0; null when none. */
+  extraKeys(b: number): string[] | null {
+    const keys: string[] = [];
+    if (this.lora !== null) keys.push(this.lora);
+    if (b === 0 && this.cacheSalt !== null) keys.push(this.cacheSalt);
+    return keys.length === 0 ? null : keys;
   }
 
   /** Token ids of block `b` (must be full). */

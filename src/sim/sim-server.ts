@@ -1,6 +1,7 @@
 // One simulated model server without its HTTP surface: options, engine, KV cache, LoRA registry, metrics, faults.
 // The HTTP layer (`http/`) parses requests into `GenerationRequest`s and calls `admit`; tests may do the same.
 
+import { randomBytes } from 'node:crypto';
 import { BlockPool } from './block-pool.ts';
 import { blockHashes, rootHash } from './block-hash.ts';
 import type { SimClock } from './clock.ts';
@@ -79,6 +80,26 @@ export interface SimServerInit {
   readonly realNowMs?: () => number;
 }
 
+/** One cached block in `/kv_state` (hashes as the engine's ids; the wire form turns them into u64). */
+export interface KvStateBlock {
+  readonly hash: number;
+  readonly parent: number | null;
+  readonly token_ids: readonly number[];
+  readonly lora_name: string | null;
+  readonly extra_keys: readonly string[] | null;
+  readonly medium: 'GPU';
+  readonly copies: number;
+}
+
+export interface KvStateDump {
+  /** Seq of the last KV event batch whose effect the dump includes (−1: none yet). */
+  readonly seq: number;
+  readonly block_size: number;
+  readonly blocks: readonly KvStateBlock[];
+  /** Cached blocks without metadata (the llmd latency model caches without events): not listed. */
+  readonly incomplete_blocks: number;
+}
+
 const ZERO_LAG: LagSnapshot = { p99Seconds: 0, maxSeconds: 0, timerLatenessSeconds: 0 };
 
 export class SimServer {
@@ -97,6 +118,8 @@ export class SimServer {
   readonly #faultRng: RandomSource;
   readonly #loras = new Map<string, string>();
   readonly #rootHashes = new Map<string, number>();
+  /** The hash seed in use: `hash-seed`, or random per server (re-drawn on `restart`) when it is "". */
+  #hashSeed: string;
   readonly #startedMs: number;
   #sequenceCounter = 0;
   #closed = false;
@@ -108,6 +131,7 @@ export class SimServer {
     const o = this.options;
     this.#rng = init.rng ?? new SeededRandom(o.seed);
     this.#faultRng = new SeededRandom(o.seed ^ 0x5f3759df);
+    this.#hashSeed = o.hashSeed !== '' ? o.hashSeed : randomBytes(8).toString('hex');
     for (const [name, path] of Object.entries(o.loras)) this.#loras.set(name, path);
     this.tokenizer = createTokenizer(o.tokenizer);
     this.pool = new BlockPool(o.kvCacheSize, o.blockSize);
@@ -212,6 +236,7 @@ export class SimServer {
           promptBlockHashes: k === 0 ? hashes : [...hashes],
           rootHash: root,
           lora,
+          cacheSalt: req.cacheSalt ?? null,
           targetTokens,
           finishReasonAtTarget: finishReason,
           output,
@@ -325,11 +350,73 @@ export class SimServer {
     }
   }
 
-  /** Drops idle cached blocks (vLLM's reset_prefix_cache); emits AllBlocksCleared. */
-  resetPrefixCache(): void {
+  /**
+   * vLLM's reset_prefix_cache: drops every cached block and emits AllBlocksCleared. Like vLLM, it refuses (returns
+   * false, changes nothing) while requests hold blocks: their blocks would stay cached behind the event's back.
+   */
+  resetPrefixCache(): boolean {
+    if (this.pool.usage > 0) return false;
     this.pool.clearIdle();
     this.kvEvents.push({ type: 'AllBlocksCleared' });
     this.kvEvents.flush(this.clock.unixNowMs());
+    return true;
+  }
+
+  /**
+   * Simulates an engine process restart at quiescence: the cache is emptied without any event, a new random hash
+   * seed is drawn (unless `hash-seed` is set) and KV event seqs start again at 0. Refused (false) while requests
+   * are in flight. `onRestart` listeners (the ZeroMQ publisher drops its replay buffer) run before it returns.
+   */
+  restart(): boolean {
+    const st = this.engine.state();
+    if (st.running + st.waiting > 0 || this.pool.usage > 0) return false;
+    this.pool.clearAll();
+    this.#rootHashes.clear();
+    if (this.options.hashSeed === '') this.#hashSeed = randomBytes(8).toString('hex');
+    this.kvEvents.reset();
+    for (const l of this.#restartListeners) l();
+    return true;
+  }
+
+  readonly #restartListeners = new Set<() => void>();
+
+  /** Adds a listener called on `restart`; returns its removal function. */
+  onRestart(listener: () => void): () => void {
+    this.#restartListeners.add(listener);
+    return () => this.#restartListeners.delete(listener);
+  }
+
+  /**
+   * `GET /kv_state`: every cached block with its parent, tokens, LoRA name, extra keys and medium, parents before
+   * children, and the seq of the last KV event batch the state includes (a full dump, like Dynamo's local indexer).
+   */
+  kvState(): KvStateDump {
+    const blocks = new Map<number, KvStateBlock>();
+    let incomplete = 0;
+    for (const b of this.pool.cachedBlocks()) {
+      if (b.meta === undefined) {
+        incomplete++;
+        continue;
+      }
+      blocks.set(b.hash, { hash: b.hash, parent: b.meta.parent, token_ids: b.meta.tokenIds, lora_name: b.meta.loraName, extra_keys: b.meta.extraKeys, medium: 'GPU', copies: 1 });
+    }
+    // Parents before children: depth of each block along its cached ancestors, then a stable sort by depth.
+    const depth = new Map<number, number>();
+    const depthOf = (h: number): number => {
+      let d = depth.get(h);
+      if (d !== undefined) return d;
+      const chain: number[] = [];
+      let cur: number | null = h;
+      while (cur !== null && blocks.has(cur) && !depth.has(cur)) {
+        chain.push(cur);
+        cur = (blocks.get(cur) as KvStateBlock).parent;
+      }
+      d = cur !== null && depth.has(cur) ? (depth.get(cur) as number) : -1;
+      for (let i = chain.length - 1; i >= 0; i--) depth.set(chain[i] as number, ++d);
+      return depth.get(h) as number;
+    };
+    const list = [...blocks.values()].sort((a, b) => depthOf(a.hash) - depthOf(b.hash));
+    return { seq: this.kvEvents.lastSeq, block_size: this.options.blockSize, blocks: list, incomplete_blocks: incomplete };
   }
 
   /** Aborts everything in flight and stops the engine. Idempotent. */
@@ -350,7 +437,7 @@ export class SimServer {
     const key = `${namespace}\u0000${salt}`;
     let root = this.#rootHashes.get(key);
     if (root === undefined) {
-      root = rootHash(this.options.hashSeed, namespace, salt);
+      root = rootHash(this.#hashSeed, namespace, salt);
       this.#rootHashes.set(key, root);
     }
     return root;

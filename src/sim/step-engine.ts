@@ -219,28 +219,41 @@ export class StepEngine implements Engine {
     const { pool, kvEvents } = this.#deps;
     const promptBlocks = Math.floor(seq.promptLen / B);
     const limit = Math.min(Math.floor(seq.numComputed / B), cacheOutput ? seq.blockHashes.length : promptBlocks);
-    let event: { hashes: number[]; tokens: number[]; first: number } | null = null;
+    let event: { hashes: number[]; tokens: number[]; first: number; extra: (string[] | null)[] } | null = null;
     for (let b = seq.numBlocksCached; b < limit; b++) {
       const hash = seq.blockHashes[b] as number;
-      if (pool.cacheBlock(seq.blocks[b] as number, hash) && kvEvents.active) {
-        event ??= { hashes: [], tokens: [], first: b };
+      const tokens = seq.blockTokenIds(b, B);
+      const extra = seq.extraKeys(b);
+      const parent = b === 0 ? null : (seq.blockHashes[b - 1] as number);
+      if (pool.cacheBlock(seq.blocks[b] as number, hash, { parent, tokenIds: tokens, loraName: seq.lora, extraKeys: extra })) {
+        if (!kvEvents.active) continue;
+        // A block already cached by another copy breaks the run: the next stored block starts a new event.
+        if (event !== null && event.first + event.hashes.length !== b) {
+          this.#pushStored(seq, event, B);
+          event = null;
+        }
+        event ??= { hashes: [], tokens: [], first: b, extra: [] };
         event.hashes.push(hash);
-        for (const t of seq.blockTokenIds(b, B)) event.tokens.push(t);
+        event.extra.push(extra);
+        for (const t of tokens) event.tokens.push(t);
       }
     }
     if (limit > seq.numBlocksCached) seq.numBlocksCached = limit;
-    if (event !== null) {
-      const stored: BlockStoredEvent = {
-        type: 'BlockStored',
-        block_hashes: event.hashes,
-        parent_block_hash: event.first === 0 ? null : (seq.blockHashes[event.first - 1] as number),
-        token_ids: event.tokens,
-        block_size: B,
-        lora_name: seq.lora,
-        medium: 'GPU',
-      };
-      kvEvents.push(stored);
-    }
+    if (event !== null) this.#pushStored(seq, event, B);
+  }
+
+  #pushStored(seq: Sequence, event: { hashes: number[]; tokens: number[]; first: number; extra: (string[] | null)[] }, B: number): void {
+    const stored: BlockStoredEvent = {
+      type: 'BlockStored',
+      block_hashes: event.hashes,
+      parent_block_hash: event.first === 0 ? null : (seq.blockHashes[event.first - 1] as number),
+      token_ids: event.tokens,
+      block_size: B,
+      lora_name: seq.lora,
+      medium: 'GPU',
+      extra_keys: event.extra,
+    };
+    this.#deps.kvEvents.push(stored);
   }
 
   #deliver(seq: Sequence, atMs: number): void {

@@ -6,6 +6,9 @@ import type { EndpointStore } from '../../framework/datalayer.ts';
 import type { Logger, Plugin } from '../../framework/plugin.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
 import { ApproxPrefixCacheProducer } from '../../plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
+import { registerPrecisePrefixMetrics } from '../../observability/precise-prefix-metrics.ts';
+import { PrecisePrefixCacheProducer } from '../../plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
+import { TokenProducer } from '../../plugins/requestcontrol/token-producer/index.ts';
 import { AdminServer } from './server.ts';
 
 export { AdminServer, type AdminServerOptions } from './server.ts';
@@ -48,6 +51,11 @@ export async function startObservability(o: ObservabilityOptions): Promise<Runni
     metrics.prefixIndexerHitBytes.observe(bytes);
   };
   for (const p of producers) p.onPrefixMatch = onMatch;
+  const precise = o.plugins.filter((p): p is PrecisePrefixCacheProducer => p instanceof PrecisePrefixCacheProducer);
+  const tokenSources = o.plugins.filter((p): p is TokenProducer => p instanceof TokenProducer);
+  if (precise.length > 0 || tokenSources.length > 0) {
+    registerPrecisePrefixMetrics(metrics.registry, precise.map((p) => p.metricsSource()), tokenSources.map((p) => p.metricsSource()));
+  }
 
   const stalenessMs = o.stalenessMs ?? DEFAULT_METRICS_STALENESS_MS;
   const refresh = (): void => metrics.refreshPoolGauges(o.now(), stalenessMs);

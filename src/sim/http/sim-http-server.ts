@@ -1,5 +1,6 @@
 // The HTTP surface of one simulated server (sim-spec §1) on `node:http`: OpenAI endpoints, health, LoRA
-// management, `/metrics`, `/tokenize`, `/kv_events` (SSE) and `/admin/config`.
+// management, `/metrics`, `/tokenize`, render endpoints, `/kv_events` (SSE), `/kv_state` and `/admin/config`.
+// With `kv-events-endpoint` set, KV events are also published over ZeroMQ (kv-publisher.ts) once listening.
 
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -10,6 +11,7 @@ import type { SimServer } from '../sim-server.ts';
 import { renderChatPrompt } from '../tokenizer.ts';
 import { parseJsonObject, readBody } from './body.ts';
 import { GenerationResponse } from './generation-response.ts';
+import { KvEventPublisher, kvStateJson } from '../kv-publisher.ts';
 import { parseGenerationBody, requireModel } from './openai-request.ts';
 import type { ApiKind } from './openai-request.ts';
 
@@ -20,6 +22,9 @@ export class SimHttpServer {
   readonly #http: Server;
   readonly #routes: ReadonlyMap<string, Handler>;
   #closing = false;
+  #host = '127.0.0.1';
+  /** The ZeroMQ publisher, when `kv-events-endpoint` is set (started by `listen`). */
+  kvPublisher: KvEventPublisher | undefined;
 
   constructor(sim: SimServer) {
     this.sim = sim;
@@ -35,31 +40,56 @@ export class SimHttpServer {
       ['POST /v1/unload_lora_adapter', (q, r) => this.#unloadLora(q, r)],
       ['POST /tokenize', (q, r) => this.#tokenize(q, r)],
       ['GET /kv_events', (q, r) => this.#kvEvents(q, r)],
+      ['GET /kv_state', (_q, r) => this.#sendJson(r, 200, kvStateJson(this.sim.kvState(), this.kvTopic))],
+      ['POST /v1/completions/render', (q, r) => this.#render('completion', q, r)],
+      ['POST /v1/chat/completions/render', (q, r) => this.#render('chat', q, r)],
+      ['POST /admin/restart', (_q, r) => this.#restart(r)],
       ['GET /admin/config', (_q, r) => this.#sendJson(r, 200, this.sim.configView())],
       ['POST /admin/config', (q, r) => this.#updateConfig(q, r)],
       ['POST /admin/stall', (q, r) => this.#stall(q, r)],
-      ['POST /reset_prefix_cache', (_q, r) => { this.sim.resetPrefixCache(); this.#send(r, 200, '', 'application/json'); }],
+      ['POST /reset_prefix_cache', (_q, r) => this.#resetPrefixCache(r)],
     ]);
     this.#http = createServer({ keepAliveTimeout: 60_000 }, (req, res) => this.#dispatch(req, res));
   }
 
   /** Listens on `port` (0 = ephemeral) and records the bound port on the `SimServer`. */
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.#http.once('error', onError);
       this.#http.listen(port, host, () => {
         this.#http.off('error', onError);
         const bound = (this.#http.address() as AddressInfo).port;
         this.sim.port = bound;
+        this.#host = host;
         resolve(bound);
       });
+    }).then(async (bound) => {
+      if (this.sim.options.kvEventsEndpoint !== '') {
+        this.kvPublisher = new KvEventPublisher(this.sim, this.kvTopic);
+        try {
+          await this.kvPublisher.start();
+        } catch (err) {
+          this.kvPublisher.close();
+          await new Promise<void>((r) => this.#http.close(() => r()));
+          throw err;
+        }
+      }
+      return bound;
     });
+  }
+
+  /** The KV event topic: `kv-events-topic`, or llm-d's `kv@<host>:<port>@<model>`. */
+  get kvTopic(): string {
+    const t = this.sim.options.kvEventsTopic;
+    const host = this.#host.includes(':') ? `[${this.#host}]` : this.#host;
+    return t !== '' ? t : `kv@${host}:${this.sim.port}@${this.sim.baseModel}`;
   }
 
   /** Stops accepting, aborts in-flight requests, drops open connections. Resolves when the socket is closed. */
   close(): Promise<void> {
     this.#closing = true;
+    this.kvPublisher?.close();
     return new Promise((resolve) => {
       this.#http.close(() => resolve());
       this.sim.close();
@@ -183,6 +213,27 @@ export class SimHttpServer {
     }
     const tokens = [...this.sim.tokenizer.encode(text)];
     this.#sendJson(res, 200, { count: tokens.length, tokens, max_model_len: this.sim.options.maxModelLen });
+  }
+
+  /** vLLM's render endpoints: the token ids the server would use for this request, without generating. */
+  async #render(kind: ApiKind, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = parseJsonObject(await readBody(req));
+    const model = requireModel(body);
+    if (!this.sim.hasModel(model)) throw new SimError(404, `The model \`${model}\` does not exist.`, 'model', 'NotFoundError');
+    const parsed = parseGenerationBody(kind, body);
+    const ids = parsed.request.prompts.map((p) => (p.tokenIds !== null ? [...p.tokenIds] : [...this.sim.tokenizer.encode(p.text ?? '')]));
+    if (kind === 'chat') this.#sendJson(res, 200, { token_ids: ids[0] ?? [], features: null });
+    else this.#sendJson(res, 200, ids.map((token_ids) => ({ token_ids })));
+  }
+
+  #resetPrefixCache(res: ServerResponse): void {
+    if (this.sim.resetPrefixCache()) this.#send(res, 200, '', 'application/json');
+    else this.#sendError(res, new SimError(409, 'Failed to reset prefix cache because some blocks are not freed yet.'));
+  }
+
+  #restart(res: ServerResponse): void {
+    if (this.sim.restart()) this.#sendJson(res, 200, { restarted: true });
+    else this.#sendError(res, new SimError(409, 'Cannot restart the engine while requests are in flight.'));
   }
 
   #kvEvents(req: IncomingMessage, res: ServerResponse): void {

@@ -1,0 +1,238 @@
+/**
+ * Precise prefix index benchmark (`npm run bench:prefix-index`), against the approximate producer in the same run.
+ *
+ * 1. Event apply rate: 96 endpoints' BlockStored batches (64 blocks × 16 tokens per event, msgpack-encoded as vLLM
+ *    sends them) decoded and applied until the index holds ≥ 1M cached block replicas; then BlockRemoved of half
+ *    an endpoint. Rate = blocks / s, decode included, one core.
+ * 2. Memory: bytes per cached block replica = (heap + array buffers after GC, filled − empty) / replicas.
+ * 3. Scoring: `prepareData` of `precise-prefix-cache-producer` with its default parameters (request keys over every
+ *    full block + longest-prefix match over all candidates + the copy of the keys kept for the speculative insert) for prompts of 1k–240k tokens × 8 or 96 endpoints; the 240k-token prompt is fully
+ *    cached on 48 endpoints and half on the other 48 (the walk visits every block). A/B alternated with
+ *    `approx-prefix-cache-producer` (default: 256-block cap; and uncapped) on the same prompt text, its index warm
+ *    with the same prompt on the same endpoints. Median µs; bytes allocated per call = heap growth with no GC during
+ *    the call (young generation 64 MB, so no scavenge runs during one call). Times are medians of samples of
+ *    3–10 back-to-back calls (steady state), variants alternated sample by sample.
+ * The token ids are produced once, outside the timed scoring (the `sim` token producer's cost is reported apart).
+ *
+ * Usage: node --import tsx bench/prefix-index.bench.ts [--quick]
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Encoder } from '@msgpack/msgpack';
+import { TokenizedPromptKey } from '../src/framework/attributes.ts';
+import type { Endpoint } from '../src/framework/datalayer.ts';
+import type { Candidate } from '../src/framework/scheduling.ts';
+import { approxPrefixCacheProducerFactory, type ApproxPrefixCacheProducer } from '../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
+import { decodeBatch, type DecodeStats } from '../src/plugins/requestcontrol/precise-prefix-cache-producer/kv-events.ts';
+import { PrecisePrefixCacheProducer, precisePrefixCacheProducerFactory } from '../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
+import type { EventTransport } from '../src/plugins/requestcontrol/precise-prefix-cache-producer/zmq-transport.ts';
+import { simTokenize } from '../src/plugins/requestcontrol/token-producer/sim-tokenizer.ts';
+import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult } from '../test/support/plugin-fixtures.ts';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) {
+  const script = fileURLToPath(import.meta.url);
+  const res = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64', '--max-old-space-size=4096', ...process.execArgv, script, ...process.argv.slice(2)],
+    { stdio: 'inherit' },
+  );
+  process.exit(res.status ?? 1);
+}
+const collect = gc as () => void;
+
+const QUICK = process.argv.includes('--quick');
+const B = 16;
+const ENDPOINTS = 96;
+const FULL_TOKENS = 240_000;
+const PROMPT_SIZES = QUICK ? [8_000, 240_000] : [1_000, 8_000, 32_000, 240_000];
+const ENDPOINT_COUNTS = [8, 96];
+const ITER = QUICK ? 9 : 31;
+
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : (s[Math.floor(s.length / 2)] as number);
+};
+const mem = (): number => {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+};
+
+// --- the prompt: 240k chars4 tokens of text (960 KB), tokenized like the simulator.
+let words = '';
+for (let i = 0; words.length < FULL_TOKENS * 4; i++) words += `w${(i * 2654435761) % 100003} `;
+const fullText = words.slice(0, FULL_TOKENS * 4);
+const tTok = performance.now();
+const fullTokens = simTokenize({ apiType: 'completions', payload: { prompt: fullText }, stream: false }, 'chars4') as Uint32Array;
+const tokenizeMs = performance.now() - tTok;
+
+// --- a producer whose endpoints are in sync without a network: replay answers "nothing to replay" at once.
+const endpoints: Endpoint[] = Array.from({ length: ENDPOINTS }, (_, i) => makeEndpoint(`ep-${i}`, {}, { address: `10.0.${i >> 8}.${i & 255}` }));
+const handle = makeHandle({ endpoints });
+const transport = (): EventTransport => ({ start: () => undefined, replay: () => Promise.resolve([]), close: () => undefined });
+const precise = new PrecisePrefixCacheProducer(
+  'precise',
+  (precisePrefixCacheProducerFactory('cfg', {}, makeHandle()) as PrecisePrefixCacheProducer).config,
+  handle,
+  { transportFor: transport, reconcileTimer: false },
+);
+precise.reconcile();
+await Promise.all(endpoints.map((e) => precise.syncOf(e.metadata.name)?.idle));
+
+// --- 1. event apply rate (decode + apply), filling the index.
+const encoder = new Encoder({ useBigInt64: true });
+const stats: DecodeStats = { unknownTags: 0, unknownFields: 0, malformedEvents: 0 };
+const PER_EVENT = 64;
+collect();
+const memEmpty = mem();
+let applied = 0;
+let applyMs = 0;
+for (let e = 0; e < ENDPOINTS; e++) {
+  const name = `ep-${e}`;
+  const blocks = e < ENDPOINTS / 2 ? FULL_TOKENS / B : FULL_TOKENS / B / 2;
+  const salt = BigInt(e + 1) << 40n; // engine hashes differ per endpoint (random seed per engine)
+  const payloads: Uint8Array[] = [];
+  for (let b = 0; b < blocks; b += PER_EVENT) {
+    const n = Math.min(PER_EVENT, blocks - b);
+    const hashes = Array.from({ length: n }, (_, k) => salt + BigInt(b + k + 1) * 0x9e3779b97f4a7c15n % (1n << 40n));
+    const parent = b === 0 ? null : salt + BigInt(b) * 0x9e3779b97f4a7c15n % (1n << 40n);
+    payloads.push(encoder.encode([1.0, [['BlockStored', hashes, parent, Array.from(fullTokens.subarray(b * B, (b + n) * B)), B, null, 'GPU']], 0]));
+  }
+  const t0 = performance.now();
+  for (let i = 0; i < payloads.length; i++) precise.applier.apply(name, decodeBatch('kv@x', BigInt(i), payloads[i] as Uint8Array, stats).events);
+  applyMs += performance.now() - t0;
+  applied += blocks;
+}
+collect();
+const memFull = mem();
+const st = precise.index.stats();
+const bytesPerReplica = (memFull - memEmpty) / st.replicas;
+
+// Removal rate on one endpoint's second half.
+const removals: Uint8Array[] = [];
+{
+  const salt = 1n << 40n;
+  for (let b = FULL_TOKENS / B / 2; b < FULL_TOKENS / B; b += PER_EVENT) {
+    const hashes = Array.from({ length: PER_EVENT }, (_, k) => salt + BigInt(b + k + 1) * 0x9e3779b97f4a7c15n % (1n << 40n));
+    removals.push(encoder.encode([1.0, [['BlockRemoved', hashes, 'GPU']], 0]));
+  }
+}
+
+// --- the approximate producer, warm with the same prompt on the same endpoints (its index is capacity-bounded).
+const approxOf = (params: Record<string, unknown>): ApproxPrefixCacheProducer => {
+  const p = approxPrefixCacheProducerFactory('approx', { autoTune: false, lruCapacityPerServer: 20_000, ...params }, handle) as ApproxPrefixCacheProducer;
+  for (let e = 0; e < ENDPOINTS; e++) {
+    const text = e < ENDPOINTS / 2 ? fullText : fullText.slice(0, fullText.length / 2);
+    const r = makeRequest({ payload: { model: 'm', prompt: text } });
+    const c = [makeCandidate(endpoints[e] as Endpoint)];
+    p.prepareData(r, c, new AbortController().signal);
+    p.preRequest(r, makeSchedulingResult({ default: c }), new AbortController().signal);
+  }
+  return p;
+};
+const approxCapped = approxOf({});
+const approxFull = approxOf({ maxPrefixTokensToMatch: FULL_TOKENS });
+
+// --- 3. scoring, A/B alternated.
+interface Row { tokens: number; endpoints: number; us: Record<string, number>; bytes: Record<string, number> }
+const rows: Row[] = [];
+const signal = new AbortController().signal;
+for (const tokens of PROMPT_SIZES) {
+  for (const n of ENDPOINT_COUNTS) {
+    // 8 endpoints: 4 full + 4 half holders; 96: 48 + 48.
+    const eps = [...endpoints.slice(0, n / 2), ...endpoints.slice(ENDPOINTS / 2, ENDPOINTS / 2 + n / 2)];
+    const ids = fullTokens.subarray(0, tokens);
+    const text = fullText.slice(0, tokens * 4);
+    // Requests are built once (outside the timed calls: building one stringifies the 960 KB body); candidates are
+    // fresh per call, as the director makes them.
+    const preciseRequest = makeRequest({ payload: { model: 'm', prompt: text } });
+    const approxRequest = makeRequest({ payload: { model: 'm', prompt: text } });
+    const tokenized = { tokenIds: ids, source: 'sim' };
+    const variants: Record<string, () => void> = {
+      precise: () => {
+        const cands: Candidate[] = eps.map((e) => makeCandidate(e, { [TokenizedPromptKey]: tokenized }));
+        precise.prepareData(preciseRequest, cands, signal);
+      },
+      'approx (256-block cap)': () => approxCapped.prepareData(approxRequest, eps.map((e) => makeCandidate(e)), signal),
+      'approx (uncapped)': () => approxFull.prepareData(approxRequest, eps.map((e) => makeCandidate(e)), signal),
+    };
+    const us: Record<string, number[]> = {};
+    const bytes: Record<string, number[]> = {};
+    for (const k of Object.keys(variants)) {
+      us[k] = [];
+      bytes[k] = [];
+      for (let w = 0; w < 3; w++) variants[k]!();
+    }
+    // Timing: K calls back to back per sample (steady state, no forced GC in between), variants alternated.
+    const K = tokens >= 100_000 ? 3 : 10;
+    for (let i = 0; i < ITER; i++) {
+      for (const [k, fn] of Object.entries(variants)) {
+        const t0 = performance.now();
+        for (let j = 0; j < K; j++) fn();
+        us[k]!.push(((performance.now() - t0) * 1000) / K);
+      }
+    }
+    // Allocation: one call on a freshly collected heap (a 64 MB young generation: no scavenge during one call;
+    // a negative delta would mean one ran anyway and is dropped).
+    for (let i = 0; i < 5; i++) {
+      for (const [k, fn] of Object.entries(variants)) {
+        collect();
+        const m0 = mem();
+        fn();
+        const d = mem() - m0;
+        if (d >= 0) bytes[k]!.push(d);
+      }
+    }
+    rows.push({
+      tokens,
+      endpoints: n,
+      us: Object.fromEntries(Object.entries(us).map(([k, v]) => [k, median(v)])),
+      bytes: Object.fromEntries(Object.entries(bytes).map(([k, v]) => [k, median(v)])),
+    });
+  }
+}
+
+// Where the precise time goes at the largest cell: request keys alone, match alone (same process, medians).
+const breakdown = (() => {
+  const ids = fullTokens;
+  const slots = endpoints.map((e) => precise.index.slotOf(e.metadata.name));
+  const k = precise.keyer.keys('', ids);
+  const hi = k.hi.slice(0, k.n);
+  const lo = k.lo.slice(0, k.n);
+  const keysUs: number[] = [];
+  const matchUs: number[] = [];
+  for (let i = 0; i < ITER; i++) {
+    let t0 = performance.now();
+    precise.keyer.keys('', ids);
+    keysUs.push((performance.now() - t0) * 1000);
+    t0 = performance.now();
+    precise.index.match(hi, lo, hi.length, slots);
+    matchUs.push((performance.now() - t0) * 1000);
+  }
+  return { keys: median(keysUs), match: median(matchUs) };
+})();
+
+// Event removal rate, measured after scoring (it shrinks the index).
+const tr = performance.now();
+for (let i = 0; i < removals.length; i++) precise.applier.apply('ep-0', decodeBatch('kv@x', BigInt(i), removals[i] as Uint8Array, stats).events);
+const removeMs = performance.now() - tr;
+const removed = removals.length * PER_EVENT;
+
+const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const kb = (x: number) => (Number.isFinite(x) ? `${(x / 1024).toFixed(0)} KB` : 'n/a');
+console.log(`Node ${process.version}, ${ENDPOINTS} endpoints, block size ${B}, ${ITER} alternated iterations per cell`);
+console.log(`\nIndex filled: ${st.replicas.toLocaleString('en')} cached block replicas, ${st.requestKeys.toLocaleString('en')} request keys`);
+console.log(`  apply rate (msgpack decode + apply): ${fmt(applied / (applyMs / 1000) / 1000, 0)}k blocks/s stored; removal ${fmt(removed / (removeMs / 1000) / 1000, 0)}k blocks/s`);
+console.log(`  memory: ${fmt(bytesPerReplica, 0)} B per cached block replica (heap + array buffers after GC; index arrays alone ${fmt(st.bytes / st.replicas, 0)} B)`);
+console.log(`  sim tokenizer (token-producer backend sim), 240k tokens: ${fmt(tokenizeMs, 1)} ms (not part of scoring)`);
+console.log(`  precise at 240k tokens × 96 endpoints, parts alone: request keys ${fmt(breakdown.keys)} µs, match ${fmt(breakdown.match)} µs`);
+console.log('\n| prompt tokens | endpoints | precise µs | precise alloc | approx (256-block cap) µs | alloc | approx (uncapped) µs | alloc | precise / approx-uncapped |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  const p = r.us.precise as number;
+  const a = r.us['approx (256-block cap)'] as number;
+  const f = r.us['approx (uncapped)'] as number;
+  console.log(`| ${r.tokens.toLocaleString('en')} | ${r.endpoints} | ${fmt(p)} | ${kb(r.bytes.precise as number)} | ${fmt(a)} | ${kb(r.bytes['approx (256-block cap)'] as number)} | ${fmt(f)} | ${kb(r.bytes['approx (uncapped)'] as number)} | ${fmt(p / f, 2)} |`);
+}
+precise.close();

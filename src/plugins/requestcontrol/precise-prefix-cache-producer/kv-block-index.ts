@@ -1,0 +1,559 @@
+/**
+ * The dual-key KV block index (llm-d's design, our data layout).
+ *
+ * - Request keys (ours, `RequestKeyer`) → per-tier endpoint bitmasks, in one open-addressing hash table over
+ *   typed arrays: key halves `hi`/`lo`, then `T × W` uint32 mask words per slot (T = tiers + 1 speculative
+ *   tier, W = ⌈endpoint slots / 32⌉). Linear probing, backward-shift deletion, no tombstones.
+ * - Per endpoint: engine key (the engine's opaque hash) → {request key, refcount per tier}, another typed-array
+ *   table. Refcounts model vLLM's legal duplicate stores (one hash stored twice, removed once → still cached).
+ *   When two engine keys of one endpoint map to the same request key (an alias: engine hashes cover something
+ *   our keys do not), an alias count keeps the endpoint's bit until the last of them goes.
+ *
+ * Matching walks the request's keys in order and ANDs the masks with the still-active candidates, stopping when
+ * none is left: the longest consecutive prefix per endpoint, weighted per block by its best tier.
+ */
+
+const EMPTY = 0;
+const FULL = 1;
+
+/**
+ * Open-addressing table keyed by (hi, lo) uint32 pairs with `width` uint32 payload words per slot. One interleaved
+ * array — `[state, hi, lo, payload…]` per slot — so a probe touches one cache line, not four arrays.
+ * Payload of slot s: `data[off(s) + k]`, k < width.
+ */
+export class PairTable {
+  width: number;
+  #stride: number;
+  #cap: number;
+  #mask: number;
+  #size = 0;
+  data: Uint32Array;
+
+  constructor(width: number, initialCapacity = 16) {
+    this.width = width;
+    this.#stride = 3 + width;
+    let cap = 16;
+    while (cap < initialCapacity * 2) cap *= 2;
+    this.#cap = cap;
+    this.#mask = cap - 1;
+    this.data = new Uint32Array(cap * this.#stride);
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Bytes held by the table. */
+  get bytes(): number {
+    return this.data.byteLength;
+  }
+
+  /** Offset of slot s's payload in `data`. */
+  off(slot: number): number {
+    return slot * this.#stride + 3;
+  }
+
+  /** Keys are outputs of a finalised 64-bit hash, so their low bits are already uniform: no re-mixing needed. */
+  static #home(_hi: number, lo: number, mask: number): number {
+    return lo & mask;
+  }
+
+  /** Slot of (hi, lo) when present, else ~(the empty slot where it would go). */
+  #probe(hi: number, lo: number): number {
+    const mask = this.#mask;
+    const a = this.data;
+    const st = this.#stride;
+    let i = PairTable.#home(hi, lo, mask);
+    for (;;) {
+      const b = i * st;
+      if (a[b] === EMPTY) return ~i;
+      if (a[b + 2] === lo && a[b + 1] === hi) return i;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Slot of (hi, lo), or −1. */
+  find(hi: number, lo: number): number {
+    const i = this.#probe(hi, lo);
+    return i >= 0 ? i : -1;
+  }
+
+  /** Slot of (hi, lo), inserted with zeroed payload when absent. May grow (slots move): re-find after. */
+  insert(hi: number, lo: number): number {
+    if ((this.#size + 1) * 2 > this.#cap) this.#resize(this.#cap * 2, this.width);
+    const i = this.#probe(hi, lo);
+    if (i >= 0) return i;
+    const b = ~i * this.#stride;
+    const a = this.data;
+    a[b] = FULL;
+    a[b + 1] = hi;
+    a[b + 2] = lo;
+    a.fill(0, b + 3, b + this.#stride);
+    this.#size++;
+    return ~i;
+  }
+
+  /** Removes the entry at `slot` (backward-shift deletion keeps probe chains intact). */
+  removeAt(slot: number): void {
+    const mask = this.#mask;
+    const st = this.#stride;
+    const a = this.data;
+    let hole = slot;
+    let j = slot;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (a[j * st] === EMPTY) break;
+      const home = PairTable.#home(a[j * st + 1] as number, a[j * st + 2] as number, mask);
+      // Move j into the hole if its home is not cyclically in (hole, j].
+      const inRange = hole <= j ? home > hole && home <= j : home > hole || home <= j;
+      if (inRange) continue;
+      a.copyWithin(hole * st, j * st, (j + 1) * st);
+      hole = j;
+    }
+    a[hole * st] = EMPTY;
+    this.#size--;
+    if (this.#cap > 64 && this.#size * 8 < this.#cap) this.#resize(this.#cap / 2, this.width);
+  }
+
+  /** The raw array, for a hot loop that inlines `find` (read only; invalid after any insert or remove). */
+  raw(): { a: Uint32Array; stride: number; mask: number } {
+    return { a: this.data, stride: this.#stride, mask: this.#mask };
+  }
+
+  hiAt(slot: number): number {
+    return this.data[slot * this.#stride + 1] as number;
+  }
+
+  loAt(slot: number): number {
+    return this.data[slot * this.#stride + 2] as number;
+  }
+
+  /** Calls fn(slot) for every entry (do not insert or remove meanwhile). */
+  forEach(fn: (slot: number) => void): void {
+    const a = this.data;
+    const st = this.#stride;
+    for (let i = 0; i < this.#cap; i++) if (a[i * st] === FULL) fn(i);
+  }
+
+  /** Re-lays the payload to `newWidth` words per slot; `copy` moves one slot's payload (offsets into old/new data). */
+  widen(newWidth: number, copy: (oldData: Uint32Array, oldOff: number, newData: Uint32Array, newOff: number) => void): void {
+    this.#resize(this.#cap, newWidth, copy);
+  }
+
+  #resize(newCap: number, newWidth: number, copy?: (o: Uint32Array, oo: number, n: Uint32Array, no: number) => void): void {
+    const old = this.data;
+    const oldStride = this.#stride;
+    const oldCap = this.#cap;
+    const oldWidth = this.width;
+    this.#cap = newCap;
+    this.#mask = newCap - 1;
+    this.width = newWidth;
+    this.#stride = 3 + newWidth;
+    this.data = new Uint32Array(newCap * this.#stride);
+    this.#size = 0;
+    for (let i = 0; i < oldCap; i++) {
+      const b = i * oldStride;
+      if (old[b] !== FULL) continue;
+      const s = this.insert(old[b + 1] as number, old[b + 2] as number);
+      if (copy !== undefined) copy(old, b + 3, this.data, this.off(s));
+      else this.data.set(old.subarray(b + 3, b + 3 + Math.min(oldWidth, newWidth)), this.off(s));
+    }
+  }
+}
+
+/** Per-endpoint state: engine key table (payload: rk hi, rk lo, refcount per tier) and alias counts. */
+class EndpointEntries {
+  readonly slot: number;
+  readonly eng: PairTable;
+  /** `${rkHi}:${rkLo}:${tier}` → extra engine keys mapping to the same request key (rare). */
+  readonly aliases = new Map<string, number>();
+
+  constructor(slot: number, tiers: number) {
+    this.slot = slot;
+    this.eng = new PairTable(2 + tiers, 64);
+  }
+}
+
+export interface MatchResult {
+  /** Consecutive prefix blocks held, per candidate position (0 when none). */
+  readonly blocks: Float64Array;
+  /** The same, weighted per block by the best tier holding it. */
+  readonly weighted: Float64Array;
+}
+
+export interface IndexStats {
+  readonly requestKeys: number;
+  /** (endpoint, engine key) entries, i.e. cached block replicas. */
+  readonly replicas: number;
+  /** Replicas per tier. */
+  readonly byTier: readonly number[];
+  /** Bytes held by the index's typed arrays. */
+  readonly bytes: number;
+}
+
+export class KvBlockIndex {
+  /** Tier names (lower case), e.g. ["gpu", "cpu"]; the speculative tier comes after them. */
+  readonly tiers: readonly string[];
+  readonly tierWeights: Float64Array;
+  readonly #T: number;
+  #W = 1;
+  readonly #rk: PairTable;
+  readonly #endpoints = new Map<string, EndpointEntries>();
+  readonly #slots: (EndpointEntries | undefined)[] = [];
+  readonly #replicasByTier: number[];
+  #activeScratch = new Uint32Array(1);
+  /**
+   * Upper bound of speculative bits set (added − removed; clears may remove more): when 0, matching skips the
+   * speculative tier. Never under-counts, so a set bit is never ignored.
+   */
+  #speculativeBits = 0;
+
+  constructor(tiers: readonly { name: string; weight: number }[]) {
+    this.tiers = tiers.map((t) => t.name.toLowerCase());
+    this.tierWeights = Float64Array.from(tiers.map((t) => t.weight));
+    this.#T = tiers.length + 1;
+    this.#rk = new PairTable(this.#T * this.#W, 1024);
+    this.#replicasByTier = tiers.map(() => 0);
+  }
+
+  get speculativeTier(): number {
+    return this.#T - 1;
+  }
+
+  /** Tier index of an event's `medium` (null = first tier, i.e. GPU); −1 when unknown. */
+  tierOf(medium: string | null): number {
+    return medium === null ? 0 : this.tiers.indexOf(medium.toLowerCase());
+  }
+
+  /** Endpoint slot (bit position), allocated on first use. */
+  slotOf(endpoint: string): number {
+    return this.#entries(endpoint).slot;
+  }
+
+  hasEndpoint(endpoint: string): boolean {
+    return this.#endpoints.has(endpoint);
+  }
+
+  #entries(endpoint: string): EndpointEntries {
+    let e = this.#endpoints.get(endpoint);
+    if (e !== undefined) return e;
+    let slot = this.#slots.indexOf(undefined);
+    if (slot < 0) slot = this.#slots.length;
+    if (slot >= this.#W * 32) this.#widen(Math.ceil((slot + 1) / 32));
+    e = new EndpointEntries(slot, this.#T - 1);
+    this.#slots[slot] = e;
+    this.#endpoints.set(endpoint, e);
+    return e;
+  }
+
+  #widen(W: number): void {
+    const T = this.#T;
+    const oldW = this.#W;
+    this.#rk.widen(T * W, (o, oo, n, no) => {
+      for (let t = 0; t < T; t++) for (let w = 0; w < oldW; w++) n[no + t * W + w] = o[oo + t * oldW + w] as number;
+    });
+    this.#W = W;
+  }
+
+  #setBit(rkHi: number, rkLo: number, tier: number, slot: number): void {
+    const s = this.#rk.insert(rkHi, rkLo);
+    const W = this.#W;
+    const i = this.#rk.off(s) + tier * W + (slot >>> 5);
+    this.#rk.data[i] = ((this.#rk.data[i] as number) | (1 << (slot & 31))) >>> 0;
+  }
+
+  #hasBit(rkHi: number, rkLo: number, tier: number, slot: number): boolean {
+    const s = this.#rk.find(rkHi, rkLo);
+    if (s < 0) return false;
+    const W = this.#W;
+    return (((this.#rk.data[this.#rk.off(s) + tier * W + (slot >>> 5)] as number) >>> (slot & 31)) & 1) === 1;
+  }
+
+  #clearBit(rkHi: number, rkLo: number, tier: number, slot: number): void {
+    const s = this.#rk.find(rkHi, rkLo);
+    if (s < 0) return;
+    const W = this.#W;
+    const base = this.#rk.off(s);
+    const data = this.#rk.data;
+    const i = base + tier * W + (slot >>> 5);
+    data[i] = ((data[i] as number) & ~(1 << (slot & 31))) >>> 0;
+    for (let k = base; k < base + this.#T * W; k++) if (data[k] !== 0) return;
+    this.#rk.removeAt(s);
+  }
+
+  /** Engine key lookup: the request key (hi, lo) it maps to on this endpoint, or undefined. */
+  requestKeyOf(endpoint: string, engHi: number, engLo: number): [number, number] | undefined {
+    const e = this.#endpoints.get(endpoint);
+    if (e === undefined) return undefined;
+    const s = e.eng.find(engHi, engLo);
+    if (s < 0) return undefined;
+    const o = e.eng.off(s);
+    return [e.eng.data[o] as number, e.eng.data[o + 1] as number];
+  }
+
+  /**
+   * Records one stored copy of engine key → request key on `tier`. Returns 'new', 'dup' (refcount +1) or
+   * 'conflict' (the engine key is already mapped to a different request key: refcount +1, old mapping kept).
+   */
+  store(endpoint: string, engHi: number, engLo: number, rkHi: number, rkLo: number, tier: number): 'new' | 'dup' | 'conflict' {
+    const e = this.#entries(endpoint);
+    let s = e.eng.find(engHi, engLo);
+    let result: 'new' | 'dup' | 'conflict' = 'dup';
+    if (s < 0) {
+      s = e.eng.insert(engHi, engLo);
+      const o = e.eng.off(s);
+      e.eng.data[o] = rkHi;
+      e.eng.data[o + 1] = rkLo;
+      result = 'new';
+    }
+    const o = e.eng.off(s);
+    const eh = e.eng.data[o] as number;
+    const el = e.eng.data[o + 1] as number;
+    if (result === 'dup' && (eh !== rkHi || el !== rkLo)) result = 'conflict';
+    const refIdx = o + 2 + tier;
+    const ref = e.eng.data[refIdx] as number;
+    e.eng.data[refIdx] = ref + 1;
+    if (ref === 0) {
+      this.#replicasByTier[tier] = (this.#replicasByTier[tier] as number) + 1;
+      if (this.#hasBit(eh, el, tier, e.slot)) {
+        const k = `${eh}:${el}:${tier}`;
+        e.aliases.set(k, (e.aliases.get(k) ?? 0) + 1);
+      } else {
+        this.#setBit(eh, el, tier, e.slot);
+      }
+    }
+    return result;
+  }
+
+  /** Tier copy of an existing engine key (e.g. GPU → CPU offload, no tokens). False when the key is unknown. */
+  storeCopy(endpoint: string, engHi: number, engLo: number, tier: number): boolean {
+    const rk = this.requestKeyOf(endpoint, engHi, engLo);
+    if (rk === undefined) return false;
+    this.store(endpoint, engHi, engLo, rk[0], rk[1], tier);
+    return true;
+  }
+
+  /** Removes one copy on `tier`. Returns false when the engine key (or that tier) is unknown. */
+  remove(endpoint: string, engHi: number, engLo: number, tier: number): boolean {
+    const e = this.#endpoints.get(endpoint);
+    if (e === undefined) return false;
+    const s = e.eng.find(engHi, engLo);
+    if (s < 0) return false;
+    const o = e.eng.off(s);
+    const refIdx = o + 2 + tier;
+    const ref = e.eng.data[refIdx] as number;
+    if (ref === 0) return false;
+    e.eng.data[refIdx] = ref - 1;
+    if (ref > 1) return true;
+    this.#replicasByTier[tier] = (this.#replicasByTier[tier] as number) - 1;
+    const rkHi = e.eng.data[o] as number;
+    const rkLo = e.eng.data[o + 1] as number;
+    const k = `${rkHi}:${rkLo}:${tier}`;
+    const alias = e.aliases.size === 0 ? undefined : e.aliases.get(k);
+    if (alias !== undefined) {
+      if (alias <= 1) e.aliases.delete(k);
+      else e.aliases.set(k, alias - 1);
+    } else {
+      this.#clearBit(rkHi, rkLo, tier, e.slot);
+    }
+    let any = false;
+    for (let t = 0; t < this.#T - 1; t++) if (e.eng.data[o + 2 + t] !== 0) any = true;
+    if (!any) e.eng.removeAt(s);
+    return true;
+  }
+
+  /** Drops everything known about `endpoint` (AllBlocksCleared, restart, desync), speculative bits included. */
+  clear(endpoint: string): void {
+    const e = this.#endpoints.get(endpoint);
+    if (e === undefined) return;
+    const T = this.#T;
+    e.eng.forEach((s) => {
+      const o = e.eng.off(s);
+      for (let t = 0; t < T - 1; t++) {
+        if (e.eng.data[o + 2 + t] === 0) continue;
+        this.#replicasByTier[t] = (this.#replicasByTier[t] as number) - 1;
+        this.#clearBit(e.eng.data[o] as number, e.eng.data[o + 1] as number, t, e.slot);
+      }
+    });
+    this.#endpoints.delete(endpoint);
+    this.#slots[e.slot] = undefined;
+    // Any bit left for this slot (speculative, or aliases already cleared above) goes with a full sweep.
+    this.#sweepSlot(e.slot);
+  }
+
+  #sweepSlot(slot: number): void {
+    const W = this.#W;
+    const T = this.#T;
+    const word = slot >>> 5;
+    const bit = 1 << (slot & 31);
+    const dead: [number, number][] = [];
+    const data = this.#rk.data;
+    this.#rk.forEach((s) => {
+      let any = false;
+      const o = this.#rk.off(s);
+      for (let t = 0; t < T; t++) {
+        const i = o + t * W + word;
+        data[i] = ((data[i] as number) & ~bit) >>> 0;
+      }
+      for (let k = o; k < o + T * W; k++) if (data[k] !== 0) any = true;
+      if (!any) dead.push([this.#rk.hiAt(s), this.#rk.loAt(s)]);
+    });
+    for (const [h, l] of dead) {
+      const s = this.#rk.find(h, l);
+      if (s >= 0) this.#rk.removeAt(s);
+    }
+  }
+
+  /** Sets the speculative bit of `endpoint` on keys[0, n). */
+  addSpeculative(endpoint: string, hi: ArrayLike<number>, lo: ArrayLike<number>, n: number): void {
+    const slot = this.#entries(endpoint).slot;
+    const t = this.#T - 1;
+    for (let i = 0; i < n; i++) this.#setBit(hi[i] as number, lo[i] as number, t, slot);
+    this.#speculativeBits += n;
+  }
+
+  /** Clears the speculative bit of `endpoint` on keys[0, n) (expiry). */
+  removeSpeculative(endpoint: string, hi: ArrayLike<number>, lo: ArrayLike<number>, n: number): void {
+    const e = this.#endpoints.get(endpoint);
+    if (e === undefined) return;
+    const t = this.#T - 1;
+    for (let i = 0; i < n; i++) this.#clearBit(hi[i] as number, lo[i] as number, t, e.slot);
+    this.#speculativeBits = Math.max(0, this.#speculativeBits - n);
+  }
+
+  /**
+   * Longest consecutive prefix of keys[0, n) held by each candidate (by endpoint slot; −1 = never indexed).
+   * `speculative` adds the speculative tier (weight 1). Allocation: the two result arrays and the scratch mask.
+   */
+  match(hi: ArrayLike<number>, lo: ArrayLike<number>, n: number, slots: ArrayLike<number>, speculative = true): MatchResult {
+    const m = slots.length;
+    const blocks = new Float64Array(m);
+    const weighted = new Float64Array(m);
+    const W = this.#W;
+    const T = this.#T;
+    if (this.#activeScratch.length < W) this.#activeScratch = new Uint32Array(W);
+    const active = this.#activeScratch;
+    active.fill(0, 0, W);
+    let anyActive = false;
+    for (let c = 0; c < m; c++) {
+      const s = slots[c] as number;
+      if (s < 0) continue;
+      active[s >>> 5] = ((active[s >>> 5] as number) | (1 << (s & 31))) >>> 0;
+      anyActive = true;
+    }
+    // Per-slot counters of blocks held only on a lower tier (weight < 1).
+    const maxSlot = W * 32;
+    const lowTierWeight = new Float64Array(maxSlot);
+    const endAt = new Int32Array(maxSlot).fill(-1);
+    const data = this.#rk.data;
+    const tiers = T - 1;
+    const specOn = speculative && this.#speculativeBits > 0 ? 1 : 0;
+    const w0 = this.tierWeights[0] as number;
+    const { a: tab, stride, mask } = this.#rk.raw();
+    let i = 0;
+    for (; i < n && anyActive; i++) {
+      const h = hi[i] as number;
+      const l = lo[i] as number;
+      let s = l & mask; // = PairTable's home slot
+      let base = -1;
+      for (;;) {
+        const b = s * stride;
+        if (tab[b] === EMPTY) break;
+        if (tab[b + 2] === l && tab[b + 1] === h) {
+          base = b + 3;
+          break;
+        }
+        s = (s + 1) & mask;
+      }
+      if (base < 0) s = -1;
+      anyActive = false;
+      for (let w = 0; w < W; w++) {
+        const a = active[w] as number;
+        if (a === 0) continue;
+        let held = 0;
+        let top = 0;
+        if (s >= 0) {
+          top = data[base + w] as number; // tier 0 (GPU)
+          held = top;
+          if (tiers === 2) held |= data[base + W + w] as number;
+          else for (let t = 1; t < tiers; t++) held |= data[base + t * W + w] as number;
+          if (specOn === 1) {
+            const spec = data[base + tiers * W + w] as number;
+            held |= spec;
+            top |= spec;
+          }
+        }
+        held &= a;
+        let dropped = (a & ~held) >>> 0;
+        while (dropped !== 0) {
+          const b = 31 - Math.clz32(dropped);
+          endAt[w * 32 + b] = i;
+          dropped = (dropped & ~(1 << b)) >>> 0;
+        }
+        let low = (held & ~top) >>> 0;
+        while (low !== 0) {
+          const b = 31 - Math.clz32(low);
+          let best = 0;
+          for (let t = 1; t < tiers; t++) {
+            if ((((data[base + t * W + w] as number) >>> b) & 1) === 1) best = Math.max(best, this.tierWeights[t] as number);
+          }
+          lowTierWeight[w * 32 + b] = (lowTierWeight[w * 32 + b] as number) + (w0 - best);
+          low = (low & ~(1 << b)) >>> 0;
+        }
+        active[w] = held >>> 0;
+        if (held !== 0) anyActive = true;
+      }
+    }
+    for (let c = 0; c < m; c++) {
+      const s = slots[c] as number;
+      if (s < 0) continue;
+      const end = endAt[s] as number;
+      const len = end < 0 ? i : end;
+      blocks[c] = len;
+      weighted[c] = len * w0 - (lowTierWeight[s] as number);
+    }
+    return { blocks, weighted };
+  }
+
+  /** Request keys (as "hi:lo" strings) held by `endpoint` on a non-speculative tier — for tests and dumps. */
+  keysOf(endpoint: string): Set<string> {
+    const out = new Set<string>();
+    const e = this.#endpoints.get(endpoint);
+    if (e === undefined) return out;
+    e.eng.forEach((s) => out.add(`${e.eng.data[e.eng.off(s)]}:${e.eng.data[e.eng.off(s) + 1]}`));
+    return out;
+  }
+
+  /** Engine key → summed refcount over tiers, for `endpoint` (tests, drift dumps). */
+  engineRefs(endpoint: string): Map<string, number> {
+    const out = new Map<string, number>();
+    const e = this.#endpoints.get(endpoint);
+    if (e === undefined) return out;
+    e.eng.forEach((s) => {
+      let ref = 0;
+      for (let t = 0; t < this.#T - 1; t++) ref += e.eng.data[e.eng.off(s) + 2 + t] as number;
+      const key = (BigInt(e.eng.hiAt(s)) << 32n) | BigInt(e.eng.loAt(s));
+      out.set(key.toString(), ref);
+    });
+    return out;
+  }
+
+  /** Replicas (engine entries with a non-zero refcount on some tier) of one endpoint. */
+  replicasOf(endpoint: string): number {
+    return this.#endpoints.get(endpoint)?.eng.size ?? 0;
+  }
+
+  endpoints(): IterableIterator<string> {
+    return this.#endpoints.keys();
+  }
+
+  stats(): IndexStats {
+    let bytes = this.#rk.bytes;
+    let replicas = 0;
+    for (const e of this.#endpoints.values()) {
+      bytes += e.eng.bytes;
+      replicas += e.eng.size;
+    }
+    return { requestKeys: this.#rk.size, replicas, byTier: [...this.#replicasByTier], bytes };
+  }
+}

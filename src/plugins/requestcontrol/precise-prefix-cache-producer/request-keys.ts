@@ -1,0 +1,121 @@
+/**
+ * Request keys: our own 64-bit chain hash over token-id blocks, so engine hashes (random per engine process)
+ * are never compared with anything (llm-d's "dual keys"). A key is kept as two uint32 halves (`hi`, `lo`) in
+ * typed arrays: no BigInt or object per block on the scoring path.
+ *
+ *   root  = H(seed ‖ 0 ‖ loraName)                       (per model namespace: LoRA name or "")
+ *   key_i = H(key_{i−1}, tokens[iB, (i+1)B), extra_i)    extra_i: the block's extra keys, canonicalised
+ *
+ * H is a two-lane 32-bit multiply–xorshift hash with a murmur3-style finaliser and cross-mixing of the lanes.
+ * It is not cryptographic: a client who crafts colliding token blocks only earns itself false cache hits.
+ */
+
+const encoder = new TextEncoder();
+
+function rotl(x: number, r: number): number {
+  return (x << r) | (x >>> (32 - r));
+}
+
+/** Mixes `words[start, end)` into parent (hi, lo); writes the result to out[0], out[1]. */
+function mixBlock(
+  parentHi: number, parentLo: number, words: ArrayLike<number>, start: number, end: number, out: Uint32Array,
+): void {
+  let a = parentHi ^ 0x9e3779b9;
+  let c = parentLo ^ 0x85ebca6b;
+  for (let i = start; i < end; i++) {
+    const t = words[i] as number;
+    a = Math.imul(a ^ t, 0x01000193);
+    a ^= a >>> 15;
+    c = Math.imul(rotl(c, 5) ^ t, 0x5bd1e995);
+  }
+  a ^= Math.imul(end - start, 0x27d4eb2f);
+  a ^= c;
+  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b);
+  a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35);
+  a ^= a >>> 16;
+  c ^= a;
+  c = Math.imul(c ^ (c >>> 16), 0x7feb352d);
+  c = Math.imul(c ^ (c >>> 15), 0x846ca68b);
+  c ^= c >>> 16;
+  out[0] = a >>> 0;
+  out[1] = c >>> 0;
+}
+
+function stringWords(s: string): Uint32Array {
+  const bytes = encoder.encode(s);
+  const words = new Uint32Array(Math.ceil(bytes.length / 4) + 1);
+  for (let i = 0; i < bytes.length; i++) words[i >> 2] = ((words[i >> 2] as number) | ((bytes[i] as number) << ((i & 3) * 8))) >>> 0;
+  words[words.length - 1] = bytes.length;
+  return words;
+}
+
+/** Canonical words of one block's extra keys (null/empty → none). Strings, numbers and nested lists only. */
+export function extraWords(extra: readonly unknown[] | null | undefined): Uint32Array | undefined {
+  if (extra === null || extra === undefined || extra.length === 0) return undefined;
+  return stringWords(JSON.stringify(extra, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+}
+
+export class RequestKeyer {
+  readonly blockSize: number;
+  readonly #seed: Uint32Array;
+  readonly #roots = new Map<string, Uint32Array>();
+  readonly #tmp = new Uint32Array(2);
+  /** Scratch output, grown on demand and reused across calls (hashing is synchronous). */
+  #hi = new Uint32Array(1024);
+  #lo = new Uint32Array(1024);
+
+  constructor(blockSize: number, hashSeed = '') {
+    this.blockSize = blockSize;
+    const out = new Uint32Array(2);
+    const w = stringWords(hashSeed);
+    mixBlock(0x243f6a88, 0x85a308d3, w, 0, w.length, out);
+    this.#seed = out;
+  }
+
+  /** Root (hi, lo) of the chain for a model namespace (LoRA name, or "" for the base model). */
+  root(namespace: string): Uint32Array {
+    let r = this.#roots.get(namespace);
+    if (r === undefined) {
+      r = new Uint32Array(2);
+      const w = stringWords(namespace);
+      mixBlock(this.#seed[0] as number, this.#seed[1] as number, w, 0, w.length, r);
+      if (this.#roots.size < 4096) this.#roots.set(namespace, r);
+    }
+    return r;
+  }
+
+  /** Key of one block after `parent` (hi, lo). */
+  next(parentHi: number, parentLo: number, tokens: ArrayLike<number>, start: number, extra: Uint32Array | undefined, out: Uint32Array): void {
+    mixBlock(parentHi, parentLo, tokens, start, start + this.blockSize, out);
+    if (extra !== undefined) mixBlock(out[0] as number, out[1] as number, extra, 0, extra.length, out);
+  }
+
+  /**
+   * Keys of every full block of `tokens` (the trailing partial block has none) into reusable scratch arrays;
+   * valid until the next call. `extraFor(i)` gives block i's extra key words, if any.
+   */
+  keys(
+    namespace: string, tokens: ArrayLike<number>, extraFor?: (block: number) => Uint32Array | undefined,
+  ): { hi: Uint32Array; lo: Uint32Array; n: number } {
+    const B = this.blockSize;
+    const n = Math.floor(tokens.length / B);
+    if (this.#hi.length < n) {
+      this.#hi = new Uint32Array(n);
+      this.#lo = new Uint32Array(n);
+    }
+    const hi = this.#hi;
+    const lo = this.#lo;
+    const r = this.root(namespace);
+    let ph = r[0] as number;
+    let pl = r[1] as number;
+    const t = this.#tmp;
+    for (let b = 0; b < n; b++) {
+      this.next(ph, pl, tokens, b * B, extraFor?.(b), t);
+      ph = t[0] as number;
+      pl = t[1] as number;
+      hi[b] = ph;
+      lo[b] = pl;
+    }
+    return { hi, lo, n };
+  }
+}
