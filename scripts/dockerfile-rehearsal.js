@@ -185,6 +185,12 @@ for (const needed of ['dist/cli/main.js', 'bin/epp.js', 'package.json']) {
 for (const label of ['org.opencontainers.image.title', 'org.opencontainers.image.version', 'org.opencontainers.image.licenses']) {
   if (!final.labels[label]) fail(`OCI label ${label} is missing`);
 }
+// Every production dependency loads in the runtime stage, native addons included (zeromq's prebuilt binary).
+const deps = Object.keys(JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')).dependencies ?? {});
+const loadAll = `await import('reflect-metadata'); for (const d of ${JSON.stringify(deps)}) await import(d);`;
+const loaded = spawnSync(process.execPath, ['--input-type=module', '-e', loadAll], { cwd: app, encoding: 'utf8' });
+if (loaded.status !== 0) fail(`a production dependency does not load in the runtime stage:\n${loaded.stderr}`);
+log(`all ${deps.length} production dependencies load`);
 const uid = final.user === undefined ? undefined : final.user.split(':')[0];
 if (uid === undefined || !/^\d+$/.test(uid) || uid === '0') fail(`USER must be a numeric non-root uid (runAsNonRoot), got ${final.user}`);
 
