@@ -10,9 +10,9 @@ import { parseAllDocuments } from 'yaml';
 export const REPO = resolve(import.meta.dirname, '../..');
 export const KUSTOMIZE_ROOT = join(REPO, 'deploy/kubernetes');
 /** Every kustomization a user applies, relative to deploy/kubernetes. */
-export const KUSTOMIZATIONS = ['base', 'overlays/inferencepool', 'overlays/standalone', 'overlays/embedded-gateway', 'monitoring', 'model-servers/sim'] as const;
+export const KUSTOMIZATIONS = ['base', 'overlays/inferencepool', 'overlays/standalone', 'overlays/embedded-gateway', 'overlays/replicas', 'monitoring', 'model-servers/sim'] as const;
 /** The ones that run the EPP. */
-export const EPP_KUSTOMIZATIONS = ['base', 'overlays/inferencepool', 'overlays/standalone', 'overlays/embedded-gateway'] as const;
+export const EPP_KUSTOMIZATIONS = ['base', 'overlays/inferencepool', 'overlays/standalone', 'overlays/embedded-gateway', 'overlays/replicas'] as const;
 
 const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 const kubectlFound = spawnSync(KUBECTL, ['version', '--client'], { encoding: 'utf8' }).status === 0;

@@ -224,7 +224,7 @@ test('every EPP container: args parse with the real CLI; ports, probes, Services
       }
     }
   }
-  assert.equal(checked, 5, 'EPP containers in base, 3 overlays, and the simulated model servers');
+  assert.equal(checked, 6, 'EPP containers in base, 4 overlays, and the simulated model servers');
 });
 
 test('the standalone overlay: Envoy runs deploy/standalone/envoy.yaml unchanged, pointed at the EPP in its pod', { skip: needsKubectl }, () => {
