@@ -6,9 +6,7 @@
  *
  * with, in my-config.yaml:   plugins: [{ type: token-counter, name: tokens }]
  */
-import type { PluginFactory } from '../src/framework/plugin.ts';
-import type { Outcome, ResponseCompleteHook, ResponseInfo } from '../src/framework/requestcontrol.ts';
-import type { PluginRegistry } from '../src/runtime/plugin-registry.ts';
+import type { Outcome, PluginFactory, PluginTypeRegistry, ResponseCompleteHook, ResponseInfo } from 'endpoint-picker';
 
 class TokenCounter implements ResponseCompleteHook {
   readonly typedName;
@@ -31,6 +29,6 @@ const factory: PluginFactory = (name, parameters) => {
   return new TokenCounter(name);
 };
 
-export function register(registry: PluginRegistry): void {
+export function register(registry: PluginTypeRegistry): void {
   registry.register('token-counter', factory);
 }

@@ -29,6 +29,6 @@ if (files.length === 0) {
 const res = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, EPP_LOG_LEVEL: process.env.EPP_LOG_LEVEL ?? 'silent' } },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, EPP_LOG_LEVEL: process.env.EPP_LOG_LEVEL ?? 'silent', EPP_FROM_SOURCE: process.env.EPP_FROM_SOURCE ?? '1' } },
 );
 process.exit(res.status ?? 1);

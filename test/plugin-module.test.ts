@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { FakeEnvoy } from './support/fake-envoy.ts';
 import { configText, startTestEpp } from './support/epp.ts';
+import { pluginModuleSpecifier } from '../src/server/epp.ts';
 
 test('the example token-counter plugin loads via pluginModules and reports on the final reply', async () => {
   const epp = await startTestEpp({
@@ -34,4 +35,15 @@ test('a module without a register function is a clear startup error', async () =
     startTestEpp({ pluginModules: [fileURLToPath(new URL('./support/fake-envoy.ts', import.meta.url))] }),
     /exports no register function/,
   );
+});
+
+test('--plugin-module takes a path or an installed package name; neither found is a clear startup error', async () => {
+  assert.match(pluginModuleSpecifier('./my-plugins.js'), /^file:\/\/.*\/my-plugins\.js$/);
+  assert.match(pluginModuleSpecifier('examples/token-counter-plugin.ts'), /^file:\/\//, 'an existing relative file stays a file');
+  assert.equal(pluginModuleSpecifier('@acme/epp-plugins'), '@acme/epp-plugins');
+  assert.equal(pluginModuleSpecifier('epp-plugin-x/scorers'), 'epp-plugin-x/scorers');
+  // zod is installed next to the EPP: a bare name resolves as a package (and is rejected for lacking register).
+  await assert.rejects(startTestEpp({ pluginModules: ['zod'] }), /--plugin-module zod: exports no register function/);
+  await assert.rejects(startTestEpp({ pluginModules: ['@acme/not-installed'] }), /--plugin-module @acme\/not-installed: no such file, and no installed package/);
+  await assert.rejects(startTestEpp({ pluginModules: ['./missing-plugins.js'] }), /--plugin-module \.\/missing-plugins\.js: no such file/);
 });

@@ -4,10 +4,8 @@
  */
 import { Command, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
-import { EPP_DEFAULT_CONFIG_TEXT } from '../config/presets.ts';
 import { createLogger } from '../observability/logger.ts';
-import { configSourceFrom, startEpp } from '../server/epp.ts';
-import { startFleet, type Fleet } from '../sim/index.ts';
+import type { Fleet } from '../sim/index.ts';
 import { DEFAULT_MODEL_NAME } from '../sim/config.ts';
 
 function port(flag: string) {
@@ -30,6 +28,12 @@ export function addDemoCommand(program: Command): void {
     .addOption(new Option('-v, --v <level>', 'log verbosity (demo default: warnings only)').argParser((v) => Number(v)))
     .action(async (opts: { servers: number; basePort: number; port: number; endpoints?: string; configFile?: string; v?: number }) => {
       const logger = opts.v === undefined ? createLogger({ level: 'warn' }) : createLogger({ verbosity: opts.v });
+      // Loaded when the demo runs, not for `epp --help`.
+      const [{ configSourceFrom, startEpp }, { startFleet }, { EPP_DEFAULT_CONFIG_TEXT }] = await Promise.all([
+        import('../server/epp.ts'),
+        import('../sim/index.ts'),
+        import('../config/presets.ts'),
+      ]);
       let fleet: Fleet | undefined;
       let endpoints: string[];
       if (opts.endpoints) {

@@ -377,6 +377,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-if (process.argv[1] && /bin[\\/]epp(\.js)?$|cli[\\/]main\.ts$/.test(process.argv[1])) {
+// bin/epp.js imports this module and calls main(); running the module itself (tsx src/cli/main.ts) also works.
+if (process.argv[1] && /cli[\\/]main\.[jt]s$/.test(process.argv[1])) {
   await main(process.argv.slice(2));
 }

@@ -75,3 +75,15 @@ export interface PluginHandle {
  * Throwing aborts startup; a factory never silently falls back to a default.
  */
 export type PluginFactory = (name: string, parameters: unknown, handle: PluginHandle) => Plugin;
+
+/**
+ * What a `--plugin-module` receives: its exported `register(registry)` (or default function) is called once,
+ * before startup, and registers each of its plugin types. Type strings are kebab-case and unique across the
+ * built-ins and every module; registering after startup, a duplicate or a bad name throws (startup error).
+ */
+export interface PluginTypeRegistry {
+  register(type: string, factory: PluginFactory): void;
+}
+
+/** The shape of a plugin module's `register` export. It may be async (awaited before startup). */
+export type RegisterPlugins = (registry: PluginTypeRegistry) => void | Promise<void>;

@@ -2,7 +2,7 @@
  * Assembles a running EPP from its options: plugin registry → config → endpoint store → director →
  * ext_proc server (+ gRPC health). The CLI (`epp serve`) and the tests both start the EPP through here.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
@@ -179,9 +179,30 @@ export const DEFAULT_MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT = 128 * 1024 * 1024;
 
+/**
+ * What `--plugin-module X` imports: a file when X names an existing path (`./my-plugins.js`, `/opt/p.js`,
+ * `plugins.js`), else X as a package specifier (`@acme/epp-plugins`, `epp-plugin-x/sub`), resolved like an
+ * import from this package, i.e. from the node_modules the EPP is installed in.
+ */
+export function pluginModuleSpecifier(arg: string): string {
+  const path = resolve(arg);
+  if (existsSync(path) || /^(\.{1,2}[\\/]|[\\/]|[A-Za-z]:)/.test(arg) || !/^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(\/.*)?$/i.test(arg)) return pathToFileURL(path).href;
+  return arg;
+}
+
 async function loadPluginModules(registry: PluginRegistry, files: readonly string[]): Promise<void> {
   for (const file of files) {
-    const mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown; register?: unknown };
+    const specifier = pluginModuleSpecifier(file);
+    let mod: { default?: unknown; register?: unknown };
+    try {
+      mod = (await import(specifier)) as typeof mod;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND' || !(err as Error).message.includes(specifier.startsWith('file:') ? resolve(file) : `'${file.split('/').slice(0, file.startsWith('@') ? 2 : 1).join('/')}'`)) throw err;
+      throw new EppConfigError(
+        `--plugin-module ${file}: no such file, and no installed package of that name`,
+        'pass a path to the module (./my-plugins.js) or the name of a package installed next to the EPP (npm install <package>)',
+      );
+    }
     const register = typeof mod.register === 'function' ? mod.register : mod.default;
     if (typeof register !== 'function') {
       throw new EppConfigError(`--plugin-module ${file}: exports no register function`, 'export `register(registry)` (or a default function) that calls registry.register(type, factory)');

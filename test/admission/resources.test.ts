@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { KubernetesResourceWatch, parseResourcesFile, type ResourceSet } from '../../src/datalayer/resources/index.ts';
+import { parseResourcesFile, type ResourceSet } from '../../src/datalayer/resources/index.ts';
+import { KubernetesResourceWatch } from '../../src/datalayer/resources/kubernetes.ts';
 import { ResourcesFileWatcher } from '../../src/datalayer/resources/file.ts';
 import { RecordingLogger } from '../support/plugin-fixtures.ts';
 import { InferenceResources } from '../../src/runtime/objectives.ts';

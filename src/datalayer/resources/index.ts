@@ -5,12 +5,12 @@
  */
 import type { Logger } from '../../framework/plugin.ts';
 import { ResourcesFileWatcher } from './file.ts';
-import { KubernetesResourceWatch } from './kubernetes.ts';
+import type { KubernetesResourceWatch } from './kubernetes.ts';
 import type { PoolFilter, ResourceSink } from './manifests.ts';
 
 export * from './manifests.ts';
 export { ResourcesFileWatcher, RESOURCES_FILE_SOURCE, type ResourcesReloadResult } from './file.ts';
-export { KubernetesResourceWatch, KUBERNETES_SOURCE } from './kubernetes.ts';
+export type { KubernetesResourceWatch } from './kubernetes.ts';
 
 export interface ResourceSourcesOptions {
   readonly sink: ResourceSink;
@@ -38,6 +38,8 @@ export async function startResourceSources(o: ResourceSourcesOptions): Promise<R
   }
   if (o.kubernetes !== undefined) {
     try {
+      // Loaded only when a pool is watched (the Kubernetes client is slow to load).
+      const { KubernetesResourceWatch } = await import('./kubernetes.ts');
       k8s = new KubernetesResourceWatch({ ...o.kubernetes, sink: o.sink, logger });
       k8s.start();
     } catch (err) {
