@@ -27,7 +27,7 @@ test('synchronous request-path hooks: the request path arms no timer and allocat
     await d.response.finish();
   }
   assert.deepEqual([prepared, admitted, pre], [10, 10, 10]);
-  assert.equal(t.timers.armed, 0, 'no native timer');
+  assert.equal(t.timers.started, 0, 'no native timer');
   assert.equal(t.wheel.nativeTimersArmed, 0);
   assert.equal(t.wheel.size, 0, 'no wheel entry');
   assert.equal(t.director.liveResponseStreams, 0);
@@ -48,7 +48,7 @@ test('a preRequest hook that times out: 500 naming it, its signal fired, complet
   const routed = t.director.route(chatInput());
   await inHook;
   assert.ok(signal);
-  assert.equal(t.timers.armed, 1);
+  assert.equal(t.timers.started, 1);
   t.timers.advance(60);
   await assert.rejects(routed, (err: unknown) => err instanceof EppError && err.code === 'Internal' && /plugin 'hang' timed out after 50ms/.test(err.message));
   assert.equal(signal.aborted, true);

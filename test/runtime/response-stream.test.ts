@@ -73,7 +73,7 @@ test('inline mode: a synchronous chunk hook runs before onChunk returns; an asyn
   assert.deepEqual(r.indexes, [0, 1, 2]);
   assert.equal(asyncCalls, 3);
   assert.deepEqual(r.outcomes, ['success']);
-  assert.equal(t.timers.pending, 0);
+  assert.equal(t.timers.armed, 0);
 });
 
 test('a chunk hook that times out is abandoned (signal fired), skipped for the rest of the stream; completion runs once', async () => {
@@ -94,7 +94,7 @@ test('a chunk hook that times out is abandoned (signal fired), skipped for the r
   d.response.onChunk(SSE, false);
   d.response.onChunk(SSE, false);
   await inHook;
-  assert.equal(t.timers.armed, 1);
+  assert.equal(t.timers.started, 1);
   t.timers.advance(110);
   await d.response.onChunk(DONE, true);
   assert.equal(signals.length, 1, 'skipped after its timeout');

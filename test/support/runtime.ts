@@ -11,42 +11,14 @@ import { Scheduler } from '../../src/runtime/scheduler.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { configText, fixedStore } from './epp.ts';
 import { ManualClock, RecordingLogger } from './doubles.ts';
+import { ManualTime } from '../flowcontrol/helpers.ts';
 
-/** Native timers that only fire when told (`advance`), and count how many were armed. */
-export class ManualTimers implements TimerSource {
-  #now = 0;
-  #next = 1;
-  readonly #pending = new Map<number, { at: number; fire: () => void }>();
-  /** setTimeout calls so far. */
-  armed = 0;
-  now(): number {
-    return this.#now;
-  }
-  setTimeout(fire: () => void, ms: number): unknown {
-    this.armed++;
-    const id = this.#next++;
-    this.#pending.set(id, { at: this.#now + ms, fire });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.#pending.delete(handle as number);
-  }
-  /** Timers pending now. */
-  get pending(): number {
-    return this.#pending.size;
-  }
-  /** Moves time forward, firing due timers in deadline order. */
-  advance(ms: number): void {
-    const until = this.#now + ms;
-    for (;;) {
-      let first: [number, { at: number; fire: () => void }] | undefined;
-      for (const e of this.#pending) if (e[1].at <= until && (first === undefined || e[1].at < first[1].at)) first = e;
-      if (first === undefined) break;
-      this.#pending.delete(first[0]);
-      this.#now = Math.max(this.#now, first[1].at);
-      first[1].fire();
-    }
-    this.#now = until;
+/** Native timers that only fire when told (`advance`); `started` counts setTimeout calls, `armed` the pending ones. */
+export class ManualTimers extends ManualTime implements TimerSource {
+  started = 0;
+  override setTimeout(fn: () => void, ms: number): unknown {
+    this.started++;
+    return super.setTimeout(fn, ms);
   }
 }
 
