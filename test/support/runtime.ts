@@ -4,7 +4,7 @@ import type { Plugin } from '../../src/framework/plugin.ts';
 import { EppMetrics } from '../../src/observability/metrics.ts';
 import { Director, type RequestInput } from '../../src/runtime/director.ts';
 import type { CompiledHooks } from '../../src/runtime/hooks.ts';
-import { TimerWheel, type TimerSource } from '../../src/runtime/hook-runner.ts';
+import { TimerWheel, type TimerSource } from '../../src/util/timer-wheel.ts';
 import { PluginRegistry } from '../../src/runtime/plugin-registry.ts';
 import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../../src/runtime/response-stream.ts';
 import { Scheduler } from '../../src/runtime/scheduler.ts';
