@@ -4,14 +4,14 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { loadConfig } from '../src/config/loader.ts';
 import { silentLogger } from '../src/observability/logger.ts';
-import { PluginRegistry } from '../src/runtime/plugin-registry.ts';
 import { createRandomSource } from '../src/util/random.ts';
+import { builtinRegistry } from './support/registry.ts';
 
 const FIXTURES = new URL('fixtures/upstream-configs/', import.meta.url);
 
 function load(text: string, origin = 'test.yaml') {
   return loadConfig({ text, origin }, {
-    registry: PluginRegistry.withBuiltins(),
+    registry: builtinRegistry(),
     handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
   });
 }

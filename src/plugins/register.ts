@@ -48,6 +48,11 @@ export interface PluginTypeRegistration {
   readonly factory: PluginFactory;
 }
 
+/** Registers every built-in plugin type (startup calls it on an empty registry). */
+export function registerBuiltins(registry: { register(type: string, factory: PluginFactory): void }): void {
+  for (const p of BUILTIN_PLUGINS) registry.register(p.type, p.factory);
+}
+
 export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   // --- request control
   { type: 'approx-prefix-cache-producer', factory: approxPrefixCacheProducerFactory },

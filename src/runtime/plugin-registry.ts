@@ -1,22 +1,15 @@
 /**
- * Plugin types known to this process: the built-ins plus whatever `--plugin-module` files register.
+ * Plugin types known to this process. It starts empty: startup registers the built-ins (`registerBuiltins` in
+ * plugins/register.ts) and whatever `--plugin-module` files register.
  * Registration closes when the EPP starts (`freeze()`): the set of types and hooks never changes afterwards.
  */
 import type { PluginFactory } from '../framework/plugin.ts';
-import { BUILTIN_PLUGINS } from '../plugins/register.ts';
 
 const TYPE_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
 export class PluginRegistry {
   readonly #factories = new Map<string, PluginFactory>();
   #frozen = false;
-
-  /** A registry holding every built-in plugin type. */
-  static withBuiltins(): PluginRegistry {
-    const r = new PluginRegistry();
-    for (const p of BUILTIN_PLUGINS) r.register(p.type, p.factory);
-    return r;
-  }
 
   /** Registers a plugin type. Type strings are kebab-case and unique. Throws after `freeze()`. */
   register(type: string, factory: PluginFactory): void {

@@ -13,6 +13,7 @@ import { loadConfig, defaultConfigSource, type ConfigSource, type LoadedConfig }
 import { EppMetrics } from '../observability/metrics.ts';
 import { Director } from '../runtime/director.ts';
 import { PluginRegistry } from '../runtime/plugin-registry.ts';
+import { registerBuiltins } from '../plugins/register.ts';
 import {
   METRICS_DATA_SOURCE_TYPE,
   metricsDataSourceFactoryWithDefaults,
@@ -213,7 +214,8 @@ async function loadPluginModules(registry: PluginRegistry, files: readonly strin
 
 /** The built-in plugin types; `metrics-data-source` with the flag defaults when any are given. */
 function builtinRegistry(metricsDefaults: MetricsDataSourceDefaults | undefined): PluginRegistry {
-  const registry = PluginRegistry.withBuiltins();
+  const registry = new PluginRegistry();
+  registerBuiltins(registry);
   if (metricsDefaults !== undefined && Object.values(metricsDefaults).some((v) => v !== undefined)) {
     registry.replace(METRICS_DATA_SOURCE_TYPE, metricsDataSourceFactoryWithDefaults(metricsDefaults));
   }

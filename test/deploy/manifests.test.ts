@@ -23,12 +23,12 @@ import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { buildProgram, discoveryFromFlags, normalizeGoFlags } from '../../src/cli/main.ts';
 import { loadConfig } from '../../src/config/loader.ts';
-import { PluginRegistry } from '../../src/runtime/plugin-registry.ts';
 import { EppMetrics, flowControlMetricsOf } from '../../src/observability/metrics.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startFleet } from '../../src/sim/index.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { EPP_KUSTOMIZATIONS, KUSTOMIZATIONS, KUSTOMIZE_ROOT, REPO, eppArgv, find, needsKubectl, podSpec, render, type Container, type KubeObject, type Probe } from './kustomize.ts';
+import { builtinRegistry } from '../support/registry.ts';
 
 const NAMESPACE = 'llm';
 const IMAGE_UID = Number(/^USER\s+(\d+)/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'))?.[1]);
@@ -207,7 +207,7 @@ test('every EPP container: args parse with the real CLI; ports, probes, Services
         assert.ok(text, `${where}: ConfigMap ${cmName} has no key for ${file}`);
         const loaded = loadConfig(
           { text, origin: `${dir}:${file}` },
-          { registry: PluginRegistry.withBuiltins(), handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }) },
+          { registry: builtinRegistry(), handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }) },
         );
         assert.equal(loaded.profiles.length, 1, `${where}: the mounted config has a profile`);
       }

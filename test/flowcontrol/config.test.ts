@@ -5,13 +5,13 @@ import { loadConfig } from '../../src/config/loader.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { parseQuantity } from '../../src/runtime/flowcontrol/config.ts';
 import { DEFAULT_BAND_MAX_BYTES } from '../../src/runtime/flowcontrol/controller.ts';
-import { PluginRegistry } from '../../src/runtime/plugin-registry.ts';
 import { createRandomSource } from '../../src/util/random.ts';
+import { builtinRegistry } from '../support/registry.ts';
 
 const HEAD = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n';
 const load = (body: string) =>
   loadConfig({ text: HEAD + body, origin: 'fc.yaml' }, {
-    registry: PluginRegistry.withBuiltins(),
+    registry: builtinRegistry(),
     handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
   });
 

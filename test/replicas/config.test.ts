@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import { loadConfig } from '../../src/config/loader.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { RedisCrossReplicaSyncer } from '../../src/plugins/datalayer/syncer/redis-cross-replica-syncer/index.ts';
-import { PluginRegistry } from '../../src/runtime/plugin-registry.ts';
 import { createRandomSource } from '../../src/util/random.ts';
+import { builtinRegistry } from '../support/registry.ts';
 
 function load(dataLayer: string, params = 'url: redis://redis.inference.svc:6379') {
   const text = `apiVersion: inference.networking.x-k8s.io/v1alpha1
@@ -26,7 +26,7 @@ dataLayer:
 ${dataLayer}
 `;
   return loadConfig({ text, origin: 'replica.yaml' }, {
-    registry: PluginRegistry.withBuiltins(),
+    registry: builtinRegistry(),
     handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
   });
 }

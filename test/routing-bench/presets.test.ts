@@ -4,14 +4,14 @@ import { test } from 'node:test';
 import { loadConfig } from '../../src/config/loader.ts';
 import { CONFIG_PRESETS } from '../../src/config/presets.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { PluginRegistry } from '../../src/runtime/plugin-registry.ts';
 import { createRandomSource } from '../../src/util/random.ts';
+import { builtinRegistry } from '../support/registry.ts';
 
 function load(name: string) {
   const text = CONFIG_PRESETS[name];
   assert.ok(text, `preset ${name}`);
   return loadConfig({ text, origin: name }, {
-    registry: PluginRegistry.withBuiltins(),
+    registry: builtinRegistry(),
     handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
   });
 }

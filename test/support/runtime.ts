@@ -5,13 +5,13 @@ import { EppMetrics } from '../../src/observability/metrics.ts';
 import { Director, type RequestInput } from '../../src/runtime/director.ts';
 import type { CompiledHooks } from '../../src/runtime/hooks.ts';
 import { TimerWheel, type TimerSource } from '../../src/util/timer-wheel.ts';
-import { PluginRegistry } from '../../src/runtime/plugin-registry.ts';
 import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../../src/runtime/response-stream.ts';
 import { Scheduler } from '../../src/runtime/scheduler.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { configText, fixedStore } from './epp.ts';
 import { ManualClock, RecordingLogger } from './doubles.ts';
 import { ManualTime } from '../flowcontrol/helpers.ts';
+import { builtinRegistry } from './registry.ts';
 
 /** Native timers that only fire when told (`advance`); `started` counts setTimeout calls, `armed` the pending ones. */
 export class ManualTimers extends ManualTime implements TimerSource {
@@ -42,7 +42,7 @@ export function testDirector(
   const store = fixedStore();
   const config = loadConfig(
     { text: configText(), origin: 'test' },
-    { registry: PluginRegistry.withBuiltins(), handle: (lookup) => ({ logger, clock, random, plugin: lookup, endpoints: () => store.endpoints() }) },
+    { registry: builtinRegistry(), handle: (lookup) => ({ logger, clock, random, plugin: lookup, endpoints: () => store.endpoints() }) },
   );
   const metrics = new EppMetrics();
   const timers = new ManualTimers();
