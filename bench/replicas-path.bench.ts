@@ -16,7 +16,7 @@ import type { Endpoint } from '../src/framework/datalayer.ts';
 import type { IndexSnapshotEntry, PlacementSink, ReplicatedIndex } from '../src/framework/replication.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { approxPrefixCacheProducerFactory, type ApproxPrefixCacheProducer } from '../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
-import { realTimers } from '../src/runtime/flowcontrol/controller.ts';
+import { realTimers } from '../src/util/timers.ts';
 import { systemClock } from '../src/util/clock.ts';
 import { createRandomSource } from '../src/util/random.ts';
 import { makeCandidate, makeEndpoint, makeRequest, makeSchedulingResult } from '../test/support/plugin-fixtures.ts';

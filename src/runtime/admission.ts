@@ -21,7 +21,8 @@ import { flowControlMetricsOf, type EppMetrics, type FlowControlMetrics } from '
 import { estimateTokens } from '../plugins/requestcontrol/inflight-load-producer/index.ts';
 import { SUBSET_CACHE_TTL_MS, SubsetLocator } from './candidates.ts';
 import type { AdmissionController, CandidateLocator, RequestInput } from './director.ts';
-import { FlowController, type FlowControlConfig, type Timers } from './flowcontrol/controller.ts';
+import { FlowController, type FlowControlConfig } from './flowcontrol/controller.ts';
+import type { Timers } from '../util/timers.ts';
 
 const ZERO: InFlightLoad = Object.freeze({ requests: 0, tokens: 0 });
 

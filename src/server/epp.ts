@@ -37,7 +37,7 @@ import type { Server } from '@grpc/grpc-js';
 import type { Datastore } from '../datalayer/datastore.ts';
 import { startResourceSources, type ResourceSources } from '../datalayer/resources/index.ts';
 import { setupAdmission, type AdmissionSetup } from '../runtime/admission.ts';
-import { realTimers, type Timers } from '../runtime/flowcontrol/controller.ts';
+import { realTimers, type Timers } from '../util/timers.ts';
 import { InferenceResources } from '../runtime/objectives.ts';
 import { createCrossReplicaSync, type SyncEngine, type SyncSettings, type SyncTransport } from '../datalayer/sync/index.ts';
 import { RedisCrossReplicaSyncer, REDIS_CROSS_REPLICA_SYNCER_TYPE } from '../plugins/datalayer/syncer/redis-cross-replica-syncer/index.ts';

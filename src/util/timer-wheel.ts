@@ -2,22 +2,14 @@
  * One coarse shared timer for many timeouts (the hook runner's: one native timer, whatever the number of pending
  * hook calls). See the `TimerWheel` comment for the trade.
  */
-/** Native timer functions, injectable so tests can count and drive them. */
-export interface TimerSource {
+import { realTimers, type Timers } from './timers.ts';
+
+/** Timers with a clock (milliseconds), injectable so tests can count and drive them. */
+export interface TimerSource extends Timers {
   now(): number;
-  setTimeout(fire: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
 }
 
-export const SYSTEM_TIMERS: TimerSource = {
-  now: () => performance.now(),
-  setTimeout: (fire, ms) => {
-    const t = setTimeout(fire, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
+export const SYSTEM_TIMERS: TimerSource = { now: () => performance.now(), setTimeout: realTimers.setTimeout, clearTimeout: realTimers.clearTimeout };
 
 /** One pending timeout of the wheel. `cancel()` is idempotent. */
 export interface WheelEntry {

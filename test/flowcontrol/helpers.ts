@@ -1,6 +1,6 @@
 /** Manual time for flow-control tests: a clock and timers that only move when the test says so. */
 import type { Clock } from '../../src/framework/plugin.ts';
-import type { Timers } from '../../src/runtime/flowcontrol/controller.ts';
+import type { Timers } from '../../src/util/timers.ts';
 
 interface Pending {
   readonly at: number;

@@ -19,7 +19,7 @@
  */
 import type { Clock, Logger } from '../../framework/plugin.ts';
 import type { EndpointGauge, IndexSnapshotEntry, PlacementSink, ReplicatedGauges, ReplicatedIndex } from '../../framework/replication.ts';
-import type { Timers } from '../../runtime/flowcontrol/controller.ts';
+import type { Timers } from '../../util/timers.ts';
 import {
   compareIds,
   decodeBatch,

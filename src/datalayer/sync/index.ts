@@ -8,7 +8,7 @@ import type { Clock, Logger, Plugin } from '../../framework/plugin.ts';
 import { isReplicatedGauges, isReplicatedIndex } from '../../framework/replication.ts';
 import { haSyncMetricsOf, type EppMetrics } from '../../observability/metrics.ts';
 import type { RedisCrossReplicaSyncer } from '../../plugins/datalayer/syncer/redis-cross-replica-syncer/index.ts';
-import type { Timers } from '../../runtime/flowcontrol/controller.ts';
+import type { Timers } from '../../util/timers.ts';
 import { SyncEngine, type SyncMetricsSink, type SyncSettings } from './engine.ts';
 import { RedisTransport } from './redis-transport.ts';
 import type { SyncTransport } from './transport.ts';

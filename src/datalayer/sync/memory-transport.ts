@@ -6,7 +6,7 @@
  * and timers, so tests run on a virtual clock with no sleeps.
  */
 import type { Clock, RandomSource } from '../../framework/plugin.ts';
-import type { Timers } from '../../runtime/flowcontrol/controller.ts';
+import type { Timers } from '../../util/timers.ts';
 import { compareIds, idTimeMs } from './codec.ts';
 import type { Snapshot, StreamEntry, SyncTransport } from './transport.ts';
 

@@ -40,6 +40,7 @@ import type { Clock, Logger } from '../../framework/plugin.ts';
 import type { InferenceRequest } from '../../framework/request.ts';
 import type { FlowControlMetrics, FlowControlOutcomeLabel } from '../../observability/metrics.ts';
 import { IndexedHeap } from './heap.ts';
+import { realTimers, type Timers } from '../../util/timers.ts';
 
 export type FlowOutcome = FlowControlOutcomeLabel;
 export const FLOW_OUTCOMES: readonly FlowOutcome[] = ['Dispatched', 'RejectedCapacity', 'RejectedOther', 'EvictedTTL', 'EvictedContextCancelled', 'EvictedOther'];
@@ -70,23 +71,6 @@ export interface FlowControlConfig {
   readonly bands: readonly BandConfig[];
   readonly usageLimit: UsageLimitPolicy;
 }
-
-/** Timer functions, injectable so tests drive time. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realTimers: Timers = {
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout(handle) {
-    clearTimeout(handle as NodeJS.Timeout);
-  },
-};
 
 export interface FlowControllerOptions {
   readonly config: FlowControlConfig;

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { makeHandle, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
 import { FcfsOrderingPolicy } from '../../ordering/fcfs-ordering-policy/index.ts';
-import { makeBand, makeFlow, makeItem } from '../../testing.ts';
+import { makeBand, makeFlow, makeItem } from '../../../../../test/support/flowcontrol-fixtures.ts';
 import { RoundRobinFairnessPolicy, roundRobinFairnessPolicyFactory } from './index.ts';
 
 describe('round-robin-fairness-policy', () => {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { makeHandle, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
-import { makeItem } from '../../testing.ts';
+import { makeItem } from '../../../../../test/support/flowcontrol-fixtures.ts';
 import { SloDeadlineOrderingPolicy, sloDeadlineOrderingPolicyFactory } from './index.ts';
 
 describe('slo-deadline-ordering-policy', () => {

@@ -1,6 +1,6 @@
 /** Test fixtures for flow-control policy tests: queue items, flows and bands. Never imported by a plugin. */
-import type { BandView, FlowQueueView, OrderingPolicy, QueueItem } from '../../framework/flowcontrol.ts';
-import { makeRequest } from '../../../test/support/plugin-fixtures.ts';
+import type { BandView, FlowQueueView, OrderingPolicy, QueueItem } from '../../src/framework/flowcontrol.ts';
+import { makeRequest } from './plugin-fixtures.ts';
 
 let seq = 0;
 
