@@ -19,14 +19,25 @@ export interface StageResult extends ClientStageStats {
   readonly invalid: boolean;
 }
 
+/** sp-reset: resets accepted, periods whose reset was refused until the next one, 409s, mean accept delay (sim s). */
+export interface ResetSummary {
+  readonly done: number;
+  readonly missed: number;
+  readonly refused: number;
+  readonly meanDelayS: number;
+}
+
 export interface PolicyResult {
   readonly policy: string;
+  /** The workload seed of this run (one run per seed and policy). */
+  readonly seed?: number;
   readonly stages: readonly StageResult[];
   /** Highest offered rate before the first stage failing TTFT p90 ≤ target or errors ≤ 1 % (0 = none). */
   readonly maxSustainedRate: number;
   /** A stage up to the first failing one was flagged invalid. */
   readonly sustainedRateInvalid: boolean;
   readonly wallS: number;
+  readonly resets?: ResetSummary;
 }
 
 export interface ScenarioResult {

@@ -31,6 +31,7 @@ import {
   scenarioCharts,
   type BenchResult,
   type PolicyResult,
+  type ResetSummary,
   type ScenarioResult,
   type StageResult,
 } from './report.ts';
@@ -249,7 +250,9 @@ async function runPolicy(
   }, 1000);
 
   const boundaries: { stage: number; realMs: number; samples: Promise<ServerSample[]> }[] = [];
+  const resets = scenario.reset !== undefined ? new CacheResetter(ports[scenario.reset.server] as number, scenario.reset.everyS, o.timeScale) : undefined;
   const loadgen = forkChild('loadgen.ts', '--loadgen-child');
+  resets?.start();
   const isTty = process.stderr.isTTY === true;
   let lastLine = 0;
   const result = await new Promise<{ stages: ClientStageStats[] }>((res, rej) => {
@@ -273,6 +276,7 @@ async function runPolicy(
       scenario,
       load,
       gatewayUrl: `http://127.0.0.1:${epp.gatewayPort}/v1`,
+      serverUrls: ports.map((p) => `http://127.0.0.1:${p}`),
       model: DEFAULT_MODEL_NAME,
       timeScale: o.timeScale,
       earlyStopBacklogS: o.earlyStop ? 10 : 0,
@@ -280,6 +284,7 @@ async function runPolicy(
     } satisfies LoadgenRun);
   });
   if (isTty) process.stderr.write('\n');
+  resets?.stop();
   clearInterval(poll);
   gwLag.disable();
   const snaps = await Promise.all(boundaries.map(async (b) => ({ ...b, s: await b.samples })));
@@ -311,7 +316,95 @@ async function runPolicy(
     };
   });
   const sustained = maxSustained(stages);
-  return { policy, stages, maxSustainedRate: sustained.rate, sustainedRateInvalid: sustained.invalid, wallS: (performance.now() - t0) / 1000 };
+  return {
+    policy,
+    seed: load.seed,
+    stages,
+    maxSustainedRate: sustained.rate,
+    sustainedRateInvalid: sustained.invalid,
+    wallS: (performance.now() - t0) / 1000,
+    ...(resets ? { resets: resets.summary() } : {}),
+  };
+}
+
+function post(url: string): Promise<number> {
+  return new Promise((resolvePost, reject) => {
+    const req = http.request(url, { method: 'POST', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolvePost(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+/**
+ * sp-reset: every `everyS` simulated seconds, `POST /reset_prefix_cache` on one server. The simulator refuses
+ * (409) while requests hold blocks, as vLLM does; a refused reset is retried every 100 simulated ms until it is
+ * accepted or the next period starts (then that period counts as missed). So the reset lands at the first
+ * moment the server has no request holding blocks — what an operator's retrying script gets from vLLM. Under
+ * sustained load such moments can be rare: the counts (done / missed, mean delay) are in the result, and a
+ * policy that never lets the server drain is not penalised by a reset it never had — read them with the rates.
+ */
+class CacheResetter {
+  readonly #url: string;
+  readonly #periodMs: number;
+  readonly #retryMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #pendingSince = 0;
+  #done = 0;
+  #missed = 0;
+  #refused = 0;
+  readonly #delays: number[] = [];
+  readonly #timeScale: number;
+
+  constructor(port: number, everyS: number, timeScale: number) {
+    this.#url = `http://127.0.0.1:${port}/reset_prefix_cache`;
+    this.#periodMs = everyS * 1000 * timeScale;
+    this.#retryMs = 100 * timeScale;
+    this.#timeScale = timeScale;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => {
+      if (this.#pendingSince > 0) this.#missed++;
+      this.#pendingSince = Date.now();
+      clearTimeout(this.#retry);
+      this.#attempt();
+    }, this.#periodMs);
+  }
+
+  #attempt(): void {
+    void post(this.#url).then(
+      (status) => {
+        if (this.#pendingSince === 0) return;
+        if (status === 200) {
+          this.#done++;
+          this.#delays.push((Date.now() - this.#pendingSince) / 1000 / this.#timeScale);
+          this.#pendingSince = 0;
+        } else {
+          this.#refused++;
+          this.#retry = setTimeout(() => this.#attempt(), this.#retryMs);
+        }
+      },
+      () => {
+        if (this.#pendingSince !== 0) this.#retry = setTimeout(() => this.#attempt(), this.#retryMs);
+      },
+    );
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    clearTimeout(this.#retry);
+    if (this.#pendingSince > 0) this.#missed++;
+    this.#pendingSince = 0;
+  }
+
+  summary(): ResetSummary {
+    return { done: this.#done, missed: this.#missed, refused: this.#refused, meanDelayS: mean(this.#delays) };
+  }
 }
 
 // ------------------------------------------------------------------ main
