@@ -19,7 +19,8 @@ import http from 'node:http';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { CONFIG_PRESETS } from '../../src/config/presets.ts';
+import { CONFIG_PRESETS, presetNeedsKvEvents } from '../../src/config/presets.ts';
+import { LABEL_KV_EVENTS_ENDPOINT } from '../../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startEpp } from '../../src/server/epp.ts';
 import { DEFAULT_MODEL_NAME } from '../../src/sim/config.ts';
@@ -171,14 +172,22 @@ function forkChild(file: string, flag: string): ChildProcess {
   return fork(join(HERE, file), [flag], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
-async function startFleetProcess(scenario: ScenarioSpec, timeScale: number): Promise<{ child: ChildProcess; ports: number[] }> {
+async function startFleetProcess(
+  scenario: ScenarioSpec,
+  timeScale: number,
+  kvEvents: boolean,
+): Promise<{ child: ChildProcess; ports: number[]; kvEventsEndpoints: string[] }> {
   const child = forkChild('fleet-process.ts', '--fleet-child');
-  const ready = new Promise<number[]>((res, rej) => {
-    child.once('message', (m: FleetReply) => (m.type === 'ready' ? res(m.ports) : rej(new Error('fleet did not start'))));
+  const ready = new Promise<{ ports: number[]; kvEventsEndpoints: string[] }>((res, rej) => {
+    child.once('message', (m: FleetReply) => (m.type === 'ready' ? res(m) : rej(new Error('fleet did not start'))));
     child.once('exit', (code) => rej(new Error(`fleet process exited (${code})`)));
   });
-  child.send({ type: 'start', servers: scenario.servers, timeScale, serverOptions: {}, perServer: scenario.perServer ?? {} } satisfies FleetStart);
-  return { child, ports: await ready };
+  // KV-event publishers (ZeroMQ, OS-picked ports) only for the policies that read them: they cost the fleet's
+  // process CPU, not simulated time.
+  const serverOptions = kvEvents ? { kvEventsEndpoint: 'tcp://127.0.0.1:*' } : {};
+  child.send({ type: 'start', servers: scenario.servers, timeScale, serverOptions, perServer: scenario.perServer ?? {} } satisfies FleetStart);
+  const r = await ready;
+  return { child, ports: r.ports, kvEventsEndpoints: r.kvEventsEndpoints };
 }
 
 async function stopFleetProcess(child: ChildProcess): Promise<void> {
@@ -210,7 +219,21 @@ async function runPolicy(
   benchStart: number,
 ): Promise<PolicyResult> {
   const t0 = performance.now();
-  const { child: fleet, ports } = await startFleetProcess(scenario, o.timeScale);
+  const config = o.configs.get(policy) as { text: string; origin: string };
+  const kvEvents = presetNeedsKvEvents(config.text);
+  const { child: fleet, ports, kvEventsEndpoints } = await startFleetProcess(scenario, o.timeScale, kvEvents);
+  // With KV events, the endpoints (and their event addresses, as labels) go through an endpoints file.
+  let discovery: { endpoints: string[] } | { endpointsFile: string } = { endpoints: ports.map((p) => `127.0.0.1:${p}`) };
+  if (kvEvents) {
+    const file = join(o.out, `endpoints-${process.pid}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        endpoints: ports.map((p, i) => ({ address: '127.0.0.1', port: p, name: `sim-${i}`, labels: { [LABEL_KV_EVENTS_ENDPOINT]: kvEventsEndpoints[i] } })),
+      }),
+    );
+    discovery = { endpointsFile: file };
+  }
   const epp = await startEpp({
     extProc: false,
     grpcPort: 0,
@@ -218,8 +241,8 @@ async function runPolicy(
     host: '127.0.0.1',
     secureServing: false,
     gateway: { port: 0, host: '127.0.0.1' },
-    discovery: { endpoints: ports.map((p) => `127.0.0.1:${p}`), refreshIntervalMs: Math.round(50 * o.timeScale) },
-    config: o.configs.get(policy) as { text: string; origin: string },
+    discovery: { ...discovery, refreshIntervalMs: Math.round(50 * o.timeScale) },
+    config,
     logger: silentLogger(),
     shutdownGraceMs: 500,
   });
