@@ -37,6 +37,8 @@ import {
   type StageResult,
 } from './report.ts';
 import { mean, type ClientStageStats } from './stats.ts';
+import { repetitions } from '../support/alternate.ts';
+import { combinedMaxSustained, refineRates } from './seeds.ts';
 import { defaultLoad, SCENARIOS, totalDurationS, type LoadSpec, type ScenarioSpec } from './workload.ts';
 
 const HERE = import.meta.dirname;
@@ -55,11 +57,21 @@ interface Options {
   seed: number;
   lagLimitMs: number;
   earlyStop: boolean;
+  /** Runs per (scenario, policy), seeds seed, seed + 1, …; policy order shuffled per seed. */
+  seeds: number;
+  /** Rates measured inside each run's knee bracket by a second short ladder (0 = no refinement). */
+  refine: number;
   out: string;
   docs: boolean;
 }
 
-function parseArgs(argv: readonly string[]): Options {
+/** `--quick` (< 10 min on an idle machine): the scenario that discriminates, the policies that matter, one seed. */
+export const QUICK_SCENARIOS = ['sp-pressure'] as const;
+export const QUICK_POLICIES = ['round-robin', 'upstream-default', 'epp-default', 'approx-sticky', 'precise-sticky'] as const;
+/** Without `--scenarios`: issue 18's scenarios (cache pressure and divergence) and the earlier ones at load. */
+export const FULL_SCENARIOS = ['sp-pressure', 'sp-overflow', 'sp-reset', 'sp-bypass', 'sp-cancel', 'sp-multiturn', 'sp-faults', 'sp-main', 'sp-skewed', 'sp-hetero', 'sp-low-overlap'] as const;
+
+export function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     quick: false,
     scenarios: [],
@@ -72,9 +84,12 @@ function parseArgs(argv: readonly string[]): Options {
     seed: 20260910,
     lagLimitMs: 5,
     earlyStop: true,
+    seeds: -1,
+    refine: -1,
     out: join(HERE, 'results'),
     docs: false,
   };
+  let policiesGiven = false;
   const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -85,7 +100,10 @@ function parseArgs(argv: readonly string[]): Options {
     };
     if (a === '--quick') o.quick = true;
     else if (a === '--scenarios') o.scenarios = list(next());
-    else if (a === '--policies') o.policies = list(next());
+    else if (a === '--policies') {
+      o.policies = list(next());
+      policiesGiven = true;
+    }
     else if (a === '--rates') o.rates = list(next()).map(Number);
     else if (a === '--stage-s') o.stageS = Number(next());
     else if (a === '--warmup-s') o.warmupS = Number(next());
@@ -93,11 +111,18 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--seed') o.seed = Number(next());
     else if (a === '--lag-limit-ms') o.lagLimitMs = Number(next());
     else if (a === '--no-early-stop') o.earlyStop = false;
+    else if (a === '--seeds') o.seeds = Number(next());
+    else if (a === '--refine') o.refine = Number(next());
     else if (a === '--out') o.out = resolve(next());
     else if (a === '--docs') o.docs = true;
     else throw new Error(`unknown option ${a} (see the header of bench/routing/run.ts)`);
   }
-  if (o.scenarios.length === 0) o.scenarios = o.quick ? ['sp-main'] : ['sp-main', 'sp-low-overlap', 'sp-hetero'];
+  if (o.scenarios.length === 0) o.scenarios = o.quick ? [...QUICK_SCENARIOS] : [...FULL_SCENARIOS];
+  if (o.quick && !policiesGiven) o.policies = [...QUICK_POLICIES];
+  if (o.seeds < 0) o.seeds = o.quick ? 1 : 3;
+  if (o.refine < 0) o.refine = o.quick ? 0 : 3;
+  if (!Number.isInteger(o.seeds) || o.seeds < 1) throw new Error('--seeds needs a positive integer');
+  if (!Number.isInteger(o.refine) || o.refine < 0) throw new Error('--refine needs an integer >= 0');
   for (const s of o.scenarios) if (!SCENARIOS[s]) throw new Error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(', ')}`);
   o.policies = o.policies.map((p) => {
     const eq = p.indexOf('=');
@@ -442,11 +467,12 @@ async function main(): Promise<void> {
     ...(o.stageS !== undefined ? { stageS: o.stageS } : {}),
     ...(o.warmupS !== undefined ? { warmupS: o.warmupS } : {}),
   });
-  const command = `npm run bench:routing --${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`;
-  const worst = o.scenarios.length * o.policies.length * (totalDurationS(load) * o.timeScale + 5);
+  const command = `epp bench routing${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`;
+  const refinePass = (o.refine > 0 ? load.warmup.duration + o.refine * (load.stages[0]?.duration ?? 0) : 0) * o.timeScale;
+  const worst = o.scenarios.length * o.policies.length * o.seeds * (totalDurationS(load) * o.timeScale + 5 + refinePass);
   process.stderr.write(
-    `routing benchmark: ${o.scenarios.join(', ')} × ${o.policies.length} policies, ladder ${load.stages.map((s) => s.rate).join('/')} req/s × ${load.stages[0]?.duration} s ` +
-      `(warm-up ${load.warmup.rate} req/s × ${load.warmup.duration} s), time scale ${o.timeScale}; at most ~${Math.ceil(worst / 60)} min\n`,
+    `routing benchmark: ${o.scenarios.join(', ')} × ${o.policies.length} policies × ${o.seeds} seed(s), ladder ${load.stages.map((s) => s.rate).join('/')} req/s × ${load.stages[0]?.duration} s ` +
+      `(warm-up ${load.warmup.rate} req/s × ${load.warmup.duration} s), ${o.refine > 0 ? `${o.refine} refinement rates per knee, ` : ''}time scale ${o.timeScale}; at most ~${Math.ceil(worst / 60)} min\n`,
   );
   const started = new Date().toISOString();
   const loadAverageAtStart = os.loadavg();
@@ -465,6 +491,8 @@ async function main(): Promise<void> {
         ttftTargetS: 2,
         lagLimitMs: o.lagLimitMs,
         quick: o.quick,
+        seeds: o.seeds,
+        refine: o.refine,
         wallS: (performance.now() - benchStart) / 1000,
       },
       scenarios,
@@ -476,12 +504,32 @@ async function main(): Promise<void> {
   for (const [si, name] of o.scenarios.entries()) {
     const scenario = SCENARIOS[name] as ScenarioSpec;
     const policies: PolicyResult[] = [];
-    for (const [pi, policy] of o.policies.entries()) {
-      const label = `[${name} ${si + 1}/${o.scenarios.length}, policy ${pi + 1}/${o.policies.length}]`;
-      const r = await runPolicy(scenario, load, policy, o, label, benchStart);
+    // Every policy once per seed, in a seeded order shuffled per seed (bench/support/alternate.ts).
+    await repetitions(o.policies, { repetitions: o.seeds, seed: o.seed }, async (policy, rep) => {
+      const pi = o.policies.indexOf(policy);
+      const seed = o.seed + rep;
+      const label = `[${name} ${si + 1}/${o.scenarios.length}, seed ${rep + 1}/${o.seeds}, policy ${pi + 1}/${o.policies.length}]`;
+      const seedLoad = { ...load, seed };
+      const ladder = await runPolicy(scenario, seedLoad, policy, o, label, benchStart);
+      const rates = refineRates(ladder.stages, o.refine);
+      let r: PolicyResult = ladder;
+      if (rates.length > 0) {
+        process.stderr.write(`${label} ${policy}: refining the knee at ${rates.join('/')} req/s\n`);
+        const refine = await runPolicy(scenario, { ...seedLoad, stages: rates.map((rate) => ({ rate, duration: load.stages[0]?.duration ?? 10 })) }, policy, o, label, benchStart);
+        const combined = combinedMaxSustained(ladder.stages, refine.stages);
+        r = {
+          ...ladder,
+          refineStages: refine.stages,
+          ladderMaxSustainedRate: ladder.maxSustainedRate,
+          maxSustainedRate: combined.rate,
+          sustainedRateInvalid: combined.invalid,
+          wallS: ladder.wallS + refine.wallS,
+        };
+      }
       policies.push(r);
       process.stderr.write(`${label} ${policy}: max rate with TTFT p90 ≤ 2 s = ${r.maxSustainedRate} req/s${r.sustainedRateInvalid ? ' (a stage was flagged INVALID by event-loop lag)' : ''} (${Math.round(r.wallS)} s)\n`);
-    }
+    });
+    policies.sort((a, b) => o.policies.indexOf(a.policy) - o.policies.indexOf(b.policy) || (a.seed ?? 0) - (b.seed ?? 0));
     const sc: ScenarioResult = { scenario: name, description: scenario.description, load, policies };
     scenarios.push(sc);
     const charts = scenarioCharts(sc);
