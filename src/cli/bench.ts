@@ -14,6 +14,7 @@ const ROOT = resolve(import.meta.dirname, '../..');
 /** The benchmark scripts `epp bench <name>` runs, relative to the repository root. */
 export const BENCHES: Readonly<Record<string, string>> = {
   routing: 'bench/routing/run.ts',
+  calibrate: 'bench/routing/calibrate.ts',
 };
 
 /** The child process's argument vector for `epp bench <name> <args>` (exported for tests). */
