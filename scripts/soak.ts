@@ -26,6 +26,7 @@ import { http, sampleValue } from '../test/observability/helpers.ts';
 import { RawExtProcClient } from '../test/hardening/raw-ext-proc.ts';
 import { runStorm, type StormResult } from '../test/hardening/storm.ts';
 import { freePort } from '../src/util/free-port.ts';
+import { waitFor } from './wait-for.ts';
 
 const { values } = parseArgs({
   options: {
@@ -49,19 +50,6 @@ const checkpoints = Math.max(2, Number(values.checkpoints));
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-async function waitFor(cond: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    try {
-      if (await cond()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const [grpcPort, metricsPort] = [await freePort(), await freePort()];

@@ -8,7 +8,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
 import { tracingEnabled } from '../observability/tracing-env.ts';
 import { createLogger } from '../observability/logger.ts';
-import { configSourceFrom, startEpp, type DiscoveryOptions, type EppOptions } from '../server/epp.ts';
+import { configSourceFrom, DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT, startEpp, type DiscoveryOptions, type EppOptions } from '../server/epp.ts';
+import { DEFAULT_GATEWAY_LIMITS } from '../server/gateway/limits.ts';
+import { DEFAULT_MAX_EXTRA_MODEL_LABELS } from '../observability/metrics.ts';
 import type { Logger } from '../framework/plugin.ts';
 import type { MetricsDataSourceDefaults } from '../plugins/datalayer/source/metrics-data-source/index.ts';
 import { addDemoCommand } from './demo.ts';
@@ -54,7 +56,6 @@ function collect(value: string, previous: string[] | undefined): string[] {
 
 /** Upstream flags we accept for compatibility but do not act on yet; setting one logs a warning. */
 const ACCEPTED_NOT_IMPLEMENTED = [
-  ['metrics-endpoint-auth', 'bool'],
   ['enable-pprof', 'bool'],
   ['ha-enable-leader-election', 'bool'],
   ['zap-devel', 'bool'],
@@ -98,18 +99,74 @@ function addCoreOptions(cmd: Command): Command {
     .addOption(new Option('--response-queue-limit <n>', 'pending chunk-hook items per stream').default(1024).argParser(int('response-queue-limit', 1, 1 << 20)))
     .addOption(new Option('--response-queue-overflow <policy>', 'when a stream queue is full: drop (skip those chunks\' hooks) or block (the reply waits)').choices(['drop', 'block']).default('drop'))
     .addOption(new Option('--response-chunk-hooks <mode>', 'async: chunk hooks off the critical path; inline: each reply waits for them').choices(['async', 'inline']).default('async'))
-    .addOption(new Option('--max-request-body-bytes <n>', 'larger request bodies get 413').default(64 * 1024 * 1024).argParser(int('max-request-body-bytes', 1, 2 ** 31)))
+    .addOption(new Option('--max-request-body-bytes <n>', 'larger request bodies get 413').default(DEFAULT_MAX_REQUEST_BODY_BYTES).argParser(int('max-request-body-bytes', 1, 2 ** 31)))
     .addOption(new Option('--shutdown-grace-period <duration>', 'on SIGTERM, how long open requests may finish').default(30_000, '30s').argParser(duration('shutdown-grace-period')))
     .addOption(new Option('--refresh-prometheus-metrics-interval <duration>', 'how often the inference_pool_* gauges are recomputed').default(5_000, '5s').argParser(duration('refresh-prometheus-metrics-interval')))
     .addOption(new Option('--metrics-staleness-threshold <duration>', 'endpoint metrics older than this do not count in the pool gauges').default(2_000, '2s').argParser(duration('metrics-staleness-threshold')))
     .addOption(new Option('--tracing [bool]', 'OpenTelemetry request spans (default: on only when OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT is set)').argParser(bool('tracing')))
     .addOption(new Option('-v, --v <level>', 'log verbosity: 2 default, 3 verbose, 4 debug, 5 trace').default(2).argParser(int('v', -100, 100)));
+  addLimitOptions(cmd);
   for (const [name, kind] of ACCEPTED_NOT_IMPLEMENTED) {
     const opt = kind === 'bool' ? new Option(`--${name} [bool]`).argParser(bool(name)) : new Option(`--${name} <value>`);
     cmd.addOption(opt.hideHelp());
   }
   for (const name of REMOVED_METRIC_FLAGS) cmd.addOption(new Option(`--${name} <value>`).hideHelp());
   return cmd;
+}
+
+/** Limits against hostile clients and broken upstreams (docs/operations.md, "Limits"). */
+function addLimitOptions(cmd: Command): void {
+  const d = DEFAULT_GATEWAY_LIMITS;
+  const ms = (flag: string, text: string, def: number, shown: string) => new Option(`--${flag} <duration>`, text).default(def, shown).argParser(duration(flag));
+  cmd
+    .addOption(new Option('--max-request-body-bytes-in-flight <n>', 'request-body bytes held at once across all requests; beyond → 429 (0 = unlimited)').default(DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT).argParser(int('max-request-body-bytes-in-flight', 0, 2 ** 40)))
+    .addOption(new Option('--max-buffered-response-bytes <n>', 'non-streaming responses are buffered for the hooks up to this size; beyond, passed through (usage unknown)').default(d.maxBufferedResponseBytes).argParser(int('max-buffered-response-bytes', 0, 2 ** 31)))
+    .addOption(new Option('--metrics-max-model-labels <n>', 'model names kept as metric labels beyond the known ones (served, rewrites); the rest are "other"').default(DEFAULT_MAX_EXTRA_MODEL_LABELS).argParser(int('metrics-max-model-labels', 0, 100_000)))
+    .addOption(ms('gateway-headers-timeout', 'gateway: time a client has to send its request headers (also for a connection that sends nothing)', d.headersTimeoutMs, '10s'))
+    .addOption(ms('gateway-body-idle-timeout', 'gateway: a request body that receives nothing for this long gets 408', d.bodyIdleTimeoutMs, '30s'))
+    .addOption(ms('gateway-keep-alive-timeout', 'gateway: idle keep-alive connections are closed after this long', d.keepAliveTimeoutMs, '30s'))
+    .addOption(new Option('--gateway-max-connections <n>', 'gateway: concurrent client connections (0 = unlimited)').default(d.maxConnections).argParser(int('gateway-max-connections', 0, 1 << 20)))
+    .addOption(new Option('--gateway-max-header-bytes <n>', 'gateway: request line + headers size; larger gets 431').default(d.maxHeaderBytes).argParser(int('gateway-max-header-bytes', 1024, 1 << 20)))
+    .addOption(new Option('--gateway-allowed-paths <list>', 'gateway: POST paths proxied upstream, comma-separated (model-server admin paths only when listed)').default(d.allowedPaths.join(','), 'the OpenAI inference paths'))
+    .addOption(ms('upstream-connect-timeout', 'gateway: connecting to the model server (→ 504)', d.upstreamConnectTimeoutMs, '5s'))
+    .addOption(ms('upstream-headers-timeout', 'gateway: from sending the request to the response headers (→ 504)', d.upstreamHeadersTimeoutMs, '5m'))
+    .addOption(ms('upstream-idle-timeout', 'gateway: a response that receives nothing for this long is ended (0 = never)', d.upstreamIdleTimeoutMs, '1m'))
+    .addOption(new Option('--metrics-endpoint-auth [bool]', '/metrics needs a bearer token: Kubernetes TokenReview + SubjectAccessReview, or --metrics-auth-token-file').default(false).argParser(bool('metrics-endpoint-auth')))
+    .addOption(new Option('--metrics-auth-token-file <path>', 'with --metrics-endpoint-auth: accept the bearer token(s) in this file (one per line) instead of asking Kubernetes'))
+    .addOption(ms('request-deadline', 'gateway: whole-request deadline (0 = none)', d.requestDeadlineMs, '0'));
+}
+
+function limitOptions(opts: Record<string, unknown>): Pick<EppOptions, 'maxRequestBodyBytesInFlight' | 'maxBufferedResponseBytes' | 'maxExtraModelLabels' | 'gatewayLimits' | 'metricsAuth'> {
+  const tokenFile = typeof opts.metricsAuthTokenFile === 'string' && opts.metricsAuthTokenFile !== '' ? opts.metricsAuthTokenFile : undefined;
+  if (tokenFile !== undefined && opts.metricsEndpointAuth !== true) {
+    throw new EppConfigError('--metrics-auth-token-file is set but --metrics-endpoint-auth is off', 'add --metrics-endpoint-auth=true (or drop the token file)');
+  }
+  const kubeconfig = typeof opts.kubeconfig === 'string' && opts.kubeconfig !== '' ? opts.kubeconfig : undefined;
+  const paths = String(opts.gatewayAllowedPaths)
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  for (const p of paths) {
+    if (!p.startsWith('/')) throw new EppConfigError(`--gateway-allowed-paths: '${p}' is not a path`, 'list absolute paths, e.g. --gateway-allowed-paths=/v1/chat/completions,/v1/completions');
+  }
+  return {
+    maxRequestBodyBytesInFlight: opts.maxRequestBodyBytesInFlight as number,
+    maxBufferedResponseBytes: opts.maxBufferedResponseBytes as number,
+    maxExtraModelLabels: opts.metricsMaxModelLabels as number,
+    ...(opts.metricsEndpointAuth === true ? { metricsAuth: { ...(tokenFile ? { tokenFile } : {}), ...(kubeconfig ? { kubeconfig } : {}) } } : {}),
+    gatewayLimits: {
+      headersTimeoutMs: opts.gatewayHeadersTimeout as number,
+      bodyIdleTimeoutMs: opts.gatewayBodyIdleTimeout as number,
+      keepAliveTimeoutMs: opts.gatewayKeepAliveTimeout as number,
+      maxConnections: opts.gatewayMaxConnections as number,
+      maxHeaderBytes: opts.gatewayMaxHeaderBytes as number,
+      allowedPaths: paths,
+      upstreamConnectTimeoutMs: opts.upstreamConnectTimeout as number,
+      upstreamHeadersTimeoutMs: opts.upstreamHeadersTimeout as number,
+      upstreamIdleTimeoutMs: opts.upstreamIdleTimeout as number,
+      requestDeadlineMs: opts.requestDeadline as number,
+    },
+  };
 }
 
 /** Checks removed/ignored flags and builds the options shared by serve and gateway. */
@@ -138,6 +195,7 @@ function coreOptions(opts: Record<string, unknown>, logger: Logger): Omit<EppOpt
       chunkHookMode: opts.responseChunkHooks as 'async' | 'inline',
     },
     maxRequestBodyBytes: opts.maxRequestBodyBytes as number,
+    ...limitOptions(opts),
     shutdownGraceMs: opts.shutdownGracePeriod as number,
     poolMetricsRefreshMs: opts.refreshPrometheusMetricsInterval as number,
     metricsStalenessMs: opts.metricsStalenessThreshold as number,
@@ -174,7 +232,8 @@ function addServeCommand(program: Command): void {
     .addOption(new Option('--enable-cert-reload [bool]', 'reload --cert-path when its files change (open streams are kept)').default(false).argParser(bool('enable-cert-reload')))
     .addOption(new Option('--health-checking [bool]', 'also serve grpc.health.v1 on the ext_proc port').default(false).argParser(bool('health-checking')))
     .addOption(new Option('--gateway-port <port>', 'also run the embedded OpenAI-compatible gateway on this port').argParser(int('gateway-port', 0, 65535)))
-    .addOption(new Option('--gateway-host <host>', 'listen address of the embedded gateway').default('127.0.0.1'));
+    .addOption(new Option('--gateway-host <host>', 'listen address of the embedded gateway').default('127.0.0.1'))
+    .addOption(new Option('--ext-proc-idle-timeout <duration>', 'an ext_proc stream that receives no message for this long is ended (0 = never)').default(DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, '10m').argParser(duration('ext-proc-idle-timeout')));
   addCoreOptions(cmd).action(async (opts: Record<string, unknown>) => {
     const logger = createLogger({ verbosity: opts.v as number });
     const epp = await startEpp({
@@ -186,6 +245,7 @@ function addServeCommand(program: Command): void {
       certReload: opts.enableCertReload as boolean,
       metricsPort: opts.metricsPort as number,
       healthChecking: opts.healthChecking as boolean,
+      extProcIdleTimeoutMs: opts.extProcIdleTimeout as number,
       ...(typeof opts.gatewayPort === 'number' ? { gateway: { port: opts.gatewayPort, host: opts.gatewayHost as string } } : {}),
     });
     closeOnSignal(() => epp.close(), logger);
@@ -208,6 +268,8 @@ function addGatewayCommand(program: Command): void {
       grpcHealthPort: -1,
       secureServing: false,
       gateway: { port: opts.port as number, host: opts.host as string },
+      // The admin server (/metrics) binds where the gateway does: loopback unless --host says otherwise.
+      host: opts.host as string,
       ...(typeof opts.metricsPort === 'number' ? { metricsPort: opts.metricsPort } : {}),
     });
     process.stdout.write(`gateway listening on http://${opts.host as string}:${epp.gatewayPort}/v1\n`);

@@ -6,6 +6,12 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Endpoint } from '../framework/datalayer.ts';
+import { LabelBound } from './label-bound.ts';
+
+/** Distinct model names (beyond the known ones) kept as labels before the rest become `other`. */
+export const DEFAULT_MAX_EXTRA_MODEL_LABELS = 32;
+/** Distinct fairness ids kept as labels before the rest become `other`. */
+export const DEFAULT_MAX_FAIRNESS_LABELS = 64;
 
 /** Exponential buckets: `count` values starting at `start`, each `factor` times the previous. */
 function exponential(start: number, factor: number, count: number): number[] {
@@ -67,6 +73,17 @@ export class EppMetrics {
   readonly activeStreams: Gauge<'data_plane'>;
   readonly certificateReloads: Counter<'result'>;
   readonly certificateExpiry: Gauge<'source'>;
+  readonly pluginErrors: Counter<'extension_point' | 'plugin_type' | 'plugin_name'>;
+  readonly responseBufferOverflows: Counter<'data_plane'>;
+  readonly bodyBudgetRejections: Counter<'data_plane'>;
+  readonly upstreamTimeouts: Counter<'phase'>;
+  readonly clientTimeouts: Counter<'data_plane' | 'phase'>;
+  readonly metricsAuthFailures: Counter<'reason'>;
+
+  /** Model names as labels: known ones (served, rewrite rules) plus a bounded number of others, then `other`. */
+  readonly modelLabels = new LabelBound(DEFAULT_MAX_EXTRA_MODEL_LABELS);
+  /** Fairness ids (a client header) as labels, bounded the same way. */
+  readonly fairnessLabels = new LabelBound(DEFAULT_MAX_FAIRNESS_LABELS);
 
   #pool: PoolSource | undefined;
   #prefixIndexers: ReadonlyArray<{ readonly size: number }> = [];
@@ -297,6 +314,47 @@ export class EppMetrics {
       labelNames: ['source'],
       registers: r,
     });
+    this.pluginErrors = new Counter({
+      name: 'epp_plugin_errors_total',
+      help: 'Scheduling plugin calls (filter, scorer, picker) that threw; the request got a 500 naming the plugin.',
+      labelNames: ['extension_point', 'plugin_type', 'plugin_name'],
+      registers: r,
+    });
+    this.responseBufferOverflows = new Counter({
+      name: 'epp_response_buffer_overflows_total',
+      help: 'Non-streaming responses larger than the response buffer cap: passed through unbuffered, usage unknown.',
+      labelNames: ['data_plane'],
+      registers: r,
+    });
+    this.bodyBudgetRejections = new Counter({
+      name: 'epp_request_body_budget_rejections_total',
+      help: 'Requests answered 429 because the in-flight request-body byte budget was exhausted.',
+      labelNames: ['data_plane'],
+      registers: r,
+    });
+    this.upstreamTimeouts = new Counter({
+      name: 'epp_gateway_upstream_timeouts_total',
+      help: 'Embedded gateway: upstream requests ended by a timeout, by phase (connect, headers: 504; idle, deadline: stream ended).',
+      labelNames: ['phase'],
+      registers: r,
+    });
+    this.clientTimeouts = new Counter({
+      name: 'epp_client_timeouts_total',
+      help: 'Clients (or proxy streams) closed for being idle too long, by data plane and phase.',
+      labelNames: ['data_plane', 'phase'],
+      registers: r,
+    });
+    this.metricsAuthFailures = new Counter({
+      name: 'epp_metrics_auth_failures_total',
+      help: 'Refused /metrics scrapes with --metrics-endpoint-auth, by reason (missing, invalid, forbidden, error).',
+      labelNames: ['reason'],
+      registers: r,
+    });
+  }
+
+  /** The label for a (client-controlled) model name: see `modelLabels`. */
+  modelLabel(model: string): string {
+    return this.modelLabels.label(model);
   }
 
   /** Pool whose endpoints feed `inference_pool_per_pod_queue_size` at scrape time and `refreshPoolGauges`. */
@@ -358,6 +416,9 @@ export type FlowControlOutcomeLabel =
 
 /** Flow-control metrics: upstream's `inference_extension_flow_control_*` plus our outcome counter. */
 export class FlowControlMetrics {
+  /** Bounds client-controlled label values (model names, fairness ids); identity when not bound to EppMetrics. */
+  modelLabel: (model: string) => string = (m) => m;
+  fairnessLabel: (id: string) => string = (f) => f;
   readonly queueDuration: Histogram<'fairness_id' | 'priority' | 'outcome' | 'inference_pool' | 'model_name' | 'target_model_name'>;
   readonly enqueueDuration: Histogram<'fairness_id' | 'priority' | 'outcome'>;
   readonly dispatchCycleDuration: Histogram;
@@ -432,6 +493,8 @@ export function flowControlMetricsOf(metrics: EppMetrics): FlowControlMetrics {
   let m = flowControlMetrics.get(metrics.registry);
   if (m === undefined) {
     m = new FlowControlMetrics(metrics.registry);
+    m.modelLabel = (model) => metrics.modelLabels.label(model);
+    m.fairnessLabel = (id) => metrics.fairnessLabels.label(id);
     flowControlMetrics.set(metrics.registry, m);
   }
   return m;

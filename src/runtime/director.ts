@@ -18,7 +18,7 @@ import { isThenable } from '../util/deferred.ts';
 import type { CompiledHooks } from './hooks.ts';
 import { DEFAULT_FAIRNESS_ID, FAIRNESS_ID_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER } from './headers.ts';
 import { ResponseStream, type ResponsePathOptions } from './response-stream.ts';
-import { primaryTargets, type Scheduler } from './scheduler.ts';
+import { PluginFailure, primaryTargets, type Scheduler } from './scheduler.ts';
 import type { Reachability } from './reachability.ts';
 
 /** Upstream's overall deadline for the prepareData chain. */
@@ -114,10 +114,11 @@ const encoder = new TextEncoder();
 export class Director {
   readonly #o: DirectorOptions;
   readonly #live = new Set<ResponseStream>();
+  readonly #failedPlugins = new Set<string>();
   #idleWaiters: Array<() => void> = [];
   readonly #responseCtx;
   readonly #onSettled = (s: ResponseStream): void => {
-    if (this.#live.delete(s)) this.#o.metrics.runningRequests.dec({ model_name: s.info.request.incomingModel });
+    if (this.#live.delete(s)) this.#o.metrics.runningRequests.dec({ model_name: s.modelLabels.model_name });
     this.#o.admission?.released?.(s.info.request);
     if (this.#live.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
   };
@@ -212,7 +213,7 @@ export class Director {
     // From here on the request is scheduled: its completion hooks must run exactly once.
     const response = new ResponseStream(this.#responseCtx, request, primary, (streaming) => o.parser.createResponseParser(streaming, body), this.#onSettled);
     this.#live.add(response);
-    o.metrics.runningRequests.inc({ model_name: model });
+    o.metrics.runningRequests.inc({ model_name: response.modelLabels.model_name });
     try {
       if (o.hooks.preRequest !== null) await this.#preRequest(request, result);
       let out: Uint8Array;
@@ -221,7 +222,7 @@ export class Director {
         body.payload.model = targetModel;
         out = encoder.encode(JSON.stringify(body.payload));
       }
-      const labels = { model_name: model, target_model_name: targetModel };
+      const labels = response.modelLabels;
       o.metrics.requestTotal.inc({ ...labels, priority: String(priority) });
       o.metrics.requestSizes.observe(labels, out.length);
       return { request, targets, destination: targets.map((t) => t.hostPort).join(','), body: out, response };
@@ -256,10 +257,21 @@ export class Director {
       // A profile handler may return no primary result: that is a scheduling failure too (429), not a crash.
       targets = primaryTargets(result).map((c) => c.endpoint);
     } catch (err) {
+      if (err instanceof PluginFailure) throw this.#pluginFailed(err, request.requestId);
       throw new EppError('ResourceExhausted', `failed to find target endpoint: ${toError(err).message}`, { cause: err });
     }
     request.schedulingResult = result;
     return targets;
+  }
+
+  /** A scheduling plugin threw: 500 naming it; logged once per plugin (with the stack), counted by the scheduler. */
+  #pluginFailed(err: PluginFailure, requestId: string): EppError {
+    const key = `${err.extensionPoint}/${err.plugin.typedName.type}/${err.plugin.typedName.name}`;
+    if (!this.#failedPlugins.has(key)) {
+      this.#failedPlugins.add(key);
+      this.#o.logger.error({ requestId, plugin: err.plugin.typedName.name, type: err.plugin.typedName.type, extensionPoint: err.extensionPoint, err: err.cause }, 'scheduling plugin threw; its requests fail with 500 (logged once per plugin, counted in epp_plugin_errors_total)');
+    }
+    return new EppError('Internal', `scheduling failed: ${err.extensionPoint} plugin '${err.plugin.typedName.name}' threw`, { cause: err });
   }
 
   async #prepareData(request: InferenceRequest, candidates: readonly Candidate[], clientSignal: AbortSignal): Promise<void> {

@@ -95,7 +95,8 @@ const PHASE_COMPLETE: ResponseHookPhase = 'ResponseComplete';
 export class ResponseStream {
   readonly info: ResponseInfoImpl;
   readonly #ctx: ResponsePathContext;
-  readonly #modelLabels: { model_name: string; target_model_name: string };
+  /** The request's model names as metric labels (bounded once at the start, so inc and dec agree). */
+  readonly modelLabels: { readonly model_name: string; readonly target_model_name: string };
   readonly #onSettled: ((stream: ResponseStream) => void) | undefined;
   #parser: ResponseParser | undefined;
   #createParser: (streaming: boolean) => ResponseParser;
@@ -128,7 +129,7 @@ export class ResponseStream {
     this.info = new ResponseInfoImpl(request, target);
     this.#createParser = createParser;
     this.#onSettled = onSettled;
-    this.#modelLabels = { model_name: request.incomingModel, target_model_name: request.targetModel };
+    this.modelLabels = { model_name: ctx.metrics.modelLabel(request.incomingModel), target_model_name: ctx.metrics.modelLabel(request.targetModel) };
   }
 
   /** True once completion hooks have been started (or finished). */
@@ -506,18 +507,18 @@ export class ResponseStream {
   #recordUsage(usage: Usage): void {
     this.info.usage = usage;
     const m = this.#ctx.metrics;
-    if (usage.promptTokens > 0) m.inputTokens.observe(this.#modelLabels, usage.promptTokens);
-    if (usage.completionTokens > 0) m.outputTokens.observe(this.#modelLabels, usage.completionTokens);
-    if (usage.cachedTokens !== undefined) m.promptCachedTokens.observe(this.#modelLabels, usage.cachedTokens);
+    if (usage.promptTokens > 0) m.inputTokens.observe(this.modelLabels, usage.promptTokens);
+    if (usage.completionTokens > 0) m.outputTokens.observe(this.modelLabels, usage.completionTokens);
+    if (usage.cachedTokens !== undefined) m.promptCachedTokens.observe(this.modelLabels, usage.cachedTokens);
   }
 
   #observeEndOfResponse(): void {
     const m = this.#ctx.metrics;
     const seconds = (this.#ctx.now() - this.info.request.receivedAt) / 1000;
-    m.requestDuration.observe(this.#modelLabels, seconds);
-    m.responseSizes.observe(this.#modelLabels, this.#responseBytes);
+    m.requestDuration.observe(this.modelLabels, seconds);
+    m.responseSizes.observe(this.modelLabels, this.#responseBytes);
     const out = this.info.usage?.completionTokens ?? 0;
-    if (out > 0 && seconds > 0) m.normalizedTimePerOutputToken.observe(this.#modelLabels, seconds / out);
+    if (out > 0 && seconds > 0) m.normalizedTimePerOutputToken.observe(this.modelLabels, seconds / out);
   }
 }
 

@@ -68,6 +68,13 @@ export class RewriteStore implements ModelRewriteResolver {
     this.#generic = generic;
   }
 
+  /** True when a rule names `model` (as a match or a target): a model the operator configured. */
+  names(model: string): boolean {
+    if (this.#exact.has(model)) return true;
+    for (const list of this.#bySource.values()) for (const r of list) for (const rule of r.rules) for (const t of rule.targets) if (t.model === model) return true;
+    return false;
+  }
+
   /** The rule that applies to `model`, or undefined. */
   ruleFor(model: string): IndexedRule | undefined {
     return this.#exact.get(model) ?? this.#generic;

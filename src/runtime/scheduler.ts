@@ -35,6 +35,31 @@ export class SchedulingError extends Error {
   override name = 'SchedulingError';
 }
 
+/**
+ * A filter, scorer or picker threw. Not a "no target" outcome: the director answers 500 naming
+ * the plugin (a broken plugin must not look like a saturated pool).
+ */
+export class PluginFailure extends Error {
+  override name = 'PluginFailure';
+  constructor(
+    readonly extensionPoint: string,
+    readonly plugin: Plugin,
+    cause: unknown,
+  ) {
+    super(`${extensionPoint} plugin '${plugin.typedName.name}' (type ${plugin.typedName.type}) failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/** Runs `fn`; anything it throws becomes a PluginFailure naming the plugin. */
+function guarded<T>(extensionPoint: string, plugin: Plugin, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof SchedulingError || err instanceof PluginFailure) throw err;
+    throw new PluginFailure(extensionPoint, plugin, err);
+  }
+}
+
 type Timer = (extensionPoint: string, plugin: Plugin, startedMs: number) => void;
 
 export class Scheduler {
@@ -82,13 +107,18 @@ export class Scheduler {
       }
       if (results.size === 0) throw new SchedulingError(`failed to run any scheduler profile for request ${request.requestId}`);
       const t1 = this.#now();
+      // A profile handler reports "no target" by throwing (upstream returns an error): that stays a 429.
       const result = this.#handler.processResults(cycle, request, results);
       this.#time('ProcessProfilesResults', this.#handler, t1);
       this.#recordAttempt(request, result);
       return result;
     } catch (err) {
-      this.#metrics?.schedulerAttemptsTotal.inc({ status: 'failure', target_model_name: request.targetModel, pod_name: '', namespace: '', port: '' });
-      throw err instanceof SchedulingError ? err : new SchedulingError((err as Error).message ?? String(err), { cause: err });
+      if (err instanceof PluginFailure) {
+        const tn = err.plugin.typedName;
+        this.#metrics?.pluginErrors.inc({ extension_point: err.extensionPoint, plugin_type: tn.type, plugin_name: tn.name });
+      }
+      this.#metrics?.schedulerAttemptsTotal.inc({ status: 'failure', target_model_name: this.#metrics.modelLabel(request.targetModel), pod_name: '', namespace: '', port: '' });
+      throw err instanceof SchedulingError || err instanceof PluginFailure ? err : new SchedulingError((err as Error).message ?? String(err), { cause: err });
     } finally {
       this.#metrics?.schedulerE2eDuration.observe((this.#now() - started) / 1000);
     }
@@ -98,7 +128,8 @@ export class Scheduler {
     let candidates = input;
     for (const f of profile.filters) {
       const t = this.#now();
-      candidates = f.filter(cycle, request, candidates);
+      const current = candidates;
+      candidates = guarded('Filter', f, () => f.filter(cycle, request, current));
       this.#time('Filter', f, t);
       if (candidates.length === 0) return null;
     }
@@ -107,7 +138,7 @@ export class Scheduler {
     const totals = new Float64Array(n);
     for (const { scorer, weight } of profile.scorers) {
       const t = this.#now();
-      const scores = scorer.score(cycle, request, candidates);
+      const scores = guarded('Scorer', scorer, () => scorer.score(cycle, request, candidates));
       this.#time('Scorer', scorer, t);
       const m = Math.min(n, scores.length);
       for (let i = 0; i < m; i++) {
@@ -120,7 +151,7 @@ export class Scheduler {
     const scored: ScoredCandidate[] = new Array(n);
     for (let i = 0; i < n; i++) scored[i] = { candidate: candidates[i] as Candidate, score: totals[i] as number };
     const t = this.#now();
-    const result = profile.picker.pick(cycle, scored);
+    const result = guarded('Picker', profile.picker, () => profile.picker.pick(cycle, scored));
     this.#time('Picker', profile.picker, t);
     return result.targets.length === 0 ? null : result;
   }
@@ -131,7 +162,7 @@ export class Scheduler {
     const primary = result.profileResults.get(result.primaryProfileName)?.targets[0]?.endpoint.metadata;
     m.schedulerAttemptsTotal.inc({
       status: 'success',
-      target_model_name: request.targetModel,
+      target_model_name: m.modelLabel(request.targetModel),
       pod_name: primary?.podName ?? '',
       namespace: primary?.namespace ?? '',
       port: primary ? String(primary.port) : '',

@@ -25,10 +25,12 @@ import { systemClock } from '../util/clock.ts';
 import { createRandomSource } from '../util/random.ts';
 import { ExtProcServer } from './extproc/server.ts';
 import { Gateway } from './gateway/gateway.ts';
+import { DEFAULT_GATEWAY_LIMITS, type GatewayLimits } from './gateway/limits.ts';
+import { BodyBudget } from './body-budget.ts';
 import { Reachability } from '../runtime/reachability.ts';
 import { startHealthServer } from './health.ts';
 import type { CertificateReloader, TlsMaterial } from './tls.ts';
-import { startObservability, type RunningObservability } from './admin/index.ts';
+import { KubernetesAuthorizer, StaticTokenAuthorizer, startObservability, type MetricsAuthorizer, type RunningObservability } from './admin/index.ts';
 import type { RequestTracer, TracerOptions } from '../observability/tracing.ts';
 import type { Server } from '@grpc/grpc-js';
 import type { Datastore } from '../datalayer/datastore.ts';
@@ -68,6 +70,21 @@ export interface EppOptions {
   /** Timeout of one request-path hook call (admit, preRequest); 1 s by default. */
   readonly requestHookTimeoutMs?: number;
   readonly maxRequestBodyBytes?: number;
+  /** Request-body bytes held at once across all requests (both data planes); beyond → 429. 0 = unlimited. */
+  readonly maxRequestBodyBytesInFlight?: number;
+  /** Embedded gateway limits (timeouts, sizes, allowed paths); unset fields take the defaults. */
+  readonly gatewayLimits?: Partial<GatewayLimits>;
+  /** ext_proc: a stream that receives no message for this long is ended (0 = never). */
+  readonly extProcIdleTimeoutMs?: number;
+  /** ext_proc: non-streaming response bodies are buffered up to this size; beyond, passed through. */
+  readonly maxBufferedResponseBytes?: number;
+  /**
+   * `--metrics-endpoint-auth`: `/metrics` needs a bearer token — compared with `tokenFile`'s when given, else
+   * reviewed by the Kubernetes API (TokenReview + SubjectAccessReview, as upstream).
+   */
+  readonly metricsAuth?: { readonly tokenFile?: string; readonly kubeconfig?: string; readonly cacheTtlMs?: number };
+  /** Model names kept as metric labels beyond the known ones (served, rewrites) before `other`. */
+  readonly maxExtraModelLabels?: number;
   readonly shutdownGraceMs?: number;
   readonly logger: Logger;
   readonly clock?: Clock;
@@ -121,6 +138,8 @@ export interface RunningEpp {
   readonly certificates: CertificateReloader | undefined;
   /** Admission, flow control and in-flight accounting. */
   readonly admission: AdmissionSetup;
+  /** Request-body bytes held in memory across both data planes (`--max-request-body-bytes-in-flight`). */
+  readonly bodyBudget: BodyBudget;
   /** InferenceObjectives and InferenceModelRewrites in force, and their sources. */
   readonly resources: InferenceResources;
   readonly resourceSources: ResourceSources;
@@ -145,7 +164,12 @@ export interface AdmissionServeOptions {
   readonly dispatchIntervalMs?: number;
 }
 
-export const DEFAULT_MAX_REQUEST_BODY_BYTES = 64 * 1024 * 1024;
+/** 32 MiB: far above any text prompt; with the in-flight budget below it fits the 1 GiB limit of docs/operations.md. */
+export const DEFAULT_MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024;
+/** Sized so that two maximum-size bodies (parsed and re-serialised) fit the 1 GiB limit of docs/operations.md. */
+/** ext_proc streams idle longer than this are ended (a model server may queue a request for minutes). */
+export const DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT = 128 * 1024 * 1024;
 
 async function loadPluginModules(registry: PluginRegistry, files: readonly string[]): Promise<void> {
   for (const file of files) {
@@ -225,7 +249,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     ...(o.admission?.dispatchIntervalMs !== undefined ? { dispatchIntervalMs: o.admission.dispatchIntervalMs } : {}),
   });
   const offMetrics = (store as Partial<Datastore>).onMetricsCommitted?.call(store, admission.metricsRefreshed);
-  const resources = new InferenceResources((d, model) => metrics.modelRewriteDecisions.inc({ model_rewrite_name: d.rewriteName, model_name: model, target_model: d.targetModel }));
+  const resources = new InferenceResources((d, model) => metrics.modelRewriteDecisions.inc({ model_rewrite_name: d.rewriteName, model_name: metrics.modelLabel(model), target_model: metrics.modelLabel(d.targetModel) }));
   const watchCrds = o.admission?.watchCrds ?? (k8s?.poolName !== undefined && k8s.poolName !== '');
   const resourceSources = await startResourceSources({
     sink: resources,
@@ -284,13 +308,25 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
       logger: o.logger,
     });
   }
+  // Built before any listener opens, so a bad setting fails the start cleanly.
+  let authorizer: MetricsAuthorizer | undefined;
+  if (o.metricsAuth && (o.metricsPort ?? -1) >= 0) {
+    const a = o.metricsAuth;
+    authorizer = a.tokenFile
+      ? StaticTokenAuthorizer.fromFile(a.tokenFile)
+      : new KubernetesAuthorizer({ ...(a.kubeconfig ? { kubeconfig: a.kubeconfig } : {}), ...(a.cacheTtlMs !== undefined ? { cacheTtlMs: a.cacheTtlMs } : {}) });
+  }
   const readyStore = store;
+  const bodyBudget = new BodyBudget(o.maxRequestBodyBytesInFlight ?? DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT);
   const server = new ExtProcServer({
     director,
     metrics,
     logger: o.logger,
     now,
     maxRequestBodyBytes: o.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES,
+    bodyBudget,
+    idleTimeoutMs: o.extProcIdleTimeoutMs ?? DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS,
+    maxBufferedResponseBytes: o.maxBufferedResponseBytes ?? DEFAULT_GATEWAY_LIMITS.maxBufferedResponseBytes,
     tls,
     ...(certificates ? { certificates } : {}),
     tracer,
@@ -313,9 +349,21 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
       now,
       maxRequestBodyBytes: o.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES,
       reachability,
+      bodyBudget,
+      limits: { ...o.gatewayLimits, ...(o.maxBufferedResponseBytes !== undefined ? { maxBufferedResponseBytes: o.maxBufferedResponseBytes } : {}) },
     });
     gatewayPort = await gateway.listen(o.gateway.port, o.gateway.host ?? '127.0.0.1');
   }
+  // Model names become metric labels only when known (served, named by a rewrite) or among the first few others.
+  const gw = gateway;
+  const readyEndpoints = store;
+  metrics.modelLabels.configure(
+    (m) =>
+      resources.rewrites.names(m) ||
+      (gw?.servesModel(m) ?? false) ||
+      readyEndpoints.endpoints().some((e) => e.metrics.activeModels.has(m) || e.metrics.waitingModels.has(m)),
+    o.maxExtraModelLabels,
+  );
   const observability = await startObservability({
     metrics,
     store,
@@ -327,6 +375,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     host,
     ...(o.poolMetricsRefreshMs !== undefined ? { refreshIntervalMs: o.poolMetricsRefreshMs } : {}),
     ...(o.metricsStalenessMs !== undefined ? { stalenessMs: o.metricsStalenessMs } : {}),
+    ...(authorizer ? { authorizer } : {}),
   });
   o.logger.info(
     { grpcPort: extProc ? grpcPort : undefined, gatewayPort, healthPort: health?.port, metricsPort: observability.port, tracing: tracer !== undefined, tls: tls ? (o.certPath ? 'cert-path' : 'self-signed') : 'off', config: config.origin, plugins: config.plugins.map((p: Plugin) => `${p.typedName.name}/${p.typedName.type}`) },
@@ -349,6 +398,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     tracer,
     certificates,
     admission,
+    bodyBudget,
     resources,
     resourceSources,
     close() {

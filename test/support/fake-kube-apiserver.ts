@@ -14,6 +14,10 @@
  * - `GET /api/v1` and `GET /apis/{group}/{version}`: API discovery (an `APIResourceList` of the known types).
  * - `closeWatches()` ends every open watch (what the API server does at its watch timeout).
  *
+ * - `POST /apis/authentication.k8s.io/v1/tokenreviews` (tokens registered in `tokens`) and
+ *   `POST /apis/authorization.k8s.io/v1/subjectaccessreviews` (allowed when `grants` holds the user and the
+ *   non-resource path + verb, as `user GET /path`): what `--metrics-endpoint-auth` asks.
+ *
  * Every object gets a cluster-wide increasing `metadata.resourceVersion` and a `uid`. `requests` records
  * each request (method, path, query) so tests can assert relists.
  */
@@ -135,6 +139,10 @@ export class FakeKubeApiServer {
   readonly requests: RecordedRequest[] = [];
   /** When set, every request gets this HTTP status (simulates an API server outage). */
   failWith: number | undefined;
+  /** TokenReview: bearer token → the user it authenticates. */
+  readonly tokens = new Map<string, { username: string; groups?: string[]; uid?: string }>();
+  /** SubjectAccessReview: `"<user> <VERB> <non-resource path>"` entries that are allowed. */
+  readonly grants = new Set<string>();
 
   constructor(types: readonly ResourceType[] = [PODS, INFERENCE_POOLS]) {
     for (const t of types) {
@@ -279,6 +287,25 @@ export class FakeKubeApiServer {
     w.res.write(`${JSON.stringify({ type, object: ev.object })}\n`);
   }
 
+  #review(req: IncomingMessage, res: ServerResponse, isTokenReview: boolean): void {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const review = JSON.parse(Buffer.concat(parts).toString('utf8')) as { spec: Record<string, unknown> };
+      let status: Record<string, unknown>;
+      if (isTokenReview) {
+        const user = this.tokens.get(String(review.spec.token));
+        status = user ? { authenticated: true, user } : { authenticated: false, error: 'invalid bearer token' };
+      } else {
+        const attrs = review.spec.nonResourceAttributes as { path?: string; verb?: string } | undefined;
+        const key = `${String(review.spec.user)} ${(attrs?.verb ?? '').toUpperCase()} ${attrs?.path ?? ''}`;
+        status = this.grants.has(key) ? { allowed: true } : { allowed: false, reason: 'no RBAC policy matched' };
+      }
+      const body = JSON.stringify({ ...review, status });
+      res.writeHead(201, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+    });
+  }
+
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(url.searchParams.entries());
@@ -286,6 +313,9 @@ export class FakeKubeApiServer {
     this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query, watch: isWatch });
     if (this.failWith !== undefined) {
       return this.#status(res, this.failWith, 'InternalError', 'injected failure');
+    }
+    if (req.method === 'POST' && (url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews' || url.pathname === '/apis/authorization.k8s.io/v1/subjectaccessreviews')) {
+      return this.#review(req, res, url.pathname.includes('tokenreviews'));
     }
     // API discovery (`GET /api/v1`, `GET /apis/{group}/{version}`): the resource types this server knows.
     const d = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))$/.exec(url.pathname);

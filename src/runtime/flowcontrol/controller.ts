@@ -242,7 +242,7 @@ export class FlowController {
       const item = new Item(request, started, ttl, this.#seq++, signal, resolve, reject);
       const outcome = this.#enqueue(item);
       this.#o.metrics?.enqueueDuration.observe(
-        { fairness_id: request.fairnessId, priority: String(request.priority), outcome: outcome ?? 'NotYetFinalized' },
+        { fairness_id: this.#o.metrics.fairnessLabel(request.fairnessId), priority: String(request.priority), outcome: outcome ?? 'NotYetFinalized' },
         (this.#o.clock.now() - started) / 1000,
       );
       if (outcome === undefined) this.#runCycle();
@@ -305,12 +305,13 @@ export class FlowController {
     this.#queued++;
     this.#bytes += size;
     if (this.#o.metrics) {
+      const m = this.#o.metrics;
       item.labels = {
-        fairness_id: r.fairnessId,
+        fairness_id: m.fairnessLabel(r.fairnessId),
         priority: String(r.priority),
         inference_pool: this.#o.poolName ?? '',
-        model_name: r.incomingModel,
-        target_model_name: r.targetModel,
+        model_name: m.modelLabel(r.incomingModel),
+        target_model_name: m.modelLabel(r.targetModel),
       };
       this.#o.metrics.queueSize.inc(item.labels);
       this.#o.metrics.queueBytes.inc(item.labels, size);
@@ -428,12 +429,12 @@ export class FlowController {
       m.outcomes.inc({ outcome, priority: String(r.priority) });
       m.queueDuration.observe(
         {
-          fairness_id: r.fairnessId,
+          fairness_id: m.fairnessLabel(r.fairnessId),
           priority: String(r.priority),
           outcome,
           inference_pool: this.#o.poolName ?? '',
-          model_name: r.incomingModel,
-          target_model_name: r.targetModel,
+          model_name: m.modelLabel(r.incomingModel),
+          target_model_name: m.modelLabel(r.targetModel),
         },
         (this.#o.clock.now() - item.enqueuedAt) / 1000,
       );

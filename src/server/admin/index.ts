@@ -10,8 +10,10 @@ import { registerPrecisePrefixMetrics } from '../../observability/precise-prefix
 import { PrecisePrefixCacheProducer } from '../../plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
 import { TokenProducer } from '../../plugins/requestcontrol/token-producer/index.ts';
 import { AdminServer } from './server.ts';
+import type { MetricsAuthorizer } from './auth.ts';
 
 export { AdminServer, type AdminServerOptions } from './server.ts';
+export { KubernetesAuthorizer, StaticTokenAuthorizer, type MetricsAuthorizer } from './auth.ts';
 
 /** Upstream `--refresh-prometheus-metrics-interval`. */
 export const DEFAULT_POOL_METRICS_REFRESH_MS = 5_000;
@@ -31,6 +33,8 @@ export interface ObservabilityOptions {
   readonly host: string;
   readonly refreshIntervalMs?: number;
   readonly stalenessMs?: number;
+  /** `--metrics-endpoint-auth`: guards /metrics. */
+  readonly authorizer?: MetricsAuthorizer;
 }
 
 export interface RunningObservability {
@@ -65,7 +69,7 @@ export async function startObservability(o: ObservabilityOptions): Promise<Runni
 
   let admin: AdminServer | undefined;
   if (o.port >= 0) {
-    admin = new AdminServer({ metrics, isReady: () => o.store.poolKnown(), logger: o.logger });
+    admin = new AdminServer({ metrics, isReady: () => o.store.poolKnown(), logger: o.logger, ...(o.authorizer ? { authorizer: o.authorizer } : {}) });
     try {
       await admin.listen(o.port, o.host);
     } catch (err) {

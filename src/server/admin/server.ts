@@ -6,19 +6,23 @@
  *   GET /healthz  200 "ok" while the process serves HTTP at all (liveness: restart only a wedged process)
  *   GET /readyz   200 "ok" when the gRPC health check would answer SERVING (pool known), else 503 + reason
  *
- * HEAD is accepted wherever GET is; other methods get 405, other paths 404. Plaintext, as upstream's metrics
- * server without `--metrics-endpoint-auth` (we do not implement the Kubernetes TokenReview filter).
+ * HEAD is accepted wherever GET is; other methods get 405, other paths 404. Plaintext. With `authorizer`
+ * (`--metrics-endpoint-auth`, see auth.ts) `/metrics` needs a bearer token: 401 without a valid one, 403 when the
+ * user may not read metrics; refusals are counted in `epp_metrics_auth_failures_total`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../framework/plugin.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
+import type { MetricsAuthorizer } from './auth.ts';
 
 export interface AdminServerOptions {
   readonly metrics: EppMetrics;
   /** Readiness: true when the EPP can route (the pool is known). */
   readonly isReady: () => boolean;
   readonly logger: Logger;
+  /** Guards `/metrics` (`--metrics-endpoint-auth`); absent = open. */
+  readonly authorizer?: MetricsAuthorizer;
 }
 
 export class AdminServer {
@@ -67,7 +71,8 @@ export class AdminServer {
     }
     switch (path) {
       case '/metrics':
-        void this.#metrics(res);
+        if (this.#o.authorizer) void this.#authorizedMetrics(req, res, this.#o.authorizer);
+        else void this.#metrics(res);
         return;
       case '/healthz':
         send(res, 200, 'ok\n');
@@ -79,6 +84,14 @@ export class AdminServer {
       default:
         send(res, 404, 'not found: try /metrics, /healthz or /readyz\n');
     }
+  }
+
+  async #authorizedMetrics(req: IncomingMessage, res: ServerResponse, authorizer: MetricsAuthorizer): Promise<void> {
+    const r = await authorizer.check(req.headers.authorization);
+    if (r.ok) return this.#metrics(res);
+    this.#o.metrics.metricsAuthFailures.inc({ reason: r.reason });
+    if (r.reason === 'error') this.#o.logger.warn({ err: r.message }, 'metrics authorization failed');
+    send(res, r.status, `${r.message}\n`, r.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
   }
 
   async #metrics(res: ServerResponse): Promise<void> {

@@ -33,6 +33,7 @@ import type { HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse } fro
 import type { EppMetrics } from '../../observability/metrics.ts';
 import type { RequestSpan, RequestTracer } from '../../observability/tracing.ts';
 import type { Director, RoutingDecision } from '../../runtime/director.ts';
+import { PluginFailure } from '../../runtime/scheduler.ts';
 import {
   DESTINATION_ENDPOINT_HEADER,
   ENVOY_LB_NAMESPACE,
@@ -42,6 +43,7 @@ import {
 } from '../../runtime/headers.ts';
 import { rewriteModelInResponse } from '../../runtime/model-rewrite.ts';
 import { isThenable } from '../../util/deferred.ts';
+import type { BodyBudget, BodyReservation } from '../body-budget.ts';
 import {
   bodyResponses,
   immediateResponse,
@@ -61,6 +63,12 @@ export interface ExtProcStreamContext {
   readonly maxRequestBodyBytes: number;
   /** Request spans and upstream trace-context headers; undefined when tracing is off. */
   readonly tracer?: RequestTracer | undefined;
+  /** A stream that receives no message for this long is ended (completion: aborted); 0 or absent = never. */
+  readonly idleTimeoutMs?: number;
+  /** Non-streaming response bodies are buffered for the hooks up to this size; beyond, passed through. */
+  readonly maxBufferedResponseBytes?: number;
+  /** In-flight request-body bytes shared with the other data plane; exhausted → 429. */
+  readonly bodyBudget?: BodyBudget;
   /** Called once when the stream is fully done (for draining and leak accounting). */
   readonly onClosed: (stream: ExtProcStream) => void;
 }
@@ -97,10 +105,20 @@ export class ExtProcStream {
   #pending: ProcessingRequest[] = [];
   #closed = false;
   #span: RequestSpan | undefined;
+  // Hardening (limits of docs/operations.md): idle timer, request-body budget, response buffer cap.
+  #idleTimer: NodeJS.Timeout | undefined;
+  #reservation: BodyReservation | undefined;
+  #responseBytes = 0;
+  #passThrough = false;
 
   constructor(call: Call, ctx: ExtProcStreamContext) {
     this.#call = call;
     this.#ctx = ctx;
+    const idleMs = ctx.idleTimeoutMs ?? 0;
+    if (idleMs > 0) {
+      this.#idleTimer = setTimeout(() => this.#onIdle(idleMs), idleMs);
+      this.#idleTimer.unref();
+    }
     call.on('data', (msg: ProcessingRequest) => this.#receive(msg));
     call.on('end', () => this.#onEnd());
     call.on('cancelled', () => this.#terminate('cancelled by the proxy'));
@@ -122,6 +140,7 @@ export class ExtProcStream {
 
   #receive(msg: ProcessingRequest): void {
     if (this.#state === 'done') return;
+    this.#idleTimer?.refresh();
     if (this.#busy) {
       this.#pending.push(msg);
       return;
@@ -222,6 +241,15 @@ export class ExtProcStream {
         this.#body = [];
         throw new EppError('PayloadTooLarge', `request body exceeds ${this.#ctx.maxRequestBodyBytes} bytes`);
       }
+      const budget = this.#ctx.bodyBudget;
+      if (budget) {
+        this.#reservation ??= budget.open();
+        if (!this.#reservation.grow(b.body.length)) {
+          this.#body = [];
+          this.#ctx.metrics.bodyBudgetRejections.inc({ data_plane: 'ext_proc' });
+          throw new EppError('ResourceExhausted', 'too many request bytes in flight; retry later');
+        }
+      }
       this.#body.push(b.body);
     }
     if (!b.endOfStream) return;
@@ -244,7 +272,12 @@ export class ExtProcStream {
       signal: this.#abort.signal,
     };
     const span = this.#span;
-    const decision = span ? await span.orchestrate(() => this.#ctx.director.route(input)) : await this.#ctx.director.route(input);
+    let decision: RoutingDecision;
+    try {
+      decision = span ? await span.orchestrate(() => this.#ctx.director.route(input)) : await this.#ctx.director.route(input);
+    } finally {
+      this.#reservation?.release();
+    }
     if (this.#state === 'done') {
       // The stream ended while we were scheduling: the request will never run.
       void decision.response.abort('stream ended before routing finished');
@@ -323,8 +356,13 @@ export class ExtProcStream {
     this.#responseBodySeen = true;
     if (this.#responseFinished) return; // nothing after the final chunk
     const decision = this.#decision;
+    if (this.#passThrough) return this.#passThroughBody(b);
     if (!this.#streamingResponse) {
-      if (b.body.length > 0) (this.#responseBody ??= []).push(b.body);
+      if (b.body.length > 0) {
+        this.#responseBytes += b.body.length;
+        if (this.#responseBytes > (this.#ctx.maxBufferedResponseBytes ?? Number.POSITIVE_INFINITY)) return this.#overflow(b);
+        (this.#responseBody ??= []).push(b.body);
+      }
       if (!b.endOfStream) return;
       return this.#finishBuffered(true);
     }
@@ -348,6 +386,35 @@ export class ExtProcStream {
       for (const m of bodyResponses('responseBody', data, true, this.#metadata())) this.#write(m);
       this.#ctx.logger.debug({ requestId: this.#requestId }, 'EPP sent response body back to proxy');
     });
+  }
+
+  /**
+   * A non-streaming response outgrew the buffer cap: what was held goes out now, and the rest of the body passes
+   * through unbuffered. Hooks see only the end of the stream (usage unknown); counted.
+   */
+  #overflow(b: HttpBody): void | Promise<void> {
+    this.#passThrough = true;
+    this.#ctx.metrics.responseBufferOverflows.inc({ data_plane: 'ext_proc' });
+    this.#ctx.logger.debug({ requestId: this.#requestId, limit: this.#ctx.maxBufferedResponseBytes }, 'response larger than the buffer cap; passing it through');
+    const parts = this.#responseBody ?? [];
+    this.#responseBody = null;
+    const held = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+    if (held.length > 0) for (const m of bodyResponses('responseBody', held, false)) this.#write(m);
+    return this.#passThroughBody(b);
+  }
+
+  #passThroughBody(b: HttpBody): void | Promise<void> {
+    if (!b.endOfStream) {
+      for (const m of bodyResponses('responseBody', b.body, false)) this.#write(m);
+      return;
+    }
+    this.#responseFinished = true;
+    const decision = this.#decision;
+    const send = (): void => {
+      for (const m of bodyResponses('responseBody', b.body, true, this.#metadata())) this.#write(m);
+    };
+    if (!decision) return send();
+    return decision.response.finish().then(send);
   }
 
   /** End of a buffered response: hooks and completion first, then the whole body with the metadata. */
@@ -420,13 +487,14 @@ export class ExtProcStream {
     }
     const error = toEppError(err);
     this.#ctx.metrics.requestErrorTotal.inc({
-      model_name: this.#decision?.request.incomingModel ?? '',
-      target_model_name: this.#decision?.request.targetModel ?? '',
+      model_name: this.#decision?.response.modelLabels.model_name ?? '',
+      target_model_name: this.#decision?.response.modelLabels.target_model_name ?? '',
       error_code: error.code,
     });
     const status = error.httpStatus ?? 500;
     const body = error.clientMessage;
-    if (status >= 500) this.#ctx.logger.error({ requestId: this.#requestId, err: error }, 'request failed');
+    // A throwing scheduling plugin is logged once per plugin by the director, not once per request here.
+    if (status >= 500 && !(error.cause instanceof PluginFailure)) this.#ctx.logger.error({ requestId: this.#requestId, err: error }, 'request failed');
     else this.#ctx.logger.info({ requestId: this.#requestId, status, reason: error.message }, 'request rejected');
     this.#write(immediateResponse(status, body));
     this.#decision?.response.fail(error);
@@ -440,6 +508,15 @@ export class ExtProcStream {
     if (!this.#call.destroyed) this.#call.end();
   }
 
+  /** No message from the proxy for `ms`: end the stream (completion sees aborted). */
+  #onIdle(ms: number): void {
+    if (this.#state === 'done') return;
+    this.#ctx.metrics.clientTimeouts.inc({ data_plane: 'ext_proc', phase: this.#state });
+    this.#ctx.logger.info({ requestId: this.#requestId || undefined, state: this.#state, idleMs: ms }, 'ext_proc stream idle for too long; ending it');
+    this.#terminate(`stream idle for ${ms}ms`);
+    if (!this.#call.destroyed) this.#call.emit('error', { code: GrpcStatus.DEADLINE_EXCEEDED, details: `ext_proc stream idle for ${ms}ms` });
+  }
+
   #terminate(reason: string): void {
     this.#abort.abort(new Error(reason));
     this.#finishStream(reason);
@@ -450,6 +527,8 @@ export class ExtProcStream {
     const prev = this.#state;
     const wasActive = this.#active;
     this.#state = 'done';
+    clearTimeout(this.#idleTimer);
+    this.#reservation?.release();
     this.#pending.length = 0;
     this.#body = [];
     this.#responseBody = null;

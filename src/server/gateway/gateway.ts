@@ -10,7 +10,14 @@
  *   GET  /v1/models          the union of the pool's models
  *   GET  /health, /ready     liveness; readiness = the pool is known
  *
- * Errors are OpenAI-shaped: `{"error": {"message", "type", "param", "code"}}`.
+ * Errors are OpenAI-shaped: `{"error": {"message", "type", "param", "code"}}`; they never carry internal
+ * addresses (those go to the log).
+ *
+ * Limits (limits.ts, docs/operations.md): slow or silent clients are closed (headers timeout, request-body idle
+ * timeout, keep-alive timeout, connection and header-size caps); a global request-body budget answers 429; the
+ * upstream gets connect / response-headers timeouts (504), an inter-chunk idle timeout and an optional deadline;
+ * the response is relayed with backpressure (nothing more is read from upstream until the client drained), and a
+ * non-streaming response is buffered for the hooks only up to a cap, beyond which it passes through.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +29,8 @@ import type { Director, RoutingDecision } from '../../runtime/director.ts';
 import { ensureRequestId, isSystemOwnedHeader } from '../../runtime/headers.ts';
 import { rewriteModelInResponse } from '../../runtime/model-rewrite.ts';
 import type { Reachability } from '../../runtime/reachability.ts';
+import { BodyBudget, type BodyReservation } from '../body-budget.ts';
+import { checkProxyPath, DEFAULT_GATEWAY_LIMITS, forwardableHeaders, type GatewayLimits } from './limits.ts';
 import { ModelCatalog } from './model-catalog.ts';
 import { openAiError, openAiErrorFor, sendError, statusForEppError } from './openai-errors.ts';
 
@@ -33,23 +42,24 @@ export interface GatewayOptions {
   readonly maxRequestBodyBytes: number;
   /** Records endpoints that refused connections, so routing avoids them until they answer again. */
   readonly reachability?: Reachability;
-  /** Timeout for establishing an upstream connection and receiving its headers. */
-  readonly upstreamHeadersTimeoutMs?: number;
-
+  /** Inbound and upstream limits; unset fields take DEFAULT_GATEWAY_LIMITS. */
+  readonly limits?: Partial<GatewayLimits>;
+  /** In-flight request-body bytes shared with the ext_proc server; default: unlimited. */
+  readonly bodyBudget?: BodyBudget;
 }
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and others a proxy must not forward. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'host',
-  'content-length',
-]);
+/** Response headers not relayed to the client (hop-by-hop; the gateway frames the body itself). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length']);
+
+/** An upstream request ended by one of the gateway's timeouts. */
+class UpstreamTimeout extends Error {
+  constructor(
+    readonly phase: 'connect' | 'headers' | 'idle' | 'deadline',
+    readonly ms: number,
+  ) {
+    super(`upstream ${phase} timeout after ${ms}ms`);
+  }
+}
 
 const EMPTY = new Uint8Array(0);
 
@@ -59,13 +69,58 @@ export class Gateway {
   readonly #agent: http.Agent;
   readonly #catalog: ModelCatalog;
   readonly #open = new Set<ServerResponse>();
+  readonly #limits: GatewayLimits;
+  readonly #allowed: ReadonlySet<string>;
+  readonly #budget: BodyBudget;
   #idleWaiters: Array<() => void> = [];
 
   constructor(options: GatewayOptions) {
     this.#o = options;
+    const l = (this.#limits = { ...DEFAULT_GATEWAY_LIMITS, ...options.limits });
+    this.#allowed = new Set(l.allowedPaths);
+    this.#budget = options.bodyBudget ?? new BodyBudget(0);
     this.#agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
-    this.#catalog = new ModelCatalog(() => options.director.store.endpoints(), this.#agent, options.logger);
-    this.#server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => this.#handle(req, res));
+    this.#catalog = new ModelCatalog(() => options.director.store.endpoints(), this.#agent, options.logger, 5000, 1000, 1000, options.now);
+    this.#server = http.createServer(
+      {
+        keepAliveTimeout: l.keepAliveTimeoutMs,
+        headersTimeout: l.headersTimeoutMs,
+        // The body has its own idle timeout; requestTimeout (whole request) stays off so a slow upload that keeps
+        // sending is not cut. Node checks headersTimeout every connectionsCheckingInterval.
+        requestTimeout: 0,
+        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(l.headersTimeoutMs / 4))),
+        maxHeaderSize: l.maxHeaderBytes,
+      },
+      (req, res) => this.#handle(req, res),
+    );
+    if (l.maxConnections > 0) this.#server.maxConnections = l.maxConnections;
+    // A connection that sends nothing at all is not covered by headersTimeout (no request has started): give it
+    // the same time, then close it. The timer is lifted once a request arrives (its response may take minutes);
+    // after the response Node arms the keep-alive timeout.
+    this.#server.on('connection', (socket: import('node:net').Socket) => {
+      socket.setTimeout(l.headersTimeoutMs, () => {
+        options.metrics.clientTimeouts.inc({ data_plane: 'gateway', phase: 'connection' });
+        socket.destroy();
+      });
+    });
+    this.#server.prependListener('request', (req: IncomingMessage) => req.socket.setTimeout(0));
+    // Expect: 100-continue: refuse before the client sends the body (no `100 Continue` first).
+    this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      const refusal = this.#refuseEarly(req);
+      if (refusal) return void this.#sendRefusal(req, res, refusal);
+      res.writeContinue();
+      this.#handle(req, res);
+    });
+  }
+
+  /** Model ids the pool announced on its last `/v1/models` (no fetch): known metric label values. */
+  servesModel(model: string): boolean {
+    return this.#catalog.has(model);
+  }
+
+  /** Bytes of request bodies currently held. */
+  get bodyBytesInFlight(): number {
+    return this.#budget.used;
   }
 
   get activeRequests(): number {
@@ -120,8 +175,31 @@ export class Gateway {
         return void res.writeHead(this.#o.director.store.poolKnown() ? 200 : 503).end();
       }
     }
-    if (req.method === 'POST' && pathname.startsWith('/v1/')) return void this.#proxy(req, res, path);
-    sendError(res, 404, openAiError(`no route for ${req.method} ${pathname}`, 'invalid_request_error', 'unknown_url'));
+    const refusal = this.#refuseEarly(req);
+    if (refusal) return void this.#sendRefusal(req, res, refusal);
+    return void this.#proxy(req, res, path);
+  }
+
+  /** Checks that need no body: method, path allow-list, declared size against the limit and the budget. */
+  #refuseEarly(req: IncomingMessage): { status: number; type: string; code: string; message: string } | undefined {
+    const pathname = (req.url ?? '/').split('?', 1)[0] as string;
+    if (req.method !== 'POST') return { status: 404, type: 'invalid_request_error', code: 'unknown_url', message: `no route for ${req.method ?? ''} ${pathname.slice(0, 200)}` };
+    const check = checkProxyPath(pathname, this.#allowed);
+    if (!check.ok) return { status: check.status, type: 'invalid_request_error', code: check.status === 400 ? 'invalid_path' : 'unknown_url', message: check.message };
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > this.#o.maxRequestBodyBytes) {
+      const { error } = openAiErrorFor(new EppError('PayloadTooLarge', `request body exceeds ${this.#o.maxRequestBodyBytes} bytes`));
+      return { status: 413, type: error.type, code: error.code ?? 'request_too_large', message: error.message };
+    }
+    return undefined;
+  }
+
+  /** Answers a refused request and drops its body unread (the connection closes if a body was on its way). */
+  #sendRefusal(req: IncomingMessage, res: ServerResponse, r: { status: number; type: string; code: string; message: string }): void {
+    const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody) res.shouldKeepAlive = false;
+    sendError(res, r.status, openAiError(r.message, r.type, r.code));
+    req.resume();
   }
 
   async #models(res: ServerResponse): Promise<void> {
@@ -134,11 +212,15 @@ export class Gateway {
     const o = this.#o;
     const receivedAt = o.now();
     const abort = new AbortController();
+    const headers = lowerCaseHeaders(req);
+    const requestId = ensureRequestId(headers);
     this.#open.add(res);
     o.metrics.activeStreams.inc({ data_plane: 'gateway' });
     let decision: RoutingDecision | undefined;
     let upstreamReq: http.ClientRequest | undefined;
+    let deadline: NodeJS.Timeout | undefined;
     res.on('close', () => {
+      clearTimeout(deadline);
       this.#open.delete(res);
       if (this.#open.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
       o.metrics.activeStreams.dec({ data_plane: 'gateway' });
@@ -148,11 +230,24 @@ export class Gateway {
         void decision?.response.abort('client disconnected');
       }
     });
+    const deadlineMs = this.#limits.requestDeadlineMs;
+    if (deadlineMs > 0) {
+      deadline = setTimeout(() => {
+        o.metrics.upstreamTimeouts.inc({ phase: 'deadline' });
+        const t = new UpstreamTimeout('deadline', deadlineMs);
+        if (decision && !res.headersSent) void decision.response.fail(new EppError('Internal', t.message));
+        else void decision?.response.abort(t.message);
+        if (!res.headersSent) sendError(res, 504, openAiError(`the request did not complete within ${deadlineMs}ms`, 'server_error', 'timeout'), requestId);
+        else res.destroy();
+        abort.abort(t);
+        upstreamReq?.destroy(t);
+      }, deadlineMs);
+      deadline.unref();
+    }
 
-    const headers = lowerCaseHeaders(req);
-    const requestId = ensureRequestId(headers);
+    const reservation = this.#budget.open();
     try {
-      const body = await readBody(req, o.maxRequestBodyBytes);
+      const body = await readBody(req, o.maxRequestBodyBytes, reservation, this.#limits.bodyIdleTimeoutMs);
       o.metrics.requestBodyWait.observe((o.now() - receivedAt) / 1000);
       decision = await o.director.route({
         headers,
@@ -165,11 +260,25 @@ export class Gateway {
         checkTargetModel: this.#rejectUnknownModel,
       });
     } catch (err) {
-      const e = err instanceof EppError ? err : new EppError('Internal', (err as Error).message);
+      reservation.release();
       if (abort.signal.aborted) return;
+      if (err instanceof BodyTimeout) {
+        o.metrics.clientTimeouts.inc({ data_plane: 'gateway', phase: 'body' });
+        res.shouldKeepAlive = false;
+        sendError(res, 408, openAiError(`no request body data for ${err.ms}ms`, 'invalid_request_error', 'request_timeout'), requestId);
+        return;
+      }
+      if (err instanceof BudgetExceeded) {
+        o.metrics.bodyBudgetRejections.inc({ data_plane: 'gateway' });
+        res.shouldKeepAlive = false;
+        return sendError(res, 429, openAiError('too many request bytes in flight; retry later', 'rate_limit_error', 'body_budget_exhausted'), requestId);
+      }
+      const e = err instanceof EppError ? err : new EppError('Internal', (err as Error).message);
+      if (e.code === 'PayloadTooLarge') res.shouldKeepAlive = false;
       o.metrics.requestErrorTotal.inc({ model_name: '', target_model_name: '', error_code: e.code });
       return sendError(res, statusForEppError(e), openAiErrorFor(e), requestId);
     }
+    reservation.release();
     if (abort.signal.aborted) {
       void decision.response.abort('client disconnected');
       return;
@@ -186,7 +295,10 @@ export class Gateway {
     throw new EppError('NotFound', `The model \`${targetModel}\` does not exist.`);
   };
 
-  /** Sends the request to the primary; on a refused connection, once to the first fallback. */
+  /**
+   * Sends the request to the primary; on a refused connection, once to the first fallback. Connect and
+   * response-headers timeouts answer 504; client errors never name the upstream address (the log does).
+   */
   #forward(
     decision: RoutingDecision,
     path: string,
@@ -196,10 +308,11 @@ export class Gateway {
     onRequest: (r: http.ClientRequest) => void,
   ): void {
     const o = this.#o;
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(headers)) if (!HOP_BY_HOP.has(k) && !isSystemOwnedHeader(k) && !k.startsWith(':')) out[k] = v;
+    const l = this.#limits;
+    const out = forwardableHeaders(headers, isSystemOwnedHeader);
     out['content-length'] = String(decision.body.length);
     out['content-type'] ??= 'application/json';
+    const requestId = decision.request.requestId;
 
     const attempt = (target: Endpoint, isRetry: boolean): void => {
       out.host = target.hostPort;
@@ -213,41 +326,71 @@ export class Gateway {
         signal,
       });
       onRequest(upstream);
+      // One timer: the connect timeout until the socket is connected, then the response-headers timeout.
+      let timer: NodeJS.Timeout | undefined;
+      const arm = (phase: 'connect' | 'headers', ms: number): void => {
+        clearTimeout(timer);
+        if (ms <= 0) return;
+        timer = setTimeout(() => upstream.destroy(new UpstreamTimeout(phase, ms)), ms);
+        timer.unref();
+      };
+      arm('connect', l.upstreamConnectTimeoutMs);
+      upstream.on('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', () => arm('headers', l.upstreamHeadersTimeoutMs));
+        else arm('headers', l.upstreamHeadersTimeoutMs);
+      });
       upstream.on('response', (up) => {
+        clearTimeout(timer);
         o.reachability?.reachable(target);
         this.#relay(decision, up, res).catch((err: unknown) => {
-          // The upstream body failed mid-way (connection lost, or aborted because the client left).
+          // The upstream body failed mid-way (connection lost, stalled, or aborted because the client left).
+          if (err instanceof UpstreamTimeout) {
+            o.metrics.upstreamTimeouts.inc({ phase: err.phase });
+            o.logger.warn({ requestId, endpoint: target.hostPort, err: err.message }, 'upstream response stalled; ending the stream');
+          }
           void decision.response.abort(`upstream response failed: ${(err as Error).message}`);
           res.destroy();
         });
       });
       upstream.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
         if (signal.aborted) return;
         if (err.code === 'ECONNREFUSED') {
           o.reachability?.unreachable(target);
           const fallback = decision.targets[1];
           if (!isRetry && fallback) {
-            o.logger.info({ requestId: decision.request.requestId, refused: target.hostPort, fallback: fallback.hostPort }, 'primary refused the connection; retrying on the fallback');
+            o.logger.info({ requestId, refused: target.hostPort, fallback: fallback.hostPort }, 'primary refused the connection; retrying on the fallback');
             return attempt(fallback, true);
           }
         }
+        o.logger.warn({ requestId, endpoint: target.hostPort, err: err.message }, 'upstream request failed');
         if (res.headersSent) {
           void decision.response.abort(`upstream connection failed: ${err.message}`);
           res.destroy();
           return;
         }
         void decision.response.fail(new EppError('Internal', `upstream ${target.hostPort}: ${err.message}`));
-        sendError(res, 502, openAiError(`upstream ${target.hostPort} failed: ${err.message}`, 'server_error', 'upstream_unavailable'), decision.request.requestId);
+        if (err instanceof UpstreamTimeout) {
+          o.metrics.upstreamTimeouts.inc({ phase: err.phase });
+          const what = err.phase === 'connect' ? 'connect to the model server' : 'answer';
+          sendError(res, 504, openAiError(`the model server did not ${what} within ${err.ms}ms`, 'server_error', 'upstream_timeout'), requestId);
+          return;
+        }
+        sendError(res, 502, openAiError(`the model server failed (${err.code ?? 'connection error'})`, 'server_error', 'upstream_unavailable'), requestId);
       });
       upstream.end(decision.body);
     };
     attempt(decision.targets[0] as Endpoint, false);
   }
 
-  /** Relays the upstream response with the response-path hooks; the client's end waits for completion. */
+  /**
+   * Relays the upstream response with the response-path hooks; the client's end waits for completion. Pipeline
+   * semantics: after a write the client did not absorb, nothing more is read from upstream until it drained.
+   */
   async #relay(decision: RoutingDecision, up: IncomingMessage, res: ServerResponse): Promise<void> {
     const stream = decision.response;
     const request = decision.request;
+    const l = this.#limits;
     const status = up.statusCode ?? 502;
     const upHeaders: Record<string, string> = {};
     for (const [k, v] of Object.entries(up.headers)) if (v !== undefined) upHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
@@ -255,10 +398,9 @@ export class Gateway {
     const streaming = request.body.stream || contentType.includes('text/event-stream');
     const rewrite = request.incomingModel !== request.targetModel;
 
-
     const h = stream.onHeaders(status, upHeaders, streaming);
     if (h) await h;
-    if (res.destroyed) return;
+    if (res.destroyed) return void up.destroy();
     const outHeaders: Record<string, string> = {};
     for (const [k, v] of Object.entries(stream.info.headers)) if (!HOP_BY_HOP.has(k)) outHeaders[k] = v;
     if (!rewrite && !streaming && upHeaders['content-length'] !== undefined) outHeaders['content-length'] = upHeaders['content-length'];
@@ -266,25 +408,88 @@ export class Gateway {
     res.writeHead(status, outHeaders);
     res.flushHeaders();
 
+    const chunks = idleGuarded(up, l.upstreamIdleTimeoutMs);
     if (streaming) {
-      for await (const chunk of up as AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) {
         const r = stream.onChunk(chunk, false);
         if (r) await r;
-        if (res.destroyed) return;
-        res.write(rewrite ? rewriteModelInResponse(chunk, request) : chunk);
+        if (res.destroyed) return void up.destroy();
+        if (!res.write(rewrite ? rewriteModelInResponse(chunk, request) : chunk)) await drained(res);
+        if (res.destroyed) return void up.destroy();
       }
       if (res.destroyed) return;
       await stream.onChunk(EMPTY, true);
       res.end();
       return;
     }
-    // Buffered: hooks see the whole body once, as with ext_proc.
+    // Buffered: hooks see the whole body once, as with ext_proc — up to the cap. Beyond it the body passes through
+    // (with backpressure) and the hooks see only the end of the stream (usage unknown; counted).
     const parts: Buffer[] = [];
-    for await (const chunk of up as AsyncIterable<Buffer>) parts.push(chunk);
+    let size = 0;
+    let overflowed = false;
+    for await (const chunk of chunks) {
+      if (!overflowed) {
+        size += chunk.length;
+        if (size <= l.maxBufferedResponseBytes) {
+          parts.push(chunk);
+          continue;
+        }
+        overflowed = true;
+        this.#o.metrics.responseBufferOverflows.inc({ data_plane: 'gateway' });
+        const head = Buffer.concat(parts);
+        parts.length = 0;
+        if (!res.write(head)) await drained(res);
+        if (res.destroyed) return void up.destroy();
+      }
+      if (!res.write(chunk)) await drained(res);
+      if (res.destroyed) return void up.destroy();
+    }
     if (res.destroyed) return;
+    if (overflowed) {
+      await stream.onChunk(EMPTY, true);
+      res.end();
+      return;
+    }
     const whole = Buffer.concat(parts);
     await stream.onChunk(whole, true);
     res.end(rewrite ? rewriteModelInResponse(whole, request) : whole);
+  }
+}
+
+/** Resolves when `res` drained its buffer or closed. */
+function drained(res: ServerResponse): Promise<void> {
+  if (res.destroyed || !res.writableNeedDrain) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/**
+ * The chunks of `up`; when the next chunk takes longer than `idleMs` to arrive (time spent waiting for the client
+ * to drain does not count), `up` is destroyed and the iteration throws an UpstreamTimeout.
+ */
+async function* idleGuarded(up: IncomingMessage, idleMs: number): AsyncGenerator<Buffer> {
+  const it = (up as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    if (idleMs > 0) {
+      timer = setTimeout(() => up.destroy(new UpstreamTimeout('idle', idleMs)), idleMs);
+      timer.unref();
+    }
+    let r: IteratorResult<Buffer>;
+    try {
+      r = await it.next();
+    } finally {
+      clearTimeout(timer);
+    }
+    if (r.done) return;
+    yield r.value;
   }
 }
 
@@ -294,28 +499,66 @@ function lowerCaseHeaders(req: IncomingMessage): Record<string, string> {
   return out;
 }
 
-/** Reads the whole body; rejects with PayloadTooLarge as soon as it exceeds `limit` (nothing more is buffered). */
-function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
+class BodyTimeout extends Error {
+  constructor(readonly ms: number) {
+    super(`no request body data for ${ms}ms`);
+  }
+}
+
+class BudgetExceeded extends Error {}
+
+/**
+ * Reads the whole body; rejects with PayloadTooLarge as soon as it exceeds `limit`, BudgetExceeded when the
+ * process-wide body budget cannot hold it (a declared Content-Length is reserved at once), BodyTimeout when no
+ * data arrives for `idleMs`. On rejection nothing more is buffered.
+ */
+function readBody(req: IncomingMessage, limit: number, reservation: BodyReservation, idleMs: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
+    const hasDeclared = req.headers['content-length'] !== undefined && Number.isFinite(declared);
+    if (hasDeclared && declared > limit) {
       req.resume();
       return reject(new EppError('PayloadTooLarge', `request body exceeds ${limit} bytes`));
     }
+    if (hasDeclared && !reservation.grow(declared)) {
+      req.resume();
+      return reject(new BudgetExceeded());
+    }
+    // With a declared length the body is copied once into its final buffer (no concat of the parts at the end).
+    const whole = hasDeclared ? Buffer.allocUnsafe(declared) : undefined;
     const parts: Buffer[] = [];
     let size = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      parts.length = 0;
+      req.removeAllListeners('data');
+      req.resume();
+      reject(err);
+    };
+    const arm = (): void => {
+      if (idleMs <= 0) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => fail(new BodyTimeout(idleMs)), idleMs);
+      timer.unref();
+    };
+    arm();
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) {
-        parts.length = 0;
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new EppError('PayloadTooLarge', `request body exceeds ${limit} bytes`));
-        return;
-      }
-      parts.push(c);
+      if (size > limit) return fail(new EppError('PayloadTooLarge', `request body exceeds ${limit} bytes`));
+      if (size > reservation.held && !reservation.grow(size - reservation.held)) return fail(new BudgetExceeded());
+      if (whole !== undefined && size <= whole.length) c.copy(whole, size - c.length);
+      else parts.push(c);
+      arm();
     });
-    req.on('end', () => resolve(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size)));
-    req.on('error', reject);
+    req.on('end', () => {
+      clearTimeout(timer);
+      if (whole !== undefined && parts.length === 0) return resolve(whole.subarray(0, size));
+      resolve(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size));
+    });
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
   });
 }

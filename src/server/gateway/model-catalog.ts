@@ -22,15 +22,29 @@ export class ModelCatalog {
   readonly #ttlMs: number;
   readonly #timeoutMs: number;
   #models: ModelEntry[] = [];
+  #ids = new Set<string>();
   #fetchedAt = -Infinity;
   #inflight: Promise<void> | undefined;
+  readonly #minRefreshMs: number;
+  readonly #now: () => number;
 
-  constructor(endpoints: () => readonly Endpoint[], agent: http.Agent, logger: Logger, ttlMs = 5000, timeoutMs = 1000) {
+  /**
+   * `minRefreshMs`: a miss forces a refresh only when the list is older than this, so a flood of unknown names
+   * costs at most one round of `GET /v1/models` per interval, not one per name.
+   */
+  constructor(endpoints: () => readonly Endpoint[], agent: http.Agent, logger: Logger, ttlMs = 5000, timeoutMs = 1000, minRefreshMs = 1000, now: () => number = Date.now) {
     this.#endpoints = endpoints;
     this.#agent = agent;
     this.#logger = logger;
     this.#ttlMs = ttlMs;
     this.#timeoutMs = timeoutMs;
+    this.#minRefreshMs = minRefreshMs;
+    this.#now = now;
+  }
+
+  /** The served model ids as last fetched (no refresh): for bounding metric labels. */
+  has(model: string): boolean {
+    return this.#ids.has(model);
   }
 
   async list(refresh = false): Promise<ModelEntry[]> {
@@ -38,16 +52,20 @@ export class ModelCatalog {
     return this.#models;
   }
 
-  /** True when the model is served, or when the catalog is unknown (empty). Refreshes once on a miss. */
+  /**
+   * True when the model is served, or when the catalog is unknown (empty). On a miss, refreshes once — unless
+   * the list is younger than `minRefreshMs` (a concurrent miss shares the refresh in flight).
+   */
   async knows(model: string): Promise<boolean> {
     await this.#ensure(false);
-    if (this.#models.length === 0 || this.#models.some((m) => m.id === model)) return true;
+    if (this.#models.length === 0 || this.#ids.has(model)) return true;
+    if (this.#inflight === undefined && this.#now() - this.#fetchedAt < this.#minRefreshMs) return false;
     await this.#ensure(true);
-    return this.#models.length === 0 || this.#models.some((m) => m.id === model);
+    return this.#models.length === 0 || this.#ids.has(model);
   }
 
   #ensure(force: boolean): Promise<void> {
-    if (!force && Date.now() - this.#fetchedAt < this.#ttlMs) return Promise.resolve();
+    if (!force && this.#now() - this.#fetchedAt < this.#ttlMs) return Promise.resolve();
     this.#inflight ??= this.#refresh().finally(() => (this.#inflight = undefined));
     return this.#inflight;
   }
@@ -57,7 +75,8 @@ export class ModelCatalog {
     const byId = new Map<string, ModelEntry>();
     for (const list of lists) for (const m of list) if (!byId.has(m.id)) byId.set(m.id, m);
     this.#models = [...byId.values()];
-    this.#fetchedAt = Date.now();
+    this.#ids = new Set(byId.keys());
+    this.#fetchedAt = this.#now();
   }
 
   #fetch(e: Endpoint): Promise<ModelEntry[]> {

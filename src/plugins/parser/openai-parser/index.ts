@@ -136,6 +136,29 @@ class JsonUsageParser implements ResponseParser {
   }
 }
 
+/**
+ * Deepest JSON nesting accepted in a request body. Real requests (tool schemas included) stay far below; a
+ * pathological body (100k `[`) would parse, then overflow the stack wherever it is walked or re-serialised.
+ */
+export const MAX_JSON_DEPTH = 512;
+
+/** True when the bytes open more than `max` arrays/objects at once (strings and escapes skipped). */
+export function nestingExceeds(bytes: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i] as number;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
 export class OpenAiParser implements Parser {
   readonly typedName: TypedName;
   readonly supportedAppProtocols = ['http', 'kubernetes.io/h2c'] as const;
@@ -145,6 +168,9 @@ export class OpenAiParser implements Parser {
   }
 
   parseRequest(body: Uint8Array, path: string): ParsedRequestBody {
+    if (nestingExceeds(body, MAX_JSON_DEPTH)) {
+      throw new EppError('BadRequest', `error unmarshaling request bodyMap: JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+    }
     let payload: unknown;
     try {
       payload = JSON.parse(utf8.decode(body));
