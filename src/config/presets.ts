@@ -19,14 +19,8 @@ const header = `apiVersion: ${CONFIG_API_VERSION}
 kind: ${CONFIG_KIND}
 `;
 
-/**
- * What `epp demo` / `npm start` runs: upstream's scoring (queue ×2, kv-cache ×2, prefix ×3, max-score) with one
- * change — the picker also returns a fallback endpoint, so the embedded gateway can retry a refused connection.
- * Routing decisions are those of `upstream-default`. Why not `bounded-affinity`: it wins by ≥ 1.4× on sp-skewed
- * but falls 20 % behind on sp-hetero (docs/benchmarks.md, "Decision").
- */
-export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
-- type: queue-scorer
+/** Upstream's weighted profile (queue 2, kv-cache 2, prefix 3), max-score with a fallback: plugins and profile. */
+const WEIGHTED_322_WITH_FALLBACK = `- type: queue-scorer
 - type: kv-cache-utilization-scorer
 - type: prefix-cache-scorer
 - type: max-score-picker
@@ -43,6 +37,15 @@ schedulingProfiles:
     weight: 3
   - pluginRef: max-score-picker
 `;
+
+/**
+ * What `epp demo` / `npm start` runs: upstream's scoring (queue ×2, kv-cache ×2, prefix ×3, max-score) with one
+ * change — the picker also returns a fallback endpoint, so the embedded gateway can retry a refused connection.
+ * Routing decisions are those of `upstream-default`. Why not `bounded-affinity`: it wins by ≥ 1.4× on sp-skewed
+ * but falls 20 % behind on sp-hetero (docs/benchmarks.md, "Decision").
+ */
+export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
+${WEIGHTED_322_WITH_FALLBACK}`;
 
 /**
  * Prefix affinity bounded by load (consistent hashing with bounded loads). `bounded-prefix-affinity-filter`
@@ -166,23 +169,7 @@ ${STICKY_PLUGINS}${STICKY_PROFILE}`;
 
 /** Upstream's weighted scoring (queue 2, kv-cache 2, prefix 3) over the precise index. */
 export const PRECISE_322_CONFIG_TEXT = `${header}plugins:
-${PRECISE_PLUGINS}- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-- type: max-score-picker
-  parameters:
-    maxNumOfEndpoints: 2
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: queue-scorer
-    weight: 2
-  - pluginRef: kv-cache-utilization-scorer
-    weight: 2
-  - pluginRef: prefix-cache-scorer
-    weight: 3
-  - pluginRef: max-score-picker
-`;
+${PRECISE_PLUGINS}${WEIGHTED_322_WITH_FALLBACK}`;
 
 /** Sticky until saturated over the precise index (llm-d's precise path). */
 export const PRECISE_STICKY_CONFIG_TEXT = `${header}plugins:
