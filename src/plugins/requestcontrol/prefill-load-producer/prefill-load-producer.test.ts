@@ -1,31 +1,16 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { PrefillLoadKey, PrefixCacheMatchInfoKey, type PrefillLoad } from '../../../framework/attributes.ts';
-import type { InferenceRequest } from '../../../framework/request.ts';
-import type { Outcome, ResponseChunk, ResponseInfo } from '../../../framework/requestcontrol.ts';
-import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult } from '../../../../test/support/plugin-fixtures.ts';
+import type { Outcome } from '../../../framework/requestcontrol.ts';
+import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult, makeResponseInfo, makeChunk, ALL_OUTCOMES } from '../../../../test/support/plugin-fixtures.ts';
 import { PREFILL_LOAD_PRODUCER_TYPE, PrefillLoadProducer, prefillLoadProducerFactory, promptAndCachedTokens } from './index.ts';
 
 const live = () => new AbortController().signal;
 const withMatch = (name: string, matchBlocks: number, totalBlocks: number) =>
   makeCandidate(makeEndpoint(name), { [PrefixCacheMatchInfoKey]: { matchBlocks, totalBlocks, blockSizeTokens: 16 } });
-const response = (request: InferenceRequest): ResponseInfo => ({
-  request,
-  targetEndpoint: undefined,
-  status: 200,
-  headers: {},
-  streaming: true,
-  usage: undefined,
-  proxyMetadata: {},
-  dynamicMetadata: {},
-});
-const chunk = (index: number): ResponseChunk => ({ index, data: new Uint8Array(), startOfStream: index === 0, endOfStream: false, usage: undefined, receivedAt: 0 });
-const OUTCOMES: readonly Outcome[] = [
-  { kind: 'success', usage: undefined },
-  { kind: 'upstream-error', status: 503 },
-  { kind: 'aborted', reason: 'client disconnected' },
-  { kind: 'internal-error', error: new Error('boom') },
-];
+const response = makeResponseInfo;
+const chunk = makeChunk;
+const OUTCOMES = ALL_OUTCOMES;
 
 describe('prefill-load-producer', () => {
   const cases: ReadonlyArray<{ name: string; target: ReturnType<typeof makeCandidate>; bytes: number; want: { prompt: number; cached: number } }> = [
