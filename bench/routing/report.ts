@@ -152,7 +152,7 @@ export function summaryTable(sc: ScenarioResult): string {
     const runs = sc.policies.filter((r) => r.policy === p.policy);
     const hit = median(runs.map(kneeHitRatio).filter((x) => Number.isFinite(x)));
     const seeds = p.perSeed.map((x) => (x >= top ? `≥${x}` : String(x))).join(', ');
-    lines.push(`| ${p.policy} | ${formatSpread(p.rate, p.rate.median % 1 === 0 ? 0 : 1)} | ${seeds} | ${ratio(rr)} | ${ratio(up)} | ${vsBest} | ${f(hit)} | ${p.flagged ? 'flagged' : 'ok'} |`);
+    lines.push(`| ${p.policy} | ${formatSpread(p.rate, p.perSeed.every((x) => x % 1 === 0) && p.rate.median % 1 === 0 ? 0 : 1)} | ${seeds} | ${ratio(rr)} | ${ratio(up)} | ${vsBest} | ${f(hit)} | ${p.flagged ? 'flagged' : 'ok'} |`);
   }
   const resets = sc.policies.filter((p) => p.resets !== undefined);
   if (resets.length > 0) {
