@@ -53,3 +53,34 @@ test('summarisePolicies: per-seed rates, median and range per policy, flagged if
     ['b', [30, 27, 33], 30, 27, 33, true],
   ]);
 });
+
+test('summaryTable: median [min–max] over seeds, every seed, ratios of medians, "≥" at the ladder top', async () => {
+  const { summaryTable } = await import('../../bench/routing/report.ts');
+  const { defaultLoad } = await import('../../bench/routing/workload.ts');
+  const run = (policy: string, seed: number, rates: number[], passUpTo: number, refined?: number) => ({
+    policy,
+    seed,
+    stages: rates.map((r) => stage(r, r <= passUpTo ? 0.5 : 5)),
+    maxSustainedRate: refined ?? passUpTo,
+    sustainedRateInvalid: false,
+    wallS: 1,
+  });
+  const rates = [8, 12, 16];
+  const table = summaryTable({
+    scenario: 'x',
+    description: '',
+    load: defaultLoad({ rates }),
+    policies: [
+      run('round-robin', 1, rates, 8),
+      run('round-robin', 2, rates, 8, 10.5),
+      run('upstream-default', 1, rates, 12),
+      run('upstream-default', 2, rates, 12),
+      run('mine', 1, rates, 16),
+      run('mine', 2, rates, 16),
+    ],
+  });
+  const row = (name: string) => table.split('\n').find((l) => l.startsWith(`| ${name} |`)) as string;
+  assert.match(row('round-robin'), /^\| round-robin \| 9\.3 \[8\.0–10\.5\] \| 8, 10\.5 \| 1\.00× \| 0\.77× \|/);
+  assert.match(row('upstream-default'), /^\| upstream-default \| 12 \[12–12\] \| 12, 12 \| 1\.30× \| 1\.00× \|/);
+  assert.match(row('mine'), /^\| mine \| 16 \[16–16\] \| ≥16, ≥16 \| 1\.73× \| 1\.33× \| 0 % \|/);
+});
