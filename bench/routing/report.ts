@@ -156,7 +156,7 @@ export function summaryTable(sc: ScenarioResult): string {
   }
   const resets = sc.policies.filter((p) => p.resets !== undefined);
   if (resets.length > 0) {
-    lines.push('', 'Cache resets (accepted / periods missed because every retry got 409 / 409s, mean accept delay s):');
+    lines.push('', 'Cache resets (accepted / periods not accepted before the next one or the end of the run / 409s, mean accept delay s):');
     for (const p of resets) {
       const r = p.resets as ResetSummary;
       lines.push(`${p.policy} seed ${p.seed ?? '–'}: ${r.done} / ${r.missed} / ${r.refused}, ${f(r.meanDelayS)} s`);

@@ -42,7 +42,7 @@ export interface ScenarioSpec {
   readonly bypassFraction?: number;
   /** Fraction of requests the client cancels before the first token (after `cancelWindowS`, seeded uniform). */
   readonly cancelFraction?: number;
-  /** The cancel delay after sending, simulated seconds, uniform in [lo, hi]. Default [0.01, 0.1]. */
+  /** The cancel delay after sending, simulated seconds, uniform in [lo, hi]. Default [0.005, 0.03]: before a cached prompt's first token (TTFT ≈ 40 ms on the simulator), after the EPP routed it. */
   readonly cancelWindowS?: readonly [number, number];
   /** Every `everyS` simulated seconds, `POST /reset_prefix_cache` on server `server` (the runner does it). */
   readonly reset?: { readonly server: number; readonly everyS: number };
@@ -177,7 +177,7 @@ export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
   'sp-cancel': {
     ...SP_PRESSURE,
     name: 'sp-cancel',
-    description: 'sp-pressure with 10 % of the requests cancelled by the client 10–100 ms after sending (before the first token)',
+    description: 'sp-pressure with 10 % of the requests cancelled by the client 5–30 ms after sending (before the first token)',
     cancelFraction: 0.1,
   },
 };
@@ -275,7 +275,7 @@ export function buildSchedule(scenario: ScenarioSpec, load: LoadSpec): Scheduled
   const divergence = new SeededRandom(load.seed ^ 0x2545f491);
   const bypassFraction = scenario.bypassFraction ?? 0;
   const cancelFraction = scenario.cancelFraction ?? 0;
-  const [cancelLo, cancelHi] = scenario.cancelWindowS ?? [0.01, 0.1];
+  const [cancelLo, cancelHi] = scenario.cancelWindowS ?? [0.005, 0.03];
   // Fixed per-prompt lengths (inference-perf draws them once per prompt); multi-turn draws per turn.
   const questionOf = items.map(() => sampleLength(content, scenario.question));
   const outputOf = items.map(() => sampleLength(content, scenario.output));

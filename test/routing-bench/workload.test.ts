@@ -122,7 +122,7 @@ test('KV sizing: sp-pressure needs ~73 % and sp-overflow ~120 % of the fleet’s
   assert.equal(residentPromptBlocks(main), 32 * (128 + 16 * 16));
 });
 
-test('divergence draws: ~30 % bypass spread over the servers, ~10 % cancels in [10, 100] ms; arrivals and prompts unchanged', () => {
+test('divergence draws: ~30 % bypass spread over the servers, ~10 % cancels in [5, 30] ms; arrivals and prompts unchanged', () => {
   const l = load({ warmup: { rate: 0, duration: 0 }, stages: [{ rate: 50, duration: 100 }] });
   const base = buildSchedule(SCENARIOS['sp-pressure'] as ScenarioSpec, l);
   const bypass = buildSchedule(SCENARIOS['sp-bypass'] as ScenarioSpec, l);
@@ -135,6 +135,6 @@ test('divergence draws: ~30 % bypass spread over the servers, ~10 % cancels in [
   for (let s = 0; s < 4; s++) assert.ok(direct.filter((r) => r.bypass === s).length > direct.length * 0.2);
   const cancelled = cancel.filter((r) => r.cancelAfterS !== undefined);
   assert.ok(Math.abs(cancelled.length / cancel.length - 0.1) < 0.02, `cancel ${cancelled.length / cancel.length}`);
-  assert.ok(cancelled.every((r) => (r.cancelAfterS as number) >= 0.01 && (r.cancelAfterS as number) <= 0.1));
+  assert.ok(cancelled.every((r) => (r.cancelAfterS as number) >= 0.005 && (r.cancelAfterS as number) <= 0.03));
   assert.deepEqual(SCENARIOS['sp-reset']?.reset, { server: 0, everyS: 30 });
 });
