@@ -1,4 +1,8 @@
-/** A busy port: one line naming the port and the flag that moves it, a non-zero exit, no stack trace. */
+/**
+ * A busy port: one line naming the port and the flag that moves it, a non-zero exit, no stack trace.
+ * Five EPPs start at once (each compiles its TypeScript through tsx), so the limits are generous: on a loaded
+ * 2-core machine a start took over 30 s. A limit only bounds a hang; it synchronises nothing.
+ */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
@@ -10,7 +14,7 @@ const EPP = new URL('../bin/epp.js', import.meta.url).pathname;
 
 function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [EPP, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, EPP_LOG_LEVEL: 'silent' } }, (_err, _out, stderr) =>
+    const child = execFile(process.execPath, [EPP, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, EPP_LOG_LEVEL: 'silent' } }, (_err, _out, stderr) =>
       resolve({ code: child.exitCode, stderr }),
     );
   });
@@ -26,7 +30,7 @@ before(async () => {
 });
 after(() => new Promise<void>((r) => holder.close(() => r())));
 
-test('epp serve / gateway / sim / demo on a busy port', { timeout: 60_000 }, async () => {
+test('epp serve / gateway / sim / demo on a busy port', { timeout: 180_000 }, async () => {
   const cases: Array<[string[], string]> = [
     [['serve', '--endpoints=127.0.0.1:9', '--secure-serving=false', `--grpc-port=${busy}`, '--grpc-health-port=0', '--metrics-port=0'], '--grpc-port'],
     [['serve', '--endpoints=127.0.0.1:9', '--secure-serving=false', '--grpc-port=0', '--grpc-health-port=0', `--metrics-port=${busy}`], '--metrics-port'],

@@ -103,6 +103,7 @@ function addCoreOptions(cmd: Command): Command {
     .addOption(new Option('--shutdown-grace-period <duration>', 'on SIGTERM, how long open requests may finish').default(30_000, '30s').argParser(duration('shutdown-grace-period')))
     .addOption(new Option('--refresh-prometheus-metrics-interval <duration>', 'how often the inference_pool_* gauges are recomputed').default(5_000, '5s').argParser(duration('refresh-prometheus-metrics-interval')))
     .addOption(new Option('--metrics-staleness-threshold <duration>', 'endpoint metrics older than this do not count in the pool gauges').default(2_000, '2s').argParser(duration('metrics-staleness-threshold')))
+    .addOption(new Option('--ha-redis-url <url>', 'share prefix placements and in-flight load with the other replicas over this Redis (redis:// or rediss://; see docs/replicas.md)'))
     .addOption(new Option('--tracing [bool]', 'OpenTelemetry request spans (default: on only when OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT is set)').argParser(bool('tracing')))
     .addOption(new Option('-v, --v <level>', 'log verbosity: 2 default, 3 verbose, 4 debug, 5 trace').default(2).argParser(int('v', -100, 100)));
   addLimitOptions(cmd);
@@ -200,6 +201,7 @@ function coreOptions(opts: Record<string, unknown>, logger: Logger): Omit<EppOpt
     poolMetricsRefreshMs: opts.refreshPrometheusMetricsInterval as number,
     metricsStalenessMs: opts.metricsStalenessThreshold as number,
     ...(tracingEnabled(opts.tracing as boolean | undefined) ? { tracing: {} } : {}),
+    ...(typeof opts.haRedisUrl === 'string' && opts.haRedisUrl !== '' ? { haRedisUrl: opts.haRedisUrl } : {}),
     logger,
   };
 }

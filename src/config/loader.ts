@@ -24,6 +24,8 @@ import {
 import type { FlowControlConfig } from '../runtime/flowcontrol/controller.ts';
 import { isFilter, isPicker, isProfileHandler, isScorer } from '../framework/scheduling.ts';
 import { DEFAULT_PRODUCERS } from '../plugins/register.ts';
+import { isCrossReplicaSyncer, type CrossReplicaSyncer } from '../framework/replication.ts';
+import { parseGoDuration } from '../util/duration.ts';
 import { compileHooks, orderDataProducers, type CompiledHooks } from '../runtime/hooks.ts';
 import type { PluginRegistry } from '../runtime/plugin-registry.ts';
 import type { ProfileDefinition, WeightedScorer } from '../runtime/scheduler.ts';
@@ -52,12 +54,23 @@ export interface LoadedConfig {
   readonly flowControl: FlowControlConfig | undefined;
   /** The validated document (after static defaults). */
   readonly document: EndpointPickerConfig;
+  /** `dataLayer.crossReplicaSyncerPluginRef` (or `dataLayer.crossReplica.syncerPluginRef`), when set. */
+  readonly crossReplica: CrossReplicaConfig | undefined;
   /**
    * Values accepted leniently, as upstream accepts them (unknown parameter keys, ≤ 0 values upstream replaces
    * by their default): one entry per field, `<origin>: <field>: <what was done>`; each was logged as a warning.
    */
   readonly warnings: readonly string[];
 }
+
+export interface CrossReplicaConfig {
+  readonly syncer: CrossReplicaSyncer;
+  /** Gauge cadence and heartbeat, ms (`crossReplicaSyncInterval`, default 50 ms). */
+  readonly syncIntervalMs: number;
+}
+
+/** Gauge cadence when `crossReplicaSyncInterval` is not set (llm-d defaults to 200ms; see docs/replicas.md). */
+export const DEFAULT_CROSS_REPLICA_SYNC_INTERVAL_MS = 50;
 
 export interface ConfigSource {
   readonly text: string;
@@ -245,6 +258,8 @@ export function loadConfig(source: ConfigSource, options: LoadOptions): LoadedCo
     addDefault(type);
   }
 
+  const crossReplica = resolveCrossReplica(config, origin, (n) => byName.get(n));
+
   let producers;
   try {
     producers = orderDataProducers(plugins);
@@ -263,6 +278,43 @@ export function loadConfig(source: ConfigSource, options: LoadOptions): LoadedCo
     saturationDetector,
     flowControl,
     document: config,
+    crossReplica,
     warnings,
   };
+}
+
+function resolveCrossReplica(config: EndpointPickerConfig, origin: string, lookup: (name: string) => Plugin | undefined): CrossReplicaConfig | undefined {
+  const dl = config.dataLayer;
+  if (!dl) return undefined;
+  const legacyRef = dl.crossReplicaSyncerPluginRef;
+  const newRef = dl.crossReplica?.syncerPluginRef;
+  if (legacyRef !== undefined && newRef !== undefined && legacyRef !== newRef) {
+    fail(origin, 'dataLayer.crossReplica.syncerPluginRef', `conflicts with dataLayer.crossReplicaSyncerPluginRef ('${newRef}' vs '${legacyRef}')`, 'set only one of the two spellings');
+  }
+  const legacyInterval = dl.crossReplicaSyncInterval;
+  const newInterval = dl.crossReplica?.syncInterval;
+  if (legacyInterval !== undefined && newInterval !== undefined && legacyInterval !== newInterval) {
+    fail(origin, 'dataLayer.crossReplica.syncInterval', `conflicts with dataLayer.crossReplicaSyncInterval ('${newInterval}' vs '${legacyInterval}')`, 'set only one of the two spellings');
+  }
+  const ref = newRef ?? legacyRef;
+  const refField = newRef !== undefined ? 'dataLayer.crossReplica.syncerPluginRef' : 'dataLayer.crossReplicaSyncerPluginRef';
+  const interval = newInterval ?? legacyInterval;
+  const intervalField = newInterval !== undefined ? 'dataLayer.crossReplica.syncInterval' : 'dataLayer.crossReplicaSyncInterval';
+  if (ref === undefined) {
+    if (interval !== undefined) fail(origin, intervalField, 'is set but no cross-replica syncer is referenced', 'also set dataLayer.crossReplica.syncerPluginRef (or crossReplicaSyncerPluginRef), or remove the interval');
+    return undefined;
+  }
+  const syncer = lookup(ref);
+  if (!syncer) fail(origin, refField, `references undefined plugin '${ref}'`, "define it under plugins[] (e.g. type: redis-cross-replica-syncer)");
+  if (!isCrossReplicaSyncer(syncer)) fail(origin, refField, `plugin '${ref}' (type: ${syncer.typedName.type}) is not a cross-replica syncer`, 'reference a plugin of type redis-cross-replica-syncer');
+  let syncIntervalMs = DEFAULT_CROSS_REPLICA_SYNC_INTERVAL_MS;
+  if (interval !== undefined) {
+    try {
+      syncIntervalMs = parseGoDuration(interval);
+    } catch (err) {
+      fail(origin, intervalField, (err as Error).message, 'use a Go duration such as 50ms or 200ms');
+    }
+    if (syncIntervalMs < 5 || syncIntervalMs > 10_000) fail(origin, intervalField, `${interval} is outside [5ms, 10s]`, 'use a value such as 50ms (fresher load) or 200ms (llm-d default)');
+  }
+  return { syncer, syncIntervalMs };
 }

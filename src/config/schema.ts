@@ -53,6 +53,17 @@ export const endpointPickerConfigSchema = z.strictObject({
           }),
         )
         .default([]),
+      /** llm-d's field: the cross-replica syncer plugin (e.g. type redis-cross-replica-syncer). */
+      crossReplicaSyncerPluginRef: z.string().min(1, 'must not be empty').optional(),
+      /** llm-d's field: how often replicas publish their gauges (Go duration, default 50ms here). */
+      crossReplicaSyncInterval: z.string({ error: 'expected a Go duration string such as 50ms' }).optional(),
+      /** llm-d's newer spelling of the two fields above. */
+      crossReplica: z
+        .strictObject({
+          syncerPluginRef: z.string().min(1, 'must not be empty').optional(),
+          syncInterval: z.string({ error: 'expected a Go duration string such as 50ms' }).optional(),
+        })
+        .optional(),
     })
     .nullish(),
   flowControl: z

@@ -499,3 +499,67 @@ export function flowControlMetricsOf(metrics: EppMetrics): FlowControlMetrics {
   }
   return m;
 }
+
+// ------------------------------------------------------------------ cross-replica sync (ours; docs/replicas.md)
+
+const HA_LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** `epp_ha_*`: registered only when a cross-replica syncer is configured. */
+export class HaSyncMetrics {
+  readonly up: Gauge;
+  readonly peers: Gauge;
+  readonly warm: Gauge;
+  readonly publishedBatches: Counter;
+  readonly publishedBytes: Counter;
+  readonly droppedBatches: Counter<'reason'>;
+  readonly appliedPlacements: Counter;
+  readonly lag: Histogram;
+  readonly gaps: Counter<'reason'>;
+  readonly incompatible: Counter;
+  readonly snapshotAge: Gauge;
+  readonly snapshotLoadSeconds: Gauge;
+  readonly snapshotBytes: Gauge;
+  /** When the newest snapshot this replica loaded or wrote was taken (ms since epoch; 0 = none). */
+  lastSnapshotAtMs = 0;
+
+  constructor(registry: Registry, now: () => number = Date.now) {
+    const r = [registry];
+    this.up = new Gauge({ name: 'epp_ha_sync_up', help: '1 while this replica can both publish to and read from the sync transport (Redis), else 0 (routing continues on local state).', registers: r });
+    this.peers = new Gauge({ name: 'epp_ha_sync_peers', help: 'Other replicas heard from within loadStaleMs.', registers: r });
+    this.warm = new Gauge({ name: 'epp_ha_sync_warm', help: '1 when this replica started warm (snapshot + log caught up), 0 when it started cold.', registers: r });
+    this.publishedBatches = new Counter({ name: 'epp_ha_sync_published_batches_total', help: 'Sync batches appended to the transport.', registers: r });
+    this.publishedBytes = new Counter({ name: 'epp_ha_sync_published_bytes_total', help: 'Bytes of sync batches appended to the transport.', registers: r });
+    this.droppedBatches = new Counter({
+      name: 'epp_ha_sync_dropped_batches_total',
+      help: 'Sync batches dropped, by reason: queue_full (oldest dropped at the publish queue cap), transport_error, timeout, malformed (received and unreadable).',
+      labelNames: ['reason'],
+      registers: r,
+    });
+    this.appliedPlacements = new Counter({ name: 'epp_ha_sync_applied_placements_total', help: "Peers' placements applied to this replica's index.", registers: r });
+    this.lag = new Histogram({ name: 'epp_ha_sync_lag_seconds', help: 'From a peer sending a batch of placements to this replica applying it (wall clocks of both).', buckets: HA_LAG_BUCKETS, registers: r });
+    this.gaps = new Counter({ name: 'epp_ha_sync_gaps_total', help: 'Batches missed, by reason: seq (a peer\'s sequence skipped: lost batches), trimmed (the log was trimmed past this reader; snapshot reloaded).', labelNames: ['reason'], registers: r });
+    this.incompatible = new Counter({ name: 'epp_ha_sync_incompatible_total', help: 'Placements ignored because the peer hashes differently (fingerprint, block size or wire version).', registers: r });
+    this.snapshotAge = new Gauge({
+      name: 'epp_ha_sync_snapshot_age_seconds',
+      help: 'Age of the newest snapshot this replica loaded or wrote (-1 = none yet).',
+      registers: r,
+      collect: () => {
+        this.snapshotAge.set(this.lastSnapshotAtMs === 0 ? -1 : Math.max(0, (now() - this.lastSnapshotAtMs) / 1000));
+      },
+    });
+    this.snapshotLoadSeconds = new Gauge({ name: 'epp_ha_sync_snapshot_load_seconds', help: 'Time the last snapshot load took (fetch + import).', registers: r });
+    this.snapshotBytes = new Gauge({ name: 'epp_ha_sync_snapshot_bytes', help: 'Size of the last snapshot this replica wrote.', registers: r });
+  }
+}
+
+const haSyncMetrics = new WeakMap<Registry, HaSyncMetrics>();
+
+/** The `epp_ha_*` metrics of an `EppMetrics` registry (registered on first use, once per registry). */
+export function haSyncMetricsOf(metrics: EppMetrics, now?: () => number): HaSyncMetrics {
+  let m = haSyncMetrics.get(metrics.registry);
+  if (m === undefined) {
+    m = new HaSyncMetrics(metrics.registry, now);
+    haSyncMetrics.set(metrics.registry, m);
+  }
+  return m;
+}

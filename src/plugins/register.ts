@@ -25,6 +25,7 @@ import { BOUNDED_PREFIX_AFFINITY_FILTER_TYPE, boundedPrefixAffinityFilterFactory
 import { SINGLE_PROFILE_HANDLER_TYPE, singleProfileHandlerFactory } from './scheduling/profile/single-profile-handler/index.ts';
 import { METRICS_DATA_SOURCE_TYPE, metricsDataSourceFactory } from './datalayer/source/metrics-data-source/index.ts';
 import { CORE_METRICS_EXTRACTOR_TYPE, coreMetricsExtractorFactory } from './datalayer/extractor/core-metrics-extractor/index.ts';
+import { REDIS_CROSS_REPLICA_SYNCER_TYPE, redisCrossReplicaSyncerFactory } from './datalayer/syncer/redis-cross-replica-syncer/index.ts';
 import { UTILIZATION_DETECTOR_TYPE, utilizationDetectorFactory } from './flowcontrol/saturationdetector/utilization-detector/index.ts';
 import { CONCURRENCY_DETECTOR_TYPE, concurrencyDetectorFactory } from './flowcontrol/saturationdetector/concurrency-detector/index.ts';
 import { GLOBAL_STRICT_FAIRNESS_POLICY_TYPE, globalStrictFairnessPolicyFactory } from './flowcontrol/fairness/global-strict-fairness-policy/index.ts';
@@ -83,6 +84,7 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   // --- data layer: sources, extractors
   { type: METRICS_DATA_SOURCE_TYPE, factory: metricsDataSourceFactory },
   { type: CORE_METRICS_EXTRACTOR_TYPE, factory: coreMetricsExtractorFactory },
+  { type: REDIS_CROSS_REPLICA_SYNCER_TYPE, factory: redisCrossReplicaSyncerFactory },
   { type: ENDPOINT_NOTIFICATION_SOURCE_TYPE, factory: endpointNotificationSourceFactory },
   { type: K8S_NOTIFICATION_SOURCE_TYPE, factory: k8sNotificationSourceFactory },
   // --- flow control: saturation detectors (also scheduling filters), fairness, ordering, usage limits

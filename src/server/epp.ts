@@ -36,8 +36,10 @@ import type { Server } from '@grpc/grpc-js';
 import type { Datastore } from '../datalayer/datastore.ts';
 import { startResourceSources, type ResourceSources } from '../datalayer/resources/index.ts';
 import { setupAdmission, type AdmissionSetup } from '../runtime/admission.ts';
-import type { Timers } from '../runtime/flowcontrol/controller.ts';
+import { realTimers, type Timers } from '../runtime/flowcontrol/controller.ts';
 import { InferenceResources } from '../runtime/objectives.ts';
+import { createCrossReplicaSync, type SyncEngine, type SyncSettings, type SyncTransport } from '../datalayer/sync/index.ts';
+import { RedisCrossReplicaSyncer, REDIS_CROSS_REPLICA_SYNCER_TYPE } from '../plugins/datalayer/syncer/redis-cross-replica-syncer/index.ts';
 
 export interface EppOptions {
   /** ext_proc port (0 = ephemeral). */
@@ -104,6 +106,10 @@ export interface EppOptions {
   readonly certReload?: boolean | { readonly pollIntervalMs: number };
   /** OpenTelemetry tracing; absent = off (see observability/tracing.ts for when the CLI turns it on). */
   readonly tracing?: Omit<TracerOptions, 'logger'>;
+  /** `--ha-redis-url`: cross-replica sync over this Redis with default settings (docs/replicas.md). */
+  readonly haRedisUrl?: string;
+  /** Cross-replica sync overrides (tests, benchmarks): a transport instead of Redis, engine settings, timers. */
+  readonly crossReplica?: { readonly transport?: SyncTransport; readonly settings?: Partial<SyncSettings>; readonly timers?: Timers };
 }
 
 export interface DiscoveryOptions {
@@ -143,6 +149,8 @@ export interface RunningEpp {
   /** InferenceObjectives and InferenceModelRewrites in force, and their sources. */
   readonly resources: InferenceResources;
   readonly resourceSources: ResourceSources;
+  /** Cross-replica sync, when configured (`dataLayer.crossReplicaSyncerPluginRef` or `--ha-redis-url`). */
+  readonly sync: SyncEngine | undefined;
   /** Stops accepting, drains open streams up to the grace period, then closes everything. */
   close(): Promise<void>;
 }
@@ -203,16 +211,29 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
 
   let store: EndpointStore | undefined = o.store;
   const storeRef = (): readonly Endpoint[] => store?.endpoints() ?? [];
-  const config = loadConfig(o.config ?? defaultConfigSource(), {
-    registry,
-    handle: (lookup): PluginHandle => ({
-      logger: o.logger,
-      clock,
-      random,
-      plugin: lookup,
-      endpoints: storeRef,
-    }),
+  const pluginHandle = (lookup: (name: string) => Plugin | undefined): PluginHandle => ({
+    logger: o.logger,
+    clock,
+    random,
+    plugin: lookup,
+    endpoints: storeRef,
   });
+  const config = loadConfig(o.config ?? defaultConfigSource(), { registry, handle: pluginHandle });
+  let crossReplica = config.crossReplica;
+  if (o.haRedisUrl !== undefined) {
+    if (crossReplica !== undefined) {
+      throw new EppConfigError(`--ha-redis-url conflicts with ${config.origin}: dataLayer references cross-replica syncer '${crossReplica.syncer.typedName.name}'`, 'use one of them: the flag (defaults) or the config (full settings)');
+    }
+    const factory = registry.get(REDIS_CROSS_REPLICA_SYNCER_TYPE);
+    if (!factory) throw new EppConfigError(`--ha-redis-url: plugin type ${REDIS_CROSS_REPLICA_SYNCER_TYPE} is not registered`, 'do not replace the built-in syncer type');
+    let syncer;
+    try {
+      syncer = factory('ha-redis-url', { url: o.haRedisUrl }, pluginHandle(() => undefined));
+    } catch (err) {
+      throw new EppConfigError(`--ha-redis-url: ${(err as Error).message.replace(/^plugin 'ha-redis-url' \(type: [^)]*\) has invalid parameters: parameters\.url: /, '')}`, 'pass e.g. --ha-redis-url=redis://redis.inference.svc:6379');
+    }
+    crossReplica = { syncer: syncer as RedisCrossReplicaSyncer, syncIntervalMs: 50 };
+  }
   let dataLayer: DataLayer | undefined;
   if (!store) {
     const d = o.discovery ?? {};
@@ -227,6 +248,34 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
       clock,
     });
     store = dataLayer.store;
+  }
+
+  let sync: SyncEngine | undefined;
+  if (crossReplica !== undefined) {
+    const { syncer, syncIntervalMs } = crossReplica;
+    if (!(syncer instanceof RedisCrossReplicaSyncer)) {
+      throw new EppConfigError(`${config.origin}: dataLayer.crossReplicaSyncerPluginRef: plugin '${syncer.typedName.name}' (type: ${syncer.typedName.type}) cannot be run by this EPP`, `use type ${REDIS_CROSS_REPLICA_SYNCER_TYPE}`);
+    }
+    if (syncer.parameters.loadStaleMs < 2 * syncIntervalMs) {
+      throw new EppConfigError(
+        `${config.origin}: plugin '${syncer.typedName.name}' parameters.loadStaleMs (${syncer.parameters.loadStaleMs}) must be at least twice dataLayer.crossReplicaSyncInterval (${syncIntervalMs}ms)`,
+        'raise loadStaleMs (default 500) or shorten the sync interval, or peers\' load would blink out between heartbeats',
+      );
+    }
+    const k8sPool = o.discovery?.kubernetes;
+    const namespace = k8sPool?.poolNamespace ?? o.discovery?.namespace ?? 'default';
+    sync = createCrossReplicaSync({
+      syncer,
+      syncIntervalMs,
+      plugins: config.plugins,
+      pool: `${namespace}/${o.poolName ?? k8sPool?.poolName ?? 'default'}`,
+      logger: o.logger,
+      clock,
+      metrics,
+      ...(o.crossReplica?.transport ? { transport: o.crossReplica.transport } : {}),
+      ...(o.crossReplica?.settings ? { settings: o.crossReplica.settings } : {}),
+      timers: o.crossReplica?.timers ?? realTimers,
+    });
   }
 
   const now = () => clock.now();
@@ -318,6 +367,9 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   }
   const readyStore = store;
   const bodyBudget = new BodyBudget(o.maxRequestBodyBytesInFlight ?? DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT);
+  // Ready = the pool is known and cross-replica sync (if any) is warm or gave up waiting (bounded warm-up).
+  const isReady = (): boolean => readyStore.poolKnown() && (sync?.isReady() ?? true);
+  void sync?.start();
   const server = new ExtProcServer({
     director,
     metrics,
@@ -331,14 +383,14 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     ...(certificates ? { certificates } : {}),
     tracer,
     healthChecking: o.healthChecking ?? false,
-    isServing: () => readyStore.poolKnown(),
+    isServing: isReady,
   });
   const host = o.host ?? '0.0.0.0';
   const extProc = o.extProc ?? true;
   const grpcPort = extProc ? await server.listen(o.grpcPort, host) : 0;
   certificates?.start();
   let health: { server: Server; port: number } | undefined;
-  if (o.grpcHealthPort >= 0) health = await startHealthServer(o.grpcHealthPort, host, () => readyStore.poolKnown());
+  if (o.grpcHealthPort >= 0) health = await startHealthServer(o.grpcHealthPort, host, isReady);
   let gateway: Gateway | undefined;
   let gatewayPort: number | undefined;
   if (o.gateway) {
@@ -351,6 +403,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
       reachability,
       bodyBudget,
       limits: { ...o.gatewayLimits, ...(o.maxBufferedResponseBytes !== undefined ? { maxBufferedResponseBytes: o.maxBufferedResponseBytes } : {}) },
+      isReady,
     });
     gatewayPort = await gateway.listen(o.gateway.port, o.gateway.host ?? '127.0.0.1');
   }
@@ -373,6 +426,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     now,
     port: o.metricsPort ?? -1,
     host,
+    isReady,
     ...(o.poolMetricsRefreshMs !== undefined ? { refreshIntervalMs: o.poolMetricsRefreshMs } : {}),
     ...(o.metricsStalenessMs !== undefined ? { stalenessMs: o.metricsStalenessMs } : {}),
     ...(authorizer ? { authorizer } : {}),
@@ -401,10 +455,12 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     bodyBudget,
     resources,
     resourceSources,
+    sync,
     close() {
       closing ??= (async () => {
         const grace = o.shutdownGraceMs ?? 30_000;
         await Promise.all([server.shutdown(grace), gateway?.close(grace)]);
+        await sync?.stop();
         admission.close();
         offMetrics?.();
         resourceSources.close();

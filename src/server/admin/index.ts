@@ -35,6 +35,8 @@ export interface ObservabilityOptions {
   readonly stalenessMs?: number;
   /** `--metrics-endpoint-auth`: guards /metrics. */
   readonly authorizer?: MetricsAuthorizer;
+  /** Readiness for /readyz (default: the pool is known). */
+  readonly isReady?: () => boolean;
 }
 
 export interface RunningObservability {
@@ -69,7 +71,7 @@ export async function startObservability(o: ObservabilityOptions): Promise<Runni
 
   let admin: AdminServer | undefined;
   if (o.port >= 0) {
-    admin = new AdminServer({ metrics, isReady: () => o.store.poolKnown(), logger: o.logger, ...(o.authorizer ? { authorizer: o.authorizer } : {}) });
+    admin = new AdminServer({ metrics, isReady: o.isReady ?? (() => o.store.poolKnown()), logger: o.logger, ...(o.authorizer ? { authorizer: o.authorizer } : {}) });
     try {
       await admin.listen(o.port, o.host);
     } catch (err) {

@@ -46,6 +46,8 @@ export interface GatewayOptions {
   readonly limits?: Partial<GatewayLimits>;
   /** In-flight request-body bytes shared with the ext_proc server; default: unlimited. */
   readonly bodyBudget?: BodyBudget;
+  /** Readiness for /ready (default: the pool is known); cross-replica sync adds its warm-up. */
+  readonly isReady?: () => boolean;
 }
 
 /** Response headers not relayed to the client (hop-by-hop; the gateway frames the body itself). */
@@ -172,7 +174,7 @@ export class Gateway {
       if (pathname === '/v1/models') return void this.#models(res);
       if (pathname === '/health' || pathname === '/healthz') return void res.writeHead(200).end();
       if (pathname === '/ready' || pathname === '/readyz') {
-        return void res.writeHead(this.#o.director.store.poolKnown() ? 200 : 503).end();
+        return void res.writeHead((this.#o.isReady ?? (() => this.#o.director.store.poolKnown()))() ? 200 : 503).end();
       }
     }
     const refusal = this.#refuseEarly(req);

@@ -271,3 +271,40 @@ describe('approx-prefix-cache-producer', () => {
     }
   });
 });
+
+describe('approx-prefix-cache-producer as a ReplicatedIndex', () => {
+  it('hands each routed placement to the sink; a peer applying it matches the prompt as if it had routed it', () => {
+    const hA = makeHandle();
+    const hB = makeHandle();
+    const a = build({}, hA);
+    const b = build({}, hB);
+    const sent: Array<{ endpoint: string; bs: number; hashes: readonly bigint[] }> = [];
+    a.attachPlacementSink({ enqueuePlacement: (endpoint, bs, hashes) => sent.push({ endpoint, bs, hashes }) });
+    route(a, req(), fresh(['x', 'y']), 'y');
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0]?.endpoint, 'y');
+    assert.equal(sent[0]?.bs, 16);
+    for (const s of sent) assert.equal(b.applyRemotePlacement(s.endpoint, s.bs, s.hashes), true);
+    const cs = fresh(['x', 'y']);
+    b.prepareData(req(), cs, live());
+    assert.deepEqual(cs.map(infoOf).map((i) => i.matchBlocks), [0, 4]);
+    assert.equal(a.replicationFingerprint(), b.replicationFingerprint());
+  });
+
+  it('refuses a placement hashed with another block size than its current one', () => {
+    const p = build({ blockSizeTokens: 32, autoTune: false });
+    assert.equal(p.applyRemotePlacement('x', 16, [1n, 2n]), false);
+    assert.equal(p.index.size, 0);
+    assert.equal(p.applyRemotePlacement('x', 32, [1n, 2n]), true);
+    assert.equal(p.index.size, 2);
+  });
+
+  it('a snapshot round trip preserves every entry and the LRU order', () => {
+    const a = build({ lruCapacityPerServer: 6 });
+    for (const [i, prompt] of ['alpha '.repeat(40), 'beta '.repeat(50), 'gamma '.repeat(30)].entries()) route(a, req(prompt), fresh(['x', 'y']), i === 1 ? 'y' : 'x');
+    const b = build({ lruCapacityPerServer: 6 });
+    b.importSnapshot([...a.exportSnapshot()]);
+    for (const ep of ['x', 'y']) assert.deepEqual(b.index.hashesOf(ep), a.index.hashesOf(ep));
+    assert.ok(a.index.size > 0);
+  });
+});

@@ -10,6 +10,12 @@
  *    first target of a profile named `prefill`), then drop the request's state;
  *  - onResponseComplete: drop the request's state if preRequest never ran (scheduling failed, or a hook
  *    before it failed the request).
+ *
+ * Replication (src/framework/replication.ts): the producer is a `ReplicatedIndex`. With a cross-replica syncer
+ * configured, every placement indexed in preRequest is also handed to the syncer's sink (an O(1) enqueue), and
+ * peers' placements arrive through `applyRemotePlacement`, off the request path, as if this replica had routed
+ * them. Placements hashed with another block size than this replica's current one are refused (and counted
+ * by the syncer); so are peers whose hashing scheme (the fingerprint) differs.
  */
 import { z } from 'zod';
 import { PrefixCacheMatchInfoKey, type PrefixCacheMatchInfo } from '../../../framework/attributes.ts';
@@ -24,6 +30,7 @@ import type {
   ResponseCompleteHook,
   ResponseInfo,
 } from '../../../framework/requestcontrol.ts';
+import type { IndexSnapshotEntry, PlacementSink, ReplicatedIndex } from '../../../framework/replication.ts';
 import type { Candidate, SchedulingResult } from '../../../framework/scheduling.ts';
 import { PrefixIndex } from './prefix-index.ts';
 import { BYTES_PER_TOKEN, PromptHasher, userInput } from './prompt-hash.ts';
@@ -83,7 +90,23 @@ interface RequestState {
   readonly blockSizeTokens: number;
 }
 
-export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, ResponseCompleteHook {
+/**
+ * What two replicas must share for their block hashes to mean the same: the hashing scheme of prompt-hash.ts
+ * (XXH64 of character blocks, seeded by model and cache_salt, chained) and its characters-per-token factor.
+ * Bump the scheme string when prompt-hash.ts changes its output.
+ */
+export const PROMPT_HASH_SCHEME = `xxh64-chained-chars/v1/bytes-per-token=${BYTES_PER_TOKEN}`;
+
+function fnv1a32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, ResponseCompleteHook, ReplicatedIndex {
   readonly typedName: TypedName;
   readonly produces: readonly string[] = [PrefixCacheMatchInfoKey];
   readonly consumes: readonly string[] = [];
@@ -100,6 +123,9 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
   readonly #clock: Clock;
   readonly #pool: () => readonly Endpoint[];
   #lastSweepMs: number;
+  #sink: PlacementSink | undefined;
+  #capacityPool: readonly Endpoint[] | undefined;
+  #capacityByName = new Map<string, Endpoint>();
 
   constructor(name: string, config: ApproxPrefixCacheConfig, handle: Pick<PluginHandle, 'logger' | 'clock' | 'endpoints'>) {
     this.typedName = { type: APPROX_PREFIX_CACHE_PRODUCER_TYPE, name };
@@ -165,9 +191,11 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
     const primary = result.profileResults.get(result.primaryProfileName)?.targets[0];
     if (primary === undefined) return;
     this.index.add(primary.endpoint.metadata.name, this.capacityBlocksFor(primary.endpoint), state.hashes);
+    this.#sink?.enqueuePlacement(primary.endpoint.metadata.name, state.blockSizeTokens, state.hashes);
     const prefill = result.profileResults.get(PREFILL_PROFILE_NAME)?.targets[0];
     if (prefill !== undefined && prefill.endpoint.metadata.name !== primary.endpoint.metadata.name) {
       this.index.add(prefill.endpoint.metadata.name, this.capacityBlocksFor(prefill.endpoint), state.hashes);
+      this.#sink?.enqueuePlacement(prefill.endpoint.metadata.name, state.blockSizeTokens, state.hashes);
     }
     if (this.onPrefixMatch !== undefined && state.hashes.length > 0) {
       const matchBlocks = state.matches.get(primary.endpoint.metadata.name) ?? 0;
@@ -189,6 +217,52 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
 
   onResponseComplete(response: ResponseInfo, _outcome: Outcome, _signal: AbortSignal): void {
     this.#states.delete(response.request);
+  }
+
+  // --- ReplicatedIndex
+
+  replicationFingerprint(): number {
+    return fnv1a32(PROMPT_HASH_SCHEME);
+  }
+
+  attachPlacementSink(sink: PlacementSink | undefined): void {
+    this.#sink = sink;
+  }
+
+  /** The block size local requests hash with now: the pool's first endpoint's, when auto-tuned and known. */
+  currentBlockSizeTokens(): number {
+    const first = this.#pool()[0];
+    return first === undefined ? this.config.blockSizeTokens : this.blockSizeTokensFor([{ endpoint: first } as Candidate]);
+  }
+
+  applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): boolean {
+    if (blockSizeTokens !== this.currentBlockSizeTokens()) return false;
+    this.index.add(endpoint, this.#capacityOf(endpoint), hashes);
+    return true;
+  }
+
+  *exportSnapshot(): Generator<IndexSnapshotEntry> {
+    for (const endpoint of [...this.index.endpoints()]) {
+      yield { endpoint, capacityBlocks: this.index.capacityOf(endpoint) ?? this.config.lruCapacityPerServer, hashes: this.index.hashesOf(endpoint) };
+    }
+  }
+
+  importSnapshot(entries: readonly IndexSnapshotEntry[]): void {
+    // add() touches its argument last-to-first; a snapshot lists oldest first: reverse so the oldest is touched
+    // first and ends least recently used, as it was on the writer.
+    for (const e of entries) this.index.add(e.endpoint, this.index.capacityOf(e.endpoint) ?? e.capacityBlocks, [...e.hashes].reverse());
+  }
+
+  #capacityOf(endpoint: string): number {
+    const known = this.index.capacityOf(endpoint);
+    if (known !== undefined) return known;
+    const pool = this.#pool();
+    if (pool !== this.#capacityPool) {
+      this.#capacityPool = pool;
+      this.#capacityByName = new Map(pool.map((e) => [e.metadata.name, e]));
+    }
+    const e = this.#capacityByName.get(endpoint);
+    return e === undefined ? this.config.lruCapacityPerServer : this.capacityBlocksFor(e);
   }
 
   /** True while `request` has prepared state that preRequest has not consumed (for tests). */

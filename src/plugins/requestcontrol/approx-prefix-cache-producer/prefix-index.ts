@@ -111,6 +111,12 @@ export class PrefixIndex {
     return this.#endpoints.get(endpoint)?.capacityBlocks;
   }
 
+  /** The blocks held by `endpoint`, least recently used first (empty when not indexed). */
+  hashesOf(endpoint: string): bigint[] {
+    const entry = this.#endpoints.get(endpoint);
+    return entry === undefined ? [] : [...entry.hashes];
+  }
+
   /** Blocks held by `endpoint` (0 when not indexed). */
   blocksOf(endpoint: string): number {
     return this.#endpoints.get(endpoint)?.hashes.size ?? 0;

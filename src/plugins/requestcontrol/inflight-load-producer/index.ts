@@ -9,12 +9,18 @@
  * whatever the outcome: success, upstream error, abort or internal error. (Upstream released only on a
  * normal end of stream, so aborted requests leaked their counts.) An endpoint's counters disappear when they
  * return to zero, so endpoints that left the pool leave nothing behind once their requests end.
+ *
+ * Replication (src/framework/replication.ts): the producer is a `ReplicatedGauges`. With a cross-replica
+ * syncer, it publishes its own absolute counts periodically, and the load it produces for scoring is its own
+ * plus every peer's latest counts while they are fresh (they expire on the syncer's `loadStaleMs`; a peer that
+ * shuts down is dropped at once). Absolute values heal after any loss: no remote load can leak.
  */
 import { z } from 'zod';
 import { InFlightLoadKey, type InFlightLoad } from '../../../framework/attributes.ts';
 import { ENDPOINT_EVENTS, type EndpointEvent, type NotificationExtractor } from '../../../framework/datasource.ts';
 import { parsePluginParameters } from '../../../framework/params.ts';
-import type { PluginFactory, TypedName } from '../../../framework/plugin.ts';
+import type { Clock, PluginFactory, TypedName } from '../../../framework/plugin.ts';
+import type { EndpointGauge, ReplicatedGauges } from '../../../framework/replication.ts';
 import type { InferenceRequest } from '../../../framework/request.ts';
 import { promptText } from '../../../framework/request.ts';
 import type {
@@ -62,7 +68,12 @@ interface Charge {
   released: boolean;
 }
 
-export class InFlightLoadProducer implements DataProducer, PreRequestHook, ResponseChunkHook, ResponseCompleteHook, NotificationExtractor<EndpointEvent> {
+interface RemoteLoads {
+  readonly loads: ReadonlyMap<string, InFlightLoad>;
+  readonly expiresAtMs: number;
+}
+
+export class InFlightLoadProducer implements DataProducer, PreRequestHook, ResponseChunkHook, ResponseCompleteHook, NotificationExtractor<EndpointEvent>, ReplicatedGauges {
   readonly typedName: TypedName;
   readonly produces: readonly string[] = [InFlightLoadKey];
   readonly consumes: readonly string[] = [];
@@ -73,14 +84,57 @@ export class InFlightLoadProducer implements DataProducer, PreRequestHook, Respo
   /** Endpoint name → current load. Values are immutable and replaced on change, so readers share them. */
   readonly #loads = new Map<string, InFlightLoad>();
   readonly #charges = new WeakMap<InferenceRequest, Charge[]>();
+  /** Peers' latest gauges (origin → per-endpoint load), counted until they expire. */
+  readonly #remote = new Map<string, RemoteLoads>();
+  readonly #clock: Clock;
 
-  constructor(name: string = INFLIGHT_LOAD_PRODUCER_TYPE) {
+  constructor(name: string = INFLIGHT_LOAD_PRODUCER_TYPE, clock: Clock = { now: () => Date.now() }) {
     this.typedName = { type: INFLIGHT_LOAD_PRODUCER_TYPE, name };
+    this.#clock = clock;
   }
 
-  /** The current load of an endpoint (zero when none). */
+  /** This replica's own load of an endpoint (zero when none). */
   loadOf(endpointName: string): InFlightLoad {
     return this.#loads.get(endpointName) ?? NO_LOAD;
+  }
+
+  /** Own load plus every fresh peer's (what prepareData produces). */
+  totalLoadOf(endpointName: string): InFlightLoad {
+    const own = this.#loads.get(endpointName) ?? NO_LOAD;
+    if (this.#remote.size === 0) return own;
+    const now = this.#clock.now();
+    let requests = own.requests;
+    let tokens = own.tokens;
+    for (const [origin, r] of this.#remote) {
+      if (r.expiresAtMs <= now) {
+        this.#remote.delete(origin);
+        continue;
+      }
+      const l = r.loads.get(endpointName);
+      if (l !== undefined) {
+        requests += l.requests;
+        tokens += l.tokens;
+      }
+    }
+    return requests === own.requests && tokens === own.tokens ? own : Object.freeze({ requests, tokens });
+  }
+
+  // --- ReplicatedGauges
+
+  localGauges(): EndpointGauge[] {
+    const out: EndpointGauge[] = [];
+    for (const [endpoint, l] of this.#loads) out.push({ endpoint, requests: l.requests, tokens: l.tokens });
+    return out;
+  }
+
+  setRemoteGauges(origin: string, gauges: readonly EndpointGauge[], expiresAtMs: number): void {
+    const loads = new Map<string, InFlightLoad>();
+    for (const g of gauges) if (g.requests > 0 || g.tokens > 0) loads.set(g.endpoint, Object.freeze({ requests: g.requests, tokens: g.tokens }));
+    this.#remote.set(origin, { loads, expiresAtMs });
+  }
+
+  dropRemoteGauges(origin: string): void {
+    this.#remote.delete(origin);
   }
 
   /** Endpoints with a non-zero load (for tests and debugging). */
@@ -89,7 +143,11 @@ export class InFlightLoadProducer implements DataProducer, PreRequestHook, Respo
   }
 
   prepareData(_request: InferenceRequest, candidates: readonly Candidate[], _signal: AbortSignal): void {
-    for (const c of candidates) c.attributes.set(InFlightLoadKey, this.#loads.get(c.endpoint.metadata.name) ?? NO_LOAD);
+    if (this.#remote.size === 0) {
+      for (const c of candidates) c.attributes.set(InFlightLoadKey, this.#loads.get(c.endpoint.metadata.name) ?? NO_LOAD);
+      return;
+    }
+    for (const c of candidates) c.attributes.set(InFlightLoadKey, this.totalLoadOf(c.endpoint.metadata.name));
   }
 
   preRequest(request: InferenceRequest, result: SchedulingResult, signal: AbortSignal): void {
@@ -150,8 +208,8 @@ export class InFlightLoadProducer implements DataProducer, PreRequestHook, Respo
   }
 }
 
-export const inFlightLoadProducerFactory: PluginFactory = (name, parameters) => {
-  const producer = new InFlightLoadProducer(name);
+export const inFlightLoadProducerFactory: PluginFactory = (name, parameters, handle) => {
+  const producer = new InFlightLoadProducer(name, handle.clock);
   parsePluginParameters(producer.typedName, parametersSchema, parameters);
   return producer;
 };

@@ -122,3 +122,24 @@ describe('inflight-load-producer', () => {
   });
 });
 
+
+describe('inflight-load-producer as ReplicatedGauges', () => {
+  it('scores on its own load plus fresh peers\' gauges; stale or dropped peers stop counting', () => {
+    const handle = makeHandle();
+    const p = inFlightLoadProducerFactory('load', undefined, handle) as InFlightLoadProducer;
+    const r = req();
+    p.preRequest(r, makeSchedulingResult({ default: [a] }), live());
+    assert.deepEqual(p.localGauges(), [{ endpoint: 'a', requests: 1, tokens: 250 }]);
+    const now = handle.clock.now();
+    p.setRemoteGauges('peer1', [{ endpoint: 'a', requests: 3, tokens: 30 }, { endpoint: 'b', requests: 2, tokens: 20 }], now + 500);
+    p.setRemoteGauges('peer2', [{ endpoint: 'b', requests: 1, tokens: 10 }], now + 100);
+    const cs = [makeCandidate(makeEndpoint('a')), makeCandidate(makeEndpoint('b'))];
+    p.prepareData(req(), cs, live());
+    assert.deepEqual(cs.map((c) => c.attributes.get(InFlightLoadKey) as InFlightLoad), [{ requests: 4, tokens: 280 }, { requests: 3, tokens: 30 }]);
+    (handle.clock as unknown as { advance(ms: number): void }).advance(100);
+    assert.deepEqual(p.totalLoadOf('b'), { requests: 2, tokens: 20 }, 'peer2 expired at its deadline');
+    p.dropRemoteGauges('peer1');
+    assert.deepEqual(p.totalLoadOf('a'), { requests: 1, tokens: 250 });
+    assert.deepEqual(p.loadOf('a'), { requests: 1, tokens: 250 }, 'own load unaffected by peers');
+  });
+});

@@ -1,0 +1,235 @@
+/**
+ * Wire format of one sync batch (little-endian, hand-written over DataView: no schema library needed, and the
+ * fastest thing that works). Everything a reader needs is in the payload, so a transport carries opaque bytes.
+ *
+ *   u8  version (= 1)          u8  flags (bit0: has gauges, bit1: bye)
+ *   u8  originLen, origin utf8 (`<replica>:<incarnation>`)
+ *   u32 seq                    (per origin incarnation, +1 per batch; gaps are counted, not repaired)
+ *   f64 sentAtMs               (wall clock of the sender, for the lag histogram)
+ *   u8  nChannels, per channel: u8 len, utf8 plugin name, u32 fingerprint
+ *   u16 nEndpoints, per endpoint: u8 len, utf8 endpoint name
+ *   u32 nPlacements, per placement: u8 channel, u16 endpoint, u16 blockSizeTokens, u16 n, n × u64 hash
+ *   u16 nGauges, per gauge: u8 channel, u16 endpoint, u32 requests, u32 tokens (absolute values)
+ *
+ * A snapshot field (one per channel and endpoint) is `u32 capacityBlocks, n × u64 hash` (oldest first).
+ */
+
+export const WIRE_VERSION = 1;
+export const FLAG_GAUGES = 1;
+export const FLAG_BYE = 2;
+
+export interface WirePlacement {
+  readonly channel: number;
+  readonly endpoint: number;
+  readonly blockSizeTokens: number;
+  readonly hashes: readonly bigint[];
+}
+
+export interface WireGauge {
+  readonly channel: number;
+  readonly endpoint: number;
+  readonly requests: number;
+  readonly tokens: number;
+}
+
+export interface WireChannel {
+  readonly name: string;
+  readonly fingerprint: number;
+}
+
+export interface Batch {
+  readonly origin: string;
+  readonly seq: number;
+  readonly sentAtMs: number;
+  readonly flags: number;
+  readonly channels: readonly WireChannel[];
+  readonly endpoints: readonly string[];
+  readonly placements: readonly WirePlacement[];
+  readonly gauges: readonly WireGauge[];
+}
+
+export class WireFormatError extends Error {}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function shortString(s: string, what: string): Uint8Array {
+  const b = encoder.encode(s);
+  if (b.length > 255) throw new WireFormatError(`${what} longer than 255 bytes: ${s.slice(0, 40)}…`);
+  return b;
+}
+
+export function encodeBatch(b: Batch): Uint8Array {
+  const origin = shortString(b.origin, 'origin');
+  const channels = b.channels.map((c) => shortString(c.name, 'channel name'));
+  const endpoints = b.endpoints.map((e) => shortString(e, 'endpoint name'));
+  if (b.channels.length > 255) throw new WireFormatError('more than 255 channels');
+  if (b.endpoints.length > 0xffff) throw new WireFormatError('more than 65535 endpoints in one batch');
+  let size = 2 + 1 + origin.length + 4 + 8 + 1 + 2 + 4 + 2;
+  for (const c of channels) size += 1 + c.length + 4;
+  for (const e of endpoints) size += 1 + e.length;
+  for (const p of b.placements) size += 7 + 8 * p.hashes.length;
+  size += 13 * b.gauges.length;
+  const buf = new Uint8Array(size);
+  const v = new DataView(buf.buffer);
+  let o = 0;
+  v.setUint8(o++, WIRE_VERSION);
+  v.setUint8(o++, b.flags);
+  v.setUint8(o++, origin.length);
+  buf.set(origin, o);
+  o += origin.length;
+  v.setUint32(o, b.seq >>> 0, true);
+  o += 4;
+  v.setFloat64(o, b.sentAtMs, true);
+  o += 8;
+  v.setUint8(o++, channels.length);
+  for (const [i, c] of channels.entries()) {
+    v.setUint8(o++, c.length);
+    buf.set(c, o);
+    o += c.length;
+    v.setUint32(o, (b.channels[i] as WireChannel).fingerprint >>> 0, true);
+    o += 4;
+  }
+  v.setUint16(o, endpoints.length, true);
+  o += 2;
+  for (const e of endpoints) {
+    v.setUint8(o++, e.length);
+    buf.set(e, o);
+    o += e.length;
+  }
+  v.setUint32(o, b.placements.length, true);
+  o += 4;
+  for (const p of b.placements) {
+    const n = Math.min(p.hashes.length, 0xffff);
+    v.setUint8(o++, p.channel);
+    v.setUint16(o, p.endpoint, true);
+    v.setUint16(o + 2, Math.min(p.blockSizeTokens, 0xffff), true);
+    v.setUint16(o + 4, n, true);
+    o += 6;
+    for (let i = 0; i < n; i++, o += 8) v.setBigUint64(o, p.hashes[i] as bigint, true);
+  }
+  v.setUint16(o, b.gauges.length, true);
+  o += 2;
+  for (const g of b.gauges) {
+    v.setUint8(o++, g.channel);
+    v.setUint16(o, g.endpoint, true);
+    v.setUint32(o + 2, Math.max(0, Math.min(g.requests, 0xffffffff)), true);
+    v.setUint32(o + 6, Math.max(0, Math.min(g.tokens, 0xffffffff)), true);
+    o += 10;
+  }
+  return buf.subarray(0, o);
+}
+
+class Reader {
+  o = 0;
+  readonly v: DataView;
+  constructor(readonly buf: Uint8Array) {
+    this.v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  need(n: number): void {
+    if (this.o + n > this.buf.length) throw new WireFormatError(`truncated batch at byte ${this.o} (needs ${n} more)`);
+  }
+  u8(): number {
+    this.need(1);
+    return this.v.getUint8(this.o++);
+  }
+  u16(): number {
+    this.need(2);
+    const x = this.v.getUint16(this.o, true);
+    this.o += 2;
+    return x;
+  }
+  u32(): number {
+    this.need(4);
+    const x = this.v.getUint32(this.o, true);
+    this.o += 4;
+    return x;
+  }
+  f64(): number {
+    this.need(8);
+    const x = this.v.getFloat64(this.o, true);
+    this.o += 8;
+    return x;
+  }
+  str(): string {
+    const n = this.u8();
+    this.need(n);
+    const s = decoder.decode(this.buf.subarray(this.o, this.o + n));
+    this.o += n;
+    return s;
+  }
+}
+
+/** The header only: enough to skip one's own batches without decoding them. */
+export function peekOrigin(payload: Uint8Array): { version: number; origin: string } {
+  const r = new Reader(payload);
+  const version = r.u8();
+  r.u8();
+  return { version, origin: r.str() };
+}
+
+export function decodeBatch(payload: Uint8Array): Batch {
+  const r = new Reader(payload);
+  const version = r.u8();
+  if (version !== WIRE_VERSION) throw new WireFormatError(`unsupported batch version ${version} (this replica speaks ${WIRE_VERSION})`);
+  const flags = r.u8();
+  const origin = r.str();
+  const seq = r.u32();
+  const sentAtMs = r.f64();
+  const channels: WireChannel[] = [];
+  for (let i = r.u8(); i > 0; i--) channels.push({ name: r.str(), fingerprint: r.u32() });
+  const endpoints: string[] = [];
+  for (let i = r.u16(); i > 0; i--) endpoints.push(r.str());
+  const placements: WirePlacement[] = [];
+  for (let i = r.u32(); i > 0; i--) {
+    const channel = r.u8();
+    const endpoint = r.u16();
+    const blockSizeTokens = r.u16();
+    const n = r.u16();
+    r.need(8 * n);
+    const hashes: bigint[] = new Array<bigint>(n);
+    for (let j = 0; j < n; j++, r.o += 8) hashes[j] = r.v.getBigUint64(r.o, true);
+    if (channel >= channels.length || endpoint >= endpoints.length) throw new WireFormatError('placement refers to an unknown channel or endpoint');
+    placements.push({ channel, endpoint, blockSizeTokens, hashes });
+  }
+  const gauges: WireGauge[] = [];
+  for (let i = r.u16(); i > 0; i--) {
+    const channel = r.u8();
+    const endpoint = r.u16();
+    const requests = r.u32();
+    const tokens = r.u32();
+    if (channel >= channels.length || endpoint >= endpoints.length) throw new WireFormatError('gauge refers to an unknown channel or endpoint');
+    gauges.push({ channel, endpoint, requests, tokens });
+  }
+  return { origin, seq, sentAtMs, flags, channels, endpoints, placements, gauges };
+}
+
+export function encodeSnapshotField(capacityBlocks: number, hashes: readonly bigint[]): Uint8Array {
+  const buf = new Uint8Array(4 + 8 * hashes.length);
+  const v = new DataView(buf.buffer);
+  v.setUint32(0, capacityBlocks >>> 0, true);
+  for (let i = 0; i < hashes.length; i++) v.setBigUint64(4 + 8 * i, hashes[i] as bigint, true);
+  return buf;
+}
+
+export function decodeSnapshotField(buf: Uint8Array): { capacityBlocks: number; hashes: bigint[] } {
+  if (buf.length < 4 || (buf.length - 4) % 8 !== 0) throw new WireFormatError(`snapshot field of ${buf.length} bytes is not 4 + 8n`);
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const n = (buf.length - 4) / 8;
+  const hashes = new Array<bigint>(n);
+  for (let i = 0; i < n; i++) hashes[i] = v.getBigUint64(4 + 8 * i, true);
+  return { capacityBlocks: v.getUint32(0, true), hashes };
+}
+
+/** Stream ids are Redis's `<ms>-<seq>`; ordered numerically. */
+export function compareIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const d = Number(am) - Number(bm);
+  return d !== 0 ? Math.sign(d) : Math.sign(Number(as) - Number(bs));
+}
+
+/** Milliseconds part of a stream id. */
+export function idTimeMs(id: string): number {
+  return Number(id.split('-')[0] ?? 0);
+}

@@ -1,0 +1,251 @@
+/**
+ * `SyncTransport` over Redis (ioredis): one Stream per pool for batches, a hash per snapshot generation, a
+ * string pointing at the current generation and a lease key. Two connections: a writer (appends, snapshots,
+ * lease; fails fast: no offline queue, no retries, a command timeout) and a reader dedicated to `XREAD BLOCK`
+ * (the engine's watchdog resets it when a blackholed link stops answering).
+ *
+ * Keys (all share the hash tag `{<namespace>/<pool>}`, so they live in one Cluster slot):
+ *   <prefix>:{ns/pool}:sync          stream; fields `b` (the binary batch); trimmed by time with MINID ~
+ *   <prefix>:{ns/pool}:snap:cur      string: the current snapshot generation
+ *   <prefix>:{ns/pool}:snap:<gen>    hash: `_meta` (JSON) + one field per channel/endpoint; expires
+ *   <prefix>:{ns/pool}:snap:lock     string: who writes snapshots (SET NX PX, renewed by its holder)
+ */
+import { readFileSync } from 'node:fs';
+import { Redis, type RedisOptions } from 'ioredis';
+import { EppConfigError } from '../../framework/errors.ts';
+import type { Logger } from '../../framework/plugin.ts';
+import { compareIds } from './codec.ts';
+import type { Snapshot, SnapshotMeta, StreamEntry, SyncTransport } from './transport.ts';
+
+export interface RedisTransportOptions {
+  /** `redis://…` / `rediss://…`; or `sentinels` + `name`. */
+  readonly url?: string;
+  readonly sentinels?: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+  readonly name?: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly sentinelPassword?: string;
+  readonly tls?: { readonly caFile?: string; readonly serverName?: string; readonly insecureSkipVerify?: boolean };
+  readonly db?: number;
+  readonly keyPrefix: string;
+  /** `<namespace>/<pool>`: the hash tag of every key. */
+  readonly pool: string;
+  readonly retentionMs: number;
+  readonly snapshotIntervalMs: number;
+  readonly commandTimeoutMs: number;
+  readonly logger: Logger;
+}
+
+const LEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0`;
+
+/** Fields per HSET when writing a snapshot (keeps each command small). */
+const SNAPSHOT_FIELDS_PER_COMMAND = 64;
+
+export class RedisTransport implements SyncTransport {
+  readonly description: string;
+  readonly #o: RedisTransportOptions;
+  readonly #writer: Redis;
+  readonly #reader: Redis;
+  readonly #streamKey: string;
+  readonly #snapPrefix: string;
+
+  constructor(o: RedisTransportOptions) {
+    this.#o = o;
+    const tag = `{${o.pool}}`;
+    this.#streamKey = `${o.keyPrefix}:${tag}:sync`;
+    this.#snapPrefix = `${o.keyPrefix}:${tag}:snap`;
+    this.description = o.url !== undefined ? redactUrl(o.url) : `sentinel:${o.name ?? ''}@${(o.sentinels ?? []).map((s) => `${s.host}:${s.port}`).join(',')}`;
+    const base = this.#baseOptions();
+    this.#writer = this.#connect({ ...base, commandTimeout: o.commandTimeoutMs, connectionName: 'epp-sync-writer' });
+    this.#reader = this.#connect({ ...base, connectionName: 'epp-sync-reader' });
+  }
+
+  #baseOptions(): RedisOptions {
+    const o = this.#o;
+    let tls: RedisOptions['tls'];
+    const wantsTls = o.url?.startsWith('rediss://') === true || o.tls !== undefined;
+    if (wantsTls) {
+      tls = {};
+      if (o.tls?.caFile !== undefined) {
+        try {
+          tls.ca = readFileSync(o.tls.caFile);
+        } catch (err) {
+          throw new EppConfigError(`redis-cross-replica-syncer: tls.caFile ${o.tls.caFile}: ${(err as Error).message}`, 'check the path of the CA bundle');
+        }
+      }
+      if (o.tls?.serverName !== undefined) tls.servername = o.tls.serverName;
+      if (o.tls?.insecureSkipVerify === true) tls.rejectUnauthorized = false;
+    }
+    return {
+      protocol: 2,
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      enableReadyCheck: true,
+      connectTimeout: Math.max(1000, o.commandTimeoutMs),
+      keepAlive: 5000,
+      // Reconnect forever with capped backoff: Redis coming back must need no restart.
+      retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 10), 2000),
+      ...(o.username !== undefined ? { username: o.username } : {}),
+      ...(o.password !== undefined ? { password: o.password } : {}),
+      ...(o.db !== undefined && o.db > 0 ? { db: o.db } : {}),
+      ...(tls !== undefined ? { tls } : {}),
+      ...(o.sentinels !== undefined
+        ? {
+            sentinels: o.sentinels.map((s) => ({ host: s.host, port: s.port })),
+            name: o.name ?? 'mymaster',
+            ...(o.sentinelPassword !== undefined ? { sentinelPassword: o.sentinelPassword } : {}),
+            ...(tls !== undefined ? { enableTLSForSentinelMode: true } : {}),
+          }
+        : {}),
+    };
+  }
+
+  #connect(options: RedisOptions): Redis {
+    const client = this.#o.url !== undefined ? new Redis(this.#o.url, options) : new Redis(options);
+    // Errors surface through the commands (and the engine's up/down log line); never crash, never log per retry.
+    client.on('error', () => undefined);
+    return client;
+  }
+
+  connect(): Promise<void> {
+    const ready = (c: Redis): Promise<void> =>
+      c.status === 'ready'
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            const onReady = (): void => {
+              c.off('error', onError);
+              resolve();
+            };
+            const onError = (err: Error): void => {
+              c.off('ready', onReady);
+              reject(err);
+            };
+            c.once('ready', onReady);
+            c.once('error', onError);
+          });
+    return Promise.all([ready(this.#writer), ready(this.#reader)]).then(() => undefined);
+  }
+
+  async append(payload: Uint8Array): Promise<string> {
+    const minId = `${Math.max(0, Date.now() - this.#o.retentionMs)}`;
+    const id = await this.#writer.xadd(this.#streamKey, 'MINID', '~', minId, '*', 'b', Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    return id ?? '0-0';
+  }
+
+  async read(afterId: string, count: number, blockMs: number): Promise<StreamEntry[]> {
+    const args: Array<string | number> = ['COUNT', count];
+    if (blockMs > 0) args.push('BLOCK', blockMs);
+    args.push('STREAMS', this.#streamKey, afterId);
+    const reply = (await this.#reader.callBuffer('XREAD', args)) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+    if (reply === null || reply.length === 0) return [];
+    const out: StreamEntry[] = [];
+    for (const [id, fields] of (reply[0] as [Buffer, Array<[Buffer, Buffer[]]>])[1]) {
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        if ((fields[i] as Buffer).toString() === 'b') {
+          const v = fields[i + 1] as Buffer;
+          out.push({ id: id.toString(), payload: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) });
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  async trimmedThrough(): Promise<string | undefined> {
+    let info: unknown[];
+    try {
+      // On the reader's connection: the engine asks right after a read succeeded there.
+      info = (await this.#reader.call('XINFO', 'STREAM', this.#streamKey)) as unknown[];
+    } catch (err) {
+      if (/no such key/i.test((err as Error).message)) return undefined;
+      throw err;
+    }
+    const field = new Map<string, unknown>();
+    for (let i = 0; i + 1 < info.length; i += 2) field.set(String(info[i]), info[i + 1]);
+    // XDEL records max-deleted-entry-id; trimming (MINID/MAXLEN) does not (Redis 7.0), but it shows as
+    // entries-added > length: everything before the first retained entry (or, when the stream is empty,
+    // through the last generated id) is gone. Redis 6 reports neither: assume so whenever something is retained.
+    let through: string | undefined;
+    const maxDeleted = field.get('max-deleted-entry-id');
+    if (maxDeleted !== undefined && String(maxDeleted) !== '0-0') through = String(maxDeleted);
+    const added = field.get('entries-added');
+    const length = Number(field.get('length') ?? 0);
+    const deleted = added === undefined ? Infinity : Number(added) - length;
+    if (deleted > 0) {
+      const first = field.get('first-entry') as unknown[] | null | undefined;
+      const candidate = first && first.length > 0 ? idBefore(String(first[0])) : added === undefined ? undefined : String(field.get('last-generated-id'));
+      if (candidate !== undefined && (through === undefined || compareIds(candidate, through) > 0)) through = candidate;
+    }
+    return through;
+  }
+
+  async putSnapshot(s: Snapshot): Promise<void> {
+    const gen = `${Math.floor(s.meta.createdAtMs)}-${s.meta.origin}`;
+    const key = `${this.#snapPrefix}:${gen}`;
+    const ttlMs = Math.max(3 * this.#o.snapshotIntervalMs, 120_000);
+    const entries = [...s.fields];
+    const pipe = this.#writer.pipeline();
+    pipe.del(key);
+    pipe.hset(key, '_meta', JSON.stringify(s.meta));
+    for (let i = 0; i < entries.length; i += SNAPSHOT_FIELDS_PER_COMMAND) {
+      const args: Array<string | Buffer> = [];
+      for (const [f, v] of entries.slice(i, i + SNAPSHOT_FIELDS_PER_COMMAND)) args.push(f, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+      pipe.hset(key, ...(args as [string, Buffer]));
+    }
+    pipe.pexpire(key, ttlMs);
+    pipe.set(`${this.#snapPrefix}:cur`, gen, 'PX', ttlMs);
+    const results = await pipe.exec();
+    const failed = results?.find(([err]) => err !== null);
+    if (failed) throw failed[0] as Error;
+  }
+
+  async getSnapshot(): Promise<Snapshot | undefined> {
+    const gen = await this.#writer.get(`${this.#snapPrefix}:cur`);
+    if (gen === null) return undefined;
+    const raw = await this.#writer.hgetallBuffer(`${this.#snapPrefix}:${gen}`);
+    const metaBuf = raw._meta;
+    if (metaBuf === undefined) return undefined;
+    let meta: SnapshotMeta;
+    try {
+      meta = JSON.parse(metaBuf.toString()) as SnapshotMeta;
+    } catch {
+      return undefined;
+    }
+    const fields = new Map<string, Uint8Array>();
+    for (const [k, v] of Object.entries(raw)) if (k !== '_meta') fields.set(k, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    return { meta, fields };
+  }
+
+  async tryLease(holder: string, ttlMs: number): Promise<boolean> {
+    const r = await this.#writer.eval(LEASE_SCRIPT, 1, `${this.#snapPrefix}:lock`, holder, String(Math.floor(ttlMs)));
+    return Number(r) === 1;
+  }
+
+  resetReader(): void {
+    // Drop the (possibly blackholed) socket; ioredis reconnects with its retry strategy.
+    this.#reader.disconnect(true);
+  }
+
+  async close(): Promise<void> {
+    this.#reader.disconnect(false);
+    try {
+      await this.#writer.quit();
+    } catch {
+      this.#writer.disconnect(false);
+    }
+  }
+}
+
+/** The greatest id smaller than `id`. */
+function idBefore(id: string): string {
+  const [ms = 0, seq = 0] = id.split('-').map(Number);
+  return seq > 0 ? `${ms}-${seq - 1}` : `${ms - 1}-18446744073709551615`;
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

@@ -1,0 +1,105 @@
+/**
+ * Cross-replica replication contracts (opt-in). Several EPP replicas route as one when the plugins that learn
+ * from routing decisions share what they learnt. A plugin opts in by implementing one of these interfaces; the
+ * runtime's syncer (src/datalayer/sync/) finds them at startup, carries their state between replicas over a
+ * transport (Redis, or in memory in tests) and never puts the network on the request path: plugins only push
+ * into a `PlacementSink` (an O(1) enqueue) and receive remote state on timers, off the request path.
+ *
+ * Two shapes, after what travels well:
+ *  - `ReplicatedIndex`: a set of (endpoint, block hash) facts learnt from placements, e.g. the approximate
+ *    prefix index. Replicas publish their placements and apply their peers' placements as if they had routed
+ *    them. Applying a placement twice must change nothing but recency (idempotent), so loss, duplicates and
+ *    reordering only cost freshness. A precise (KV-event) index can implement the same contract.
+ *  - `ReplicatedGauges`: per-endpoint absolute counts owned by one replica, e.g. in-flight requests. Replicas
+ *    publish their own current values periodically; readers add their peers' values while they are fresh.
+ *    Absolute values heal at the next interval after any loss; nothing can leak.
+ *
+ * Per-replica state that must stay local (flow-control queues, per-request state) simply does not opt in.
+ */
+import type { Plugin } from './plugin.ts';
+
+/** Where a replicated index reports the placements it learnt locally. Never blocks, never throws. */
+export interface PlacementSink {
+  /**
+   * `endpoint` now (probably) caches the blocks `hashes` (prompt order, first block first), hashed with blocks
+   * of `blockSizeTokens`. The sink copies nothing it does not need and returns at once.
+   */
+  enqueuePlacement(endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): void;
+}
+
+/** One endpoint's entries in a snapshot: least recently used first. */
+export interface IndexSnapshotEntry {
+  readonly endpoint: string;
+  readonly capacityBlocks: number;
+  readonly hashes: readonly bigint[];
+}
+
+export interface ReplicatedIndex extends Plugin {
+  /**
+   * A 32-bit fingerprint of everything two replicas must agree on for their placements to mean the same
+   * thing (hash algorithm and seed scheme, block cap, ...; not the block size, which travels per placement).
+   * Placements and snapshots from a peer with a different fingerprint are ignored and counted.
+   */
+  replicationFingerprint(): number;
+  /** Called once by the syncer at startup (undefined = detach). The index then reports each local placement. */
+  attachPlacementSink(sink: PlacementSink | undefined): void;
+  /**
+   * Applies a peer's placement as if this replica had routed it. Returns false (and changes nothing) when the
+   * placement cannot be used here, e.g. its block size differs from this replica's current one.
+   */
+  applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): boolean;
+  /**
+   * The whole index, one entry per endpoint, LRU order (oldest first). Called off the request path; lazily
+   * iterated, so the syncer can yield to the event loop between endpoints.
+   */
+  exportSnapshot(): Iterable<IndexSnapshotEntry>;
+  /** Merges a snapshot: its entries are touched oldest first, so their recency order is preserved. */
+  importSnapshot(entries: readonly IndexSnapshotEntry[]): void;
+}
+
+/** One endpoint's gauge values from one replica. */
+export interface EndpointGauge {
+  readonly endpoint: string;
+  readonly requests: number;
+  readonly tokens: number;
+}
+
+export interface ReplicatedGauges extends Plugin {
+  /** This replica's own current values (absolute), every endpoint with a non-zero value. */
+  localGauges(): EndpointGauge[];
+  /**
+   * Replaces everything known about `origin` (another replica): its values count until `expiresAtMs` (the
+   * plugin's clock) unless replaced or dropped before.
+   */
+  setRemoteGauges(origin: string, gauges: readonly EndpointGauge[], expiresAtMs: number): void;
+  /** Forgets `origin` at once (it said goodbye, or the syncer stopped). */
+  dropRemoteGauges(origin: string): void;
+}
+
+export function isReplicatedIndex(p: Plugin): p is ReplicatedIndex {
+  const x = p as Partial<ReplicatedIndex>;
+  return (
+    typeof x.replicationFingerprint === 'function' &&
+    typeof x.attachPlacementSink === 'function' &&
+    typeof x.applyRemotePlacement === 'function' &&
+    typeof x.exportSnapshot === 'function' &&
+    typeof x.importSnapshot === 'function'
+  );
+}
+
+export function isReplicatedGauges(p: Plugin): p is ReplicatedGauges {
+  const x = p as Partial<ReplicatedGauges>;
+  return typeof x.localGauges === 'function' && typeof x.setRemoteGauges === 'function' && typeof x.dropRemoteGauges === 'function';
+}
+
+/**
+ * The syncer plugin (`dataLayer.crossReplicaSyncerPluginRef`): built from the config like any plugin, started
+ * by the server once every plugin exists.
+ */
+export interface CrossReplicaSyncer extends Plugin {
+  readonly isCrossReplicaSyncer: true;
+}
+
+export function isCrossReplicaSyncer(p: Plugin): p is CrossReplicaSyncer {
+  return (p as Partial<CrossReplicaSyncer>).isCrossReplicaSyncer === true;
+}

@@ -1,0 +1,231 @@
+/**
+ * The sync engine over the in-memory transport on manual time: convergence, idempotence, self-echo, gaps,
+ * incompatible peers, gauge freshness, the drop-oldest publish queue, apply slicing, snapshots and warm-up,
+ * outages (refused and blackholed), trims and an empty restart.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeBatch, encodeBatch, WireFormatError } from '../../../src/datalayer/sync/codec.ts';
+import { Fleet, hashes } from './helpers.ts';
+
+test('codec: a batch round-trips and truncation is a clear error', () => {
+  const b = {
+    origin: 'r1:0000abcd',
+    seq: 7,
+    sentAtMs: 1_700_000_000_123.5,
+    flags: 1,
+    channels: [{ name: 'prefix', fingerprint: 0xdeadbeef }, { name: 'load', fingerprint: 0 }],
+    endpoints: ['ns/pod-a-rank-0', '10.0.0.1:8000'],
+    placements: [{ channel: 0, endpoint: 1, blockSizeTokens: 16, hashes: [0n, 2n ** 64n - 1n, 12345678901234567n] }],
+    gauges: [{ channel: 1, endpoint: 0, requests: 3, tokens: 900 }],
+  };
+  const bytes = encodeBatch(b);
+  assert.deepEqual(decodeBatch(bytes), b);
+  assert.throws(() => decodeBatch(bytes.subarray(0, bytes.length - 3)), WireFormatError);
+});
+
+test('three replicas converge to identical indexes; each applies only its peers\' placements', async () => {
+  const fleet = new Fleet();
+  const rs = ['r1', 'r2', 'r3'].map((n) => fleet.add(n, { settings: { coalesceMs: 0 } }));
+  await Promise.all(rs.map((r) => r.engine.start()));
+  for (const r of rs) assert.equal(r.engine.isWarm(), true);
+  let sent = 0;
+  for (let i = 0; i < 300; i++) {
+    const r = rs[Math.floor(fleet.random.next() * 3)]!;
+    r.index.route(`ep${Math.floor(fleet.random.next() * 4)}`, hashes(Math.floor(fleet.random.next() * 50), 8));
+    sent++;
+    if (i % 10 === 0) await fleet.run(3);
+  }
+  await fleet.run(50);
+  const [a, b, c] = rs.map((r) => r.index.pairs());
+  assert.ok(a!.length > 0);
+  assert.deepEqual(b, a);
+  assert.deepEqual(c, a);
+  const applied = rs.reduce((s, r) => s + r.engine.stats.appliedPlacements, 0);
+  assert.equal(applied, 2 * sent, 'each placement applied on the two other replicas, never on its origin');
+  assert.ok(rs.every((r) => r.engine.peerCount() === 2));
+  await fleet.stopAll();
+});
+
+test('touch coalescing: re-sending the same prefix within coalesceMs publishes only new hashes', async () => {
+  const fleet = new Fleet();
+  const [a, b] = [fleet.add('a'), fleet.add('b')];
+  await Promise.all([a.engine.start(), b.engine.start()]);
+  for (let i = 0; i < 10; i++) {
+    a.index.route('ep0', [...hashes(1, 30), ...hashes(100 + i, 2)]);
+    await fleet.run(10);
+  }
+  await fleet.run(20);
+  assert.equal(b.index.index.blocksOf('ep0'), 30 + 20, 'all distinct hashes arrived');
+  // 30 shared + 10 × 2 unique hashes travelled once each: 50 × 8 bytes of hashes, not 320 × 8.
+  assert.ok(a.engine.stats.publishedBytes < 50 * 8 + 10 * 200 + 40 * 60, `published ${a.engine.stats.publishedBytes} bytes`);
+  await fleet.stopAll();
+});
+
+test('lost, lagged and reordered batches: gaps are counted, what arrives is applied, duplicates change nothing', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { settings: { coalesceMs: 0 }, faults: { lossRate: 0.3, lagMs: 20, reorderMs: 30 } });
+  const b = fleet.add('b');
+  await Promise.all([a.engine.start(), b.engine.start()]);
+  for (let i = 0; i < 100; i++) {
+    a.index.route('ep0', hashes(i, 4));
+    await fleet.run(6);
+  }
+  await fleet.run(200);
+  assert.ok(b.engine.stats.seqGaps > 0, 'lost batches show up as sequence gaps');
+  const got = b.index.pairs().length;
+  assert.ok(got > 0 && got < 400, `b holds part of a's placements (${got})`);
+  // Re-applying the whole stream changes nothing but recency.
+  const before = b.index.pairs();
+  for (const e of b.index.exportSnapshot()) b.index.importSnapshot([e]);
+  assert.deepEqual(b.index.pairs(), before);
+  await fleet.stopAll();
+});
+
+test('an incompatible peer (fingerprint or block size) is ignored and counted, once logged', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a');
+  const odd = fleet.add('odd', { setup: (ix) => (ix.fingerprint = 99) });
+  const big = fleet.add('big', { setup: (ix) => (ix.blockSizeTokens = 64) });
+  await Promise.all(fleet.replicas.map((r) => r.engine.start()));
+  odd.index.route('ep0', hashes(1, 4));
+  big.index.route('ep1', hashes(2, 4));
+  await fleet.run(20);
+  odd.index.route('ep0', hashes(3, 4));
+  await fleet.run(20);
+  assert.deepEqual(a.index.pairs(), []);
+  assert.equal(a.engine.stats.incompatiblePlacements, 3);
+  assert.equal(a.logger.count('warn', 'incompatible peer'), 2, 'one line per peer, not per batch');
+  await fleet.stopAll();
+});
+
+test('remote gauges count until exactly loadStaleMs after the last one; bye drops them at once', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { withIndex: false });
+  const b = fleet.add('b', { withIndex: false });
+  const c = fleet.add('c', { withIndex: false });
+  await Promise.all(fleet.replicas.map((r) => r.engine.start()));
+  b.gauges.local = [{ endpoint: 'ep0', requests: 5, tokens: 500 }];
+  c.gauges.local = [{ endpoint: 'ep0', requests: 2, tokens: 100 }];
+  await fleet.run(60);
+  assert.equal(a.gauges.remoteRequests('ep0'), 7);
+  // b crashes: no more heartbeats. Its last gauges (sent at some t ≤ now) expire 500 ms after receipt.
+  b.link.faults.outage = 'hang';
+  const lastB = a.gauges.remote.get('b:00000001')!.expiresAtMs;
+  await fleet.run(lastB - fleet.time.now() - 1);
+  assert.equal(a.gauges.remoteRequests('ep0'), 7, 'still fresh 1 ms before loadStaleMs');
+  await fleet.run(1);
+  assert.equal(a.gauges.remoteRequests('ep0'), 2, 'expired at exactly loadStaleMs');
+  // c shuts down gracefully: dropped at once.
+  await c.engine.stop();
+  await fleet.run(5);
+  assert.equal(a.gauges.remote.has('c:00000001'), false);
+  b.link.faults.outage = 'none';
+  await fleet.stopAll();
+});
+
+test('Redis down: the publish queue drops the oldest batches at its cap, up=false, then recovers', async () => {
+  const fleet = new Fleet();
+  const cap = 4096;
+  const a = fleet.add('a', { settings: { coalesceMs: 0, maxQueueBytes: cap } });
+  const b = fleet.add('b');
+  await Promise.all([a.engine.start(), b.engine.start()]);
+  a.link.faults.outage = 'hang';
+  for (let i = 0; i < 200; i++) {
+    a.index.route('ep0', hashes(i, 8));
+    await fleet.run(20, 5);
+  }
+  assert.equal(a.engine.isUp(), false);
+  assert.ok(a.engine.stats.dropped.queue_full > 0, 'oldest batches dropped');
+  assert.ok(a.engine.stats.maxQueueBytesSeen <= cap, `queue peaked at ${a.engine.stats.maxQueueBytesSeen} ≤ ${cap}`);
+  assert.ok(a.link.resets >= 1, 'the watchdog reset the blackholed reader');
+  assert.ok(a.events.includes('up=false'));
+  a.link.faults.outage = 'none';
+  await fleet.run(3000, 10);
+  assert.equal(a.engine.isUp(), true);
+  assert.equal(a.logger.count('warn', 'transport down'), 1, 'one log line per state change');
+  a.index.route('ep9', hashes(999, 3));
+  await fleet.run(20);
+  assert.equal(b.index.index.blocksOf('ep9'), 3, 'placements flow again without a restart');
+  await fleet.stopAll();
+});
+
+test('apply runs in CPU-bounded slices and yields between them', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { settings: { coalesceMs: 0, batchMs: 50 } });
+  const b = fleet.add('b');
+  await Promise.all([a.engine.start(), b.engine.start()]);
+  const slicesBefore = b.engine.stats.applySlices;
+  for (let i = 0; i < 500; i++) a.index.route(`ep${i % 5}`, hashes(i, 2));
+  await fleet.run(100);
+  assert.equal(b.engine.stats.appliedPlacements, 500);
+  // Each CPU reading advances 0.1 ms and the clock is read every 16 placements: a 0.5 ms slice holds 80.
+  assert.ok(b.engine.stats.applySlices - slicesBefore >= Math.floor(500 / 80), `${b.engine.stats.applySlices - slicesBefore} slices`);
+  await fleet.stopAll();
+});
+
+test('snapshot + log: a new replica starts warm with the same index and LRU order', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { capacity: 50 });
+  await a.engine.start();
+  for (let i = 0; i < 30; i++) {
+    a.index.route(`ep${i % 3}`, hashes(i, 5));
+    await fleet.run(2);
+  }
+  assert.equal(await a.engine.writeSnapshot(), true);
+  // Placements after the snapshot reach the newcomer through the log.
+  a.index.route('ep7', hashes(77, 3));
+  await fleet.run(20);
+  const n = fleet.add('n', { capacity: 50 });
+  await n.engine.start();
+  assert.equal(n.engine.isWarm(), true);
+  assert.equal(n.engine.stats.snapshotsLoaded, 1);
+  assert.deepEqual(n.index.pairs(), a.index.pairs());
+  for (const ep of ['ep0', 'ep1', 'ep2']) assert.deepEqual(n.index.index.hashesOf(ep), a.index.index.hashesOf(ep), `LRU order of ${ep}`);
+  await fleet.stopAll();
+});
+
+test('an unreachable transport at start means ready at once, cold; a blackholed one, within the call timeout', async () => {
+  const fleet = new Fleet();
+  const down = fleet.add('down', { faults: { outage: 'error' } });
+  const hung = fleet.add('hung', { faults: { outage: 'hang' }, settings: { warmupTimeoutMs: 5000, callTimeoutMs: 1000 } });
+  void down.engine.start();
+  void hung.engine.start();
+  await fleet.run(2);
+  assert.equal(down.engine.isReady(), true);
+  assert.equal(down.engine.isWarm(), false);
+  await fleet.run(990, 10);
+  assert.equal(hung.engine.isReady(), false);
+  await fleet.run(20, 10);
+  assert.equal(hung.engine.isReady(), true);
+  assert.equal(hung.engine.isWarm(), false);
+  down.link.faults.outage = 'none';
+  hung.link.faults.outage = 'none';
+  await fleet.stopAll();
+});
+
+test('a reader stalled past retention reloads the snapshot and counts the gap; an empty restart heals', async () => {
+  const fleet = new Fleet(2000);
+  const a = fleet.add('a', { settings: { coalesceMs: 0, snapshotIntervalMs: 1000 } });
+  const b = fleet.add('b', { settings: { snapshotIntervalMs: 1000 } });
+  await Promise.all([a.engine.start(), b.engine.start()]);
+  b.link.faults.outage = 'error';
+  for (let i = 0; i < 40; i++) {
+    a.index.route('ep0', hashes(i, 2));
+    await fleet.run(100, 10);
+  }
+  b.link.faults.outage = 'none';
+  await fleet.run(3000, 10);
+  assert.equal(b.engine.stats.trimGaps, 1);
+  assert.ok(b.engine.stats.snapshotsLoaded >= 1);
+  assert.deepEqual(b.index.pairs(), a.index.pairs(), 'the snapshot + log restored every placement');
+  assert.equal(b.logger.count('warn', 'trimmed past this replica'), 1);
+
+  fleet.bus.restartEmpty();
+  a.index.route('ep5', hashes(555, 4));
+  await fleet.run(50);
+  assert.equal(b.index.index.blocksOf('ep5'), 4, 'a restarted-empty log is written and read again');
+  await fleet.run(1100, 10);
+  assert.ok(a.engine.stats.snapshotsWritten + b.engine.stats.snapshotsWritten >= 2, 'a new snapshot within one interval');
+  await fleet.stopAll();
+});

@@ -1,0 +1,143 @@
+/** A small fleet of sync engines over the memory transport, on manual time (no sleeps). */
+import type { Logger } from '../../../src/framework/plugin.ts';
+import type { EndpointGauge, IndexSnapshotEntry, PlacementSink, ReplicatedGauges, ReplicatedIndex } from '../../../src/framework/replication.ts';
+import { SyncEngine, type SyncMetricsSink, type SyncSettings } from '../../../src/datalayer/sync/engine.ts';
+import { MemoryBus, MemoryLink, type LinkFaults } from '../../../src/datalayer/sync/memory-transport.ts';
+import { PrefixIndex } from '../../../src/plugins/requestcontrol/approx-prefix-cache-producer/prefix-index.ts';
+import { createRandomSource } from '../../../src/util/random.ts';
+import { ManualTime } from '../../flowcontrol/helpers.ts';
+import { RecordingLogger } from '../../support/doubles.ts';
+
+/** A replicated index over the real PrefixIndex; `route` is what preRequest does. */
+export class TestIndex implements ReplicatedIndex {
+  readonly typedName = { type: 'test-index', name: 'prefix' };
+  readonly index = new PrefixIndex();
+  sink: PlacementSink | undefined;
+  blockSizeTokens = 16;
+  fingerprint = 42;
+  constructor(readonly capacity = 1000) {}
+  route(endpoint: string, hashes: bigint[]): void {
+    this.index.add(endpoint, this.capacity, hashes);
+    this.sink?.enqueuePlacement(endpoint, this.blockSizeTokens, hashes);
+  }
+  replicationFingerprint(): number {
+    return this.fingerprint;
+  }
+  attachPlacementSink(sink: PlacementSink | undefined): void {
+    this.sink = sink;
+  }
+  applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): boolean {
+    if (blockSizeTokens !== this.blockSizeTokens) return false;
+    this.index.add(endpoint, this.capacity, hashes);
+    return true;
+  }
+  *exportSnapshot(): Generator<IndexSnapshotEntry> {
+    for (const endpoint of [...this.index.endpoints()]) yield { endpoint, capacityBlocks: this.capacity, hashes: this.index.hashesOf(endpoint) };
+  }
+  importSnapshot(entries: readonly IndexSnapshotEntry[]): void {
+    for (const e of entries) this.index.add(e.endpoint, e.capacityBlocks, [...e.hashes].reverse());
+  }
+  /** Every (endpoint, hash) pair, sorted: equal sets mean converged indexes. */
+  pairs(): string[] {
+    const out: string[] = [];
+    for (const e of this.index.endpoints()) for (const h of this.index.hashesOf(e)) out.push(`${e}|${h}`);
+    return out.sort();
+  }
+}
+
+export class TestGauges implements ReplicatedGauges {
+  readonly typedName = { type: 'test-gauges', name: 'load' };
+  local: EndpointGauge[] = [];
+  readonly remote = new Map<string, { gauges: readonly EndpointGauge[]; expiresAtMs: number }>();
+  constructor(readonly now: () => number) {}
+  localGauges(): EndpointGauge[] {
+    return this.local;
+  }
+  setRemoteGauges(origin: string, gauges: readonly EndpointGauge[], expiresAtMs: number): void {
+    this.remote.set(origin, { gauges, expiresAtMs });
+  }
+  dropRemoteGauges(origin: string): void {
+    this.remote.delete(origin);
+  }
+  /** Σ of fresh remote requests on `endpoint`. */
+  remoteRequests(endpoint: string): number {
+    let n = 0;
+    for (const r of this.remote.values()) if (r.expiresAtMs > this.now()) for (const g of r.gauges) if (g.endpoint === endpoint) n += g.requests;
+    return n;
+  }
+}
+
+export interface Replica {
+  readonly name: string;
+  readonly index: TestIndex;
+  readonly gauges: TestGauges;
+  readonly link: MemoryLink;
+  readonly engine: SyncEngine;
+  readonly logger: RecordingLogger;
+  readonly events: string[];
+}
+
+export class Fleet {
+  readonly time = new ManualTime(1_700_000_000_000);
+  readonly bus: MemoryBus;
+  readonly replicas: Replica[] = [];
+  readonly random = createRandomSource(7);
+  cpu = 0;
+
+  constructor(retentionMs = 30_000) {
+    this.bus = new MemoryBus({ clock: this.time, timers: this.time, retentionMs });
+  }
+
+  add(name: string, o: { settings?: Partial<SyncSettings>; faults?: Partial<LinkFaults>; capacity?: number; withIndex?: boolean; setup?: (index: TestIndex) => void } = {}): Replica {
+    const index = new TestIndex(o.capacity ?? 1000);
+    o.setup?.(index);
+    const gauges = new TestGauges(() => this.time.now());
+    const link = new MemoryLink(this.bus, this.time, createRandomSource(this.replicas.length + 11), o.faults);
+    const logger = new RecordingLogger();
+    const events: string[] = [];
+    const metrics: SyncMetricsSink = {
+      up: (up) => events.push(`up=${up}`),
+      warm: (w) => events.push(`warm=${w}`),
+    };
+    const engine = new SyncEngine({
+      transport: link,
+      origin: `${name}:00000001`,
+      indexes: o.withIndex === false ? [] : [index],
+      gauges: [gauges],
+      settings: { snapshotIntervalMs: 10_000, ...o.settings },
+      clock: this.time,
+      timers: this.time,
+      logger: logger as unknown as Logger,
+      metrics,
+      // Each CPU reading advances 0.1 ms: a slice of 0.5 ms holds a handful of placement checks.
+      cpuNow: () => (this.cpu += 0.1),
+      yieldToLoop: (fn) => queueMicrotask(fn),
+    });
+    const r = { name, index, gauges, link, engine, logger, events };
+    this.replicas.push(r);
+    return r;
+  }
+
+  /** Advances manual time in `stepMs` steps, letting promise chains settle after each step. */
+  async run(ms: number, stepMs = 1): Promise<void> {
+    for (let t = 0; t < ms; t += stepMs) {
+      this.time.advance(stepMs);
+      await settle();
+    }
+  }
+
+  async stopAll(): Promise<void> {
+    const stops = this.replicas.map((r) => r.engine.stop());
+    await this.run(1500, 50);
+    await Promise.all(stops);
+  }
+}
+
+/** Lets every queued promise continuation run (one real macrotask turn; no time passes on the manual clock). */
+export function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export function hashes(seed: number, n: number): bigint[] {
+  return Array.from({ length: n }, (_, i) => BigInt(seed) * 1_000_003n + BigInt(i));
+}
