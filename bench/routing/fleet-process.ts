@@ -13,7 +13,9 @@ export interface FleetStart {
   readonly perServer: Readonly<Record<number, Readonly<Record<string, unknown>>>>;
 }
 
-export type FleetReply = { readonly type: 'ready'; readonly ports: number[]; readonly names: string[] } | { readonly type: 'closed' };
+export type FleetReply =
+  | { readonly type: 'ready'; readonly ports: number[]; readonly names: string[]; readonly kvEventsEndpoints: string[] }
+  | { readonly type: 'closed' };
 
 if (process.send !== undefined && process.argv.includes('--fleet-child')) {
   let fleet: Fleet | undefined;
@@ -27,7 +29,12 @@ if (process.send !== undefined && process.argv.includes('--fleet-child')) {
         perServerOptions: (i) => (m.perServer[i] ?? {}) as Partial<SimServerOptions>,
       }).then((f) => {
         fleet = f;
-        process.send?.({ type: 'ready', ports: f.servers.map((s) => s.port), names: f.servers.map((s) => s.name) } satisfies FleetReply);
+        process.send?.({
+          type: 'ready',
+          ports: f.servers.map((s) => s.port),
+          names: f.servers.map((s) => s.name),
+          kvEventsEndpoints: f.servers.map((s) => s.kvEventsEndpoint),
+        } satisfies FleetReply);
       });
     } else {
       void (fleet?.close() ?? Promise.resolve()).then(() => {

@@ -18,6 +18,8 @@ export interface LoadgenRun {
   readonly scenario: ScenarioSpec;
   readonly load: LoadSpec;
   readonly gatewayUrl: string;
+  /** The servers' base URLs (`http://host:port`), for the requests of bypass scenarios. */
+  readonly serverUrls?: readonly string[];
   readonly model: string;
   readonly timeScale: number;
   /** Stop the ladder after a stage that ends with more than `backlogS` × rate requests outstanding (0 = never). */
@@ -144,10 +146,13 @@ export async function runLoad(run: LoadgenRun, emit: (m: LoadgenMessage) => void
       }
       settle(o);
     };
+    const direct = r.bypass !== undefined ? run.serverUrls?.[r.bypass] : undefined;
+    const target = direct !== undefined ? new URL(direct) : url;
+    const targetPath = direct !== undefined ? `/v1/${scenario.api === 'chat' ? 'chat/completions' : 'completions'}` : path;
     const req = http.request(
-      { host: url.hostname, port: url.port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      { host: target.hostname, port: target.port, path: targetPath, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
       (res) => {
-        o.pod = String(res.headers['x-inference-pod'] ?? '');
+        o.pod = direct !== undefined ? `direct-${r.bypass}` : String(res.headers['x-inference-pod'] ?? '');
         if (res.statusCode !== 200) {
           res.resume();
           res.on('end', () => finish(`http_${res.statusCode}`));
@@ -203,6 +208,14 @@ export async function runLoad(run: LoadgenRun, emit: (m: LoadgenMessage) => void
       finish('timeout');
       req.destroy();
     }, timeoutMs);
+    if (r.cancelAfterS !== undefined) {
+      // The client gives up before the first token: the gateway sees the connection close and aborts upstream.
+      setTimeout(() => {
+        if (finished || o.firstMs > 0) return;
+        finish('cancelled');
+        req.destroy();
+      }, r.cancelAfterS * 1000 * k);
+    }
     req.on('error', (err: NodeJS.ErrnoException) => finish(finished ? undefined : `client_${err.code ?? 'error'}`));
     req.end(body);
   };
@@ -266,13 +279,16 @@ function summarize(run: LoadgenRun, outcomes: readonly Outcome[], t0: number, st
   const { load, timeScale: k } = run;
   const toSimS = (ms: number): number => (ms - t0) / 1000 / k;
   return load.stages.map((st, i) => {
-    const mine = outcomes.filter((o) => o.r.stage === i);
+    // The policy's own traffic: requests that bypassed the EPP are background load, cancelled ones have no TTFT.
+    const all = outcomes.filter((o) => o.r.stage === i && o.r.bypass === undefined);
+    const cancelled = all.filter((o) => o.error === 'cancelled').length;
+    const mine = all.filter((o) => o.error !== 'cancelled');
     const startS = starts[i] as number;
     const endS = startS + st.duration;
     const ok = mine.filter((o) => o.error === undefined);
     const errorKinds: Record<string, number> = {};
     for (const o of mine) if (o.error !== undefined) errorKinds[o.error] = (errorKinds[o.error] ?? 0) + 1;
-    const completedInWindow = outcomes.filter((o) => o.error === undefined && toSimS(o.endMs) >= startS && toSimS(o.endMs) < endS);
+    const completedInWindow = outcomes.filter((o) => o.error === undefined && o.r.bypass === undefined && toSimS(o.endMs) >= startS && toSimS(o.endMs) < endS);
     const share: Record<string, number> = {};
     for (const o of mine) if (o.pod !== '') share[o.pod] = (share[o.pod] ?? 0) + 1;
     const withFirst = ok.filter((o) => o.firstMs > 0);
@@ -282,8 +298,10 @@ function summarize(run: LoadgenRun, outcomes: readonly Outcome[], t0: number, st
       stage: i,
       rate: st.rate,
       durationS: st.duration,
-      skipped: mine.length === 0,
+      skipped: all.length === 0,
       sent: mine.length,
+      cancelled,
+      bypassed: outcomes.filter((o) => o.r.stage === i && o.r.bypass !== undefined).length,
       ok: ok.length,
       errors: mine.length - ok.length - (errorKinds.timeout ?? 0) - (errorKinds.cut ?? 0),
       timeouts: (errorKinds.timeout ?? 0) + (errorKinds.cut ?? 0),

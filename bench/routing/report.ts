@@ -1,4 +1,5 @@
 /** Result types of the routing benchmark and its writers: Markdown tables and hand-written SVG line charts. */
+import { formatSpread, median, spread, type Spread } from '../support/stats.ts';
 import type { ClientStageStats } from './stats.ts';
 import type { LoadSpec } from './workload.ts';
 
@@ -19,14 +20,29 @@ export interface StageResult extends ClientStageStats {
   readonly invalid: boolean;
 }
 
+/** sp-reset: resets accepted, periods whose reset was refused until the next one, 409s, mean accept delay (sim s). */
+export interface ResetSummary {
+  readonly done: number;
+  readonly missed: number;
+  readonly refused: number;
+  readonly meanDelayS: number;
+}
+
 export interface PolicyResult {
   readonly policy: string;
+  /** The workload seed of this run (one run per seed and policy). */
+  readonly seed?: number;
   readonly stages: readonly StageResult[];
   /** Highest offered rate before the first stage failing TTFT p90 ≤ target or errors ≤ 1 % (0 = none). */
   readonly maxSustainedRate: number;
   /** A stage up to the first failing one was flagged invalid. */
   readonly sustainedRateInvalid: boolean;
   readonly wallS: number;
+  readonly resets?: ResetSummary;
+  /** The knee refinement pass (seeds.ts): a second short ladder inside the ladder's knee bracket. */
+  readonly refineStages?: readonly StageResult[];
+  /** The ladder's own max sustained rate (`maxSustainedRate` combines it with the refinement). */
+  readonly ladderMaxSustainedRate?: number;
 }
 
 export interface ScenarioResult {
@@ -47,6 +63,8 @@ export interface BenchResult {
     readonly ttftTargetS: number;
     readonly lagLimitMs: number;
     readonly quick: boolean;
+    readonly seeds?: number;
+    readonly refine?: number;
     readonly wallS: number;
   };
   readonly scenarios: readonly ScenarioResult[];
@@ -71,22 +89,78 @@ export function maxSustained(stages: readonly StageResult[], ttftTargetS = TTFT_
   return { rate, invalid };
 }
 
+export interface SeedRun {
+  readonly policy: string;
+  readonly seed?: number;
+  readonly maxSustainedRate: number;
+  readonly sustainedRateInvalid: boolean;
+}
+
+export interface PolicySummary {
+  readonly policy: string;
+  /** Per-seed max sustained rates, in run order. */
+  readonly perSeed: readonly number[];
+  readonly rate: Spread;
+  /** Some seed's stages up to its knee were flagged by event-loop lag. */
+  readonly flagged: boolean;
+}
+
+/** Groups runs by policy (first-seen order) and summarises each policy's per-seed max sustained rates. */
+export function summarisePolicies(runs: readonly SeedRun[]): PolicySummary[] {
+  const by = new Map<string, SeedRun[]>();
+  for (const r of runs) {
+    const list = by.get(r.policy) ?? [];
+    list.push(r);
+    by.set(r.policy, list);
+  }
+  return [...by].map(([policy, list]) => ({
+    policy,
+    perSeed: list.map((r) => r.maxSustainedRate),
+    rate: spread(list.map((r) => r.maxSustainedRate)),
+    flagged: list.some((r) => r.sustainedRateInvalid),
+  }));
+}
+
 const f = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(digits) : '–');
 const sec = (x: number): string => (!Number.isFinite(x) ? '–' : x < 10 ? x.toFixed(2) : x.toFixed(1));
 
+/** Hit ratio of a run at its knee: the last ladder stage passing the target (NaN when none). */
+function kneeHitRatio(p: PolicyResult): number {
+  let h = Number.NaN;
+  for (const s of p.stages) {
+    if (!stagePasses(s)) break;
+    h = s.hitRatio;
+  }
+  return h;
+}
+
 export function summaryTable(sc: ScenarioResult): string {
-  const rr = sc.policies.find((p) => p.policy === 'round-robin')?.maxSustainedRate ?? 0;
-  const up = sc.policies.find((p) => p.policy === 'upstream-default')?.maxSustainedRate ?? 0;
-  const best = Math.max(...sc.policies.map((p) => p.maxSustainedRate));
+  const sums = summarisePolicies(sc.policies);
+  const med = (name: string): number => sums.find((p) => p.policy === name)?.rate.median ?? 0;
+  const rr = med('round-robin');
+  const up = med('upstream-default');
+  const best = Math.max(...sums.map((p) => p.rate.median));
+  const top = Math.max(...sc.policies.flatMap((p) => p.stages.map((s) => s.rate)));
   const lines = [
-    `| policy | max rate with TTFT p90 ≤ ${TTFT_TARGET_S} s (req/s) | × round-robin | × upstream-default | vs best | peak output tok/s | valid |`,
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    `| policy | max rate with TTFT p90 ≤ ${TTFT_TARGET_S} s, median [min–max] (req/s) | per seed | × round-robin | × upstream-default | vs best | hit ratio at knee | valid |`,
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
-  for (const p of sc.policies) {
-    const peak = Math.max(0, ...p.stages.filter((s) => !s.skipped).map((s) => s.outputTokPerS));
-    const ratio = (d: number): string => (d > 0 ? `${f(p.maxSustainedRate / d)}×` : p.maxSustainedRate > 0 ? '∞' : '–');
-    const vsBest = best > 0 ? `${f((p.maxSustainedRate / best - 1) * 100, 0)} %` : '–';
-    lines.push(`| ${p.policy} | ${p.maxSustainedRate} | ${ratio(rr)} | ${ratio(up)} | ${vsBest} | ${f(peak, 0)} | ${p.sustainedRateInvalid ? 'flagged' : 'ok'} |`);
+  for (const p of sums) {
+    const m = p.rate.median;
+    const ratio = (d: number): string => (d > 0 ? `${f(m / d)}×` : m > 0 ? '∞' : '–');
+    const vsBest = best > 0 ? `${f((m / best - 1) * 100, 0)} %` : '–';
+    const runs = sc.policies.filter((r) => r.policy === p.policy);
+    const hit = median(runs.map(kneeHitRatio).filter((x) => Number.isFinite(x)));
+    const seeds = p.perSeed.map((x) => (x >= top ? `≥${x}` : String(x))).join(', ');
+    lines.push(`| ${p.policy} | ${formatSpread(p.rate, p.perSeed.every((x) => x % 1 === 0) && p.rate.median % 1 === 0 ? 0 : 1)} | ${seeds} | ${ratio(rr)} | ${ratio(up)} | ${vsBest} | ${f(hit)} | ${p.flagged ? 'flagged' : 'ok'} |`);
+  }
+  const resets = sc.policies.filter((p) => p.resets !== undefined);
+  if (resets.length > 0) {
+    lines.push('', 'Cache resets (accepted / periods not accepted before the next one or the end of the run / 409s, mean accept delay s):');
+    for (const p of resets) {
+      const r = p.resets as ResetSummary;
+      lines.push(`${p.policy} seed ${p.seed ?? '–'}: ${r.done} / ${r.missed} / ${r.refused}, ${f(r.meanDelayS)} s`);
+    }
   }
   return lines.join('\n');
 }
@@ -97,13 +171,15 @@ export function detailTable(sc: ScenarioResult): string {
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const p of sc.policies) {
-    for (const s of p.stages) {
+    const label = `${p.policy}${p.seed !== undefined && sc.policies.some((q) => q.policy === p.policy && q.seed !== p.seed) ? ` (seed ${p.seed})` : ''}`;
+    const all = [...p.stages.map((s) => ({ s, tag: '' })), ...(p.refineStages ?? []).map((s) => ({ s, tag: ' (refine)' }))];
+    for (const { s, tag } of all) {
       if (s.skipped) {
-        lines.push(`| ${p.policy} | ${s.rate} | not run (overloaded at a lower rate) |  |  |  |  |  |  |  |  |  |  |  |  |`);
+        lines.push(`| ${label} | ${s.rate}${tag} | not run (overloaded at a lower rate) |  |  |  |  |  |  |  |  |  |  |  |  |`);
         continue;
       }
       lines.push(
-        `| ${p.policy} | ${s.rate} | ${f(s.achievedReqPerS, 1)} | ${f(s.outputTokPerS, 0)} | ${sec(s.ttftS.p50)} / ${sec(s.ttftS.p90)} / ${sec(s.ttftS.p99)} | ` +
+        `| ${label} | ${s.rate}${tag} | ${f(s.achievedReqPerS, 1)} | ${f(s.outputTokPerS, 0)} | ${sec(s.ttftS.p50)} / ${sec(s.ttftS.p90)} / ${sec(s.ttftS.p99)} | ` +
           `${f(s.itlS.p50 * 1000, 1)} / ${f(s.itlS.p90 * 1000, 1)} | ${f(s.ntpotS.p50 * 1000, 1)} | ${sec(s.e2eS.p50)} / ${sec(s.e2eS.p90)} | ${s.errors} / ${s.timeouts} | ` +
           `${f(s.hitRatio)} | ${s.preemptions} | ${f(s.waitingMean, 1)} / ${s.waitingMax} | ${f(s.imbalance)} | ${f(s.simLagP99Ms.mean, 1)} / ${f(s.gatewayLagP99Ms.mean, 1)} | ` +
           `${stagePasses(s) ? '✓' : '✗'}${s.invalid ? ' INVALID' : ''} |`,
@@ -115,7 +191,7 @@ export function detailTable(sc: ScenarioResult): string {
 
 export function markdownReport(r: BenchResult): string {
   const out: string[] = [];
-  out.push(`Command: \`${r.meta.command}\` — ${r.meta.startedAt}, Node ${r.meta.node}, ${r.meta.cpus} CPUs, load average at start ${r.meta.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}, time scale ${r.meta.timeScale}, wall ${Math.round(r.meta.wallS / 60)} min.`);
+  out.push(`Command: \`${r.meta.command}\` — ${r.meta.startedAt}, Node ${r.meta.node}, ${r.meta.cpus} CPUs, load average at start ${r.meta.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}, time scale ${r.meta.timeScale}, ${r.meta.seeds ?? 1} seed(s), ${r.meta.refine ?? 0} refinement rates per knee, wall ${Math.round(r.meta.wallS / 60)} min.`);
   for (const sc of r.scenarios) {
     out.push('', `### ${sc.scenario}`, '', sc.description, '', summaryTable(sc), '', '<details><summary>Per stage</summary>', '', detailTable(sc), '', '</details>');
   }
@@ -132,6 +208,10 @@ const COLORS: Readonly<Record<string, string>> = {
   'prefix-only': '#9467bd',
   'epp-default': '#2ca02c',
   'bounded-affinity': '#17becf',
+  'approx-sticky': '#bcbd22',
+  'precise-322': '#aec7e8',
+  'precise-sticky': '#e377c2',
+  'precise-cost': '#7f7f7f',
 };
 const FALLBACK_COLORS = ['#bcbd22', '#7f7f7f', '#e377c2', '#aec7e8'];
 
@@ -228,7 +308,19 @@ function niceStep(raw: number): number {
 
 /** The two charts of a scenario: TTFT p90 vs offered rate (log y) and output throughput vs offered rate. */
 export function scenarioCharts(sc: ScenarioResult): { ttft: string; throughput: string } {
-  const run = (p: PolicyResult) => p.stages.filter((s) => !s.skipped);
+  // One series per policy: per offered rate, the median over seeds (ladder and refinement stages alike).
+  const names = [...new Set(sc.policies.map((p) => p.policy))];
+  const series = (pick: (s: StageResult) => number): Series[] =>
+    names.map((name) => {
+      const byRate = new Map<number, number[]>();
+      for (const p of sc.policies.filter((q) => q.policy === name)) {
+        for (const s of [...p.stages, ...(p.refineStages ?? [])]) {
+          if (s.skipped) continue;
+          byRate.set(s.rate, [...(byRate.get(s.rate) ?? []), pick(s)]);
+        }
+      }
+      return { name, points: [...byRate].sort((a, b) => a[0] - b[0]).map(([rate, v]) => [rate, median(v)] as const) };
+    });
   return {
     ttft: lineChart({
       title: `${sc.scenario}: TTFT p90 vs offered rate`,
@@ -237,13 +329,13 @@ export function scenarioCharts(sc: ScenarioResult): { ttft: string; throughput: 
       logY: true,
       yMin: 0.01,
       refY: { value: TTFT_TARGET_S, label: `${TTFT_TARGET_S} s target` },
-      series: sc.policies.map((p) => ({ name: p.policy, points: run(p).map((s) => [s.rate, s.ttftS.p90] as const) })),
+      series: series((s) => s.ttftS.p90),
     }),
     throughput: lineChart({
       title: `${sc.scenario}: output throughput vs offered rate`,
       xLabel: 'offered rate (req/s, simulated)',
       yLabel: 'output tokens/s (simulated)',
-      series: sc.policies.map((p) => ({ name: p.policy, points: run(p).map((s) => [s.rate, s.outputTokPerS] as const) })),
+      series: series((s) => s.outputTokPerS),
     }),
   };
 }

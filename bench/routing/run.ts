@@ -19,7 +19,8 @@ import http from 'node:http';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { CONFIG_PRESETS } from '../../src/config/presets.ts';
+import { CONFIG_PRESETS, presetNeedsKvEvents } from '../../src/config/presets.ts';
+import { LABEL_KV_EVENTS_ENDPOINT } from '../../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startEpp } from '../../src/server/epp.ts';
 import { DEFAULT_MODEL_NAME } from '../../src/sim/config.ts';
@@ -31,10 +32,13 @@ import {
   scenarioCharts,
   type BenchResult,
   type PolicyResult,
+  type ResetSummary,
   type ScenarioResult,
   type StageResult,
 } from './report.ts';
 import { mean, type ClientStageStats } from './stats.ts';
+import { repetitions } from '../support/alternate.ts';
+import { combinedMaxSustained, refineRates } from './seeds.ts';
 import { defaultLoad, SCENARIOS, totalDurationS, type LoadSpec, type ScenarioSpec } from './workload.ts';
 
 const HERE = import.meta.dirname;
@@ -53,11 +57,21 @@ interface Options {
   seed: number;
   lagLimitMs: number;
   earlyStop: boolean;
+  /** Runs per (scenario, policy), seeds seed, seed + 1, …; policy order shuffled per seed. */
+  seeds: number;
+  /** Rates measured inside each run's knee bracket by a second short ladder (0 = no refinement). */
+  refine: number;
   out: string;
   docs: boolean;
 }
 
-function parseArgs(argv: readonly string[]): Options {
+/** `--quick` (< 10 min on an idle machine): the scenario that discriminates, the policies that matter, one seed. */
+export const QUICK_SCENARIOS = ['sp-pressure'] as const;
+export const QUICK_POLICIES = ['round-robin', 'upstream-default', 'epp-default', 'approx-sticky', 'precise-sticky'] as const;
+/** Without `--scenarios`: issue 18's scenarios (cache pressure and divergence) and the earlier ones at load. */
+export const FULL_SCENARIOS = ['sp-pressure', 'sp-overflow', 'sp-reset', 'sp-bypass', 'sp-cancel', 'sp-multiturn', 'sp-faults', 'sp-main', 'sp-skewed', 'sp-hetero', 'sp-low-overlap'] as const;
+
+export function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     quick: false,
     scenarios: [],
@@ -70,9 +84,12 @@ function parseArgs(argv: readonly string[]): Options {
     seed: 20260910,
     lagLimitMs: 5,
     earlyStop: true,
+    seeds: -1,
+    refine: -1,
     out: join(HERE, 'results'),
     docs: false,
   };
+  let policiesGiven = false;
   const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -83,7 +100,10 @@ function parseArgs(argv: readonly string[]): Options {
     };
     if (a === '--quick') o.quick = true;
     else if (a === '--scenarios') o.scenarios = list(next());
-    else if (a === '--policies') o.policies = list(next());
+    else if (a === '--policies') {
+      o.policies = list(next());
+      policiesGiven = true;
+    }
     else if (a === '--rates') o.rates = list(next()).map(Number);
     else if (a === '--stage-s') o.stageS = Number(next());
     else if (a === '--warmup-s') o.warmupS = Number(next());
@@ -91,11 +111,18 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--seed') o.seed = Number(next());
     else if (a === '--lag-limit-ms') o.lagLimitMs = Number(next());
     else if (a === '--no-early-stop') o.earlyStop = false;
+    else if (a === '--seeds') o.seeds = Number(next());
+    else if (a === '--refine') o.refine = Number(next());
     else if (a === '--out') o.out = resolve(next());
     else if (a === '--docs') o.docs = true;
     else throw new Error(`unknown option ${a} (see the header of bench/routing/run.ts)`);
   }
-  if (o.scenarios.length === 0) o.scenarios = o.quick ? ['sp-main'] : ['sp-main', 'sp-low-overlap', 'sp-hetero'];
+  if (o.scenarios.length === 0) o.scenarios = o.quick ? [...QUICK_SCENARIOS] : [...FULL_SCENARIOS];
+  if (o.quick && !policiesGiven) o.policies = [...QUICK_POLICIES];
+  if (o.seeds < 0) o.seeds = o.quick ? 1 : 3;
+  if (o.refine < 0) o.refine = o.quick ? 0 : 3;
+  if (!Number.isInteger(o.seeds) || o.seeds < 1) throw new Error('--seeds needs a positive integer');
+  if (!Number.isInteger(o.refine) || o.refine < 0) throw new Error('--refine needs an integer >= 0');
   for (const s of o.scenarios) if (!SCENARIOS[s]) throw new Error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(', ')}`);
   o.policies = o.policies.map((p) => {
     const eq = p.indexOf('=');
@@ -170,14 +197,22 @@ function forkChild(file: string, flag: string): ChildProcess {
   return fork(join(HERE, file), [flag], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
-async function startFleetProcess(scenario: ScenarioSpec, timeScale: number): Promise<{ child: ChildProcess; ports: number[] }> {
+async function startFleetProcess(
+  scenario: ScenarioSpec,
+  timeScale: number,
+  kvEvents: boolean,
+): Promise<{ child: ChildProcess; ports: number[]; kvEventsEndpoints: string[] }> {
   const child = forkChild('fleet-process.ts', '--fleet-child');
-  const ready = new Promise<number[]>((res, rej) => {
-    child.once('message', (m: FleetReply) => (m.type === 'ready' ? res(m.ports) : rej(new Error('fleet did not start'))));
+  const ready = new Promise<{ ports: number[]; kvEventsEndpoints: string[] }>((res, rej) => {
+    child.once('message', (m: FleetReply) => (m.type === 'ready' ? res(m) : rej(new Error('fleet did not start'))));
     child.once('exit', (code) => rej(new Error(`fleet process exited (${code})`)));
   });
-  child.send({ type: 'start', servers: scenario.servers, timeScale, serverOptions: {}, perServer: scenario.perServer ?? {} } satisfies FleetStart);
-  return { child, ports: await ready };
+  // KV-event publishers (ZeroMQ, OS-picked ports) only for the policies that read them: they cost the fleet's
+  // process CPU, not simulated time.
+  const serverOptions = kvEvents ? { kvEventsEndpoint: 'tcp://127.0.0.1:*' } : {};
+  child.send({ type: 'start', servers: scenario.servers, timeScale, serverOptions, perServer: scenario.perServer ?? {} } satisfies FleetStart);
+  const r = await ready;
+  return { child, ports: r.ports, kvEventsEndpoints: r.kvEventsEndpoints };
 }
 
 async function stopFleetProcess(child: ChildProcess): Promise<void> {
@@ -209,7 +244,21 @@ async function runPolicy(
   benchStart: number,
 ): Promise<PolicyResult> {
   const t0 = performance.now();
-  const { child: fleet, ports } = await startFleetProcess(scenario, o.timeScale);
+  const config = o.configs.get(policy) as { text: string; origin: string };
+  const kvEvents = presetNeedsKvEvents(config.text);
+  const { child: fleet, ports, kvEventsEndpoints } = await startFleetProcess(scenario, o.timeScale, kvEvents);
+  // With KV events, the endpoints (and their event addresses, as labels) go through an endpoints file.
+  let discovery: { endpoints: string[] } | { endpointsFile: string } = { endpoints: ports.map((p) => `127.0.0.1:${p}`) };
+  if (kvEvents) {
+    const file = join(o.out, `endpoints-${process.pid}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        endpoints: ports.map((p, i) => ({ address: '127.0.0.1', port: p, name: `sim-${i}`, labels: { [LABEL_KV_EVENTS_ENDPOINT]: kvEventsEndpoints[i] } })),
+      }),
+    );
+    discovery = { endpointsFile: file };
+  }
   const epp = await startEpp({
     extProc: false,
     grpcPort: 0,
@@ -217,8 +266,8 @@ async function runPolicy(
     host: '127.0.0.1',
     secureServing: false,
     gateway: { port: 0, host: '127.0.0.1' },
-    discovery: { endpoints: ports.map((p) => `127.0.0.1:${p}`), refreshIntervalMs: Math.round(50 * o.timeScale) },
-    config: o.configs.get(policy) as { text: string; origin: string },
+    discovery: { ...discovery, refreshIntervalMs: Math.round(50 * o.timeScale) },
+    config,
     logger: silentLogger(),
     shutdownGraceMs: 500,
   });
@@ -249,7 +298,9 @@ async function runPolicy(
   }, 1000);
 
   const boundaries: { stage: number; realMs: number; samples: Promise<ServerSample[]> }[] = [];
+  const resets = scenario.reset !== undefined ? new CacheResetter(ports[scenario.reset.server] as number, scenario.reset.everyS, o.timeScale) : undefined;
   const loadgen = forkChild('loadgen.ts', '--loadgen-child');
+  resets?.start();
   const isTty = process.stderr.isTTY === true;
   let lastLine = 0;
   const result = await new Promise<{ stages: ClientStageStats[] }>((res, rej) => {
@@ -273,6 +324,7 @@ async function runPolicy(
       scenario,
       load,
       gatewayUrl: `http://127.0.0.1:${epp.gatewayPort}/v1`,
+      serverUrls: ports.map((p) => `http://127.0.0.1:${p}`),
       model: DEFAULT_MODEL_NAME,
       timeScale: o.timeScale,
       earlyStopBacklogS: o.earlyStop ? 10 : 0,
@@ -280,6 +332,7 @@ async function runPolicy(
     } satisfies LoadgenRun);
   });
   if (isTty) process.stderr.write('\n');
+  resets?.stop();
   clearInterval(poll);
   gwLag.disable();
   const snaps = await Promise.all(boundaries.map(async (b) => ({ ...b, s: await b.samples })));
@@ -311,7 +364,95 @@ async function runPolicy(
     };
   });
   const sustained = maxSustained(stages);
-  return { policy, stages, maxSustainedRate: sustained.rate, sustainedRateInvalid: sustained.invalid, wallS: (performance.now() - t0) / 1000 };
+  return {
+    policy,
+    seed: load.seed,
+    stages,
+    maxSustainedRate: sustained.rate,
+    sustainedRateInvalid: sustained.invalid,
+    wallS: (performance.now() - t0) / 1000,
+    ...(resets ? { resets: resets.summary() } : {}),
+  };
+}
+
+function post(url: string): Promise<number> {
+  return new Promise((resolvePost, reject) => {
+    const req = http.request(url, { method: 'POST', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolvePost(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+/**
+ * sp-reset: every `everyS` simulated seconds, `POST /reset_prefix_cache` on one server. The simulator refuses
+ * (409) while requests hold blocks, as vLLM does; a refused reset is retried every 100 simulated ms until it is
+ * accepted or the next period starts (then that period counts as missed). So the reset lands at the first
+ * moment the server has no request holding blocks — what an operator's retrying script gets from vLLM. Under
+ * sustained load such moments can be rare: the counts (done / missed, mean delay) are in the result, and a
+ * policy that never lets the server drain is not penalised by a reset it never had — read them with the rates.
+ */
+class CacheResetter {
+  readonly #url: string;
+  readonly #periodMs: number;
+  readonly #retryMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #pendingSince = 0;
+  #done = 0;
+  #missed = 0;
+  #refused = 0;
+  readonly #delays: number[] = [];
+  readonly #timeScale: number;
+
+  constructor(port: number, everyS: number, timeScale: number) {
+    this.#url = `http://127.0.0.1:${port}/reset_prefix_cache`;
+    this.#periodMs = everyS * 1000 * timeScale;
+    this.#retryMs = 100 * timeScale;
+    this.#timeScale = timeScale;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => {
+      if (this.#pendingSince > 0) this.#missed++;
+      this.#pendingSince = Date.now();
+      clearTimeout(this.#retry);
+      this.#attempt();
+    }, this.#periodMs);
+  }
+
+  #attempt(): void {
+    void post(this.#url).then(
+      (status) => {
+        if (this.#pendingSince === 0) return;
+        if (status === 200) {
+          this.#done++;
+          this.#delays.push((Date.now() - this.#pendingSince) / 1000 / this.#timeScale);
+          this.#pendingSince = 0;
+        } else {
+          this.#refused++;
+          this.#retry = setTimeout(() => this.#attempt(), this.#retryMs);
+        }
+      },
+      () => {
+        if (this.#pendingSince !== 0) this.#retry = setTimeout(() => this.#attempt(), this.#retryMs);
+      },
+    );
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    clearTimeout(this.#retry);
+    if (this.#pendingSince > 0) this.#missed++;
+    this.#pendingSince = 0;
+  }
+
+  summary(): ResetSummary {
+    return { done: this.#done, missed: this.#missed, refused: this.#refused, meanDelayS: mean(this.#delays) };
+  }
 }
 
 // ------------------------------------------------------------------ main
@@ -326,11 +467,12 @@ async function main(): Promise<void> {
     ...(o.stageS !== undefined ? { stageS: o.stageS } : {}),
     ...(o.warmupS !== undefined ? { warmupS: o.warmupS } : {}),
   });
-  const command = `npm run bench:routing --${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`;
-  const worst = o.scenarios.length * o.policies.length * (totalDurationS(load) * o.timeScale + 5);
+  const command = `epp bench routing${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`;
+  const refinePass = (o.refine > 0 ? load.warmup.duration + o.refine * (load.stages[0]?.duration ?? 0) : 0) * o.timeScale;
+  const worst = o.scenarios.length * o.policies.length * o.seeds * (totalDurationS(load) * o.timeScale + 5 + refinePass);
   process.stderr.write(
-    `routing benchmark: ${o.scenarios.join(', ')} × ${o.policies.length} policies, ladder ${load.stages.map((s) => s.rate).join('/')} req/s × ${load.stages[0]?.duration} s ` +
-      `(warm-up ${load.warmup.rate} req/s × ${load.warmup.duration} s), time scale ${o.timeScale}; at most ~${Math.ceil(worst / 60)} min\n`,
+    `routing benchmark: ${o.scenarios.join(', ')} × ${o.policies.length} policies × ${o.seeds} seed(s), ladder ${load.stages.map((s) => s.rate).join('/')} req/s × ${load.stages[0]?.duration} s ` +
+      `(warm-up ${load.warmup.rate} req/s × ${load.warmup.duration} s), ${o.refine > 0 ? `${o.refine} refinement rates per knee, ` : ''}time scale ${o.timeScale}; at most ~${Math.ceil(worst / 60)} min\n`,
   );
   const started = new Date().toISOString();
   const loadAverageAtStart = os.loadavg();
@@ -349,6 +491,8 @@ async function main(): Promise<void> {
         ttftTargetS: 2,
         lagLimitMs: o.lagLimitMs,
         quick: o.quick,
+        seeds: o.seeds,
+        refine: o.refine,
         wallS: (performance.now() - benchStart) / 1000,
       },
       scenarios,
@@ -360,12 +504,32 @@ async function main(): Promise<void> {
   for (const [si, name] of o.scenarios.entries()) {
     const scenario = SCENARIOS[name] as ScenarioSpec;
     const policies: PolicyResult[] = [];
-    for (const [pi, policy] of o.policies.entries()) {
-      const label = `[${name} ${si + 1}/${o.scenarios.length}, policy ${pi + 1}/${o.policies.length}]`;
-      const r = await runPolicy(scenario, load, policy, o, label, benchStart);
+    // Every policy once per seed, in a seeded order shuffled per seed (bench/support/alternate.ts).
+    await repetitions(o.policies, { repetitions: o.seeds, seed: o.seed }, async (policy, rep) => {
+      const pi = o.policies.indexOf(policy);
+      const seed = o.seed + rep;
+      const label = `[${name} ${si + 1}/${o.scenarios.length}, seed ${rep + 1}/${o.seeds}, policy ${pi + 1}/${o.policies.length}]`;
+      const seedLoad = { ...load, seed };
+      const ladder = await runPolicy(scenario, seedLoad, policy, o, label, benchStart);
+      const rates = refineRates(ladder.stages, o.refine);
+      let r: PolicyResult = ladder;
+      if (rates.length > 0) {
+        process.stderr.write(`${label} ${policy}: refining the knee at ${rates.join('/')} req/s\n`);
+        const refine = await runPolicy(scenario, { ...seedLoad, stages: rates.map((rate) => ({ rate, duration: load.stages[0]?.duration ?? 10 })) }, policy, o, label, benchStart);
+        const combined = combinedMaxSustained(ladder.stages, refine.stages);
+        r = {
+          ...ladder,
+          refineStages: refine.stages,
+          ladderMaxSustainedRate: ladder.maxSustainedRate,
+          maxSustainedRate: combined.rate,
+          sustainedRateInvalid: combined.invalid,
+          wallS: ladder.wallS + refine.wallS,
+        };
+      }
       policies.push(r);
       process.stderr.write(`${label} ${policy}: max rate with TTFT p90 ≤ 2 s = ${r.maxSustainedRate} req/s${r.sustainedRateInvalid ? ' (a stage was flagged INVALID by event-loop lag)' : ''} (${Math.round(r.wallS)} s)\n`);
-    }
+    });
+    policies.sort((a, b) => o.policies.indexOf(a.policy) - o.policies.indexOf(b.policy) || (a.seed ?? 0) - (b.seed ?? 0));
     const sc: ScenarioResult = { scenario: name, description: scenario.description, load, policies };
     scenarios.push(sc);
     const charts = scenarioCharts(sc);

@@ -31,7 +31,12 @@ export interface ClientStageStats {
   readonly durationS: number;
   /** True when the stage was not run (an earlier stage overloaded the fleet). */
   readonly skipped: boolean;
+  /** Requests of the policy's traffic sent in the stage, cancelled ones excluded. */
   readonly sent: number;
+  /** Cancelled by the client before the first token (sp-cancel); not in `sent`. */
+  readonly cancelled?: number;
+  /** Sent straight to a server, bypassing the EPP (sp-bypass); not in `sent`. */
+  readonly bypassed?: number;
   readonly ok: number;
   readonly errors: number;
   readonly timeouts: number;

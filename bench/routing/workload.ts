@@ -34,6 +34,36 @@ export interface ScenarioSpec {
   readonly servers: number;
   /** Simulator option overrides per server index (speed-factor, faults; `SimServerOptions` field names). */
   readonly perServer?: Readonly<Record<number, Readonly<Record<string, unknown>>>>;
+  /**
+   * Divergence between the router's picture and the caches (precise-prefix-design §6.2): fraction of requests
+   * sent straight to a server (uniformly chosen, seeded) without passing the EPP. They load the fleet and fill
+   * its caches but are not in the measured statistics (the policy's own traffic is).
+   */
+  readonly bypassFraction?: number;
+  /** Fraction of requests the client cancels before the first token (after `cancelWindowS`, seeded uniform). */
+  readonly cancelFraction?: number;
+  /** The cancel delay after sending, simulated seconds, uniform in [lo, hi]. Default [0.005, 0.03]: before a cached prompt's first token (TTFT ≈ 40 ms on the simulator), after the EPP routed it. */
+  readonly cancelWindowS?: readonly [number, number];
+  /** Every `everyS` simulated seconds, `POST /reset_prefix_cache` on server `server` (the runner does it). */
+  readonly reset?: { readonly server: number; readonly everyS: number };
+}
+
+/** The simulated fleet the scenarios are sized for (src/sim/config.ts defaults: sim-spec §6.3). */
+export const FLEET_KV_BLOCKS_PER_SERVER = 2048;
+export const KV_BLOCK_TOKENS = 16;
+
+/**
+ * KV blocks the scenario's resident prompts need: per group its system prompt plus every distinct question
+ * (a prompt is fixed per (group, item), so the question blocks are cached too). Output blocks are not counted
+ * (they are never reused by another prompt). Multi-turn and Zipf scenarios count the same way.
+ */
+export function residentPromptBlocks(s: ScenarioSpec, blockTokens = KV_BLOCK_TOKENS): number {
+  return s.groups * (Math.floor(s.systemTokens / blockTokens) + s.promptsPerGroup * Math.floor(s.question.mean / blockTokens));
+}
+
+/** Resident prompt blocks / the fleet's KV blocks (0.73 for sp-pressure, 1.2 for sp-overflow). */
+export function kvPressure(s: ScenarioSpec, blocksPerServer = FLEET_KV_BLOCKS_PER_SERVER, blockTokens = KV_BLOCK_TOKENS): number {
+  return residentPromptBlocks(s, blockTokens) / (s.servers * blocksPerServer);
 }
 
 export interface Stage {
@@ -63,6 +93,13 @@ const SP_MAIN: Omit<ScenarioSpec, 'name' | 'description'> = {
   order: 'shuffled',
   servers: 4,
 };
+
+/**
+ * llm-d's 73 %-capacity design on our fleet (precise-prefix-design §6.2): 29 groups × 5 questions, system 2048,
+ * question 256 → 29 × (128 + 5 × 16) = 6032 blocks of the fleet's 4 × 2048 = 8192 (73.6 %). Round-robin needs
+ * every prefix on every server (6032 > 2048 per server: thrash); affinity needs a quarter per server (fits).
+ */
+const SP_PRESSURE: Omit<ScenarioSpec, 'name' | 'description'> = { ...SP_MAIN, groups: 29, promptsPerGroup: 5 };
 
 export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
   'sp-main': { ...SP_MAIN, name: 'sp-main', description: '32 × 16, system 2048, question 256, output 128: round-robin thrash vs prefix locality' },
@@ -114,6 +151,35 @@ export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
       3: { ttftSpikeRate: 5, ttftSpikeExtraMs: 2000, stallEveryMs: 20_000, stallDurationMs: 1000, failureInjectionRate: 2, failureTypes: ['server_error'] },
     },
   },
+  'sp-pressure': {
+    ...SP_PRESSURE,
+    name: 'sp-pressure',
+    description: '29 × 5, system 2048, question 256, output 128: resident prompts need 73.6 % of the fleet KV cache',
+  },
+  'sp-overflow': {
+    ...SP_PRESSURE,
+    name: 'sp-overflow',
+    description: '47 × 5 (sp-pressure sizes): resident prompts need 119 % of the fleet KV cache, constant eviction',
+    groups: 47,
+  },
+  'sp-reset': {
+    ...SP_PRESSURE,
+    name: 'sp-reset',
+    description: 'sp-pressure with server 0 resetting its prefix cache every 30 s (POST /reset_prefix_cache, retried while refused)',
+    reset: { server: 0, everyS: 30 },
+  },
+  'sp-bypass': {
+    ...SP_PRESSURE,
+    name: 'sp-bypass',
+    description: 'sp-pressure with 30 % of the requests sent straight to a random server, unseen by the EPP',
+    bypassFraction: 0.3,
+  },
+  'sp-cancel': {
+    ...SP_PRESSURE,
+    name: 'sp-cancel',
+    description: 'sp-pressure with 10 % of the requests cancelled by the client 5–30 ms after sending (before the first token)',
+    cancelFraction: 0.1,
+  },
 };
 
 /** sim-spec §7.3's ladder (2…24 req/s). Our fleet's prefix-affine policies are still unsaturated at 24 req/s. */
@@ -148,6 +214,10 @@ export interface ScheduledRequest {
   /** Question length in tokens (multi-turn: this turn's question). */
   readonly questionTokens: number;
   readonly maxTokens: number;
+  /** Sent straight to this server index, bypassing the EPP (only in bypass scenarios). */
+  readonly bypass?: number;
+  /** Cancelled by the client this many simulated seconds after sending, if no token came yet. */
+  readonly cancelAfterS?: number;
 }
 
 export function sampleLength(rng: SeededRandom, spec: LengthSpec): number {
@@ -201,6 +271,11 @@ export function buildSchedule(scenario: ScenarioSpec, load: LoadSpec): Scheduled
     }
   }
   const cdf = scenario.zipf !== undefined ? zipfCdf(scenario.groups, scenario.zipf) : undefined;
+  // A third stream for the divergence draws, so they change neither the arrivals nor the prompt order.
+  const divergence = new SeededRandom(load.seed ^ 0x2545f491);
+  const bypassFraction = scenario.bypassFraction ?? 0;
+  const cancelFraction = scenario.cancelFraction ?? 0;
+  const [cancelLo, cancelHi] = scenario.cancelWindowS ?? [0.005, 0.03];
   // Fixed per-prompt lengths (inference-perf draws them once per prompt); multi-turn draws per turn.
   const questionOf = items.map(() => sampleLength(content, scenario.question));
   const outputOf = items.map(() => sampleLength(content, scenario.output));
@@ -227,6 +302,9 @@ export function buildSchedule(scenario: ScenarioSpec, load: LoadSpec): Scheduled
         it = items[n % items.length] as { group: number; item: number };
       }
       const canonical = it.group * scenario.promptsPerGroup + it.item;
+      const extra: { bypass?: number; cancelAfterS?: number } = {};
+      if (bypassFraction > 0 && divergence.next() < bypassFraction) extra.bypass = divergence.int(scenario.servers);
+      if (cancelFraction > 0 && divergence.next() < cancelFraction) extra.cancelAfterS = cancelLo + (cancelHi - cancelLo) * divergence.next();
       out.push({
         index: n,
         atS: t,
@@ -235,6 +313,7 @@ export function buildSchedule(scenario: ScenarioSpec, load: LoadSpec): Scheduled
         item: it.item,
         questionTokens: scenario.multiTurn ? sampleLength(content, scenario.question) : (questionOf[canonical] as number),
         maxTokens: scenario.multiTurn ? sampleLength(content, scenario.output) : (outputOf[canonical] as number),
+        ...extra,
       });
       n++;
     }

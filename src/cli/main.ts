@@ -14,6 +14,7 @@ import { DEFAULT_MAX_EXTRA_MODEL_LABELS } from '../observability/metrics.ts';
 import type { Logger } from '../framework/plugin.ts';
 import type { MetricsDataSourceDefaults } from '../plugins/datalayer/source/metrics-data-source/index.ts';
 import { addDemoCommand } from './demo.ts';
+import { addBenchCommand } from './bench.ts';
 import { parseGoDuration } from '../util/duration.ts';
 import { registerSimCommand } from '../sim/index.ts';
 import { portInUse, portInUseMessage } from './port-in-use.ts';
@@ -348,6 +349,7 @@ export function buildProgram(): Command {
   addServeCommand(program);
   addGatewayCommand(program);
   addDemoCommand(program);
+  addBenchCommand(program);
   registerSimCommand(program);
   return program;
 }

@@ -8,6 +8,8 @@
  * - `bounded-affinity`: load-bounded prefix affinity (wins on hot prefixes; see docs/benchmarks.md).
  * - baselines: `round-robin`, `random`, `least-outstanding-requests` (router-side least-loaded),
  *   `prefix-only` (prefix-cache scorer alone).
+ * - issue 18's comparison: `approx-sticky` (sticky until saturated, approximate index), `precise-322`
+ *   (upstream's weights over the precise index), `precise-sticky`, `precise-cost` (Dynamo-style cost scorer).
  */
 import { CONFIG_API_VERSION, CONFIG_KIND, DEFAULT_CONFIG_TEXT } from './schema.ts';
 
@@ -17,14 +19,8 @@ const header = `apiVersion: ${CONFIG_API_VERSION}
 kind: ${CONFIG_KIND}
 `;
 
-/**
- * What `epp demo` / `npm start` runs: upstream's scoring (queue ×2, kv-cache ×2, prefix ×3, max-score) with one
- * change — the picker also returns a fallback endpoint, so the embedded gateway can retry a refused connection.
- * Routing decisions are those of `upstream-default`. Why not `bounded-affinity`: it wins by ≥ 1.4× on sp-skewed
- * but falls 20 % behind on sp-hetero (docs/benchmarks.md, "Decision").
- */
-export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
-- type: queue-scorer
+/** Upstream's weighted profile (queue 2, kv-cache 2, prefix 3), max-score with a fallback: plugins and profile. */
+const WEIGHTED_322_WITH_FALLBACK = `- type: queue-scorer
 - type: kv-cache-utilization-scorer
 - type: prefix-cache-scorer
 - type: max-score-picker
@@ -41,6 +37,15 @@ schedulingProfiles:
     weight: 3
   - pluginRef: max-score-picker
 `;
+
+/**
+ * What `epp demo` / `npm start` runs: upstream's scoring (queue ×2, kv-cache ×2, prefix ×3, max-score) with one
+ * change — the picker also returns a fallback endpoint, so the embedded gateway can retry a refused connection.
+ * Routing decisions are those of `upstream-default`. Why not `bounded-affinity`: it wins by ≥ 1.4× on sp-skewed
+ * but falls 20 % behind on sp-hetero (docs/benchmarks.md, "Decision").
+ */
+export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
+${WEIGHTED_322_WITH_FALLBACK}`;
 
 /**
  * Prefix affinity bounded by load (consistent hashing with bounded loads). `bounded-prefix-affinity-filter`
@@ -118,6 +123,73 @@ schedulingProfiles:
   - pluginRef: max-score-picker
 `;
 
+/**
+ * Sticky-until-saturated parameters for the simulated fleet (sim-spec §6.3 step costs: a 2,048-token uncached
+ * chunk ≈ 12 ms + 204.8 ms → ≈ 9.4k prefill tokens/s; `epp calibrate`-style recipe in docs/benchmarks.md), and a
+ * penalty of half the benchmark's 2 s TTFT target. Calibrate both against your own servers.
+ */
+export const SIM_PEAK_PREFILL_THROUGHPUT = 9400;
+export const STICKY_MAX_TTFT_PENALTY_MS = 1000;
+
+const STICKY_PLUGINS = `- type: prefix-cache-affinity-filter
+  parameters:
+    affinityThreshold: 0.8
+    explorationProbability: 0.01
+    maxTTFTPenaltyMs: ${STICKY_MAX_TTFT_PENALTY_MS}
+    peakPrefillThroughput: ${SIM_PEAK_PREFILL_THROUGHPUT}
+- type: token-load-scorer
+- type: max-score-picker
+  parameters:
+    maxNumOfEndpoints: 2
+`;
+const STICKY_PROFILE = `schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-affinity-filter
+  - pluginRef: token-load-scorer
+  - pluginRef: max-score-picker
+`;
+
+/**
+ * The precise index fed by the engines' KV events (docs/precise-prefix.md). The event endpoints come from each
+ * endpoint's `endpoint-picker.io/kv-events-endpoint` label (the routing benchmark writes them into an endpoints
+ * file); token ids from the simulator's tokenizer ported in-process (`backend: sim`).
+ */
+const PRECISE_PLUGINS = `- type: token-producer
+  parameters:
+    backend: sim
+- type: precise-prefix-cache-producer
+  parameters:
+    blockSize: 16
+`;
+
+/** llm-d's current default shape over the approximate index: sticky until saturated, then token load. */
+export const APPROX_STICKY_CONFIG_TEXT = `${header}plugins:
+${STICKY_PLUGINS}${STICKY_PROFILE}`;
+
+/** Upstream's weighted scoring (queue 2, kv-cache 2, prefix 3) over the precise index. */
+export const PRECISE_322_CONFIG_TEXT = `${header}plugins:
+${PRECISE_PLUGINS}${WEIGHTED_322_WITH_FALLBACK}`;
+
+/** Sticky until saturated over the precise index (llm-d's precise path). */
+export const PRECISE_STICKY_CONFIG_TEXT = `${header}plugins:
+${PRECISE_PLUGINS}${STICKY_PLUGINS}${STICKY_PROFILE}`;
+
+/** Dynamo-style KV cost (new prefill blocks × weight + held blocks, argmin) over the precise index. */
+export const PRECISE_COST_CONFIG_TEXT = `${header}plugins:
+${PRECISE_PLUGINS}- type: kv-cost-scorer
+  parameters:
+    overlapScoreWeight: 1
+- type: max-score-picker
+  parameters:
+    maxNumOfEndpoints: 2
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: kv-cost-scorer
+  - pluginRef: max-score-picker
+`;
+
 export const CONFIG_PRESETS: Readonly<Record<string, string>> = {
   'round-robin': ROUND_ROBIN_CONFIG_TEXT,
   random: RANDOM_CONFIG_TEXT,
@@ -126,4 +198,13 @@ export const CONFIG_PRESETS: Readonly<Record<string, string>> = {
   'prefix-only': PREFIX_ONLY_CONFIG_TEXT,
   'epp-default': EPP_DEFAULT_CONFIG_TEXT,
   'bounded-affinity': BOUNDED_AFFINITY_CONFIG_TEXT,
+  'approx-sticky': APPROX_STICKY_CONFIG_TEXT,
+  'precise-322': PRECISE_322_CONFIG_TEXT,
+  'precise-sticky': PRECISE_STICKY_CONFIG_TEXT,
+  'precise-cost': PRECISE_COST_CONFIG_TEXT,
 };
+
+/** Presets that need the engines' KV events (the routing benchmark then starts the fleet with publishers). */
+export function presetNeedsKvEvents(configText: string): boolean {
+  return configText.includes('precise-prefix-cache-producer');
+}

@@ -32,6 +32,25 @@ export interface InFlightLoad {
   readonly requests: number;
 }
 
+/** Key of the EPP-local prefill and KV load of one endpoint (`prefill-load-producer`). */
+export const PrefillLoadKey = 'PrefillLoadKey';
+
+/** Written by `prefill-load-producer` on every candidate. */
+export interface PrefillLoad {
+  /** Uncached prompt tokens of the requests routed here that have not produced their first chunk yet. */
+  readonly uncachedTokens: number;
+  /** Prompt tokens of the requests routed here and not completed (their KV blocks are held). */
+  readonly activeTokens: number;
+  /** Requests routed here and not completed. */
+  readonly requests: number;
+}
+
+/** Reads a `PrefillLoad` attribute, or undefined when absent or not of that shape. */
+export function prefillLoadOf(attributes: ReadonlyMap<string, unknown>): PrefillLoad | undefined {
+  const v = attributes.get(PrefillLoadKey) as Partial<PrefillLoad> | undefined;
+  return v !== undefined && typeof v.uncachedTokens === 'number' && typeof v.activeTokens === 'number' ? (v as PrefillLoad) : undefined;
+}
+
 /**
  * Key of the latency prediction for one endpoint. Produced upstream by `predicted-latency-producer` (not
  * built in here: it needs an external predictor service); read opportunistically by

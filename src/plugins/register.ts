@@ -42,6 +42,9 @@ import { VLLMGRPC_PARSER_TYPE, vllmGrpcParserFactory } from './parser/vllmgrpc-p
 import { DESTINATION_ENDPOINT_SERVED_VERIFIER_TYPE, destinationEndpointServedVerifierFactory } from './requestcontrol/destination-endpoint-served-verifier/index.ts';
 import { ENDPOINT_NOTIFICATION_SOURCE_TYPE, endpointNotificationSourceFactory } from './datalayer/source/endpoint-notification-source/index.ts';
 import { K8S_NOTIFICATION_SOURCE_TYPE, k8sNotificationSourceFactory } from './datalayer/source/k8s-notification-source/index.ts';
+import { PREFILL_LOAD_PRODUCER_TYPE, prefillLoadProducerFactory } from './requestcontrol/prefill-load-producer/index.ts';
+import { KV_COST_SCORER_TYPE, kvCostScorerFactory } from './scheduling/scorer/kv-cost-scorer/index.ts';
+import { PrefillLoadKey } from '../framework/attributes.ts';
 
 export interface PluginTypeRegistration {
   readonly type: string;
@@ -61,6 +64,7 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   { type: PRECISE_PREFIX_CACHE_PRODUCER_TYPE, factory: precisePrefixCacheProducerFactory },
   { type: TOKEN_PRODUCER_TYPE, factory: tokenProducerFactory },
   { type: DESTINATION_ENDPOINT_SERVED_VERIFIER_TYPE, factory: destinationEndpointServedVerifierFactory },
+  { type: PREFILL_LOAD_PRODUCER_TYPE, factory: prefillLoadProducerFactory },
   // --- parsers
   { type: OPENAI_PARSER_TYPE, factory: openAiParserFactory },
   { type: PASSTHROUGH_PARSER_TYPE, factory: passthroughParserFactory },
@@ -81,6 +85,7 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   { type: ROUND_ROBIN_PICKER_TYPE, factory: roundRobinPickerFactory },
   { type: LEAST_OUTSTANDING_REQUESTS_SCORER_TYPE, factory: leastOutstandingRequestsScorerFactory },
   { type: BOUNDED_PREFIX_AFFINITY_FILTER_TYPE, factory: boundedPrefixAffinityFilterFactory },
+  { type: KV_COST_SCORER_TYPE, factory: kvCostScorerFactory },
   // --- data layer: sources, extractors
   { type: METRICS_DATA_SOURCE_TYPE, factory: metricsDataSourceFactory },
   { type: CORE_METRICS_EXTRACTOR_TYPE, factory: coreMetricsExtractorFactory },
@@ -106,4 +111,5 @@ export const DEFAULT_PRODUCERS: Readonly<Record<string, string>> = {
   [PrefixCacheMatchInfoKey]: 'approx-prefix-cache-producer',
   [InFlightLoadKey]: 'inflight-load-producer',
   [TokenizedPromptKey]: TOKEN_PRODUCER_TYPE,
+  [PrefillLoadKey]: PREFILL_LOAD_PRODUCER_TYPE,
 };

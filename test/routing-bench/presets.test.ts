@@ -34,7 +34,36 @@ test('the benchmark policies are named presets', () => {
     'prefix-only',
     'epp-default',
     'bounded-affinity',
+    'approx-sticky',
+    'precise-322',
+    'precise-sticky',
+    'precise-cost',
   ]);
+});
+
+test('issue 18 policies: sticky until saturated (approximate, precise), 3:2:2 and cost over the precise index', () => {
+  const sticky = { filters: ['prefix-cache-affinity-filter'], scorers: [['token-load-scorer', 1]], picker: 'max-score-picker' };
+  assert.deepEqual(profileOf('approx-sticky'), sticky);
+  assert.deepEqual(profileOf('precise-sticky'), sticky);
+  assert.deepEqual(profileOf('precise-322').scorers, [
+    ['queue-scorer', 2],
+    ['kv-cache-utilization-scorer', 2],
+    ['prefix-cache-scorer', 3],
+  ]);
+  assert.deepEqual(profileOf('precise-cost'), { filters: [], scorers: [['kv-cost-scorer', 1]], picker: 'max-score-picker' });
+  const types = (name: string) => load(name).plugins.map((p) => p.typedName.type).sort();
+  // The approximate sticky policy gets the approximate producer and the prefill load auto-added; the precise ones
+  // use the precise producer instead (no approximate one), the sticky gate and the cost scorer the prefill load.
+  assert.ok(types('approx-sticky').includes('approx-prefix-cache-producer'));
+  assert.ok(types('approx-sticky').includes('prefill-load-producer'));
+  for (const name of ['precise-322', 'precise-sticky', 'precise-cost']) {
+    assert.ok(types(name).includes('precise-prefix-cache-producer'), name);
+    assert.ok(!types(name).includes('approx-prefix-cache-producer'), name);
+  }
+  assert.ok(types('precise-sticky').includes('prefill-load-producer'));
+  assert.ok(types('precise-cost').includes('prefill-load-producer'));
+  const gate = load('precise-sticky').plugins.find((p) => p.typedName.type === 'prefix-cache-affinity-filter') as unknown as { config: Record<string, number> };
+  assert.deepEqual(gate.config, { affinityThreshold: 0.8, explorationProbability: 0.01, maxTTFTPenaltyMs: 1000, peakPrefillThroughput: 9400 });
 });
 
 test('baselines: round-robin, random, least-outstanding-requests, prefix-only', () => {

@@ -97,3 +97,44 @@ test('report helpers: quantiles, max sustained rate, SVG chart, metrics parsing'
   assert.equal(m.get('lagP99Ms'), 4);
   assert.equal(m.has('other'), false);
 });
+
+test('KV sizing: sp-pressure needs ~73 % and sp-overflow ~120 % of the fleet’s KV blocks (sim defaults)', async () => {
+  const { defaultServerOptions } = await import('../../src/sim/config.ts');
+  const { kvPressure, residentPromptBlocks, FLEET_KV_BLOCKS_PER_SERVER, KV_BLOCK_TOKENS } = await import('../../bench/routing/workload.ts');
+  const sim = defaultServerOptions();
+  // The constants the scenarios are sized with are the simulator's defaults.
+  assert.equal(sim.kvCacheSize, FLEET_KV_BLOCKS_PER_SERVER);
+  assert.equal(sim.blockSize, KV_BLOCK_TOKENS);
+  const pressure = SCENARIOS['sp-pressure'] as ScenarioSpec;
+  const overflow = SCENARIOS['sp-overflow'] as ScenarioSpec;
+  // 29 groups × (2048/16 system blocks + 5 questions × 256/16) = 29 × 208 = 6032 of 4 × 2048 = 8192 blocks.
+  assert.equal(residentPromptBlocks(pressure), 6032);
+  assert.equal(pressure.servers * sim.kvCacheSize, 8192);
+  assert.ok(Math.abs(kvPressure(pressure) - 0.73) < 0.01, `sp-pressure ${kvPressure(pressure)}`);
+  // 47 × 208 = 9776 blocks = 119 %.
+  assert.equal(residentPromptBlocks(overflow), 9776);
+  assert.ok(Math.abs(kvPressure(overflow) - 1.2) < 0.015, `sp-overflow ${kvPressure(overflow)}`);
+  // Round-robin puts every prefix on every server: it needs more than one server holds; a quarter fits.
+  assert.ok(residentPromptBlocks(pressure) > sim.kvCacheSize && residentPromptBlocks(pressure) / 4 < sim.kvCacheSize);
+  assert.ok(residentPromptBlocks(overflow) / 4 > sim.kvCacheSize);
+  // The divergence scenarios keep sp-pressure's sizing; sp-main is far from pressure (32 × (128 + 16 × 16)).
+  for (const s of ['sp-reset', 'sp-bypass', 'sp-cancel']) assert.equal(kvPressure(SCENARIOS[s] as ScenarioSpec), kvPressure(pressure));
+  assert.equal(residentPromptBlocks(main), 32 * (128 + 16 * 16));
+});
+
+test('divergence draws: ~30 % bypass spread over the servers, ~10 % cancels in [5, 30] ms; arrivals and prompts unchanged', () => {
+  const l = load({ warmup: { rate: 0, duration: 0 }, stages: [{ rate: 50, duration: 100 }] });
+  const base = buildSchedule(SCENARIOS['sp-pressure'] as ScenarioSpec, l);
+  const bypass = buildSchedule(SCENARIOS['sp-bypass'] as ScenarioSpec, l);
+  const cancel = buildSchedule(SCENARIOS['sp-cancel'] as ScenarioSpec, l);
+  assert.deepEqual(bypass.map((r) => [r.atS, r.group, r.item]), base.map((r) => [r.atS, r.group, r.item]));
+  assert.deepEqual(cancel.map((r) => [r.atS, r.group, r.item]), base.map((r) => [r.atS, r.group, r.item]));
+  assert.ok(base.every((r) => r.bypass === undefined && r.cancelAfterS === undefined));
+  const direct = bypass.filter((r) => r.bypass !== undefined);
+  assert.ok(Math.abs(direct.length / bypass.length - 0.3) < 0.03, `bypass ${direct.length / bypass.length}`);
+  for (let s = 0; s < 4; s++) assert.ok(direct.filter((r) => r.bypass === s).length > direct.length * 0.2);
+  const cancelled = cancel.filter((r) => r.cancelAfterS !== undefined);
+  assert.ok(Math.abs(cancelled.length / cancel.length - 0.1) < 0.02, `cancel ${cancelled.length / cancel.length}`);
+  assert.ok(cancelled.every((r) => (r.cancelAfterS as number) >= 0.005 && (r.cancelAfterS as number) <= 0.03));
+  assert.deepEqual(SCENARIOS['sp-reset']?.reset, { server: 0, everyS: 30 });
+});

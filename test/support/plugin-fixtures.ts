@@ -9,6 +9,7 @@ import type { Endpoint, EndpointMetrics } from '../../src/framework/datalayer.ts
 import { EMPTY_METRICS, joinHostPort } from '../../src/framework/datalayer.ts';
 import type { Plugin, PluginHandle, RandomSource } from '../../src/framework/plugin.ts';
 import type { ApiType, InferenceRequest } from '../../src/framework/request.ts';
+import type { Outcome, ResponseChunk, ResponseInfo } from '../../src/framework/requestcontrol.ts';
 import type { Candidate, ProfileRunResult, ScoredCandidate, SchedulingResult } from '../../src/framework/scheduling.ts';
 import { Xoshiro128StarStar } from '../../src/util/random.ts';
 
@@ -140,3 +141,21 @@ export function lenientFields(build: () => unknown): string[] {
   collectParameterWarnings((field) => fields.push(field), build);
   return fields;
 }
+
+/** The response of `request` as response hooks see it: a 200 stream, nothing parsed yet. */
+export function makeResponseInfo(request: InferenceRequest): ResponseInfo {
+  return { request, targetEndpoint: undefined, status: 200, headers: {}, streaming: true, usage: undefined, proxyMetadata: {}, dynamicMetadata: {} };
+}
+
+/** Response chunk number `index` (the first one starts the stream). */
+export function makeChunk(index: number, endOfStream = false): ResponseChunk {
+  return { index, data: new Uint8Array(), startOfStream: index === 0, endOfStream, usage: undefined, receivedAt: 0 };
+}
+
+/** One outcome of each kind a request can end with (response-complete hooks must release on all of them). */
+export const ALL_OUTCOMES: readonly Outcome[] = [
+  { kind: 'success', usage: undefined },
+  { kind: 'upstream-error', status: 503 },
+  { kind: 'aborted', reason: 'client disconnected' },
+  { kind: 'internal-error', error: new Error('boom') },
+];

@@ -2,8 +2,8 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { InFlightLoadKey, type InFlightLoad } from '../../../framework/attributes.ts';
 import type { InferenceRequest } from '../../../framework/request.ts';
-import type { Outcome, ResponseChunk, ResponseInfo } from '../../../framework/requestcontrol.ts';
-import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult, lenientFields } from '../../../../test/support/plugin-fixtures.ts';
+import type { Outcome } from '../../../framework/requestcontrol.ts';
+import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult, lenientFields, makeResponseInfo, makeChunk, ALL_OUTCOMES } from '../../../../test/support/plugin-fixtures.ts';
 import { estimateTokens, INFLIGHT_LOAD_PRODUCER_TYPE, InFlightLoadProducer, inFlightLoadProducerFactory } from './index.ts';
 
 const live = () => new AbortController().signal;
@@ -12,30 +12,9 @@ const b = makeCandidate(makeEndpoint('b'));
 
 /** 400-byte request → 100 input tokens + 150 expected output tokens. */
 const req = (): InferenceRequest => makeRequest({ requestSizeBytes: 400 });
-const response = (request: InferenceRequest): ResponseInfo => ({
-  request,
-  targetEndpoint: undefined,
-  status: 200,
-  headers: {},
-  streaming: true,
-  usage: undefined,
-  proxyMetadata: {},
-  dynamicMetadata: {},
-});
-const chunk = (index: number, endOfStream = false): ResponseChunk => ({
-  index,
-  data: new Uint8Array(),
-  startOfStream: index === 0,
-  endOfStream,
-  usage: undefined,
-  receivedAt: 0,
-});
-const OUTCOMES: readonly Outcome[] = [
-  { kind: 'success', usage: undefined },
-  { kind: 'upstream-error', status: 503 },
-  { kind: 'aborted', reason: 'client disconnected' },
-  { kind: 'internal-error', error: new Error('boom') },
-];
+const response = makeResponseInfo;
+const chunk = makeChunk;
+const OUTCOMES = ALL_OUTCOMES;
 
 describe('inflight-load-producer', () => {
   it('prepareData writes each candidate’s current load (zero when idle)', () => {

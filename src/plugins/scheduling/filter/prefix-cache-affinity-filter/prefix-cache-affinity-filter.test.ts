@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { LatencyPredictionInfoKey, PrefixCacheMatchInfoKey } from '../../../../framework/attributes.ts';
+import { LatencyPredictionInfoKey, PrefillLoadKey, PrefixCacheMatchInfoKey } from '../../../../framework/attributes.ts';
 import type { Candidate } from '../../../../framework/scheduling.ts';
 import { Xoshiro128StarStar } from '../../../../util/random.ts';
 import { factoryError, makeCandidate, makeEndpoint, makeHandle, makeRequest, names, lenientFields } from '../../../../../test/support/plugin-fixtures.ts';
@@ -28,10 +28,24 @@ function cand(name: string, prefixScore: number | undefined, ttftMs?: number): C
   return makeCandidate(makeEndpoint(name), attrs);
 }
 
-const NO_EXPLORE: PrefixCacheAffinityFilterConfig = { affinityThreshold: 0.8, explorationProbability: 0, maxTTFTPenaltyMs: 5000 };
+const NO_EXPLORE: PrefixCacheAffinityFilterConfig = { affinityThreshold: 0.8, explorationProbability: 0, maxTTFTPenaltyMs: 5000, peakPrefillThroughput: 0 };
+
+function withPrediction(c: Candidate, ttftMs: number): Candidate {
+  const predicted = cand('x', undefined, ttftMs).attributes.get(LatencyPredictionInfoKey);
+  c.attributes.set(LatencyPredictionInfoKey, predicted);
+  return c;
+}
+
+/** A candidate with a 144-block (2304-token) prompt match and `queued` uncached tokens in flight there. */
+function loaded(name: string, matchBlocks: number, queued: number): Candidate {
+  return makeCandidate(makeEndpoint(name), {
+    [PrefixCacheMatchInfoKey]: { matchBlocks, totalBlocks: 144, blockSizeTokens: 16 },
+    [PrefillLoadKey]: { uncachedTokens: queued, activeTokens: queued, requests: queued > 0 ? 1 : 0 },
+  });
+}
 
 describe('prefix-cache-affinity-filter', () => {
-  const cases: ReadonlyArray<{ name: string; config?: Partial<PrefixCacheAffinityFilterConfig>; in: Candidate[]; want: string[] }> = [
+  const cases: Array<{ name: string; config?: Partial<PrefixCacheAffinityFilterConfig>; in: Candidate[]; want: string[] }> = [
     { name: 'keeps only sticky endpoints (score ≥ threshold)', in: [cand('a', 0.9), cand('b', 0.8), cand('c', 0.5)], want: ['a', 'b'] },
     { name: 'no sticky endpoint → all kept', in: [cand('a', 0.5), cand('b', 0)], want: ['a', 'b'] },
     { name: 'no prefix info at all → all kept', in: [cand('a', undefined), cand('b', undefined)], want: ['a', 'b'] },
@@ -60,6 +74,41 @@ describe('prefix-cache-affinity-filter', () => {
       want: ['a'],
     },
   ];
+  // Sticky until saturated: 10k tok/s, penalty 1 s. Own uncached tokens: 0 on a full hit, 2304 on a miss.
+  const GATE = { peakPrefillThroughput: 10_000, maxTTFTPenaltyMs: 1000 };
+  cases.push(
+    { name: 'estimated TTFT: idle holder → sticky', config: GATE, in: [loaded('a', 144, 0), loaded('b', 0, 0)], want: ['a'] },
+    {
+      name: 'estimated TTFT: holder 9k tokens queued (0.9 s) vs 0.23 s elsewhere → within penalty, sticky',
+      config: GATE,
+      in: [loaded('a', 144, 9000), loaded('b', 0, 0)],
+      want: ['a'],
+    },
+    {
+      name: 'estimated TTFT: holder 14k tokens queued (1.4 s) vs 0.23 s elsewhere → saturated, all kept',
+      config: GATE,
+      in: [loaded('a', 144, 14_000), loaded('b', 0, 0)],
+      want: ['a', 'b'],
+    },
+    {
+      name: 'estimated TTFT: the best holder decides (one of two holders idle) → sticky',
+      config: GATE,
+      in: [loaded('a', 144, 50_000), loaded('c', 144, 0), loaded('b', 0, 0)],
+      want: ['a', 'c'],
+    },
+    {
+      name: 'estimated TTFT: every other endpoint busier → sticky',
+      config: GATE,
+      in: [loaded('a', 144, 14_000), loaded('b', 0, 20_000)],
+      want: ['a'],
+    },
+    {
+      name: 'a latency prediction wins over the estimate (50k tokens queued, predicted 100 ms)',
+      config: GATE,
+      in: [withPrediction(loaded('a', 144, 50_000), 100), loaded('b', 0, 0)],
+      want: ['a'],
+    },
+  );
   for (const c of cases) {
     it(c.name, () => {
       const f = new PrefixCacheAffinityFilter('f', new Xoshiro128StarStar(1), { ...NO_EXPLORE, ...c.config });
@@ -79,16 +128,18 @@ describe('prefix-cache-affinity-filter', () => {
   it('declares the attributes it reads', () => {
     const f = new PrefixCacheAffinityFilter('f', new Xoshiro128StarStar(1), NO_EXPLORE);
     assert.deepEqual(f.consumes, [PrefixCacheMatchInfoKey, LatencyPredictionInfoKey]);
+    const gated = new PrefixCacheAffinityFilter('f', new Xoshiro128StarStar(1), { ...NO_EXPLORE, peakPrefillThroughput: 9000 });
+    assert.deepEqual(gated.consumes, [PrefixCacheMatchInfoKey, LatencyPredictionInfoKey, PrefillLoadKey]);
   });
 
   describe('factory', () => {
     it('defaults from {}', () => {
       const f = prefixCacheAffinityFilterFactory('f', {}, makeHandle()) as PrefixCacheAffinityFilter;
       assert.deepEqual(f.typedName, { type: PREFIX_CACHE_AFFINITY_FILTER_TYPE, name: 'f' });
-      assert.deepEqual(f.config, { affinityThreshold: 0.8, explorationProbability: 0.01, maxTTFTPenaltyMs: 5000 });
+      assert.deepEqual(f.config, { affinityThreshold: 0.8, explorationProbability: 0.01, maxTTFTPenaltyMs: 5000, peakPrefillThroughput: 0 });
     });
     it('accepts every parameter', () => {
-      const params = { affinityThreshold: 0.99, explorationProbability: 0, maxTTFTPenaltyMs: 0 };
+      const params = { affinityThreshold: 0.99, explorationProbability: 0, maxTTFTPenaltyMs: 0, peakPrefillThroughput: 9400 };
       assert.deepEqual((prefixCacheAffinityFilterFactory('f', params, makeHandle()) as PrefixCacheAffinityFilter).config, params);
     });
     const rejections: ReadonlyArray<[string, unknown, RegExp]> = [
@@ -98,6 +149,7 @@ describe('prefix-cache-affinity-filter', () => {
       ['negative probability', { explorationProbability: -0.5 }, /parameters\.explorationProbability: expected a probability/],
       ['negative penalty', { maxTTFTPenaltyMs: -1 }, /parameters\.maxTTFTPenaltyMs: expected a number of milliseconds >= 0/],
       ['string penalty', { maxTTFTPenaltyMs: '5s' }, /parameters\.maxTTFTPenaltyMs/],
+      ['negative throughput', { peakPrefillThroughput: -1 }, /parameters\.peakPrefillThroughput: expected a number of tokens per second >= 0/],
     ];
     for (const [name, params, re] of rejections) {
       it(`rejects ${name}`, () => assert.match(factoryError(() => prefixCacheAffinityFilterFactory('f', params, makeHandle())), re));

@@ -1,0 +1,86 @@
+/** Seeds and knee refinement: pure functions over stage results. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { StageResult } from '../../bench/routing/report.ts';
+import { summarisePolicies } from '../../bench/routing/report.ts';
+import { combinedMaxSustained, refineRates } from '../../bench/routing/seeds.ts';
+
+/** A stage at `rate` with TTFT p90 `p90` (pass ≤ 2 s), or skipped. */
+function stage(rate: number, p90: number | 'skip', invalid = false): StageResult {
+  const skipped = p90 === 'skip';
+  return {
+    stage: 0, rate, durationS: 10, skipped, sent: skipped ? 0 : 100, ok: 100, errors: 0, timeouts: 0, errorKinds: {},
+    achievedReqPerS: rate, outputTokPerS: 0,
+    ttftS: { p50: 0, p90: skipped ? Number.NaN : p90, p99: 0 }, itlS: { p50: 0, p90: 0, p99: 0 }, ntpotS: { p50: 0, p90: 0, p99: 0 }, e2eS: { p50: 0, p90: 0, p99: 0 },
+    serverShare: {}, loadgenLagP99Ms: 0, hitRatio: 0, preemptions: 0, waitingMean: 0, waitingMax: 0, kvUsageMean: 0, imbalance: 1,
+    simLagP99Ms: { mean: 0, max: 0 }, gatewayLagP99Ms: { mean: 0, max: 0 }, invalid,
+  };
+}
+
+test('refineRates: evenly spaced inside the knee bracket, rounded to 0.5', () => {
+  const ladder = [stage(8, 0.1), stage(12, 0.2), stage(16, 3), stage(24, 'skip')];
+  assert.deepEqual(refineRates(ladder, 3), [13, 14, 15]);
+  assert.deepEqual(refineRates(ladder, 1), [14]);
+  assert.deepEqual(refineRates([stage(24, 0.1), stage(30, 5)], 4), [25, 26.5, 27.5, 29]);
+  assert.deepEqual(refineRates(ladder, 0), []);
+});
+
+test('refineRates: nothing to refine without a bracket', () => {
+  assert.deepEqual(refineRates([stage(8, 0.1), stage(12, 0.2)], 3), [], 'top passed: "at least"');
+  assert.deepEqual(refineRates([stage(8, 5), stage(12, 'skip')], 3), [], 'first rate failed');
+  assert.deepEqual(refineRates([stage(8, 0.1), stage(9, 3)], 3), [8.5], 'a bracket narrower than the steps');
+});
+
+test('combinedMaxSustained: the highest rate passing before the first failure of either pass', () => {
+  const ladder = [stage(8, 0.1), stage(12, 0.2), stage(16, 3)];
+  assert.deepEqual(combinedMaxSustained(ladder, undefined), { rate: 12, invalid: false });
+  assert.deepEqual(combinedMaxSustained(ladder, [stage(13, 0.5), stage(14, 1.9), stage(15, 2.5)]), { rate: 14, invalid: false });
+  assert.deepEqual(combinedMaxSustained(ladder, [stage(13, 2.5), stage(14, 0.5)]), { rate: 12, invalid: false }, 'a pass after a failure does not count');
+  assert.deepEqual(combinedMaxSustained(ladder, [stage(13, 0.5, true), stage(14, 3)]), { rate: 13, invalid: true });
+});
+
+test('summarisePolicies: per-seed rates, median and range per policy, flagged if any seed was', () => {
+  const s = summarisePolicies([
+    { policy: 'a', seed: 1, maxSustainedRate: 12, sustainedRateInvalid: false },
+    { policy: 'b', seed: 1, maxSustainedRate: 30, sustainedRateInvalid: false },
+    { policy: 'a', seed: 2, maxSustainedRate: 14, sustainedRateInvalid: false },
+    { policy: 'b', seed: 2, maxSustainedRate: 27, sustainedRateInvalid: true },
+    { policy: 'a', seed: 3, maxSustainedRate: 13, sustainedRateInvalid: false },
+    { policy: 'b', seed: 3, maxSustainedRate: 33, sustainedRateInvalid: false },
+  ]);
+  assert.deepEqual(s.map((p) => [p.policy, p.perSeed, p.rate.median, p.rate.min, p.rate.max, p.flagged]), [
+    ['a', [12, 14, 13], 13, 12, 14, false],
+    ['b', [30, 27, 33], 30, 27, 33, true],
+  ]);
+});
+
+test('summaryTable: median [min–max] over seeds, every seed, ratios of medians, "≥" at the ladder top', async () => {
+  const { summaryTable } = await import('../../bench/routing/report.ts');
+  const { defaultLoad } = await import('../../bench/routing/workload.ts');
+  const run = (policy: string, seed: number, rates: number[], passUpTo: number, refined?: number) => ({
+    policy,
+    seed,
+    stages: rates.map((r) => stage(r, r <= passUpTo ? 0.5 : 5)),
+    maxSustainedRate: refined ?? passUpTo,
+    sustainedRateInvalid: false,
+    wallS: 1,
+  });
+  const rates = [8, 12, 16];
+  const table = summaryTable({
+    scenario: 'x',
+    description: '',
+    load: defaultLoad({ rates }),
+    policies: [
+      run('round-robin', 1, rates, 8),
+      run('round-robin', 2, rates, 8, 10.5),
+      run('upstream-default', 1, rates, 12),
+      run('upstream-default', 2, rates, 12),
+      run('mine', 1, rates, 16),
+      run('mine', 2, rates, 16),
+    ],
+  });
+  const row = (name: string) => table.split('\n').find((l) => l.startsWith(`| ${name} |`)) as string;
+  assert.match(row('round-robin'), /^\| round-robin \| 9\.3 \[8\.0–10\.5\] \| 8, 10\.5 \| 1\.00× \| 0\.77× \|/);
+  assert.match(row('upstream-default'), /^\| upstream-default \| 12 \[12–12\] \| 12, 12 \| 1\.30× \| 1\.00× \|/);
+  assert.match(row('mine'), /^\| mine \| 16 \[16–16\] \| ≥16, ≥16 \| 1\.73× \| 1\.33× \| 0 % \|/);
+});
