@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { freePort } from '../src/util/free-port.ts';
 import { waitFor } from './wait-for.ts';
 import { FakeEnvoy } from '../test/support/fake-envoy.ts';
-import { DEFAULT_MAX_REQUEST_BODY_BYTES as MAX_BODY } from '../src/server/epp.ts';
+import { DEFAULT_MAX_REQUEST_BODY_BYTES as MAX_BODY } from '../src/server/defaults.ts';
 
 const { values } = parseArgs({
   options: {

@@ -8,9 +8,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
 import { tracingEnabled } from '../observability/tracing-env.ts';
 import { createLogger } from '../observability/logger.ts';
-import { configSourceFrom, DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT, startEpp, type DiscoveryOptions, type EppOptions } from '../server/epp.ts';
+import type { DiscoveryOptions, EppOptions } from '../server/epp.ts';
+import { DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT } from '../server/defaults.ts';
 import { DEFAULT_GATEWAY_LIMITS } from '../server/gateway/limits.ts';
-import { DEFAULT_MAX_EXTRA_MODEL_LABELS } from '../observability/metrics.ts';
+import { DEFAULT_MAX_EXTRA_MODEL_LABELS } from '../observability/label-bound.ts';
 import type { Logger } from '../framework/plugin.ts';
 import type { MetricsDataSourceDefaults } from '../plugins/datalayer/source/metrics-data-source/index.ts';
 import { addDemoCommand } from './demo.ts';
@@ -171,7 +172,14 @@ function limitOptions(opts: Record<string, unknown>): Pick<EppOptions, 'maxReque
 }
 
 /** Checks removed/ignored flags and builds the options shared by serve and gateway. */
-function coreOptions(opts: Record<string, unknown>, logger: Logger): Omit<EppOptions, 'grpcPort' | 'grpcHealthPort' | 'secureServing'> {
+type ServerModule = typeof import('../server/epp.ts');
+
+/** The servers, plugins and config loader load when serve or gateway runs, not for `epp --help` or `epp sim`. */
+function loadServer(): Promise<ServerModule> {
+  return import('../server/epp.ts');
+}
+
+function coreOptions(opts: Record<string, unknown>, logger: Logger, server: Pick<ServerModule, 'configSourceFrom'>): Omit<EppOptions, 'grpcPort' | 'grpcHealthPort' | 'secureServing'> {
   for (const name of REMOVED_METRIC_FLAGS) {
     if (opts[camel(name)] !== undefined) {
       throw new EppConfigError(`--${name} is no longer supported`, 'configure metric names with core-metrics-extractor engineConfigs in the EndpointPickerConfig');
@@ -181,7 +189,7 @@ function coreOptions(opts: Record<string, unknown>, logger: Logger): Omit<EppOpt
     if (opts[camel(name)] !== undefined) logger.warn({ flag: `--${name}` }, 'flag accepted for compatibility with upstream; it has no effect yet');
   }
   return {
-    config: configSourceFrom(opts.configFile as string | undefined, opts.configText as string | undefined),
+    config: server.configSourceFrom(opts.configFile as string | undefined, opts.configText as string | undefined),
     discovery: discoveryFromFlags(opts),
     admission: {
       ...(typeof opts.resourcesFile === 'string' && opts.resourcesFile !== '' ? { resourcesFile: opts.resourcesFile } : {}),
@@ -238,8 +246,9 @@ function addServeCommand(program: Command): void {
     .addOption(new Option('--ext-proc-idle-timeout <duration>', 'an ext_proc stream that receives no message for this long is ended (0 = never)').default(DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, '10m').argParser(duration('ext-proc-idle-timeout')));
   addCoreOptions(cmd).action(async (opts: Record<string, unknown>) => {
     const logger = createLogger({ verbosity: opts.v as number });
-    const epp = await startEpp({
-      ...coreOptions(opts, logger),
+    const server = await loadServer();
+    const epp = await server.startEpp({
+      ...coreOptions(opts, logger, server),
       grpcPort: opts.grpcPort as number,
       grpcHealthPort: opts.grpcHealthPort as number,
       secureServing: opts.secureServing as boolean,
@@ -263,8 +272,9 @@ function addGatewayCommand(program: Command): void {
     .addOption(new Option('--metrics-port <port>', 'also serve /metrics, /healthz, /readyz on this port').argParser(int('metrics-port', 0, 65535)));
   addCoreOptions(cmd).action(async (opts: Record<string, unknown>) => {
     const logger = createLogger({ verbosity: opts.v as number });
-    const epp = await startEpp({
-      ...coreOptions(opts, logger),
+    const server = await loadServer();
+    const epp = await server.startEpp({
+      ...coreOptions(opts, logger, server),
       extProc: false,
       grpcPort: 0,
       grpcHealthPort: -1,

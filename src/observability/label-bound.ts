@@ -37,3 +37,8 @@ export class LabelBound {
     return OTHER_LABEL;
   }
 }
+
+/** Distinct model names (beyond the known ones) kept as labels before the rest become `other`. */
+export const DEFAULT_MAX_EXTRA_MODEL_LABELS = 32;
+/** Distinct fairness ids kept as labels before the rest become `other`. */
+export const DEFAULT_MAX_FAIRNESS_LABELS = 64;

@@ -6,12 +6,8 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Endpoint } from '../framework/datalayer.ts';
-import { LabelBound } from './label-bound.ts';
+import { DEFAULT_MAX_EXTRA_MODEL_LABELS, DEFAULT_MAX_FAIRNESS_LABELS, LabelBound } from './label-bound.ts';
 
-/** Distinct model names (beyond the known ones) kept as labels before the rest become `other`. */
-export const DEFAULT_MAX_EXTRA_MODEL_LABELS = 32;
-/** Distinct fairness ids kept as labels before the rest become `other`. */
-export const DEFAULT_MAX_FAIRNESS_LABELS = 64;
 
 /** Exponential buckets: `count` values starting at `start`, each `factor` times the previous. */
 function exponential(start: number, factor: number, count: number): number[] {

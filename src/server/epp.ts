@@ -41,6 +41,7 @@ import { realTimers, type Timers } from '../util/timers.ts';
 import { InferenceResources } from '../runtime/objectives.ts';
 import { createCrossReplicaSync, type SyncEngine, type SyncSettings, type SyncTransport } from '../datalayer/sync/index.ts';
 import { RedisCrossReplicaSyncer, REDIS_CROSS_REPLICA_SYNCER_TYPE } from '../plugins/datalayer/syncer/redis-cross-replica-syncer/index.ts';
+import { DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT } from './defaults.ts';
 
 export interface EppOptions {
   /** ext_proc port (0 = ephemeral). */
@@ -173,15 +174,6 @@ export interface AdmissionServeOptions {
   readonly dispatchIntervalMs?: number;
 }
 
-/** 32 MiB: far above any text prompt; with the in-flight budget below it fits the 1 GiB limit of docs/operations.md. */
-export const DEFAULT_MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024;
-/** ext_proc streams idle longer than this are ended (a model server may queue a request for minutes). */
-export const DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS = 10 * 60_000;
-/**
- * 128 MiB = four maximum-size bodies at once: `npm run soak:hostile` peaked at 797 MiB RSS with six concurrent
- * 32 MiB bodies (four served, two answered 429), inside the 1 GiB limit of docs/operations.md.
- */
-export const DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT = 128 * 1024 * 1024;
 
 /**
  * What `--plugin-module X` imports: a file when X names an existing path (`./my-plugins.js`, `/opt/p.js`,
