@@ -23,7 +23,7 @@ import { InFlightLoadProducer } from '../src/plugins/requestcontrol/inflight-loa
 import { Scheduler } from '../src/runtime/scheduler.ts';
 import { startEpp, type RunningEpp } from '../src/server/epp.ts';
 import { sharedPrefixPrompts } from '../src/sim/shared-prefix-workload.ts';
-import { freePort } from '../src/util/free-port.ts';
+import { freePort } from '../scripts/free-port.js';
 import { createRandomSource } from '../src/util/random.ts';
 import type { FleetReply, FleetStart } from './routing/fleet-process.ts';
 import { quantiles } from './routing/stats.ts';

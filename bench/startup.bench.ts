@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort } from '../src/util/free-port.ts';
+import { freePort } from '../scripts/free-port.js';
 import { repetitions } from './support/alternate.ts';
 import { printRunInfo } from './support/run-info.ts';
 import { formatSpread, spread } from './support/stats.ts';

@@ -1,5 +1,6 @@
-// A free loopback TCP port for a process the script starts (plain JavaScript twin of src/util/free-port.ts, for
-// scripts that run without tsx: pack-smoke.js, dockerfile-rehearsal.js).
+// A free loopback TCP port for a process a script, benchmark or test starts (Prometheus, Redis, a child EPP).
+// Plain JavaScript so scripts that run without tsx (pack-smoke.js, dockerfile-rehearsal.js) share it with the
+// TypeScript ones; types in free-port.d.ts. Not part of src/: the EPP itself never needs it.
 import { createServer } from 'node:net';
 
 export function freePort() {

@@ -21,7 +21,7 @@ import net from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { freePort } from '../src/util/free-port.ts';
+import { freePort } from './free-port.js';
 import { waitFor } from './wait-for.ts';
 import { FakeEnvoy } from '../test/support/fake-envoy.ts';
 import { DEFAULT_MAX_REQUEST_BODY_BYTES as MAX_BODY } from '../src/server/defaults.ts';

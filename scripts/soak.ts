@@ -25,7 +25,7 @@ import { createRandomSource } from '../src/util/random.ts';
 import { http, sampleValue } from '../test/observability/helpers.ts';
 import { RawExtProcClient } from '../test/hardening/raw-ext-proc.ts';
 import { runStorm, type StormResult } from '../test/hardening/storm.ts';
-import { freePort } from '../src/util/free-port.ts';
+import { freePort } from './free-port.js';
 import { waitFor } from './wait-for.ts';
 
 const { values } = parseArgs({

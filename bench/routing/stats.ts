@@ -1,4 +1,5 @@
 /** Percentiles and per-stage summaries shared by the load generator, the runner and the tests. */
+import { percentiles } from '../support/stats.ts';
 
 export interface Quantiles {
   readonly p50: number;
@@ -6,15 +7,10 @@ export interface Quantiles {
   readonly p99: number;
 }
 
-/** Nearest-rank percentiles of `values` (NaN when empty). Sorts a copy. */
+/** Nearest-rank percentiles of `values` (NaN when empty), through the benchmarks' shared helper. */
 export function quantiles(values: ArrayLike<number>): Quantiles {
-  const sorted = Float64Array.from(values).sort();
-  const at = (p: number): number => {
-    if (sorted.length === 0) return Number.NaN;
-    const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
-    return sorted[rank - 1] as number;
-  };
-  return { p50: at(50), p90: at(90), p99: at(99) };
+  const [p50, p90, p99] = percentiles(values, [50, 90, 99]) as [number, number, number];
+  return { p50, p90, p99 };
 }
 
 export function mean(values: ArrayLike<number>): number {

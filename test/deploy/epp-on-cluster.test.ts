@@ -15,7 +15,7 @@ import { credentials } from '@grpc/grpc-js';
 import { FakeKubeApiServer, INFERENCE_POOLS, PODS, makePod, type KubeObject as FakeObject, type RecordedRequest, type ResourceType } from '../support/fake-kube-apiserver.ts';
 import { FakeEnvoy, setHeaders } from '../support/fake-envoy.ts';
 import { waitUntil, within } from '../support/wait.ts';
-import { freePort } from '../../src/util/free-port.ts';
+import { freePort } from '../../scripts/free-port.js';
 import { startFleet, type Fleet } from '../../src/sim/index.ts';
 import { REPO, eppArgv, find, needsKubectl, podSpec, render, type KubeObject } from './kustomize.ts';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { freePort } from '../../src/util/free-port.ts';
+import { freePort } from '../../scripts/free-port.js';
 import { waitUntil } from '../support/wait.ts';
 
 /** Local address (hex, as in /proc/net/tcp) of the listening socket on `port`, or undefined. */

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { FakeEnvoy } from '../support/fake-envoy.ts';
 import { startTestEpp } from '../support/epp.ts';
 import { fullStreamedRequest, http } from './helpers.ts';
-import { freePort } from '../../src/util/free-port.ts';
+import { freePort } from '../../scripts/free-port.js';
 
 const PROMETHEUS = process.env.PROMETHEUS_BIN ?? 'prometheus';
 const available = spawnSync(PROMETHEUS, ['--version'], { stdio: 'ignore' }).status === 0;

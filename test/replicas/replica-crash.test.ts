@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { startFleet } from '../../src/sim/index.ts';
-import { freePort } from '../../src/util/free-port.ts';
+import { freePort } from '../../scripts/free-port.js';
 import { RedisServer } from '../support/redis.ts';
 import { waitUntil, within } from '../support/wait.ts';
 import { CompletionCounter, complete, loadProducer, MODEL, pairs, prompt, replicaConfig, startReplica } from './support.ts';

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
-import { freePort } from '../../src/util/free-port.ts';
+import { freePort } from '../../scripts/free-port.js';
 
 export class RedisServer {
   #child: ChildProcess | undefined;
