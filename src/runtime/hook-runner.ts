@@ -142,6 +142,11 @@ export class HookRunner {
     this.#metrics.invariantViolations.inc({ invariant });
   }
 
+  /** Records one call's duration, from `started` (this runner's clock, ms) to now. */
+  #observe(point: ExtensionPoint, hook: Plugin, started: number): void {
+    this.#duration(point, hook).observe((this.#now() - started) / 1000);
+  }
+
   #duration(point: ExtensionPoint, hook: Plugin): Histo {
     let byPlugin = this.#durations.get(point);
     if (byPlugin === undefined) this.#durations.set(point, (byPlugin = new Map()));
@@ -176,7 +181,7 @@ export class HookRunner {
       try {
         r = call(hook, scope.signal());
       } catch (err) {
-        this.#duration(point, hook).observe((this.#now() - started) / 1000);
+        this.#observe(point, hook, started);
         policy.failed(hook, point, err, scope);
         continue;
       }
@@ -187,7 +192,7 @@ export class HookRunner {
           return this.runAll(scope, point, hooks, timeoutMs, policy, call, skipQuarantined, i + 1);
         });
       }
-      this.#duration(point, hook).observe((this.#now() - started) / 1000);
+      this.#observe(point, hook, started);
     }
     return undefined;
   }
@@ -202,11 +207,11 @@ export class HookRunner {
     try {
       r = call(scope.signal());
     } catch (err) {
-      this.#duration(point, hook).observe((this.#now() - started) / 1000);
+      this.#observe(point, hook, started);
       throw err;
     }
     if (!isThenable(r)) {
-      this.#duration(point, hook).observe((this.#now() - started) / 1000);
+      this.#observe(point, hook, started);
       return r;
     }
     return this.#settle<T>(r, timeoutMs, scope, point, hook, started).then((o) => {
@@ -240,7 +245,7 @@ export class HookRunner {
         try {
           r = call(hook, signal);
         } catch (err) {
-          this.#duration(point, hook).observe((this.#now() - started) / 1000);
+          this.#observe(point, hook, started);
           scope.timedOut(err);
           onError(err);
           return undefined;
@@ -256,7 +261,7 @@ export class HookRunner {
             return step(i + 1);
           });
         }
-        this.#duration(point, hook).observe((this.#now() - started) / 1000);
+        this.#observe(point, hook, started);
       }
       return undefined;
     };
@@ -278,7 +283,7 @@ export class HookRunner {
       const entry = this.wheel.add(Math.max(0, timeoutMs), () => {
         if (settled) return;
         settled = true;
-        this.#duration(point, hook).observe((this.#now() - started) / 1000);
+        this.#observe(point, hook, started);
         const timeoutError = new EppError('Internal', `plugin '${hook.typedName.name}' timed out after ${timeoutMs}ms`, { id: 'EPP_ERR_HOOK_TIMEOUT' });
         scope.timedOut(timeoutReason ?? timeoutError);
         resolve({ kind: 'timeout', timeoutError });
@@ -288,14 +293,14 @@ export class HookRunner {
           if (settled) return;
           settled = true;
           entry.cancel();
-          this.#duration(point, hook).observe((this.#now() - started) / 1000);
+          this.#observe(point, hook, started);
           resolve({ kind: 'ok', value });
         },
         (err: unknown) => {
           if (settled) return;
           settled = true;
           entry.cancel();
-          this.#duration(point, hook).observe((this.#now() - started) / 1000);
+          this.#observe(point, hook, started);
           resolve({ kind: 'error', error: err });
         },
       );
