@@ -12,6 +12,7 @@ import type { Clock, Logger, Plugin, PluginHandle, RandomSource } from '../frame
 import { loadConfig, defaultConfigSource, type ConfigSource, type LoadedConfig } from '../config/loader.ts';
 import { EppMetrics } from '../observability/metrics.ts';
 import { Director } from '../runtime/director.ts';
+import { randomEndpoint } from '../runtime/candidates.ts';
 import { PluginRegistry } from '../runtime/plugin-registry.ts';
 import { registerBuiltins } from '../plugins/register.ts';
 import {
@@ -130,6 +131,8 @@ export interface RunningEpp {
   readonly grpcPort: number;
   readonly healthPort: number | undefined;
   readonly director: Director;
+  /** The endpoint store (injected, or the data layer's). */
+  readonly store: EndpointStore;
   readonly config: LoadedConfig;
   readonly metrics: EppMetrics;
   readonly server: ExtProcServer;
@@ -390,6 +393,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   void sync?.start();
   const server = new ExtProcServer({
     director,
+    pickUnscheduled: () => randomEndpoint(readyStore, random),
     metrics,
     logger: o.logger,
     now,
@@ -414,6 +418,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   if (o.gateway) {
     gateway = new Gateway({
       director,
+      store,
       metrics,
       logger: o.logger,
       now,
@@ -459,6 +464,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     grpcPort,
     healthPort: health?.port,
     director,
+    store,
     config,
     metrics,
     server,
