@@ -3,6 +3,8 @@
  * model name restored, the buffer cap, and the error policy with exact metric counts.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 import { EppError } from '../../src/framework/errors.ts';
 import type { Outcome } from '../../src/framework/requestcontrol.ts';
@@ -164,4 +166,27 @@ test('toEppError: the context and registry id of a wrapped failure; an EppError 
   assert.equal(e.code, 'Internal');
   const kept = new EppError('BadRequest', 'x');
   assert.equal(toEppError(kept, 'ignored'), kept);
+});
+
+test('one relay: no adapter holds a copy of the response or error policy; only the relay restores model names', () => {
+  const src = resolve(import.meta.dirname, '../../src');
+  const all = (dir: string, out: string[] = []): string[] => {
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) all(p, out);
+      else if (name.endsWith('.ts') && !name.endsWith('.test.ts')) out.push(p);
+    }
+    return out;
+  };
+  const found: string[] = [];
+  for (const file of all(src)) {
+    const rel = relative(src, file);
+    const text = readFileSync(file, 'utf8');
+    if (/from '[^']*model-rewrite\.ts'/.test(text) && rel !== join('runtime', 'response-relay.ts')) found.push(`${rel} imports model-rewrite.ts`);
+    if (!rel.startsWith(`server`)) continue;
+    for (const copy of ['text/event-stream', 'requestErrorTotal', 'responseBufferOverflows', 'body.stream', 'instanceof EppError', 'toError(']) {
+      if (text.includes(copy)) found.push(`${rel} has ${copy}`);
+    }
+  }
+  assert.deepEqual(found, []);
 });

@@ -1,0 +1,45 @@
+/**
+ * The response path's settings (`--response-hook-timeout`, `--response-queue-limit`, `--response-queue-overflow`,
+ * `--response-chunk-hooks`) and what every response stream shares with the others (response-stream.ts).
+ */
+import type { Logger } from '../framework/plugin.ts';
+import type { ResponseChunkHook, ResponseCompleteHook, ResponseHeadersHook } from '../framework/requestcontrol.ts';
+import type { EppMetrics } from '../observability/metrics.ts';
+import type { HookRunner } from './hook-runner.ts';
+
+export type OverflowPolicy = 'drop' | 'block';
+export type ChunkHookMode = 'async' | 'inline';
+
+export interface ResponsePathOptions {
+  /** Timeout for one async response hook call. */
+  readonly hookTimeoutMs: number;
+  /** Maximum pending chunk-hook work items per stream. */
+  readonly queueLimit: number;
+  readonly overflowPolicy: OverflowPolicy;
+  /** `async` (default): intermediate chunk hooks run off the critical path. `inline`: the reply waits for them. */
+  readonly chunkHookMode: ChunkHookMode;
+}
+
+export const DEFAULT_RESPONSE_PATH_OPTIONS: ResponsePathOptions = Object.freeze({
+  hookTimeoutMs: 1000,
+  queueLimit: 1024,
+  overflowPolicy: 'drop',
+  chunkHookMode: 'async',
+});
+
+export interface ResponseHooks {
+  readonly headers: readonly ResponseHeadersHook[] | null;
+  readonly chunk: readonly ResponseChunkHook[] | null;
+  readonly complete: readonly ResponseCompleteHook[] | null;
+}
+
+/** What a response stream needs from its surroundings. One per process (shared by all streams). */
+export interface ResponsePathContext {
+  readonly hooks: ResponseHooks;
+  readonly options: ResponsePathOptions;
+  readonly metrics: EppMetrics;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Runs the hooks (shared with the request path: one timer wheel, per-plugin metrics). */
+  readonly runner: HookRunner;
+}
