@@ -10,7 +10,7 @@
  * - preRequest: a failure or timeout fails the request naming the plugin.
  */
 import { EppError, toError } from '../framework/errors.ts';
-import type { Logger } from '../framework/plugin.ts';
+import type { Logger, Plugin } from '../framework/plugin.ts';
 import type { InferenceRequest } from '../framework/request.ts';
 import type { Candidate, SchedulingResult } from '../framework/scheduling.ts';
 import type { HookRunner, HookScope } from './hook-runner.ts';
@@ -51,30 +51,16 @@ export class RequestHooks {
   }
 
   /** Admit hooks in order; the first denial fails the request. */
-  admit(request: InferenceRequest, candidates: readonly Candidate[], scope: HookScope, from = 0): Promise<void> | undefined {
-    const admitters = this.#hooks.admit ?? [];
-    for (let i = from; i < admitters.length; i++) {
-      const a = admitters[i]!;
-      let r: string | undefined | Promise<string | undefined>;
-      try {
-        r = this.#runner.callOne(scope, 'Admit', a, this.#hookTimeoutMs, (signal) => a.admit(request, candidates, signal));
-      } catch (err) {
-        throw admitFailed(a.typedName.name, err);
-      }
-      if (r instanceof Promise) {
-        return r.then(
-          (denial) => {
-            this.#denied(request, a.typedName.name, denial);
-            return this.admit(request, candidates, scope, i + 1);
-          },
-          (err: unknown) => {
-            throw admitFailed(a.typedName.name, err);
-          },
-        );
-      }
-      this.#denied(request, a.typedName.name, r);
-    }
-    return undefined;
+  admit(request: InferenceRequest, candidates: readonly Candidate[], scope: HookScope): Promise<void> | undefined {
+    return this.#inOrder(
+      scope,
+      'Admit',
+      this.#hooks.admit ?? [],
+      0,
+      (a, signal) => a.admit(request, candidates, signal),
+      (a, denial) => this.#denied(request, a.typedName.name, denial),
+      admitFailed,
+    );
   }
 
   #denied(request: InferenceRequest, plugin: string, denial: string | undefined): void {
@@ -84,24 +70,45 @@ export class RequestHooks {
   }
 
   /** preRequest hooks in order; a failure or timeout fails the request. */
-  preRequest(request: InferenceRequest, result: SchedulingResult, scope: HookScope, from = 0): Promise<void> | undefined {
-    const hooks = this.#hooks.preRequest ?? [];
+  preRequest(request: InferenceRequest, result: SchedulingResult, scope: HookScope): Promise<void> | undefined {
+    return this.#inOrder(scope, 'PreRequest', this.#hooks.preRequest ?? [], 0, (h, signal) => h.preRequest(request, result, signal), undefined, preRequestFailed);
+  }
+
+  /**
+   * `hooks[from..]` in order through the runner, each under the request-hook timeout: synchronous ones back to
+   * back; the first that returns a promise makes this return one that goes on with the rest once it settles.
+   * `after` sees each result (and may throw to fail the request); a hook that throws, rejects or times out fails
+   * the request with `failed(plugin, err)`.
+   */
+  #inOrder<H extends Plugin, R>(
+    scope: HookScope,
+    point: 'Admit' | 'PreRequest',
+    hooks: readonly H[],
+    from: number,
+    call: (hook: H, signal: AbortSignal) => R | Promise<R>,
+    after: ((hook: H, result: R) => void) | undefined,
+    failed: (plugin: string, err: unknown) => EppError,
+  ): Promise<void> | undefined {
     for (let i = from; i < hooks.length; i++) {
       const h = hooks[i]!;
-      let r: unknown;
+      let r: R | Promise<R>;
       try {
-        r = this.#runner.callOne(scope, 'PreRequest', h, this.#hookTimeoutMs, (signal) => h.preRequest(request, result, signal));
+        r = this.#runner.callOne(scope, point, h, this.#hookTimeoutMs, (signal) => call(h, signal));
       } catch (err) {
-        throw preRequestFailed(h.typedName.name, err);
+        throw failed(h.typedName.name, err);
       }
       if (r instanceof Promise) {
         return r.then(
-          () => this.preRequest(request, result, scope, i + 1),
+          (result: R) => {
+            after?.(h, result);
+            return this.#inOrder(scope, point, hooks, i + 1, call, after, failed);
+          },
           (err: unknown) => {
-            throw preRequestFailed(h.typedName.name, err);
+            throw failed(h.typedName.name, err);
           },
         );
       }
+      after?.(h, r);
     }
     return undefined;
   }
