@@ -41,7 +41,7 @@ import {
   isSystemOwnedHeader,
   requestPath,
 } from '../../runtime/headers.ts';
-import { RelayPolicy, type ResponseRelay } from '../../runtime/response-relay.ts';
+import type { RelayPolicy, ResponseRelay } from '../../runtime/response-relay.ts';
 import { isThenable } from '../../util/deferred.ts';
 import type { BodyBudget, BodyReservation } from '../body-budget.ts';
 import {
