@@ -45,6 +45,7 @@ import { K8S_NOTIFICATION_SOURCE_TYPE, k8sNotificationSourceFactory } from './da
 import { PREFILL_LOAD_PRODUCER_TYPE, prefillLoadProducerFactory } from './requestcontrol/prefill-load-producer/index.ts';
 import { KV_COST_SCORER_TYPE, kvCostScorerFactory } from './scheduling/scorer/kv-cost-scorer/index.ts';
 import { NO_HIT_LRU_SCORER_TYPE, noHitLruScorerFactory } from './scheduling/scorer/no-hit-lru-scorer/index.ts';
+import { PRECISE_PREFIX_CACHE_SCORER_TYPE, precisePrefixCacheScorerFactory } from './scheduling/scorer/precise-prefix-cache-scorer/index.ts';
 import { PrefillLoadKey } from '../framework/attributes.ts';
 
 export interface PluginTypeRegistration {
@@ -88,6 +89,7 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   { type: BOUNDED_PREFIX_AFFINITY_FILTER_TYPE, factory: boundedPrefixAffinityFilterFactory },
   { type: KV_COST_SCORER_TYPE, factory: kvCostScorerFactory },
   { type: NO_HIT_LRU_SCORER_TYPE, factory: noHitLruScorerFactory },
+  { type: PRECISE_PREFIX_CACHE_SCORER_TYPE, factory: precisePrefixCacheScorerFactory },
   // --- data layer: sources, extractors
   { type: METRICS_DATA_SOURCE_TYPE, factory: metricsDataSourceFactory },
   { type: CORE_METRICS_EXTRACTOR_TYPE, factory: coreMetricsExtractorFactory },

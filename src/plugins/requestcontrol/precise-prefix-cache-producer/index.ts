@@ -46,7 +46,7 @@ const RECONCILE_INTERVAL_MS = 1000;
 const num = (what: string) => z.number({ error: `expected a number (${what})` });
 const port = z.number({ error: 'expected a TCP port (1-65535)' }).int('expected a TCP port (1-65535)').min(1, 'expected a TCP port (1-65535)').max(65535, 'expected a TCP port (1-65535)');
 
-const parametersSchema = z.strictObject({
+export const precisePrefixParametersSchema = z.strictObject({
   /** Tokens per KV block; must equal the engine's `--block-size` (checked against events and cache-config metrics). */
   blockSize: z.number({ error: 'expected a positive integer (tokens per block, = vLLM --block-size)' }).int().positive().default(16),
   /** Seed of our request keys (any string; never compared with engine hashes). */
@@ -88,7 +88,7 @@ const parametersSchema = z.strictObject({
     .default({ fallback: 'approx', driftThreshold: 0.15, recoverAfterRequests: 50, minSamples: 10 }),
 });
 
-export type PrecisePrefixCacheConfig = z.infer<typeof parametersSchema>;
+export type PrecisePrefixCacheConfig = z.infer<typeof precisePrefixParametersSchema>;
 
 interface Speculation {
   readonly endpoint: string;
@@ -167,14 +167,23 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
   #lastPool: readonly Endpoint[] | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  readonly #onClose: (() => void) | undefined;
 
   constructor(
     name: string,
     config: PrecisePrefixCacheConfig,
     handle: Pick<PluginHandle, 'logger' | 'clock' | 'endpoints' | 'random' | 'plugin'>,
-    options: { transportFor?: (endpoint: Endpoint) => EventTransport | undefined; reconcileTimer?: boolean } = {},
+    options: {
+      transportFor?: (endpoint: Endpoint) => EventTransport | undefined;
+      reconcileTimer?: boolean;
+      /** Type name for logs and `typedName` (a plugin type built on this producer, e.g. `precise-prefix-cache-scorer`). */
+      type?: string;
+      /** Called once by `close()` (a shared socket behind `transportFor`). */
+      onClose?: () => void;
+    } = {},
   ) {
-    this.typedName = { type: PRECISE_PREFIX_CACHE_PRODUCER_TYPE, name };
+    this.typedName = { type: options.type ?? PRECISE_PREFIX_CACHE_PRODUCER_TYPE, name };
+    this.#onClose = options.onClose;
     this.config = Object.freeze({ ...config });
     this.#logger = handle.logger;
     this.#clock = handle.clock;
@@ -276,7 +285,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       this.#mismatchLogged.add(endpoint);
       this.#logger.error(
         { endpoint, engineBlockSize, blockSize: this.config.blockSize, plugin: this.typedName.name },
-        `plugin '${this.typedName.name}' (type: ${PRECISE_PREFIX_CACHE_PRODUCER_TYPE}): endpoint ${endpoint} uses KV block size ${engineBlockSize} ` +
+        `plugin '${this.typedName.name}' (type: ${this.typedName.type}): endpoint ${endpoint} uses KV block size ${engineBlockSize} ` +
           `but parameters.blockSize is ${this.config.blockSize}; set parameters.blockSize: ${engineBlockSize} (it must equal the engine's --block-size). ` +
           'Until then the endpoint is scored by the approximate fallback',
       );
@@ -481,12 +490,13 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     if (this.#timer !== undefined) clearInterval(this.#timer);
     for (const s of this.#syncs.values()) s.close();
     this.#syncs.clear();
+    this.#onClose?.();
   }
 }
 
 export const precisePrefixCacheProducerFactory: PluginFactory = (name, parameters, handle) => {
   const typedName = { type: PRECISE_PREFIX_CACHE_PRODUCER_TYPE, name };
-  const config = parsePluginParameters(typedName, parametersSchema, parameters);
+  const config = parsePluginParameters(typedName, precisePrefixParametersSchema, parameters);
   if (Object.keys(config.tierWeights).length === 0) {
     parsePluginParameters(typedName, z.strictObject({ tierWeights: z.never({ error: 'expected at least one tier, e.g. {gpu: 1, cpu: 0.8}' }) }), { tierWeights: {} });
   }
