@@ -27,7 +27,7 @@ export interface TokenSourceMetricsSource {
   drainLatencies(): number[];
 }
 
-export const SYNC_PHASE_LABELS = ['CONNECTING', 'SYNCED', 'REPLAYING', 'DESYNCED'] as const;
+export const SYNC_PHASE_LABELS = ['CONNECTING', 'SYNCED', 'REPLAYING', 'DESYNCED', 'SILENT'] as const;
 
 /** Counter keys → metric name and label (every counter is exported, so none can be forgotten silently). */
 const COUNTERS: ReadonlyArray<readonly [string, string, string, Record<string, string>]> = [
@@ -40,6 +40,7 @@ const COUNTERS: ReadonlyArray<readonly [string, string, string, Record<string, s
   ['snapshotsOk', 'epp_kv_events_snapshots_total', 'Recoveries from a full dump (/kv_state), by result.', { result: 'ok' }],
   ['snapshotsFailed', 'epp_kv_events_snapshots_total', 'Recoveries from a full dump (/kv_state), by result.', { result: 'failed' }],
   ['desyncs', 'epp_kv_events_desyncs_total', 'Endpoints marked DESYNCED (scored by the approximate fallback).', {}],
+  ['silences', 'epp_kv_events_silences_total', 'Endpoints marked SILENT: requests served that stored new blocks, no KV events within the bound (scored by the approximate fallback until events resume).', {}],
   ['blocksStored', 'epp_kv_events_blocks_total', 'Cached blocks stored / removed by events.', { op: 'stored' }],
   ['blocksRemoved', 'epp_kv_events_blocks_total', 'Cached blocks stored / removed by events.', { op: 'removed' }],
   ['orphanStores', 'epp_kv_events_orphan_stores_total', 'Blocks stored under a parent the index does not know (lost history), skipped.', {}],
@@ -127,7 +128,7 @@ export function registerPrecisePrefixMetrics(
   });
   new Gauge({
     name: 'epp_kv_endpoint_phase',
-    help: 'Event sync phase of each endpoint (1 for its current phase): SYNCED is scored precisely, DESYNCED and CONNECTING by the approximate fallback.',
+    help: 'Event sync phase of each endpoint (1 for its current phase): SYNCED and REPLAYING are scored precisely, CONNECTING, DESYNCED and SILENT by the approximate fallback.',
     labelNames: ['producer', 'endpoint', 'phase'],
     registers: r,
     collect() {
