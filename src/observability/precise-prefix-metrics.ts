@@ -23,6 +23,10 @@ export interface TokenSourceMetricsSource {
   readonly backend: string;
   readonly requests: number;
   readonly failures: number;
+  /** Backend `local`: requests tokenized locally, and parity checks against render by result. */
+  readonly localRequests: number;
+  readonly parityPasses: number;
+  readonly parityFailures: number;
   /** Latencies (seconds) since the last call. */
   drainLatencies(): number[];
 }
@@ -168,6 +172,30 @@ export function registerPrecisePrefixMetrics(
     collect() {
       this.reset();
       for (const t of tokenSources) this.inc({ source: t.name, backend: t.backend }, t.failures);
+    },
+  });
+  const local = { [Symbol.iterator]: () => holder.tokenSources.filter((t) => t.backend === 'local')[Symbol.iterator]() };
+  new Counter({
+    name: 'epp_token_source_local_requests_total',
+    help: 'Requests tokenized by the local tokenizer (backend local, while its parity with render holds).',
+    labelNames: ['source'],
+    registers: r,
+    collect() {
+      this.reset();
+      for (const t of local) this.inc({ source: t.name }, t.localRequests);
+    },
+  });
+  new Counter({
+    name: 'epp_token_source_parity_checks_total',
+    help: 'Parity checks of the local tokenizer against render (probe sets, sampled requests), by result; a failure sends requests back to render.',
+    labelNames: ['source', 'result'],
+    registers: r,
+    collect() {
+      this.reset();
+      for (const t of local) {
+        this.inc({ source: t.name, result: 'agree' }, t.parityPasses);
+        this.inc({ source: t.name, result: 'disagree' }, t.parityFailures);
+      }
     },
   });
 }
