@@ -11,13 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { freePort } from '../../scripts/free-port.js';
-import { silentLogger } from '../../src/observability/logger.ts';
 import { PrecisePrefixCacheScorer } from '../../src/plugins/scheduling/scorer/precise-prefix-cache-scorer/index.ts';
-import { startEpp } from '../../src/server/epp.ts';
 import { startFleet } from '../../src/sim/index.ts';
-import { Xoshiro128StarStar } from '../../src/util/random.ts';
 import { waitUntil } from '../support/wait.ts';
-import { FAST, MODEL } from './rig.ts';
+import { FAST, MODEL, startGatewayEpp } from './rig.ts';
 
 test("llm-d's precise-prefix-cache-scorer config loads and routes: cold prefixes spread, repeats stick", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'epp-llmd-'));
@@ -32,14 +29,7 @@ test("llm-d's precise-prefix-cache-scorer config loads and routes: cold prefixes
   writeFileSync(file, JSON.stringify({ endpoints: fleet.servers.map((s) => ({ address: '127.0.0.1', port: s.port, name: s.name })) }));
   const fixture = readFileSync(new URL('../fixtures/upstream-configs/llm-d-precise-prefix-cache-scorer.yaml', import.meta.url), 'utf8');
   const configText = fixture.replace('zmqEndpoint: "tcp://*:5557"', `zmqEndpoint: "tcp://127.0.0.1:${port}"`);
-  const epp = await startEpp({
-    grpcPort: 0, extProc: false, grpcHealthPort: -1, host: '127.0.0.1', secureServing: false,
-    gateway: { port: 0 }, metricsPort: 0,
-    discovery: { endpointsFile: file, refreshIntervalMs: 20 },
-    config: { text: configText, origin: 'llm-d-precise-prefix-cache-scorer.yaml' },
-    logger: silentLogger(), shutdownGraceMs: 200,
-    random: new Xoshiro128StarStar(5),
-  });
+  const epp = await startGatewayEpp({ configText, origin: 'llm-d-precise-prefix-cache-scorer.yaml', endpointsFile: file, seed: 5 });
   try {
     const scorer = epp.config.plugins.find((p) => p instanceof PrecisePrefixCacheScorer) as PrecisePrefixCacheScorer;
     assert.ok(scorer, 'precise-prefix-cache-scorer loaded from the llm-d config');
