@@ -83,20 +83,24 @@ rmSync(dir, { recursive: true, force: true });
 
 // --- prompts of N tokens (of this BPE), cut from the corpus repeated with a varying tag so the cache of words
 // does not see only repeats.
-const fleet = await startFleet({ servers: 1, basePort: 0 });
+const fleet = await startFleet({ servers: 1, basePort: 0, serverOptions: { maxModelLen: 131_072, kvCacheSize: 8192 } });
 const url = `${fleet.servers[0]!.url}/v1/completions/render`;
+const model = fleet.servers[0]!.sim.baseModel;
 const rows: string[] = [];
 for (const tokens of SIZES) {
   let text = '';
   for (let i = 0; local.encodeText(text, false).length < tokens; i++) text += `[${i}] ${corpus.slice((i * 7919) % (corpus.length - 4000), ((i * 7919) % (corpus.length - 4000)) + 4000)}`;
   const ids = local.encodeText(text, false);
   const cut = text.slice(0, Math.floor((text.length * tokens) / ids.length));
-  const body = JSON.stringify({ model: 'm', prompt: cut });
+  const body = JSON.stringify({ model, prompt: cut });
   const variants = {
     local: () => local.tokenize({ apiType: 'completions', payload: { prompt: cut }, stream: false }),
     render: async () => {
       const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-      return ((await res.json()) as { token_ids: number[] }[])[0]!.token_ids;
+      const json = (await res.json()) as { token_ids?: number[] } | { token_ids?: number[] }[];
+      const ids = (Array.isArray(json) ? json[0] : json)?.token_ids;
+      if (ids === undefined) throw new Error(`render answered ${res.status}: ${JSON.stringify(json).slice(0, 200)}`);
+      return ids;
     },
   };
   for (let w = 0; w < 5; w++) for (const fn of Object.values(variants)) await fn();
