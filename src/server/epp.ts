@@ -37,6 +37,7 @@ import type { Server } from '@grpc/grpc-js';
 import type { Datastore } from '../datalayer/datastore.ts';
 import { startResourceSources, type ResourceSources } from '../datalayer/resources/index.ts';
 import { setupAdmission, type AdmissionSetup } from '../runtime/admission.ts';
+import { InFlightTracker } from '../runtime/inflight.ts';
 import { realTimers, type Timers } from '../util/timers.ts';
 import { InferenceResources } from '../runtime/objectives.ts';
 import { createCrossReplicaSync, type SyncEngine, type SyncSettings, type SyncTransport } from '../datalayer/sync/index.ts';
@@ -229,12 +230,14 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
 
   let store: EndpointStore | undefined = o.store;
   const storeRef = (): readonly Endpoint[] => store?.endpoints() ?? [];
+  const inflight = new InFlightTracker();
   const pluginHandle = (lookup: (name: string) => Plugin | undefined): PluginHandle => ({
     logger: o.logger,
     clock,
     random,
     plugin: lookup,
     endpoints: storeRef,
+    inflight,
   });
   const config = loadConfig(o.config ?? defaultConfigSource(), { registry, handle: pluginHandle });
   let crossReplica = config.crossReplica;
@@ -305,6 +308,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   const admission = setupAdmission({
     store,
     plugins: config.plugins,
+    tracker: inflight,
     detector: config.saturationDetector,
     flowControl: config.flowControl,
     clock,

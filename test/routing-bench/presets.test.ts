@@ -6,13 +6,14 @@ import { CONFIG_PRESETS } from '../../src/config/presets.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { builtinRegistry } from '../support/registry.ts';
+import { InFlightTracker } from '../../src/runtime/inflight.ts';
 
 function load(name: string) {
   const text = CONFIG_PRESETS[name];
   assert.ok(text, `preset ${name}`);
   return loadConfig({ text, origin: name }, {
     registry: builtinRegistry(),
-    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
+    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [], inflight: new InFlightTracker() }),
   });
 }
 

@@ -171,7 +171,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
   constructor(
     name: string,
     config: PrecisePrefixCacheConfig,
-    handle: Pick<PluginHandle, 'logger' | 'clock' | 'endpoints' | 'random' | 'plugin'>,
+    handle: Pick<PluginHandle, 'logger' | 'clock' | 'endpoints' | 'random' | 'plugin' | 'inflight'>,
     options: { transportFor?: (endpoint: Endpoint) => EventTransport | undefined; reconcileTimer?: boolean } = {},
   ) {
     this.typedName = { type: PRECISE_PREFIX_CACHE_PRODUCER_TYPE, name };
