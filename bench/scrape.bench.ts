@@ -44,6 +44,7 @@ import { repetitions, warmUntilSteady } from './support/alternate.ts';
 import { printRunInfo } from './support/run-info.ts';
 import { formatSpread, median, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -276,7 +277,7 @@ async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnch
     skipUnchangedBodies: v.skipUnchangedBodies,
   });
   const ticker: Ticker = v.ticker === 'interval' ? new IntervalTicker() : new SharedTicker();
-  const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [], inflight: new InFlightTracker() }) as CoreMetricsExtractor;
+  const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }) as CoreMetricsExtractor;
   const dl = await startDataLayer({
     static: ports.map((p) => `127.0.0.1:${p}`),
     refreshIntervalMs: INTERVAL_MS,
@@ -313,7 +314,7 @@ async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnch
 }
 
 function microParse(body: string): void {
-  const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [], inflight: new InFlightTracker() }) as CoreMetricsExtractor;
+  const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }) as CoreMetricsExtractor;
   const wanted = extractor.inputKeysFor({ name: 'e', namespace: 'n', podName: 'p', address: 'a', port: 1, metricsHost: 'a:1', labels: {} });
   const runs = (fn: () => unknown): number => {
     const per: number[] = [];

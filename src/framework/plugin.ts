@@ -9,6 +9,7 @@
  */
 import type { Endpoint } from './datalayer.ts';
 import type { InFlightRequests } from './inflight.ts';
+import type { PluginMetrics } from './plugin-metrics.ts';
 
 /** Identity of a configured plugin instance. Its string form is `<name>/<type>` (upstream convention). */
 export interface TypedName {
@@ -69,6 +70,8 @@ export interface PluginHandle {
   endpoints(): readonly Endpoint[];
   /** This replica's one in-flight tracker, owned by the runtime (contract: ./inflight.ts). */
   readonly inflight: InFlightRequests;
+  /** Where the plugin exposes its metrics, at construction (contract: ./plugin-metrics.ts). */
+  readonly metrics: PluginMetrics;
 }
 
 /**

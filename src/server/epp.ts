@@ -38,6 +38,7 @@ import type { Datastore } from '../datalayer/datastore.ts';
 import { startResourceSources, type ResourceSources } from '../datalayer/resources/index.ts';
 import { setupAdmission, type AdmissionSetup } from '../runtime/admission.ts';
 import { InFlightTracker } from '../runtime/inflight.ts';
+import { PluginMetricSources } from '../runtime/plugin-metrics.ts';
 import { realTimers, type Timers } from '../util/timers.ts';
 import { InferenceResources } from '../runtime/objectives.ts';
 import { createCrossReplicaSync, type SyncEngine, type SyncSettings, type SyncTransport } from '../datalayer/sync/index.ts';
@@ -231,6 +232,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   let store: EndpointStore | undefined = o.store;
   const storeRef = (): readonly Endpoint[] => store?.endpoints() ?? [];
   const inflight = new InFlightTracker();
+  const pluginMetrics = new PluginMetricSources();
   const pluginHandle = (lookup: (name: string) => Plugin | undefined): PluginHandle => ({
     logger: o.logger,
     clock,
@@ -238,6 +240,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     plugin: lookup,
     endpoints: storeRef,
     inflight,
+    metrics: pluginMetrics,
   });
   const config = loadConfig(o.config ?? defaultConfigSource(), { registry, handle: pluginHandle });
   let crossReplica = config.crossReplica;
@@ -443,7 +446,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     metrics,
     store,
     poolName: o.poolName ?? o.discovery?.kubernetes?.poolName ?? 'default',
-    plugins: config.plugins,
+    pluginMetrics,
     logger: o.logger,
     now,
     port: o.metricsPort ?? -1,

@@ -30,6 +30,7 @@ import { createRandomSource } from '../../src/util/random.ts';
 import { EPP_KUSTOMIZATIONS, KUSTOMIZATIONS, KUSTOMIZE_ROOT, REPO, eppArgv, find, needsKubectl, podSpec, render, type Container, type KubeObject, type Probe } from './kustomize.ts';
 import { builtinRegistry } from '../support/registry.ts';
 import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 
 const NAMESPACE = 'llm';
 const IMAGE_UID = Number(/^USER\s+(\d+)/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'))?.[1]);
@@ -208,7 +209,7 @@ test('every EPP container: args parse with the real CLI; ports, probes, Services
         assert.ok(text, `${where}: ConfigMap ${cmName} has no key for ${file}`);
         const loaded = loadConfig(
           { text, origin: `${dir}:${file}` },
-          { registry: builtinRegistry(), handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [], inflight: new InFlightTracker() }) },
+          { registry: builtinRegistry(), handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }) },
         );
         assert.equal(loaded.profiles.length, 1, `${where}: the mounted config has a profile`);
       }

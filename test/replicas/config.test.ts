@@ -7,6 +7,7 @@ import { RedisCrossReplicaSyncer } from '../../src/plugins/datalayer/syncer/redi
 import { createRandomSource } from '../../src/util/random.ts';
 import { builtinRegistry } from '../support/registry.ts';
 import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 
 function load(dataLayer: string, params = 'url: redis://redis.inference.svc:6379') {
   const text = `apiVersion: inference.networking.x-k8s.io/v1alpha1
@@ -28,7 +29,7 @@ ${dataLayer}
 `;
   return loadConfig({ text, origin: 'replica.yaml' }, {
     registry: builtinRegistry(),
-    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [], inflight: new InFlightTracker() }),
+    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }),
   });
 }
 

@@ -13,6 +13,7 @@ import type { Outcome, ResponseChunk, ResponseInfo } from '../../src/framework/r
 import type { Candidate, ProfileRunResult, ScoredCandidate, SchedulingResult } from '../../src/framework/scheduling.ts';
 import { Xoshiro128StarStar } from '../../src/util/random.ts';
 import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 
 export interface EndpointOptions {
   readonly address?: string;
@@ -112,7 +113,7 @@ export function makeHandle(opts: { seed?: number; random?: RandomSource; endpoin
     random: opts.random ?? new Xoshiro128StarStar(opts.seed ?? 1),
     plugin: (name) => plugins.get(name),
     endpoints: () => pool,
-    inflight: new InFlightTracker(),
+    inflight: new InFlightTracker(), metrics: new PluginMetricSources(),
     setEndpoints(endpoints) {
       pool = endpoints;
     },

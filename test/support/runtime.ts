@@ -8,6 +8,7 @@ import { TimerWheel, type TimerSource } from '../../src/util/timer-wheel.ts';
 import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../../src/runtime/response-stream.ts';
 import { Scheduler } from '../../src/runtime/scheduler.ts';
 import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { configText, fixedStore } from './epp.ts';
 import { ManualClock, RecordingLogger } from './doubles.ts';
@@ -43,7 +44,7 @@ export function testDirector(
   const store = fixedStore();
   const config = loadConfig(
     { text: configText(), origin: 'test' },
-    { registry: builtinRegistry(), handle: (lookup) => ({ logger, clock, random, plugin: lookup, endpoints: () => store.endpoints(), inflight: new InFlightTracker() }) },
+    { registry: builtinRegistry(), handle: (lookup) => ({ logger, clock, random, plugin: lookup, endpoints: () => store.endpoints(), inflight: new InFlightTracker(), metrics: new PluginMetricSources() }) },
   );
   const metrics = new EppMetrics();
   const timers = new ManualTimers();

@@ -293,5 +293,14 @@ export const approxPrefixCacheProducerFactory: PluginFactory = (name, parameters
         `set blockSizeTokens (block size in tokens) instead`,
     );
   }
-  return new ApproxPrefixCacheProducer(name, config, handle);
+  const producer = new ApproxPrefixCacheProducer(name, config, handle);
+  handle.metrics.prefixIndex({
+    get size() {
+      return producer.index.size;
+    },
+    observeMatches(observer) {
+      producer.onPrefixMatch = observer;
+    },
+  });
+  return producer;
 };
