@@ -55,3 +55,13 @@ test('every import in src/ points down the layer stack', () => {
   }
   assert.deepEqual(violations, []);
 });
+
+test('the table keeps the dependency rule: engine and config never import plugins, config never imports the engine', () => {
+  // The table is the rule; these pins stop it from being loosened silently (docs/architecture.md).
+  assert.deepEqual(ALLOWED.framework, ['framework']);
+  for (const layer of ['runtime', 'config', 'observability', 'framework', 'util']) {
+    assert.ok(!ALLOWED[layer]!.includes('plugins'), `${layer} may not import plugins: offer what plugins need through the plugin handle`);
+  }
+  assert.ok(!ALLOWED.config!.includes('runtime'), 'config/ produces a plan; the runtime compiles it');
+  assert.ok(!ALLOWED.runtime!.includes('server'), 'the engine never imports an adapter');
+});

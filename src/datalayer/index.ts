@@ -30,7 +30,8 @@ export type { KubernetesDiscoveryOptions } from './discovery/kubernetes.ts';
 export { parseEndpointsFile } from './discovery/file.ts';
 export { parseStaticEndpoints, parseHostPort } from './discovery/static.ts';
 
-export const DEFAULT_REFRESH_INTERVAL_MS = 50;
+import { DEFAULT_REFRESH_INTERVAL_MS } from './defaults.ts';
+
 export const DEFAULT_POLL_TIMEOUT_MS = 1000;
 
 export interface DataLayerOptions {

@@ -44,7 +44,7 @@ import { realTimers, type Timers } from '../util/timers.ts';
 import { InferenceResources } from '../runtime/objectives.ts';
 import { createCrossReplicaSync, type SyncEngine, type SyncSettings, type SyncTransport } from '../datalayer/sync/index.ts';
 import { RedisCrossReplicaSyncer, REDIS_CROSS_REPLICA_SYNCER_TYPE } from '../plugins/datalayer/syncer/redis-cross-replica-syncer/index.ts';
-import { DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT } from './defaults.ts';
+import { DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT, DEFAULT_SHUTDOWN_GRACE_MS } from './defaults.ts';
 
 export interface EppOptions {
   /** ext_proc port (0 = ephemeral). */
@@ -484,7 +484,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     sync,
     close() {
       closing ??= (async () => {
-        const grace = o.shutdownGraceMs ?? 30_000;
+        const grace = o.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
         await Promise.all([server.shutdown(grace), gateway?.close(grace)]);
         await sync?.stop();
         admission.close();

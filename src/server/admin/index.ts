@@ -8,15 +8,12 @@ import type { EppMetrics } from '../../observability/metrics.ts';
 import { registerPrecisePrefixMetrics } from '../../observability/precise-prefix-metrics.ts';
 import type { PluginMetricSources } from '../../runtime/plugin-metrics.ts';
 import { AdminServer } from './server.ts';
+import { DEFAULT_METRICS_STALENESS_MS, DEFAULT_POOL_METRICS_REFRESH_MS } from '../defaults.ts';
 import type { MetricsAuthorizer } from './auth.ts';
 
 export { AdminServer, type AdminServerOptions } from './server.ts';
 export { KubernetesAuthorizer, StaticTokenAuthorizer, type MetricsAuthorizer } from './auth.ts';
 
-/** Upstream `--refresh-prometheus-metrics-interval`. */
-export const DEFAULT_POOL_METRICS_REFRESH_MS = 5_000;
-/** Upstream `--metrics-staleness-threshold`. */
-export const DEFAULT_METRICS_STALENESS_MS = 2_000;
 
 export interface ObservabilityOptions {
   readonly metrics: EppMetrics;
