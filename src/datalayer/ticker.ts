@@ -196,6 +196,3 @@ export class ManualTicker implements Ticker {
     await Promise.allSettled(results);
   }
 }
-
-/** Wall clock in ms since the epoch. */
-export const systemClock = { now: (): number => Date.now() };

@@ -7,6 +7,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Endpoint } from '../framework/datalayer.ts';
 import { DEFAULT_MAX_EXTRA_MODEL_LABELS, DEFAULT_MAX_FAIRNESS_LABELS, LabelBound } from './label-bound.ts';
+import { systemClock } from '../util/clock.ts';
 
 
 /** Exponential buckets: `count` values starting at `start`, each `factor` times the previous. */
@@ -525,7 +526,7 @@ export class HaSyncMetrics {
   /** When the newest snapshot this replica loaded or wrote was taken (ms since epoch; 0 = none). */
   lastSnapshotAtMs = 0;
 
-  constructor(registry: Registry, now: () => number = Date.now) {
+  constructor(registry: Registry, now: () => number = systemClock.now) {
     const r = [registry];
     this.up = new Gauge({ name: 'epp_ha_sync_up', help: '1 while this replica can both publish to and read from the sync transport (Redis), else 0 (routing continues on local state).', registers: r });
     this.peers = new Gauge({ name: 'epp_ha_sync_peers', help: 'Other replicas heard from within loadStaleMs.', registers: r });
