@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { test } from 'node:test';
-import { loadConfig } from '../src/runtime/compile-config.ts';
+import { loadConfig } from './support/config.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { createRandomSource } from '../src/util/random.ts';
 import { builtinRegistry } from './support/registry.ts';

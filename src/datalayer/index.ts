@@ -32,7 +32,7 @@ export { parseStaticEndpoints, parseHostPort } from './discovery/static.ts';
 
 import { DEFAULT_REFRESH_INTERVAL_MS } from './defaults.ts';
 
-export const DEFAULT_POLL_TIMEOUT_MS = 1000;
+const DEFAULT_POLL_TIMEOUT_MS = 1000;
 
 export interface DataLayerOptions {
   /** Static endpoints, `ip:port` (entries may be comma lists). */
@@ -74,7 +74,7 @@ export interface DataLayer {
 }
 
 /** Validates and pairs sources with extractors. Throws EppConfigError. */
-export function bindSources(sources: DataLayerOptions['sources']): SourceBinding[] {
+function bindSources(sources: DataLayerOptions['sources']): SourceBinding[] {
   // Upstream: "data layer enabled but no data sources configured" is a startup error.
   if (sources.length === 0) {
     throw new EppConfigError('data layer enabled but no data sources configured', 'add a metrics-data-source with a core-metrics-extractor to dataLayer.sources');

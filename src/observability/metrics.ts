@@ -9,7 +9,6 @@ import type { Endpoint } from '../framework/datalayer.ts';
 import { DEFAULT_MAX_EXTRA_MODEL_LABELS, DEFAULT_MAX_FAIRNESS_LABELS, LabelBound } from './label-bound.ts';
 import { systemClock } from '../util/clock.ts';
 
-
 /** Exponential buckets: `count` values starting at `start`, each `factor` times the previous. */
 function exponential(start: number, factor: number, count: number): number[] {
   const out: number[] = [];
@@ -27,7 +26,6 @@ const HIT_RATIO_BUCKETS = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
 const HIT_BYTES_BUCKETS = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
 
 export type ResponseHookPhase = 'ResponseReceived' | 'ResponseStreaming' | 'ResponseComplete';
-export type CompletionOutcomeLabel = 'success' | 'upstream-error' | 'aborted' | 'internal-error';
 
 export class EppMetrics {
   readonly registry: Registry;

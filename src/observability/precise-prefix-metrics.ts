@@ -7,7 +7,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { PrecisePrefixMetricsSource, TokenSourceMetricsSource } from '../framework/plugin-metrics.ts';
 
-export const SYNC_PHASE_LABELS = ['CONNECTING', 'SYNCED', 'REPLAYING', 'DESYNCED'] as const;
+const SYNC_PHASE_LABELS = ['CONNECTING', 'SYNCED', 'REPLAYING', 'DESYNCED'] as const;
 
 /** Counter keys → metric name and label (every counter is exported, so none can be forgotten silently). */
 const COUNTERS: ReadonlyArray<readonly [string, string, string, Record<string, string>]> = [

@@ -14,7 +14,7 @@
  */
 import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
 import { EppError } from '../framework/errors.ts';
-import { isPoolLoadConsumer, type PoolLoad, type SaturationDetector } from '../framework/flowcontrol.ts';
+import { isPoolLoadConsumer, type SaturationDetector } from '../framework/flowcontrol.ts';
 import type { Clock, Logger, Plugin } from '../framework/plugin.ts';
 import type { InferenceRequest } from '../framework/request.ts';
 import { flowControlMetricsOf, type EppMetrics, type FlowControlMetrics } from '../observability/metrics.ts';

@@ -5,7 +5,7 @@
  * checks → profiles built → auto-created data producers → hook phases. Every error names the source (file or
  * --config-text), the field and the fix, as phase 1's do.
  */
-import { fail, planConfig, type ConfigPlan, type ConfigSource, type CrossReplicaPlan } from '../config/loader.ts';
+import { fail, type ConfigPlan, type CrossReplicaPlan } from '../config/loader.ts';
 import type { EndpointPickerConfig } from '../config/schema.ts';
 import { EppConfigError } from '../framework/errors.ts';
 import { isSaturationDetector, type SaturationDetector } from '../framework/flowcontrol.ts';
@@ -63,11 +63,6 @@ export interface CompileOptions {
   readonly registry: PluginRegistry;
   /** Builds the handle each plugin factory receives; `lookup` sees plugins instantiated so far. */
   readonly handle: (lookup: (name: string) => Plugin | undefined) => PluginHandle;
-}
-
-/** Phases 1 and 2: a configuration source planned (src/config) and compiled. */
-export function loadConfig(source: ConfigSource, options: CompileOptions): LoadedConfig {
-  return compileConfig(planConfig(source), options);
 }
 
 /** Phase 2: builds the plan's plugins, adds the system defaults, resolves every reference, compiles the hooks. */

@@ -19,7 +19,7 @@ import type { SchedulingResult } from '../framework/scheduling.ts';
 /** Average bytes (or characters) per token of the simple estimator. */
 export const BYTES_PER_TOKEN = 4;
 /** Expected output tokens per input token of the simple estimator. */
-export const OUTPUT_TOKENS_PER_INPUT_TOKEN = 1.5;
+const OUTPUT_TOKENS_PER_INPUT_TOKEN = 1.5;
 
 const ZERO: InFlightLoad = Object.freeze({ requests: 0, tokens: 0 });
 

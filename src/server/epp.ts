@@ -9,8 +9,8 @@ import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
 import { startDataLayer, type DataLayer, type KubernetesDiscoveryOptions } from '../datalayer/index.ts';
 import { EppConfigError } from '../framework/errors.ts';
 import type { Clock, Logger, Plugin, PluginHandle, RandomSource } from '../framework/plugin.ts';
-import { defaultConfigSource, type ConfigSource } from '../config/loader.ts';
-import { loadConfig, type LoadedConfig } from '../runtime/compile-config.ts';
+import { defaultConfigSource, planConfig, type ConfigSource } from '../config/loader.ts';
+import { compileConfig, type LoadedConfig } from '../runtime/compile-config.ts';
 import { EppMetrics } from '../observability/metrics.ts';
 import { Director } from '../runtime/director.ts';
 import { PluginRegistry } from '../runtime/plugin-registry.ts';
@@ -243,7 +243,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     inflight,
     metrics: pluginMetrics,
   });
-  const config = loadConfig(o.config ?? defaultConfigSource(), { registry, handle: pluginHandle });
+  const config = compileConfig(planConfig(o.config ?? defaultConfigSource()), { registry, handle: pluginHandle });
   let crossReplica = config.crossReplica;
   if (o.haRedisUrl !== undefined) {
     if (crossReplica !== undefined) {

@@ -68,7 +68,7 @@ type CertificateProvider = experimental.CertificateProvider;
 type IdentityListener = experimental.IdentityCertificateUpdateListener;
 
 /** Parses and cross-checks a certificate/key pair. Throws with a readable reason. Returns the certificate. */
-export function validateCertificate(m: TlsMaterial): X509Certificate {
+function validateCertificate(m: TlsMaterial): X509Certificate {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(m.certPem);

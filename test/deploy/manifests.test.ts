@@ -22,7 +22,7 @@ import { Gateway } from '@kubernetes-models/gateway-api/gateway.networking.k8s.i
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { buildProgram, discoveryFromFlags, normalizeGoFlags } from '../../src/cli/main.ts';
-import { loadConfig } from '../../src/runtime/compile-config.ts';
+import { loadConfig } from '../support/config.ts';
 import { EppMetrics, flowControlMetricsOf } from '../../src/observability/metrics.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startFleet } from '../../src/sim/index.ts';

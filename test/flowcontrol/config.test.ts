@@ -1,7 +1,7 @@
 /** The flowControl section and saturationDetector reference: defaults, parsing, and precise errors. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadConfig } from '../../src/runtime/compile-config.ts';
+import { loadConfig } from '../support/config.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { parseQuantity } from '../../src/runtime/flowcontrol/config.ts';
 import { DEFAULT_BAND_MAX_BYTES } from '../../src/runtime/flowcontrol/controller.ts';

@@ -1,7 +1,7 @@
 /** Cross-replica sync configuration: llm-d's field names load; bad values fail at load naming the field. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadConfig } from '../../src/runtime/compile-config.ts';
+import { loadConfig } from '../support/config.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { RedisCrossReplicaSyncer } from '../../src/plugins/datalayer/syncer/redis-cross-replica-syncer/index.ts';
 import { createRandomSource } from '../../src/util/random.ts';

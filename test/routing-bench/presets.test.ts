@@ -1,7 +1,7 @@
 /** Every named policy config loads through the normal config path with the plugins it is meant to use. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadConfig } from '../../src/runtime/compile-config.ts';
+import { loadConfig } from '../support/config.ts';
 import { CONFIG_PRESETS } from '../../src/config/presets.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { createRandomSource } from '../../src/util/random.ts';

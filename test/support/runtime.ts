@@ -1,5 +1,5 @@
 /** Builds the runtime without a server: a Director over a fixed pool, with hand-written hooks and manual timers. */
-import { loadConfig } from '../../src/runtime/compile-config.ts';
+import { loadConfig } from './config.ts';
 import type { Plugin } from '../../src/framework/plugin.ts';
 import { EppMetrics } from '../../src/observability/metrics.ts';
 import { Director, type RequestInput } from '../../src/runtime/director.ts';

@@ -36,8 +36,8 @@ import { ZmqTransport, type EventTransport } from './zmq-transport.ts';
 export const PRECISE_PREFIX_CACHE_PRODUCER_TYPE = 'precise-prefix-cache-producer';
 
 /** Per-endpoint overrides (endpoints-file or pod labels). Ports are valid Kubernetes label values; addresses are not. */
-export const LABEL_KV_EVENTS_PORT = 'endpoint-picker.io/kv-events-port';
-export const LABEL_KV_REPLAY_PORT = 'endpoint-picker.io/kv-events-replay-port';
+const LABEL_KV_EVENTS_PORT = 'endpoint-picker.io/kv-events-port';
+const LABEL_KV_REPLAY_PORT = 'endpoint-picker.io/kv-events-replay-port';
 export const LABEL_KV_EVENTS_ENDPOINT = 'endpoint-picker.io/kv-events-endpoint';
 export const LABEL_KV_REPLAY_ENDPOINT = 'endpoint-picker.io/kv-events-replay-endpoint';
 
