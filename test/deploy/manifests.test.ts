@@ -23,7 +23,8 @@ import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { buildProgram, discoveryFromFlags, normalizeGoFlags } from '../../src/cli/main.ts';
 import { loadConfig } from '../support/config.ts';
-import { EppMetrics, flowControlMetricsOf } from '../../src/observability/metrics.ts';
+import { EppMetrics } from '../../src/observability/metrics.ts';
+import { flowControlMetricsOf } from '../../src/observability/flow-control-metrics.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startFleet } from '../../src/sim/index.ts';
 import { createRandomSource } from '../../src/util/random.ts';

@@ -38,7 +38,7 @@ import type {
 } from '../../framework/flowcontrol.ts';
 import type { Clock, Logger } from '../../framework/plugin.ts';
 import type { InferenceRequest } from '../../framework/request.ts';
-import type { FlowControlMetrics, FlowControlOutcomeLabel } from '../../observability/metrics.ts';
+import type { FlowControlMetrics, FlowControlOutcomeLabel } from '../../observability/flow-control-metrics.ts';
 import { IndexedHeap } from './heap.ts';
 import { realTimers, type Timers } from '../../util/timers.ts';
 
