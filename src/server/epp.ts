@@ -30,8 +30,8 @@ import { Gateway } from './gateway/gateway.ts';
 import { DEFAULT_GATEWAY_LIMITS, type GatewayLimits } from './gateway/limits.ts';
 import { BodyBudget } from './body-budget.ts';
 import { Reachability } from '../runtime/reachability.ts';
-import { startHealthServer } from './health.ts';
-import type { CertificateReloader, TlsMaterial } from './tls.ts';
+import { startHealthServer } from './extproc/health.ts';
+import type { CertificateReloader, TlsMaterial } from './extproc/tls.ts';
 import { KubernetesAuthorizer, StaticTokenAuthorizer, startObservability, type MetricsAuthorizer, type RunningObservability } from './admin/index.ts';
 import type { RequestTracer, TracerOptions } from '../observability/tracing.ts';
 import type { Server } from '@grpc/grpc-js';
@@ -357,7 +357,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   let certificates: CertificateReloader | undefined;
   if (o.secureServing) {
     // Loaded on demand: the X.509 tooling is only needed when TLS is on.
-    const { generateSelfSignedCertificate, loadCertificate, CertificateReloader } = await import('./tls.ts');
+    const { generateSelfSignedCertificate, loadCertificate, CertificateReloader } = await import('./extproc/tls.ts');
     if (o.certPath && o.certReload) {
       certificates = CertificateReloader.load(o.certPath, {
         logger: o.logger,

@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { connect, type DetailedPeerCertificate } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { credentials } from '@grpc/grpc-js';
-import { generateSelfSignedCertificate, type CertificateReloader, type TlsMaterial } from '../../src/server/tls.ts';
+import { generateSelfSignedCertificate, type CertificateReloader, type TlsMaterial } from '../../src/server/extproc/tls.ts';
 import type { RunningEpp } from '../../src/server/epp.ts';
 import { FakeEnvoy } from '../support/fake-envoy.ts';
 import { startTestEpp } from '../support/epp.ts';

@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { webcrypto, randomBytes, createPrivateKey, X509Certificate } from 'node:crypto';
 import type { experimental } from '@grpc/grpc-js';
-import type { Logger } from '../framework/plugin.ts';
+import type { Logger } from '../../framework/plugin.ts';
 import 'reflect-metadata'; // required by @peculiar/x509 (tsyringe)
 import * as x509 from '@peculiar/x509';
 
