@@ -8,7 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
 import { tracingEnabled } from '../observability/tracing-env.ts';
 import { createLogger } from '../observability/logger.ts';
-import type { DiscoveryOptions, EppOptions } from '../server/epp.ts';
+import type { DiscoveryOptions, EppOptions } from '../server/bootstrap-options.ts';
 import {
   DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_REQUEST_BODY_BYTES,
@@ -182,11 +182,11 @@ function limitOptions(opts: Record<string, unknown>): Pick<EppOptions, 'maxReque
 }
 
 /** Checks removed/ignored flags and builds the options shared by serve and gateway. */
-type ServerModule = typeof import('../server/epp.ts');
+type ServerModule = typeof import('../server/bootstrap.ts');
 
 /** The servers, plugins and config loader load when serve or gateway runs, not for `epp --help` or `epp sim`. */
 function loadServer(): Promise<ServerModule> {
-  return import('../server/epp.ts');
+  return import('../server/bootstrap.ts');
 }
 
 function coreOptions(opts: Record<string, unknown>, logger: Logger, server: Pick<ServerModule, 'configSourceFrom'>): Omit<EppOptions, 'grpcPort' | 'grpcHealthPort' | 'secureServing'> {

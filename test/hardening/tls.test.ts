@@ -11,7 +11,7 @@ import { connect, type DetailedPeerCertificate } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { credentials } from '@grpc/grpc-js';
 import { generateSelfSignedCertificate, type CertificateReloader, type TlsMaterial } from '../../src/server/extproc/tls.ts';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { FakeEnvoy } from '../support/fake-envoy.ts';
 import { startTestEpp } from '../support/epp.ts';
 import { within } from '../support/wait.ts';
