@@ -24,7 +24,7 @@ import { parseStaticEndpoints } from './discovery/static.ts';
 import { SharedTicker, type Ticker } from './ticker.ts';
 
 export { Datastore, type EndpointChange, type EndpointChangeListener } from './datastore.ts';
-export { IntervalTicker, ManualTicker, SharedTicker, type Ticker, type TickerHandle } from './ticker.ts';
+export { IntervalTicker, SharedTicker, type Ticker, type TickerHandle } from './ticker.ts';
 export type { CollectorStats } from './collector.ts';
 export type { KubernetesDiscoveryOptions } from './discovery/kubernetes.ts';
 export { parseEndpointsFile } from './discovery/file.ts';
