@@ -20,7 +20,7 @@ import { TokenProducer, tokenProducerFactory } from '../../src/plugins/requestco
 import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult, type TestHandle } from '../support/plugin-fixtures.ts';
 import { waitUntil } from '../support/wait.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { startEpp } from '../../src/server/epp.ts';
+import { startEpp } from '../../src/server/bootstrap.ts';
 import { Xoshiro128StarStar } from '../../src/util/random.ts';
 
 /** The EPP's embedded gateway (no ext_proc) on loopback with `configText`, endpoints from an endpoints file. */

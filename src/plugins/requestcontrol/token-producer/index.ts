@@ -23,7 +23,7 @@ import type { Clock, Logger, PluginFactory, PluginHandle, RandomSource, TypedNam
 import type { InferenceRequest, ParsedRequestBody } from '../../../framework/request.ts';
 import type { DataProducer } from '../../../framework/requestcontrol.ts';
 import type { Candidate } from '../../../framework/scheduling.ts';
-import type { TokenSourceMetricsSource } from '../../../observability/precise-prefix-metrics.ts';
+import type { TokenSourceMetricsSource } from '../../../framework/plugin-metrics.ts';
 import { LocalTokenizer } from './local-tokenizer.ts';
 import { simTokenize } from './sim-tokenizer.ts';
 
@@ -308,5 +308,7 @@ export const tokenProducerFactory: PluginFactory = (name, parameters, handle) =>
       fail((err as Error).message);
     }
   }
-  return new TokenProducer(name, config, handle, local);
+  const producer = new TokenProducer(name, config, handle, local);
+  handle.metrics.tokenSource(producer.metricsSource());
+  return producer;
 };

@@ -145,7 +145,7 @@ export class PrecisePrefixCacheScorer extends PrecisePrefixCacheProducer impleme
   readonly bound: BoundSubscriber | undefined;
   readonly #scorer: PrefixCacheScorer;
 
-  constructor(name: string, settings: PrecisePrefixCacheScorerSettings, handle: Pick<PluginHandle, 'logger' | 'clock' | 'endpoints' | 'random' | 'plugin'>) {
+  constructor(name: string, settings: PrecisePrefixCacheScorerSettings, handle: PluginHandle) {
     const logger: Logger = handle.logger;
     const bound =
       settings.bindAddress === undefined
@@ -175,5 +175,7 @@ export const precisePrefixCacheScorerFactory: PluginFactory = (name, parameters,
         'without effect here (engine hashes are opaque ids; token ids come from token-producer; the index is in memory)',
     );
   }
-  return new PrecisePrefixCacheScorer(name, settings, handle);
+  const scorer = new PrecisePrefixCacheScorer(name, settings, handle);
+  handle.metrics.precisePrefix(scorer.metricsSource());
+  return scorer;
 };
