@@ -5,6 +5,7 @@
 import type { Logger } from '../framework/plugin.ts';
 import type { ResponseChunkHook, ResponseCompleteHook, ResponseHeadersHook } from '../framework/requestcontrol.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
+import { DEFAULT_RESPONSE_CHUNK_HOOKS, DEFAULT_RESPONSE_HOOK_TIMEOUT_MS, DEFAULT_RESPONSE_QUEUE_LIMIT, DEFAULT_RESPONSE_QUEUE_OVERFLOW } from './defaults.ts';
 import type { HookRunner } from './hook-runner.ts';
 
 export type OverflowPolicy = 'drop' | 'block';
@@ -21,10 +22,10 @@ export interface ResponsePathOptions {
 }
 
 export const DEFAULT_RESPONSE_PATH_OPTIONS: ResponsePathOptions = Object.freeze({
-  hookTimeoutMs: 1000,
-  queueLimit: 1024,
-  overflowPolicy: 'drop',
-  chunkHookMode: 'async',
+  hookTimeoutMs: DEFAULT_RESPONSE_HOOK_TIMEOUT_MS,
+  queueLimit: DEFAULT_RESPONSE_QUEUE_LIMIT,
+  overflowPolicy: DEFAULT_RESPONSE_QUEUE_OVERFLOW,
+  chunkHookMode: DEFAULT_RESPONSE_CHUNK_HOOKS,
 });
 
 export interface ResponseHooks {

@@ -43,6 +43,7 @@ import { observeEndOfResponse, observeHookTime, recordUsage, responseHookPolicy,
 
 export { DEFAULT_RESPONSE_PATH_OPTIONS } from './response-path.ts';
 export type { ChunkHookMode, OverflowPolicy, ResponseHooks, ResponsePathContext, ResponsePathOptions } from './response-path.ts';
+
 class ResponseInfoImpl implements ResponseInfo {
   status = 0;
   headers: Record<string, string> = {};

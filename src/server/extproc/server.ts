@@ -6,9 +6,9 @@ import { experimental, Server, ServerCredentials, type ServerDuplexStream } from
 import type { ProcessingRequest, ProcessingResponse } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
 import { externalProcessorService, EXT_PROC_SERVICE_NAME } from './service.ts';
 import { ExtProcStream, type ExtProcStreamContext } from './stream.ts';
-import type { TlsMaterial } from '../tls.ts';
+import type { TlsMaterial } from './tls.ts';
 import { RelayPolicy } from '../../runtime/response-relay.ts';
-import { healthImplementation } from '../health.ts';
+import { healthImplementation } from './health.ts';
 import { service as healthService } from 'grpc-health-check';
 
 export interface ExtProcServerOptions extends Omit<ExtProcStreamContext, 'onClosed' | 'relay'> {
