@@ -2,6 +2,9 @@
  * The `epp` command line. Flags are named and parsed as upstream's Go flags, so arguments copied from upstream
  * manifests work: `--flag=value` and `--flag value`, single or double dash, booleans as `--secure-serving=false`.
  * Unknown flags are errors that name the flag.
+ *
+ * Why one file: the flag table is upstream's whole flag set, declared once so `--help` lists it in one place; the
+ * commands with more than a few lines of their own live in their own files (demo.ts, bench.ts).
  */
 import { setLogger as setGrpcLogger } from '@grpc/grpc-js';
 import { Command, CommanderError, Option } from 'commander';

@@ -14,6 +14,9 @@
  *
  * Logging: a poll or extraction failure is logged (warn) when the endpoint goes from healthy to failing, and
  * recovery (info) when it comes back — not on every tick.
+ *
+ * Why one file: the tick, the poll deadline and the commit share one collection's in-flight state; split, one
+ * small state machine would span files.
  */
 import type { Endpoint, EndpointMetrics } from '../framework/datalayer.ts';
 import type { DataSource, Extractor, MetricsDraft, PollOptions } from '../framework/datasource.ts';

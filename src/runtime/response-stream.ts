@@ -23,6 +23,9 @@
  * This file is the stream's lifecycle (phases, the final chunk, completion exactly once). The FIFO itself is
  * chunk-queue.ts, the metrics and the hook failure policy response-metrics.ts, the settings response-path.ts; the
  * data planes reach a stream through the response relay (response-relay.ts).
+ *
+ * Why one file: the lifecycle above is one state machine (phases, the final chunk, completion exactly once); the
+ * parts that change on their own already live apart (listed above).
  */
 import type { Endpoint } from '../framework/datalayer.ts';
 import type { EppError } from '../framework/errors.ts';

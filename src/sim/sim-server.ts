@@ -1,5 +1,7 @@
 // One simulated model server without its HTTP surface: options, engine, KV cache, LoRA registry, metrics, faults.
 // The HTTP layer (`http/`) parses requests into `GenerationRequest`s and calls `admit`; tests may do the same.
+// Why one file: one server's state (engine, KV pool, LoRA registry, metrics, faults) changes together under the
+// admin knobs; the engines, the block pool, the KV events and the HTTP layer are their own files.
 
 import { randomBytes } from 'node:crypto';
 import { BlockPool } from './block-pool.ts';

@@ -18,6 +18,9 @@
  *
  * Failures: a list/watch error is logged once per failure streak and retried with capped exponential
  * backoff; the last known endpoints stay in place meanwhile (a flapping API server must not empty the pool).
+ *
+ * Why one file: the pool watch, the pod watch and their reconciliation share the current selector, ports and pod
+ * cache; the two modes differ only in where the selector comes from.
  */
 import {
   CoreV1Api,

@@ -16,6 +16,9 @@
  *    BLOCK + `watchdogMs` resets the link (a blackholed TCP connection never errors by itself); after a
  *    reconnect, a trim past this reader (or a lag over `maxLagMs`) reloads the snapshot and counts a gap.
  *    Nothing here ever throws into, or waits in, the request path.
+ *
+ * Why one file: publish, consume, snapshots and fault handling share the stream position, the per-origin state and
+ * the link state; the transport, the codec and the settings are their own files.
  */
 import type { Clock, Logger } from '../../framework/plugin.ts';
 import type { EndpointGauge, IndexSnapshotEntry, PlacementSink, ReplicatedGauges, ReplicatedIndex } from '../../framework/replication.ts';

@@ -24,6 +24,9 @@
  * requests queued behind a saturated pool it costs nothing but the wake-ups themselves.
  *
  * TTL: one timer for the earliest deadline over all queued items (a deadline heap), not one timer per request.
+ *
+ * Why one file: the dispatch cycle, the TTL heap and the outcome accounting guard one invariant (every request
+ * ends exactly once); the policies are plugins (src/plugins/flowcontrol/).
  */
 import type { Endpoint } from '../../framework/datalayer.ts';
 import { EppError } from '../../framework/errors.ts';

@@ -17,6 +17,9 @@
  *   best guess of what the engine holds) but the producer scores the endpoint with the approximate fallback. The
  *   next batch ends it: the phase before the silence is restored and the batch is processed as usual, so lost
  *   batches show as a seq gap and go through replay → dump → DESYNCED.
+ *
+ * Why one file: the phases above are one state machine over one endpoint's sequence numbers; every transition
+ * needs the same queued batches, timers and counters.
  */
 import type { Clock, Logger } from '../../../framework/plugin.ts';
 import type { KvEventApplier } from './ingest.ts';

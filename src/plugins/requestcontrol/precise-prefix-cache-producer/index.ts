@@ -15,6 +15,10 @@
  *   `cached_tokens`; an EWMA above `desync.driftThreshold` marks the endpoint DESYNCED, `recoverAfterRequests`
  *   consecutive good predictions bring a DESYNCED one back. A failed request drops its speculative entries.
  *   A served request that stored new blocks owes events: none within `events.silenceMs` → SILENT (fallback).
+ *
+ * Why one file: the plugin's hooks (prepareData, preRequest, onResponseComplete) and the pool reconciliation share
+ * per-endpoint sync state and per-request predictions; the index, the event transport and the per-endpoint
+ * recovery are their own files.
  */
 import { z } from 'zod';
 import { PrefixCacheMatchInfoKey, tokenizedPromptOf, TokenizedPromptKey, type PrefixCacheMatchInfo } from '../../../framework/attributes.ts';

@@ -11,6 +11,9 @@
  *
  * Matching walks the request's keys in order and ANDs the masks with the still-active candidates, stopping when
  * none is left: the longest consecutive prefix per endpoint, weighted per block by its best tier.
+ *
+ * Why one file: both tables use one open-addressing scheme over typed arrays and are updated together (refcounts,
+ * aliases); split, the invariants between them would span files.
  */
 
 const EMPTY = 0;

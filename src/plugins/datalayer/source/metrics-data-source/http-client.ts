@@ -21,6 +21,9 @@
  *
  * Results are views: the body is `buf[bodyStart, bodyEnd)` of the connection's own receive buffer, valid until
  * the next request on that connection. Callers parse it synchronously and keep nothing that points into it.
+ *
+ * Why one file: a connection's parser state (status line, headers, chunked decoding) lives in the receive buffer
+ * it reads into; splitting the parser from the socket would add a copy or an interface on the hot path.
  */
 import { connect as netConnect, isIP, type OnReadOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';

@@ -21,6 +21,9 @@
  * Errors throw `PrometheusParseError` with the 1-based line number. Malformed lines are never skipped
  * silently: a body that is not an exposition must fail the poll so the endpoint goes stale instead of
  * looking fresh with zeroes.
+ *
+ * Why one file: the full parser and the selective one share the strict line parser and must give the same answers
+ * (tests compare them); one file keeps them in step.
  */
 import type { MetricType, PrometheusFamilies, PrometheusFamily, PrometheusSample } from '../../../../framework/datasource.ts';
 
