@@ -29,7 +29,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { EppError, toError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
-import type { HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+import type { HttpBody, HttpHeaders, ProcessingRequest } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
 import type { RequestSpan, RequestTracer } from '../../observability/tracing.ts';
 import type { Director, RoutingDecision } from '../../runtime/director.ts';
@@ -44,6 +44,7 @@ import {
 import { rewriteModelInResponse } from '../../runtime/model-rewrite.ts';
 import { isThenable } from '../../util/deferred.ts';
 import type { BodyBudget, BodyReservation } from '../body-budget.ts';
+import type { Reply } from './codec.ts';
 import {
   bodyResponses,
   immediateResponse,
@@ -79,7 +80,7 @@ export interface ExtProcStreamContext {
  */
 type State = 'idle' | 'request-body' | 'routing' | 'routed' | 'passthrough' | 'unrouted' | 'done';
 
-type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
+type Call = ServerDuplexStream<ProcessingRequest, Reply>;
 
 export class ExtProcStream {
   readonly #call: Call;
@@ -471,8 +472,8 @@ export class ExtProcStream {
 
   // ------------------------------------------------------------------ ending
 
-  #write(msg: ProcessingResponse): void {
-    if (this.#state === 'done' && msg.response.case !== 'immediateResponse') return;
+  #write(msg: Reply): void {
+    if (this.#state === 'done' && (msg instanceof Uint8Array || msg.response.case !== 'immediateResponse')) return;
     if (!this.#call.destroyed && this.#call.writable) this.#call.write(msg);
   }
 
