@@ -2,7 +2,8 @@
  * The director: one request path for both data planes (ext_proc and the embedded gateway).
  *
  *   parse body → model & objective → admission → candidates → prepareData → admit hooks → schedule
- *   → preRequest hooks → re-serialise body → RoutingDecision (with the request's ResponseStream)
+ *   → preRequest hooks → the body to forward (as received, or re-serialised when it changed) → RoutingDecision
+ *   (with the request's ResponseStream)
  *
  * Every failure is an EppError with a client-visible code (epp-spec §1.10). Once a request is scheduled its
  * ResponseStream exists, and its completion hooks run exactly once whatever happens next.
@@ -53,7 +54,10 @@ export interface RoutingDecision {
   readonly targets: readonly Endpoint[];
   /** `host:port` list, comma-separated: the value of `x-gateway-destination-endpoint`. */
   readonly destination: string;
-  /** The body to forward (re-serialised with the target model). */
+  /**
+   * The body to forward: the request's own bytes when the body did not change, else `payload` re-serialised
+   * with the target model (see ParsedRequestBody for what counts as a change).
+   */
   readonly body: Uint8Array;
   /** The response path of this request. Completion runs exactly once. */
   readonly response: ResponseStream;
@@ -183,6 +187,7 @@ export class Director {
     const body = o.parser.parseRequest(input.body, input.path);
     // An opaque body (passthrough / gRPC parsers) names no model and is forwarded unchanged (epp-spec §2.1).
     const opaque = body.raw !== undefined;
+    const snapshot = opaque ? EMPTY_SNAPSHOT : topLevelSnapshot(body.payload);
     const model = opaque ? '' : body.payload.model;
     if (typeof model !== 'string') throw new EppError('BadRequest', 'model not found in request body');
     const rewriteHeader = input.headers[MODEL_REWRITE_HEADER];
@@ -219,7 +224,7 @@ export class Director {
     // The signals of this request's hook calls: linked to the client's, fired on a hook's timeout.
     const scope = new HookScope(input.signal);
     try {
-      return await this.#scheduleAndPrepare(request, input, body, targetModel, priority, scope);
+      return await this.#scheduleAndPrepare(request, input, body, targetModel, priority, scope, snapshot);
     } finally {
       scope.dispose();
     }
@@ -232,6 +237,7 @@ export class Director {
     targetModel: string,
     priority: number,
     scope: HookScope,
+    snapshot: TopLevelSnapshot,
   ): Promise<RoutingDecision> {
     const o = this.#o;
     let targets: Endpoint[];
@@ -256,6 +262,7 @@ export class Director {
       }
       let out: Uint8Array;
       if (body.raw !== undefined) out = body.raw;
+      else if (targetModel === request.incomingModel && !bodyChanged(body, snapshot)) out = input.body;
       else {
         body.payload.model = targetModel;
         out = encoder.encode(JSON.stringify(body.payload));
@@ -391,6 +398,36 @@ export class Director {
     }
     return undefined;
   }
+}
+
+/** The top-level fields of a payload right after parsing: keys in order and their values (by identity). */
+interface TopLevelSnapshot {
+  readonly keys: readonly string[];
+  readonly values: readonly unknown[];
+}
+
+const EMPTY_SNAPSHOT: TopLevelSnapshot = { keys: [], values: [] };
+
+function topLevelSnapshot(payload: Record<string, unknown>): TopLevelSnapshot {
+  const keys = Object.keys(payload);
+  const values = new Array<unknown>(keys.length);
+  for (let i = 0; i < keys.length; i++) values[i] = payload[keys[i] as string];
+  return { keys, values };
+}
+
+/**
+ * True when the body must be re-serialised: a plugin declared a change (`mutated`), or added, removed or
+ * replaced a top-level field since the snapshot. O(top-level fields); nothing below the top level is walked.
+ */
+function bodyChanged(body: InferenceRequest['body'], before: TopLevelSnapshot): boolean {
+  if (body.mutated === true) return true;
+  const keys = Object.keys(body.payload);
+  if (keys.length !== before.keys.length) return true;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    if (k !== before.keys[i] || body.payload[k] !== before.values[i]) return true;
+  }
+  return false;
 }
 
 function admitFailed(plugin: string, err: unknown): EppError {

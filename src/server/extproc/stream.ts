@@ -4,7 +4,8 @@
  *
  *   request_headers        → nothing yet (or, for a body-less request, a random endpoint at once)
  *   request_body* (EoS)    → director.route(); request-headers reply (destination, Content-Length, echoed
- *                            headers, envoy.lb metadata), then the re-serialised body as ≤62,000-byte pieces
+ *                            headers, envoy.lb metadata), then the body (as received unless it changed) as
+ *                            ≤62,000-byte pieces
  *   response_headers       → header hooks (awaited) → response-headers reply
  *   response_body*         → streamed: each chunk answered at once (its hooks run later, in order);
  *                            buffered: answered once at end of stream. The final reply waits for every hook
