@@ -142,19 +142,37 @@ class JsonUsageParser implements ResponseParser {
  */
 export const MAX_JSON_DEPTH = 512;
 
-/** True when the bytes open more than `max` arrays/objects at once (strings and escapes skipped). */
+/**
+ * True when the bytes open more than `max` arrays/objects at once (strings and escapes skipped). The contents
+ * of a string are skipped with a native search for its closing quote (one that follows an even run of
+ * backslashes), so a prompt that is mostly one long string costs a memchr, not a JavaScript loop per byte.
+ */
 export function nestingExceeds(bytes: Uint8Array, max: number): boolean {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = buf.length;
   let depth = 0;
-  let inString = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i] as number;
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped byte
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
+  let i = 0;
+  while (i < n) {
+    const c = buf[i] as number;
+    if (c === 0x22) {
+      let from = i + 1;
+      for (;;) {
+        const q = buf.indexOf(0x22, from);
+        if (q < 0) return false; // unterminated string: JSON.parse refuses the body anyway
+        let backslashes = 0;
+        for (let k = q - 1; k > i && buf[k] === 0x5c; k--) backslashes++;
+        if ((backslashes & 1) === 0) {
+          i = q + 1;
+          break;
+        }
+        from = q + 1;
+      }
+      continue;
+    }
+    if (c === 0x5b || c === 0x7b) {
       if (++depth > max) return true;
     } else if (c === 0x5d || c === 0x7d) depth--;
+    i++;
   }
   return false;
 }
