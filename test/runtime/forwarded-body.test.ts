@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { InferenceRequest } from '../../src/framework/request.ts';
-import type { RequestInput } from '../../src/runtime/director.ts';
+import { LARGE_BODY_BYTES, type RequestInput } from '../../src/runtime/director.ts';
 import { MODEL_REWRITE_HEADER } from '../../src/runtime/headers.ts';
 import { chatInput, hookPlugin, testDirector } from '../support/runtime.ts';
 
@@ -73,4 +73,27 @@ test('a deeper in-place edit is forwarded only when the plugin sets `mutated`', 
   const d2 = await marked.director.route(input());
   assert.equal((JSON.parse(dec.decode(d2.body)) as { messages: Array<{ content: string }> }).messages[0]?.content, 'edited');
   await d2.response.finish();
+});
+
+test('a large body is parsed in its own slice of the event loop; a small one never yields', async () => {
+  const turns: Array<() => void> = [];
+  const t = testDirector({}, { yieldToLoop: (fn) => void turns.push(fn) });
+  const big = JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x'.repeat(LARGE_BODY_BYTES) }] });
+  let parsed = false;
+  const routed = t.director.route({ ...chatInput(), body: enc.encode(big) }).then((d) => ((parsed = true), d));
+  // Each slice runs only when the loop gives the turn back: nothing is parsed or scheduled before.
+  for (let slice = 0; slice < 2; slice++) {
+    await new Promise((r) => setImmediate(r));
+    assert.equal(turns.length, 1, `slice ${slice}: waiting for its turn`);
+    assert.equal(parsed, false);
+    turns.shift()?.();
+  }
+  const d = await routed;
+  assert.equal(turns.length, 0);
+  assert.equal(d.body.length, enc.encode(big).length);
+  await d.response.finish();
+
+  const small = await t.director.route(chatInput());
+  assert.equal(turns.length, 0, 'no yield below LARGE_BODY_BYTES');
+  await small.response.finish();
 });
