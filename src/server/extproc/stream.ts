@@ -86,7 +86,9 @@ type Call = ServerDuplexStream<ProcessingRequest, Reply>;
 export class ExtProcStream {
   readonly #call: Call;
   readonly #ctx: ExtProcStreamContext;
-  readonly #abort = new AbortController();
+  /** The request's abort signal, created when routing first needs it (most streams never abort). */
+  #abort: AbortController | null = null;
+  #abortedFor: string | undefined;
   #state: State = 'idle';
   /** Counted in the active-streams gauge (from the first message handled). */
   #active = false;
@@ -271,7 +273,7 @@ export class ExtProcStream {
       path: requestPath(this.#headers),
       proxyMetadata: this.#proxyMetadata,
       receivedAt: this.#receivedAt,
-      signal: this.#abort.signal,
+      signal: this.#signal(),
     };
     const span = this.#span;
     let decision: RoutingDecision;
@@ -520,8 +522,23 @@ export class ExtProcStream {
   }
 
   #terminate(reason: string): void {
-    this.#abort.abort(new Error(reason));
+    this.#abortWith(reason);
     this.#finishStream(reason);
+  }
+
+  #signal(): AbortSignal {
+    if (this.#abort === null) {
+      this.#abort = new AbortController();
+      if (this.#abortedFor !== undefined) this.#abort.abort(new Error(this.#abortedFor));
+    }
+    return this.#abort.signal;
+  }
+
+  /** Fires the request's signal (first reason wins); nothing to allocate when no one ever asked for it. */
+  #abortWith(reason: string): void {
+    if (this.#abortedFor !== undefined) return;
+    this.#abortedFor = reason;
+    this.#abort?.abort(new Error(reason));
   }
 
   #finishStream(reason: string): void {
@@ -534,7 +551,7 @@ export class ExtProcStream {
     this.#pending.length = 0;
     this.#body = [];
     this.#responseBody = null;
-    if (!this.#abort.signal.aborted) this.#abort.abort(new Error(reason));
+    this.#abortWith(reason);
     const decision = this.#decision;
     if (this.#span) {
       const clean = reason === HALF_CLOSED && (prev === 'routed' || this.#responseStarted) && (decision === undefined || decision.response.completed);
