@@ -37,6 +37,9 @@ class PeerIndex implements ReplicatedIndex {
   replicationFingerprint(): number {
     return local.replicationFingerprint();
   }
+  currentBlockSizeTokens(): number {
+    return local.currentBlockSizeTokens();
+  }
   attachPlacementSink(sink: PlacementSink | undefined): void {
     this.sink = sink;
   }

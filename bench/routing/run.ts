@@ -45,6 +45,8 @@ const HERE = import.meta.dirname;
 const ROOT = resolve(HERE, '../..');
 
 interface Options {
+  /** `--help`: print USAGE and run nothing. */
+  help: boolean;
   quick: boolean;
   scenarios: string[];
   policies: string[];
@@ -71,8 +73,29 @@ export const QUICK_POLICIES = ['round-robin', 'upstream-default', 'epp-default',
 /** Without `--scenarios`: issue 18's scenarios (cache pressure and divergence) and the earlier ones at load. */
 export const FULL_SCENARIOS = ['sp-pressure', 'sp-overflow', 'sp-reset', 'sp-bypass', 'sp-cancel', 'sp-multiturn', 'sp-faults', 'sp-main', 'sp-skewed', 'sp-hetero', 'sp-low-overlap'] as const;
 
+/** Printed by `--help` (and named in the error for an unknown option). */
+export const USAGE = `epp bench routing [options]   (also: npm run bench:routing -- [options]; docs/benchmarks.md)
+
+  --quick                  sp-pressure × ${QUICK_POLICIES.length} policies × 1 seed (≈ 7 min on an idle machine)
+  --scenarios a,b          scenarios (default: ${FULL_SCENARIOS.join(',')})
+  --policies a,b           preset names, or name=path/to/config.yaml (default: every preset)
+  --seeds N                runs per scenario × policy, seeds seed…seed+N−1 (default 3; --quick 1)
+  --refine N               extra rates inside each knee bracket (default 3; --quick 0)
+  --rates 8,12,…           the load ladder in requests/s
+  --stage-s N              seconds per stage (default 30; --quick 10)
+  --warmup-s N             warm-up seconds (default 30; --quick 10)
+  --time-scale k           run simulated time k× slower than real time (default 1)
+  --seed N                 first seed (default 20260910)
+  --lag-limit-ms N         flag a stage INVALID when the mean event-loop lag p99 / k exceeds N ms (default 5)
+  --no-early-stop          run every stage even after the fleet saturated
+  --out DIR                results folder (default bench/routing/results)
+  --docs                   also write the SVG charts into docs/
+  --help                   this text
+`;
+
 export function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
+    help: false,
     quick: false,
     scenarios: [],
     policies: Object.keys(CONFIG_PRESETS),
@@ -98,7 +121,8 @@ export function parseArgs(argv: readonly string[]): Options {
       if (v === undefined) throw new Error(`${a} needs a value`);
       return v;
     };
-    if (a === '--quick') o.quick = true;
+    if (a === '--help' || a === '-h') o.help = true;
+    else if (a === '--quick') o.quick = true;
     else if (a === '--scenarios') o.scenarios = list(next());
     else if (a === '--policies') {
       o.policies = list(next());
@@ -115,7 +139,7 @@ export function parseArgs(argv: readonly string[]): Options {
     else if (a === '--refine') o.refine = Number(next());
     else if (a === '--out') o.out = resolve(next());
     else if (a === '--docs') o.docs = true;
-    else throw new Error(`unknown option ${a} (see the header of bench/routing/run.ts)`);
+    else throw new Error(`unknown option ${a} (epp bench routing --help lists the options)`);
   }
   if (o.scenarios.length === 0) o.scenarios = o.quick ? [...QUICK_SCENARIOS] : [...FULL_SCENARIOS];
   if (o.quick && !policiesGiven) o.policies = [...QUICK_POLICIES];
@@ -459,6 +483,10 @@ class CacheResetter {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  if (o.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const benchStart = performance.now();
   const load = defaultLoad({
     quick: o.quick,

@@ -41,6 +41,11 @@ export interface ReplicatedIndex extends Plugin {
    * Placements and snapshots from a peer with a different fingerprint are ignored and counted.
    */
   replicationFingerprint(): number;
+  /**
+   * The block size this replica hashes with now. A snapshot records it per index, and a replica whose current
+   * block size differs refuses that snapshot's entries (counted as incompatible), as it refuses such placements.
+   */
+  currentBlockSizeTokens(): number;
   /** Called once by the syncer at startup (undefined = detach). The index then reports each local placement. */
   attachPlacementSink(sink: PlacementSink | undefined): void;
   /**

@@ -26,12 +26,16 @@ export class CompletionCounter {
   }
 }
 
-export function replicaConfig(redisUrl: string, withCounter = true): string {
+/**
+ * A replica's config. `prefixParameters`: YAML flow mapping for the approximate producer's parameters, e.g.
+ * `{autoTune: false, blockSizeTokens: 32}` for a peer that hashes other blocks than the rest.
+ */
+export function replicaConfig(redisUrl: string, withCounter = true, prefixParameters?: string): string {
   return `apiVersion: inference.networking.x-k8s.io/v1alpha1
 kind: EndpointPickerConfig
 plugins:
 - type: approx-prefix-cache-producer
-- type: inflight-load-producer
+${prefixParameters === undefined ? '' : `  parameters: ${prefixParameters}\n`}- type: inflight-load-producer
 - type: prefix-cache-scorer
 - type: queue-scorer
 - type: token-load-scorer
@@ -65,7 +69,13 @@ dataLayer:
 `;
 }
 
-export async function startReplica(redisUrl: string, endpoints: readonly string[], counter: CompletionCounter, name: string): Promise<RunningEpp> {
+export async function startReplica(
+  redisUrl: string,
+  endpoints: readonly string[],
+  counter: CompletionCounter,
+  name: string,
+  prefixParameters?: string,
+): Promise<RunningEpp> {
   return startEpp({
     grpcPort: 0,
     extProc: false,
@@ -73,7 +83,7 @@ export async function startReplica(redisUrl: string, endpoints: readonly string[
     secureServing: false,
     host: '127.0.0.1',
     gateway: { port: 0, host: '127.0.0.1' },
-    config: { text: replicaConfig(redisUrl), origin: `replica ${name}` },
+    config: { text: replicaConfig(redisUrl, true, prefixParameters), origin: `replica ${name}` },
     discovery: { endpoints, refreshIntervalMs: 50 },
     registerPlugins: (r) => r.register('completion-counter', (n) => counter.plugin(n)),
     logger: process.env.EPP_TEST_LOG === name ? createLogger({ verbosity: 4 }) : silentLogger(),

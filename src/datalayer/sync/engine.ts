@@ -629,6 +629,11 @@ export class SyncEngine {
         this.#incompatible(snap.meta.origin, entries.length, 'snapshot index fingerprint differs');
         continue;
       }
+      const blockSize = snap.meta.blockSizes?.[channel];
+      if (blockSize !== undefined && blockSize !== ix.currentBlockSizeTokens()) {
+        this.#incompatible(snap.meta.origin, entries.length, `snapshot block size ${blockSize} unusable here`);
+        continue;
+      }
       for (const entry of entries) {
         ix.importSnapshot([entry]);
         await this.#yieldNow();
@@ -658,10 +663,12 @@ export class SyncEngine {
       const streamId = this.#lastId;
       const fields = new Map<string, Uint8Array>();
       const fingerprints: Record<string, number> = {};
+      const blockSizes: Record<string, number> = {};
       let bytes = 0;
       for (const ix of this.#o.indexes) {
         const name = ix.typedName.name;
         fingerprints[name] = ix.replicationFingerprint() >>> 0;
+        blockSizes[name] = ix.currentBlockSizeTokens();
         let sliceStart = this.#cpuNow();
         for (const e of ix.exportSnapshot()) {
           const value = encodeSnapshotField(e.capacityBlocks, e.hashes);
@@ -673,7 +680,7 @@ export class SyncEngine {
           }
         }
       }
-      const snapshot: Snapshot = { meta: { v: 1, createdAtMs: this.#o.clock.now(), origin: this.#o.origin, streamId, fingerprints }, fields };
+      const snapshot: Snapshot = { meta: { v: 1, createdAtMs: this.#o.clock.now(), origin: this.#o.origin, streamId, fingerprints, blockSizes }, fields };
       await this.#bounded(this.#t.putSnapshot(snapshot), Math.max(this.settings.callTimeoutMs, 5000));
       this.stats.snapshotsWritten++;
       this.#m.snapshotWritten?.(bytes);

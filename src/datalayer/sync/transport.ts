@@ -20,6 +20,11 @@ export interface SnapshotMeta {
   readonly streamId: string;
   /** Channel (plugin name) → fingerprint of the index that wrote it. */
   readonly fingerprints: Readonly<Record<string, number>>;
+  /**
+   * Channel → the block size the writer hashed with. Absent in snapshots written before it existed: those are
+   * accepted as before.
+   */
+  readonly blockSizes?: Readonly<Record<string, number>>;
 }
 
 export interface Snapshot {

@@ -185,6 +185,27 @@ test('snapshot + log: a new replica starts warm with the same index and LRU orde
   await fleet.stopAll();
 });
 
+test('a snapshot hashed with another block size is refused and counted, not imported', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { capacity: 50 });
+  await a.engine.start();
+  for (let i = 0; i < 6; i++) a.index.route(`ep${i % 3}`, hashes(i, 5));
+  await fleet.run(20);
+  assert.equal(await a.engine.writeSnapshot(), true);
+  // A newcomer hashing 32-token blocks: a's entries would only fill its LRU with blocks it can never match.
+  const n = fleet.add('n', { capacity: 50, setup: (ix) => (ix.blockSizeTokens = 32) });
+  await n.engine.start();
+  assert.equal(n.engine.stats.snapshotsLoaded, 1, 'the snapshot was read');
+  assert.deepEqual(n.index.pairs(), [], 'none of its entries imported');
+  assert.equal(n.engine.stats.incompatiblePlacements, 3, 'one per snapshot entry (endpoint); the log it covers is not read again');
+  assert.equal(n.logger.count('warn', 'incompatible peer'), 1);
+  // A compatible newcomer still imports it.
+  const m = fleet.add('m', { capacity: 50 });
+  await m.engine.start();
+  assert.deepEqual(m.index.pairs(), a.index.pairs());
+  await fleet.stopAll();
+});
+
 test('an unreachable transport at start means ready at once, cold; a blackholed one, within the call timeout', async () => {
   const fleet = new Fleet();
   const down = fleet.add('down', { faults: { outage: 'error' } });

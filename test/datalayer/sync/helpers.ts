@@ -26,6 +26,9 @@ export class TestIndex implements ReplicatedIndex {
   attachPlacementSink(sink: PlacementSink | undefined): void {
     this.sink = sink;
   }
+  currentBlockSizeTokens(): number {
+    return this.blockSizeTokens;
+  }
   applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): boolean {
     if (blockSizeTokens !== this.blockSizeTokens) return false;
     this.index.add(endpoint, this.capacity, hashes);
