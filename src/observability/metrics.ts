@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Endpoint } from '../framework/datalayer.ts';
+import { AggregateHistogram } from './aggregate-histogram.ts';
 import { DEFAULT_MAX_EXTRA_MODEL_LABELS, DEFAULT_MAX_FAIRNESS_LABELS, LabelBound } from './label-bound.ts';
 
 
@@ -44,7 +45,8 @@ export class EppMetrics {
   readonly normalizedTimePerOutputToken: Histogram<'model_name' | 'target_model_name'>;
   readonly schedulerE2eDuration: Histogram;
   readonly schedulerAttemptsTotal: Counter<'status' | 'target_model_name' | 'pod_name' | 'namespace' | 'port'>;
-  readonly pluginDuration: Histogram<'extension_point' | 'plugin_type' | 'plugin_name'>;
+  /** Observed per hook call (and per chunk): aggregated, folded in at scrape (aggregate-histogram.ts). */
+  readonly pluginDuration: AggregateHistogram<'extension_point' | 'plugin_type' | 'plugin_name'>;
   readonly info: Gauge<'commit' | 'build_ref'>;
   readonly modelRewriteDecisions: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
 
@@ -61,8 +63,9 @@ export class EppMetrics {
   // --- ours: the response path
   readonly responseHookErrors: Counter<'extension_point' | 'plugin_type' | 'plugin_name'>;
   readonly responseHookTimeouts: Counter<'extension_point' | 'plugin_type' | 'plugin_name'>;
-  readonly responseHookDuration: Histogram<'extension_point'>;
-  readonly responseQueueDepth: Histogram;
+  /** Per chunk, like the queue depth: aggregated, folded in at scrape. */
+  readonly responseHookDuration: AggregateHistogram<'extension_point'>;
+  readonly responseQueueDepth: AggregateHistogram;
   readonly responseQueueOverflow: Counter<'policy'>;
   readonly completionOutcomes: Counter<'outcome'>;
   readonly requestBodyWait: Histogram;
@@ -167,7 +170,7 @@ export class EppMetrics {
       labelNames: ['status', 'target_model_name', 'pod_name', 'namespace', 'port'],
       registers: r,
     });
-    this.pluginDuration = new Histogram({
+    this.pluginDuration = new AggregateHistogram({
       name: 'inference_extension_plugin_duration_seconds',
       help: 'Plugin processing latency distribution in seconds for each extension point, plugin type and plugin name.',
       labelNames: ['extension_point', 'plugin_type', 'plugin_name'],
@@ -262,14 +265,14 @@ export class EppMetrics {
       labelNames: ['extension_point', 'plugin_type', 'plugin_name'],
       registers: r,
     });
-    this.responseHookDuration = new Histogram({
+    this.responseHookDuration = new AggregateHistogram({
       name: 'epp_response_hook_duration_seconds',
       help: 'Time spent running the response hooks of one event (headers, one chunk, completion).',
       labelNames: ['extension_point'],
       buckets: HOOK_BUCKETS,
       registers: r,
     });
-    this.responseQueueDepth = new Histogram({
+    this.responseQueueDepth = new AggregateHistogram({
       name: 'epp_response_queue_depth',
       help: 'Pending chunk-hook work items in a stream queue, observed at each enqueue.',
       buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
