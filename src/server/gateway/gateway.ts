@@ -32,6 +32,7 @@ import type { Reachability } from '../../runtime/reachability.ts';
 import { BodyBudget, type BodyReservation } from '../body-budget.ts';
 import { checkProxyPath, DEFAULT_GATEWAY_LIMITS, forwardableHeaders, type GatewayLimits } from './limits.ts';
 import { ModelCatalog } from './model-catalog.ts';
+import { WriteCoalescer } from './write-coalescer.ts';
 import { openAiError, openAiErrorFor, sendError, statusForEppError } from './openai-errors.ts';
 
 export interface GatewayOptions {
@@ -74,6 +75,8 @@ export class Gateway {
   readonly #limits: GatewayLimits;
   readonly #allowed: ReadonlySet<string>;
   readonly #budget: BodyBudget;
+  /** Streamed chunks written per event-loop turn (write-coalescer.ts). */
+  readonly #coalescer = new WriteCoalescer();
   #idleWaiters: Array<() => void> = [];
 
   constructor(options: GatewayOptions) {
@@ -416,7 +419,7 @@ export class Gateway {
         const r = stream.onChunk(chunk, false);
         if (r) await r;
         if (res.destroyed) return void up.destroy();
-        if (!res.write(rewrite ? rewriteModelInResponse(chunk, request) : chunk)) await drained(res);
+        if (!this.#coalescer.write(res, rewrite ? rewriteModelInResponse(chunk, request) : chunk)) await drained(res);
         if (res.destroyed) return void up.destroy();
       }
       if (res.destroyed) return;
