@@ -81,12 +81,19 @@ export class AggregateHistogram<T extends string = string> extends Histogram<T> 
     if (child === undefined) {
       // Registered at its first observation, so label sets appear in the order prom-client would list them.
       let agg: Aggregate | undefined;
-      child = {
-        observe: (v: number) => {
-          if (agg === undefined || !agg.live) agg = this.#aggregate(labels);
-          this.#add(agg, v);
-        },
+      const observe = (v: number): void => {
+        if (agg === undefined || !agg.live) agg = this.#aggregate(labels);
+        this.#add(agg, v);
       };
+      const startTimer = () => {
+        const t0 = process.hrtime.bigint();
+        return (): number => {
+          const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+          observe(seconds);
+          return seconds;
+        };
+      };
+      child = { observe, startTimer } as HistogramChild;
       this.#children.set(key, child);
     }
     return child as HistogramChild & { startTimer: Histogram<T>['startTimer'] };
@@ -118,7 +125,10 @@ export class AggregateHistogram<T extends string = string> extends Histogram<T> 
 
   #key(labels: Record<string, string | number>): string {
     let key = '';
-    for (const n of this.#names) key += `${labels[n] ?? ''}\u0000`;
+    for (const n of this.#names) {
+      const v = String(labels[n] ?? '');
+      key += `${v.length}:${v}`; // length-prefixed: no two label sets share a key
+    }
     return key;
   }
 

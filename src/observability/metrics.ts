@@ -35,15 +35,15 @@ export class EppMetrics {
   // --- upstream request metrics (epp-spec §7.3)
   readonly requestTotal: Counter<'model_name' | 'target_model_name' | 'priority'>;
   readonly requestErrorTotal: Counter<'model_name' | 'target_model_name' | 'error_code'>;
-  readonly requestDuration: Histogram<'model_name' | 'target_model_name'>;
-  readonly requestSizes: Histogram<'model_name' | 'target_model_name'>;
-  readonly responseSizes: Histogram<'model_name' | 'target_model_name'>;
-  readonly inputTokens: Histogram<'model_name' | 'target_model_name'>;
-  readonly outputTokens: Histogram<'model_name' | 'target_model_name'>;
-  readonly promptCachedTokens: Histogram<'model_name' | 'target_model_name'>;
+  readonly requestDuration: AggregateHistogram<'model_name' | 'target_model_name'>;
+  readonly requestSizes: AggregateHistogram<'model_name' | 'target_model_name'>;
+  readonly responseSizes: AggregateHistogram<'model_name' | 'target_model_name'>;
+  readonly inputTokens: AggregateHistogram<'model_name' | 'target_model_name'>;
+  readonly outputTokens: AggregateHistogram<'model_name' | 'target_model_name'>;
+  readonly promptCachedTokens: AggregateHistogram<'model_name' | 'target_model_name'>;
   readonly runningRequests: Gauge<'model_name'>;
-  readonly normalizedTimePerOutputToken: Histogram<'model_name' | 'target_model_name'>;
-  readonly schedulerE2eDuration: Histogram;
+  readonly normalizedTimePerOutputToken: AggregateHistogram<'model_name' | 'target_model_name'>;
+  readonly schedulerE2eDuration: AggregateHistogram;
   readonly schedulerAttemptsTotal: Counter<'status' | 'target_model_name' | 'pod_name' | 'namespace' | 'port'>;
   /** Observed per hook call (and per chunk): aggregated, folded in at scrape (aggregate-histogram.ts). */
   readonly pluginDuration: AggregateHistogram<'extension_point' | 'plugin_type' | 'plugin_name'>;
@@ -68,7 +68,7 @@ export class EppMetrics {
   readonly responseQueueDepth: AggregateHistogram;
   readonly responseQueueOverflow: Counter<'policy'>;
   readonly completionOutcomes: Counter<'outcome'>;
-  readonly requestBodyWait: Histogram;
+  readonly requestBodyWait: AggregateHistogram;
   readonly activeStreams: Gauge<'data_plane'>;
   readonly certificateReloads: Counter<'result'>;
   readonly certificateExpiry: Gauge<'source'>;
@@ -103,42 +103,42 @@ export class EppMetrics {
       labelNames: ['model_name', 'target_model_name', 'error_code'],
       registers: r,
     });
-    this.requestDuration = new Histogram({
+    this.requestDuration = new AggregateHistogram({
       name: 'inference_objective_request_duration_seconds',
       help: 'Inference objective response latency distribution in seconds for each model and target model.',
       labelNames: ['model_name', 'target_model_name'],
       buckets: GENERAL_LATENCY_BUCKETS,
       registers: r,
     });
-    this.requestSizes = new Histogram({
+    this.requestSizes = new AggregateHistogram({
       name: 'inference_objective_request_sizes',
       help: 'Inference objective requests size distribution in bytes for each model and target model.',
       labelNames: ['model_name', 'target_model_name'],
       buckets: exponential(64, 2, 25),
       registers: r,
     });
-    this.responseSizes = new Histogram({
+    this.responseSizes = new AggregateHistogram({
       name: 'inference_objective_response_sizes',
       help: 'Inference objective responses size distribution in bytes for each model and target model.',
       labelNames: ['model_name', 'target_model_name'],
       buckets: [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32778, 65536],
       registers: r,
     });
-    this.inputTokens = new Histogram({
+    this.inputTokens = new AggregateHistogram({
       name: 'inference_objective_input_tokens',
       help: 'Inference objective input token count distribution for requests in each model.',
       labelNames: ['model_name', 'target_model_name'],
       buckets: exponential(1, 2, 21),
       registers: r,
     });
-    this.outputTokens = new Histogram({
+    this.outputTokens = new AggregateHistogram({
       name: 'inference_objective_output_tokens',
       help: 'Inference objective output token count distribution for requests in each model.',
       labelNames: ['model_name', 'target_model_name'],
       buckets: exponential(1, 2, 14),
       registers: r,
     });
-    this.promptCachedTokens = new Histogram({
+    this.promptCachedTokens = new AggregateHistogram({
       name: 'inference_objective_prompt_cached_tokens',
       help: 'Inference objective prompt cached token count distribution for requests in each model.',
       labelNames: ['model_name', 'target_model_name'],
@@ -151,14 +151,14 @@ export class EppMetrics {
       labelNames: ['model_name'],
       registers: r,
     });
-    this.normalizedTimePerOutputToken = new Histogram({
+    this.normalizedTimePerOutputToken = new AggregateHistogram({
       name: 'inference_objective_normalized_time_per_output_token_seconds',
       help: 'Inference objective latency divided by number of output tokens in seconds for each model and target model.',
       labelNames: ['model_name', 'target_model_name'],
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0],
       registers: r,
     });
-    this.schedulerE2eDuration = new Histogram({
+    this.schedulerE2eDuration = new AggregateHistogram({
       name: 'inference_extension_scheduler_e2e_duration_seconds',
       help: 'End-to-end scheduling latency distribution in seconds.',
       buckets: PLUGIN_BUCKETS,
@@ -290,7 +290,7 @@ export class EppMetrics {
       labelNames: ['outcome'],
       registers: r,
     });
-    this.requestBodyWait = new Histogram({
+    this.requestBodyWait = new AggregateHistogram({
       name: 'epp_request_body_wait_seconds',
       help: 'Time from the first to the last request-body message of a request.',
       buckets: HOOK_BUCKETS,

@@ -551,8 +551,10 @@ export class ExtProcStream {
     this.#pending.length = 0;
     this.#body = [];
     this.#responseBody = null;
-    this.#abortWith(reason);
     const decision = this.#decision;
+    // The request's signal means "ended abnormally": a stream that half-closes after its response completed
+    // ended normally, so nothing is aborted (and no Error is made) for it.
+    if (!(reason === HALF_CLOSED && decision !== undefined && decision.response.completed)) this.#abortWith(reason);
     if (this.#span) {
       const clean = reason === HALF_CLOSED && (prev === 'routed' || this.#responseStarted) && (decision === undefined || decision.response.completed);
       this.#span.end(clean ? undefined : reason);

@@ -81,8 +81,16 @@ function usageFromSseData(data: string): Usage | undefined {
 class SseUsageParser implements ResponseParser {
   readonly #decoder = new TextDecoder();
   #carry = '';
+  /** False while the decoder may hold the first bytes of a character split across chunks. */
+  #decoderEmpty = true;
 
   push(chunk: Uint8Array, endOfStream: boolean): Usage | undefined {
+    // Most chunks are whole lines without usage: a line can only yield usage if it contains `usage`, so a chunk
+    // that ends a line, continues none (no carried text, no split character) and has no such bytes is skipped
+    // without being decoded.
+    const n = chunk.length;
+    if (n > 0 && this.#carry === '' && this.#decoderEmpty && chunk[n - 1] === 0x0a && !containsUsage(chunk)) return undefined;
+    if (n > 0) this.#decoderEmpty = endOfStream || (chunk[n - 1] as number) < 0x80;
     let text = this.#carry + this.#decoder.decode(chunk, { stream: !endOfStream });
     let found: Usage | undefined;
     let start = 0;
@@ -112,6 +120,13 @@ class SseUsageParser implements ResponseParser {
     if (data === '[DONE]') return undefined;
     return usageFromSseData(data);
   }
+}
+
+const USAGE = Buffer.from('usage');
+
+function containsUsage(chunk: Uint8Array): boolean {
+  const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return b.indexOf(USAGE) >= 0;
 }
 
 /** A whole JSON body: parsed once at end of stream. */
