@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { ProcessingResponseSchema, type ProcessingResponse } from '../../src/gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
-import { asBuffer, encodeStreamedBodyReply, serializeReply } from '../../src/server/extproc/codec.ts';
+import { asBuffer, encodeHeadersReply, encodeStreamedBodyReply, serializeReply } from '../../src/server/extproc/codec.ts';
+import { HeaderValueOption_HeaderAppendAction } from '../../src/gen/envoy/config/core/v3/base_pb.ts';
+import type { JsonObject } from '@bufbuild/protobuf';
+import { requestHeadersResponse, responseHeadersResponse, setHeader } from '../../src/server/extproc/messages.ts';
 import { BODY_BYTE_LIMIT, bodyResponses } from '../../src/server/extproc/messages.ts';
 
 function generic(side: 'requestBody' | 'responseBody', body: Uint8Array, endOfStream: boolean): ProcessingResponse {
@@ -80,5 +83,63 @@ describe('serialisers', () => {
     const view = asBuffer(u8);
     view[0] = 42;
     assert.equal(u8[0], 42, 'asBuffer shares memory');
+  });
+});
+
+describe('hand-encoded headers replies', () => {
+  const headerSets: Array<Array<[string, string]>> = [
+    [],
+    [['x-gateway-destination-endpoint', '10.0.0.1:8000']],
+    [
+      ['x-gateway-destination-endpoint', '10.0.0.1:8000,10.0.0.2:8000'],
+      ['Content-Length', '123456'],
+      ['x-empty', ''],
+      ['x-unicode', 'café 😀'],
+      ['x-long', 'v'.repeat(300)],
+    ],
+  ];
+  const metadata: Array<JsonObject | undefined> = [
+    undefined,
+    {},
+    { 'envoy.lb': { 'x-gateway-destination-endpoint': '10.0.0.1:8000' } },
+    { ns: { s: 'x', n: 1.5, i: -3, z: 0, b: true, f: false, nil: null, list: [1, 'two', [3], { four: 4 }], nested: { deeper: { k: 'v' } }, empty: {}, none: [] }, '': { '': '' } },
+  ];
+
+  function generic(side: 'requestHeaders' | 'responseHeaders', headers: Array<[string, string]>, clear: boolean, md: JsonObject | undefined): ProcessingResponse {
+    const setHeaders = headers.map(([key, value]) => ({
+      header: { key, rawValue: new TextEncoder().encode(value) },
+      appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
+    }));
+    const m = create(ProcessingResponseSchema, { response: { case: side, value: { response: { clearRouteCache: clear, headerMutation: { setHeaders } } } } });
+    if (md !== undefined) m.dynamicMetadata = md;
+    return m;
+  }
+
+  test('same bytes as the generated encoder for every side, header set, route-cache flag and metadata shape', () => {
+    for (const side of ['requestHeaders', 'responseHeaders'] as const) {
+      for (const headers of headerSets) {
+        for (const md of metadata) {
+          for (const clear of [false, true]) {
+            const want = toBinary(ProcessingResponseSchema, generic(side, headers, clear, md));
+            const got = encodeHeadersReply(side, headers.map(([k, v]) => setHeader(k, v)), clear, md);
+            assert.deepEqual(new Uint8Array(got), want, `${side} ${headers.length} headers ${JSON.stringify(md)} clear=${clear}`);
+          }
+        }
+      }
+    }
+  });
+
+  test('the builders the stream uses decode to the replies it means', () => {
+    const md = { 'envoy.lb': { 'x-gateway-destination-endpoint': '10.0.0.9:8000' } };
+    const req = fromBinary(ProcessingResponseSchema, new Uint8Array(serializeReply(requestHeadersResponse([setHeader('x-a', '1')], md))));
+    assert.equal(req.response.case, 'requestHeaders');
+    const common = req.response.value?.response;
+    assert.equal(common?.clearRouteCache, true);
+    assert.deepEqual(common?.headerMutation?.setHeaders.map((h) => [h.header?.key, new TextDecoder().decode(h.header?.rawValue), h.appendAction]), [['x-a', '1', HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD]]);
+    assert.deepEqual(req.dynamicMetadata, md);
+    const res = fromBinary(ProcessingResponseSchema, new Uint8Array(serializeReply(responseHeadersResponse([setHeader('x-went-into-resp-headers', 'true')]))));
+    assert.equal(res.response.case, 'responseHeaders');
+    assert.equal(res.response.value?.response?.clearRouteCache, false);
+    assert.equal(res.dynamicMetadata, undefined);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Hand-encoded hot reply shape, and the copy-free (de)serialisers of the gRPC service.
+ * Hand-encoded hot reply shapes, and the copy-free (de)serialisers of the gRPC service.
  *
  * Streamed body replies (`ProcessingResponse{request_body|response_body: BodyResponse{response: CommonResponse{
  * body_mutation: BodyMutation{streamed_response: StreamedBodyResponse{body, end_of_stream}}}}}`) are most of
@@ -7,6 +7,9 @@
  * straight into one buffer (nested lengths computed up front) instead of creating a generic protobuf message
  * and running the reflective encoder. The bytes are exactly what the generated encoder writes for the same
  * message (test/extproc/codec.test.ts decodes them with the generated codec and compares both ways).
+ *
+ * The headers replies (one or two per stream: the headers to set, the route-cache flag, the `envoy.lb`
+ * metadata) are hand-encoded too, from the few fields the EPP sets; same test.
  *
  * A reply handed to the gRPC call is either a `ProcessingResponse` (encoded by the generated codec) or such
  * pre-encoded bytes (`EncodedReply`), passed through as they are.
@@ -91,4 +94,126 @@ export function asBuffer(bytes: Uint8Array): Buffer {
 export function serializeReply(reply: Reply): Buffer {
   if (reply instanceof Uint8Array) return reply;
   return asBuffer(toBinary(ProcessingResponseSchema, reply));
+}
+
+// ------------------------------------------------------------------ headers replies
+
+/**
+ * Pieces of an encoded message: the bytes, in order, and their total length. Nested messages are written as
+ * tag, length, then their own pieces; everything is copied once, into the final buffer.
+ */
+class Pieces {
+  readonly parts: Uint8Array[] = [];
+  length = 0;
+
+  bytes(b: Uint8Array): this {
+    this.parts.push(b);
+    this.length += b.length;
+    return this;
+  }
+
+  varint(n: number): this {
+    const b = Buffer.allocUnsafe(varintSize(n));
+    writeVarint(b, 0, n);
+    return this.bytes(b);
+  }
+
+  /** A length-delimited field (wire type 2) holding `payload`. */
+  field(field: number, payload: Pieces | Uint8Array): this {
+    this.varint((field << 3) | 2);
+    if (payload instanceof Uint8Array) return this.varint(payload.length).bytes(payload);
+    this.varint(payload.length);
+    for (const p of payload.parts) this.parts.push(p);
+    this.length += payload.length;
+    return this;
+  }
+
+  string(field: number, s: string): this {
+    return this.field(field, Buffer.from(s, 'utf8'));
+  }
+
+  /** A varint field (wire type 0). */
+  uint(field: number, n: number): this {
+    return this.varint(field << 3).varint(n);
+  }
+
+  done(): Buffer {
+    return Buffer.concat(this.parts, this.length);
+  }
+}
+
+/** A header to set, as the headers replies carry it: key, raw value, append action. */
+export interface HeaderToSet {
+  readonly key: string;
+  readonly rawValue: Uint8Array;
+  readonly appendAction: number;
+}
+
+/** `HeaderValueOption{header: HeaderValue{key, raw_value}, append_action}` (the only fields the EPP sets). */
+function headerValueOption(h: HeaderToSet): Pieces {
+  const header = new Pieces();
+  if (h.key.length > 0) header.string(1, h.key);
+  if (h.rawValue.length > 0) header.field(3, h.rawValue);
+  const option = new Pieces().field(1, header);
+  if (h.appendAction !== 0) option.uint(3, h.appendAction);
+  return option;
+}
+
+/** A google.protobuf.Value for a JSON value (as protobuf-es writes a JsonValue). */
+function jsonValue(v: unknown): Pieces {
+  const out = new Pieces();
+  if (v === null) return out.uint(1, 0);
+  switch (typeof v) {
+    case 'number': {
+      const b = Buffer.allocUnsafe(8);
+      b.writeDoubleLE(v, 0);
+      return out.varint((2 << 3) | 1).bytes(b);
+    }
+    case 'string':
+      return out.string(3, v);
+    case 'boolean':
+      return out.uint(4, v ? 1 : 0);
+    case 'object': {
+      if (Array.isArray(v)) {
+        const list = new Pieces();
+        for (const e of v) list.field(1, jsonValue(e));
+        return out.field(6, list);
+      }
+      return out.field(5, jsonStruct(v as Record<string, unknown>));
+    }
+    default:
+      throw new TypeError(`not a JSON value: ${typeof v}`);
+  }
+}
+
+/** A google.protobuf.Struct for a JSON object: one map entry `{key, value}` per field, in insertion order. */
+function jsonStruct(o: Record<string, unknown>): Pieces {
+  const struct = new Pieces();
+  for (const [k, v] of Object.entries(o)) {
+    // A map entry writes its key and value always, even when empty (as protobuf-es does).
+    const entry = new Pieces().string(1, k).field(2, jsonValue(v));
+    struct.field(1, entry);
+  }
+  return struct;
+}
+
+/**
+ * A request-headers or response-headers reply: `HeadersResponse{response: CommonResponse{header_mutation:
+ * {set_headers}, clear_route_cache}}`, and `dynamic_metadata` when given. Byte for byte what the generated encoder
+ * writes for the same message (codec.test.ts).
+ */
+export function encodeHeadersReply(
+  side: 'requestHeaders' | 'responseHeaders',
+  setHeaders: readonly HeaderToSet[],
+  clearRouteCache: boolean,
+  dynamicMetadata?: Record<string, unknown>,
+): EncodedReply {
+  const mutation = new Pieces();
+  for (const h of setHeaders) mutation.field(1, headerValueOption(h));
+  // The generated encoder writes a set message field even when it is empty: so does this.
+  const common = new Pieces().field(2, mutation);
+  if (clearRouteCache) common.uint(5, 1);
+  const top = new Pieces().field(side === 'requestHeaders' ? 1 : 2, new Pieces().field(1, common));
+  if (dynamicMetadata !== undefined) top.field(8, jsonStruct(dynamicMetadata));
+  return top.done();
 }
