@@ -185,7 +185,7 @@ export class ExtProcStream {
 
   #handle(msg: ProcessingRequest): void | Promise<void> {
     // Upstream replaces the request metadata with every message's metadata_context.
-    this.#proxyMetadata = (msg.metadataContext?.filterMetadata ?? {}) as Record<string, Record<string, unknown>>;
+    this.#proxyMetadata = (msg.metadataContext?.filterMetadata ?? NO_METADATA) as Record<string, Record<string, unknown>>;
     const req = msg.request;
     if (!this.#active && req.case !== undefined) {
       this.#active = true;
@@ -573,6 +573,8 @@ export class ExtProcStream {
 }
 
 const HALF_CLOSED = 'stream ended before the response completed';
+/** The proxy metadata of a message that carries none (most): one shared, frozen empty object. */
+const NO_METADATA: Record<string, Record<string, unknown>> = Object.freeze({}) as Record<string, Record<string, unknown>>;
 
 function envoyLb(destination: string): JsonObject {
   return { [ENVOY_LB_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: destination } };
