@@ -111,6 +111,8 @@ export class ExtProcStream {
   #span: RequestSpan | undefined;
   // Hardening (limits of docs/operations.md): idle timer, request-body budget, response buffer cap.
   #idleTimer: NodeJS.Timeout | undefined;
+  /** When the last message arrived (performance.now()): the idle timer re-arms itself from it, lazily. */
+  #lastMessageAt = 0;
   #reservation: BodyReservation | undefined;
   #responseBytes = 0;
   #passThrough = false;
@@ -120,7 +122,19 @@ export class ExtProcStream {
     this.#ctx = ctx;
     const idleMs = ctx.idleTimeoutMs ?? 0;
     if (idleMs > 0) {
-      this.#idleTimer = setTimeout(() => this.#onIdle(idleMs), idleMs);
+      // One timer per stream, not touched per message: when it fires it re-arms for the time still left since
+      // the last message, and ends the stream only once that much time passed without one.
+      this.#lastMessageAt = performance.now();
+      const check = (): void => {
+        const left = idleMs - (performance.now() - this.#lastMessageAt);
+        if (left > 0) {
+          this.#idleTimer = setTimeout(check, Math.ceil(left));
+          this.#idleTimer.unref();
+          return;
+        }
+        this.#onIdle(idleMs);
+      };
+      this.#idleTimer = setTimeout(check, idleMs);
       this.#idleTimer.unref();
     }
     call.on('data', (msg: ProcessingRequest) => this.#receive(msg));
@@ -144,7 +158,7 @@ export class ExtProcStream {
 
   #receive(msg: ProcessingRequest): void {
     if (this.#state === 'done') return;
-    this.#idleTimer?.refresh();
+    if (this.#idleTimer !== undefined) this.#lastMessageAt = performance.now();
     if (this.#busy) {
       this.#pending.push(msg);
       return;
