@@ -536,6 +536,8 @@ export class ExtProcStream {
   }
 
   #terminate(reason: string): void {
+    // grpc-js reports `cancelled` for a stream it closes after a normal end too: nothing to abort then.
+    if (this.#state === 'done') return;
     this.#abortWith(reason);
     this.#finishStream(reason);
   }
