@@ -29,8 +29,10 @@ export const PREPARE_DATA_TIMEOUT_MS = 400;
 
 /**
  * Bodies of at least this many bytes are processed in slices: the director yields to the event loop before
- * parsing and after it, so other streams' messages are served between the slices instead of waiting for one
- * long synchronous stretch (a 256 KB prompt is ≈ 1 ms of work). Smaller bodies never yield (no added latency).
+ * parsing, after it, and after the data producers (prefix hashing), so other streams' messages are served between
+ * the slices instead of waiting for one long synchronous stretch (a 256 KB prompt is ≈ 1–2 ms of work here; the
+ * longest slice is the JSON parse). Smaller bodies never yield (no added latency). The ext_proc server sends such
+ * a body's pieces one per turn as well.
  */
 export const LARGE_BODY_BYTES = 64 * 1024;
 
@@ -311,6 +313,8 @@ export class Director {
     if (o.hooks.prepareData !== null) {
       const r = this.#prepareData(request, candidates, scope);
       if (r !== undefined) await r;
+      // A large body's prefix hashing (up to the cap) had its slice; scheduling gets the next.
+      if (request.requestSizeBytes >= LARGE_BODY_BYTES) await this.#yieldTurn();
     }
     if (o.hooks.admit !== null) {
       const r = this.#admit(request, candidates, scope);

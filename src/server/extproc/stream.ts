@@ -45,8 +45,9 @@ import {
 import { rewriteModelInResponse } from '../../runtime/model-rewrite.ts';
 import { isThenable } from '../../util/deferred.ts';
 import type { BodyBudget, BodyReservation } from '../body-budget.ts';
-import type { Reply } from './codec.ts';
+import { encodeStreamedBodyReply, type Reply } from './codec.ts';
 import {
+  BODY_BYTE_LIMIT,
   bodyResponses,
   immediateResponse,
   readHeaders,
@@ -304,7 +305,18 @@ export class ExtProcStream {
     this.#decision = decision;
     this.#state = 'routed';
     this.#write(requestHeadersResponse(this.#echoRequestHeaders(decision.destination, decision.body.length), envoyLb(decision.destination)));
-    for (const r of bodyResponses('requestBody', decision.body, true)) this.#write(r);
+    const forwarded = decision.body;
+    if (forwarded.length <= BODY_BYTE_LIMIT) this.#write(encodeStreamedBodyReply('requestBody', forwarded, true));
+    else {
+      // The headers reply leaves first, on its own; then one ≤62,000-byte piece per event-loop turn, so other
+      // streams are served between the pieces. Later messages of this stream wait (the stream is busy).
+      for (let at = 0; at < forwarded.length; at += BODY_BYTE_LIMIT) {
+        await nextTurn();
+        if (this.#closed || (this.#state as State) === 'done') return;
+        const end = Math.min(forwarded.length, at + BODY_BYTE_LIMIT);
+        this.#write(encodeStreamedBodyReply('requestBody', forwarded.subarray(at, end), end === forwarded.length));
+      }
+    }
     this.#ctx.logger.debug({ requestId: this.#requestId, destination: decision.destination }, 'EPP sent request body response(s) to proxy');
   }
 
@@ -589,6 +601,8 @@ export class ExtProcStream {
 }
 
 const HALF_CLOSED = 'stream ended before the response completed';
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 /** The proxy metadata of a message that carries none (most): one shared, frozen empty object. */
 const NO_METADATA: Record<string, Record<string, unknown>> = Object.freeze({}) as Record<string, Record<string, unknown>>;
 
