@@ -32,6 +32,7 @@ import type { Reachability } from '../../runtime/reachability.ts';
 import { BodyBudget, type BodyReservation } from '../body-budget.ts';
 import { checkProxyPath, DEFAULT_GATEWAY_LIMITS, forwardableHeaders, type GatewayLimits } from './limits.ts';
 import { ModelCatalog } from './model-catalog.ts';
+import { pump } from './pump.ts';
 import { WriteCoalescer } from './write-coalescer.ts';
 import { openAiError, openAiErrorFor, sendError, statusForEppError } from './openai-errors.ts';
 
@@ -413,20 +414,19 @@ export class Gateway {
     res.writeHead(status, outHeaders);
     res.flushHeaders();
 
-    const chunks = idleGuarded(up, l.upstreamIdleTimeoutMs);
     if (streaming) {
-      for await (const chunk of chunks) {
-        const r = stream.onChunk(chunk, false);
-        if (r) await r;
-        if (res.destroyed) return void up.destroy();
-        if (!this.#coalescer.write(res, rewrite ? rewriteModelInResponse(chunk, request) : chunk)) await drained(res);
-        if (res.destroyed) return void up.destroy();
-      }
+      await pump(up, res, {
+        onChunk: (chunk) => stream.onChunk(chunk, false),
+        write: (chunk) => this.#coalescer.write(res, rewrite ? rewriteModelInResponse(chunk, request) : chunk),
+        idleMs: l.upstreamIdleTimeoutMs,
+        onIdle: () => new UpstreamTimeout('idle', l.upstreamIdleTimeoutMs),
+      });
       if (res.destroyed) return;
       await stream.onChunk(EMPTY, true);
       res.end();
       return;
     }
+    const chunks = idleGuarded(up, l.upstreamIdleTimeoutMs);
     // Buffered: hooks see the whole body once, as with ext_proc — up to the cap. Beyond it the body passes through
     // (with backpressure) and the hooks see only the end of the stream (usage unknown; counted).
     const parts: Buffer[] = [];
