@@ -33,7 +33,6 @@ import { BodyBudget, type BodyReservation } from '../body-budget.ts';
 import { checkProxyPath, DEFAULT_GATEWAY_LIMITS, forwardableHeaders, type GatewayLimits } from './limits.ts';
 import { ModelCatalog } from './model-catalog.ts';
 import { pump } from './pump.ts';
-import { WriteCoalescer } from './write-coalescer.ts';
 import { openAiError, openAiErrorFor, sendError, statusForEppError } from './openai-errors.ts';
 
 export interface GatewayOptions {
@@ -76,8 +75,6 @@ export class Gateway {
   readonly #limits: GatewayLimits;
   readonly #allowed: ReadonlySet<string>;
   readonly #budget: BodyBudget;
-  /** Streamed chunks written per event-loop turn (write-coalescer.ts). */
-  readonly #coalescer = new WriteCoalescer();
   #idleWaiters: Array<() => void> = [];
 
   constructor(options: GatewayOptions) {
@@ -417,7 +414,7 @@ export class Gateway {
     if (streaming) {
       await pump(up, res, {
         onChunk: (chunk) => stream.onChunk(chunk, false),
-        write: (chunk) => this.#coalescer.write(res, rewrite ? rewriteModelInResponse(chunk, request) : chunk),
+        write: (chunk) => res.write(rewrite ? rewriteModelInResponse(chunk, request) : chunk),
         idleMs: l.upstreamIdleTimeoutMs,
         onIdle: () => new UpstreamTimeout('idle', l.upstreamIdleTimeoutMs),
       });
