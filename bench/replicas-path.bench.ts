@@ -21,6 +21,8 @@ import { systemClock } from '../src/util/clock.ts';
 import { createRandomSource } from '../src/util/random.ts';
 import { makeCandidate, makeEndpoint, makeRequest, makeSchedulingResult } from '../test/support/plugin-fixtures.ts';
 import { quantiles } from './routing/stats.ts';
+import { InFlightTracker } from '../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' } } });
 const ROUNDS = Number(args.rounds);
@@ -28,7 +30,7 @@ const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
 
 const endpoints: Endpoint[] = Array.from({ length: 8 }, (_, i) => makeEndpoint(`ep${i}`));
-const handle = { logger: silentLogger(), clock: systemClock, random: createRandomSource(1), plugin: () => undefined, endpoints: () => endpoints };
+const handle = { logger: silentLogger(), clock: systemClock, random: createRandomSource(1), plugin: () => undefined, endpoints: () => endpoints, inflight: new InFlightTracker(), metrics: new PluginMetricSources() };
 const local = approxPrefixCacheProducerFactory('prefix', { autoTune: false, lruCapacityPerServer: 31_250 }, handle) as ApproxPrefixCacheProducer;
 /** The peer: a replicated index whose placements are precomputed (its own hashing is not this replica's cost). */
 class PeerIndex implements ReplicatedIndex {

@@ -6,7 +6,7 @@
 import { CONFIG_PRESETS } from '../src/config/presets.ts';
 import type { Plugin } from '../src/framework/plugin.ts';
 import { silentLogger } from '../src/observability/logger.ts';
-import { startEpp } from '../src/server/epp.ts';
+import { startEpp } from '../src/server/bootstrap.ts';
 import { fixedStore } from '../test/support/epp.ts';
 import { announce } from './support/child.ts';
 

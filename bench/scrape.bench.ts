@@ -33,7 +33,8 @@ import { Agent as HttpAgent, createServer, get as httpGet } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Agent as UndiciAgent, type Dispatcher } from 'undici';
-import { startDataLayer, IntervalTicker, SharedTicker, systemClock, type Ticker } from '../src/datalayer/index.ts';
+import { startDataLayer, IntervalTicker, SharedTicker, type Ticker } from '../src/datalayer/index.ts';
+import { systemClock } from '../src/util/clock.ts';
 import type { Logger } from '../src/framework/plugin.ts';
 import { coreMetricsExtractorFactory, type CoreMetricsExtractor } from '../src/plugins/datalayer/extractor/core-metrics-extractor/index.ts';
 import { MetricsDataSource } from '../src/plugins/datalayer/source/metrics-data-source/index.ts';
@@ -43,6 +44,8 @@ import { DEFAULT_VLLM_STATE, renderVllmExposition, countSeries } from '../test/f
 import { repetitions, warmUntilSteady } from './support/alternate.ts';
 import { printRunInfo } from './support/run-info.ts';
 import { formatSpread, median, spread } from './support/stats.ts';
+import { InFlightTracker } from '../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -275,7 +278,7 @@ async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnch
     skipUnchangedBodies: v.skipUnchangedBodies,
   });
   const ticker: Ticker = v.ticker === 'interval' ? new IntervalTicker() : new SharedTicker();
-  const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [] }) as CoreMetricsExtractor;
+  const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }) as CoreMetricsExtractor;
   const dl = await startDataLayer({
     static: ports.map((p) => `127.0.0.1:${p}`),
     refreshIntervalMs: INTERVAL_MS,
@@ -312,7 +315,7 @@ async function runConfig(ports: number[], v: { selectiveParse: boolean; skipUnch
 }
 
 function microParse(body: string): void {
-  const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [] }) as CoreMetricsExtractor;
+  const extractor = coreMetricsExtractorFactory('core', undefined, { logger: silent, clock: systemClock, random: { next: Math.random }, plugin: () => undefined, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }) as CoreMetricsExtractor;
   const wanted = extractor.inputKeysFor({ name: 'e', namespace: 'n', podName: 'p', address: 'a', port: 1, metricsHost: 'a:1', labels: {} });
   const runs = (fn: () => unknown): number => {
     const per: number[] = [];

@@ -55,3 +55,28 @@ test('every import in src/ points down the layer stack', () => {
   }
   assert.deepEqual(violations, []);
 });
+
+test('the table keeps the dependency rule: engine and config never import plugins, config never imports the engine', () => {
+  // The table is the rule; these pins stop it from being loosened silently (docs/architecture.md).
+  assert.deepEqual(ALLOWED.framework, ['framework']);
+  for (const layer of ['runtime', 'config', 'observability', 'framework', 'util']) {
+    assert.ok(!ALLOWED[layer]!.includes('plugins'), `${layer} may not import plugins: offer what plugins need through the plugin handle`);
+  }
+  assert.ok(!ALLOWED.config!.includes('runtime'), 'config/ produces a plan; the runtime compiles it');
+  assert.ok(!ALLOWED.runtime!.includes('server'), 'the engine never imports an adapter');
+});
+
+test('outside plugins/, only the files docs/architecture.md lists name a built-in plugin', () => {
+  const listed = /<!-- plugin-importers:start -->([\s\S]*?)<!-- plugin-importers:end -->/.exec(DOC);
+  assert.ok(listed, 'docs/architecture.md has no plugin-importers list');
+  const allowed = new Set([...listed[1]!.matchAll(/`([\w/.-]+)`/g)].map((m) => m[1]!));
+  const importers = new Set<string>();
+  for (const file of files(SRC)) {
+    if (layerOf(file) === 'plugins') continue;
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g)) {
+      if (layerOf(resolve(dirname(file), (m[1] ?? m[2]) as string)) === 'plugins') importers.add(relative(SRC, file).split(sep).join('/'));
+    }
+  }
+  assert.deepEqual([...importers].sort(), [...allowed].sort());
+});

@@ -2,17 +2,19 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { test } from 'node:test';
-import { loadConfig } from '../src/config/loader.ts';
+import { loadConfig } from './support/config.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { createRandomSource } from '../src/util/random.ts';
 import { builtinRegistry } from './support/registry.ts';
+import { InFlightTracker } from '../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
 const FIXTURES = new URL('fixtures/upstream-configs/', import.meta.url);
 
 function load(text: string, origin = 'test.yaml') {
   return loadConfig({ text, origin }, {
     registry: builtinRegistry(),
-    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
+    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }),
   });
 }
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { FakeEnvoy } from './support/fake-envoy.ts';
 import { configText, startTestEpp } from './support/epp.ts';
-import { pluginModuleSpecifier } from '../src/server/epp.ts';
+import { pluginModuleSpecifier } from '../src/server/plugin-modules.ts';
 
 test('the example token-counter plugin loads via pluginModules and reports on the final reply', async () => {
   const epp = await startTestEpp({

@@ -18,6 +18,7 @@ import { EndpointNotificationSource } from '../src/plugins/datalayer/source/endp
 import { K8sNotificationSource } from '../src/plugins/datalayer/source/k8s-notification-source/index.ts';
 import { EMBED_PATH, GENERATE_PATH, VllmGrpcParser } from '../src/plugins/parser/vllmgrpc-parser/index.ts';
 import { BUILTIN_PLUGINS } from '../src/plugins/register.ts';
+import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { InFlightLoadProducer } from '../src/plugins/requestcontrol/inflight-load-producer/index.ts';
 import { FakeEnvoy, setHeaders, streamedBody } from './support/fake-envoy.ts';
 import { FakeKubeApiServer, INFERENCE_POOLS, makeInferencePool, PODS, type ResourceType } from './support/fake-kube-apiserver.ts';
@@ -205,7 +206,7 @@ describe('notification sources', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'epp-notify-')), 'endpoints.yaml');
     writeFileSync(file, 'endpoints:\n- {address: 10.0.0.1, port: 8000, name: a}\n- {address: 10.0.0.2, port: 8000, name: b}\n');
     const source = new EndpointNotificationSource('endpoint-notification-source');
-    const load = new InFlightLoadProducer('load');
+    const load = new InFlightLoadProducer('load', new InFlightTracker(), { now: () => 0 });
     const layer = await startDataLayer({ endpointsFile: file, sources: [{ source, extractors: [load] }], logger: silentLogger(), clock: { now: () => 0 } });
     try {
       const request = makeRequest();

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { silentLogger } from '../src/observability/logger.ts';
-import { startEpp } from '../src/server/epp.ts';
+import { startEpp } from '../src/server/bootstrap.ts';
 import { startFleet } from '../src/sim/index.ts';
 import { FakeEnvoy, setHeaders } from './support/fake-envoy.ts';
 import { waitUntil } from './support/wait.ts';

@@ -22,7 +22,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { CONFIG_PRESETS, presetNeedsKvEvents } from '../../src/config/presets.ts';
 import { LABEL_KV_EVENTS_ENDPOINT } from '../../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { startEpp } from '../../src/server/epp.ts';
+import { startEpp } from '../../src/server/bootstrap.ts';
 import { DEFAULT_MODEL_NAME } from '../../src/sim/config.ts';
 import type { FleetReply, FleetStart } from './fleet-process.ts';
 import type { LoadgenMessage, LoadgenRun } from './loadgen.ts';

@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 const ROOT = resolve(import.meta.dirname, '../..');
 
 /** The benchmark scripts `epp bench <name>` runs, relative to the repository root. */
-export const BENCHES: Readonly<Record<string, string>> = {
+const BENCHES: Readonly<Record<string, string>> = {
   routing: 'bench/routing/run.ts',
   calibrate: 'bench/routing/calibrate.ts',
 };

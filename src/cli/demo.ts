@@ -30,7 +30,7 @@ export function addDemoCommand(program: Command): void {
       const logger = opts.v === undefined ? createLogger({ level: 'warn' }) : createLogger({ verbosity: opts.v });
       // Loaded when the demo runs, not for `epp --help`.
       const [{ configSourceFrom, startEpp }, { startFleet }, { EPP_DEFAULT_CONFIG_TEXT }] = await Promise.all([
-        import('../server/epp.ts'),
+        import('../server/bootstrap.ts'),
         import('../sim/index.ts'),
         import('../config/presets.ts'),
       ]);

@@ -8,8 +8,18 @@ import { Command, CommanderError, Option } from 'commander';
 import { EppConfigError } from '../framework/errors.ts';
 import { tracingEnabled } from '../observability/tracing-env.ts';
 import { createLogger } from '../observability/logger.ts';
-import type { DiscoveryOptions, EppOptions } from '../server/epp.ts';
-import { DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT } from '../server/defaults.ts';
+import type { DiscoveryOptions, EppOptions } from '../server/bootstrap-options.ts';
+import {
+  DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_REQUEST_BODY_BYTES,
+  DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT,
+  DEFAULT_METRICS_STALENESS_MS,
+  DEFAULT_POOL_METRICS_REFRESH_MS,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+} from '../server/defaults.ts';
+import { DEFAULT_RESPONSE_CHUNK_HOOKS, DEFAULT_RESPONSE_HOOK_TIMEOUT_MS, DEFAULT_RESPONSE_QUEUE_LIMIT, DEFAULT_RESPONSE_QUEUE_OVERFLOW } from '../runtime/defaults.ts';
+import { formatDuration } from '../util/duration.ts';
+import { DEFAULT_REFRESH_INTERVAL_MS } from '../datalayer/defaults.ts';
 import { DEFAULT_GATEWAY_LIMITS } from '../server/gateway/limits.ts';
 import { DEFAULT_MAX_EXTRA_MODEL_LABELS } from '../observability/label-bound.ts';
 import type { Logger } from '../framework/plugin.ts';
@@ -92,18 +102,18 @@ function addCoreOptions(cmd: Command): Command {
     .addOption(new Option('--model-server-metrics-scheme <scheme>', 'deprecated: default `scheme` of metrics-data-source').choices(['http', 'https']))
     .addOption(new Option('--model-server-metrics-path <path>', 'deprecated: default `path` of metrics-data-source'))
     .addOption(new Option('--model-server-metrics-https-insecure-skip-verify [bool]', 'deprecated: default `insecureSkipVerify` of metrics-data-source').argParser(bool('model-server-metrics-https-insecure-skip-verify')))
-    .addOption(new Option('--refresh-metrics-interval <duration>', 'scrape interval per endpoint').default(50, '50ms').argParser(duration('refresh-metrics-interval')))
+    .addOption(new Option('--refresh-metrics-interval <duration>', 'scrape interval per endpoint').default(DEFAULT_REFRESH_INTERVAL_MS, formatDuration(DEFAULT_REFRESH_INTERVAL_MS)).argParser(duration('refresh-metrics-interval')))
     .addOption(new Option('--resources-file <path>', 'watched InferenceObjective/InferenceModelRewrite manifests (multi-document YAML; see docs/flow-control.md)'))
     .addOption(new Option('--disable-endpoint-subset-filter [bool]', 'ignore the envoy.lb.subset_hint endpoint subset').default(false).argParser(bool('disable-endpoint-subset-filter')))
     .addOption(new Option('--plugin-module <path>', 'load a module that registers plugin types (repeatable)').argParser(collect))
-    .addOption(new Option('--response-hook-timeout <duration>', 'timeout of one async response hook call').default(1000, '1s').argParser(duration('response-hook-timeout')))
-    .addOption(new Option('--response-queue-limit <n>', 'pending chunk-hook items per stream').default(1024).argParser(int('response-queue-limit', 1, 1 << 20)))
-    .addOption(new Option('--response-queue-overflow <policy>', 'when a stream queue is full: drop (skip those chunks\' hooks) or block (the reply waits)').choices(['drop', 'block']).default('drop'))
-    .addOption(new Option('--response-chunk-hooks <mode>', 'async: chunk hooks off the critical path; inline: each reply waits for them').choices(['async', 'inline']).default('async'))
+    .addOption(new Option('--response-hook-timeout <duration>', 'timeout of one async response hook call').default(DEFAULT_RESPONSE_HOOK_TIMEOUT_MS, formatDuration(DEFAULT_RESPONSE_HOOK_TIMEOUT_MS)).argParser(duration('response-hook-timeout')))
+    .addOption(new Option('--response-queue-limit <n>', 'pending chunk-hook items per stream').default(DEFAULT_RESPONSE_QUEUE_LIMIT).argParser(int('response-queue-limit', 1, 1 << 20)))
+    .addOption(new Option('--response-queue-overflow <policy>', 'when a stream queue is full: drop (skip those chunks\' hooks) or block (the reply waits)').choices(['drop', 'block']).default(DEFAULT_RESPONSE_QUEUE_OVERFLOW))
+    .addOption(new Option('--response-chunk-hooks <mode>', 'async: chunk hooks off the critical path; inline: each reply waits for them').choices(['async', 'inline']).default(DEFAULT_RESPONSE_CHUNK_HOOKS))
     .addOption(new Option('--max-request-body-bytes <n>', 'larger request bodies get 413').default(DEFAULT_MAX_REQUEST_BODY_BYTES).argParser(int('max-request-body-bytes', 1, 2 ** 31)))
-    .addOption(new Option('--shutdown-grace-period <duration>', 'on SIGTERM, how long open requests may finish').default(30_000, '30s').argParser(duration('shutdown-grace-period')))
-    .addOption(new Option('--refresh-prometheus-metrics-interval <duration>', 'how often the inference_pool_* gauges are recomputed').default(5_000, '5s').argParser(duration('refresh-prometheus-metrics-interval')))
-    .addOption(new Option('--metrics-staleness-threshold <duration>', 'endpoint metrics older than this do not count in the pool gauges').default(2_000, '2s').argParser(duration('metrics-staleness-threshold')))
+    .addOption(new Option('--shutdown-grace-period <duration>', 'on SIGTERM, how long open requests may finish').default(DEFAULT_SHUTDOWN_GRACE_MS, formatDuration(DEFAULT_SHUTDOWN_GRACE_MS)).argParser(duration('shutdown-grace-period')))
+    .addOption(new Option('--refresh-prometheus-metrics-interval <duration>', 'how often the inference_pool_* gauges are recomputed').default(DEFAULT_POOL_METRICS_REFRESH_MS, formatDuration(DEFAULT_POOL_METRICS_REFRESH_MS)).argParser(duration('refresh-prometheus-metrics-interval')))
+    .addOption(new Option('--metrics-staleness-threshold <duration>', 'endpoint metrics older than this do not count in the pool gauges').default(DEFAULT_METRICS_STALENESS_MS, formatDuration(DEFAULT_METRICS_STALENESS_MS)).argParser(duration('metrics-staleness-threshold')))
     .addOption(new Option('--ha-redis-url <url>', 'share prefix placements and in-flight load with the other replicas over this Redis (redis:// or rediss://; see docs/replicas.md)'))
     .addOption(new Option('--tracing [bool]', 'OpenTelemetry request spans (default: on only when OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT is set)').argParser(bool('tracing')))
     .addOption(new Option('-v, --v <level>', 'log verbosity: 2 default, 3 verbose, 4 debug, 5 trace').default(2).argParser(int('v', -100, 100)));
@@ -119,23 +129,23 @@ function addCoreOptions(cmd: Command): Command {
 /** Limits against hostile clients and broken upstreams (docs/operations.md, "Limits"). */
 function addLimitOptions(cmd: Command): void {
   const d = DEFAULT_GATEWAY_LIMITS;
-  const ms = (flag: string, text: string, def: number, shown: string) => new Option(`--${flag} <duration>`, text).default(def, shown).argParser(duration(flag));
+  const ms = (flag: string, text: string, def: number) => new Option(`--${flag} <duration>`, text).default(def, def === 0 ? '0' : formatDuration(def)).argParser(duration(flag));
   cmd
     .addOption(new Option('--max-request-body-bytes-in-flight <n>', 'request-body bytes held at once across all requests; beyond → 429 (0 = unlimited)').default(DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT).argParser(int('max-request-body-bytes-in-flight', 0, 2 ** 40)))
     .addOption(new Option('--max-buffered-response-bytes <n>', 'non-streaming responses are buffered for the hooks up to this size; beyond, passed through (usage unknown)').default(d.maxBufferedResponseBytes).argParser(int('max-buffered-response-bytes', 0, 2 ** 31)))
     .addOption(new Option('--metrics-max-model-labels <n>', 'model names kept as metric labels beyond the known ones (served, rewrites); the rest are "other"').default(DEFAULT_MAX_EXTRA_MODEL_LABELS).argParser(int('metrics-max-model-labels', 0, 100_000)))
-    .addOption(ms('gateway-headers-timeout', 'gateway: time a client has to send its request headers (also for a connection that sends nothing)', d.headersTimeoutMs, '10s'))
-    .addOption(ms('gateway-body-idle-timeout', 'gateway: a request body that receives nothing for this long gets 408', d.bodyIdleTimeoutMs, '30s'))
-    .addOption(ms('gateway-keep-alive-timeout', 'gateway: idle keep-alive connections are closed after this long', d.keepAliveTimeoutMs, '30s'))
+    .addOption(ms('gateway-headers-timeout', 'gateway: time a client has to send its request headers (also for a connection that sends nothing)', d.headersTimeoutMs))
+    .addOption(ms('gateway-body-idle-timeout', 'gateway: a request body that receives nothing for this long gets 408', d.bodyIdleTimeoutMs))
+    .addOption(ms('gateway-keep-alive-timeout', 'gateway: idle keep-alive connections are closed after this long', d.keepAliveTimeoutMs))
     .addOption(new Option('--gateway-max-connections <n>', 'gateway: concurrent client connections (0 = unlimited)').default(d.maxConnections).argParser(int('gateway-max-connections', 0, 1 << 20)))
     .addOption(new Option('--gateway-max-header-bytes <n>', 'gateway: request line + headers size; larger gets 431').default(d.maxHeaderBytes).argParser(int('gateway-max-header-bytes', 1024, 1 << 20)))
     .addOption(new Option('--gateway-allowed-paths <list>', 'gateway: POST paths proxied upstream, comma-separated (model-server admin paths only when listed)').default(d.allowedPaths.join(','), 'the OpenAI inference paths'))
-    .addOption(ms('upstream-connect-timeout', 'gateway: connecting to the model server (→ 504)', d.upstreamConnectTimeoutMs, '5s'))
-    .addOption(ms('upstream-headers-timeout', 'gateway: from sending the request to the response headers (→ 504)', d.upstreamHeadersTimeoutMs, '5m'))
-    .addOption(ms('upstream-idle-timeout', 'gateway: a response that receives nothing for this long is ended (0 = never)', d.upstreamIdleTimeoutMs, '1m'))
+    .addOption(ms('upstream-connect-timeout', 'gateway: connecting to the model server (→ 504)', d.upstreamConnectTimeoutMs))
+    .addOption(ms('upstream-headers-timeout', 'gateway: from sending the request to the response headers (→ 504)', d.upstreamHeadersTimeoutMs))
+    .addOption(ms('upstream-idle-timeout', 'gateway: a response that receives nothing for this long is ended (0 = never)', d.upstreamIdleTimeoutMs))
     .addOption(new Option('--metrics-endpoint-auth [bool]', '/metrics needs a bearer token: Kubernetes TokenReview + SubjectAccessReview, or --metrics-auth-token-file').default(false).argParser(bool('metrics-endpoint-auth')))
     .addOption(new Option('--metrics-auth-token-file <path>', 'with --metrics-endpoint-auth: accept the bearer token(s) in this file (one per line) instead of asking Kubernetes'))
-    .addOption(ms('request-deadline', 'gateway: whole-request deadline (0 = none)', d.requestDeadlineMs, '0'));
+    .addOption(ms('request-deadline', 'gateway: whole-request deadline (0 = none)', d.requestDeadlineMs));
 }
 
 function limitOptions(opts: Record<string, unknown>): Pick<EppOptions, 'maxRequestBodyBytesInFlight' | 'maxBufferedResponseBytes' | 'maxExtraModelLabels' | 'gatewayLimits' | 'metricsAuth'> {
@@ -172,11 +182,11 @@ function limitOptions(opts: Record<string, unknown>): Pick<EppOptions, 'maxReque
 }
 
 /** Checks removed/ignored flags and builds the options shared by serve and gateway. */
-type ServerModule = typeof import('../server/epp.ts');
+type ServerModule = typeof import('../server/bootstrap.ts');
 
 /** The servers, plugins and config loader load when serve or gateway runs, not for `epp --help` or `epp sim`. */
 function loadServer(): Promise<ServerModule> {
-  return import('../server/epp.ts');
+  return import('../server/bootstrap.ts');
 }
 
 function coreOptions(opts: Record<string, unknown>, logger: Logger, server: Pick<ServerModule, 'configSourceFrom'>): Omit<EppOptions, 'grpcPort' | 'grpcHealthPort' | 'secureServing'> {
@@ -243,7 +253,7 @@ function addServeCommand(program: Command): void {
     .addOption(new Option('--health-checking [bool]', 'also serve grpc.health.v1 on the ext_proc port').default(false).argParser(bool('health-checking')))
     .addOption(new Option('--gateway-port <port>', 'also run the embedded OpenAI-compatible gateway on this port').argParser(int('gateway-port', 0, 65535)))
     .addOption(new Option('--gateway-host <host>', 'listen address of the embedded gateway').default('127.0.0.1'))
-    .addOption(new Option('--ext-proc-idle-timeout <duration>', 'an ext_proc stream that receives no message for this long is ended (0 = never)').default(DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, '10m').argParser(duration('ext-proc-idle-timeout')));
+    .addOption(new Option('--ext-proc-idle-timeout <duration>', 'an ext_proc stream that receives no message for this long is ended (0 = never)').default(DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, formatDuration(DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS)).argParser(duration('ext-proc-idle-timeout')));
   addCoreOptions(cmd).action(async (opts: Record<string, unknown>) => {
     const logger = createLogger({ verbosity: opts.v as number });
     const server = await loadServer();

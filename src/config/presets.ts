@@ -13,7 +13,7 @@
  */
 import { CONFIG_API_VERSION, CONFIG_KIND, DEFAULT_CONFIG_TEXT } from './schema.ts';
 
-export const UPSTREAM_DEFAULT_CONFIG_TEXT = DEFAULT_CONFIG_TEXT;
+const UPSTREAM_DEFAULT_CONFIG_TEXT = DEFAULT_CONFIG_TEXT;
 
 const header = `apiVersion: ${CONFIG_API_VERSION}
 kind: ${CONFIG_KIND}
@@ -57,7 +57,7 @@ ${WEIGHTED_322_WITH_FALLBACK}`;
  * gateway's retry. Best on hot prefixes (sp-skewed), behind upstream's scoring with a slow server (sp-hetero):
  * docs/benchmarks.md. On servers with a larger `max-num-seqs`, raise `maxOutstandingRequests` to it.
  */
-export const BOUNDED_AFFINITY_CONFIG_TEXT = `${header}plugins:
+const BOUNDED_AFFINITY_CONFIG_TEXT = `${header}plugins:
 - type: bounded-prefix-affinity-filter
   parameters:
     affinityThreshold: 0.5
@@ -79,7 +79,7 @@ schedulingProfiles:
   - pluginRef: max-score-picker
 `;
 
-export const ROUND_ROBIN_CONFIG_TEXT = `${header}plugins:
+const ROUND_ROBIN_CONFIG_TEXT = `${header}plugins:
 - type: round-robin-picker
   parameters:
     maxNumOfEndpoints: 2
@@ -89,7 +89,7 @@ schedulingProfiles:
   - pluginRef: round-robin-picker
 `;
 
-export const RANDOM_CONFIG_TEXT = `${header}plugins:
+const RANDOM_CONFIG_TEXT = `${header}plugins:
 - type: random-picker
   parameters:
     maxNumOfEndpoints: 2
@@ -99,7 +99,7 @@ schedulingProfiles:
   - pluginRef: random-picker
 `;
 
-export const LEAST_OUTSTANDING_REQUESTS_CONFIG_TEXT = `${header}plugins:
+const LEAST_OUTSTANDING_REQUESTS_CONFIG_TEXT = `${header}plugins:
 - type: least-outstanding-requests-scorer
 - type: max-score-picker
   parameters:
@@ -111,7 +111,7 @@ schedulingProfiles:
   - pluginRef: max-score-picker
 `;
 
-export const PREFIX_ONLY_CONFIG_TEXT = `${header}plugins:
+const PREFIX_ONLY_CONFIG_TEXT = `${header}plugins:
 - type: prefix-cache-scorer
 - type: max-score-picker
   parameters:
@@ -128,8 +128,8 @@ schedulingProfiles:
  * chunk ≈ 12 ms + 204.8 ms → ≈ 9.4k prefill tokens/s; `epp calibrate`-style recipe in docs/benchmarks.md), and a
  * penalty of half the benchmark's 2 s TTFT target. Calibrate both against your own servers.
  */
-export const SIM_PEAK_PREFILL_THROUGHPUT = 9400;
-export const STICKY_MAX_TTFT_PENALTY_MS = 1000;
+const SIM_PEAK_PREFILL_THROUGHPUT = 9400;
+const STICKY_MAX_TTFT_PENALTY_MS = 1000;
 
 const STICKY_PLUGINS = `- type: prefix-cache-affinity-filter
   parameters:
@@ -164,19 +164,19 @@ const PRECISE_PLUGINS = `- type: token-producer
 `;
 
 /** llm-d's current default shape over the approximate index: sticky until saturated, then token load. */
-export const APPROX_STICKY_CONFIG_TEXT = `${header}plugins:
+const APPROX_STICKY_CONFIG_TEXT = `${header}plugins:
 ${STICKY_PLUGINS}${STICKY_PROFILE}`;
 
 /** Upstream's weighted scoring (queue 2, kv-cache 2, prefix 3) over the precise index. */
-export const PRECISE_322_CONFIG_TEXT = `${header}plugins:
+const PRECISE_322_CONFIG_TEXT = `${header}plugins:
 ${PRECISE_PLUGINS}${WEIGHTED_322_WITH_FALLBACK}`;
 
 /** Sticky until saturated over the precise index (llm-d's precise path). */
-export const PRECISE_STICKY_CONFIG_TEXT = `${header}plugins:
+const PRECISE_STICKY_CONFIG_TEXT = `${header}plugins:
 ${PRECISE_PLUGINS}${STICKY_PLUGINS}${STICKY_PROFILE}`;
 
 /** Dynamo-style KV cost (new prefill blocks × weight + held blocks, argmin) over the precise index. */
-export const PRECISE_COST_CONFIG_TEXT = `${header}plugins:
+const PRECISE_COST_CONFIG_TEXT = `${header}plugins:
 ${PRECISE_PLUGINS}- type: kv-cost-scorer
   parameters:
     overlapScoreWeight: 1

@@ -80,8 +80,6 @@ export const endpointPickerConfigSchema = z.strictObject({
 });
 
 export type EndpointPickerConfig = z.infer<typeof endpointPickerConfigSchema>;
-export type PluginSpec = z.infer<typeof pluginSpec>;
-export type ProfileSpec = z.infer<typeof profile>;
 
 /** Upstream's built-in default (epp-spec §4.3), used when neither --config-file nor --config-text is given. */
 export const DEFAULT_CONFIG_TEXT = `apiVersion: ${CONFIG_API_VERSION}

@@ -24,14 +24,15 @@ import { parseStaticEndpoints } from './discovery/static.ts';
 import { SharedTicker, type Ticker } from './ticker.ts';
 
 export { Datastore, type EndpointChange, type EndpointChangeListener } from './datastore.ts';
-export { IntervalTicker, ManualTicker, SharedTicker, systemClock, type Ticker, type TickerHandle } from './ticker.ts';
+export { IntervalTicker, SharedTicker, type Ticker, type TickerHandle } from './ticker.ts';
 export type { CollectorStats } from './collector.ts';
 export type { KubernetesDiscoveryOptions } from './discovery/kubernetes.ts';
 export { parseEndpointsFile } from './discovery/file.ts';
 export { parseStaticEndpoints, parseHostPort } from './discovery/static.ts';
 
-export const DEFAULT_REFRESH_INTERVAL_MS = 50;
-export const DEFAULT_POLL_TIMEOUT_MS = 1000;
+import { DEFAULT_REFRESH_INTERVAL_MS } from './defaults.ts';
+
+const DEFAULT_POLL_TIMEOUT_MS = 1000;
 
 export interface DataLayerOptions {
   /** Static endpoints, `ip:port` (entries may be comma lists). */
@@ -73,7 +74,7 @@ export interface DataLayer {
 }
 
 /** Validates and pairs sources with extractors. Throws EppConfigError. */
-export function bindSources(sources: DataLayerOptions['sources']): SourceBinding[] {
+function bindSources(sources: DataLayerOptions['sources']): SourceBinding[] {
   // Upstream: "data layer enabled but no data sources configured" is a startup error.
   if (sources.length === 0) {
     throw new EppConfigError('data layer enabled but no data sources configured', 'add a metrics-data-source with a core-metrics-extractor to dataLayer.sources');

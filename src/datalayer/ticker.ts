@@ -169,33 +169,3 @@ class TickGroup {
     }
   }
 }
-
-/**
- * Test ticker: nothing happens until `tick()`, which runs every registered callback once (in registration
- * order) and resolves when the promises they returned have settled.
- */
-export class ManualTicker implements Ticker {
-  readonly #callbacks = new Set<() => unknown>();
-  /** Intervals requested so far, in registration order (for assertions). */
-  readonly intervals: number[] = [];
-
-  every(intervalMs: number, onTick: () => unknown): TickerHandle {
-    const cb = (): unknown => onTick();
-    this.#callbacks.add(cb);
-    this.intervals.push(intervalMs);
-    return { stop: () => this.#callbacks.delete(cb) };
-  }
-
-  /** Number of live registrations. */
-  get size(): number {
-    return this.#callbacks.size;
-  }
-
-  async tick(): Promise<void> {
-    const results = [...this.#callbacks].map((cb) => cb());
-    await Promise.allSettled(results);
-  }
-}
-
-/** Wall clock in ms since the epoch. */
-export const systemClock = { now: (): number => Date.now() };

@@ -95,11 +95,6 @@ export class EppError extends Error {
   }
 }
 
-/** HTTP status for an upstream error code (undefined when unmapped). */
-export function httpStatusForCode(code: EppErrorCode): number | undefined {
-  return HTTP_STATUS[code];
-}
-
 /**
  * A configuration or flag error found at startup. The message names the file (when there is one), the
  * field and what is wrong; `fix` says what to do about it.

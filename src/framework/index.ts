@@ -30,6 +30,8 @@ export type {
 export type { Parser, ResponseParser } from './parser.ts';
 export type { DataSource, Extractor, ExtractOutcome, MetricsDraft, MetricType, PollOptions, PrometheusFamilies, PrometheusFamily, PrometheusSample } from './datasource.ts';
 export { PROMETHEUS_FAMILIES } from './datasource.ts';
+export type { InFlightRequests } from './inflight.ts';
+export type { PluginMetrics, PrecisePrefixMetricsSource, PrefixIndexMetricsSource, TokenSourceMetricsSource } from './plugin-metrics.ts';
 export type { BandView, FairnessPolicy, FlowQueueView, OrderingPolicy, PoolLoad, QueueItem, SaturationDetector, UsageLimitPolicy } from './flowcontrol.ts';
 export type { EppErrorCode } from './errors.ts';
 export { EppConfigError, EppError, toError } from './errors.ts';

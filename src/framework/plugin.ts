@@ -8,6 +8,8 @@
  * (`PluginHandle`, `InferenceRequest`, `ResponseInfo`) and never runtime internals.
  */
 import type { Endpoint } from './datalayer.ts';
+import type { InFlightRequests } from './inflight.ts';
+import type { PluginMetrics } from './plugin-metrics.ts';
 
 /** Identity of a configured plugin instance. Its string form is `<name>/<type>` (upstream convention). */
 export interface TypedName {
@@ -66,6 +68,10 @@ export interface PluginHandle {
   plugin(name: string): Plugin | undefined;
   /** The current endpoints of the pool (an immutable snapshot; never cache it across requests). */
   endpoints(): readonly Endpoint[];
+  /** This replica's one in-flight tracker, owned by the runtime (contract: ./inflight.ts). */
+  readonly inflight: InFlightRequests;
+  /** Where the plugin exposes its metrics, at construction (contract: ./plugin-metrics.ts). */
+  readonly metrics: PluginMetrics;
 }
 
 /**

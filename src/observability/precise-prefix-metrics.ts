@@ -5,29 +5,9 @@
  * Labels are bounded: `producer` and `source` are plugin names, `endpoint` the pool's endpoints.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { PrecisePrefixMetricsSource, TokenSourceMetricsSource } from '../framework/plugin-metrics.ts';
 
-/** What the metrics read from one precise producer (structural: the observability layer does not import plugins). */
-export interface PrecisePrefixMetricsSource {
-  readonly name: string;
-  readonly counters: Readonly<Record<string, number>>;
-  /** Cached block replicas per tier, request keys, bytes held by the index. */
-  indexStats(): { readonly byTier: Readonly<Record<string, number>>; readonly requestKeys: number; readonly bytes: number };
-  /** Sync phase per endpoint. */
-  phases(): ReadonlyMap<string, string>;
-  /** Prediction errors since the last call. */
-  drainPredictionErrors(): number[];
-}
-
-export interface TokenSourceMetricsSource {
-  readonly name: string;
-  readonly backend: string;
-  readonly requests: number;
-  readonly failures: number;
-  /** Latencies (seconds) since the last call. */
-  drainLatencies(): number[];
-}
-
-export const SYNC_PHASE_LABELS = ['CONNECTING', 'SYNCED', 'REPLAYING', 'DESYNCED'] as const;
+const SYNC_PHASE_LABELS = ['CONNECTING', 'SYNCED', 'REPLAYING', 'DESYNCED'] as const;
 
 /** Counter keys → metric name and label (every counter is exported, so none can be forgotten silently). */
 const COUNTERS: ReadonlyArray<readonly [string, string, string, Record<string, string>]> = [

@@ -36,8 +36,8 @@ export { tracingEnabled } from './tracing-env.ts';
 export const TRACER_NAME = 'gateway-api-inference-extension/epp/extproc';
 export const REQUEST_SPAN = 'gateway.request';
 export const ORCHESTRATION_SPAN = 'gateway.request_orchestration';
-export const DEFAULT_SERVICE_NAME = 'gateway-api-inference-extension/epp';
-export const DEFAULT_SAMPLER_RATIO = 0.1;
+const DEFAULT_SERVICE_NAME = 'gateway-api-inference-extension/epp';
+const DEFAULT_SAMPLER_RATIO = 0.1;
 
 /** The tracing surface the data planes use. Absent (undefined) when tracing is off. */
 export interface RequestTracer {

@@ -51,9 +51,13 @@ export interface PluginTypeRegistration {
   readonly factory: PluginFactory;
 }
 
-/** Registers every built-in plugin type (startup calls it on an empty registry). */
-export function registerBuiltins(registry: { register(type: string, factory: PluginFactory): void }): void {
+/**
+ * Registers every built-in plugin type and the default producers of the data keys (startup calls it on an
+ * empty registry).
+ */
+export function registerBuiltins(registry: { register(type: string, factory: PluginFactory): void; setDefaultProducer(key: string, type: string): void }): void {
   for (const p of BUILTIN_PLUGINS) registry.register(p.type, p.factory);
+  for (const [key, type] of Object.entries(DEFAULT_PRODUCERS)) registry.setDefaultProducer(key, type);
 }
 
 export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
@@ -107,7 +111,7 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
  * Producers created automatically (with default parameters, name = type) when a configured plugin consumes a
  * key that no configured plugin produces (upstream runner behaviour, epp-spec §2.3).
  */
-export const DEFAULT_PRODUCERS: Readonly<Record<string, string>> = {
+const DEFAULT_PRODUCERS: Readonly<Record<string, string>> = {
   [PrefixCacheMatchInfoKey]: 'approx-prefix-cache-producer',
   [InFlightLoadKey]: 'inflight-load-producer',
   [TokenizedPromptKey]: TOKEN_PRODUCER_TYPE,

@@ -6,88 +6,24 @@
  * - Flow control (feature gate `flowControl`): every request waits in the flow controller until it is
  *   dispatched, rejected (429, 500) or evicted (503).
  *
- * Both modes keep the in-flight accounting the `concurrency-detector` reads (`PoolLoad`): a request counts
+ * Both modes keep the in-flight accounting the `concurrency-detector` reads (`PoolLoad`, the admission view of
+ * the one tracker in ./inflight.ts): a request counts
  * from admission until the director releases it (exactly once: after its completion hooks ran, or when the
  * request path failed after admission), attributed to its primary endpoint once scheduled. In flow-control
  * mode every release also wakes the dispatcher.
  */
-import type { InFlightLoad } from '../framework/attributes.ts';
 import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
 import { EppError } from '../framework/errors.ts';
-import { isPoolLoadConsumer, type PoolLoad, type SaturationDetector } from '../framework/flowcontrol.ts';
+import { isPoolLoadConsumer, type SaturationDetector } from '../framework/flowcontrol.ts';
 import type { Clock, Logger, Plugin } from '../framework/plugin.ts';
 import type { InferenceRequest } from '../framework/request.ts';
-import { flowControlMetricsOf, type EppMetrics, type FlowControlMetrics } from '../observability/metrics.ts';
-import { estimateTokens } from '../plugins/requestcontrol/inflight-load-producer/index.ts';
+import type { EppMetrics } from '../observability/metrics.ts';
+import { flowControlMetricsOf, type FlowControlMetrics } from '../observability/flow-control-metrics.ts';
 import { SUBSET_CACHE_TTL_MS, SubsetLocator } from './candidates.ts';
 import type { AdmissionController, CandidateLocator, RequestInput } from './director.ts';
 import { FlowController, type FlowControlConfig } from './flowcontrol/controller.ts';
+import type { InFlightTracker } from './inflight.ts';
 import type { Timers } from '../util/timers.ts';
-
-const ZERO: InFlightLoad = Object.freeze({ requests: 0, tokens: 0 });
-
-interface Lease {
-  readonly tokens: number;
-  endpoint: string | undefined;
-}
-
-/** Requests this EPP has admitted and not yet seen complete, per endpoint. */
-export class InFlightTracker implements PoolLoad {
-  readonly #perEndpoint = new Map<string, InFlightLoad>();
-  #unbound: InFlightLoad = ZERO;
-  #total = 0;
-  readonly #leases = new WeakMap<InferenceRequest, Lease>();
-
-  loadOf(endpointName: string): InFlightLoad {
-    return this.#perEndpoint.get(endpointName) ?? ZERO;
-  }
-
-  unbound(): InFlightLoad {
-    return this.#unbound;
-  }
-
-  /** Requests admitted and not yet released (bound or not). */
-  get total(): number {
-    return this.#total;
-  }
-
-  admitted(request: InferenceRequest): void {
-    if (this.#leases.has(request)) return;
-    const tokens = estimateTokens(request);
-    this.#leases.set(request, { tokens, endpoint: undefined });
-    this.#unbound = add(this.#unbound, 1, tokens);
-    this.#total++;
-  }
-
-  scheduled(request: InferenceRequest, endpoint: Endpoint): void {
-    const lease = this.#leases.get(request);
-    if (lease === undefined || lease.endpoint !== undefined) return;
-    lease.endpoint = endpoint.metadata.name;
-    this.#unbound = add(this.#unbound, -1, -lease.tokens);
-    this.#apply(lease.endpoint, 1, lease.tokens);
-  }
-
-  /** Returns true when the request held a lease (released now), false when it had none or was released. */
-  released(request: InferenceRequest): boolean {
-    const lease = this.#leases.get(request);
-    if (lease === undefined) return false;
-    this.#leases.delete(request);
-    this.#total--;
-    if (lease.endpoint === undefined) this.#unbound = add(this.#unbound, -1, -lease.tokens);
-    else this.#apply(lease.endpoint, -1, -lease.tokens);
-    return true;
-  }
-
-  #apply(name: string, requests: number, tokens: number): void {
-    const next = add(this.#perEndpoint.get(name) ?? ZERO, requests, tokens);
-    if (next.requests <= 0) this.#perEndpoint.delete(name);
-    else this.#perEndpoint.set(name, next);
-  }
-}
-
-function add(l: InFlightLoad, requests: number, tokens: number): InFlightLoad {
-  return Object.freeze({ requests: l.requests + requests, tokens: l.tokens + tokens });
-}
 
 export interface AdmissionOptions {
   readonly detector: SaturationDetector;
@@ -135,6 +71,8 @@ export class Admission implements AdmissionController {
 export interface AdmissionSetupOptions {
   readonly store: EndpointStore;
   readonly plugins: readonly Plugin[];
+  /** The replica's one in-flight tracker (created before the plugins, which see it on their handle). */
+  readonly tracker: InFlightTracker;
   readonly detector: SaturationDetector;
   /** Flow-control settings (gate `flowControl` on), else default admission. */
   readonly flowControl: FlowControlConfig | undefined;
@@ -159,9 +97,9 @@ export interface AdmissionSetup {
   close(): void;
 }
 
-/** Builds admission, the candidate locator and in-flight accounting, and binds the counts into the plugins that read them. */
+/** Builds admission and the candidate locator over the runtime's in-flight tracker, and binds its counts into the plugins that read them. */
 export function setupAdmission(o: AdmissionSetupOptions): AdmissionSetup {
-  const tracker = new InFlightTracker();
+  const tracker = o.tracker;
   for (const p of o.plugins) if (isPoolLoadConsumer(p)) p.bindPoolLoad(tracker);
   const fcMetrics = o.metrics ? flowControlMetricsOf(o.metrics) : undefined;
   const locator = new SubsetLocator(o.store, {

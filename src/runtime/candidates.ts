@@ -26,7 +26,7 @@ export interface SubsetLocatorOptions {
 }
 
 /** The subset hint of a request: undefined = no hint (all endpoints), [] = explicitly empty. */
-export function subsetHint(proxyMetadata: RequestInput['proxyMetadata']): string[] | undefined {
+function subsetHint(proxyMetadata: RequestInput['proxyMetadata']): string[] | undefined {
   const ns = proxyMetadata[SUBSET_HINT_NAMESPACE];
   if (ns === undefined || ns === null) return undefined;
   const list = ns[DESTINATION_SUBSET_HEADER];

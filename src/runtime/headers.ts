@@ -3,9 +3,9 @@
  */
 import { randomUUID } from 'node:crypto';
 
-export const REQUEST_ID_HEADER = 'x-request-id';
+const REQUEST_ID_HEADER = 'x-request-id';
 export const DESTINATION_ENDPOINT_HEADER = 'x-gateway-destination-endpoint';
-export const DESTINATION_ENDPOINT_SERVED_HEADER = 'x-gateway-destination-endpoint-served';
+const DESTINATION_ENDPOINT_SERVED_HEADER = 'x-gateway-destination-endpoint-served';
 export const DESTINATION_SUBSET_HEADER = 'x-gateway-destination-endpoint-subset';
 export const FAIRNESS_ID_HEADER = 'x-gateway-inference-fairness-id';
 export const OBJECTIVE_HEADER = 'x-gateway-inference-objective';

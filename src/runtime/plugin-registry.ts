@@ -9,6 +9,8 @@ const TYPE_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
 export class PluginRegistry {
   readonly #factories = new Map<string, PluginFactory>();
+  /** Data key → the plugin type the config compiler adds when a consumer needs the key and nobody produces it. */
+  readonly #defaultProducers = new Map<string, string>();
   #frozen = false;
 
   /** Registers a plugin type. Type strings are kebab-case and unique. Throws after `freeze()`. */
@@ -28,6 +30,19 @@ export class PluginRegistry {
     if (this.#frozen) throw new Error(`cannot replace plugin type '${type}': the plugin registry is closed`);
     if (!this.#factories.has(type)) throw new Error(`cannot replace plugin type '${type}': it is not registered`);
     this.#factories.set(type, factory);
+  }
+
+  /**
+   * Names the plugin type that produces `key` by default (epp-spec §2.3): when a configured plugin consumes `key`
+   * and none produces it, the config compiler adds an instance of `type`. Throws after `freeze()`.
+   */
+  setDefaultProducer(key: string, type: string): void {
+    if (this.#frozen) throw new Error(`cannot set the default producer of '${key}': the plugin registry is closed`);
+    this.#defaultProducers.set(key, type);
+  }
+
+  defaultProducerOf(key: string): string | undefined {
+    return this.#defaultProducers.get(key);
   }
 
   get(type: string): PluginFactory | undefined {

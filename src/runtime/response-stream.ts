@@ -37,6 +37,7 @@ import type {
 } from '../framework/requestcontrol.ts';
 import type { EppMetrics, ResponseHookPhase } from '../observability/metrics.ts';
 import { HookScope, type ExtensionPoint, type HookPolicy, type HookRunner } from './hook-runner.ts';
+import { DEFAULT_RESPONSE_CHUNK_HOOKS, DEFAULT_RESPONSE_HOOK_TIMEOUT_MS, DEFAULT_RESPONSE_QUEUE_LIMIT, DEFAULT_RESPONSE_QUEUE_OVERFLOW } from './defaults.ts';
 
 export type OverflowPolicy = 'drop' | 'block';
 export type ChunkHookMode = 'async' | 'inline';
@@ -52,10 +53,10 @@ export interface ResponsePathOptions {
 }
 
 export const DEFAULT_RESPONSE_PATH_OPTIONS: ResponsePathOptions = Object.freeze({
-  hookTimeoutMs: 1000,
-  queueLimit: 1024,
-  overflowPolicy: 'drop',
-  chunkHookMode: 'async',
+  hookTimeoutMs: DEFAULT_RESPONSE_HOOK_TIMEOUT_MS,
+  queueLimit: DEFAULT_RESPONSE_QUEUE_LIMIT,
+  overflowPolicy: DEFAULT_RESPONSE_QUEUE_OVERFLOW,
+  chunkHookMode: DEFAULT_RESPONSE_CHUNK_HOOKS,
 });
 
 export interface ResponseHooks {

@@ -26,11 +26,6 @@ export function fnv1a32(bytes: Uint8Array, start = 0, end = bytes.length): numbe
 
 const encoder = new TextEncoder();
 
-/** Byte length of a string in UTF-8 without allocating. */
-export function utf8Length(text: string): number {
-  return Buffer.byteLength(text, 'utf8');
-}
-
 class Chars4Tokenizer implements Tokenizer {
   readonly name = 'chars4';
 

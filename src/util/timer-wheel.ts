@@ -9,7 +9,7 @@ export interface TimerSource extends Timers {
   now(): number;
 }
 
-export const SYSTEM_TIMERS: TimerSource = { now: () => performance.now(), setTimeout: realTimers.setTimeout, clearTimeout: realTimers.clearTimeout };
+const SYSTEM_TIMERS: TimerSource = { now: () => performance.now(), setTimeout: realTimers.setTimeout, clearTimeout: realTimers.clearTimeout };
 
 /** One pending timeout of the wheel. `cancel()` is idempotent. */
 export interface WheelEntry {

@@ -7,7 +7,7 @@ import type { EndpointMetadata } from '../../src/framework/datalayer.ts';
 import type { DataSource, ExtractOutcome, Extractor, MetricsDraft, PollOptions } from '../../src/framework/datasource.ts';
 import { CollectorSet } from '../../src/datalayer/collector.ts';
 import { Datastore } from '../../src/datalayer/datastore.ts';
-import { ManualTicker } from '../../src/datalayer/ticker.ts';
+import { ManualTicker } from '../support/doubles.ts';
 import { RecordingLogger, ManualClock } from './helpers.ts';
 
 type Step = { value: number } | { error: string } | 'hang';

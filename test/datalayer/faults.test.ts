@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startDataLayer, ManualTicker } from '../../src/datalayer/index.ts';
+import { startDataLayer } from '../../src/datalayer/index.ts';
+import { ManualTicker } from '../support/doubles.ts';
 import { EppConfigError } from '../../src/framework/errors.ts';
 import { coreMetricsExtractorFactory } from '../../src/plugins/datalayer/extractor/core-metrics-extractor/index.ts';
 import { metricsDataSourceFactory } from '../../src/plugins/datalayer/source/metrics-data-source/index.ts';

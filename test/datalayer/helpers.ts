@@ -2,6 +2,8 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Clock, Logger, PluginHandle } from '../../src/framework/plugin.ts';
+import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 import { ManualClock, RecordingLogger } from '../support/doubles.ts';
 
 export { ManualClock, RecordingLogger } from '../support/doubles.ts';
@@ -13,6 +15,7 @@ export function testHandle(logger: Logger = new RecordingLogger(), clock: Clock 
     random: { next: () => 0.5 },
     plugin: () => undefined,
     endpoints: () => [],
+    inflight: new InFlightTracker(), metrics: new PluginMetricSources(),
   };
 }
 

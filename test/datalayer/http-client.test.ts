@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { generateSelfSignedCertificate } from '../../src/server/tls.ts';
+import { generateSelfSignedCertificate } from '../../src/server/extproc/tls.ts';
 import { ScrapeClient, ScrapeHttpError, type ScrapeConnection } from '../../src/plugins/datalayer/source/metrics-data-source/http-client.ts';
 import { within } from '../support/wait.ts';
 

@@ -22,13 +22,16 @@ import { Gateway } from '@kubernetes-models/gateway-api/gateway.networking.k8s.i
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { buildProgram, discoveryFromFlags, normalizeGoFlags } from '../../src/cli/main.ts';
-import { loadConfig } from '../../src/config/loader.ts';
-import { EppMetrics, flowControlMetricsOf } from '../../src/observability/metrics.ts';
+import { loadConfig } from '../support/config.ts';
+import { EppMetrics } from '../../src/observability/metrics.ts';
+import { flowControlMetricsOf } from '../../src/observability/flow-control-metrics.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startFleet } from '../../src/sim/index.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { EPP_KUSTOMIZATIONS, KUSTOMIZATIONS, KUSTOMIZE_ROOT, REPO, eppArgv, find, needsKubectl, podSpec, render, type Container, type KubeObject, type Probe } from './kustomize.ts';
 import { builtinRegistry } from '../support/registry.ts';
+import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 
 const NAMESPACE = 'llm';
 const IMAGE_UID = Number(/^USER\s+(\d+)/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'))?.[1]);
@@ -207,7 +210,7 @@ test('every EPP container: args parse with the real CLI; ports, probes, Services
         assert.ok(text, `${where}: ConfigMap ${cmName} has no key for ${file}`);
         const loaded = loadConfig(
           { text, origin: `${dir}:${file}` },
-          { registry: builtinRegistry(), handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }) },
+          { registry: builtinRegistry(), handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }) },
         );
         assert.equal(loaded.profiles.length, 1, `${where}: the mounted config has a profile`);
       }

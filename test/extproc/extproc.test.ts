@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Plugin, PluginFactory } from '../../src/framework/plugin.ts';
 import type { Outcome, ResponseChunk, ResponseInfo } from '../../src/framework/requestcontrol.ts';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { FakeEnvoy, setHeaders, streamedBody, type EnvoyStream } from '../support/fake-envoy.ts';
 import type { ProcessingResponse } from '../../src/gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
 import { configText, POOL, startTestEpp } from '../support/epp.ts';

@@ -8,7 +8,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import type { Plugin, PluginFactory } from '../../src/framework/plugin.ts';
 import type { Outcome, ResponseChunk } from '../../src/framework/requestcontrol.ts';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { FakeEnvoy, setHeaders, streamedBody, type EnvoyStream } from '../support/fake-envoy.ts';
 import { configText, POOL, startTestEpp } from '../support/epp.ts';
 

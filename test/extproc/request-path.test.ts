@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Plugin, PluginFactory } from '../../src/framework/plugin.ts';
 import type { SchedulingResult } from '../../src/framework/scheduling.ts';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { FakeEnvoy } from '../support/fake-envoy.ts';
 import { configText, startTestEpp } from '../support/epp.ts';
 import { within } from '../support/wait.ts';

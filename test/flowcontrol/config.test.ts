@@ -1,18 +1,20 @@
 /** The flowControl section and saturationDetector reference: defaults, parsing, and precise errors. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadConfig } from '../../src/config/loader.ts';
+import { loadConfig } from '../support/config.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { parseQuantity } from '../../src/runtime/flowcontrol/config.ts';
 import { DEFAULT_BAND_MAX_BYTES } from '../../src/runtime/flowcontrol/controller.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { builtinRegistry } from '../support/registry.ts';
+import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 
 const HEAD = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n';
 const load = (body: string) =>
   loadConfig({ text: HEAD + body, origin: 'fc.yaml' }, {
     registry: builtinRegistry(),
-    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
+    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }),
   });
 
 test('defaults: utilization-detector and the three policies are added; no gate → no flow control', () => {

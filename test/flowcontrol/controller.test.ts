@@ -9,7 +9,7 @@ import { EppError } from '../../src/framework/errors.ts';
 import type { FairnessPolicy, OrderingPolicy, SaturationDetector } from '../../src/framework/flowcontrol.ts';
 import type { InferenceRequest } from '../../src/framework/request.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { FlowControlMetrics } from '../../src/observability/metrics.ts';
+import { FlowControlMetrics } from '../../src/observability/flow-control-metrics.ts';
 import { GlobalStrictFairnessPolicy } from '../../src/plugins/flowcontrol/fairness/global-strict-fairness-policy/index.ts';
 import { RoundRobinFairnessPolicy } from '../../src/plugins/flowcontrol/fairness/round-robin-fairness-policy/index.ts';
 import { EdfOrderingPolicy } from '../../src/plugins/flowcontrol/ordering/edf-ordering-policy/index.ts';

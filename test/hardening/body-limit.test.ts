@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { after, before, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { FakeEnvoy, type EnvoyStream } from '../support/fake-envoy.ts';
 import { startTestEpp } from '../support/epp.ts';
 import { CHAT_PATH, fullStreamedRequest } from '../observability/helpers.ts';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { FakeEnvoy, streamedBody, type EnvoyStream } from '../support/fake-envoy.ts';
 import { startTestEpp } from '../support/epp.ts';
 import { within } from '../support/wait.ts';

@@ -16,7 +16,7 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { status } from '@grpc/grpc-js';
 import type { Plugin, PluginFactory } from '../../src/framework/plugin.ts';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { FakeEnvoy } from '../support/fake-envoy.ts';
 import { grpcFrame, RawExtProcClient, type RawStream } from './raw-ext-proc.ts';
 import { configText, startTestEpp } from '../support/epp.ts';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FakeKubeApiServer } from '../support/fake-kube-apiserver.ts';
 import { startTestEpp } from '../support/epp.ts';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { EppConfigError } from '../../src/framework/errors.ts';
 
 async function get(port: number, path: string, token?: string): Promise<{ status: number; text: string }> {

@@ -5,7 +5,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { fixedStore, startTestEpp } from '../support/epp.ts';
 
 export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;

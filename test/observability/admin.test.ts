@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { EMPTY_METRICS } from '../../src/framework/datalayer.ts';
 import { Datastore, parseStaticEndpoints } from '../../src/datalayer/index.ts';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { FakeEnvoy } from '../support/fake-envoy.ts';
 import { fixedStore, POOL, startTestEpp } from '../support/epp.ts';
 import { fullStreamedRequest, http, sampleValue } from './helpers.ts';

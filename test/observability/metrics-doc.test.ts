@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { withMetricsReference } from '../../src/observability/metrics-doc.ts';
+import { withMetricsReference } from '../support/metrics-doc.ts';
 
 const DOC = new URL('../../docs/operations.md', import.meta.url);
 

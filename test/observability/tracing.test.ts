@@ -8,7 +8,7 @@ import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { tracingEnabled } from '../../src/observability/tracing-env.ts';
 import { ORCHESTRATION_SPAN, REQUEST_SPAN, TRACER_NAME } from '../../src/observability/tracing.ts';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { FakeEnvoy, setHeaders } from '../support/fake-envoy.ts';
 import { startTestEpp } from '../support/epp.ts';
 import { chatBody, CHAT_PATH, fullStreamedRequest } from './helpers.ts';

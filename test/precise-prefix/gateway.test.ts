@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { startEpp } from '../../src/server/epp.ts';
+import { startEpp } from '../../src/server/bootstrap.ts';
 import { startFleet } from '../../src/sim/index.ts';
 import { LABEL_KV_EVENTS_ENDPOINT, LABEL_KV_REPLAY_ENDPOINT, PrecisePrefixCacheProducer } from '../../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
 import { FAST, MODEL } from './rig.ts';

@@ -1,11 +1,13 @@
 /** Cross-replica sync configuration: llm-d's field names load; bad values fail at load naming the field. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadConfig } from '../../src/config/loader.ts';
+import { loadConfig } from '../support/config.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { RedisCrossReplicaSyncer } from '../../src/plugins/datalayer/syncer/redis-cross-replica-syncer/index.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { builtinRegistry } from '../support/registry.ts';
+import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 
 function load(dataLayer: string, params = 'url: redis://redis.inference.svc:6379') {
   const text = `apiVersion: inference.networking.x-k8s.io/v1alpha1
@@ -27,7 +29,7 @@ ${dataLayer}
 `;
   return loadConfig({ text, origin: 'replica.yaml' }, {
     registry: builtinRegistry(),
-    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
+    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }),
   });
 }
 

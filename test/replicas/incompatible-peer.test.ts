@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { RunningEpp } from '../../src/server/epp.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { startFleet, type Fleet } from '../../src/sim/index.ts';
 import { RedisServer } from '../support/redis.ts';
 import { waitUntil } from '../support/wait.ts';

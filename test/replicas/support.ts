@@ -4,7 +4,8 @@ import type { ResponseCompleteHook, ResponseInfo } from '../../src/framework/req
 import { createLogger, silentLogger } from '../../src/observability/logger.ts';
 import { ApproxPrefixCacheProducer } from '../../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
 import { InFlightLoadProducer } from '../../src/plugins/requestcontrol/inflight-load-producer/index.ts';
-import { startEpp, type RunningEpp } from '../../src/server/epp.ts';
+import { startEpp } from '../../src/server/bootstrap.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 
 export const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 

@@ -1,18 +1,20 @@
 /** Every named policy config loads through the normal config path with the plugins it is meant to use. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadConfig } from '../../src/config/loader.ts';
+import { loadConfig } from '../support/config.ts';
 import { CONFIG_PRESETS } from '../../src/config/presets.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { builtinRegistry } from '../support/registry.ts';
+import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 
 function load(name: string) {
   const text = CONFIG_PRESETS[name];
   assert.ok(text, `preset ${name}`);
   return loadConfig({ text, origin: name }, {
     registry: builtinRegistry(),
-    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [] }),
+    handle: (lookup) => ({ logger: silentLogger(), clock: { now: () => 0 }, random: createRandomSource(1), plugin: lookup, endpoints: () => [], inflight: new InFlightTracker(), metrics: new PluginMetricSources() }),
   });
 }
 

@@ -1,5 +1,6 @@
 /** Test doubles shared by every suite: a recording logger and a clock that only moves when told. */
 import type { Clock, Logger } from '../../src/framework/plugin.ts';
+import type { Ticker, TickerHandle } from '../../src/datalayer/ticker.ts';
 
 export interface LogEntry {
   readonly level: 'error' | 'warn' | 'info' | 'debug' | 'trace';
@@ -64,5 +65,32 @@ export class ManualClock implements Clock {
   }
   advance(ms: number): void {
     this.#nowMs += ms;
+  }
+}
+
+/**
+ * Test ticker: nothing happens until `tick()`, which runs every registered callback once (in registration
+ * order) and resolves when the promises they returned have settled.
+ */
+export class ManualTicker implements Ticker {
+  readonly #callbacks = new Set<() => unknown>();
+  /** Intervals requested so far, in registration order (for assertions). */
+  readonly intervals: number[] = [];
+
+  every(intervalMs: number, onTick: () => unknown): TickerHandle {
+    const cb = (): unknown => onTick();
+    this.#callbacks.add(cb);
+    this.intervals.push(intervalMs);
+    return { stop: () => this.#callbacks.delete(cb) };
+  }
+
+  /** Number of live registrations. */
+  get size(): number {
+    return this.#callbacks.size;
+  }
+
+  async tick(): Promise<void> {
+    const results = [...this.#callbacks].map((cb) => cb());
+    await Promise.allSettled(results);
   }
 }

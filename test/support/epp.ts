@@ -3,7 +3,8 @@ import { Datastore } from '../../src/datalayer/index.ts';
 import { parseStaticEndpoints } from '../../src/datalayer/index.ts';
 import type { PluginRegistry } from '../../src/runtime/plugin-registry.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { startEpp, type EppOptions, type RunningEpp } from '../../src/server/epp.ts';
+import { startEpp } from '../../src/server/bootstrap.ts';
+import type { EppOptions, RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 
 /** Loopback addresses: nothing is ever sent to them (tests inject this store, so no scraping either). */

@@ -1,6 +1,7 @@
 /** A simulated fleet plus an EPP running the embedded gateway in front of it, all on loopback. */
 import { silentLogger } from '../../src/observability/logger.ts';
-import { startEpp, type RunningEpp } from '../../src/server/epp.ts';
+import { startEpp } from '../../src/server/bootstrap.ts';
+import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { startFleet, type Fleet, type SimServerOptions } from '../../src/sim/index.ts';
 import { waitUntil } from './wait.ts';
 

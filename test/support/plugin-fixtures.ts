@@ -12,6 +12,8 @@ import type { ApiType, InferenceRequest } from '../../src/framework/request.ts';
 import type { Outcome, ResponseChunk, ResponseInfo } from '../../src/framework/requestcontrol.ts';
 import type { Candidate, ProfileRunResult, ScoredCandidate, SchedulingResult } from '../../src/framework/scheduling.ts';
 import { Xoshiro128StarStar } from '../../src/util/random.ts';
+import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 
 export interface EndpointOptions {
   readonly address?: string;
@@ -111,6 +113,7 @@ export function makeHandle(opts: { seed?: number; random?: RandomSource; endpoin
     random: opts.random ?? new Xoshiro128StarStar(opts.seed ?? 1),
     plugin: (name) => plugins.get(name),
     endpoints: () => pool,
+    inflight: new InFlightTracker(), metrics: new PluginMetricSources(),
     setEndpoints(endpoints) {
       pool = endpoints;
     },

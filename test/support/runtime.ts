@@ -1,5 +1,5 @@
 /** Builds the runtime without a server: a Director over a fixed pool, with hand-written hooks and manual timers. */
-import { loadConfig } from '../../src/config/loader.ts';
+import { loadConfig } from './config.ts';
 import type { Plugin } from '../../src/framework/plugin.ts';
 import { EppMetrics } from '../../src/observability/metrics.ts';
 import { Director, type RequestInput } from '../../src/runtime/director.ts';
@@ -7,6 +7,8 @@ import type { CompiledHooks } from '../../src/runtime/hooks.ts';
 import { TimerWheel, type TimerSource } from '../../src/util/timer-wheel.ts';
 import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../../src/runtime/response-stream.ts';
 import { Scheduler } from '../../src/runtime/scheduler.ts';
+import { InFlightTracker } from '../../src/runtime/inflight.ts';
+import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { configText, fixedStore } from './epp.ts';
 import { ManualClock, RecordingLogger } from './doubles.ts';
@@ -42,7 +44,7 @@ export function testDirector(
   const store = fixedStore();
   const config = loadConfig(
     { text: configText(), origin: 'test' },
-    { registry: builtinRegistry(), handle: (lookup) => ({ logger, clock, random, plugin: lookup, endpoints: () => store.endpoints() }) },
+    { registry: builtinRegistry(), handle: (lookup) => ({ logger, clock, random, plugin: lookup, endpoints: () => store.endpoints(), inflight: new InFlightTracker(), metrics: new PluginMetricSources() }) },
   );
   const metrics = new EppMetrics();
   const timers = new ManualTimers();

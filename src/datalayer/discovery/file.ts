@@ -37,8 +37,6 @@ const entrySchema = z.strictObject({
 // `endpoints:` with no entries (YAML null) is an empty pool, like `endpoints: []`.
 const fileSchema = z.strictObject({ endpoints: z.array(entrySchema).nullable().transform((e) => e ?? []) });
 
-export type EndpointsFile = z.infer<typeof fileSchema>;
-
 /** Parses and validates file content. Throws Error with a path-qualified message. */
 export function parseEndpointsFile(content: string, namespace: string): EndpointMetadata[] {
   let doc: unknown;

@@ -34,8 +34,8 @@ import { EppConfigError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
 import type { Datastore } from '../datastore.ts';
 
-export const DEFAULT_POOL_GROUP = 'inference.networking.k8s.io';
-export const ACTIVE_PORTS_ANNOTATION = 'inference.networking.k8s.io/active-ports';
+const DEFAULT_POOL_GROUP = 'inference.networking.k8s.io';
+const ACTIVE_PORTS_ANNOTATION = 'inference.networking.k8s.io/active-ports';
 
 export interface KubernetesDiscoveryOptions {
   /** InferencePool name (pool mode). Exactly one of `poolName` / `endpointSelector` must be set. */
@@ -64,7 +64,7 @@ export interface PoolSpec {
 }
 
 /** Parses `k=v[,k=v...]` (also `k==v`). Throws EppConfigError. */
-export function parseSelector(text: string): Record<string, string> {
+function parseSelector(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const part of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
     const m = /^([A-Za-z0-9][-A-Za-z0-9_./]*)\s*==?\s*([-A-Za-z0-9_.]*)$/.exec(part);
@@ -78,7 +78,7 @@ export function parseSelector(text: string): Record<string, string> {
 }
 
 /** Validates target ports: 1–8 entries in 0–65535; duplicates removed (first kept). Throws EppConfigError. */
-export function normalizeTargetPorts(ports: readonly number[], what = '--endpoint-target-ports'): number[] {
+function normalizeTargetPorts(ports: readonly number[], what = '--endpoint-target-ports'): number[] {
   const out: number[] = [];
   for (const p of ports) {
     if (!Number.isInteger(p) || p < 0 || p > 65535) throw new EppConfigError(`${what}: ${p} is not a port (0-65535)`, 'fix the port list');

@@ -34,7 +34,7 @@ export function parseHostPort(text: string): HostPort {
 }
 
 /** Metadata for a static endpoint: name and metrics host are `address:port`, podName is the address. */
-export function staticEndpoint(hp: HostPort, namespace: string, labels: Readonly<Record<string, string>> = {}): EndpointMetadata {
+function staticEndpoint(hp: HostPort, namespace: string, labels: Readonly<Record<string, string>> = {}): EndpointMetadata {
   const hostPort = joinHostPort(hp.address, hp.port);
   return { name: hostPort, namespace, podName: hp.address, address: hp.address, port: hp.port, metricsHost: hostPort, labels };
 }

@@ -18,7 +18,7 @@ import {
   type RewriteResource,
 } from './manifests.ts';
 
-export const KUBERNETES_SOURCE = 'kubernetes';
+const KUBERNETES_SOURCE = 'kubernetes';
 const GROUP = 'inference.networking.x-k8s.io';
 const VERSION = 'v1alpha2';
 

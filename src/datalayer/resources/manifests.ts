@@ -7,8 +7,8 @@ import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 
 export const RESOURCES_API_VERSION = 'inference.networking.x-k8s.io/v1alpha2';
-export const DEFAULT_POOL_REF_GROUP = 'inference.networking.k8s.io';
-export const DEFAULT_POOL_REF_KIND = 'InferencePool';
+const DEFAULT_POOL_REF_GROUP = 'inference.networking.k8s.io';
+const DEFAULT_POOL_REF_KIND = 'InferencePool';
 
 export interface PoolRef {
   readonly group: string;
@@ -51,8 +51,6 @@ export interface ResourceSet {
   readonly objectives: readonly ObjectiveResource[];
   readonly rewrites: readonly RewriteResource[];
 }
-
-export const EMPTY_RESOURCES: ResourceSet = Object.freeze({ objectives: [], rewrites: [] });
 
 /** Where validated resources go (implemented by the runtime's objective and rewrite stores). */
 export interface ResourceSink {

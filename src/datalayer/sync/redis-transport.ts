@@ -131,6 +131,7 @@ export class RedisTransport implements SyncTransport {
   }
 
   async append(payload: Uint8Array): Promise<string> {
+    // Redis stream ids start with the Redis server's wall-clock ms, so retention is reckoned in wall-clock time.
     const minId = `${Math.max(0, Date.now() - this.#o.retentionMs)}`;
     const id = await this.#writer.xadd(this.#streamKey, 'MINID', '~', minId, '*', 'b', Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
     return id ?? '0-0';

@@ -38,17 +38,16 @@ import type {
 } from '../../framework/flowcontrol.ts';
 import type { Clock, Logger } from '../../framework/plugin.ts';
 import type { InferenceRequest } from '../../framework/request.ts';
-import type { FlowControlMetrics, FlowControlOutcomeLabel } from '../../observability/metrics.ts';
+import type { FlowControlMetrics, FlowControlOutcomeLabel } from '../../observability/flow-control-metrics.ts';
 import { IndexedHeap } from './heap.ts';
 import { realTimers, type Timers } from '../../util/timers.ts';
 
 export type FlowOutcome = FlowControlOutcomeLabel;
-export const FLOW_OUTCOMES: readonly FlowOutcome[] = ['Dispatched', 'RejectedCapacity', 'RejectedOther', 'EvictedTTL', 'EvictedContextCancelled', 'EvictedOther'];
 
 /** Upstream's per-band byte cap when none is configured. */
 export const DEFAULT_BAND_MAX_BYTES = 1_000_000_000;
 /** Upstream's dispatch cadence while a backlog drains. */
-export const DEFAULT_DISPATCH_INTERVAL_MS = 1;
+const DEFAULT_DISPATCH_INTERVAL_MS = 1;
 
 export interface BandConfig {
   readonly priority: number;

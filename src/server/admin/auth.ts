@@ -15,6 +15,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AuthenticationV1Api, AuthorizationV1Api } from '@kubernetes/client-node';
 import { EppConfigError } from '../../framework/errors.ts';
+import { systemClock } from '../../util/clock.ts';
 
 export type AuthResult =
   | { readonly ok: true; readonly user?: string }
@@ -104,7 +105,7 @@ export class KubernetesAuthorizer implements MetricsAuthorizer {
     this.#authz = kc.makeApiClient(k8s.AuthorizationV1Api);
     this.#ttl = o.cacheTtlMs ?? 10_000;
     this.#max = o.maxCacheEntries ?? 256;
-    this.#now = o.now ?? Date.now;
+    this.#now = o.now ?? systemClock.now;
   }
 
   async check(authorization: string | undefined): Promise<AuthResult> {

@@ -3,29 +3,25 @@
  * gauges every `--refresh-prometheus-metrics-interval`, and serves the admin HTTP server on `--metrics-port`.
  */
 import type { EndpointStore } from '../../framework/datalayer.ts';
-import type { Logger, Plugin } from '../../framework/plugin.ts';
+import type { Logger } from '../../framework/plugin.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
-import { ApproxPrefixCacheProducer } from '../../plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
 import { registerPrecisePrefixMetrics } from '../../observability/precise-prefix-metrics.ts';
-import { PrecisePrefixCacheProducer } from '../../plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
-import { TokenProducer } from '../../plugins/requestcontrol/token-producer/index.ts';
+import type { PluginMetricSources } from '../../runtime/plugin-metrics.ts';
 import { AdminServer } from './server.ts';
+import { DEFAULT_METRICS_STALENESS_MS, DEFAULT_POOL_METRICS_REFRESH_MS } from '../defaults.ts';
 import type { MetricsAuthorizer } from './auth.ts';
 
 export { AdminServer, type AdminServerOptions } from './server.ts';
 export { KubernetesAuthorizer, StaticTokenAuthorizer, type MetricsAuthorizer } from './auth.ts';
 
-/** Upstream `--refresh-prometheus-metrics-interval`. */
-export const DEFAULT_POOL_METRICS_REFRESH_MS = 5_000;
-/** Upstream `--metrics-staleness-threshold`. */
-export const DEFAULT_METRICS_STALENESS_MS = 2_000;
 
 export interface ObservabilityOptions {
   readonly metrics: EppMetrics;
   readonly store: EndpointStore;
   /** The `name` label of the `inference_pool_*` gauges. */
   readonly poolName: string;
-  readonly plugins: readonly Plugin[];
+  /** What the plugins exposed through their handle's `metrics`. */
+  readonly pluginMetrics: PluginMetricSources;
   readonly logger: Logger;
   readonly now: () => number;
   /** HTTP port for /metrics, /healthz, /readyz; -1 = no admin server (tests that read the registry). */
@@ -50,18 +46,14 @@ export interface RunningObservability {
 export async function startObservability(o: ObservabilityOptions): Promise<RunningObservability> {
   const { metrics } = o;
   metrics.bindPool({ name: o.poolName, endpoints: () => o.store.endpoints() });
-  const producers = o.plugins.filter((p): p is ApproxPrefixCacheProducer => p instanceof ApproxPrefixCacheProducer);
-  metrics.bindPrefixIndexers(producers.map((p) => p.index));
+  const { prefixIndexes, precisePrefixes, tokenSources } = o.pluginMetrics;
+  metrics.bindPrefixIndexers([...prefixIndexes]);
   const onMatch = (ratio: number, bytes: number): void => {
     metrics.prefixIndexerHitRatio.observe(ratio);
     metrics.prefixIndexerHitBytes.observe(bytes);
   };
-  for (const p of producers) p.onPrefixMatch = onMatch;
-  const precise = o.plugins.filter((p): p is PrecisePrefixCacheProducer => p instanceof PrecisePrefixCacheProducer);
-  const tokenSources = o.plugins.filter((p): p is TokenProducer => p instanceof TokenProducer);
-  if (precise.length > 0 || tokenSources.length > 0) {
-    registerPrecisePrefixMetrics(metrics.registry, precise.map((p) => p.metricsSource()), tokenSources.map((p) => p.metricsSource()));
-  }
+  for (const p of prefixIndexes) p.observeMatches(onMatch);
+  if (precisePrefixes.length > 0 || tokenSources.length > 0) registerPrecisePrefixMetrics(metrics.registry, [...precisePrefixes], [...tokenSources]);
 
   const stalenessMs = o.stalenessMs ?? DEFAULT_METRICS_STALENESS_MS;
   const refresh = (): void => metrics.refreshPoolGauges(o.now(), stalenessMs);
@@ -84,7 +76,7 @@ export async function startObservability(o: ObservabilityOptions): Promise<Runni
     refreshPoolGauges: refresh,
     async close() {
       clearInterval(timer);
-      for (const p of producers) if (p.onPrefixMatch === onMatch) p.onPrefixMatch = undefined;
+      for (const p of prefixIndexes) p.observeMatches(undefined);
       await admin?.close();
     },
   };

@@ -7,8 +7,8 @@ import type { ProcessingRequest } from '../../gen/envoy/service/ext_proc/v3/exte
 import type { Reply } from './codec.ts';
 import { externalProcessorService, EXT_PROC_SERVICE_NAME } from './service.ts';
 import { ExtProcStream, type ExtProcStreamContext } from './stream.ts';
-import type { TlsMaterial } from '../tls.ts';
-import { healthImplementation } from '../health.ts';
+import type { TlsMaterial } from './tls.ts';
+import { healthImplementation } from './health.ts';
 import { service as healthService } from 'grpc-health-check';
 
 export interface ExtProcServerOptions extends Omit<ExtProcStreamContext, 'onClosed'> {

@@ -7,6 +7,7 @@
 import http from 'node:http';
 import type { Endpoint } from '../../framework/datalayer.ts';
 import type { Logger } from '../../framework/plugin.ts';
+import { systemClock } from '../../util/clock.ts';
 
 export interface ModelEntry {
   readonly id: string;
@@ -32,7 +33,7 @@ export class ModelCatalog {
    * `minRefreshMs`: a miss forces a refresh only when the list is older than this, so a flood of unknown names
    * costs at most one round of `GET /v1/models` per interval, not one per name.
    */
-  constructor(endpoints: () => readonly Endpoint[], agent: http.Agent, logger: Logger, ttlMs = 5000, timeoutMs = 1000, minRefreshMs = 1000, now: () => number = Date.now) {
+  constructor(endpoints: () => readonly Endpoint[], agent: http.Agent, logger: Logger, ttlMs = 5000, timeoutMs = 1000, minRefreshMs = 1000, now: () => number = systemClock.now) {
     this.#endpoints = endpoints;
     this.#agent = agent;
     this.#logger = logger;

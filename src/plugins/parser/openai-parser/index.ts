@@ -13,7 +13,7 @@ import { validateRequest } from './validate.ts';
 export const OPENAI_PARSER_TYPE = 'openai-parser';
 
 /** API type from the request path: suffix match, first hit wins, default completions (upstream order). */
-export function apiTypeForPath(path: string): ApiType {
+function apiTypeForPath(path: string): ApiType {
   const q = path.indexOf('?');
   const p = q >= 0 ? path.slice(0, q) : path;
   if (p.endsWith('/conversations')) return 'conversations';
@@ -31,7 +31,7 @@ function num(v: unknown): number {
 }
 
 /** Reads an OpenAI `usage` object; field names depend on the object type (epp-spec §1.8). */
-export function usageFromObject(usage: Record<string, unknown>, objectType: unknown): Usage {
+function usageFromObject(usage: Record<string, unknown>, objectType: unknown): Usage {
   const type = typeof objectType === 'string' ? objectType : '';
   let prompt: number;
   let completion: number;
@@ -155,7 +155,7 @@ class JsonUsageParser implements ResponseParser {
  * Deepest JSON nesting accepted in a request body. Real requests (tool schemas included) stay far below; a
  * pathological body (100k `[`) would parse, then overflow the stack wherever it is walked or re-serialised.
  */
-export const MAX_JSON_DEPTH = 512;
+const MAX_JSON_DEPTH = 512;
 
 /**
  * True when the bytes open more than `max` arrays/objects at once (strings and escapes skipped). The contents

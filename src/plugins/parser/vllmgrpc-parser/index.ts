@@ -58,7 +58,7 @@ function tokenized(bytes: Uint8Array): Tokenized {
 }
 
 /** The message of a request body that is exactly one uncompressed gRPC frame. */
-export function unframe(body: Uint8Array): Uint8Array {
+function unframe(body: Uint8Array): Uint8Array {
   if (body.length < 5) throw new EppError('BadRequest', 'invalid gRPC request: the body is not a gRPC frame');
   if (body[0] !== 0) throw new EppError('BadRequest', 'invalid gRPC request: compressed gRPC frames are not supported');
   const len = ((body[1] as number) << 24) + ((body[2] as number) << 16) + ((body[3] as number) << 8) + (body[4] as number);

@@ -37,8 +37,8 @@ import { BYTES_PER_TOKEN, inputCapChars, PromptHasher, userInput } from './promp
 
 export const APPROX_PREFIX_CACHE_PRODUCER_TYPE = 'approx-prefix-cache-producer';
 
-export const DEFAULT_BLOCK_SIZE_TOKENS = 16;
-export const DEFAULT_MAX_PREFIX_BLOCKS_TO_MATCH = 256;
+const DEFAULT_BLOCK_SIZE_TOKENS = 16;
+const DEFAULT_MAX_PREFIX_BLOCKS_TO_MATCH = 256;
 /** ≈ 500 000 KV tokens per server at 16 tokens per block (upstream's sizing example). */
 export const DEFAULT_LRU_CAPACITY_PER_SERVER = 31_250;
 /** The profile whose first target also receives the prompt in prefill/decode disaggregation. */
@@ -95,7 +95,7 @@ interface RequestState {
  * (XXH64 of character blocks, seeded by model and cache_salt, chained) and its characters-per-token factor.
  * Bump the scheme string when prompt-hash.ts changes its output.
  */
-export const PROMPT_HASH_SCHEME = `xxh64-chained-chars/v1/bytes-per-token=${BYTES_PER_TOKEN}`;
+const PROMPT_HASH_SCHEME = `xxh64-chained-chars/v1/bytes-per-token=${BYTES_PER_TOKEN}`;
 
 function fnv1a32(s: string): number {
   let h = 0x811c9dc5;
@@ -293,5 +293,14 @@ export const approxPrefixCacheProducerFactory: PluginFactory = (name, parameters
         `set blockSizeTokens (block size in tokens) instead`,
     );
   }
-  return new ApproxPrefixCacheProducer(name, config, handle);
+  const producer = new ApproxPrefixCacheProducer(name, config, handle);
+  handle.metrics.prefixIndex({
+    get size() {
+      return producer.index.size;
+    },
+    observeMatches(observer) {
+      producer.onPrefixMatch = observer;
+    },
+  });
+  return producer;
 };

@@ -10,7 +10,7 @@ import type { PluginFactory, TypedName } from '../../../framework/plugin.ts';
 import type { ResponseHeadersHook, ResponseInfo } from '../../../framework/requestcontrol.ts';
 
 export const DESTINATION_ENDPOINT_SERVED_VERIFIER_TYPE = 'destination-endpoint-served-verifier';
-export const SERVED_ENDPOINT_RESPONSE_HEADER = 'x-conformance-test-served-endpoint';
+const SERVED_ENDPOINT_RESPONSE_HEADER = 'x-conformance-test-served-endpoint';
 const LB_NAMESPACE = 'envoy.lb';
 const SERVED_KEY = 'x-gateway-destination-endpoint-served';
 

@@ -4,7 +4,12 @@ import { InFlightLoadKey, type InFlightLoad } from '../../../framework/attribute
 import type { InferenceRequest } from '../../../framework/request.ts';
 import type { Outcome } from '../../../framework/requestcontrol.ts';
 import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult, lenientFields, makeResponseInfo, makeChunk, ALL_OUTCOMES } from '../../../../test/support/plugin-fixtures.ts';
-import { estimateTokens, INFLIGHT_LOAD_PRODUCER_TYPE, InFlightLoadProducer, inFlightLoadProducerFactory } from './index.ts';
+import { estimateTokens, InFlightTracker } from '../../../runtime/inflight.ts';
+import { ManualClock } from '../../../../test/support/doubles.ts';
+import { INFLIGHT_LOAD_PRODUCER_TYPE, InFlightLoadProducer, inFlightLoadProducerFactory } from './index.ts';
+
+/** A producer over its own runtime tracker (as startup wires it, through the plugin handle). */
+const producer = (): InFlightLoadProducer => new InFlightLoadProducer(INFLIGHT_LOAD_PRODUCER_TYPE, new InFlightTracker(), new ManualClock());
 
 const live = () => new AbortController().signal;
 const a = makeCandidate(makeEndpoint('a'));
@@ -18,7 +23,7 @@ const OUTCOMES = ALL_OUTCOMES;
 
 describe('inflight-load-producer', () => {
   it('prepareData writes each candidate’s current load (zero when idle)', () => {
-    const p = new InFlightLoadProducer();
+    const p = producer();
     const r = req();
     p.preRequest(r, makeSchedulingResult({ default: [a] }), live());
     const candidates = [makeCandidate(makeEndpoint('a')), makeCandidate(makeEndpoint('b'))];
@@ -34,7 +39,7 @@ describe('inflight-load-producer', () => {
 
   for (const outcome of OUTCOMES) {
     it(`releases exactly once on ${outcome.kind}`, () => {
-      const p = new InFlightLoadProducer();
+      const p = producer();
       const r = req();
       p.preRequest(r, makeSchedulingResult({ default: [a, b] }), live());
       assert.deepEqual(p.loadOf('a'), { requests: 1, tokens: 250 });
@@ -47,7 +52,7 @@ describe('inflight-load-producer', () => {
   }
 
   it('concurrent requests add up and release independently, even with the same x-request-id', () => {
-    const p = new InFlightLoadProducer();
+    const p = producer();
     const r1 = makeRequest({ requestId: 'dup', requestSizeBytes: 400 });
     const r2 = makeRequest({ requestId: 'dup', requestSizeBytes: 40 });
     p.preRequest(r1, makeSchedulingResult({ default: [a] }), live());
@@ -58,7 +63,7 @@ describe('inflight-load-producer', () => {
   });
 
   it('charges each profile’s first target; prefill is released at the first chunk, the rest at completion', () => {
-    const p = new InFlightLoadProducer();
+    const p = producer();
     const r = req();
     p.preRequest(r, makeSchedulingResult({ decode: [a], prefill: [b], failed: null }, 'decode'), live());
     assert.deepEqual([p.loadOf('a').requests, p.loadOf('b').requests], [1, 1]);
@@ -71,7 +76,7 @@ describe('inflight-load-producer', () => {
   });
 
   it('an abort before the first chunk releases the prefill endpoint too', () => {
-    const p = new InFlightLoadProducer();
+    const p = producer();
     const r = req();
     p.preRequest(r, makeSchedulingResult({ decode: [a], prefill: [b] }, 'decode'), live());
     p.onResponseComplete(response(r), OUTCOMES[2] as Outcome, live());
@@ -79,7 +84,7 @@ describe('inflight-load-producer', () => {
   });
 
   it('a second preRequest for the same request does not charge twice', () => {
-    const p = new InFlightLoadProducer();
+    const p = producer();
     const r = req();
     p.preRequest(r, makeSchedulingResult({ default: [a] }), live());
     p.preRequest(r, makeSchedulingResult({ default: [a] }), live());
@@ -87,7 +92,7 @@ describe('inflight-load-producer', () => {
   });
 
   it('charges nothing when the preRequest signal already fired, and completion then releases nothing', () => {
-    const p = new InFlightLoadProducer();
+    const p = producer();
     const r = req();
     p.preRequest(r, makeSchedulingResult({ default: [a] }), AbortSignal.abort());
     assert.equal(p.loadOf('a').requests, 0);
@@ -96,7 +101,7 @@ describe('inflight-load-producer', () => {
   });
 
   it('completion of a request that was never charged is a no-op', () => {
-    const p = new InFlightLoadProducer();
+    const p = producer();
     p.preRequest(req(), makeSchedulingResult({ default: [a] }), live());
     p.onResponseComplete(response(req()), OUTCOMES[0] as Outcome, live());
     assert.equal(p.loadOf('a').requests, 1);

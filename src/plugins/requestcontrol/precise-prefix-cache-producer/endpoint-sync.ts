@@ -18,7 +18,6 @@ import { KvEventDecodeError, decodeBatch, type DecodeStats, type KvEvent } from 
 import type { EventTransport, RawMessage } from './zmq-transport.ts';
 
 export type SyncPhase = 'CONNECTING' | 'SYNCED' | 'REPLAYING' | 'DESYNCED';
-export const SYNC_PHASES: readonly SyncPhase[] = ['CONNECTING', 'SYNCED', 'REPLAYING', 'DESYNCED'];
 
 /** A full dump of an engine's cache (the simulator's `GET /kv_state`). */
 export interface KvSnapshot {

@@ -23,7 +23,7 @@ import type { Clock, Logger, PluginFactory, PluginHandle, TypedName } from '../.
 import type { InferenceRequest } from '../../../framework/request.ts';
 import type { DataProducer, Outcome, PreRequestHook, ResponseCompleteHook, ResponseInfo } from '../../../framework/requestcontrol.ts';
 import type { Candidate, SchedulingResult } from '../../../framework/scheduling.ts';
-import type { PrecisePrefixMetricsSource } from '../../../observability/precise-prefix-metrics.ts';
+import type { PrecisePrefixMetricsSource } from '../../../framework/plugin-metrics.ts';
 import { ApproxPrefixCacheProducer, approxPrefixCacheProducerFactory } from '../approx-prefix-cache-producer/index.ts';
 import { EndpointSync, newSyncCounters, type SyncCounters, type SyncPhase } from './endpoint-sync.ts';
 import { KvEventApplier, newIngestCounters, type IngestCounters } from './ingest.ts';
@@ -36,8 +36,8 @@ import { ZmqTransport, type EventTransport } from './zmq-transport.ts';
 export const PRECISE_PREFIX_CACHE_PRODUCER_TYPE = 'precise-prefix-cache-producer';
 
 /** Per-endpoint overrides (endpoints-file or pod labels). Ports are valid Kubernetes label values; addresses are not. */
-export const LABEL_KV_EVENTS_PORT = 'endpoint-picker.io/kv-events-port';
-export const LABEL_KV_REPLAY_PORT = 'endpoint-picker.io/kv-events-replay-port';
+const LABEL_KV_EVENTS_PORT = 'endpoint-picker.io/kv-events-port';
+const LABEL_KV_REPLAY_PORT = 'endpoint-picker.io/kv-events-replay-port';
 export const LABEL_KV_EVENTS_ENDPOINT = 'endpoint-picker.io/kv-events-endpoint';
 export const LABEL_KV_REPLAY_ENDPOINT = 'endpoint-picker.io/kv-events-replay-endpoint';
 
@@ -171,7 +171,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
   constructor(
     name: string,
     config: PrecisePrefixCacheConfig,
-    handle: Pick<PluginHandle, 'logger' | 'clock' | 'endpoints' | 'random' | 'plugin'>,
+    handle: PluginHandle,
     options: { transportFor?: (endpoint: Endpoint) => EventTransport | undefined; reconcileTimer?: boolean } = {},
   ) {
     this.typedName = { type: PRECISE_PREFIX_CACHE_PRODUCER_TYPE, name };
@@ -193,7 +193,9 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       predictionErrors: [],
     };
     if (config.desync.fallback === 'approx') {
-      this.#fallback = approxPrefixCacheProducerFactory(`${name}-approx-fallback`, { blockSizeTokens: config.blockSize }, handle) as ApproxPrefixCacheProducer;
+      // The fallback index is internal to this producer: its size is not exported as a prefix indexer's.
+      const internal: PluginHandle = { ...handle, metrics: { prefixIndex() {}, precisePrefix() {}, tokenSource() {} } };
+      this.#fallback = approxPrefixCacheProducerFactory(`${name}-approx-fallback`, { blockSizeTokens: config.blockSize }, internal) as ApproxPrefixCacheProducer;
     }
     this.#transportFor = options.transportFor ?? ((e) => this.#zmqTransport(e));
     if (options.reconcileTimer !== false) {
@@ -490,5 +492,7 @@ export const precisePrefixCacheProducerFactory: PluginFactory = (name, parameter
   if (Object.keys(config.tierWeights).length === 0) {
     parsePluginParameters(typedName, z.strictObject({ tierWeights: z.never({ error: 'expected at least one tier, e.g. {gpu: 1, cpu: 0.8}' }) }), { tierWeights: {} });
   }
-  return new PrecisePrefixCacheProducer(name, config, handle);
+  const producer = new PrecisePrefixCacheProducer(name, config, handle);
+  handle.metrics.precisePrefix(producer.metricsSource());
+  return producer;
 };

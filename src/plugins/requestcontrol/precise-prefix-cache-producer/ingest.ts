@@ -31,8 +31,8 @@ export function newIngestCounters(): IngestCounters {
 }
 
 const LOW = 0xffffffffn;
-export const hashHi = (h: Hash64): number => Number(h >> 32n);
-export const hashLo = (h: Hash64): number => Number(h & LOW);
+const hashHi = (h: Hash64): number => Number(h >> 32n);
+const hashLo = (h: Hash64): number => Number(h & LOW);
 
 export class KvEventApplier {
   readonly #index: KvBlockIndex;

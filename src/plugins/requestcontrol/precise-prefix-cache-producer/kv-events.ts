@@ -143,7 +143,7 @@ function tagOf(raw: unknown): unknown {
 }
 
 /** Decodes one event; undefined (and counted) for an unknown tag or a malformed event. */
-export function decodeEvent(raw: unknown, stats: DecodeStats): KvEvent | undefined {
+function decodeEvent(raw: unknown, stats: DecodeStats): KvEvent | undefined {
   const tag = tagOf(raw);
   try {
     switch (tag) {

@@ -36,7 +36,7 @@ export interface EventTransport {
 type ZmqModule = typeof import('zeromq');
 let zmqModule: Promise<ZmqModule> | undefined;
 /** Loads `zeromq` once; rejects with a clear message when the native addon cannot load. */
-export function loadZmq(): Promise<ZmqModule> {
+function loadZmq(): Promise<ZmqModule> {
   zmqModule ??= import('zeromq').catch((err: unknown) => {
     zmqModule = undefined;
     throw new Error(`the zeromq package could not be loaded (${(err as Error).message}); precise prefix routing over ZeroMQ needs it`);

@@ -17,7 +17,7 @@ import type { Clock, Logger, PluginFactory, TypedName } from '../../../framework
 import type { InferenceRequest } from '../../../framework/request.ts';
 import type { DataProducer } from '../../../framework/requestcontrol.ts';
 import type { Candidate } from '../../../framework/scheduling.ts';
-import type { TokenSourceMetricsSource } from '../../../observability/precise-prefix-metrics.ts';
+import type { TokenSourceMetricsSource } from '../../../framework/plugin-metrics.ts';
 import { simTokenize } from './sim-tokenizer.ts';
 
 export const TOKEN_PRODUCER_TYPE = 'token-producer';
@@ -121,5 +121,7 @@ export class TokenProducer implements DataProducer {
 
 export const tokenProducerFactory: PluginFactory = (name, parameters, handle) => {
   const typedName = { type: TOKEN_PRODUCER_TYPE, name };
-  return new TokenProducer(name, parsePluginParameters(typedName, parametersSchema, parameters), handle);
+  const producer = new TokenProducer(name, parsePluginParameters(typedName, parametersSchema, parameters), handle);
+  handle.metrics.tokenSource(producer.metricsSource());
+  return producer;
 };

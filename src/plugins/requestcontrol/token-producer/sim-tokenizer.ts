@@ -21,7 +21,7 @@ function fnv1a(bytes: Uint8Array, start: number, end: number): number {
   return h >>> 0;
 }
 
-export function simEncode(text: string, tokenizer: SimTokenizerName): Uint32Array {
+function simEncode(text: string, tokenizer: SimTokenizerName): Uint32Array {
   if (tokenizer === 'words') {
     const pieces = text.match(WORD_PIECE) ?? [];
     const ids = new Uint32Array(pieces.length);

@@ -53,8 +53,6 @@ const paramsSchema = z.strictObject({
   engineConfigs: z.array(engineConfigSchema).default([]),
 });
 
-export type CoreMetricsExtractorParams = z.input<typeof paramsSchema>;
-
 /** Compiled mapping of one engine. */
 export interface EngineMapping {
   readonly engine: string;
@@ -108,7 +106,7 @@ function compile(cfg: EngineConfig): EngineMapping {
 }
 
 /** Builds the engine table: user entries first (each fully replacing a built-in of the same name), then the rest. */
-export function resolveEngineConfigs(user: readonly EngineConfig[]): EngineConfig[] {
+function resolveEngineConfigs(user: readonly EngineConfig[]): EngineConfig[] {
   const named = new Set(user.map((e) => e.name));
   return [...user, ...BUILTIN_ENGINES.filter((e) => !named.has(e.name))];
 }

@@ -9,7 +9,7 @@ import type { PluginFactory, TypedName } from '../../../../framework/plugin.ts';
 
 export const EDF_ORDERING_POLICY_TYPE = 'edf-ordering-policy';
 
-export function edfDeadline(item: QueueItem): number {
+function edfDeadline(item: QueueItem): number {
   return item.ttlMs > 0 ? item.enqueuedAt + item.ttlMs : Number.POSITIVE_INFINITY;
 }
 

@@ -10,7 +10,7 @@ import type { PluginFactory, TypedName } from '../../../../framework/plugin.ts';
 import type { InferenceRequest } from '../../../../framework/request.ts';
 
 export const SLO_DEADLINE_ORDERING_POLICY_TYPE = 'slo-deadline-ordering-policy';
-export const SLO_TTFT_HEADER = 'x-slo-ttft-ms';
+const SLO_TTFT_HEADER = 'x-slo-ttft-ms';
 
 function cmp(a: number, b: number): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -26,7 +26,7 @@ export interface UtilizationDetectorParameters {
   readonly headroom: number;
 }
 
-export const DEFAULT_UTILIZATION_PARAMETERS: UtilizationDetectorParameters = Object.freeze({
+const DEFAULT_UTILIZATION_PARAMETERS: UtilizationDetectorParameters = Object.freeze({
   queueDepthThreshold: 5,
   kvCacheUtilThreshold: 0.8,
   metricsStalenessThresholdMs: 200,

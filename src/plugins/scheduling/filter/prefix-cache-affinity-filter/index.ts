@@ -62,7 +62,7 @@ function prefixScore(c: Candidate): number {
  * TTFT of a candidate: the latency prediction when there is one, else (with a prefill throughput) the queued
  * uncached prefill tokens plus this request's uncached tokens there, over the throughput; else +∞.
  */
-export function estimatedTtftMs(c: Candidate, peakPrefillThroughput: number): number {
+function estimatedTtftMs(c: Candidate, peakPrefillThroughput: number): number {
   const predicted = latencyPredictionInfoOf(c.attributes)?.ttftMs;
   if (predicted !== undefined) return predicted;
   if (peakPrefillThroughput <= 0) return Infinity;

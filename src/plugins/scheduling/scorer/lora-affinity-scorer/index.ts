@@ -11,11 +11,11 @@ import type { InferenceRequest } from '../../../../framework/request.ts';
 export const LORA_AFFINITY_SCORER_TYPE = 'lora-affinity-scorer';
 
 /** Adapter already loaded and running. */
-export const SCORE_ACTIVE = 1.0;
+const SCORE_ACTIVE = 1.0;
 /** Adapter not loaded, but the endpoint has a free adapter slot. */
-export const SCORE_FREE_SLOT = 0.8;
+const SCORE_FREE_SLOT = 0.8;
 /** No free slot, but the adapter is waiting to be loaded there. */
-export const SCORE_WAITING = 0.6;
+const SCORE_WAITING = 0.6;
 
 const parametersSchema = z.strictObject({});
 

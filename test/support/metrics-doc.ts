@@ -2,7 +2,7 @@
  * The metrics reference of docs/operations.md, generated from a fresh `EppMetrics` registry (so the document
  * cannot drift from the code: test/observability/metrics-doc.test.ts compares them).
  */
-import { EppMetrics } from './metrics.ts';
+import { EppMetrics } from '../../src/observability/metrics.ts';
 
 export const METRICS_DOC_BEGIN = '<!-- metrics-reference:begin (generated from src/observability/metrics.ts; do not edit by hand) -->';
 export const METRICS_DOC_END = '<!-- metrics-reference:end -->';

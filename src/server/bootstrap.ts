@@ -1,221 +1,46 @@
 /**
- * Assembles a running EPP from its options: plugin registry → config → endpoint store → director →
- * ext_proc server (+ gRPC health). The CLI (`epp serve`) and the tests both start the EPP through here.
+ * Startup: assembles a running EPP from its options and tears it down. Plugin registry (./plugin-modules.ts) →
+ * config planned (src/config) and compiled (src/runtime/compile-config.ts) → endpoint store → admission and
+ * director → the adapters: ext_proc (+ gRPC health, TLS), the embedded gateway, the admin server. The CLI
+ * (`epp serve`, `epp gateway`) and the tests both start the EPP through here; what it takes and returns is
+ * declared in ./bootstrap-options.ts.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
-import { startDataLayer, type DataLayer, type KubernetesDiscoveryOptions } from '../datalayer/index.ts';
+import { startDataLayer, type DataLayer } from '../datalayer/index.ts';
 import { EppConfigError } from '../framework/errors.ts';
-import type { Clock, Logger, Plugin, PluginHandle, RandomSource } from '../framework/plugin.ts';
-import { loadConfig, defaultConfigSource, type ConfigSource, type LoadedConfig } from '../config/loader.ts';
+import type { Plugin, PluginHandle } from '../framework/plugin.ts';
+import { defaultConfigSource, planConfig, type ConfigSource } from '../config/loader.ts';
+import { compileConfig } from '../runtime/compile-config.ts';
 import { EppMetrics } from '../observability/metrics.ts';
 import { Director } from '../runtime/director.ts';
-import { PluginRegistry } from '../runtime/plugin-registry.ts';
-import { registerBuiltins } from '../plugins/register.ts';
-import {
-  METRICS_DATA_SOURCE_TYPE,
-  metricsDataSourceFactoryWithDefaults,
-  type MetricsDataSourceDefaults,
-} from '../plugins/datalayer/source/metrics-data-source/index.ts';
 import { PrecisePrefixCacheProducer } from '../plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
-import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../runtime/response-stream.ts';
+import { DEFAULT_RESPONSE_PATH_OPTIONS } from '../runtime/response-stream.ts';
 import { Scheduler } from '../runtime/scheduler.ts';
 import { systemClock } from '../util/clock.ts';
 import { createRandomSource } from '../util/random.ts';
 import { ExtProcServer } from './extproc/server.ts';
 import { Gateway } from './gateway/gateway.ts';
-import { DEFAULT_GATEWAY_LIMITS, type GatewayLimits } from './gateway/limits.ts';
+import { DEFAULT_GATEWAY_LIMITS } from './gateway/limits.ts';
 import { BodyBudget } from './body-budget.ts';
 import { Reachability } from '../runtime/reachability.ts';
-import { startHealthServer } from './health.ts';
-import type { CertificateReloader, TlsMaterial } from './tls.ts';
-import { KubernetesAuthorizer, StaticTokenAuthorizer, startObservability, type MetricsAuthorizer, type RunningObservability } from './admin/index.ts';
-import type { RequestTracer, TracerOptions } from '../observability/tracing.ts';
+import { startHealthServer } from './extproc/health.ts';
+import type { CertificateReloader, TlsMaterial } from './extproc/tls.ts';
+import { KubernetesAuthorizer, StaticTokenAuthorizer, startObservability, type MetricsAuthorizer } from './admin/index.ts';
+import type { RequestTracer } from '../observability/tracing.ts';
 import type { Server } from '@grpc/grpc-js';
 import type { Datastore } from '../datalayer/datastore.ts';
-import { startResourceSources, type ResourceSources } from '../datalayer/resources/index.ts';
-import { setupAdmission, type AdmissionSetup } from '../runtime/admission.ts';
-import { realTimers, type Timers } from '../util/timers.ts';
+import { startResourceSources } from '../datalayer/resources/index.ts';
+import { setupAdmission } from '../runtime/admission.ts';
+import { InFlightTracker } from '../runtime/inflight.ts';
+import { PluginMetricSources } from '../runtime/plugin-metrics.ts';
+import { realTimers } from '../util/timers.ts';
 import { InferenceResources } from '../runtime/objectives.ts';
-import { createCrossReplicaSync, type SyncEngine, type SyncSettings, type SyncTransport } from '../datalayer/sync/index.ts';
+import { createCrossReplicaSync, type SyncEngine } from '../datalayer/sync/index.ts';
 import { RedisCrossReplicaSyncer, REDIS_CROSS_REPLICA_SYNCER_TYPE } from '../plugins/datalayer/syncer/redis-cross-replica-syncer/index.ts';
-import { DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT } from './defaults.ts';
-
-export interface EppOptions {
-  /** ext_proc port (0 = ephemeral). */
-  readonly grpcPort: number;
-  /** Serve ext_proc at all (default true; `epp gateway` runs without it). */
-  readonly extProc?: boolean;
-  /** Also run the embedded OpenAI-compatible gateway on this port/host. */
-  readonly gateway?: { readonly port: number; readonly host?: string };
-  /** 0 = ephemeral; -1 = do not start the health server. */
-  readonly grpcHealthPort: number;
-  readonly host?: string;
-  readonly secureServing: boolean;
-  readonly certPath?: string;
-  readonly healthChecking?: boolean;
-  readonly config?: ConfigSource;
-  /** Endpoint discovery (exactly one mode) and metrics scraping; ignored when `store` is given. */
-  readonly discovery?: DiscoveryOptions;
-  /** An endpoint store to use instead of discovery (tests, embedders): no data layer is started. */
-  readonly store?: EndpointStore;
-  /** Files whose default export (or `register` export) registers plugin types: `(registry) => void`. */
-  readonly pluginModules?: readonly string[];
-  /** Registers extra plugin types before the config loads (tests, embedders). */
-  readonly registerPlugins?: (registry: PluginRegistry) => void;
-  /**
-   * Defaults for `metrics-data-source` parameters the config leaves unset: the deprecated
-   * `--model-server-metrics-scheme/-path/-https-insecure-skip-verify` flags (epp-spec §4.5).
-   */
-  readonly metricsDataSourceDefaults?: MetricsDataSourceDefaults;
-  readonly responsePath?: Partial<ResponsePathOptions>;
-  /** Timeout of one request-path hook call (admit, preRequest); 1 s by default. */
-  readonly requestHookTimeoutMs?: number;
-  readonly maxRequestBodyBytes?: number;
-  /** Request-body bytes held at once across all requests (both data planes); beyond → 429. 0 = unlimited. */
-  readonly maxRequestBodyBytesInFlight?: number;
-  /** Embedded gateway limits (timeouts, sizes, allowed paths); unset fields take the defaults. */
-  readonly gatewayLimits?: Partial<GatewayLimits>;
-  /** ext_proc: a stream that receives no message for this long is ended (0 = never). */
-  readonly extProcIdleTimeoutMs?: number;
-  /** ext_proc: non-streaming response bodies are buffered up to this size; beyond, passed through. */
-  readonly maxBufferedResponseBytes?: number;
-  /**
-   * `--metrics-endpoint-auth`: `/metrics` needs a bearer token — compared with `tokenFile`'s when given, else
-   * reviewed by the Kubernetes API (TokenReview + SubjectAccessReview, as upstream).
-   */
-  readonly metricsAuth?: { readonly tokenFile?: string; readonly kubeconfig?: string; readonly cacheTtlMs?: number };
-  /** Model names kept as metric labels beyond the known ones (served, rewrites) before `other`. */
-  readonly maxExtraModelLabels?: number;
-  readonly shutdownGraceMs?: number;
-  readonly logger: Logger;
-  readonly clock?: Clock;
-  readonly random?: RandomSource;
-  readonly metrics?: EppMetrics;
-  /** Admission, flow control, objectives and model rewrites (see docs/flow-control.md). */
-  readonly admission?: AdmissionServeOptions;
-  /** Admin HTTP server (/metrics, /healthz, /readyz): port (0 = ephemeral); absent or -1 = not started. */
-  readonly metricsPort?: number;
-  /** `name` label of the `inference_pool_*` gauges; default the InferencePool name, else `default`. */
-  readonly poolName?: string;
-  /** Pool gauge refresh (`--refresh-prometheus-metrics-interval`), default 5 s. */
-  readonly poolMetricsRefreshMs?: number;
-  /** Freshness window of endpoint metrics for the pool gauges (`--metrics-staleness-threshold`), default 2 s. */
-  readonly metricsStalenessMs?: number;
-  /** Reload `certPath` when it changes (`--enable-cert-reload`); `pollIntervalMs` is the fallback poll. */
-  readonly certReload?: boolean | { readonly pollIntervalMs: number };
-  /** OpenTelemetry tracing; absent = off (see observability/tracing.ts for when the CLI turns it on). */
-  readonly tracing?: Omit<TracerOptions, 'logger'>;
-  /** `--ha-redis-url`: cross-replica sync over this Redis with default settings (docs/replicas.md). */
-  readonly haRedisUrl?: string;
-  /** Cross-replica sync overrides (tests, benchmarks): a transport instead of Redis, engine settings, timers. */
-  readonly crossReplica?: { readonly transport?: SyncTransport; readonly settings?: Partial<SyncSettings>; readonly timers?: Timers };
-}
-
-export interface DiscoveryOptions {
-  /** Static endpoints `ip:port`. */
-  readonly endpoints?: readonly string[];
-  /** A watched YAML/JSON endpoints file. */
-  readonly endpointsFile?: string;
-  readonly kubernetes?: KubernetesDiscoveryOptions;
-  /** Namespace recorded on static/file endpoints. */
-  readonly namespace?: string;
-  /** Scrape interval per endpoint; default 50 ms. */
-  readonly refreshIntervalMs?: number;
-}
-
-export interface RunningEpp {
-  readonly grpcPort: number;
-  readonly healthPort: number | undefined;
-  readonly director: Director;
-  readonly config: LoadedConfig;
-  readonly metrics: EppMetrics;
-  readonly server: ExtProcServer;
-  /** The embedded gateway's port, when it runs. */
-  readonly gatewayPort: number | undefined;
-  readonly gateway: Gateway | undefined;
-  /** The data layer, when the EPP discovers endpoints itself (not when a store was injected). */
-  readonly dataLayer: DataLayer | undefined;
-  /** The admin HTTP port (/metrics, /healthz, /readyz), when it runs. */
-  readonly metricsPort: number | undefined;
-  readonly observability: RunningObservability;
-  readonly tracer: RequestTracer | undefined;
-  /** Watches `--cert-path` when `--enable-cert-reload` is on. */
-  readonly certificates: CertificateReloader | undefined;
-  /** Admission, flow control and in-flight accounting. */
-  readonly admission: AdmissionSetup;
-  /** Request-body bytes held in memory across both data planes (`--max-request-body-bytes-in-flight`). */
-  readonly bodyBudget: BodyBudget;
-  /** InferenceObjectives and InferenceModelRewrites in force, and their sources. */
-  readonly resources: InferenceResources;
-  readonly resourceSources: ResourceSources;
-  /** Cross-replica sync, when configured (`dataLayer.crossReplicaSyncerPluginRef` or `--ha-redis-url`). */
-  readonly sync: SyncEngine | undefined;
-  /** Stops accepting, drains open streams up to the grace period, then closes everything. */
-  close(): Promise<void>;
-}
-
-export interface AdmissionServeOptions {
-  /** `--resources-file`: watched InferenceObjective / InferenceModelRewrite manifests. */
-  readonly resourcesFile?: string;
-  /** `--disable-endpoint-subset-filter`. */
-  readonly disableEndpointSubsetFilter?: boolean;
-  /**
-   * The pool whose objects apply (`--pool-name`, namespace, group). Defaults to the watched InferencePool;
-   * unset in standalone mode, where every object of the resources file applies.
-   */
-  readonly pool?: { readonly name: string; readonly namespace?: string; readonly group?: string };
-  /** Watch the InferenceObjective / InferenceModelRewrite CRDs (default: when an InferencePool is watched). */
-  readonly watchCrds?: boolean;
-  /** Flow-control timers and dispatch cadence (tests). */
-  readonly timers?: Timers;
-  readonly dispatchIntervalMs?: number;
-}
-
-
-/**
- * What `--plugin-module X` imports: a file when X names an existing path (`./my-plugins.js`, `/opt/p.js`,
- * `plugins.js`), else X as a package specifier (`@acme/epp-plugins`, `epp-plugin-x/sub`), resolved like an
- * import from this package, i.e. from the node_modules the EPP is installed in.
- */
-export function pluginModuleSpecifier(arg: string): string {
-  const path = resolve(arg);
-  if (existsSync(path) || /^(\.{1,2}[\\/]|[\\/]|[A-Za-z]:)/.test(arg) || !/^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(\/.*)?$/i.test(arg)) return pathToFileURL(path).href;
-  return arg;
-}
-
-async function loadPluginModules(registry: PluginRegistry, files: readonly string[]): Promise<void> {
-  for (const file of files) {
-    const specifier = pluginModuleSpecifier(file);
-    let mod: { default?: unknown; register?: unknown };
-    try {
-      mod = (await import(specifier)) as typeof mod;
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND' || !(err as Error).message.includes(specifier.startsWith('file:') ? resolve(file) : `'${file.split('/').slice(0, file.startsWith('@') ? 2 : 1).join('/')}'`)) throw err;
-      throw new EppConfigError(
-        `--plugin-module ${file}: no such file, and no installed package of that name`,
-        'pass a path to the module (./my-plugins.js) or the name of a package installed next to the EPP (npm install <package>)',
-      );
-    }
-    const register = typeof mod.register === 'function' ? mod.register : mod.default;
-    if (typeof register !== 'function') {
-      throw new EppConfigError(`--plugin-module ${file}: exports no register function`, 'export `register(registry)` (or a default function) that calls registry.register(type, factory)');
-    }
-    await (register as (r: PluginRegistry) => unknown)(registry);
-  }
-}
-
-/** The built-in plugin types; `metrics-data-source` with the flag defaults when any are given. */
-function builtinRegistry(metricsDefaults: MetricsDataSourceDefaults | undefined): PluginRegistry {
-  const registry = new PluginRegistry();
-  registerBuiltins(registry);
-  if (metricsDefaults !== undefined && Object.values(metricsDefaults).some((v) => v !== undefined)) {
-    registry.replace(METRICS_DATA_SOURCE_TYPE, metricsDataSourceFactoryWithDefaults(metricsDefaults));
-  }
-  return registry;
-}
+import type { EppOptions, RunningEpp } from './bootstrap-options.ts';
+import { builtinRegistry, loadPluginModules } from './plugin-modules.ts';
+import { DEFAULT_EXT_PROC_IDLE_TIMEOUT_MS, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT, DEFAULT_SHUTDOWN_GRACE_MS } from './defaults.ts';
 
 export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   const clock = o.clock ?? systemClock;
@@ -229,14 +54,18 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
 
   let store: EndpointStore | undefined = o.store;
   const storeRef = (): readonly Endpoint[] => store?.endpoints() ?? [];
+  const inflight = new InFlightTracker();
+  const pluginMetrics = new PluginMetricSources();
   const pluginHandle = (lookup: (name: string) => Plugin | undefined): PluginHandle => ({
     logger: o.logger,
     clock,
     random,
     plugin: lookup,
     endpoints: storeRef,
+    inflight,
+    metrics: pluginMetrics,
   });
-  const config = loadConfig(o.config ?? defaultConfigSource(), { registry, handle: pluginHandle });
+  const config = compileConfig(planConfig(o.config ?? defaultConfigSource()), { registry, handle: pluginHandle });
   let crossReplica = config.crossReplica;
   if (o.haRedisUrl !== undefined) {
     if (crossReplica !== undefined) {
@@ -305,6 +134,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   const admission = setupAdmission({
     store,
     plugins: config.plugins,
+    tracker: inflight,
     detector: config.saturationDetector,
     flowControl: config.flowControl,
     clock,
@@ -349,7 +179,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   let certificates: CertificateReloader | undefined;
   if (o.secureServing) {
     // Loaded on demand: the X.509 tooling is only needed when TLS is on.
-    const { generateSelfSignedCertificate, loadCertificate, CertificateReloader } = await import('./tls.ts');
+    const { generateSelfSignedCertificate, loadCertificate, CertificateReloader } = await import('./extproc/tls.ts');
     if (o.certPath && o.certReload) {
       certificates = CertificateReloader.load(o.certPath, {
         logger: o.logger,
@@ -439,7 +269,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     metrics,
     store,
     poolName: o.poolName ?? o.discovery?.kubernetes?.poolName ?? 'default',
-    plugins: config.plugins,
+    pluginMetrics,
     logger: o.logger,
     now,
     port: o.metricsPort ?? -1,
@@ -476,7 +306,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     sync,
     close() {
       closing ??= (async () => {
-        const grace = o.shutdownGraceMs ?? 30_000;
+        const grace = o.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
         await Promise.all([server.shutdown(grace), gateway?.close(grace)]);
         await sync?.stop();
         admission.close();

@@ -5,7 +5,7 @@
  */
 import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { EXT_PROC_SERVICE_NAME } from './extproc/service.ts';
+import { EXT_PROC_SERVICE_NAME } from './service.ts';
 
 export type ServingStatus = 'SERVING' | 'NOT_SERVING';
 

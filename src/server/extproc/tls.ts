@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { webcrypto, randomBytes, createPrivateKey, X509Certificate } from 'node:crypto';
 import type { experimental } from '@grpc/grpc-js';
-import type { Logger } from '../framework/plugin.ts';
+import type { Logger } from '../../framework/plugin.ts';
 import 'reflect-metadata'; // required by @peculiar/x509 (tsyringe)
 import * as x509 from '@peculiar/x509';
 
@@ -68,7 +68,7 @@ type CertificateProvider = experimental.CertificateProvider;
 type IdentityListener = experimental.IdentityCertificateUpdateListener;
 
 /** Parses and cross-checks a certificate/key pair. Throws with a readable reason. Returns the certificate. */
-export function validateCertificate(m: TlsMaterial): X509Certificate {
+function validateCertificate(m: TlsMaterial): X509Certificate {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(m.certPem);
