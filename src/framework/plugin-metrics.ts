@@ -33,6 +33,10 @@ export interface TokenSourceMetricsSource {
   readonly backend: string;
   readonly requests: number;
   readonly failures: number;
+  /** Backend `local`: requests tokenized locally, and parity checks against render by result. */
+  readonly localRequests: number;
+  readonly parityPasses: number;
+  readonly parityFailures: number;
   /** Latencies (seconds) since the last call. */
   drainLatencies(): number[];
 }

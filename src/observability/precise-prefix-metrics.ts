@@ -7,7 +7,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { PrecisePrefixMetricsSource, TokenSourceMetricsSource } from '../framework/plugin-metrics.ts';
 
-const SYNC_PHASE_LABELS = ['CONNECTING', 'SYNCED', 'REPLAYING', 'DESYNCED'] as const;
+const SYNC_PHASE_LABELS = ['CONNECTING', 'SYNCED', 'REPLAYING', 'DESYNCED', 'SILENT'] as const;
 
 /** Counter keys → metric name and label (every counter is exported, so none can be forgotten silently). */
 const COUNTERS: ReadonlyArray<readonly [string, string, string, Record<string, string>]> = [
@@ -20,6 +20,7 @@ const COUNTERS: ReadonlyArray<readonly [string, string, string, Record<string, s
   ['snapshotsOk', 'epp_kv_events_snapshots_total', 'Recoveries from a full dump (/kv_state), by result.', { result: 'ok' }],
   ['snapshotsFailed', 'epp_kv_events_snapshots_total', 'Recoveries from a full dump (/kv_state), by result.', { result: 'failed' }],
   ['desyncs', 'epp_kv_events_desyncs_total', 'Endpoints marked DESYNCED (scored by the approximate fallback).', {}],
+  ['silences', 'epp_kv_events_silences_total', 'Endpoints marked SILENT: requests served that stored new blocks, no KV events within the bound (scored by the approximate fallback until events resume).', {}],
   ['blocksStored', 'epp_kv_events_blocks_total', 'Cached blocks stored / removed by events.', { op: 'stored' }],
   ['blocksRemoved', 'epp_kv_events_blocks_total', 'Cached blocks stored / removed by events.', { op: 'removed' }],
   ['orphanStores', 'epp_kv_events_orphan_stores_total', 'Blocks stored under a parent the index does not know (lost history), skipped.', {}],
@@ -107,7 +108,7 @@ export function registerPrecisePrefixMetrics(
   });
   new Gauge({
     name: 'epp_kv_endpoint_phase',
-    help: 'Event sync phase of each endpoint (1 for its current phase): SYNCED is scored precisely, DESYNCED and CONNECTING by the approximate fallback.',
+    help: 'Event sync phase of each endpoint (1 for its current phase): SYNCED and REPLAYING are scored precisely, CONNECTING, DESYNCED and SILENT by the approximate fallback.',
     labelNames: ['producer', 'endpoint', 'phase'],
     registers: r,
     collect() {
@@ -147,6 +148,30 @@ export function registerPrecisePrefixMetrics(
     collect() {
       this.reset();
       for (const t of tokenSources) this.inc({ source: t.name, backend: t.backend }, t.failures);
+    },
+  });
+  const local = { [Symbol.iterator]: () => holder.tokenSources.filter((t) => t.backend === 'local')[Symbol.iterator]() };
+  new Counter({
+    name: 'epp_token_source_local_requests_total',
+    help: 'Requests tokenized by the local tokenizer (backend local, while its parity with render holds).',
+    labelNames: ['source'],
+    registers: r,
+    collect() {
+      this.reset();
+      for (const t of local) this.inc({ source: t.name }, t.localRequests);
+    },
+  });
+  new Counter({
+    name: 'epp_token_source_parity_checks_total',
+    help: 'Parity checks of the local tokenizer against render (probe sets, sampled requests), by result; a failure sends requests back to render.',
+    labelNames: ['source', 'result'],
+    registers: r,
+    collect() {
+      this.reset();
+      for (const t of local) {
+        this.inc({ source: t.name, result: 'agree' }, t.parityPasses);
+        this.inc({ source: t.name, result: 'disagree' }, t.parityFailures);
+      }
     },
   });
 }

@@ -44,6 +44,8 @@ import { ENDPOINT_NOTIFICATION_SOURCE_TYPE, endpointNotificationSourceFactory } 
 import { K8S_NOTIFICATION_SOURCE_TYPE, k8sNotificationSourceFactory } from './datalayer/source/k8s-notification-source/index.ts';
 import { PREFILL_LOAD_PRODUCER_TYPE, prefillLoadProducerFactory } from './requestcontrol/prefill-load-producer/index.ts';
 import { KV_COST_SCORER_TYPE, kvCostScorerFactory } from './scheduling/scorer/kv-cost-scorer/index.ts';
+import { NO_HIT_LRU_SCORER_TYPE, noHitLruScorerFactory } from './scheduling/scorer/no-hit-lru-scorer/index.ts';
+import { PRECISE_PREFIX_CACHE_SCORER_TYPE, precisePrefixCacheScorerFactory } from './scheduling/scorer/precise-prefix-cache-scorer/index.ts';
 import { PrefillLoadKey } from '../framework/attributes.ts';
 
 export interface PluginTypeRegistration {
@@ -90,6 +92,8 @@ export const BUILTIN_PLUGINS: readonly PluginTypeRegistration[] = [
   { type: LEAST_OUTSTANDING_REQUESTS_SCORER_TYPE, factory: leastOutstandingRequestsScorerFactory },
   { type: BOUNDED_PREFIX_AFFINITY_FILTER_TYPE, factory: boundedPrefixAffinityFilterFactory },
   { type: KV_COST_SCORER_TYPE, factory: kvCostScorerFactory },
+  { type: NO_HIT_LRU_SCORER_TYPE, factory: noHitLruScorerFactory },
+  { type: PRECISE_PREFIX_CACHE_SCORER_TYPE, factory: precisePrefixCacheScorerFactory },
   // --- data layer: sources, extractors
   { type: METRICS_DATA_SOURCE_TYPE, factory: metricsDataSourceFactory },
   { type: CORE_METRICS_EXTRACTOR_TYPE, factory: coreMetricsExtractorFactory },

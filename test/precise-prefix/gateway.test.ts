@@ -8,13 +8,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { silentLogger } from '../../src/observability/logger.ts';
-import { startEpp } from '../../src/server/bootstrap.ts';
 import { startFleet } from '../../src/sim/index.ts';
 import { LABEL_KV_EVENTS_ENDPOINT, LABEL_KV_REPLAY_ENDPOINT, PrecisePrefixCacheProducer } from '../../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
-import { FAST, MODEL } from './rig.ts';
+import { FAST, MODEL, startGatewayEpp } from './rig.ts';
 import { waitUntil } from '../support/wait.ts';
-import { Xoshiro128StarStar } from '../../src/util/random.ts';
 
 test('gateway + config by name: repeated prompts land on the server that caches them, metrics exported', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'epp-precise-'));
@@ -27,14 +24,7 @@ test('gateway + config by name: repeated prompts land on the server that caches 
     })),
   }));
   const configText = readFileSync(new URL('../../docs/examples/precise-prefix.yaml', import.meta.url), 'utf8');
-  const epp = await startEpp({
-    grpcPort: 0, extProc: false, grpcHealthPort: -1, host: '127.0.0.1', secureServing: false,
-    gateway: { port: 0 }, metricsPort: 0,
-    discovery: { endpointsFile: file, refreshIntervalMs: 20 },
-    config: { text: configText, origin: 'docs/examples/precise-prefix.yaml' },
-    logger: silentLogger(), shutdownGraceMs: 200,
-    random: new Xoshiro128StarStar(17), // the affinity filter's 1 % exploration draws are reproducible
-  });
+  const epp = await startGatewayEpp({ configText, origin: 'docs/examples/precise-prefix.yaml', endpointsFile: file, seed: 17 });
   try {
     const producer = epp.config.plugins.find((p) => p instanceof PrecisePrefixCacheProducer) as PrecisePrefixCacheProducer;
     assert.ok(producer, 'precise producer loaded by type name');

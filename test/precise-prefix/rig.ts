@@ -19,6 +19,21 @@ import {
 import { TokenProducer, tokenProducerFactory } from '../../src/plugins/requestcontrol/token-producer/index.ts';
 import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult, type TestHandle } from '../support/plugin-fixtures.ts';
 import { waitUntil } from '../support/wait.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { startEpp } from '../../src/server/bootstrap.ts';
+import { Xoshiro128StarStar } from '../../src/util/random.ts';
+
+/** The EPP's embedded gateway (no ext_proc) on loopback with `configText`, endpoints from an endpoints file. */
+export function startGatewayEpp(o: { configText: string; origin: string; endpointsFile: string; seed: number }) {
+  return startEpp({
+    grpcPort: 0, extProc: false, grpcHealthPort: -1, host: '127.0.0.1', secureServing: false,
+    gateway: { port: 0 }, metricsPort: 0,
+    discovery: { endpointsFile: o.endpointsFile, refreshIntervalMs: 20 },
+    config: { text: o.configText, origin: o.origin },
+    logger: silentLogger(), shutdownGraceMs: 200,
+    random: new Xoshiro128StarStar(o.seed), // random draws (exploration, tie-breaks) are reproducible
+  });
+}
 
 export const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 

@@ -9,7 +9,14 @@
  * - DESYNCED: the endpoint's entries are dropped, live events keep being applied (what is stored from now on
  *   is exact, older chains are orphans), the producer scores it with the approximate fallback until a drift
  *   check passes (`markRecovered`) or a later recovery succeeds (retried after `retryCooldownMs`). Following
- *   an engine from seq 0 is a complete history, so a restart also ends DESYNCED.
+ *   an engine from seq 0 is a complete history, so a restart also ends DESYNCED;
+ * - SILENT: the producer owes the endpoint events (`expectEvents`: it served a request that must have stored new
+ *   blocks) and none arrived for `silenceMs` (`checkSilence`) — the publisher stopped, its socket is cut, the
+ *   engine's `--kv-events-config` is missing, or every batch is lost. Entered from SYNCED or CONNECTING (the other
+ *   phases are already untrusted or recovering); the entries are kept (the view before the silence is still the
+ *   best guess of what the engine holds) but the producer scores the endpoint with the approximate fallback. The
+ *   next batch ends it: the phase before the silence is restored and the batch is processed as usual, so lost
+ *   batches show as a seq gap and go through replay → dump → DESYNCED.
  */
 import type { Clock, Logger } from '../../../framework/plugin.ts';
 import type { KvEventApplier } from './ingest.ts';
@@ -17,7 +24,7 @@ import type { KvBlockIndex } from './kv-block-index.ts';
 import { KvEventDecodeError, decodeBatch, type DecodeStats, type KvEvent } from './kv-events.ts';
 import type { EventTransport, RawMessage } from './zmq-transport.ts';
 
-export type SyncPhase = 'CONNECTING' | 'SYNCED' | 'REPLAYING' | 'DESYNCED';
+export type SyncPhase = 'CONNECTING' | 'SYNCED' | 'REPLAYING' | 'DESYNCED' | 'SILENT';
 
 /** A full dump of an engine's cache (the simulator's `GET /kv_state`). */
 export interface KvSnapshot {
@@ -39,10 +46,11 @@ export interface SyncCounters {
   snapshotsOk: number;
   snapshotsFailed: number;
   desyncs: number;
+  silences: number;
 }
 
 export function newSyncCounters(): SyncCounters {
-  return { batches: 0, duplicates: 0, gaps: 0, restarts: 0, malformed: 0, replaysOk: 0, replaysFailed: 0, snapshotsOk: 0, snapshotsFailed: 0, desyncs: 0 };
+  return { batches: 0, duplicates: 0, gaps: 0, restarts: 0, malformed: 0, replaysOk: 0, replaysFailed: 0, snapshotsOk: 0, snapshotsFailed: 0, desyncs: 0, silences: 0 };
 }
 
 export interface EndpointSyncDeps {
@@ -68,12 +76,17 @@ export class EndpointSync {
   lastSeq: bigint | null = null;
   /** Why the endpoint is DESYNCED (for logs and tests). */
   reason = '';
+  /** Live messages received (the silence check compares it before and after a request). */
+  messages = 0;
   /** Resolves when no recovery is running (tests wait for quiescence on it). */
   idle: Promise<void> = Promise.resolve();
   readonly #d: EndpointSyncDeps;
   #pending: RawMessage[] = [];
   #lastAttemptMs = Number.NEGATIVE_INFINITY;
   #closed = false;
+  /** When events were first owed and have not arrived since (undefined: nothing owed). */
+  #owedSince: number | undefined;
+  #phaseBeforeSilence: SyncPhase = 'SYNCED';
 
   constructor(deps: EndpointSyncDeps) {
     this.#d = deps;
@@ -112,8 +125,44 @@ export class EndpointSync {
     if (this.#canRetry()) this.#recover(this.lastSeq === null ? 0n : this.lastSeq + 1n, 'drift', true);
   }
 
+  /**
+   * A request routed when `messages` was `messagesAtRouting` has been served and stored new blocks, so the engine
+   * published them (at scheduling, before it answered). If no message arrived since the routing, starts the
+   * silence clock unless it is already running; any message from the endpoint stops it. (Counting messages, not
+   * comparing times: events usually arrive before the response completes.)
+   */
+  expectEvents(now: number, messagesAtRouting: number): void {
+    if (this.messages > messagesAtRouting) return;
+    this.#owedSince ??= now;
+  }
+
+  /** Marks the endpoint SILENT when owed events are `silenceMs` overdue; true when it did. */
+  checkSilence(now: number, silenceMs: number): boolean {
+    const since = this.#owedSince;
+    if (since === undefined || now - since < silenceMs) return false;
+    if (this.phase !== 'SYNCED' && this.phase !== 'CONNECTING') return false;
+    this.#phaseBeforeSilence = this.phase;
+    this.phase = 'SILENT';
+    this.reason = `no KV events for ${Math.round(now - since)} ms after serving requests that stored new blocks`;
+    this.#d.counters.silences++;
+    this.#d.logger.warn(
+      { endpoint: this.endpoint, silentForMs: Math.round(now - since), lastSeq: this.lastSeq === null ? null : String(this.lastSeq) },
+      this.#phaseBeforeSilence === 'CONNECTING'
+        ? 'no KV event ever received from endpoint although it served requests: is the engine started with --kv-events-config and reachable? Scored by the approximate fallback until events arrive'
+        : 'KV event stream of endpoint went SILENT (requests served, no events): scored by the approximate fallback until events resume',
+    );
+    return true;
+  }
+
   #onWire(m: RawMessage): void {
     if (this.#closed) return;
+    this.messages++;
+    this.#owedSince = undefined;
+    if (this.phase === 'SILENT') {
+      this.phase = this.#phaseBeforeSilence;
+      this.reason = '';
+      this.#d.logger.info({ endpoint: this.endpoint, seq: String(m.seq) }, 'KV events from endpoint resumed after a silence');
+    }
     if (this.phase === 'REPLAYING') {
       if (this.#pending.length >= this.#d.maxPending) {
         this.#d.logger.warn({ endpoint: this.endpoint }, 'too many live KV batches queued during recovery');

@@ -14,6 +14,7 @@
  * - onResponseComplete: the drift check — predicted cached tokens (at routing) vs the engine's reported
  *   `cached_tokens`; an EWMA above `desync.driftThreshold` marks the endpoint DESYNCED, `recoverAfterRequests`
  *   consecutive good predictions bring a DESYNCED one back. A failed request drops its speculative entries.
+ *   A served request that stored new blocks owes events: none within `events.silenceMs` → SILENT (fallback).
  */
 import { z } from 'zod';
 import { PrefixCacheMatchInfoKey, tokenizedPromptOf, TokenizedPromptKey, type PrefixCacheMatchInfo } from '../../../framework/attributes.ts';
@@ -46,7 +47,7 @@ const RECONCILE_INTERVAL_MS = 1000;
 const num = (what: string) => z.number({ error: `expected a number (${what})` });
 const port = z.number({ error: 'expected a TCP port (1-65535)' }).int('expected a TCP port (1-65535)').min(1, 'expected a TCP port (1-65535)').max(65535, 'expected a TCP port (1-65535)');
 
-const parametersSchema = z.strictObject({
+export const precisePrefixParametersSchema = z.strictObject({
   /** Tokens per KV block; must equal the engine's `--block-size` (checked against events and cache-config metrics). */
   blockSize: z.number({ error: 'expected a positive integer (tokens per block, = vLLM --block-size)' }).int().positive().default(16),
   /** Seed of our request keys (any string; never compared with engine hashes). */
@@ -72,8 +73,13 @@ const parametersSchema = z.strictObject({
       replayTimeoutMs: num('milliseconds > 0').positive().default(2000),
       /** Wait at least this long between recovery attempts of a DESYNCED endpoint. */
       retryCooldownMs: num('milliseconds >= 0').nonnegative().default(30_000),
+      /**
+       * An endpoint that completed a request which stored new blocks, and sent no event within this bound, is
+       * SILENT (scored by the approximate fallback until events resume); 0 turns the check off.
+       */
+      silenceMs: num('milliseconds >= 0').nonnegative().default(5000),
     })
-    .default({ socketPort: 5557, replaySocketPort: null, topicFilter: 'kv@', engine: 'vllm', snapshot: false, replayTimeoutMs: 2000, retryCooldownMs: 30_000 }),
+    .default({ socketPort: 5557, replaySocketPort: null, topicFilter: 'kv@', engine: 'vllm', snapshot: false, replayTimeoutMs: 2000, retryCooldownMs: 30_000, silenceMs: 5000 }),
   desync: z
     .strictObject({
       /** Score untrustworthy endpoints with the approximate producer (`approx`) or as no hit (`none`). */
@@ -88,7 +94,7 @@ const parametersSchema = z.strictObject({
     .default({ fallback: 'approx', driftThreshold: 0.15, recoverAfterRequests: 50, minSamples: 10 }),
 });
 
-export type PrecisePrefixCacheConfig = z.infer<typeof parametersSchema>;
+export type PrecisePrefixCacheConfig = z.infer<typeof precisePrefixParametersSchema>;
 
 interface Speculation {
   readonly endpoint: string;
@@ -119,6 +125,8 @@ interface Prediction {
   readonly quiet: boolean;
   /** The endpoint was DESYNCED when this request was routed (only those count towards recovery). */
   readonly desynced: boolean;
+  /** The endpoint's live message count when this request was routed (silence check). */
+  readonly messagesAtRouting: number;
 }
 
 interface EndpointHealth {
@@ -167,14 +175,24 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
   #lastPool: readonly Endpoint[] | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  #lastSilenceCheck = Number.NEGATIVE_INFINITY;
+  readonly #onClose: (() => void) | undefined;
 
   constructor(
     name: string,
     config: PrecisePrefixCacheConfig,
     handle: PluginHandle,
-    options: { transportFor?: (endpoint: Endpoint) => EventTransport | undefined; reconcileTimer?: boolean } = {},
+    options: {
+      transportFor?: (endpoint: Endpoint) => EventTransport | undefined;
+      reconcileTimer?: boolean;
+      /** Type name for logs and `typedName` (a plugin type built on this producer, e.g. `precise-prefix-cache-scorer`). */
+      type?: string;
+      /** Called once by `close()` (a shared socket behind `transportFor`). */
+      onClose?: () => void;
+    } = {},
   ) {
-    this.typedName = { type: PRECISE_PREFIX_CACHE_PRODUCER_TYPE, name };
+    this.typedName = { type: options.type ?? PRECISE_PREFIX_CACHE_PRODUCER_TYPE, name };
+    this.#onClose = options.onClose;
     this.config = Object.freeze({ ...config });
     this.#logger = handle.logger;
     this.#clock = handle.clock;
@@ -199,7 +217,10 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     }
     this.#transportFor = options.transportFor ?? ((e) => this.#zmqTransport(e));
     if (options.reconcileTimer !== false) {
-      this.#timer = setInterval(() => this.reconcile(), RECONCILE_INTERVAL_MS);
+      this.#timer = setInterval(() => {
+        this.reconcile();
+        this.checkSilence();
+      }, RECONCILE_INTERVAL_MS);
       this.#timer.unref();
     }
   }
@@ -257,6 +278,18 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     }
   }
 
+  /**
+   * Marks SILENT every endpoint whose owed events are `events.silenceMs` overdue (run every second and at most
+   * every 250 ms from the request path; tests call it after moving the clock).
+   */
+  checkSilence(): void {
+    const silenceMs = this.config.events.silenceMs;
+    if (silenceMs <= 0) return;
+    const now = this.#clock.now();
+    this.#lastSilenceCheck = now;
+    for (const sync of this.#syncs.values()) sync.checkSilence(now, silenceMs);
+  }
+
   #zmqTransport(e: Endpoint): EventTransport {
     const ev = this.config.events;
     const labels = e.metadata.labels;
@@ -278,7 +311,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       this.#mismatchLogged.add(endpoint);
       this.#logger.error(
         { endpoint, engineBlockSize, blockSize: this.config.blockSize, plugin: this.typedName.name },
-        `plugin '${this.typedName.name}' (type: ${PRECISE_PREFIX_CACHE_PRODUCER_TYPE}): endpoint ${endpoint} uses KV block size ${engineBlockSize} ` +
+        `plugin '${this.typedName.name}' (type: ${this.typedName.type}): endpoint ${endpoint} uses KV block size ${engineBlockSize} ` +
           `but parameters.blockSize is ${this.config.blockSize}; set parameters.blockSize: ${engineBlockSize} (it must equal the engine's --block-size). ` +
           'Until then the endpoint is scored by the approximate fallback',
       );
@@ -311,7 +344,9 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
   prepareData(request: InferenceRequest, candidates: readonly Candidate[], signal: AbortSignal): void | Promise<void> {
     this.reconcile();
     if (candidates.length === 0) return;
-    this.#expireSpeculations(this.#clock.now());
+    const now = this.#clock.now();
+    this.#expireSpeculations(now);
+    if (now - this.#lastSilenceCheck >= 250) this.checkSilence();
     const tokens = tokenizedPromptOf((candidates[0] as Candidate).attributes);
     const salt = request.body.payload.cache_salt;
     const hasSalt = typeof salt === 'string' && salt !== '';
@@ -399,10 +434,14 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       const confirmedBlocks = state.hi !== undefined && state.lo !== undefined && this.index.hasEndpoint(name)
         ? Math.min(this.index.match(state.hi, state.lo, state.hi.length, [this.index.slotOf(name)], false).blocks[0] as number, cap)
         : predictedBlocks;
-      this.#predictions.set(request, { endpoint: name, confirmedTokens: confirmedBlocks * B, predictedTokens: predictedBlocks * B, promptTokens: state.promptTokens, speculation, quiet: inflight === 0, desynced: this.#syncs.get(name)?.phase === 'DESYNCED' });
+      const sync = this.#syncs.get(name);
+      this.#predictions.set(request, {
+        endpoint: name, confirmedTokens: confirmedBlocks * B, predictedTokens: predictedBlocks * B, promptTokens: state.promptTokens, speculation,
+        quiet: inflight === 0, desynced: sync?.phase === 'DESYNCED', messagesAtRouting: sync?.messages ?? 0,
+      });
     } else {
       // No prediction (no token ids, or the target was not a candidate): still tracked for the in-flight count.
-      this.#predictions.set(request, { endpoint: name, confirmedTokens: 0, predictedTokens: 0, promptTokens: 0, speculation, quiet: false, desynced: false });
+      this.#predictions.set(request, { endpoint: name, confirmedTokens: 0, predictedTokens: 0, promptTokens: 0, speculation, quiet: false, desynced: false, messagesAtRouting: 0 });
     }
     if (state.approx) return this.#fallback?.preRequest(request, result, signal);
   }
@@ -422,11 +461,24 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
         this.index.removeSpeculative(p.endpoint, p.speculation.hi, p.speculation.lo, p.speculation.hi.length);
       }
       const cached = outcome.kind === 'success' ? outcome.usage?.cachedTokens : undefined;
+      if (outcome.kind === 'success' && p.promptTokens > 0) this.#owesEvents(p, cached);
       // Only requests routed while the endpoint was otherwise idle (of our traffic) are exact predictions: with
       // requests in flight the engine may not have stored their blocks yet when this one is admitted.
       if (cached !== undefined && p.quiet && p.promptTokens > 0) this.#checkDrift(p, cached);
     }
     return this.#fallback?.onResponseComplete(response, outcome, signal);
+  }
+
+  /**
+   * A served request whose prompt had full blocks the engine could have hit but did not (per its reported
+   * `cached_tokens`, else our confirmed prediction) made the engine compute and store them: events are owed.
+   */
+  #owesEvents(p: Prediction, reportedCachedTokens: number | undefined): void {
+    if (this.config.events.silenceMs <= 0) return;
+    const B = this.config.blockSize;
+    const cap = Math.floor((p.promptTokens - 1) / B);
+    const cachedBlocks = Math.floor((reportedCachedTokens ?? p.confirmedTokens) / B);
+    if (cap - cachedBlocks >= 1) this.#syncs.get(p.endpoint)?.expectEvents(this.#clock.now(), p.messagesAtRouting);
   }
 
   #checkDrift(p: Prediction, reportedCachedTokens: number): void {
@@ -483,12 +535,13 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     if (this.#timer !== undefined) clearInterval(this.#timer);
     for (const s of this.#syncs.values()) s.close();
     this.#syncs.clear();
+    this.#onClose?.();
   }
 }
 
 export const precisePrefixCacheProducerFactory: PluginFactory = (name, parameters, handle) => {
   const typedName = { type: PRECISE_PREFIX_CACHE_PRODUCER_TYPE, name };
-  const config = parsePluginParameters(typedName, parametersSchema, parameters);
+  const config = parsePluginParameters(typedName, precisePrefixParametersSchema, parameters);
   if (Object.keys(config.tierWeights).length === 0) {
     parsePluginParameters(typedName, z.strictObject({ tierWeights: z.never({ error: 'expected at least one tier, e.g. {gpu: 1, cpu: 0.8}' }) }), { tierWeights: {} });
   }

@@ -15,6 +15,8 @@
 
 const EMPTY = 0;
 const FULL = 1;
+/** Blocks probed ahead of the walk in `match`. */
+const MATCH_CHUNK = 32;
 
 /**
  * Open-addressing table keyed by (hi, lo) uint32 pairs with `width` uint32 payload words per slot. One interleaved
@@ -202,6 +204,7 @@ export class KvBlockIndex {
   readonly #slots: (EndpointEntries | undefined)[] = [];
   readonly #replicasByTier: number[];
   #activeScratch = new Uint32Array(1);
+  readonly #baseScratch = new Int32Array(MATCH_CHUNK);
   /**
    * Upper bound of speculative bits set (added − removed; clears may remove more): when 0, matching skips the
    * speculative tier. Never under-counts, so a set bit is never ignored.
@@ -450,58 +453,68 @@ export class KvBlockIndex {
     const specOn = speculative && this.#speculativeBits > 0 ? 1 : 0;
     const w0 = this.tierWeights[0] as number;
     const { a: tab, stride, mask } = this.#rk.raw();
+    const bases = this.#baseScratch;
     let i = 0;
-    for (; i < n && anyActive; i++) {
-      const h = hi[i] as number;
-      const l = lo[i] as number;
-      let s = l & mask; // = PairTable's home slot
-      let base = -1;
-      for (;;) {
-        const b = s * stride;
-        if (tab[b] === EMPTY) break;
-        if (tab[b + 2] === l && tab[b + 1] === h) {
-          base = b + 3;
-          break;
+    while (i < n && anyActive) {
+      // Probe a chunk of blocks first, then walk it: the probes of a chunk are independent, so their cache misses
+      // overlap (one probe per block inside the walk left each miss waiting on the previous block's work).
+      const chunk = i;
+      const lim = Math.min(n, i + MATCH_CHUNK);
+      for (let j = i; j < lim; j++) {
+        const h = hi[j] as number;
+        const l = lo[j] as number;
+        let s = l & mask; // = PairTable's home slot
+        let base = -1;
+        for (;;) {
+          const b = s * stride;
+          if (tab[b] === EMPTY) break;
+          if (tab[b + 2] === l && tab[b + 1] === h) {
+            base = b + 3;
+            break;
+          }
+          s = (s + 1) & mask;
         }
-        s = (s + 1) & mask;
+        bases[j - chunk] = base;
       }
-      if (base < 0) s = -1;
-      anyActive = false;
-      for (let w = 0; w < W; w++) {
-        const a = active[w] as number;
-        if (a === 0) continue;
-        let held = 0;
-        let top = 0;
-        if (s >= 0) {
-          top = data[base + w] as number; // tier 0 (GPU)
-          held = top;
-          if (tiers === 2) held |= data[base + W + w] as number;
-          else for (let t = 1; t < tiers; t++) held |= data[base + t * W + w] as number;
-          if (specOn === 1) {
-            const spec = data[base + tiers * W + w] as number;
-            held |= spec;
-            top |= spec;
+      for (; i < lim && anyActive; i++) {
+        const base = bases[i - chunk] as number;
+        anyActive = false;
+        for (let w = 0; w < W; w++) {
+          const a = active[w] as number;
+          if (a === 0) continue;
+          let held = 0;
+          let top = 0;
+          if (base >= 0) {
+            top = data[base + w] as number; // tier 0 (GPU)
+            held = top;
+            if (tiers === 2) held |= data[base + W + w] as number;
+            else for (let t = 1; t < tiers; t++) held |= data[base + t * W + w] as number;
+            if (specOn === 1) {
+              const spec = data[base + tiers * W + w] as number;
+              held |= spec;
+              top |= spec;
+            }
           }
-        }
-        held &= a;
-        let dropped = (a & ~held) >>> 0;
-        while (dropped !== 0) {
-          const b = 31 - Math.clz32(dropped);
-          endAt[w * 32 + b] = i;
-          dropped = (dropped & ~(1 << b)) >>> 0;
-        }
-        let low = (held & ~top) >>> 0;
-        while (low !== 0) {
-          const b = 31 - Math.clz32(low);
-          let best = 0;
-          for (let t = 1; t < tiers; t++) {
-            if ((((data[base + t * W + w] as number) >>> b) & 1) === 1) best = Math.max(best, this.tierWeights[t] as number);
+          held &= a;
+          let dropped = (a & ~held) >>> 0;
+          while (dropped !== 0) {
+            const b = 31 - Math.clz32(dropped);
+            endAt[w * 32 + b] = i;
+            dropped = (dropped & ~(1 << b)) >>> 0;
           }
-          lowTierWeight[w * 32 + b] = (lowTierWeight[w * 32 + b] as number) + (w0 - best);
-          low = (low & ~(1 << b)) >>> 0;
+          let low = (held & ~top) >>> 0;
+          while (low !== 0) {
+            const b = 31 - Math.clz32(low);
+            let best = 0;
+            for (let t = 1; t < tiers; t++) {
+              if ((((data[base + t * W + w] as number) >>> b) & 1) === 1) best = Math.max(best, this.tierWeights[t] as number);
+            }
+            lowTierWeight[w * 32 + b] = (lowTierWeight[w * 32 + b] as number) + (w0 - best);
+            low = (low & ~(1 << b)) >>> 0;
+          }
+          active[w] = held >>> 0;
+          if (held !== 0) anyActive = true;
         }
-        active[w] = held >>> 0;
-        if (held !== 0) anyActive = true;
       }
     }
     for (let c = 0; c < m; c++) {

@@ -36,7 +36,7 @@ export interface EventTransport {
 type ZmqModule = typeof import('zeromq');
 let zmqModule: Promise<ZmqModule> | undefined;
 /** Loads `zeromq` once; rejects with a clear message when the native addon cannot load. */
-function loadZmq(): Promise<ZmqModule> {
+export function loadZmq(): Promise<ZmqModule> {
   zmqModule ??= import('zeromq').catch((err: unknown) => {
     zmqModule = undefined;
     throw new Error(`the zeromq package could not be loaded (${(err as Error).message}); precise prefix routing over ZeroMQ needs it`);
@@ -45,6 +45,18 @@ function loadZmq(): Promise<ZmqModule> {
 }
 
 const decoder = new TextDecoder();
+
+/** One live PUB message `[topic, seq, payload]`, or why its framing is wrong. */
+export function parseLiveFrames(frames: readonly Uint8Array[]): RawMessage | string {
+  if (frames.length !== 3) return `message has ${frames.length} frames, expected 3 [topic, seq, payload]`;
+  let seq: bigint;
+  try {
+    seq = readSeq(frames[1] as Uint8Array);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return { topic: decoder.decode(frames[0]), seq, payload: frames[2] as Uint8Array };
+}
 
 export interface ZmqTransportOptions {
   /** PUB address to dial, e.g. `tcp://10.0.0.5:5557`. */
@@ -79,18 +91,9 @@ export class ZmqTransport implements EventTransport {
       sub.subscribe(this.#o.topicFilter);
       try {
         for await (const frames of sub) {
-          if (frames.length !== 3) {
-            onMalformed(`message has ${frames.length} frames, expected 3 [topic, seq, payload]`);
-            continue;
-          }
-          let seq: bigint;
-          try {
-            seq = readSeq(frames[1] as Uint8Array);
-          } catch (err) {
-            onMalformed((err as Error).message);
-            continue;
-          }
-          onMessage({ topic: decoder.decode(frames[0]), seq, payload: frames[2] as Uint8Array });
+          const m = parseLiveFrames(frames);
+          if (typeof m === 'string') onMalformed(m);
+          else onMessage(m);
         }
       } catch (err) {
         if (!this.#closed) onMalformed(`subscriber stopped: ${(err as Error).message}`);
