@@ -172,7 +172,7 @@ async function idle(): Promise<void> {
   };
   console.log(`\nIdle with 1,000 queued requests (pool saturated: ${ENDPOINTS} endpoints × 1 slot)`);
   await window('nothing happening                  ');
-  const ds = e.director.store as Datastore;
+  const ds = e.store as Datastore;
   const timers = Array.from({ length: ENDPOINTS }, (_, i) =>
     setInterval(() => ds.commitMetrics(`127.0.1.${i + 1}:8000`, { ...EMPTY_METRICS, updateTime: Date.now() }), 50),
   );

@@ -26,9 +26,9 @@ test('serve: static discovery of a simulated fleet, live metrics in endpoint dat
     assert.ok(epp.dataLayer);
     await epp.dataLayer.whenReady();
     // Wait for the first scrape of every endpoint (event-driven: the store notifies on every metrics swap).
-    const store = epp.director.store;
+    const store = epp.store;
     await waitUntil(() => store.endpoints().every((e) => e.metrics.updateTime > 0), 'the first scrape of every endpoint');
-    for (const e of epp.director.store.endpoints()) {
+    for (const e of epp.store.endpoints()) {
       assert.equal(e.metrics.cacheBlockSize, 16, 'block size from vllm:cache_config_info');
       assert.ok(e.metrics.cacheNumBlocks > 0);
     }

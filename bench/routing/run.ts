@@ -295,7 +295,7 @@ async function runPolicy(
     logger: silentLogger(),
     shutdownGraceMs: 500,
   });
-  const store = epp.director.store;
+  const store = epp.store;
   const deadline = Date.now() + 15_000;
   while (!(store.endpoints().length === ports.length && store.endpoints().every((e) => e.metrics.updateTime > 0)) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 20));

@@ -55,7 +55,7 @@ export function addDemoCommand(program: Command): void {
       });
       await epp.dataLayer?.whenReady();
       const deadline = Date.now() + 10_000;
-      const store = epp.director.store;
+      const store = epp.store;
       while (!store.endpoints().some((e) => e.metrics.updateTime > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const url = `http://127.0.0.1:${epp.gatewayPort}/v1`;
       const model = fleet ? DEFAULT_MODEL_NAME : 'YOUR-MODEL';

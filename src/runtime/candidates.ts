@@ -11,7 +11,7 @@
  * snapshot so a membership change is seen at once.
  */
 import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
-import type { Clock } from '../framework/plugin.ts';
+import type { Clock, RandomSource } from '../framework/plugin.ts';
 import type { CandidateLocator, RequestInput } from './director.ts';
 import { DESTINATION_SUBSET_HEADER, SUBSET_HINT_NAMESPACE } from './headers.ts';
 
@@ -75,4 +75,14 @@ export class SubsetLocator implements CandidateLocator {
 function match(pool: readonly Endpoint[], hint: readonly string[]): readonly Endpoint[] {
   const ips = new Set(hint.map(stripPort));
   return pool.filter((ep) => ips.has(ep.metadata.address));
+}
+
+/**
+ * A uniformly random endpoint of the pool, or undefined when it is empty: the target of a body-less request
+ * (e.g. GET), which skips scheduling and every plugin (upstream behaviour).
+ */
+export function randomEndpoint(store: EndpointStore, random: RandomSource): Endpoint | undefined {
+  const eps = store.endpoints();
+  if (eps.length === 0) return undefined;
+  return eps[Math.floor(random.next() * eps.length)];
 }

@@ -1,6 +1,6 @@
 /**
  * Defaults of the response path, declared once: the runtime applies them (`DEFAULT_RESPONSE_PATH_OPTIONS` in
- * ./response-stream.ts) and the CLI shows them. Constants only, so the CLI reads them without loading the engine.
+ * ./response-path.ts) and the CLI shows them. Constants only, so the CLI reads them without loading the engine.
  */
 
 /** `--response-hook-timeout`: timeout of one async response hook call. */

@@ -17,15 +17,18 @@ import type { Candidate, SchedulingResult } from '../framework/scheduling.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import { isThenable } from '../util/deferred.ts';
 import type { CompiledHooks } from './hooks.ts';
+import { DEFAULT_REQUEST_HOOK_TIMEOUT_MS, RequestHooks } from './request-hooks.ts';
+import type { AdmissionCheck, AdmissionController, CandidateLocator, ModelRewriteResolver, ObjectiveResolver, RequestInput, RoutingDecision } from './request-path.ts';
 import { TimerWheel } from '../util/timer-wheel.ts';
 import { HookRunner, HookScope } from './hook-runner.ts';
 import { DEFAULT_FAIRNESS_ID, FAIRNESS_ID_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER } from './headers.ts';
 import { ResponseStream, type ResponsePathOptions } from './response-stream.ts';
+import { toEppError, type DataPlane } from './response-relay.ts';
+
+export type { AdmissionCheck, AdmissionController, CandidateLocator, ModelRewriteResolver, ObjectiveResolver, RequestInput, RoutingDecision } from './request-path.ts';
+export { DEFAULT_REQUEST_HOOK_TIMEOUT_MS, PREPARE_DATA_TIMEOUT_MS } from './request-hooks.ts';
 import { PluginFailure, primaryTargets, type Scheduler } from './scheduler.ts';
 import type { Reachability } from './reachability.ts';
-
-/** Upstream's overall deadline for the prepareData chain. */
-export const PREPARE_DATA_TIMEOUT_MS = 400;
 
 /**
  * Bodies of at least this many bytes are processed in slices: the director yields to the event loop before
@@ -35,74 +38,6 @@ export const PREPARE_DATA_TIMEOUT_MS = 400;
  * a body's pieces one per turn as well.
  */
 export const LARGE_BODY_BYTES = 64 * 1024;
-
-/** What a data plane hands the director once the whole request body has arrived. */
-export interface RequestInput {
-  /** Request headers with lower-case keys, including `x-request-id` (see ensureRequestId). */
-  readonly headers: Record<string, string>;
-  readonly requestId: string;
-  readonly body: Uint8Array;
-  /** Request path, for API-type detection. */
-  readonly path: string;
-  /** Proxy filter metadata of the request (ext_proc `metadata_context`), `{}` when none. */
-  readonly proxyMetadata: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
-  /** When the request headers arrived (ms since epoch). */
-  readonly receivedAt: number;
-  /** Aborted when the client goes away. */
-  readonly signal: AbortSignal;
-  /**
-   * Optional: validates the model that will be sent upstream (after rewrites), before admission. Throw an
-   * EppError to refuse (the embedded gateway answers an unserved model with 404).
-   */
-  readonly checkTargetModel?: (targetModel: string) => void | Promise<void>;
-}
-
-export interface RoutingDecision {
-  readonly request: InferenceRequest;
-  /** Primary first, then fallbacks. Never empty. */
-  readonly targets: readonly Endpoint[];
-  /** `host:port` list, comma-separated: the value of `x-gateway-destination-endpoint`. */
-  readonly destination: string;
-  /**
-   * The body to forward: the request's own bytes when the body did not change, else `payload` re-serialised
-   * with the target model (see ParsedRequestBody for what counts as a change).
-   */
-  readonly body: Uint8Array;
-  /** The response path of this request. Completion runs exactly once. */
-  readonly response: ResponseStream;
-}
-
-/**
- * Decides whether a request may proceed (admission & flow control, see runtime/admission.ts). Throws EppError
- * to refuse; may await (flow control queues here).
- */
-export interface AdmissionController {
-  admit(request: InferenceRequest, signal: AbortSignal, proxyMetadata: RequestInput['proxyMetadata']): void | Promise<void>;
-  /** After admit resolved: the request was scheduled; `targets[0]` is the primary. At most once. */
-  scheduled?(request: InferenceRequest, targets: readonly Endpoint[]): void;
-  /**
-   * Exactly once for every request whose admit resolved, when it ends: after its completion hooks ran, or at
-   * once when the request path failed before scheduling.
-   */
-  released?(request: InferenceRequest): void;
-}
-
-/** InferenceModelRewrite lookup by incoming model name (runtime/rewrites.ts). */
-export interface ModelRewriteResolver {
-  /** The target model for `model` (weighted pick), or undefined when no rule applies. Records the decision. */
-  rewrite(model: string, random: RandomSource): string | undefined;
-}
-
-/** Chooses the endpoints a request may be scheduled on (subset hints live here). */
-export interface CandidateLocator {
-  locate(proxyMetadata: RequestInput['proxyMetadata']): readonly Endpoint[];
-}
-
-/** Resolves objective names to priorities. */
-export interface ObjectiveResolver {
-  /** Priority for the objective name, or undefined when unknown (treated as 0). */
-  priority(objectiveName: string): number | undefined;
-}
 
 export interface DirectorOptions {
   readonly store: EndpointStore;
@@ -128,9 +63,6 @@ export interface DirectorOptions {
   readonly yieldToLoop?: (fn: () => void) => void;
 }
 
-/** Default timeout of one request-path hook call (admit, preRequest). */
-export const DEFAULT_REQUEST_HOOK_TIMEOUT_MS = 1000;
-
 const encoder = new TextEncoder();
 
 export class Director {
@@ -140,7 +72,8 @@ export class Director {
   #idleWaiters: Array<() => void> = [];
   readonly #responseCtx;
   readonly #runner: HookRunner;
-  readonly #hookTimeoutMs: number;
+  readonly #hooks: RequestHooks;
+  readonly #checks = new Map<DataPlane, AdmissionCheck[]>();
   readonly #yieldTurn: () => Promise<void>;
   readonly #onSettled = (s: ResponseStream): void => {
     if (this.#live.delete(s)) this.#o.metrics.runningRequests.dec({ model_name: s.modelLabels.model_name });
@@ -151,7 +84,7 @@ export class Director {
   constructor(options: DirectorOptions) {
     this.#o = options;
     this.#runner = new HookRunner({ wheel: options.timerWheel ?? new TimerWheel(), metrics: options.metrics, now: options.now });
-    this.#hookTimeoutMs = options.requestHookTimeoutMs ?? DEFAULT_REQUEST_HOOK_TIMEOUT_MS;
+    this.#hooks = new RequestHooks(this.#runner, options.hooks, options.logger, options.requestHookTimeoutMs ?? DEFAULT_REQUEST_HOOK_TIMEOUT_MS);
     const yieldToLoop = options.yieldToLoop ?? ((fn: () => void) => void setImmediate(fn));
     this.#yieldTurn = () => new Promise<void>((resolve) => yieldToLoop(resolve));
     this.#responseCtx = {
@@ -184,15 +117,17 @@ export class Director {
     return this.#runner;
   }
 
-  get store(): EndpointStore {
-    return this.#o.store;
-  }
-
-  /** A uniformly random endpoint (body-less requests skip scheduling, as upstream), or undefined. */
-  pickRandomEndpoint(): Endpoint | undefined {
-    const eps = this.#o.store.endpoints();
-    if (eps.length === 0) return undefined;
-    return eps[Math.floor(this.#o.random.next() * eps.length)];
+  /**
+   * Registers an admission-phase check for the requests of `dataPlane` (see AdmissionCheck), after those
+   * registered before it. Returns its removal.
+   */
+  registerAdmissionCheck(dataPlane: DataPlane, check: AdmissionCheck): () => void {
+    const list = this.#checks.get(dataPlane) ?? [];
+    this.#checks.set(dataPlane, [...list, check]);
+    return () => {
+      const now = this.#checks.get(dataPlane) ?? [];
+      this.#checks.set(dataPlane, now.filter((c) => c !== check));
+    };
   }
 
   /** Runs the request path. Throws EppError (client-visible code) on failure. */
@@ -211,10 +146,6 @@ export class Director {
     const rewriteHeader = input.headers[MODEL_REWRITE_HEADER];
     // InferenceModelRewrite (by incoming name) overrides the header (epp-spec §2.1).
     const targetModel = opaque ? '' : (o.rewrites?.rewrite(model, o.random) ?? (rewriteHeader !== undefined && rewriteHeader !== '' ? rewriteHeader : model));
-    if (input.checkTargetModel && !opaque) {
-      const checked = input.checkTargetModel(targetModel);
-      if (isThenable(checked)) await checked;
-    }
     const objectiveKey = input.headers[OBJECTIVE_HEADER] ?? '';
     const priority = objectiveKey === '' ? 0 : (o.objectives?.priority(objectiveKey) ?? 0);
     const fairness = input.headers[FAIRNESS_ID_HEADER];
@@ -234,6 +165,8 @@ export class Director {
       signal: input.signal,
     };
 
+    const checks = input.dataPlane === undefined || opaque ? undefined : this.#checks.get(input.dataPlane);
+    if (checks !== undefined) for (const c of checks) c.check(request);
     if (o.admission) {
       const r = o.admission.admit(request, input.signal, input.proxyMetadata);
       if (isThenable(r)) await r;
@@ -275,7 +208,7 @@ export class Director {
     o.metrics.runningRequests.inc({ model_name: response.modelLabels.model_name });
     try {
       if (o.hooks.preRequest !== null) {
-        const r = this.#preRequest(request, result, scope);
+        const r = this.#hooks.preRequest(request, result, scope);
         if (r !== undefined) await r;
       }
       let out: Uint8Array;
@@ -290,7 +223,7 @@ export class Director {
       o.metrics.requestSizes.observe(labels, out.length);
       return { request, targets, destination: targets.map((t) => t.hostPort).join(','), body: out, response };
     } catch (err) {
-      const error = err instanceof EppError ? err : new EppError('Internal', toError(err).message, { cause: err });
+      const error = toEppError(err);
       void response.fail(error);
       throw error;
     }
@@ -311,13 +244,13 @@ export class Director {
     for (let i = 0; i < endpoints.length; i++) candidates[i] = { endpoint: endpoints[i] as Endpoint, attributes: new Map() };
 
     if (o.hooks.prepareData !== null) {
-      const r = this.#prepareData(request, candidates, scope);
+      const r = this.#hooks.prepareData(request, candidates, scope);
       if (r !== undefined) await r;
       // A large body's prefix hashing (up to the cap) had its slice; scheduling gets the next.
       if (request.requestSizeBytes >= LARGE_BODY_BYTES) await this.#yieldTurn();
     }
     if (o.hooks.admit !== null) {
-      const r = this.#admit(request, candidates, scope);
+      const r = this.#hooks.admit(request, candidates, scope);
       if (r !== undefined) await r;
     }
 
@@ -343,80 +276,6 @@ export class Director {
       this.#o.logger.error({ requestId, plugin: err.plugin.typedName.name, type: err.plugin.typedName.type, extensionPoint: err.extensionPoint, err: err.cause }, 'scheduling plugin threw; its requests fail with 500 (logged once per plugin, counted in epp_plugin_errors_total)');
     }
     return new EppError('Internal', `scheduling failed: ${err.extensionPoint} plugin '${err.plugin.typedName.name}' threw`, { cause: err, id: 'EPP_ERR_SCHEDULING_PLUGIN_FAILED' });
-  }
-
-  /**
-   * Producers in order under one deadline for the chain (upstream's 400 ms). A failure or the deadline ends the
-   * chain (its signal fires) and scheduling goes on with partial data. Undefined when every producer was
-   * synchronous: no timer, no promise.
-   */
-  #prepareData(request: InferenceRequest, candidates: readonly Candidate[], scope: HookScope): Promise<void> | undefined {
-    const logger = this.#o.logger;
-    return this.#runner.runChain(
-      scope,
-      'PrepareData',
-      this.#o.hooks.prepareData ?? [],
-      PREPARE_DATA_TIMEOUT_MS,
-      (p, signal) => p.prepareData(request, candidates, signal),
-      (err) => logger.error({ requestId: request.requestId, err: toError(err) }, 'data producer failed; scheduling with partial data'),
-      () => logger.warn({ requestId: request.requestId, timeoutMs: PREPARE_DATA_TIMEOUT_MS }, 'data producers exceeded their deadline; scheduling with partial data'),
-    );
-  }
-
-  /** Admit hooks in order; the first denial fails the request. Undefined when every hook was synchronous. */
-  #admit(request: InferenceRequest, candidates: readonly Candidate[], scope: HookScope, from = 0): Promise<void> | undefined {
-    const admitters = this.#o.hooks.admit ?? [];
-    for (let i = from; i < admitters.length; i++) {
-      const a = admitters[i]!;
-      let r: string | undefined | Promise<string | undefined>;
-      try {
-        r = this.#runner.callOne(scope, 'Admit', a, this.#hookTimeoutMs, (signal) => a.admit(request, candidates, signal));
-      } catch (err) {
-        throw admitFailed(a.typedName.name, err);
-      }
-      if (r instanceof Promise) {
-        return r.then(
-          (denial) => {
-            this.#denied(request, a.typedName.name, denial);
-            return this.#admit(request, candidates, scope, i + 1);
-          },
-          (err: unknown) => {
-            throw admitFailed(a.typedName.name, err);
-          },
-        );
-      }
-      this.#denied(request, a.typedName.name, r);
-    }
-    return undefined;
-  }
-
-  #denied(request: InferenceRequest, plugin: string, denial: string | undefined): void {
-    if (denial === undefined) return;
-    this.#o.logger.info({ requestId: request.requestId, plugin, reason: denial }, 'request denied by admission plugin');
-    throw new EppError('Internal', 'request cannot be admitted', { id: 'EPP_ERR_ADMISSION_DENIED' });
-  }
-
-  /** preRequest hooks in order; a failure or timeout fails the request. Undefined when every hook was synchronous. */
-  #preRequest(request: InferenceRequest, result: SchedulingResult, scope: HookScope, from = 0): Promise<void> | undefined {
-    const hooks = this.#o.hooks.preRequest ?? [];
-    for (let i = from; i < hooks.length; i++) {
-      const h = hooks[i]!;
-      let r: unknown;
-      try {
-        r = this.#runner.callOne(scope, 'PreRequest', h, this.#hookTimeoutMs, (signal) => h.preRequest(request, result, signal));
-      } catch (err) {
-        throw preRequestFailed(h.typedName.name, err);
-      }
-      if (r instanceof Promise) {
-        return r.then(
-          () => this.#preRequest(request, result, scope, i + 1),
-          (err: unknown) => {
-            throw preRequestFailed(h.typedName.name, err);
-          },
-        );
-      }
-    }
-    return undefined;
   }
 }
 
@@ -448,14 +307,4 @@ function bodyChanged(body: InferenceRequest['body'], before: TopLevelSnapshot): 
     if (k !== before.keys[i] || body.payload[k] !== before.values[i]) return true;
   }
   return false;
-}
-
-function admitFailed(plugin: string, err: unknown): EppError {
-  if (err instanceof EppError) return err;
-  return new EppError('Internal', `admission plugin '${plugin}' failed: ${toError(err).message}`, { cause: err, id: 'EPP_ERR_HOOK_FAILED' });
-}
-
-function preRequestFailed(plugin: string, err: unknown): EppError {
-  if (err instanceof EppError) return err;
-  return new EppError('Internal', `pre-request plugin '${plugin}' failed: ${toError(err).message}`, { cause: err, id: 'EPP_ERR_HOOK_FAILED' });
 }

@@ -19,62 +19,30 @@
  *    still runs, so it can release what it holds. The stream itself never fails because of a hook.
  *
  * JavaScript runs hooks on one thread: the FIFO takes a hook's *waiting* (I/O) off the stream, not its CPU.
+ *
+ * This file is the stream's lifecycle (phases, the final chunk, completion exactly once). The FIFO itself is
+ * chunk-queue.ts, the metrics and the hook failure policy response-metrics.ts, the settings response-path.ts; the
+ * data planes reach a stream through the response relay (response-relay.ts).
  */
 import type { Endpoint } from '../framework/datalayer.ts';
 import type { EppError } from '../framework/errors.ts';
-import { toError } from '../framework/errors.ts';
 import type { ResponseParser } from '../framework/parser.ts';
-import type { Logger, Plugin } from '../framework/plugin.ts';
+import type { Plugin } from '../framework/plugin.ts';
 import type { InferenceRequest, Usage } from '../framework/request.ts';
 import type {
   DynamicMetadata,
   Outcome,
   ResponseChunk,
-  ResponseChunkHook,
-  ResponseCompleteHook,
-  ResponseHeadersHook,
   ResponseInfo,
 } from '../framework/requestcontrol.ts';
-import type { EppMetrics, ResponseHookPhase } from '../observability/metrics.ts';
-import { HookScope, type ExtensionPoint, type HookPolicy, type HookRunner } from './hook-runner.ts';
-import { DEFAULT_RESPONSE_CHUNK_HOOKS, DEFAULT_RESPONSE_HOOK_TIMEOUT_MS, DEFAULT_RESPONSE_QUEUE_LIMIT, DEFAULT_RESPONSE_QUEUE_OVERFLOW } from './defaults.ts';
+import type { ResponseHookPhase } from '../observability/metrics.ts';
+import { ChunkQueue } from './chunk-queue.ts';
+import type { ResponsePathContext } from './response-path.ts';
+import { HookScope, type HookPolicy } from './hook-runner.ts';
+import { observeEndOfResponse, observeHookTime, recordUsage, responseHookPolicy, type ModelLabels } from './response-metrics.ts';
 
-export type OverflowPolicy = 'drop' | 'block';
-export type ChunkHookMode = 'async' | 'inline';
-
-export interface ResponsePathOptions {
-  /** Timeout for one async response hook call. */
-  readonly hookTimeoutMs: number;
-  /** Maximum pending chunk-hook work items per stream. */
-  readonly queueLimit: number;
-  readonly overflowPolicy: OverflowPolicy;
-  /** `async` (default): intermediate chunk hooks run off the critical path. `inline`: the reply waits for them. */
-  readonly chunkHookMode: ChunkHookMode;
-}
-
-export const DEFAULT_RESPONSE_PATH_OPTIONS: ResponsePathOptions = Object.freeze({
-  hookTimeoutMs: DEFAULT_RESPONSE_HOOK_TIMEOUT_MS,
-  queueLimit: DEFAULT_RESPONSE_QUEUE_LIMIT,
-  overflowPolicy: DEFAULT_RESPONSE_QUEUE_OVERFLOW,
-  chunkHookMode: DEFAULT_RESPONSE_CHUNK_HOOKS,
-});
-
-export interface ResponseHooks {
-  readonly headers: readonly ResponseHeadersHook[] | null;
-  readonly chunk: readonly ResponseChunkHook[] | null;
-  readonly complete: readonly ResponseCompleteHook[] | null;
-}
-
-/** What a response stream needs from its surroundings. One per process (shared by all streams). */
-export interface ResponsePathContext {
-  readonly hooks: ResponseHooks;
-  readonly options: ResponsePathOptions;
-  readonly metrics: EppMetrics;
-  readonly logger: Logger;
-  readonly now: () => number;
-  /** Runs the hooks (shared with the request path: one timer wheel, per-plugin metrics). */
-  readonly runner: HookRunner;
-}
+export { DEFAULT_RESPONSE_PATH_OPTIONS } from './response-path.ts';
+export type { ChunkHookMode, OverflowPolicy, ResponseHooks, ResponsePathContext, ResponsePathOptions } from './response-path.ts';
 
 class ResponseInfoImpl implements ResponseInfo {
   status = 0;
@@ -99,7 +67,7 @@ export class ResponseStream {
   readonly info: ResponseInfoImpl;
   readonly #ctx: ResponsePathContext;
   /** The request's model names as metric labels (bounded once at the start, so inc and dec agree). */
-  readonly modelLabels: { readonly model_name: string; readonly target_model_name: string };
+  readonly modelLabels: ModelLabels;
   readonly #onSettled: ((stream: ResponseStream) => void) | undefined;
   #parser: ResponseParser | undefined;
   #createParser: (streaming: boolean) => ResponseParser;
@@ -111,14 +79,12 @@ export class ResponseStream {
   #abortReason: string | undefined;
   #completion: Promise<void> | undefined;
 
-  // FIFO of intermediate chunks awaiting their hooks (allocated on first use).
-  #queue: ResponseChunk[] | null = null;
-  #queueHead = 0;
-  #pumping = false;
-  #drainWaiters: Array<() => void> | null = null;
+  // FIFO of intermediate chunks awaiting their hooks.
+  readonly #queue = new ChunkQueue((chunk) => this.#runChunk(chunk));
 
   // Signals of this stream's hook calls, and failure bookkeeping (allocated only when a hook misbehaves).
   readonly #scope = new HookScope();
+  readonly #policy: HookPolicy;
 
   constructor(
     ctx: ResponsePathContext,
@@ -132,6 +98,7 @@ export class ResponseStream {
     this.#createParser = createParser;
     this.#onSettled = onSettled;
     this.modelLabels = { model_name: ctx.metrics.modelLabel(request.incomingModel), target_model_name: ctx.metrics.modelLabel(request.targetModel) };
+    this.#policy = responseHookPolicy(ctx.metrics, ctx.logger, request.requestId, PHASE_CHUNK);
   }
 
   /** True once completion hooks have been started (or finished). */
@@ -141,7 +108,7 @@ export class ResponseStream {
 
   /** Chunk-hook work items waiting in this stream's FIFO (for tests and metrics). */
   get pendingChunkHooks(): number {
-    return this.#queue === null ? 0 : this.#queue.length - this.#queueHead;
+    return this.#queue.pending;
   }
 
   /**
@@ -252,7 +219,7 @@ export class ResponseStream {
     this.#phase = 'finishing';
     this.#finalSeen = true;
     const run = async (): Promise<void> => {
-      const drained = this.#whenDrained();
+      const drained = this.#queue.whenDrained();
       if (drained) await drained;
       const hooks = this.#ctx.hooks.chunk;
       if (hooks !== null) {
@@ -284,7 +251,7 @@ export class ResponseStream {
   #complete(outcome: Outcome): Promise<void> {
     this.#phase = 'finishing';
     const run = async (): Promise<void> => {
-      const drained = this.#whenDrained();
+      const drained = this.#queue.whenDrained();
       if (drained) await drained;
       await this.#runCompletion(outcome);
     };
@@ -310,100 +277,32 @@ export class ResponseStream {
         this.#observeHookTime(PHASE_COMPLETE, started);
       }
     } finally {
-      this.#queue = null;
+      this.#queue.clear();
       this.#parser = undefined;
       this.#onSettled?.(this);
     }
   }
 
-  // ------------------------------------------------------------------ the FIFO
+  // ------------------------------------------------------------------ the FIFO's bound
 
   #enqueue(chunk: ResponseChunk): void | Promise<void> {
-    const pending = this.pendingChunkHooks;
+    const pending = this.#queue.pending;
     const { queueLimit, overflowPolicy } = this.#ctx.options;
     if (pending >= queueLimit) {
       this.#ctx.metrics.responseQueueOverflow.inc({ policy: overflowPolicy });
-      if (overflowPolicy === 'drop') {
-        const scope = this.#scope;
-        if (scope.logged === null || !scope.logged.has(OVERFLOW_MARKER)) {
-          (scope.logged ??= new Set()).add(OVERFLOW_MARKER);
-          this.#ctx.logger.warn(
-            { requestId: this.info.request.requestId, queueLimit },
-            'response chunk-hook queue full: skipping hooks for chunks until it drains (policy drop)',
-          );
-        }
-        return;
+      if (overflowPolicy === 'block') return this.#queue.pushAndWait(chunk, queueLimit);
+      const scope = this.#scope;
+      if (scope.logged === null || !scope.logged.has(OVERFLOW_MARKER)) {
+        (scope.logged ??= new Set()).add(OVERFLOW_MARKER);
+        this.#ctx.logger.warn(
+          { requestId: this.info.request.requestId, queueLimit },
+          'response chunk-hook queue full: skipping hooks for chunks until it drains (policy drop)',
+        );
       }
-      const queue = (this.#queue ??= []);
-      queue.push(chunk);
-      return this.#whenBelowLimit(queueLimit);
+      return;
     }
-    const queue = (this.#queue ??= []);
-    queue.push(chunk);
+    this.#queue.push(chunk);
     this.#ctx.metrics.responseQueueDepth.observe(pending + 1);
-    if (!this.#pumping) {
-      this.#pumping = true;
-      // setImmediate (not a microtask): the data plane writes this chunk's reply before any hook runs.
-      setImmediate(this.#pump);
-    }
-  }
-
-  readonly #pump = (): void => {
-    void this.#drainLoop();
-  };
-
-  async #drainLoop(): Promise<void> {
-    const queue = this.#queue;
-    while (queue !== null && this.#queueHead < queue.length) {
-      const chunk = queue[this.#queueHead] as ResponseChunk;
-      this.#queueHead++;
-      const r = this.#runChunk(chunk);
-      if (r) await r;
-      if (this.#drainWaiters !== null) this.#notifyWaiters();
-    }
-    if (queue !== null) {
-      queue.length = 0;
-      this.#queueHead = 0;
-    }
-    this.#pumping = false;
-    this.#notifyWaiters();
-  }
-
-  #notifyWaiters(): void {
-    const waiters = this.#drainWaiters;
-    if (waiters === null) return;
-    this.#drainWaiters = null;
-    for (const w of waiters) w();
-  }
-
-  /** Undefined when nothing is pending; else a promise settling when the FIFO is empty. */
-  #whenDrained(): Promise<void> | undefined {
-    if (!this.#pumping && this.pendingChunkHooks === 0) return undefined;
-    if (!this.#pumping) {
-      this.#pumping = true;
-      setImmediate(this.#pump);
-    }
-    return new Promise<void>((resolve) => {
-      const check = (): void => {
-        if (!this.#pumping && this.pendingChunkHooks === 0) resolve();
-        else (this.#drainWaiters ??= []).push(check);
-      };
-      check();
-    });
-  }
-
-  #whenBelowLimit(limit: number): Promise<void> {
-    if (!this.#pumping) {
-      this.#pumping = true;
-      setImmediate(this.#pump);
-    }
-    return new Promise<void>((resolve) => {
-      const check = (): void => {
-        if (this.pendingChunkHooks < limit) resolve();
-        else (this.#drainWaiters ??= []).push(check);
-      };
-      check();
-    });
   }
 
   #runChunk(chunk: ResponseChunk): void | Promise<void> {
@@ -430,51 +329,20 @@ export class ResponseStream {
     return this.#ctx.runner.runAll(this.#scope, phase, hooks, this.#ctx.options.hookTimeoutMs, this.#policy, call, phase === PHASE_CHUNK);
   }
 
-  readonly #policy: HookPolicy = {
-    failed: (hook: Plugin, point: ExtensionPoint, err: unknown, scope: HookScope): void => {
-      const tn = hook.typedName;
-      this.#ctx.metrics.responseHookErrors.inc({ extension_point: point, plugin_type: tn.type, plugin_name: tn.name });
-      const logged = (scope.logged ??= new Set());
-      if (logged.has(hook)) return;
-      logged.add(hook);
-      const error = toError(err);
-      this.#ctx.logger.error(
-        { requestId: this.info.request.requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: point, err: error },
-        'response hook failed; the stream carries on (further failures of this plugin on this stream are only counted)',
-      );
-    },
-    timedOut: (hook: Plugin, point: ExtensionPoint, timeoutMs: number, scope: HookScope): void => {
-      const tn = hook.typedName;
-      this.#ctx.metrics.responseHookTimeouts.inc({ extension_point: point, plugin_type: tn.type, plugin_name: tn.name });
-      if (point === PHASE_CHUNK) (scope.quarantined ??= new Set()).add(hook);
-      this.#ctx.logger.error(
-        { requestId: this.info.request.requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: point, timeoutMs },
-        'response hook timed out and was abandoned; it is skipped for the rest of this stream',
-      );
-    },
-  };
-
   // ------------------------------------------------------------------ metrics
 
   #observeHookTime(phase: ResponseHookPhase, started: number): void {
-    this.#ctx.metrics.responseHookDuration.observe({ extension_point: phase }, (this.#ctx.now() - started) / 1000);
+    observeHookTime(this.#ctx.metrics, phase, (this.#ctx.now() - started) / 1000);
   }
 
   #recordUsage(usage: Usage): void {
     this.info.usage = usage;
-    const m = this.#ctx.metrics;
-    if (usage.promptTokens > 0) m.inputTokens.observe(this.modelLabels, usage.promptTokens);
-    if (usage.completionTokens > 0) m.outputTokens.observe(this.modelLabels, usage.completionTokens);
-    if (usage.cachedTokens !== undefined) m.promptCachedTokens.observe(this.modelLabels, usage.cachedTokens);
+    recordUsage(this.#ctx.metrics, this.modelLabels, usage);
   }
 
   #observeEndOfResponse(): void {
-    const m = this.#ctx.metrics;
     const seconds = (this.#ctx.now() - this.info.request.receivedAt) / 1000;
-    m.requestDuration.observe(this.modelLabels, seconds);
-    m.responseSizes.observe(this.modelLabels, this.#responseBytes);
-    const out = this.info.usage?.completionTokens ?? 0;
-    if (out > 0 && seconds > 0) m.normalizedTimePerOutputToken.observe(this.modelLabels, seconds / out);
+    observeEndOfResponse(this.#ctx.metrics, this.modelLabels, seconds, this.#responseBytes, this.info.usage);
   }
 }
 

@@ -109,6 +109,8 @@ export interface RunningEpp {
   readonly grpcPort: number;
   readonly healthPort: number | undefined;
   readonly director: Director;
+  /** The endpoint store (injected, or the data layer's). */
+  readonly store: EndpointStore;
   readonly config: LoadedConfig;
   readonly metrics: EppMetrics;
   readonly server: ExtProcServer;

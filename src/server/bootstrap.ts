@@ -14,6 +14,7 @@ import { defaultConfigSource, planConfig, type ConfigSource } from '../config/lo
 import { compileConfig } from '../runtime/compile-config.ts';
 import { EppMetrics } from '../observability/metrics.ts';
 import { Director } from '../runtime/director.ts';
+import { randomEndpoint } from '../runtime/candidates.ts';
 import { PrecisePrefixCacheProducer } from '../plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
 import { DEFAULT_RESPONSE_PATH_OPTIONS } from '../runtime/response-stream.ts';
 import { Scheduler } from '../runtime/scheduler.ts';
@@ -220,6 +221,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   void sync?.start();
   const server = new ExtProcServer({
     director,
+    pickUnscheduled: () => randomEndpoint(readyStore, random),
     metrics,
     logger: o.logger,
     now,
@@ -244,6 +246,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
   if (o.gateway) {
     gateway = new Gateway({
       director,
+      store,
       metrics,
       logger: o.logger,
       now,
@@ -289,6 +292,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     grpcPort,
     healthPort: health?.port,
     director,
+    store,
     config,
     metrics,
     server,

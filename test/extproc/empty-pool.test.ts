@@ -82,7 +82,7 @@ async function ask(envoy: FakeEnvoy, kind: 'bad-json' | 'valid' | 'sheddable' | 
 function endpointsAppear(epp: RunningEpp): Promise<void> {
   return new Promise<void>((resolve) => {
     const off = epp.dataLayer!.onEndpointsChanged(() => {
-      if (epp.director.store.endpoints().length > 0) {
+      if (epp.store.endpoints().length > 0) {
         off();
         resolve();
       }

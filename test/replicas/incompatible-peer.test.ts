@@ -52,7 +52,7 @@ describe('replicas over Redis: a peer with an incompatible block size', () => {
     replicas.push(odd);
     await odd.sync?.ready;
     await waitUntil(() => replicas.every((r) => r.sync?.peerCount() === 2), 'every replica hears both peers');
-    await waitUntil(() => replicas.every((r) => r.director.store.endpoints().every((e) => e.metrics.cacheBlockSize === 16)), 'block size 16 scraped');
+    await waitUntil(() => replicas.every((r) => r.store.endpoints().every((e) => e.metrics.cacheBlockSize === 16)), 'block size 16 scraped');
   });
 
   after(async () => {

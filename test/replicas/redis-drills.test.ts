@@ -41,7 +41,7 @@ describe('replicas over Redis: failure drills', () => {
     ]);
     for (const r of [a, b, c]) await r.sync?.ready;
     await waitUntil(() => [a, b, c].every((r) => r.sync?.peerCount() === 2), 'every replica hears both peers');
-    await waitUntil(() => [a, b, c].every((r) => r.director.store.endpoints().every((e) => e.metrics.updateTime > 0)), 'first scrapes');
+    await waitUntil(() => [a, b, c].every((r) => r.store.endpoints().every((e) => e.metrics.updateTime > 0)), 'first scrapes');
   });
 
   after(async () => {

@@ -30,8 +30,9 @@ export async function startGatewayRig(
     ...(options.configText ? { config: { text: options.configText, origin: 'test' } } : {}),
     ...(options.resourcesFile ? { admission: { resourcesFile: options.resourcesFile } } : {}),
   });
-  const store = epp.director.store;
+  const store = epp.store;
   await waitUntil(() => store.endpoints().length > 0 && store.endpoints().every((e) => e.metrics.updateTime > 0), 'first scrape');
+  await epp.gateway?.refreshModels(); // the model catalog loaded: an unknown model is a 404 from the first request
   return {
     fleet,
     epp,

@@ -8,10 +8,13 @@ import type { Reply } from './codec.ts';
 import { externalProcessorService, EXT_PROC_SERVICE_NAME } from './service.ts';
 import { ExtProcStream, type ExtProcStreamContext } from './stream.ts';
 import type { TlsMaterial } from './tls.ts';
+import { RelayPolicy } from '../../runtime/response-relay.ts';
 import { healthImplementation } from './health.ts';
 import { service as healthService } from 'grpc-health-check';
 
-export interface ExtProcServerOptions extends Omit<ExtProcStreamContext, 'onClosed'> {
+export interface ExtProcServerOptions extends Omit<ExtProcStreamContext, 'onClosed' | 'relay'> {
+  /** Non-streaming response bodies are buffered for the hooks up to this size; beyond, passed through. */
+  readonly maxBufferedResponseBytes?: number;
   /** TLS material, or undefined for plaintext (h2c). */
   readonly tls: TlsMaterial | undefined;
   /**
@@ -40,6 +43,12 @@ export class ExtProcServer {
     });
     const ctx: ExtProcStreamContext = {
       ...options,
+      relay: new RelayPolicy({
+        dataPlane: 'ext_proc',
+        metrics: options.metrics,
+        logger: options.logger,
+        ...(options.maxBufferedResponseBytes !== undefined ? { maxBufferedResponseBytes: options.maxBufferedResponseBytes } : {}),
+      }),
       onClosed: (s) => {
         this.#streams.delete(s);
         if (this.#streams.size === 0) for (const w of this.#idleWaiters.splice(0)) w();

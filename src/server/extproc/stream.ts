@@ -28,13 +28,13 @@
 import type { JsonObject } from '@bufbuild/protobuf';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { EppError, toError } from '../../framework/errors.ts';
+import { EppError } from '../../framework/errors.ts';
+import type { Endpoint } from '../../framework/datalayer.ts';
 import type { Logger } from '../../framework/plugin.ts';
 import type { HttpBody, HttpHeaders, ProcessingRequest } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
 import type { RequestSpan, RequestTracer } from '../../observability/tracing.ts';
 import type { Director, RoutingDecision } from '../../runtime/director.ts';
-import { PluginFailure } from '../../runtime/scheduler.ts';
 import {
   DESTINATION_ENDPOINT_HEADER,
   ENVOY_LB_NAMESPACE,
@@ -42,7 +42,7 @@ import {
   isSystemOwnedHeader,
   requestPath,
 } from '../../runtime/headers.ts';
-import { rewriteModelInResponse } from '../../runtime/model-rewrite.ts';
+import type { RelayPolicy, ResponseRelay } from '../../runtime/response-relay.ts';
 import { isThenable } from '../../util/deferred.ts';
 import type { BodyBudget, BodyReservation } from '../body-budget.ts';
 import { encodeStreamedBodyReply, type Reply } from './codec.ts';
@@ -59,6 +59,10 @@ import {
 
 export interface ExtProcStreamContext {
   readonly director: Director;
+  /** A uniformly random endpoint of the pool for a body-less request (no scheduling, as upstream), or undefined. */
+  readonly pickUnscheduled: () => Endpoint | undefined;
+  /** The response and error policy of this data plane (runtime/response-relay.ts); one per server. */
+  readonly relay: RelayPolicy;
   readonly metrics: EppMetrics;
   readonly logger: Logger;
   readonly now: () => number;
@@ -68,8 +72,6 @@ export interface ExtProcStreamContext {
   readonly tracer?: RequestTracer | undefined;
   /** A stream that receives no message for this long is ended (completion: aborted); 0 or absent = never. */
   readonly idleTimeoutMs?: number;
-  /** Non-streaming response bodies are buffered for the hooks up to this size; beyond, passed through. */
-  readonly maxBufferedResponseBytes?: number;
   /** In-flight request-body bytes shared with the other data plane; exhausted → 429. */
   readonly bodyBudget?: BodyBudget;
   /** Called once when the stream is fully done (for draining and leak accounting). */
@@ -103,20 +105,18 @@ export class ExtProcStream {
   #bodyBytes = 0;
   #proxyMetadata: Record<string, Record<string, unknown>> = {};
   #decision: RoutingDecision | undefined;
-  #streamingResponse = false;
-  #responseBody: Uint8Array[] | null = null;
+  /** The response's relay (from the first response phase). */
+  #relay: ResponseRelay | undefined;
   #responseFinished = false;
   #busy = false;
   #pending: ProcessingRequest[] = [];
   #closed = false;
   #span: RequestSpan | undefined;
-  // Hardening (limits of docs/operations.md): idle timer, request-body budget, response buffer cap.
+  // Hardening (limits of docs/operations.md): idle timer, request-body budget (the response buffer cap is the relay's).
   #idleTimer: NodeJS.Timeout | undefined;
   /** When the last message arrived (performance.now()): the idle timer re-arms itself from it, lazily. */
   #lastMessageAt = 0;
   #reservation: BodyReservation | undefined;
-  #responseBytes = 0;
-  #passThrough = false;
 
   constructor(call: Call, ctx: ExtProcStreamContext) {
     this.#call = call;
@@ -238,7 +238,7 @@ export class ExtProcStream {
       return;
     }
     // Body-less request (e.g. GET): a random endpoint, no scheduling and no plugins (upstream behaviour).
-    const endpoint = this.#ctx.director.pickRandomEndpoint();
+    const endpoint = this.#ctx.pickUnscheduled();
     if (!endpoint) throw new EppError('Internal', 'no pods available in datastore');
     this.#state = 'routed';
     this.#write(requestHeadersResponse(this.#echoRequestHeaders(endpoint.hostPort, 0), envoyLb(endpoint.hostPort)));
@@ -344,61 +344,53 @@ export class ExtProcStream {
    * A response phase arrived. Without any request phase the stream stays unrouted. While the request headers
    * are still unanswered (request body arriving) no Envoy can send a response phase: it waits for that reply.
    */
-  #startResponse(phase: string): void {
+  #startResponse(phase: string): ResponseRelay {
     if (this.#state === 'request-body') throw protocolError(`${phase} received before the request was answered`);
     if (this.#state === 'idle') this.#state = 'unrouted';
+    return (this.#relay = this.#ctx.relay.open(this.#decision));
   }
 
   #onResponseHeaders(h: HttpHeaders): void | Promise<void> {
     if (this.#responseStarted) throw protocolError(this.#responseBodySeen ? 'response_headers received after response_body' : 'response_headers received twice');
-    this.#startResponse('response_headers');
+    const relay = this.#startResponse('response_headers');
     this.#responseHeadersSeen = true;
     const headers = readHeaders(h);
     const statusText = headers[':status'] ?? headers.status ?? '200';
     const status = Number.parseInt(statusText, 10) || 200;
-    const contentType = headers['content-type'] ?? '';
-    const decision = this.#decision;
-    this.#streamingResponse = (decision?.request.body.stream ?? false) || contentType.includes('text/event-stream');
-    if (!this.#streamingResponse) this.#responseBody = [];
     const reply = (): void => {
       const set = [setHeader('x-went-into-resp-headers', 'true')];
       for (const [k, v] of Object.entries(headers)) if (!isSystemOwnedHeader(k)) set.push(setHeader(k, v));
       this.#write(responseHeadersResponse(set));
     };
-    if (!decision) return reply();
-    const r = decision.response.onHeaders(status, headers, this.#streamingResponse, this.#proxyMetadata);
+    const r = relay.start(status, headers, this.#proxyMetadata);
     if (r === undefined) return reply();
     return r.then(reply);
   }
 
   /** First response message without response headers (Envoy skipped them): no header reply, no header hooks. */
   #startResponseWithoutHeaders(phase: string): void {
-    this.#startResponse(phase);
-    const decision = this.#decision;
-    // As upstream: without a content type, only the request's `stream` flag makes the response streamed.
-    this.#streamingResponse = decision?.request.body.stream ?? false;
-    if (!this.#streamingResponse) this.#responseBody = [];
-    decision?.response.headersSkipped(this.#streamingResponse);
+    this.#startResponse(phase).start(200, undefined);
   }
 
   #onResponseBody(b: HttpBody): void | Promise<void> {
     if (!this.#responseStarted) this.#startResponseWithoutHeaders('response_body');
     this.#responseBodySeen = true;
     if (this.#responseFinished) return; // nothing after the final chunk
-    const decision = this.#decision;
-    if (this.#passThrough) return this.#passThroughBody(b);
-    if (!this.#streamingResponse) {
-      if (b.body.length > 0) {
-        this.#responseBytes += b.body.length;
-        if (this.#responseBytes > (this.#ctx.maxBufferedResponseBytes ?? Number.POSITIVE_INFINITY)) return this.#overflow(b);
-        (this.#responseBody ??= []).push(b.body);
+    const relay = this.#relay as ResponseRelay;
+    if (relay.passingThrough) return this.#passThroughBody(b);
+    if (!relay.streaming) {
+      const held = relay.hold(b.body);
+      if (held !== undefined) {
+        // Outgrew the buffer cap: what was held goes out now, and the rest of the body passes through unbuffered.
+        if (held.length > 0) for (const m of bodyResponses('responseBody', held, false)) this.#write(m);
+        return this.#passThroughBody(b);
       }
       if (!b.endOfStream) return;
       return this.#finishBuffered(true);
     }
-    const data = decision ? rewriteModelInResponse(b.body, decision.request) : b.body;
+    const data = relay.restore(b.body);
     if (!b.endOfStream) {
-      const r = decision?.response.onChunk(b.body, false);
+      const r = relay.chunk(b.body);
       if (r === undefined) {
         for (const m of bodyResponses('responseBody', data, false)) this.#write(m);
         return;
@@ -408,29 +400,14 @@ export class ExtProcStream {
       });
     }
     this.#responseFinished = true;
-    if (!decision) {
+    if (!this.#decision) {
       for (const m of bodyResponses('responseBody', data, true)) this.#write(m);
       return;
     }
-    return decision.response.onChunk(b.body, true)?.then(() => {
+    return relay.end(b.body)?.then(() => {
       for (const m of bodyResponses('responseBody', data, true, this.#metadata())) this.#write(m);
       this.#ctx.logger.debug({ requestId: this.#requestId }, 'EPP sent response body back to proxy');
     });
-  }
-
-  /**
-   * A non-streaming response outgrew the buffer cap: what was held goes out now, and the rest of the body passes
-   * through unbuffered. Hooks see only the end of the stream (usage unknown); counted.
-   */
-  #overflow(b: HttpBody): void | Promise<void> {
-    this.#passThrough = true;
-    this.#ctx.metrics.responseBufferOverflows.inc({ data_plane: 'ext_proc' });
-    this.#ctx.logger.debug({ requestId: this.#requestId, limit: this.#ctx.maxBufferedResponseBytes }, 'response larger than the buffer cap; passing it through');
-    const parts = this.#responseBody ?? [];
-    this.#responseBody = null;
-    const held = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
-    if (held.length > 0) for (const m of bodyResponses('responseBody', held, false)) this.#write(m);
-    return this.#passThroughBody(b);
   }
 
   #passThroughBody(b: HttpBody): void | Promise<void> {
@@ -439,27 +416,24 @@ export class ExtProcStream {
       return;
     }
     this.#responseFinished = true;
-    const decision = this.#decision;
     const send = (): void => {
       for (const m of bodyResponses('responseBody', b.body, true, this.#metadata())) this.#write(m);
     };
-    if (!decision) return send();
-    return decision.response.finish().then(send);
+    const done = this.#relay?.finish();
+    return done === undefined ? send() : done.then(send);
   }
 
   /** End of a buffered response: hooks and completion first, then the whole body with the metadata. */
   #finishBuffered(endOfStream: boolean): Promise<void> | void {
     this.#responseFinished = true;
-    const parts = this.#responseBody ?? [];
-    this.#responseBody = null;
-    const whole = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
-    const decision = this.#decision;
-    if (!decision) {
+    const relay = this.#relay as ResponseRelay;
+    const whole = relay.takeHeld();
+    if (!this.#decision) {
       for (const m of bodyResponses('responseBody', whole, endOfStream)) this.#write(m);
       return;
     }
-    const out = rewriteModelInResponse(whole, decision.request);
-    const r = decision.response.onChunk(whole, true);
+    const out = relay.restore(whole);
+    const r = relay.end(whole);
     const send = (): void => {
       for (const m of bodyResponses('responseBody', out, endOfStream, this.#metadata())) this.#write(m);
     };
@@ -470,22 +444,23 @@ export class ExtProcStream {
     if (!this.#responseStarted) this.#startResponseWithoutHeaders('response_trailers');
     const trailers = (): void => this.#write(responseTrailersResponse());
     if (this.#responseFinished) return trailers();
-    const decision = this.#decision;
+    const relay = this.#relay as ResponseRelay;
     if (!this.#responseBodySeen) {
       // Trailers without any body: there is no body to answer; a routed request completes here.
       this.#responseFinished = true;
-      this.#responseBody = null;
-      if (!decision) return trailers();
-      return decision.response.finish().then(trailers);
+      relay.discard();
+      const done = relay.finish();
+      return done === undefined ? trailers() : done.then(trailers);
     }
-    if (!this.#streamingResponse) {
+    if (!relay.streaming) {
       // gRPC-style end: the buffered body goes out without end_of_stream, then the trailers reply.
       const r = this.#finishBuffered(false);
       return r === undefined ? trailers() : r.then(trailers);
     }
     this.#responseFinished = true;
-    if (!decision) return trailers();
-    return decision.response.finish().then(() => {
+    const done = relay.finish();
+    if (done === undefined) return trailers();
+    return done.then(() => {
       const md = this.#metadata();
       if (md) for (const m of bodyResponses('responseBody', new Uint8Array(0), false, md)) this.#write(m);
       trailers();
@@ -515,19 +490,7 @@ export class ExtProcStream {
       if (!this.#call.destroyed) this.#call.emit('error', { code: GrpcStatus.INVALID_ARGUMENT, details: err.message });
       return;
     }
-    const error = toEppError(err);
-    this.#ctx.metrics.requestErrorTotal.inc({
-      model_name: this.#decision?.response.modelLabels.model_name ?? '',
-      target_model_name: this.#decision?.response.modelLabels.target_model_name ?? '',
-      error_code: error.code,
-    });
-    const status = error.httpStatus ?? 500;
-    const body = error.clientMessage;
-    // A throwing scheduling plugin is logged once per plugin by the director, not once per request here.
-    if (status >= 500 && !(error.cause instanceof PluginFailure)) this.#ctx.logger.error({ requestId: this.#requestId, err: error }, 'request failed');
-    else this.#ctx.logger.info({ requestId: this.#requestId, status, reason: error.message }, 'request rejected');
-    this.#write(immediateResponse(status, body));
-    this.#decision?.response.fail(error);
+    this.#ctx.relay.failed(err, this.#requestId, this.#decision, (error) => this.#write(immediateResponse(error.httpStatus ?? 500, error.clientMessage)));
     this.#finishStream('request failed');
     if (!this.#call.destroyed) this.#call.end();
   }
@@ -578,7 +541,7 @@ export class ExtProcStream {
     this.#reservation?.release();
     this.#pending.length = 0;
     this.#body = [];
-    this.#responseBody = null;
+    this.#relay?.discard();
     const decision = this.#decision;
     // The request's signal means "ended abnormally": a stream that half-closes after its response completed
     // ended normally, so nothing is aborted (and no Error is made) for it.
@@ -614,11 +577,5 @@ class ProtocolError extends Error {}
 
 function protocolError(message: string): ProtocolError {
   return new ProtocolError(`unexpected ext_proc message: ${message}`);
-}
-
-function toEppError(err: unknown): EppError {
-  if (err instanceof EppError) return err;
-  const e = toError(err);
-  return new EppError('Internal', e.message, { cause: e });
 }
 

@@ -21,13 +21,13 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Endpoint } from '../../framework/datalayer.ts';
+import type { Endpoint, EndpointStore } from '../../framework/datalayer.ts';
 import { EppError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
 import type { Director, RoutingDecision } from '../../runtime/director.ts';
 import { ensureRequestId, isSystemOwnedHeader } from '../../runtime/headers.ts';
-import { rewriteModelInResponse } from '../../runtime/model-rewrite.ts';
+import { RelayPolicy, type ResponseRelay } from '../../runtime/response-relay.ts';
 import type { Reachability } from '../../runtime/reachability.ts';
 import { BodyBudget, type BodyReservation } from '../body-budget.ts';
 import { checkProxyPath, DEFAULT_GATEWAY_LIMITS, forwardableHeaders, type GatewayLimits } from './limits.ts';
@@ -37,6 +37,8 @@ import { openAiError, openAiErrorFor, sendError, statusForEppError } from './ope
 
 export interface GatewayOptions {
   readonly director: Director;
+  /** The pool (from startup wiring): the model catalog's endpoints and, by default, readiness. */
+  readonly store: EndpointStore;
   readonly metrics: EppMetrics;
   readonly logger: Logger;
   readonly now: () => number;
@@ -64,7 +66,6 @@ class UpstreamTimeout extends Error {
   }
 }
 
-const EMPTY = new Uint8Array(0);
 
 export class Gateway {
   readonly #o: GatewayOptions;
@@ -75,6 +76,8 @@ export class Gateway {
   readonly #limits: GatewayLimits;
   readonly #allowed: ReadonlySet<string>;
   readonly #budget: BodyBudget;
+  readonly #relay: RelayPolicy;
+  readonly #offModelCheck: () => void;
   #idleWaiters: Array<() => void> = [];
 
   constructor(options: GatewayOptions) {
@@ -83,7 +86,10 @@ export class Gateway {
     this.#allowed = new Set(l.allowedPaths);
     this.#budget = options.bodyBudget ?? new BodyBudget(0);
     this.#agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
-    this.#catalog = new ModelCatalog(() => options.director.store.endpoints(), this.#agent, options.logger, 5000, 1000, 1000, options.now);
+    this.#catalog = new ModelCatalog({ endpoints: () => options.store.endpoints(), agent: this.#agent, logger: options.logger, now: options.now });
+    // An unknown model is refused in the admission phase, from the catalog's last list (refreshed in the background).
+    this.#offModelCheck = options.director.registerAdmissionCheck('gateway', this.#catalog.admissionCheck());
+    this.#relay = new RelayPolicy({ dataPlane: 'gateway', metrics: options.metrics, logger: options.logger, maxBufferedResponseBytes: l.maxBufferedResponseBytes });
     this.#server = http.createServer(
       {
         keepAliveTimeout: l.keepAliveTimeoutMs,
@@ -119,6 +125,16 @@ export class Gateway {
   /** Model ids the pool announced on its last `/v1/models` (no fetch): known metric label values. */
   servesModel(model: string): boolean {
     return this.#catalog.has(model);
+  }
+
+  /** Resolves when the model catalog has no refresh in flight (tests). */
+  whenModelsSettled(): Promise<void> {
+    return this.#catalog.whenSettled();
+  }
+
+  /** Loads the model catalog now (or joins the round in flight): warm-up, and tests that need it loaded. */
+  refreshModels(): Promise<void> {
+    return this.#catalog.refresh();
   }
 
   /** Bytes of request bodies currently held. */
@@ -162,6 +178,7 @@ export class Gateway {
     }
     for (const res of this.#open) res.destroy();
     this.#server.closeAllConnections();
+    this.#offModelCheck();
     this.#agent.destroy();
     await closed;
   }
@@ -175,7 +192,7 @@ export class Gateway {
       if (pathname === '/v1/models') return void this.#models(res);
       if (pathname === '/health' || pathname === '/healthz') return void res.writeHead(200).end();
       if (pathname === '/ready' || pathname === '/readyz') {
-        return void res.writeHead((this.#o.isReady ?? (() => this.#o.director.store.poolKnown()))() ? 200 : 503).end();
+        return void res.writeHead((this.#o.isReady ?? (() => this.#o.store.poolKnown()))() ? 200 : 503).end();
       }
     }
     const refusal = this.#refuseEarly(req);
@@ -206,7 +223,7 @@ export class Gateway {
   }
 
   async #models(res: ServerResponse): Promise<void> {
-    const models = await this.#catalog.list(true);
+    const models = await this.#catalog.list();
     const body = JSON.stringify({ object: 'list', data: models });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
   }
@@ -220,6 +237,7 @@ export class Gateway {
     this.#open.add(res);
     o.metrics.activeStreams.inc({ data_plane: 'gateway' });
     let decision: RoutingDecision | undefined;
+    let relay: ResponseRelay | undefined = undefined; // set once routed; the close and deadline handlers use it
     let upstreamReq: http.ClientRequest | undefined;
     let deadline: NodeJS.Timeout | undefined;
     res.on('close', () => {
@@ -230,7 +248,7 @@ export class Gateway {
       if (!res.writableFinished) {
         abort.abort(new Error('client disconnected'));
         upstreamReq?.destroy();
-        void decision?.response.abort('client disconnected');
+        void relay?.abort('client disconnected');
       }
     });
     const deadlineMs = this.#limits.requestDeadlineMs;
@@ -238,8 +256,8 @@ export class Gateway {
       deadline = setTimeout(() => {
         o.metrics.upstreamTimeouts.inc({ phase: 'deadline' });
         const t = new UpstreamTimeout('deadline', deadlineMs);
-        if (decision && !res.headersSent) void decision.response.fail(new EppError('Internal', t.message));
-        else void decision?.response.abort(t.message);
+        if (!res.headersSent) relay?.upstreamFailed(t.message);
+        else void relay?.abort(t.message);
         if (!res.headersSent) sendError(res, 504, openAiError(`the request did not complete within ${deadlineMs}ms`, 'server_error', 'timeout'), requestId);
         else res.destroy();
         abort.abort(t);
@@ -260,7 +278,7 @@ export class Gateway {
         proxyMetadata: {},
         receivedAt,
         signal: abort.signal,
-        checkTargetModel: this.#rejectUnknownModel,
+        dataPlane: 'gateway',
       });
     } catch (err) {
       reservation.release();
@@ -276,27 +294,20 @@ export class Gateway {
         res.shouldKeepAlive = false;
         return sendError(res, 429, openAiError('too many request bytes in flight; retry later', 'rate_limit_error', 'body_budget_exhausted'), requestId);
       }
-      const e = err instanceof EppError ? err : new EppError('Internal', (err as Error).message);
-      if (e.code === 'PayloadTooLarge') res.shouldKeepAlive = false;
-      o.metrics.requestErrorTotal.inc({ model_name: '', target_model_name: '', error_code: e.code });
-      return sendError(res, statusForEppError(e), openAiErrorFor(e), requestId);
-    }
-    reservation.release();
-    if (abort.signal.aborted) {
-      void decision.response.abort('client disconnected');
+      this.#relay.failed(err, requestId, undefined, (e) => {
+        if (e.code === 'PayloadTooLarge') res.shouldKeepAlive = false;
+        sendError(res, statusForEppError(e), openAiErrorFor(e), requestId);
+      });
       return;
     }
-    this.#forward(decision, path, headers, res, abort.signal, (r) => (upstreamReq = r));
+    reservation.release();
+    relay = this.#relay.open(decision);
+    if (abort.signal.aborted) {
+      void relay.abort('client disconnected');
+      return;
+    }
+    this.#forward(decision, relay, path, headers, res, abort.signal, (r) => (upstreamReq = r));
   }
-
-  /**
-   * 404 for a model the pool does not serve. Checked on the name sent upstream (after the rewrite header or an
-   * InferenceModelRewrite rule), so aliases pass when their target is served.
-   */
-  readonly #rejectUnknownModel = async (targetModel: string): Promise<void> => {
-    if (await this.#catalog.knows(targetModel)) return;
-    throw new EppError('NotFound', `The model \`${targetModel}\` does not exist.`);
-  };
 
   /**
    * Sends the request to the primary; on a refused connection, once to the first fallback. Connect and
@@ -304,6 +315,7 @@ export class Gateway {
    */
   #forward(
     decision: RoutingDecision,
+    relay: ResponseRelay,
     path: string,
     headers: Record<string, string>,
     res: ServerResponse,
@@ -345,13 +357,13 @@ export class Gateway {
       upstream.on('response', (up) => {
         clearTimeout(timer);
         o.reachability?.reachable(target);
-        this.#relay(decision, up, res).catch((err: unknown) => {
+        this.#relayResponse(decision, relay, up, res).catch((err: unknown) => {
           // The upstream body failed mid-way (connection lost, stalled, or aborted because the client left).
           if (err instanceof UpstreamTimeout) {
             o.metrics.upstreamTimeouts.inc({ phase: err.phase });
             o.logger.warn({ requestId, endpoint: target.hostPort, err: err.message }, 'upstream response stalled; ending the stream');
           }
-          void decision.response.abort(`upstream response failed: ${(err as Error).message}`);
+          void relay.abort(`upstream response failed: ${(err as Error).message}`);
           res.destroy();
         });
       });
@@ -368,11 +380,11 @@ export class Gateway {
         }
         o.logger.warn({ requestId, endpoint: target.hostPort, err: err.message }, 'upstream request failed');
         if (res.headersSent) {
-          void decision.response.abort(`upstream connection failed: ${err.message}`);
+          void relay.abort(`upstream connection failed: ${err.message}`);
           res.destroy();
           return;
         }
-        void decision.response.fail(new EppError('Internal', `upstream ${target.hostPort}: ${err.message}`));
+        relay.upstreamFailed(`upstream ${target.hostPort}: ${err.message}`);
         if (err instanceof UpstreamTimeout) {
           o.metrics.upstreamTimeouts.inc({ phase: err.phase });
           const what = err.phase === 'connect' ? 'connect to the model server' : 'answer';
@@ -387,74 +399,61 @@ export class Gateway {
   }
 
   /**
-   * Relays the upstream response with the response-path hooks; the client's end waits for completion. Pipeline
-   * semantics: after a write the client did not absorb, nothing more is read from upstream until it drained.
+   * Relays the upstream response through the response relay (hooks, streamed or buffered, model restore); the
+   * client's end waits for completion. Pipeline semantics: after a write the client did not absorb, nothing more
+   * is read from upstream until it drained.
    */
-  async #relay(decision: RoutingDecision, up: IncomingMessage, res: ServerResponse): Promise<void> {
-    const stream = decision.response;
-    const request = decision.request;
+  async #relayResponse(decision: RoutingDecision, relay: ResponseRelay, up: IncomingMessage, res: ServerResponse): Promise<void> {
     const l = this.#limits;
     const status = up.statusCode ?? 502;
     const upHeaders: Record<string, string> = {};
     for (const [k, v] of Object.entries(up.headers)) if (v !== undefined) upHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
-    const contentType = upHeaders['content-type'] ?? '';
-    const streaming = request.body.stream || contentType.includes('text/event-stream');
-    const rewrite = request.incomingModel !== request.targetModel;
 
-    const h = stream.onHeaders(status, upHeaders, streaming);
+    const h = relay.start(status, upHeaders);
     if (h) await h;
     if (res.destroyed) return void up.destroy();
+    const streaming = relay.streaming;
     const outHeaders: Record<string, string> = {};
-    for (const [k, v] of Object.entries(stream.info.headers)) if (!HOP_BY_HOP.has(k)) outHeaders[k] = v;
-    if (!rewrite && !streaming && upHeaders['content-length'] !== undefined) outHeaders['content-length'] = upHeaders['content-length'];
-    outHeaders['x-request-id'] = request.requestId;
+    for (const [k, v] of Object.entries(decision.response.info.headers)) if (!HOP_BY_HOP.has(k)) outHeaders[k] = v;
+    if (!relay.rewritesBody && !streaming && upHeaders['content-length'] !== undefined) outHeaders['content-length'] = upHeaders['content-length'];
+    outHeaders['x-request-id'] = decision.request.requestId;
     res.writeHead(status, outHeaders);
     res.flushHeaders();
 
     if (streaming) {
       await pump(up, res, {
-        onChunk: (chunk) => stream.onChunk(chunk, false),
-        write: (chunk) => res.write(rewrite ? rewriteModelInResponse(chunk, request) : chunk),
+        onChunk: (chunk) => relay.chunk(chunk),
+        write: (chunk) => res.write(relay.restore(chunk)),
         idleMs: l.upstreamIdleTimeoutMs,
         onIdle: () => new UpstreamTimeout('idle', l.upstreamIdleTimeoutMs),
       });
       if (res.destroyed) return;
-      await stream.onChunk(EMPTY, true);
+      await relay.end();
       res.end();
       return;
     }
     const chunks = idleGuarded(up, l.upstreamIdleTimeoutMs);
     // Buffered: hooks see the whole body once, as with ext_proc — up to the cap. Beyond it the body passes through
-    // (with backpressure) and the hooks see only the end of the stream (usage unknown; counted).
-    const parts: Buffer[] = [];
-    let size = 0;
-    let overflowed = false;
+    // (with backpressure) and the hooks see only the end of the stream (usage unknown; counted by the relay).
     for await (const chunk of chunks) {
-      if (!overflowed) {
-        size += chunk.length;
-        if (size <= l.maxBufferedResponseBytes) {
-          parts.push(chunk);
-          continue;
-        }
-        overflowed = true;
-        this.#o.metrics.responseBufferOverflows.inc({ data_plane: 'gateway' });
-        const head = Buffer.concat(parts);
-        parts.length = 0;
-        if (!res.write(head)) await drained(res);
+      if (!relay.passingThrough) {
+        const held = relay.hold(chunk);
+        if (held === undefined) continue;
+        if (held.length > 0 && !res.write(held)) await drained(res);
         if (res.destroyed) return void up.destroy();
       }
       if (!res.write(chunk)) await drained(res);
       if (res.destroyed) return void up.destroy();
     }
     if (res.destroyed) return;
-    if (overflowed) {
-      await stream.onChunk(EMPTY, true);
+    if (relay.passingThrough) {
+      await relay.end();
       res.end();
       return;
     }
-    const whole = Buffer.concat(parts);
-    await stream.onChunk(whole, true);
-    res.end(rewrite ? rewriteModelInResponse(whole, request) : whole);
+    const whole = relay.takeHeld();
+    await relay.end(whole);
+    res.end(relay.restore(whole));
   }
 }
 
