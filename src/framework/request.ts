@@ -6,11 +6,26 @@ import type { SchedulingResult } from './scheduling.ts';
 /** API type, from the request path (epp-spec §1.8): suffix match, first hit wins, default completions. */
 export type ApiType = 'completions' | 'chat-completions' | 'embeddings' | 'responses' | 'conversations';
 
-/** A parsed request body. `payload` is the JSON object as received; the director re-serialises it. */
+/**
+ * A parsed request body. `payload` is the JSON object as received.
+ *
+ * What is forwarded: the request's own bytes, unchanged, unless the body changed — then the director
+ * re-serialises `payload` (with `model` set to the target model). The body changed when
+ * - the target model differs from the incoming one (a rewrite), or
+ * - a plugin added, removed or replaced a top-level field of `payload` (detected: the director compares the
+ *   top-level keys and values, by identity, with those it saw after parsing), or
+ * - a plugin set `mutated` to true. A change below the top level (e.g. editing `payload.messages[0].content`
+ *   in place, or pushing to `payload.messages`) is not detected by itself: the plugin must set `mutated`.
+ */
 export interface ParsedRequestBody {
   readonly apiType: ApiType;
-  /** The JSON object. The director writes `payload.model` (target model) before re-serialising. */
+  /** The JSON object. On re-serialisation the director writes `payload.model` (the target model) first. */
   readonly payload: Record<string, unknown>;
+  /**
+   * Set to true by a plugin that changed `payload` below its top level, so the body is re-serialised instead
+   * of forwarded as received (top-level changes are detected without it).
+   */
+  mutated?: boolean;
   /** True iff the top-level `stream` field is boolean `true`. */
   readonly stream: boolean;
   /**

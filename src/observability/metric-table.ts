@@ -3,7 +3,8 @@
  * module declares its metrics as data (name, help, labels, buckets) and gets back typed prom-client objects,
  * in declaration order (the order `/metrics` lists them).
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Histogram, type Registry } from 'prom-client';
+import { AggregateHistogram } from './aggregate-histogram.ts';
 
 export interface MetricDeclaration {
   readonly kind: 'counter' | 'gauge' | 'histogram';
@@ -49,7 +50,9 @@ export function registerMetrics<T extends MetricTable>(registry: Registry, table
       registers,
     };
     if (d.kind === 'counter') out[key] = new Counter(config);
-    else if (d.kind === 'histogram') out[key] = new Histogram({ ...config, ...(d.buckets !== undefined ? { buckets: [...d.buckets] } : {}) });
+    // Histograms aggregate observations in place and fold them in at scrape (aggregate-histogram.ts): the same
+    // exposition, without label hashing on the per-request and per-chunk paths that observe them.
+    else if (d.kind === 'histogram') out[key] = new AggregateHistogram({ ...config, ...(d.buckets !== undefined ? { buckets: [...d.buckets] } : {}) });
     else {
       const fn = collect[key as keyof T];
       out[key] = new Gauge({ ...config, ...(fn !== undefined ? { collect: fn } : {}) });

@@ -45,7 +45,10 @@ export interface RoutingDecision {
   readonly targets: readonly Endpoint[];
   /** `host:port` list, comma-separated: the value of `x-gateway-destination-endpoint`. */
   readonly destination: string;
-  /** The body to forward (re-serialised with the target model). */
+  /**
+   * The body to forward: the request's own bytes when the body did not change, else `payload` re-serialised
+   * with the target model (see ParsedRequestBody for what counts as a change).
+   */
   readonly body: Uint8Array;
   /** The response path of this request. Completion runs exactly once. */
   readonly response: ResponseStream;

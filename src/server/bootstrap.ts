@@ -112,7 +112,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     }
     const k8sPool = o.discovery?.kubernetes;
     const namespace = k8sPool?.poolNamespace ?? o.discovery?.namespace ?? 'default';
-    sync = createCrossReplicaSync({
+    sync = await createCrossReplicaSync({
       syncer,
       syncIntervalMs,
       plugins: config.plugins,
@@ -212,7 +212,7 @@ export async function startEpp(o: EppOptions): Promise<RunningEpp> {
     const a = o.metricsAuth;
     authorizer = a.tokenFile
       ? StaticTokenAuthorizer.fromFile(a.tokenFile)
-      : new KubernetesAuthorizer({ ...(a.kubeconfig ? { kubeconfig: a.kubeconfig } : {}), ...(a.cacheTtlMs !== undefined ? { cacheTtlMs: a.cacheTtlMs } : {}) });
+      : await KubernetesAuthorizer.create({ ...(a.kubeconfig ? { kubeconfig: a.kubeconfig } : {}), ...(a.cacheTtlMs !== undefined ? { cacheTtlMs: a.cacheTtlMs } : {}) });
   }
   const readyStore = store;
   const bodyBudget = new BodyBudget(o.maxRequestBodyBytesInFlight ?? DEFAULT_MAX_REQUEST_BODY_BYTES_IN_FLIGHT);

@@ -59,6 +59,28 @@ describe('ext_proc limits', () => {
     assert.match(await epp.metrics.registry.metrics(), /epp_request_completions_total\{outcome="aborted"\} [1-9]/);
   });
 
+  test('a stream that keeps sending is not idle: it outlives the timeout several times over, then ends once quiet', async () => {
+    const s = envoy.open();
+    s.requestHeaders({ ':path': CHAT_PATH, ':method': 'POST' });
+    s.requestBody(chatBody('busy'), true);
+    await s.nextN(2);
+    s.responseHeaders({ ':status': '200', 'content-type': 'text/event-stream' });
+    await s.next();
+    let ended = false;
+    void s.ended.then(() => (ended = true));
+    const started = performance.now();
+    // A chunk every 50 ms for 1 s (> 3 idle timeouts of 300 ms); each is answered.
+    while (performance.now() - started < 1000) {
+      s.responseBody('data: {"choices":[]}\n\n', false);
+      await s.next();
+      assert.equal(ended, false, `ended while busy, after ${Math.round(performance.now() - started)} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const end = await within(s.ended, 'the quiet stream to be ended');
+    assert.equal(end.code, status.DEADLINE_EXCEEDED);
+    await epp.director.whenIdle();
+  });
+
   test('a buffered response over the cap is passed through before its end, whole and in order', async () => {
     const s = envoy.open();
     s.requestHeaders({ ':path': CHAT_PATH, ':method': 'POST' });

@@ -64,3 +64,36 @@ test('nestingExceeds: counts brackets outside strings only', () => {
   assert.equal(nestingExceeds(enc(`{"a":"${'['.repeat(1000)}"}`), 3), false);
   assert.equal(nestingExceeds(enc(`{"a":"\\"${'['.repeat(10)}"}`), 3), false, 'escaped quote keeps the string open');
 });
+
+test('nestingExceeds: the same answer as a byte-by-byte scan on random bracket, quote and backslash soup', () => {
+  // The obvious scan: inside a string a backslash skips the next byte, a quote ends it.
+  const reference = (bytes: Uint8Array, max: number): boolean => {
+    let depth = 0;
+    let inString = false;
+    for (let i = 0; i < bytes.length; i++) {
+      const c = bytes[i] as number;
+      if (inString) {
+        if (c === 0x5c) i++;
+        else if (c === 0x22) inString = false;
+      } else if (c === 0x22) inString = true;
+      else if (c === 0x5b || c === 0x7b) {
+        if (++depth > max) return true;
+      } else if (c === 0x5d || c === 0x7d) depth--;
+    }
+    return false;
+  };
+  const alphabet = Buffer.from('[]{}"\\\\a,');
+  let seed = 12345;
+  const next = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  for (let round = 0; round < 3000; round++) {
+    const bytes = Buffer.alloc(1 + (next() % 60));
+    for (let i = 0; i < bytes.length; i++) bytes[i] = alphabet[next() % alphabet.length] as number;
+    // As a Buffer and as a plain Uint8Array view at an offset (the shapes a body arrives in).
+    const plain = new Uint8Array(bytes.length + 3).subarray(3);
+    plain.set(bytes);
+    for (const max of [0, 1, 2, 4]) {
+      assert.equal(nestingExceeds(bytes, max), reference(bytes, max), `${bytes.toString()} / ${max}`);
+      assert.equal(nestingExceeds(plain, max), reference(bytes, max), `${bytes.toString()} / ${max} (Uint8Array)`);
+    }
+  }
+});

@@ -36,7 +36,7 @@ export interface TestDirector {
 /** A Director over a fixed 3-endpoint pool, a random picker, and exactly the hooks given (config order). */
 export function testDirector(
   hooks: Partial<CompiledHooks> = {},
-  options: { responsePath?: Partial<ResponsePathOptions>; requestHookTimeoutMs?: number } = {},
+  options: { responsePath?: Partial<ResponsePathOptions>; requestHookTimeoutMs?: number; yieldToLoop?: (fn: () => void) => void } = {},
 ): TestDirector {
   const clock = new ManualClock();
   const random = createRandomSource(7);
@@ -60,6 +60,7 @@ export function testDirector(
     now: () => clock.now(),
     responsePath: { ...DEFAULT_RESPONSE_PATH_OPTIONS, ...options.responsePath },
     ...(options.requestHookTimeoutMs !== undefined ? { requestHookTimeoutMs: options.requestHookTimeoutMs } : {}),
+    ...(options.yieldToLoop !== undefined ? { yieldToLoop: options.yieldToLoop } : {}),
     timerWheel: wheel,
   });
   return { director, metrics, timers, wheel, logger, clock };

@@ -7,10 +7,13 @@
  *
  * Decisions are cached per token for `cacheTtlMs` (bounded number of entries), so a scrape every few seconds
  * costs the API server two requests per token per TTL, not per scrape.
+ *
+ * The Kubernetes client (the slowest and largest module to load) is loaded only when a KubernetesAuthorizer is
+ * created (`KubernetesAuthorizer.create`), not by importing this module.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AuthenticationV1Api, AuthorizationV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { AuthenticationV1Api, AuthorizationV1Api } from '@kubernetes/client-node';
 import { EppConfigError } from '../../framework/errors.ts';
 import { systemClock } from '../../util/clock.ts';
 
@@ -71,8 +74,15 @@ export interface KubernetesAuthorizerOptions {
   readonly now?: () => number;
 }
 
+type KubernetesClient = typeof import('@kubernetes/client-node');
+
 /** TokenReview + SubjectAccessReview (`get` on the non-resource URL `/metrics`), as upstream. */
 export class KubernetesAuthorizer implements MetricsAuthorizer {
+  /** Loads the Kubernetes client, then the kubeconfig; a bad kubeconfig is an EppConfigError. */
+  static async create(o: KubernetesAuthorizerOptions = {}): Promise<KubernetesAuthorizer> {
+    return new KubernetesAuthorizer(await import('@kubernetes/client-node'), o);
+  }
+
   readonly #authn: AuthenticationV1Api;
   readonly #authz: AuthorizationV1Api;
   readonly #ttl: number;
@@ -80,8 +90,8 @@ export class KubernetesAuthorizer implements MetricsAuthorizer {
   readonly #now: () => number;
   readonly #cache = new Map<string, { result: AuthResult; expires: number }>();
 
-  constructor(o: KubernetesAuthorizerOptions = {}) {
-    const kc = new KubeConfig();
+  private constructor(k8s: KubernetesClient, o: KubernetesAuthorizerOptions) {
+    const kc = new k8s.KubeConfig();
     try {
       if (o.kubeconfig !== undefined && o.kubeconfig !== '') kc.loadFromFile(o.kubeconfig);
       else kc.loadFromDefault();
@@ -91,8 +101,8 @@ export class KubernetesAuthorizer implements MetricsAuthorizer {
     if (kc.getCurrentCluster() === null) {
       throw new EppConfigError('--metrics-endpoint-auth: no Kubernetes cluster configured', 'run in-cluster, pass --kubeconfig, or use --metrics-auth-token-file outside Kubernetes');
     }
-    this.#authn = kc.makeApiClient(AuthenticationV1Api);
-    this.#authz = kc.makeApiClient(AuthorizationV1Api);
+    this.#authn = kc.makeApiClient(k8s.AuthenticationV1Api);
+    this.#authz = kc.makeApiClient(k8s.AuthorizationV1Api);
     this.#ttl = o.cacheTtlMs ?? 10_000;
     this.#max = o.maxCacheEntries ?? 256;
     this.#now = o.now ?? systemClock.now;

@@ -3,9 +3,10 @@
  */
 import { create } from '@bufbuild/protobuf';
 import type { JsonObject } from '@bufbuild/protobuf';
-import { HeaderValueOption_HeaderAppendAction, type HeaderValueOption } from '../../gen/envoy/config/core/v3/base_pb.ts';
+import { HeaderValueOption_HeaderAppendAction } from '../../gen/envoy/config/core/v3/base_pb.ts';
 import { ProcessingResponseSchema, type ProcessingResponse } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
 import type { HttpHeaders } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+import { encodeHeadersReply, encodeStreamedBodyReply, type HeaderToSet, type Reply } from './codec.ts';
 
 /** Largest body piece per message: below Envoy's 64 KiB buffer, as upstream. */
 export const BODY_BYTE_LIMIT = 62_000;
@@ -26,54 +27,49 @@ export function readHeaders(h: HttpHeaders | undefined): Record<string, string> 
  * A header mutation entry. We overwrite rather than append: Envoy's default action appends, which would let
  * a client-supplied value survive next to ours.
  */
-export function setHeader(key: string, value: string): HeaderValueOption {
-  return {
-    $typeName: 'envoy.config.core.v3.HeaderValueOption',
-    header: { $typeName: 'envoy.config.core.v3.HeaderValue', key, value: '', rawValue: encoder.encode(value) },
-    appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
-    keepEmptyValue: false,
-  };
+export function setHeader(key: string, value: string): HeaderToSet {
+  return { key, rawValue: encoder.encode(value), appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD };
 }
 
-export function requestHeadersResponse(setHeaders: HeaderValueOption[], dynamicMetadata: JsonObject): ProcessingResponse {
-  return create(ProcessingResponseSchema, {
-    response: {
-      case: 'requestHeaders',
-      value: { response: { clearRouteCache: true, headerMutation: { setHeaders } } },
-    },
-    dynamicMetadata,
-  });
+/** The request-headers reply (hand-encoded, codec.ts): headers to set, route cache cleared, the metadata. */
+export function requestHeadersResponse(setHeaders: readonly HeaderToSet[], dynamicMetadata: JsonObject): Reply {
+  return encodeHeadersReply('requestHeaders', setHeaders, true, dynamicMetadata);
 }
 
-export function responseHeadersResponse(setHeaders: HeaderValueOption[]): ProcessingResponse {
-  return create(ProcessingResponseSchema, {
-    response: { case: 'responseHeaders', value: { response: { headerMutation: { setHeaders } } } },
-  });
+/** The response-headers reply (hand-encoded, codec.ts). */
+export function responseHeadersResponse(setHeaders: readonly HeaderToSet[]): Reply {
+  return encodeHeadersReply('responseHeaders', setHeaders, false);
 }
 
 /**
  * Splits `body` into streamed body responses of at most BODY_BYTE_LIMIT bytes. `endOfStream` is set only on
  * the last piece and only if asked; an empty body yields exactly one (empty) piece. `dynamicMetadata`, when
- * given, rides on the last piece.
+ * given, rides on the last piece. Pieces without metadata (nearly all: one per response chunk) are
+ * hand-encoded (codec.ts); the one carrying metadata is a generic message.
  */
 export function bodyResponses(
   side: 'requestBody' | 'responseBody',
   body: Uint8Array,
   endOfStream: boolean,
   dynamicMetadata?: JsonObject,
-): ProcessingResponse[] {
-  const out: ProcessingResponse[] = [];
+): Reply[] {
   const n = Math.max(1, Math.ceil(body.length / BODY_BYTE_LIMIT));
+  if (n === 1 && !dynamicMetadata) return [encodeStreamedBodyReply(side, body, endOfStream)];
+  const out: Reply[] = [];
   for (let i = 0; i < n; i++) {
     const last = i === n - 1;
     const piece = n === 1 ? body : body.subarray(i * BODY_BYTE_LIMIT, Math.min(body.length, (i + 1) * BODY_BYTE_LIMIT));
+    if (!(last && dynamicMetadata)) {
+      out.push(encodeStreamedBodyReply(side, piece, endOfStream && last));
+      continue;
+    }
     const msg = create(ProcessingResponseSchema, {
       response: {
         case: side,
         value: { response: { bodyMutation: { mutation: { case: 'streamedResponse', value: { body: piece, endOfStream: endOfStream && last } } } } },
       },
     });
-    if (last && dynamicMetadata) msg.dynamicMetadata = dynamicMetadata;
+    msg.dynamicMetadata = dynamicMetadata;
     out.push(msg);
   }
   return out;

@@ -3,7 +3,8 @@
  * let open streams finish up to a deadline, then end the rest (their completion hooks see `aborted`).
  */
 import { experimental, Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
-import type { ProcessingRequest, ProcessingResponse } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+import type { ProcessingRequest } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+import type { Reply } from './codec.ts';
 import { externalProcessorService, EXT_PROC_SERVICE_NAME } from './service.ts';
 import { ExtProcStream, type ExtProcStreamContext } from './stream.ts';
 import type { TlsMaterial } from './tls.ts';
@@ -54,7 +55,7 @@ export class ExtProcServer {
       },
     };
     this.#server.addService(externalProcessorService, {
-      Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
+      Process: (call: ServerDuplexStream<ProcessingRequest, Reply>) => {
         this.#streams.add(new ExtProcStream(call, ctx));
       },
     });

@@ -1,6 +1,9 @@
 /**
  * The grpc-js service definition for `envoy.service.ext_proc.v3.ExternalProcessor/Process`, wired to the
- * protobuf-es codecs generated from proto/ (grpc-js needs only a path and (de)serialisers).
+ * protobuf-es codecs generated from proto/ (grpc-js needs only a path and (de)serialisers). No serialiser
+ * copies: encoded bytes are handed to grpc-js as a Buffer view of the encoder's output (grpc-js copies them
+ * once into its frame), decoded `bytes` fields are views of grpc-js's message buffer. Replies may also be
+ * pre-encoded bytes (codec.ts: the hand-encoded streamed body replies), passed through unchanged.
  */
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { ServiceDefinition } from '@grpc/grpc-js';
@@ -8,8 +11,8 @@ import {
   ProcessingRequestSchema,
   ProcessingResponseSchema,
   type ProcessingRequest,
-  type ProcessingResponse,
 } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+import { asBuffer, serializeReply, type Reply } from './codec.ts';
 
 export const EXT_PROC_SERVICE_NAME = 'envoy.service.ext_proc.v3.ExternalProcessor';
 
@@ -18,9 +21,9 @@ export const externalProcessorService = {
     path: `/${EXT_PROC_SERVICE_NAME}/Process`,
     requestStream: true,
     responseStream: true,
-    requestSerialize: (m: ProcessingRequest) => Buffer.from(toBinary(ProcessingRequestSchema, m)),
+    requestSerialize: (m: ProcessingRequest) => asBuffer(toBinary(ProcessingRequestSchema, m)),
     requestDeserialize: (b: Buffer) => fromBinary(ProcessingRequestSchema, b),
-    responseSerialize: (m: ProcessingResponse) => Buffer.from(toBinary(ProcessingResponseSchema, m)),
+    responseSerialize: (m: Reply) => serializeReply(m),
     responseDeserialize: (b: Buffer) => fromBinary(ProcessingResponseSchema, b),
   },
 } satisfies ServiceDefinition;

@@ -4,7 +4,8 @@
  *
  *   request_headers        → nothing yet (or, for a body-less request, a random endpoint at once)
  *   request_body* (EoS)    → director.route(); request-headers reply (destination, Content-Length, echoed
- *                            headers, envoy.lb metadata), then the re-serialised body as ≤62,000-byte pieces
+ *                            headers, envoy.lb metadata), then the body (as received unless it changed) as
+ *                            ≤62,000-byte pieces
  *   response_headers       → header hooks (awaited) → response-headers reply
  *   response_body*         → streamed: each chunk answered at once (its hooks run later, in order);
  *                            buffered: answered once at end of stream. The final reply waits for every hook
@@ -30,7 +31,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { EppError } from '../../framework/errors.ts';
 import type { Endpoint } from '../../framework/datalayer.ts';
 import type { Logger } from '../../framework/plugin.ts';
-import type { HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+import type { HttpBody, HttpHeaders, ProcessingRequest } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
 import type { RequestSpan, RequestTracer } from '../../observability/tracing.ts';
 import type { Director, RoutingDecision } from '../../runtime/director.ts';
@@ -44,7 +45,9 @@ import {
 import type { RelayPolicy, ResponseRelay } from '../../runtime/response-relay.ts';
 import { isThenable } from '../../util/deferred.ts';
 import type { BodyBudget, BodyReservation } from '../body-budget.ts';
+import { encodeStreamedBodyReply, type Reply } from './codec.ts';
 import {
+  BODY_BYTE_LIMIT,
   bodyResponses,
   immediateResponse,
   readHeaders,
@@ -81,12 +84,14 @@ export interface ExtProcStreamContext {
  */
 type State = 'idle' | 'request-body' | 'routing' | 'routed' | 'passthrough' | 'unrouted' | 'done';
 
-type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
+type Call = ServerDuplexStream<ProcessingRequest, Reply>;
 
 export class ExtProcStream {
   readonly #call: Call;
   readonly #ctx: ExtProcStreamContext;
-  readonly #abort = new AbortController();
+  /** The request's abort signal, created when routing first needs it (most streams never abort). */
+  #abort: AbortController | null = null;
+  #abortedFor: string | undefined;
   #state: State = 'idle';
   /** Counted in the active-streams gauge (from the first message handled). */
   #active = false;
@@ -109,6 +114,8 @@ export class ExtProcStream {
   #span: RequestSpan | undefined;
   // Hardening (limits of docs/operations.md): idle timer, request-body budget (the response buffer cap is the relay's).
   #idleTimer: NodeJS.Timeout | undefined;
+  /** When the last message arrived (performance.now()): the idle timer re-arms itself from it, lazily. */
+  #lastMessageAt = 0;
   #reservation: BodyReservation | undefined;
 
   constructor(call: Call, ctx: ExtProcStreamContext) {
@@ -116,7 +123,19 @@ export class ExtProcStream {
     this.#ctx = ctx;
     const idleMs = ctx.idleTimeoutMs ?? 0;
     if (idleMs > 0) {
-      this.#idleTimer = setTimeout(() => this.#onIdle(idleMs), idleMs);
+      // One timer per stream, not touched per message: when it fires it re-arms for the time still left since
+      // the last message, and ends the stream only once that much time passed without one.
+      this.#lastMessageAt = performance.now();
+      const check = (): void => {
+        const left = idleMs - (performance.now() - this.#lastMessageAt);
+        if (left > 0) {
+          this.#idleTimer = setTimeout(check, Math.ceil(left));
+          this.#idleTimer.unref();
+          return;
+        }
+        this.#onIdle(idleMs);
+      };
+      this.#idleTimer = setTimeout(check, idleMs);
       this.#idleTimer.unref();
     }
     call.on('data', (msg: ProcessingRequest) => this.#receive(msg));
@@ -140,7 +159,7 @@ export class ExtProcStream {
 
   #receive(msg: ProcessingRequest): void {
     if (this.#state === 'done') return;
-    this.#idleTimer?.refresh();
+    if (this.#idleTimer !== undefined) this.#lastMessageAt = performance.now();
     if (this.#busy) {
       this.#pending.push(msg);
       return;
@@ -181,7 +200,7 @@ export class ExtProcStream {
 
   #handle(msg: ProcessingRequest): void | Promise<void> {
     // Upstream replaces the request metadata with every message's metadata_context.
-    this.#proxyMetadata = (msg.metadataContext?.filterMetadata ?? {}) as Record<string, Record<string, unknown>>;
+    this.#proxyMetadata = (msg.metadataContext?.filterMetadata ?? NO_METADATA) as Record<string, Record<string, unknown>>;
     const req = msg.request;
     if (!this.#active && req.case !== undefined) {
       this.#active = true;
@@ -269,7 +288,7 @@ export class ExtProcStream {
       path: requestPath(this.#headers),
       proxyMetadata: this.#proxyMetadata,
       receivedAt: this.#receivedAt,
-      signal: this.#abort.signal,
+      signal: this.#signal(),
     };
     const span = this.#span;
     let decision: RoutingDecision;
@@ -286,7 +305,18 @@ export class ExtProcStream {
     this.#decision = decision;
     this.#state = 'routed';
     this.#write(requestHeadersResponse(this.#echoRequestHeaders(decision.destination, decision.body.length), envoyLb(decision.destination)));
-    for (const r of bodyResponses('requestBody', decision.body, true)) this.#write(r);
+    const forwarded = decision.body;
+    if (forwarded.length <= BODY_BYTE_LIMIT) this.#write(encodeStreamedBodyReply('requestBody', forwarded, true));
+    else {
+      // The headers reply leaves first, on its own; then one ≤62,000-byte piece per event-loop turn, so other
+      // streams are served between the pieces. Later messages of this stream wait (the stream is busy).
+      for (let at = 0; at < forwarded.length; at += BODY_BYTE_LIMIT) {
+        await nextTurn();
+        if (this.#closed || (this.#state as State) === 'done') return;
+        const end = Math.min(forwarded.length, at + BODY_BYTE_LIMIT);
+        this.#write(encodeStreamedBodyReply('requestBody', forwarded.subarray(at, end), end === forwarded.length));
+      }
+    }
     this.#ctx.logger.debug({ requestId: this.#requestId, destination: decision.destination }, 'EPP sent request body response(s) to proxy');
   }
 
@@ -446,8 +476,8 @@ export class ExtProcStream {
 
   // ------------------------------------------------------------------ ending
 
-  #write(msg: ProcessingResponse): void {
-    if (this.#state === 'done' && msg.response.case !== 'immediateResponse') return;
+  #write(msg: Reply): void {
+    if (this.#state === 'done' && (msg instanceof Uint8Array || msg.response.case !== 'immediateResponse')) return;
     if (!this.#call.destroyed && this.#call.writable) this.#call.write(msg);
   }
 
@@ -481,8 +511,25 @@ export class ExtProcStream {
   }
 
   #terminate(reason: string): void {
-    this.#abort.abort(new Error(reason));
+    // grpc-js reports `cancelled` for a stream it closes after a normal end too: nothing to abort then.
+    if (this.#state === 'done') return;
+    this.#abortWith(reason);
     this.#finishStream(reason);
+  }
+
+  #signal(): AbortSignal {
+    if (this.#abort === null) {
+      this.#abort = new AbortController();
+      if (this.#abortedFor !== undefined) this.#abort.abort(new Error(this.#abortedFor));
+    }
+    return this.#abort.signal;
+  }
+
+  /** Fires the request's signal (first reason wins); nothing to allocate when no one ever asked for it. */
+  #abortWith(reason: string): void {
+    if (this.#abortedFor !== undefined) return;
+    this.#abortedFor = reason;
+    this.#abort?.abort(new Error(reason));
   }
 
   #finishStream(reason: string): void {
@@ -495,8 +542,10 @@ export class ExtProcStream {
     this.#pending.length = 0;
     this.#body = [];
     this.#relay?.discard();
-    if (!this.#abort.signal.aborted) this.#abort.abort(new Error(reason));
     const decision = this.#decision;
+    // The request's signal means "ended abnormally": a stream that half-closes after its response completed
+    // ended normally, so nothing is aborted (and no Error is made) for it.
+    if (!(reason === HALF_CLOSED && decision !== undefined && decision.response.completed)) this.#abortWith(reason);
     if (this.#span) {
       const clean = reason === HALF_CLOSED && (prev === 'routed' || this.#responseStarted) && (decision === undefined || decision.response.completed);
       this.#span.end(clean ? undefined : reason);
@@ -515,6 +564,10 @@ export class ExtProcStream {
 }
 
 const HALF_CLOSED = 'stream ended before the response completed';
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** The proxy metadata of a message that carries none (most): one shared, frozen empty object. */
+const NO_METADATA: Record<string, Record<string, unknown>> = Object.freeze({}) as Record<string, Record<string, unknown>>;
 
 function envoyLb(destination: string): JsonObject {
   return { [ENVOY_LB_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: destination } };

@@ -32,6 +32,7 @@ import type { Reachability } from '../../runtime/reachability.ts';
 import { BodyBudget, type BodyReservation } from '../body-budget.ts';
 import { checkProxyPath, DEFAULT_GATEWAY_LIMITS, forwardableHeaders, type GatewayLimits } from './limits.ts';
 import { ModelCatalog } from './model-catalog.ts';
+import { pump } from './pump.ts';
 import { openAiError, openAiErrorFor, sendError, statusForEppError } from './openai-errors.ts';
 
 export interface GatewayOptions {
@@ -403,6 +404,7 @@ export class Gateway {
    * is read from upstream until it drained.
    */
   async #relayResponse(decision: RoutingDecision, relay: ResponseRelay, up: IncomingMessage, res: ServerResponse): Promise<void> {
+    const l = this.#limits;
     const status = up.statusCode ?? 502;
     const upHeaders: Record<string, string> = {};
     for (const [k, v] of Object.entries(up.headers)) if (v !== undefined) upHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
@@ -418,20 +420,19 @@ export class Gateway {
     res.writeHead(status, outHeaders);
     res.flushHeaders();
 
-    const chunks = idleGuarded(up, this.#limits.upstreamIdleTimeoutMs);
     if (streaming) {
-      for await (const chunk of chunks) {
-        const r = relay.chunk(chunk);
-        if (r) await r;
-        if (res.destroyed) return void up.destroy();
-        if (!res.write(relay.restore(chunk))) await drained(res);
-        if (res.destroyed) return void up.destroy();
-      }
+      await pump(up, res, {
+        onChunk: (chunk) => relay.chunk(chunk),
+        write: (chunk) => res.write(relay.restore(chunk)),
+        idleMs: l.upstreamIdleTimeoutMs,
+        onIdle: () => new UpstreamTimeout('idle', l.upstreamIdleTimeoutMs),
+      });
       if (res.destroyed) return;
       await relay.end();
       res.end();
       return;
     }
+    const chunks = idleGuarded(up, l.upstreamIdleTimeoutMs);
     // Buffered: hooks see the whole body once, as with ext_proc — up to the cap. Beyond it the body passes through
     // (with backpressure) and the hooks see only the end of the stream (usage unknown; counted by the relay).
     for await (const chunk of chunks) {

@@ -81,8 +81,16 @@ function usageFromSseData(data: string): Usage | undefined {
 class SseUsageParser implements ResponseParser {
   readonly #decoder = new TextDecoder();
   #carry = '';
+  /** False while the decoder may hold the first bytes of a character split across chunks. */
+  #decoderEmpty = true;
 
   push(chunk: Uint8Array, endOfStream: boolean): Usage | undefined {
+    // Most chunks are whole lines without usage: a line can only yield usage if it contains `usage`, so a chunk
+    // that ends a line, continues none (no carried text, no split character) and has no such bytes is skipped
+    // without being decoded.
+    const n = chunk.length;
+    if (n > 0 && this.#carry === '' && this.#decoderEmpty && chunk[n - 1] === 0x0a && !containsUsage(chunk)) return undefined;
+    if (n > 0) this.#decoderEmpty = endOfStream || (chunk[n - 1] as number) < 0x80;
     let text = this.#carry + this.#decoder.decode(chunk, { stream: !endOfStream });
     let found: Usage | undefined;
     let start = 0;
@@ -114,6 +122,13 @@ class SseUsageParser implements ResponseParser {
   }
 }
 
+const USAGE = Buffer.from('usage');
+
+function containsUsage(chunk: Uint8Array): boolean {
+  const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return b.indexOf(USAGE) >= 0;
+}
+
 /** A whole JSON body: parsed once at end of stream. */
 class JsonUsageParser implements ResponseParser {
   #parts: Uint8Array[] = [];
@@ -142,19 +157,37 @@ class JsonUsageParser implements ResponseParser {
  */
 const MAX_JSON_DEPTH = 512;
 
-/** True when the bytes open more than `max` arrays/objects at once (strings and escapes skipped). */
+/**
+ * True when the bytes open more than `max` arrays/objects at once (strings and escapes skipped). The contents
+ * of a string are skipped with a native search for its closing quote (one that follows an even run of
+ * backslashes), so a prompt that is mostly one long string costs a memchr, not a JavaScript loop per byte.
+ */
 export function nestingExceeds(bytes: Uint8Array, max: number): boolean {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = buf.length;
   let depth = 0;
-  let inString = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i] as number;
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped byte
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
+  let i = 0;
+  while (i < n) {
+    const c = buf[i] as number;
+    if (c === 0x22) {
+      let from = i + 1;
+      for (;;) {
+        const q = buf.indexOf(0x22, from);
+        if (q < 0) return false; // unterminated string: JSON.parse refuses the body anyway
+        let backslashes = 0;
+        for (let k = q - 1; k > i && buf[k] === 0x5c; k--) backslashes++;
+        if ((backslashes & 1) === 0) {
+          i = q + 1;
+          break;
+        }
+        from = q + 1;
+      }
+      continue;
+    }
+    if (c === 0x5b || c === 0x7b) {
       if (++depth > max) return true;
     } else if (c === 0x5d || c === 0x7d) depth--;
+    i++;
   }
   return false;
 }

@@ -104,3 +104,37 @@ describe('openai-parser request validation (epp-spec §1.8)', () => {
     }
   });
 });
+
+describe('openai-parser streamed usage: chunk boundaries never change the answer', () => {
+  const enc = new TextEncoder();
+  const stream =
+    'data: {"object":"chat.completion.chunk","choices":[{"delta":{"content":"héllo € 😀"}}]}\n\n' +
+    'data: {"object":"chat.completion.chunk","choices":[{"delta":{"content":"€€"}}]}\n\n' +
+    '€ a line that starts with a character of three bytes\n' +
+    'data: {"object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}\n\n' +
+    'data: [DONE]\n\n';
+  const bytes = enc.encode(stream);
+  const usageOf = (pieces: Uint8Array[]) => {
+    const p = new OpenAiParser('p').createResponseParser(true);
+    let found: unknown;
+    pieces.forEach((c, i) => {
+      const u = p.push(c, i === pieces.length - 1);
+      if (u && found === undefined) found = u;
+    });
+    return found;
+  };
+  const whole = usageOf([bytes]);
+
+  test('finds the usage when fed whole', () => {
+    assert.deepEqual(whole, { promptTokens: 7, completionTokens: 3, totalTokens: 10 });
+  });
+
+  test('finds the same usage for every two-way and many three-way splits (lines, characters and `usage` itself cut)', () => {
+    for (let a = 1; a < bytes.length; a++) {
+      assert.deepEqual(usageOf([bytes.subarray(0, a), bytes.subarray(a)]), whole, `split at ${a}`);
+      for (const b of [a + 1 + (a % 7), bytes.indexOf(0x0a, a) + 1]) {
+        if (b > a && b < bytes.length) assert.deepEqual(usageOf([bytes.subarray(0, a), bytes.subarray(a, b), bytes.subarray(b)]), whole, `split at ${a}, ${b}`);
+      }
+    }
+  });
+});

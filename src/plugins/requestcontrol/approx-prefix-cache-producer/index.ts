@@ -33,7 +33,7 @@ import type {
 import type { IndexSnapshotEntry, PlacementSink, ReplicatedIndex } from '../../../framework/replication.ts';
 import type { Candidate, SchedulingResult } from '../../../framework/scheduling.ts';
 import { PrefixIndex } from './prefix-index.ts';
-import { BYTES_PER_TOKEN, PromptHasher, userInput } from './prompt-hash.ts';
+import { BYTES_PER_TOKEN, inputCapChars, PromptHasher, userInput } from './prompt-hash.ts';
 
 export const APPROX_PREFIX_CACHE_PRODUCER_TYPE = 'approx-prefix-cache-producer';
 
@@ -162,7 +162,7 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
     const hashes = this.#hasher.hash(
       request.targetModel,
       typeof salt === 'string' ? salt : '',
-      userInput(request),
+      userInput(request, inputCapChars(blockSizeTokens, maxBlocks)),
       blockSizeTokens,
       maxBlocks,
     );

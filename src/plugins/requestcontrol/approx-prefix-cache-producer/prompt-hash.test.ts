@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import xxhash from 'xxhash-wasm';
 import { makeRequest } from '../../../../test/support/plugin-fixtures.ts';
-import { PromptHasher, userInput } from './prompt-hash.ts';
+import { cappedJson, inputCapChars, PromptHasher, userInput } from './prompt-hash.ts';
 
 const { h64Raw } = await xxhash();
 const enc = new TextEncoder();
@@ -92,5 +92,59 @@ describe('userInput', () => {
   it('conversations and embeddings: JSON of items / input', () => {
     assert.equal(userInput(makeRequest({ apiType: 'conversations', payload: { items: [{ a: 1 }] } })), '[{"a":1}]');
     assert.equal(userInput(makeRequest({ apiType: 'embeddings', payload: { input: 'text' } })), '"text"');
+  });
+});
+
+describe('capped user input', () => {
+  const hasher = new PromptHasher();
+  const values: unknown[] = [
+    'plain',
+    'esc"a\\pe\n\u0001 and é and 😀 pairs 😀😀',
+    [1, 'two', null, true, { a: [1.5, -0, 1e21] }, undefined, () => 1],
+    { role: 'user', content: [{ type: 'text', text: 'x'.repeat(50) }, { type: 'image_url', image_url: { url: 'u' } }], skip: undefined, f: () => 1 },
+    { nested: { deeper: { deepest: ['😀'.repeat(20), 'tail'] } }, n: 3, d: new Date(0) },
+    [{ role: 'system', content: 'sys' }, { content: null }],
+    '',
+    [],
+    {},
+  ];
+
+  it('is JSON.stringify when uncapped, and for every cap a prefix of it, never shorter than the cap, never a cut pair', () => {
+    for (const v of values) {
+      const full = JSON.stringify(v);
+      assert.equal(cappedJson(v, Number.POSITIVE_INFINITY), full);
+      for (let cap = 0; cap <= full.length + 2; cap++) {
+        const got = cappedJson(v, cap);
+        assert.ok(full.startsWith(got), `cap ${cap}: ${got} is a prefix of ${full}`);
+        assert.ok(got.length >= Math.min(cap, full.length), `cap ${cap}: at least the cap (${got.length})`);
+        const lastUnit = got.charCodeAt(got.length - 1);
+        assert.ok(!(lastUnit >= 0xd800 && lastUnit <= 0xdbff), `cap ${cap}: no cut surrogate pair`);
+      }
+    }
+  });
+
+  it('a capped input hashes exactly like the whole one, and a long prompt is not built past the cap', () => {
+    const long = 'word '.repeat(60_000) + 'é😀'.repeat(1000); // ≈ 300 KB
+    for (const apiType of ['chat-completions', 'responses', 'conversations', 'embeddings'] as const) {
+      const payload =
+        apiType === 'chat-completions'
+          ? { model: 'm', messages: [{ role: 'system', content: 'sys' }, { role: 'user', content: long }] }
+          : apiType === 'responses'
+            ? { model: 'm', instructions: 'sys', input: long }
+            : apiType === 'conversations'
+              ? { items: [{ type: 'message', content: long }] }
+              : { input: [long, long] };
+      const req = makeRequest({ apiType, payload });
+      for (const [blockSizeTokens, maxBlocks] of [
+        [16, 256],
+        [3, 7],
+        [64, 10_000],
+      ] as const) {
+        const cap = inputCapChars(blockSizeTokens, maxBlocks);
+        const capped = userInput(req, cap);
+        assert.ok(capped.length <= cap + 64 || capped === userInput(req), `${apiType}: built ${capped.length} for a cap of ${cap}`);
+        assert.deepEqual(hasher.hash('m', '', capped, blockSizeTokens, maxBlocks), hasher.hash('m', '', userInput(req), blockSizeTokens, maxBlocks), `${apiType} ${blockSizeTokens}×${maxBlocks}`);
+      }
+    }
   });
 });

@@ -23,8 +23,21 @@ export const BYTES_PER_TOKEN = 4;
 
 const encoder = new TextEncoder();
 
-/** The text whose prefix a model server would cache for this request, by API type. */
-export function userInput(request: InferenceRequest): string {
+/**
+ * UTF-16 code units of user input that can reach the hash: the byte cap, since every code unit is at least one
+ * UTF-8 byte. Input beyond it is never built.
+ */
+export function inputCapChars(blockSizeTokens: number, maxBlocks: number): number {
+  return Math.max(0, blockSizeTokens * BYTES_PER_TOKEN * maxBlocks);
+}
+
+/**
+ * The text whose prefix a model server would cache for this request, by API type. With `maxChars`, only a
+ * prefix is built: the first `maxChars` code units (or all, if shorter) are exactly those of the whole text,
+ * and a surrogate pair is never cut — so the hashes of a capped input equal those of the whole one (the
+ * hash reads at most `maxChars` bytes). A 256 KB prompt costs what its first 16 KB cost.
+ */
+export function userInput(request: InferenceRequest, maxChars = Number.POSITIVE_INFINITY): string {
   const body = request.body;
   const p = body.payload;
   switch (body.apiType) {
@@ -32,11 +45,12 @@ export function userInput(request: InferenceRequest): string {
       return promptText(body);
     case 'chat-completions': {
       const messages = Array.isArray(p.messages) ? p.messages : [];
-      return JSON.stringify(
+      return cappedJson(
         messages.map((m: unknown) => {
           const msg = (m ?? {}) as { role?: unknown; content?: unknown };
           return typeof msg.role === 'string' ? { role: msg.role, content: msg.content ?? null } : { content: msg.content ?? null };
         }),
+        maxChars,
       );
     }
     case 'responses': {
@@ -44,13 +58,101 @@ export function userInput(request: InferenceRequest): string {
       if (p.instructions !== undefined) parts.push({ instructions: p.instructions });
       if (p.tools !== undefined) parts.push({ tools: p.tools });
       parts.push({ input: p.input ?? null });
-      return JSON.stringify(parts);
+      return cappedJson(parts, maxChars);
     }
     case 'conversations':
-      return JSON.stringify(p.items ?? null);
+      return cappedJson(p.items ?? null, maxChars);
     case 'embeddings':
-      return JSON.stringify(p.input ?? null);
+      return cappedJson(p.input ?? null, maxChars);
   }
+}
+
+/**
+ * `JSON.stringify(value)`, stopped once at least `cap` code units are written: the result is the whole text, or
+ * a prefix of it at least `cap` long that does not end inside a surrogate pair. Plain arrays and objects are
+ * walked here (same key order and the same skipping of undefined, function and symbol members); strings are
+ * escaped by JSON.stringify, cut before escaping when they would overrun; anything else is JSON.stringify's.
+ */
+export function cappedJson(value: unknown, cap: number): string {
+  if (!Number.isFinite(cap)) return JSON.stringify(value) ?? '';
+  const w = new CappedWriter(cap);
+  w.value(value, true);
+  return w.text();
+}
+
+const skipped = (v: unknown): boolean => v === undefined || typeof v === 'function' || typeof v === 'symbol';
+
+class CappedWriter {
+  readonly #parts: string[] = [];
+  #length = 0;
+  /** Set once `cap` code units are written: every caller returns at once. */
+  done = false;
+
+  constructor(readonly cap: number) {
+    if (cap <= 0) this.done = true;
+  }
+
+  text(): string {
+    return this.#parts.join('');
+  }
+
+  #put(s: string): void {
+    this.#parts.push(s);
+    this.#length += s.length;
+    if (this.#length >= this.cap) this.done = true;
+  }
+
+  value(v: unknown, top: boolean): void {
+    if (this.done) return;
+    if (typeof v === 'string') return this.#string(v);
+    if (Array.isArray(v) && !('toJSON' in v)) {
+      this.#put('[');
+      for (let i = 0; i < v.length; i++) {
+        if (i > 0) this.#put(',');
+        const e: unknown = v[i];
+        if (skipped(e)) this.#put('null');
+        else this.value(e, false);
+        if (this.done) return;
+      }
+      return this.#put(']');
+    }
+    if (v !== null && typeof v === 'object' && isPlainObject(v)) {
+      this.#put('{');
+      let first = true;
+      for (const k of Object.keys(v)) {
+        const e = (v as Record<string, unknown>)[k];
+        if (skipped(e)) continue;
+        // A member JSON.stringify leaves out (its toJSON gave undefined) is left out here too.
+        const other = typeof e === 'object' && e !== null && !Array.isArray(e) && !isPlainObject(e) ? (JSON.stringify(e) as string | undefined) : '';
+        if (other === undefined) continue;
+        this.#put(`${first ? '' : ','}${JSON.stringify(k)}:`);
+        first = false;
+        if (other !== '') this.#put(other);
+        else this.value(e, false);
+        if (this.done) return;
+      }
+      return this.#put('}');
+    }
+    const s = JSON.stringify(v) as string | undefined;
+    this.#put(s ?? (top ? '' : 'null'));
+  }
+
+  #string(v: string): void {
+    const room = this.cap - this.#length;
+    if (v.length < room) return this.#put(JSON.stringify(v));
+    // Only the first `room` characters can be reached: escape those (a pair kept whole), leave the quote open.
+    let end = room;
+    const last = v.charCodeAt(end - 1);
+    if (last >= 0xd800 && last <= 0xdbff && end < v.length) end++;
+    const quoted = JSON.stringify(v.slice(0, end));
+    this.#put(quoted.slice(0, -1));
+    this.done = true;
+  }
+}
+
+function isPlainObject(v: object): boolean {
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return (proto === Object.prototype || proto === null) && !('toJSON' in v);
 }
 
 /**

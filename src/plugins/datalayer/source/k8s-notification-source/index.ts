@@ -7,11 +7,15 @@
  * kubeconfig; otherwise there is no cluster to watch and it logs that once. The resource name is resolved by API
  * discovery, then a list+watch (`@kubernetes/client-node` ListWatch) follows the objects; list/watch failures are
  * logged once per failure streak and retried with capped exponential backoff.
+ *
+ * The Kubernetes client is loaded when the source starts watching, not when this module is imported (every
+ * `epp` process registers the built-in plugins; the client is the largest module there is). Loading the
+ * kubeconfig therefore happens then too: Kubernetes discovery has loaded the same kubeconfig at startup, so a
+ * failure here is logged (and the source stays silent) rather than a startup error.
  */
-import { KubeConfig, KubernetesObjectApi, ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesListObject, KubernetesObject, ListWatch } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { KUBERNETES_OBJECT_EVENTS, type KubernetesObjectEvent, type NotificationContext, type NotificationSource } from '../../../../framework/datasource.ts';
-import { EppConfigError } from '../../../../framework/errors.ts';
 import { parsePluginParameters } from '../../../../framework/params.ts';
 import type { PluginFactory, TypedName } from '../../../../framework/plugin.ts';
 
@@ -24,11 +28,25 @@ const parametersSchema = z.strictObject({
   kind: z.string({ error: 'expected a string (e.g. ConfigMap)' }).min(1, 'is required (e.g. ConfigMap)'),
 });
 
-/** `KubernetesObjectApi` with its (protected) discovery lookup exposed. */
-class ResourceLookup extends KubernetesObjectApi {
-  find(apiVersion: string, kind: string) {
-    return this.resource(apiVersion, kind);
+type KubernetesClient = typeof import('@kubernetes/client-node');
+
+/** The client and a kubeconfig loaded with it. */
+async function connect(kubeconfig: string | undefined): Promise<{ k8s: KubernetesClient; kc: KubeConfig }> {
+  const k8s = await import('@kubernetes/client-node');
+  const kc = new k8s.KubeConfig();
+  if (kubeconfig) kc.loadFromFile(kubeconfig);
+  else kc.loadFromDefault();
+  return { k8s, kc };
+}
+
+/** `KubernetesObjectApi` with its (protected) discovery lookup exposed (a class over the loaded client). */
+function resourceLookup(k8s: KubernetesClient, kc: KubeConfig) {
+  class ResourceLookup extends k8s.KubernetesObjectApi {
+    find(apiVersion: string, kind: string) {
+      return this.resource(apiVersion, kind);
+    }
   }
+  return kc.makeApiClient(ResourceLookup);
 }
 
 export class K8sNotificationSource implements NotificationSource {
@@ -62,14 +80,16 @@ export class K8sNotificationSource implements NotificationSource {
       context.logger.warn({ gvk: this.uniqueKey }, 'k8s-notification-source: endpoints are not discovered from Kubernetes, so there is no cluster to watch; no events');
       return () => {};
     }
-    const kc = new KubeConfig();
-    try {
-      if (k8s.kubeconfig) kc.loadFromFile(k8s.kubeconfig);
-      else kc.loadFromDefault();
-    } catch (err) {
-      throw new EppConfigError(`k8s-notification-source '${this.typedName.name}': cannot load kubeconfig: ${(err as Error).message}`, 'pass --kubeconfig or run in-cluster');
-    }
-    const api = kc.makeApiClient(ResourceLookup);
+    const connected = connect(k8s.kubeconfig).then(
+      (c) => ({ ...c, api: resourceLookup(c.k8s, c.kc) }),
+      (err: unknown) => {
+        context.logger.error(
+          { gvk: this.uniqueKey, err: err instanceof Error ? err.message : String(err) },
+          `k8s-notification-source '${this.typedName.name}': cannot load kubeconfig (pass --kubeconfig or run in-cluster); no events`,
+        );
+        return undefined;
+      },
+    );
     let stopped = false;
     let lw: ListWatch<KubernetesObject> | undefined;
     let retry: NodeJS.Timeout | undefined;
@@ -92,6 +112,9 @@ export class K8sNotificationSource implements NotificationSource {
     };
     const run = async (): Promise<void> => {
       if (stopped) return;
+      const c = await connected;
+      if (c === undefined || stopped) return;
+      const { k8s: client, kc, api } = c;
       try {
         if (lw === undefined) {
           const resource = await api.find(this.apiVersion, this.kind);
@@ -100,7 +123,7 @@ export class K8sNotificationSource implements NotificationSource {
           const path = resource.namespaced ? `${base}/namespaces/${k8s.namespace}/${resource.name}` : `${base}/${resource.name}`;
           const list = (): Promise<KubernetesListObject<KubernetesObject>> =>
             api.list(this.apiVersion, this.kind, resource.namespaced ? k8s.namespace : undefined) as Promise<KubernetesListObject<KubernetesObject>>;
-          const created = new ListWatch<KubernetesObject>(path, new Watch(kc), list, false);
+          const created = new client.ListWatch<KubernetesObject>(path, new client.Watch(kc), list, false);
           created.on('add', deliver('added'));
           created.on('update', deliver('updated'));
           created.on('delete', deliver('deleted'));

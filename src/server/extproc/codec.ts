@@ -1,0 +1,219 @@
+/**
+ * Hand-encoded hot reply shapes, and the copy-free (de)serialisers of the gRPC service.
+ *
+ * Streamed body replies (`ProcessingResponse{request_body|response_body: BodyResponse{response: CommonResponse{
+ * body_mutation: BodyMutation{streamed_response: StreamedBodyResponse{body, end_of_stream}}}}}`) are most of
+ * the messages an ext_proc stream sends: one per response chunk. Their layout is fixed, so they are written
+ * straight into one buffer (nested lengths computed up front) instead of creating a generic protobuf message
+ * and running the reflective encoder. The bytes are exactly what the generated encoder writes for the same
+ * message (test/extproc/codec.test.ts decodes them with the generated codec and compares both ways).
+ *
+ * The headers replies (one or two per stream: the headers to set, the route-cache flag, the `envoy.lb`
+ * metadata) are hand-encoded too, from the few fields the EPP sets; same test.
+ *
+ * A reply handed to the gRPC call is either a `ProcessingResponse` (encoded by the generated codec) or such
+ * pre-encoded bytes (`EncodedReply`), passed through as they are.
+ */
+import { toBinary } from '@bufbuild/protobuf';
+import { ProcessingResponseSchema, type ProcessingResponse } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
+
+/** A reply already encoded as `ProcessingResponse` bytes. */
+export type EncodedReply = Buffer;
+
+/** What the ext_proc call writes: a message for the generated encoder, or bytes already encoded. */
+export type Reply = ProcessingResponse | EncodedReply;
+
+/** Field 3 (request_body) / 4 (response_body) of ProcessingResponse, wire type 2. */
+const TAG_REQUEST_BODY = (3 << 3) | 2;
+const TAG_RESPONSE_BODY = (4 << 3) | 2;
+/** BodyResponse.response (1), CommonResponse.body_mutation (3), BodyMutation.streamed_response (3). */
+const TAG_RESPONSE = (1 << 3) | 2;
+const TAG_BODY_MUTATION = (3 << 3) | 2;
+const TAG_STREAMED = (3 << 3) | 2;
+/** StreamedBodyResponse.body (1, bytes) and end_of_stream (2, varint). */
+const TAG_BODY = (1 << 3) | 2;
+const TAG_EOS = (2 << 3) | 0;
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/**
+ * One streamed body reply for `side`, encoded. As the generated encoder: an empty body and a false
+ * end_of_stream are left out (proto3 defaults), the oneof message fields are always written.
+ */
+export function encodeStreamedBodyReply(side: 'requestBody' | 'responseBody', body: Uint8Array, endOfStream: boolean): EncodedReply {
+  const bodyLen = body.length;
+  const streamed = (bodyLen > 0 ? 1 + varintSize(bodyLen) + bodyLen : 0) + (endOfStream ? 2 : 0);
+  const mutation = 1 + varintSize(streamed) + streamed;
+  const common = 1 + varintSize(mutation) + mutation;
+  const response = 1 + varintSize(common) + common;
+  const total = 1 + varintSize(response) + response;
+  const buf = Buffer.allocUnsafe(total);
+  buf[0] = side === 'requestBody' ? TAG_REQUEST_BODY : TAG_RESPONSE_BODY;
+  let pos = writeVarint(buf, 1, response);
+  buf[pos++] = TAG_RESPONSE;
+  pos = writeVarint(buf, pos, common);
+  buf[pos++] = TAG_BODY_MUTATION;
+  pos = writeVarint(buf, pos, mutation);
+  buf[pos++] = TAG_STREAMED;
+  pos = writeVarint(buf, pos, streamed);
+  if (bodyLen > 0) {
+    buf[pos++] = TAG_BODY;
+    pos = writeVarint(buf, pos, bodyLen);
+    buf.set(body, pos);
+    pos += bodyLen;
+  }
+  if (endOfStream) {
+    buf[pos++] = TAG_EOS;
+    buf[pos++] = 1;
+  }
+  return buf;
+}
+
+/** A view of `bytes` as a Buffer, sharing its memory (`Buffer.from(uint8array)` would copy). */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The response serialiser of the ext_proc service: pre-encoded replies pass through, others are encoded once. */
+export function serializeReply(reply: Reply): Buffer {
+  if (reply instanceof Uint8Array) return reply;
+  return asBuffer(toBinary(ProcessingResponseSchema, reply));
+}
+
+// ------------------------------------------------------------------ headers replies
+
+/**
+ * Pieces of an encoded message: the bytes, in order, and their total length. Nested messages are written as
+ * tag, length, then their own pieces; everything is copied once, into the final buffer.
+ */
+class Pieces {
+  readonly parts: Uint8Array[] = [];
+  length = 0;
+
+  bytes(b: Uint8Array): this {
+    this.parts.push(b);
+    this.length += b.length;
+    return this;
+  }
+
+  varint(n: number): this {
+    const b = Buffer.allocUnsafe(varintSize(n));
+    writeVarint(b, 0, n);
+    return this.bytes(b);
+  }
+
+  /** A length-delimited field (wire type 2) holding `payload`. */
+  field(field: number, payload: Pieces | Uint8Array): this {
+    this.varint((field << 3) | 2);
+    if (payload instanceof Uint8Array) return this.varint(payload.length).bytes(payload);
+    this.varint(payload.length);
+    for (const p of payload.parts) this.parts.push(p);
+    this.length += payload.length;
+    return this;
+  }
+
+  string(field: number, s: string): this {
+    return this.field(field, Buffer.from(s, 'utf8'));
+  }
+
+  /** A varint field (wire type 0). */
+  uint(field: number, n: number): this {
+    return this.varint(field << 3).varint(n);
+  }
+
+  done(): Buffer {
+    return Buffer.concat(this.parts, this.length);
+  }
+}
+
+/** A header to set, as the headers replies carry it: key, raw value, append action. */
+export interface HeaderToSet {
+  readonly key: string;
+  readonly rawValue: Uint8Array;
+  readonly appendAction: number;
+}
+
+/** `HeaderValueOption{header: HeaderValue{key, raw_value}, append_action}` (the only fields the EPP sets). */
+function headerValueOption(h: HeaderToSet): Pieces {
+  const header = new Pieces();
+  if (h.key.length > 0) header.string(1, h.key);
+  if (h.rawValue.length > 0) header.field(3, h.rawValue);
+  const option = new Pieces().field(1, header);
+  if (h.appendAction !== 0) option.uint(3, h.appendAction);
+  return option;
+}
+
+/** A google.protobuf.Value for a JSON value (as protobuf-es writes a JsonValue). */
+function jsonValue(v: unknown): Pieces {
+  const out = new Pieces();
+  if (v === null) return out.uint(1, 0);
+  switch (typeof v) {
+    case 'number': {
+      const b = Buffer.allocUnsafe(8);
+      b.writeDoubleLE(v, 0);
+      return out.varint((2 << 3) | 1).bytes(b);
+    }
+    case 'string':
+      return out.string(3, v);
+    case 'boolean':
+      return out.uint(4, v ? 1 : 0);
+    case 'object': {
+      if (Array.isArray(v)) {
+        const list = new Pieces();
+        for (const e of v) list.field(1, jsonValue(e));
+        return out.field(6, list);
+      }
+      return out.field(5, jsonStruct(v as Record<string, unknown>));
+    }
+    default:
+      throw new TypeError(`not a JSON value: ${typeof v}`);
+  }
+}
+
+/** A google.protobuf.Struct for a JSON object: one map entry `{key, value}` per field, in insertion order. */
+function jsonStruct(o: Record<string, unknown>): Pieces {
+  const struct = new Pieces();
+  for (const [k, v] of Object.entries(o)) {
+    // A map entry writes its key and value always, even when empty (as protobuf-es does).
+    const entry = new Pieces().string(1, k).field(2, jsonValue(v));
+    struct.field(1, entry);
+  }
+  return struct;
+}
+
+/**
+ * A request-headers or response-headers reply: `HeadersResponse{response: CommonResponse{header_mutation:
+ * {set_headers}, clear_route_cache}}`, and `dynamic_metadata` when given. Byte for byte what the generated encoder
+ * writes for the same message (codec.test.ts).
+ */
+export function encodeHeadersReply(
+  side: 'requestHeaders' | 'responseHeaders',
+  setHeaders: readonly HeaderToSet[],
+  clearRouteCache: boolean,
+  dynamicMetadata?: Record<string, unknown>,
+): EncodedReply {
+  const mutation = new Pieces();
+  for (const h of setHeaders) mutation.field(1, headerValueOption(h));
+  // The generated encoder writes a set message field even when it is empty: so does this.
+  const common = new Pieces().field(2, mutation);
+  if (clearRouteCache) common.uint(5, 1);
+  const top = new Pieces().field(side === 'requestHeaders' ? 1 : 2, new Pieces().field(1, common));
+  if (dynamicMetadata !== undefined) top.field(8, jsonStruct(dynamicMetadata));
+  return top.done();
+}
