@@ -18,22 +18,29 @@
  * upstream gets connect / response-headers timeouts (504), an inter-chunk idle timeout and an optional deadline;
  * the response is relayed with backpressure (nothing more is read from upstream until the client drained), and a
  * non-streaming response is buffered for the hooks only up to a cap, beyond which it passes through.
+ *
+ * This file owns the HTTP front door (server limits, routes, early refusals, the request's lifetime: deadline,
+ * client disconnect, body budget, the routing call, draining). Beside it: the request-body reader
+ * (request-body.ts), the upstream request with its retry and timeouts (upstream.ts), the response relaying
+ * (relay-response.ts, pump.ts), the model catalog (model-catalog.ts), the limits (limits.ts) and the
+ * OpenAI-shaped errors (openai-errors.ts).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Endpoint, EndpointStore } from '../../framework/datalayer.ts';
+import type { EndpointStore } from '../../framework/datalayer.ts';
 import { EppError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
 import type { Director, RoutingDecision } from '../../runtime/director.ts';
-import { ensureRequestId, isSystemOwnedHeader } from '../../runtime/headers.ts';
+import { ensureRequestId } from '../../runtime/headers.ts';
 import { RelayPolicy, type ResponseRelay } from '../../runtime/response-relay.ts';
 import type { Reachability } from '../../runtime/reachability.ts';
-import { BodyBudget, type BodyReservation } from '../body-budget.ts';
-import { checkProxyPath, DEFAULT_GATEWAY_LIMITS, forwardableHeaders, type GatewayLimits } from './limits.ts';
+import { BodyBudget } from '../body-budget.ts';
+import { checkProxyPath, DEFAULT_GATEWAY_LIMITS, UpstreamTimeout, type GatewayLimits } from './limits.ts';
 import { ModelCatalog } from './model-catalog.ts';
-import { pump } from './pump.ts';
 import { openAiError, openAiErrorFor, sendError, statusForEppError } from './openai-errors.ts';
+import { BodyTimeout, BudgetExceeded, readBody } from './request-body.ts';
+import { forwardRequest, type UpstreamContext } from './upstream.ts';
 
 export interface GatewayOptions {
   readonly director: Director;
@@ -53,20 +60,6 @@ export interface GatewayOptions {
   readonly isReady?: () => boolean;
 }
 
-/** Response headers not relayed to the client (hop-by-hop; the gateway frames the body itself). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length']);
-
-/** An upstream request ended by one of the gateway's timeouts. */
-class UpstreamTimeout extends Error {
-  constructor(
-    readonly phase: 'connect' | 'headers' | 'idle' | 'deadline',
-    readonly ms: number,
-  ) {
-    super(`upstream ${phase} timeout after ${ms}ms`);
-  }
-}
-
-
 export class Gateway {
   readonly #o: GatewayOptions;
   readonly #server: http.Server;
@@ -78,6 +71,7 @@ export class Gateway {
   readonly #budget: BodyBudget;
   readonly #relay: RelayPolicy;
   readonly #offModelCheck: () => void;
+  readonly #upstream: UpstreamContext;
   #idleWaiters: Array<() => void> = [];
 
   constructor(options: GatewayOptions) {
@@ -90,6 +84,7 @@ export class Gateway {
     // An unknown model is refused in the admission phase, from the catalog's last list (refreshed in the background).
     this.#offModelCheck = options.director.registerAdmissionCheck('gateway', this.#catalog.admissionCheck());
     this.#relay = new RelayPolicy({ dataPlane: 'gateway', metrics: options.metrics, logger: options.logger, maxBufferedResponseBytes: l.maxBufferedResponseBytes });
+    this.#upstream = { agent: this.#agent, limits: l, metrics: options.metrics, logger: options.logger, reachability: options.reachability };
     this.#server = http.createServer(
       {
         keepAliveTimeout: l.keepAliveTimeoutMs,
@@ -306,191 +301,7 @@ export class Gateway {
       void relay.abort('client disconnected');
       return;
     }
-    this.#forward(decision, relay, path, headers, res, abort.signal, (r) => (upstreamReq = r));
-  }
-
-  /**
-   * Sends the request to the primary; on a refused connection, once to the first fallback. Connect and
-   * response-headers timeouts answer 504; client errors never name the upstream address (the log does).
-   */
-  #forward(
-    decision: RoutingDecision,
-    relay: ResponseRelay,
-    path: string,
-    headers: Record<string, string>,
-    res: ServerResponse,
-    signal: AbortSignal,
-    onRequest: (r: http.ClientRequest) => void,
-  ): void {
-    const o = this.#o;
-    const l = this.#limits;
-    const out = forwardableHeaders(headers, isSystemOwnedHeader);
-    out['content-length'] = String(decision.body.length);
-    out['content-type'] ??= 'application/json';
-    const requestId = decision.request.requestId;
-
-    const attempt = (target: Endpoint, isRetry: boolean): void => {
-      out.host = target.hostPort;
-      const upstream = http.request({
-        host: target.metadata.address,
-        port: target.metadata.port,
-        method: 'POST',
-        path,
-        headers: out,
-        agent: this.#agent,
-        signal,
-      });
-      onRequest(upstream);
-      // One timer: the connect timeout until the socket is connected, then the response-headers timeout.
-      let timer: NodeJS.Timeout | undefined;
-      const arm = (phase: 'connect' | 'headers', ms: number): void => {
-        clearTimeout(timer);
-        if (ms <= 0) return;
-        timer = setTimeout(() => upstream.destroy(new UpstreamTimeout(phase, ms)), ms);
-        timer.unref();
-      };
-      arm('connect', l.upstreamConnectTimeoutMs);
-      upstream.on('socket', (socket) => {
-        if (socket.connecting) socket.once('connect', () => arm('headers', l.upstreamHeadersTimeoutMs));
-        else arm('headers', l.upstreamHeadersTimeoutMs);
-      });
-      upstream.on('response', (up) => {
-        clearTimeout(timer);
-        o.reachability?.reachable(target);
-        this.#relayResponse(decision, relay, up, res).catch((err: unknown) => {
-          // The upstream body failed mid-way (connection lost, stalled, or aborted because the client left).
-          if (err instanceof UpstreamTimeout) {
-            o.metrics.upstreamTimeouts.inc({ phase: err.phase });
-            o.logger.warn({ requestId, endpoint: target.hostPort, err: err.message }, 'upstream response stalled; ending the stream');
-          }
-          void relay.abort(`upstream response failed: ${(err as Error).message}`);
-          res.destroy();
-        });
-      });
-      upstream.on('error', (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        if (signal.aborted) return;
-        if (err.code === 'ECONNREFUSED') {
-          o.reachability?.unreachable(target);
-          const fallback = decision.targets[1];
-          if (!isRetry && fallback) {
-            o.logger.info({ requestId, refused: target.hostPort, fallback: fallback.hostPort }, 'primary refused the connection; retrying on the fallback');
-            return attempt(fallback, true);
-          }
-        }
-        o.logger.warn({ requestId, endpoint: target.hostPort, err: err.message }, 'upstream request failed');
-        if (res.headersSent) {
-          void relay.abort(`upstream connection failed: ${err.message}`);
-          res.destroy();
-          return;
-        }
-        relay.upstreamFailed(`upstream ${target.hostPort}: ${err.message}`);
-        if (err instanceof UpstreamTimeout) {
-          o.metrics.upstreamTimeouts.inc({ phase: err.phase });
-          const what = err.phase === 'connect' ? 'connect to the model server' : 'answer';
-          sendError(res, 504, openAiError(`the model server did not ${what} within ${err.ms}ms`, 'server_error', 'upstream_timeout'), requestId);
-          return;
-        }
-        sendError(res, 502, openAiError(`the model server failed (${err.code ?? 'connection error'})`, 'server_error', 'upstream_unavailable'), requestId);
-      });
-      upstream.end(decision.body);
-    };
-    attempt(decision.targets[0] as Endpoint, false);
-  }
-
-  /**
-   * Relays the upstream response through the response relay (hooks, streamed or buffered, model restore); the
-   * client's end waits for completion. Pipeline semantics: after a write the client did not absorb, nothing more
-   * is read from upstream until it drained.
-   */
-  async #relayResponse(decision: RoutingDecision, relay: ResponseRelay, up: IncomingMessage, res: ServerResponse): Promise<void> {
-    const l = this.#limits;
-    const status = up.statusCode ?? 502;
-    const upHeaders: Record<string, string> = {};
-    for (const [k, v] of Object.entries(up.headers)) if (v !== undefined) upHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
-
-    const h = relay.start(status, upHeaders);
-    if (h) await h;
-    if (res.destroyed) return void up.destroy();
-    const streaming = relay.streaming;
-    const outHeaders: Record<string, string> = {};
-    for (const [k, v] of Object.entries(decision.response.info.headers)) if (!HOP_BY_HOP.has(k)) outHeaders[k] = v;
-    if (!relay.rewritesBody && !streaming && upHeaders['content-length'] !== undefined) outHeaders['content-length'] = upHeaders['content-length'];
-    outHeaders['x-request-id'] = decision.request.requestId;
-    res.writeHead(status, outHeaders);
-    res.flushHeaders();
-
-    if (streaming) {
-      await pump(up, res, {
-        onChunk: (chunk) => relay.chunk(chunk),
-        write: (chunk) => res.write(relay.restore(chunk)),
-        idleMs: l.upstreamIdleTimeoutMs,
-        onIdle: () => new UpstreamTimeout('idle', l.upstreamIdleTimeoutMs),
-      });
-      if (res.destroyed) return;
-      await relay.end();
-      res.end();
-      return;
-    }
-    const chunks = idleGuarded(up, l.upstreamIdleTimeoutMs);
-    // Buffered: hooks see the whole body once, as with ext_proc — up to the cap. Beyond it the body passes through
-    // (with backpressure) and the hooks see only the end of the stream (usage unknown; counted by the relay).
-    for await (const chunk of chunks) {
-      if (!relay.passingThrough) {
-        const held = relay.hold(chunk);
-        if (held === undefined) continue;
-        if (held.length > 0 && !res.write(held)) await drained(res);
-        if (res.destroyed) return void up.destroy();
-      }
-      if (!res.write(chunk)) await drained(res);
-      if (res.destroyed) return void up.destroy();
-    }
-    if (res.destroyed) return;
-    if (relay.passingThrough) {
-      await relay.end();
-      res.end();
-      return;
-    }
-    const whole = relay.takeHeld();
-    await relay.end(whole);
-    res.end(relay.restore(whole));
-  }
-}
-
-/** Resolves when `res` drained its buffer or closed. */
-function drained(res: ServerResponse): Promise<void> {
-  if (res.destroyed || !res.writableNeedDrain) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
-
-/**
- * The chunks of `up`; when the next chunk takes longer than `idleMs` to arrive (time spent waiting for the client
- * to drain does not count), `up` is destroyed and the iteration throws an UpstreamTimeout.
- */
-async function* idleGuarded(up: IncomingMessage, idleMs: number): AsyncGenerator<Buffer> {
-  const it = (up as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined;
-    if (idleMs > 0) {
-      timer = setTimeout(() => up.destroy(new UpstreamTimeout('idle', idleMs)), idleMs);
-      timer.unref();
-    }
-    let r: IteratorResult<Buffer>;
-    try {
-      r = await it.next();
-    } finally {
-      clearTimeout(timer);
-    }
-    if (r.done) return;
-    yield r.value;
+    forwardRequest(this.#upstream, decision, relay, path, headers, res, abort.signal, (r) => (upstreamReq = r));
   }
 }
 
@@ -500,66 +311,3 @@ function lowerCaseHeaders(req: IncomingMessage): Record<string, string> {
   return out;
 }
 
-class BodyTimeout extends Error {
-  constructor(readonly ms: number) {
-    super(`no request body data for ${ms}ms`);
-  }
-}
-
-class BudgetExceeded extends Error {}
-
-/**
- * Reads the whole body; rejects with PayloadTooLarge as soon as it exceeds `limit`, BudgetExceeded when the
- * process-wide body budget cannot hold it (a declared Content-Length is reserved at once), BodyTimeout when no
- * data arrives for `idleMs`. On rejection nothing more is buffered.
- */
-function readBody(req: IncomingMessage, limit: number, reservation: BodyReservation, idleMs: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    const hasDeclared = req.headers['content-length'] !== undefined && Number.isFinite(declared);
-    if (hasDeclared && declared > limit) {
-      req.resume();
-      return reject(new EppError('PayloadTooLarge', `request body exceeds ${limit} bytes`));
-    }
-    if (hasDeclared && !reservation.grow(declared)) {
-      req.resume();
-      return reject(new BudgetExceeded());
-    }
-    // With a declared length the body is copied once into its final buffer (no concat of the parts at the end).
-    const whole = hasDeclared ? Buffer.allocUnsafe(declared) : undefined;
-    const parts: Buffer[] = [];
-    let size = 0;
-    let timer: NodeJS.Timeout | undefined;
-    const fail = (err: Error): void => {
-      clearTimeout(timer);
-      parts.length = 0;
-      req.removeAllListeners('data');
-      req.resume();
-      reject(err);
-    };
-    const arm = (): void => {
-      if (idleMs <= 0) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => fail(new BodyTimeout(idleMs)), idleMs);
-      timer.unref();
-    };
-    arm();
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) return fail(new EppError('PayloadTooLarge', `request body exceeds ${limit} bytes`));
-      if (size > reservation.held && !reservation.grow(size - reservation.held)) return fail(new BudgetExceeded());
-      if (whole !== undefined && size <= whole.length) c.copy(whole, size - c.length);
-      else parts.push(c);
-      arm();
-    });
-    req.on('end', () => {
-      clearTimeout(timer);
-      if (whole !== undefined && parts.length === 0) return resolve(whole.subarray(0, size));
-      resolve(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size));
-    });
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}

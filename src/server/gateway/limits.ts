@@ -1,7 +1,8 @@
 /**
  * The embedded gateway's limits and request hygiene: inbound timeouts and sizes, upstream timeouts, buffering
  * caps, the allow-list of proxied paths, and the headers a proxy must not forward. Every limit is a CLI flag
- * (src/cli/main.ts) and a row of the limits table in docs/operations.md.
+ * (src/cli/main.ts) and a row of the limits table in docs/operations.md. `UpstreamTimeout` is the error an
+ * upstream request ends with when one of the upstream timeouts fires.
  */
 
 export interface GatewayLimits {
@@ -125,4 +126,14 @@ export function forwardableHeaders(headers: Readonly<Record<string, string>>, al
     out[k] = v;
   }
   return out;
+}
+
+/** An upstream request ended by one of the gateway's timeouts. */
+export class UpstreamTimeout extends Error {
+  constructor(
+    readonly phase: 'connect' | 'headers' | 'idle' | 'deadline',
+    readonly ms: number,
+  ) {
+    super(`upstream ${phase} timeout after ${ms}ms`);
+  }
 }
