@@ -156,6 +156,12 @@ export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
     name: 'sp-pressure',
     description: '29 × 5, system 2048, question 256, output 128: resident prompts need 73.6 % of the fleet KV cache',
   },
+  'sp-prefill': {
+    ...SP_PRESSURE,
+    name: 'sp-prefill',
+    description: 'sp-pressure with 16-token outputs: prefill, not decode, limits the fleet, so cache hits set its capacity',
+    output: { mean: 16 },
+  },
   'sp-overflow': {
     ...SP_PRESSURE,
     name: 'sp-overflow',
