@@ -10,7 +10,7 @@ import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { startFleet, type Fleet } from '../../src/sim/index.ts';
 import { RedisServer } from '../support/redis.ts';
 import { waitUntil } from '../support/wait.ts';
-import { CompletionCounter, complete, pairs, prompt, startReplica, type Completion } from './support.ts';
+import { CompletionCounter, RequestLog, pairs, prompt, startReplica, type Completion } from './support.ts';
 
 const ODD = '{autoTune: false, blockSizeTokens: 32}';
 
@@ -32,12 +32,9 @@ describe('replicas over Redis: a peer with an incompatible block size', () => {
   let a: RunningEpp;
   let b: RunningEpp;
   let odd: RunningEpp;
-  const results: Completion[] = [];
-  const send = async (epp: RunningEpp, p: string): Promise<Completion> => {
-    const r = await complete(epp.gatewayPort as number, p);
-    results.push(r);
-    return r;
-  };
+  const log = new RequestLog();
+  const results = log.results;
+  const send = (epp: RunningEpp, p: string): Promise<Completion> => log.send(epp, p);
 
   before(async () => {
     redis = await RedisServer.start();

@@ -11,7 +11,7 @@ import type { RunningEpp } from '../../src/server/bootstrap-options.ts';
 import { startFleet, type Fleet } from '../../src/sim/index.ts';
 import { BlackholeProxy, RedisServer } from '../support/redis.ts';
 import { waitUntil } from '../support/wait.ts';
-import { CompletionCounter, complete, pairs, prompt, startReplica, type Completion } from './support.ts';
+import { CompletionCounter, RequestLog, pairs, prompt, startReplica, type Completion } from './support.ts';
 
 describe('replicas over Redis: failure drills', () => {
   let redis: RedisServer;
@@ -21,12 +21,9 @@ describe('replicas over Redis: failure drills', () => {
   let a: RunningEpp;
   let b: RunningEpp;
   let c: RunningEpp;
-  const results: Completion[] = [];
-  const send = async (epp: RunningEpp, p: string): Promise<Completion> => {
-    const r = await complete(epp.gatewayPort as number, p);
-    results.push(r);
-    return r;
-  };
+  const log = new RequestLog();
+  const results = log.results;
+  const send = (epp: RunningEpp, p: string): Promise<Completion> => log.send(epp, p);
 
   before(async () => {
     redis = await RedisServer.start();

@@ -132,3 +132,13 @@ export async function complete(port: number, prompt: string, maxTokens = 4): Pro
 export function prompt(key: string, blocks = 8): string {
   return `${key}: ${'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod '.repeat(blocks)}`.slice(0, 64 * blocks);
 }
+
+/** Completions sent through replicas, every result kept for a drill's final "no request failed" check. */
+export class RequestLog {
+  readonly results: Completion[] = [];
+  async send(epp: RunningEpp, prompt: string): Promise<Completion> {
+    const r = await complete(epp.gatewayPort as number, prompt);
+    this.results.push(r);
+    return r;
+  }
+}
