@@ -20,7 +20,7 @@ import type { InferenceRequest } from '../framework/request.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import { flowControlMetricsOf, type FlowControlMetrics } from '../observability/flow-control-metrics.ts';
 import { SUBSET_CACHE_TTL_MS, SubsetLocator } from './candidates.ts';
-import type { AdmissionController, CandidateLocator, RequestInput } from './director.ts';
+import type { AdmissionController, CandidateLocator, RequestInput } from './request-path.ts';
 import { FlowController, type FlowControlConfig } from './flowcontrol/controller.ts';
 import type { InFlightTracker } from './inflight.ts';
 import type { Timers } from '../util/timers.ts';

@@ -12,7 +12,7 @@
  */
 import type { Endpoint, EndpointStore } from '../framework/datalayer.ts';
 import type { Clock, RandomSource } from '../framework/plugin.ts';
-import type { CandidateLocator, RequestInput } from './director.ts';
+import type { CandidateLocator, RequestInput } from './request-path.ts';
 import { DESTINATION_SUBSET_HEADER, SUBSET_HINT_NAMESPACE } from './headers.ts';
 
 export const SUBSET_CACHE_TTL_MS = 50;

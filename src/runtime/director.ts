@@ -22,11 +22,10 @@ import type { AdmissionCheck, AdmissionController, CandidateLocator, ModelRewrit
 import { TimerWheel } from '../util/timer-wheel.ts';
 import { HookRunner, HookScope } from './hook-runner.ts';
 import { DEFAULT_FAIRNESS_ID, FAIRNESS_ID_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER } from './headers.ts';
-import { ResponseStream, type ResponsePathOptions } from './response-stream.ts';
+import { ResponseStream } from './response-stream.ts';
+import type { ResponsePathOptions } from './response-path.ts';
 import { toEppError, type DataPlane } from './response-relay.ts';
 
-export type { AdmissionCheck, AdmissionController, CandidateLocator, ModelRewriteResolver, ObjectiveResolver, RequestInput, RoutingDecision } from './request-path.ts';
-export { DEFAULT_REQUEST_HOOK_TIMEOUT_MS, PREPARE_DATA_TIMEOUT_MS } from './request-hooks.ts';
 import { PluginFailure, primaryTargets, type Scheduler } from './scheduler.ts';
 import type { Reachability } from './reachability.ts';
 

@@ -5,7 +5,7 @@
  * two sources define the same name, the source that was applied first wins.
  */
 import type { ObjectiveResource, ResourceSet, ResourceSink } from '../datalayer/resources/manifests.ts';
-import type { ObjectiveResolver } from './director.ts';
+import type { ObjectiveResolver } from './request-path.ts';
 import { RewriteStore, type RewriteDecision } from './rewrites.ts';
 
 export class ObjectiveStore implements ObjectiveResolver {

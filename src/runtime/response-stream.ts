@@ -44,8 +44,6 @@ import type { ResponsePathContext } from './response-path.ts';
 import { HookScope, type HookPolicy } from './hook-runner.ts';
 import { observeEndOfResponse, observeHookTime, recordUsage, responseHookPolicy, type ModelLabels } from './response-metrics.ts';
 
-export { DEFAULT_RESPONSE_PATH_OPTIONS } from './response-path.ts';
-export type { ChunkHookMode, OverflowPolicy, ResponseHooks, ResponsePathContext, ResponsePathOptions } from './response-path.ts';
 
 class ResponseInfoImpl implements ResponseInfo {
   status = 0;

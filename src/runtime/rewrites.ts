@@ -13,7 +13,7 @@
 import type { RewriteResource, RewriteRule } from '../datalayer/resources/manifests.ts';
 import type { RandomSource } from '../framework/plugin.ts';
 import { randomIndex } from '../util/random.ts';
-import type { ModelRewriteResolver } from './director.ts';
+import type { ModelRewriteResolver } from './request-path.ts';
 
 interface IndexedRule {
   readonly objectName: string;

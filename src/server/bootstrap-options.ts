@@ -13,7 +13,7 @@ import type { LoadedConfig } from '../runtime/compile-config.ts';
 import type { Director } from '../runtime/director.ts';
 import type { InferenceResources } from '../runtime/objectives.ts';
 import type { PluginRegistry } from '../runtime/plugin-registry.ts';
-import type { ResponsePathOptions } from '../runtime/response-stream.ts';
+import type { ResponsePathOptions } from '../runtime/response-path.ts';
 import type { Timers } from '../util/timers.ts';
 import type { RunningObservability } from './admin/index.ts';
 import type { BodyBudget } from './body-budget.ts';

@@ -16,7 +16,7 @@ import { EppMetrics } from '../observability/metrics.ts';
 import { Director } from '../runtime/director.ts';
 import { randomEndpoint } from '../runtime/candidates.ts';
 import { PrecisePrefixCacheProducer } from '../plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
-import { DEFAULT_RESPONSE_PATH_OPTIONS } from '../runtime/response-stream.ts';
+import { DEFAULT_RESPONSE_PATH_OPTIONS } from '../runtime/response-path.ts';
 import { Scheduler } from '../runtime/scheduler.ts';
 import { systemClock } from '../util/clock.ts';
 import { createRandomSource } from '../util/random.ts';

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { InferenceRequest } from '../../src/framework/request.ts';
-import { LARGE_BODY_BYTES, type RequestInput } from '../../src/runtime/director.ts';
+import { LARGE_BODY_BYTES } from '../../src/runtime/director.ts';
+import type { RequestInput } from '../../src/runtime/request-path.ts';
 import { MODEL_REWRITE_HEADER } from '../../src/runtime/headers.ts';
 import { chatInput, hookPlugin, testDirector } from '../support/runtime.ts';
 

@@ -2,10 +2,11 @@
 import { loadConfig } from './config.ts';
 import type { Plugin } from '../../src/framework/plugin.ts';
 import { EppMetrics } from '../../src/observability/metrics.ts';
-import { Director, type RequestInput } from '../../src/runtime/director.ts';
+import { Director } from '../../src/runtime/director.ts';
+import type { RequestInput } from '../../src/runtime/request-path.ts';
 import type { CompiledHooks } from '../../src/runtime/hooks.ts';
 import { TimerWheel, type TimerSource } from '../../src/util/timer-wheel.ts';
-import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../../src/runtime/response-stream.ts';
+import { DEFAULT_RESPONSE_PATH_OPTIONS, type ResponsePathOptions } from '../../src/runtime/response-path.ts';
 import { Scheduler } from '../../src/runtime/scheduler.ts';
 import { InFlightTracker } from '../../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';

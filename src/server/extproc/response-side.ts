@@ -17,7 +17,7 @@
 import type { JsonObject } from '@bufbuild/protobuf';
 import type { Logger } from '../../framework/plugin.ts';
 import type { HttpBody, HttpHeaders } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
-import type { RoutingDecision } from '../../runtime/director.ts';
+import type { RoutingDecision } from '../../runtime/request-path.ts';
 import { isSystemOwnedHeader } from '../../runtime/headers.ts';
 import type { RelayPolicy, ResponseRelay } from '../../runtime/response-relay.ts';
 import type { Reply } from './codec.ts';

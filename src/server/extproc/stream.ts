@@ -32,7 +32,8 @@ import type { Logger } from '../../framework/plugin.ts';
 import type { HttpBody, HttpHeaders, ProcessingRequest } from '../../gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
 import type { RequestSpan, RequestTracer } from '../../observability/tracing.ts';
-import type { Director, RoutingDecision } from '../../runtime/director.ts';
+import type { Director } from '../../runtime/director.ts';
+import type { RoutingDecision } from '../../runtime/request-path.ts';
 import { ensureRequestId, requestPath } from '../../runtime/headers.ts';
 import type { RelayPolicy } from '../../runtime/response-relay.ts';
 import type { BodyBudget } from '../body-budget.ts';
@@ -205,12 +206,8 @@ export class ExtProcStream {
       signal: this.#signal(),
     };
     const span = this.#span;
-    let decision: RoutingDecision;
-    try {
-      decision = span ? await span.orchestrate(() => this.#ctx.director.route(input)) : await this.#ctx.director.route(input);
-    } finally {
-      this.#body?.release();
-    }
+    const route = () => this.#ctx.director.route(input);
+    const decision = await (span ? span.orchestrate(route) : route()).finally(() => this.#body?.release());
     if (this.#state === 'done') {
       // The stream ended while we were scheduling: the request will never run.
       void decision.response.abort('stream ended before routing finished');

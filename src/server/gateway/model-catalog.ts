@@ -21,7 +21,7 @@ import http from 'node:http';
 import type { Endpoint } from '../../framework/datalayer.ts';
 import { EppError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
-import type { AdmissionCheck } from '../../runtime/director.ts';
+import type { AdmissionCheck } from '../../runtime/request-path.ts';
 
 export interface ModelEntry {
   readonly id: string;

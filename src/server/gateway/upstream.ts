@@ -11,7 +11,7 @@ import type { ServerResponse } from 'node:http';
 import type { Endpoint } from '../../framework/datalayer.ts';
 import type { Logger } from '../../framework/plugin.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
-import type { RoutingDecision } from '../../runtime/director.ts';
+import type { RoutingDecision } from '../../runtime/request-path.ts';
 import { isSystemOwnedHeader } from '../../runtime/headers.ts';
 import type { Reachability } from '../../runtime/reachability.ts';
 import type { ResponseRelay } from '../../runtime/response-relay.ts';
