@@ -31,7 +31,8 @@ import type { EndpointStore } from '../../framework/datalayer.ts';
 import { EppError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
 import type { EppMetrics } from '../../observability/metrics.ts';
-import type { Director, RoutingDecision } from '../../runtime/director.ts';
+import type { Director } from '../../runtime/director.ts';
+import type { RoutingDecision } from '../../runtime/request-path.ts';
 import { ensureRequestId } from '../../runtime/headers.ts';
 import { RelayPolicy, type ResponseRelay } from '../../runtime/response-relay.ts';
 import type { Reachability } from '../../runtime/reachability.ts';
@@ -40,6 +41,7 @@ import { checkProxyPath, DEFAULT_GATEWAY_LIMITS, UpstreamTimeout, type GatewayLi
 import { ModelCatalog } from './model-catalog.ts';
 import { openAiError, openAiErrorFor, sendError, statusForEppError } from './openai-errors.ts';
 import { BodyTimeout, BudgetExceeded, readBody } from './request-body.ts';
+import { joinedHeaders } from './relay-response.ts';
 import { forwardRequest, type UpstreamContext } from './upstream.ts';
 
 export interface GatewayOptions {
@@ -227,7 +229,7 @@ export class Gateway {
     const o = this.#o;
     const receivedAt = o.now();
     const abort = new AbortController();
-    const headers = lowerCaseHeaders(req);
+    const headers = joinedHeaders(req);
     const requestId = ensureRequestId(headers);
     this.#open.add(res);
     o.metrics.activeStreams.inc({ data_plane: 'gateway' });
@@ -303,11 +305,5 @@ export class Gateway {
     }
     forwardRequest(this.#upstream, decision, relay, path, headers, res, abort.signal, (r) => (upstreamReq = r));
   }
-}
-
-function lowerCaseHeaders(req: IncomingMessage): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
-  return out;
 }
 

@@ -7,13 +7,20 @@
  * returned promise with an UpstreamTimeout (the caller ends the response).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RoutingDecision } from '../../runtime/director.ts';
+import type { RoutingDecision } from '../../runtime/request-path.ts';
 import type { ResponseRelay } from '../../runtime/response-relay.ts';
 import { UpstreamTimeout } from './limits.ts';
 import { pump } from './pump.ts';
 
 /** Response headers not relayed to the client (hop-by-hop; the gateway frames the body itself). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length']);
+
+/** A message's headers as one string per (lower-case) name; repeated values are joined with ', '. */
+export function joinedHeaders(msg: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(msg.headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
 
 /**
  * Relays the upstream response through the response relay (hooks, streamed or buffered, model restore); the
@@ -22,8 +29,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
  */
 export async function relayResponse(decision: RoutingDecision, relay: ResponseRelay, up: IncomingMessage, res: ServerResponse, idleMs: number): Promise<void> {
   const status = up.statusCode ?? 502;
-  const upHeaders: Record<string, string> = {};
-  for (const [k, v] of Object.entries(up.headers)) if (v !== undefined) upHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
+  const upHeaders = joinedHeaders(up);
 
   const h = relay.start(status, upHeaders);
   if (h) await h;
