@@ -7,19 +7,11 @@
  * their replay sockets), so a gap goes straight to the dump or DESYNCED.
  */
 import type { Subscriber } from 'zeromq';
+import { topicHostPort } from './kv-events.ts';
 import { loadZmq, parseLiveFrames, type EventTransport, type RawMessage } from './zmq-transport.ts';
 
 interface Sink {
   readonly onMessage: (m: RawMessage) => void;
-}
-
-/** The `<ip>:<port>` of an llm-d topic `kv@<ip>:<port>@<model>` (IPv6 as `[addr]:port`), or undefined. */
-export function topicHostPort(topic: string): string | undefined {
-  const first = topic.indexOf('@');
-  if (first < 0) return undefined;
-  const second = topic.indexOf('@', first + 1);
-  const hp = second < 0 ? topic.slice(first + 1) : topic.slice(first + 1, second);
-  return hp === '' ? undefined : hp;
 }
 
 export class BoundSubscriber {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { END_SEQ, KvEventDecodeError, decodeBatch, parseTopic, readSeq, toHash64, writeSeq, type DecodeStats } from './kv-events.ts';
+import { END_SEQ, KvEventDecodeError, decodeBatch, readSeq, topicHostPort, toHash64, writeSeq, type DecodeStats } from './kv-events.ts';
 
 interface Fixture {
   name: string;
@@ -54,8 +54,12 @@ describe('KV event decoder (golden msgpack fixtures)', () => {
     assert.throws(() => readSeq(new Uint8Array(4)), /4 bytes, expected 8/);
   });
 
-  it("parses llm-d's topic convention kv@<ip>:<port>@<model>", () => {
-    assert.deepEqual(parseTopic('kv@10.0.0.1:8000@Qwen/Qwen3-32B'), { endpoint: '10.0.0.1:8000', model: 'Qwen/Qwen3-32B' });
-    assert.equal(parseTopic(''), undefined);
+  it("routes by llm-d's topic convention kv@<ip>:<port>@<model>: the <ip>:<port> part, model optional", () => {
+    assert.equal(topicHostPort('kv@10.0.0.1:8000@Qwen/Qwen3-32B'), '10.0.0.1:8000');
+    assert.equal(topicHostPort('kv@[fd00::1]:8000@org/model@rev'), '[fd00::1]:8000');
+    assert.equal(topicHostPort('kv@10.0.0.1:8000'), '10.0.0.1:8000');
+    assert.equal(topicHostPort('kv@@m'), undefined);
+    assert.equal(topicHostPort('kv'), undefined);
+    assert.equal(topicHostPort(''), undefined);
   });
 });

@@ -238,9 +238,14 @@ export function decodeBatch(topic: string, seq: bigint, payload: Uint8Array, sta
   };
 }
 
-/** Parses llm-d's topic convention `kv@<ip>:<port>@<model>`; undefined when the topic does not follow it. */
-export function parseTopic(topic: string): { endpoint: string; model: string } | undefined {
-  const parts = topic.split('@');
-  if (parts.length < 3 || parts[1] === '') return undefined;
-  return { endpoint: parts[1] as string, model: parts.slice(2).join('@') };
+/**
+ * The `<ip>:<port>` of llm-d's topic convention `kv@<ip>:<port>@<model>` (IPv6 as `[addr]:port`; the model part may
+ * be missing), or undefined when the topic has no non-empty second part. Routes messages of the bound socket.
+ */
+export function topicHostPort(topic: string): string | undefined {
+  const first = topic.indexOf('@');
+  if (first < 0) return undefined;
+  const second = topic.indexOf('@', first + 1);
+  const hp = second < 0 ? topic.slice(first + 1) : topic.slice(first + 1, second);
+  return hp === '' ? undefined : hp;
 }
