@@ -34,7 +34,7 @@ import { EndpointSync, newSyncCounters, type SyncCounters, type SyncPhase } from
 import { KvEventApplier, newIngestCounters, type IngestCounters } from './ingest.ts';
 import { KvBlockIndex } from './kv-block-index.ts';
 import type { DecodeStats } from './kv-events.ts';
-import { extraWords, RequestKeyer } from './request-keys.ts';
+import { extraWords, KeyArrayPool, RequestKeyer, type KeyArrays } from './request-keys.ts';
 import { fetchSnapshot } from './snapshot.ts';
 import { ZmqTransport, type EventTransport } from './zmq-transport.ts';
 
@@ -102,8 +102,9 @@ export type PrecisePrefixCacheConfig = z.infer<typeof precisePrefixParametersSch
 
 interface Speculation {
   readonly endpoint: string;
-  readonly hi: Uint32Array;
-  readonly lo: Uint32Array;
+  /** The request's keys[0, n); back to the pool when the entry goes (`live` turns false). */
+  readonly keys: KeyArrays;
+  readonly n: number;
   readonly expiresAt: number;
   live: boolean;
 }
@@ -113,8 +114,9 @@ interface RequestState {
   /** Precise matched blocks per candidate (also for fallback candidates: the drift check needs them). */
   readonly blocks: Float64Array;
   readonly promptTokens: number;
-  readonly hi: Uint32Array | undefined;
-  readonly lo: Uint32Array | undefined;
+  /** The request's keys[0, n) for its speculative entries (speculation on), owned by this state until preRequest. */
+  readonly keys: KeyArrays | undefined;
+  readonly n: number;
   readonly approx: boolean;
 }
 
@@ -170,6 +172,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
   readonly #states = new WeakMap<InferenceRequest, RequestState>();
   readonly #predictions = new WeakMap<InferenceRequest, Prediction>();
   readonly #speculations: Speculation[] = [];
+  readonly #keyArrays = new KeyArrayPool();
   #specHead = 0;
   readonly #fallback: ApproxPrefixCacheProducer | undefined;
   readonly #logger: Logger;
@@ -334,10 +337,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     const q = this.#speculations;
     while (this.#specHead < q.length && (q[this.#specHead] as Speculation).expiresAt <= now) {
       const s = q[this.#specHead++] as Speculation;
-      if (s.live) {
-        s.live = false;
-        this.index.removeSpeculative(s.endpoint, s.hi, s.lo, s.hi.length);
-      }
+      if (s.live) this.#dropSpeculation(s);
     }
     if (this.#specHead > 1024 && this.#specHead * 2 > q.length) {
       q.splice(0, this.#specHead);
@@ -345,8 +345,24 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     }
   }
 
+  #dropSpeculation(s: Speculation): void {
+    s.live = false;
+    this.index.removeSpeculative(s.endpoint, s.keys.hi, s.keys.lo, s.n);
+    this.#keyArrays.give(s.keys);
+  }
+
+  /** Forgets the request's scoring state, its key arrays back to the pool (they were not used for speculation). */
+  #dropState(request: InferenceRequest): RequestState | undefined {
+    const state = this.#states.get(request);
+    if (state === undefined) return undefined;
+    this.#states.delete(request);
+    if (state.keys !== undefined) this.#keyArrays.give(state.keys);
+    return state;
+  }
+
   prepareData(request: InferenceRequest, candidates: readonly Candidate[], signal: AbortSignal): void | Promise<void> {
     this.reconcile();
+    this.#dropState(request);
     if (candidates.length === 0) return;
     const now = this.#clock.now();
     this.#expireSpeculations(now);
@@ -362,7 +378,10 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     const B = this.config.blockSize;
     const namespace = this.applier.loraNames.has(request.targetModel) ? request.targetModel : '';
     const saltWords = hasSalt ? extraWords([salt]) : undefined;
-    const keys = this.keyer.keys(namespace, tokens.tokenIds, saltWords === undefined ? undefined : (b) => (b === 0 ? saltWords : undefined));
+    const nBlocks = Math.floor(tokens.tokenIds.length / B);
+    // With speculation on, the keys outlive this call (preRequest inserts them): hash straight into pooled arrays.
+    const owned = this.config.speculative.enabled && nBlocks > 0 ? this.#keyArrays.take(nBlocks) : undefined;
+    const keys = this.keyer.keys(namespace, tokens.tokenIds, saltWords === undefined ? undefined : (b) => (b === 0 ? saltWords : undefined), owned);
     const n = keys.n;
     const slots = new Int32Array(candidates.length);
     const names: string[] = new Array<string>(candidates.length);
@@ -379,15 +398,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       const w = Math.min(n, Math.floor(weighted[c] as number));
       (candidates[c] as Candidate).attributes.set(PrefixCacheMatchInfoKey, w === 0 ? noMatch : Object.freeze({ matchBlocks: w, totalBlocks: n, blockSizeTokens: B }));
     }
-    const spec = this.config.speculative.enabled && n > 0;
-    const state: RequestState = {
-      names,
-      blocks,
-      promptTokens: tokens.tokenIds.length,
-      hi: spec ? keys.hi.slice(0, n) : undefined,
-      lo: spec ? keys.lo.slice(0, n) : undefined,
-      approx: false,
-    };
+    const state: RequestState = { names, blocks, promptTokens: tokens.tokenIds.length, keys: owned, n, approx: false };
     this.#states.set(request, state);
     if (untrusted !== undefined) {
       this.stats.fallbackCandidates += untrusted.length;
@@ -405,25 +416,26 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       }
       return;
     }
-    this.#states.set(request, { ...(state ?? { names: [], blocks: new Float64Array(0), promptTokens: 0, hi: undefined, lo: undefined }), approx: true });
+    this.#states.set(request, { ...(state ?? { names: [], blocks: new Float64Array(0), promptTokens: 0, keys: undefined, n: 0 }), approx: true });
     return this.#fallback.prepareData(request, candidates, signal);
   }
 
   preRequest(request: InferenceRequest, result: SchedulingResult, signal: AbortSignal): void | Promise<void> {
+    const primary = result.profileResults.get(result.primaryProfileName)?.targets[0];
+    if (primary === undefined || signal.aborted) {
+      const dropped = this.#dropState(request);
+      if (dropped?.approx === true) return this.#fallback?.preRequest(request, result, signal);
+      return;
+    }
     const state = this.#states.get(request);
     this.#states.delete(request);
     if (state === undefined) return;
-    const primary = result.profileResults.get(result.primaryProfileName)?.targets[0];
-    if (primary === undefined || signal.aborted) {
-      if (state.approx) return this.#fallback?.preRequest(request, result, signal);
-      return;
-    }
     const name = primary.endpoint.metadata.name;
     const c = state.names.indexOf(name);
     let speculation: Speculation | undefined;
-    if (state.hi !== undefined && state.lo !== undefined) {
-      speculation = { endpoint: name, hi: state.hi, lo: state.lo, expiresAt: this.#clock.now() + this.config.speculative.ttlMs, live: true };
-      this.index.addSpeculative(name, state.hi, state.lo, state.hi.length);
+    if (state.keys !== undefined) {
+      speculation = { endpoint: name, keys: state.keys, n: state.n, expiresAt: this.#clock.now() + this.config.speculative.ttlMs, live: true };
+      this.index.addSpeculative(name, state.keys.hi, state.keys.lo, state.n);
       this.#speculations.push(speculation);
     }
     const inflight = this.#inflight.get(name) ?? 0;
@@ -435,8 +447,8 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       const predictedBlocks = Math.min(state.blocks[c] as number, cap);
       // Confirmed-only prediction (before this request's own speculative insert above is irrelevant: the walk
       // below skips the speculative tier entirely).
-      const confirmedBlocks = state.hi !== undefined && state.lo !== undefined && this.index.hasEndpoint(name)
-        ? Math.min(this.index.match(state.hi, state.lo, state.hi.length, [this.index.slotOf(name)], false).blocks[0] as number, cap)
+      const confirmedBlocks = state.keys !== undefined && this.index.hasEndpoint(name)
+        ? Math.min(this.index.match(state.keys.hi, state.keys.lo, state.n, [this.index.slotOf(name)], false).blocks[0] as number, cap)
         : predictedBlocks;
       const sync = this.#syncs.get(name);
       this.#predictions.set(request, {
@@ -452,7 +464,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
 
   onResponseComplete(response: ResponseInfo, outcome: Outcome, signal: AbortSignal): void | Promise<void> {
     const request = response.request;
-    this.#states.delete(request);
+    this.#dropState(request);
     const p = this.#predictions.get(request);
     this.#predictions.delete(request);
     if (p !== undefined) {
@@ -461,8 +473,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       else this.#inflight.set(p.endpoint, n);
       if (outcome.kind !== 'success' && p.speculation?.live === true && response.status === 0) {
         // Failed before the engine answered: nothing was cached, do not wait for the TTL.
-        p.speculation.live = false;
-        this.index.removeSpeculative(p.endpoint, p.speculation.hi, p.speculation.lo, p.speculation.hi.length);
+        this.#dropSpeculation(p.speculation);
       }
       const cached = outcome.kind === 'success' ? outcome.usage?.cachedTokens : undefined;
       if (outcome.kind === 'success' && p.promptTokens > 0) this.#owesEvents(p, cached);

@@ -91,20 +91,22 @@ export class RequestKeyer {
   }
 
   /**
-   * Keys of every full block of `tokens` (the trailing partial block has none) into reusable scratch arrays;
-   * valid until the next call. `extraFor(i)` gives block i's extra key words, if any.
+   * Keys of every full block of `tokens` (the trailing partial block has none). `extraFor(i)` gives block i's extra
+   * key words, if any. Written into `out` when given (its arrays must hold ⌊tokens / blockSize⌋ keys), else into
+   * reusable scratch arrays valid until the next call.
    */
   keys(
-    namespace: string, tokens: ArrayLike<number>, extraFor?: (block: number) => Uint32Array | undefined,
+    namespace: string, tokens: ArrayLike<number>, extraFor?: (block: number) => Uint32Array | undefined, out?: KeyArrays,
   ): { hi: Uint32Array; lo: Uint32Array; n: number } {
     const B = this.blockSize;
     const n = Math.floor(tokens.length / B);
-    if (this.#hi.length < n) {
+    if (out !== undefined && out.hi.length < n) throw new RangeError(`key arrays hold ${out.hi.length} keys, ${n} needed`);
+    if (out === undefined && this.#hi.length < n) {
       this.#hi = new Uint32Array(n);
       this.#lo = new Uint32Array(n);
     }
-    const hi = this.#hi;
-    const lo = this.#lo;
+    const hi = out?.hi ?? this.#hi;
+    const lo = out?.lo ?? this.#lo;
     const r = this.root(namespace);
     let ph = r[0] as number;
     let pl = r[1] as number;
@@ -117,5 +119,62 @@ export class RequestKeyer {
       lo[b] = pl;
     }
     return { hi, lo, n };
+  }
+}
+
+/** A request's key arrays (`hi[i]`, `lo[i]` = block i's key; the arrays may be longer than the request). */
+export interface KeyArrays {
+  readonly hi: Uint32Array;
+  readonly lo: Uint32Array;
+}
+
+/**
+ * Free key arrays for requests whose keys outlive `prepareData` (speculative entries, until they expire): taking a
+ * free pair instead of allocating two fresh arrays per request (60 KB each for a 240k-token prompt) saves the
+ * allocation, its page faults and the copy. At most `maxFree` pairs are kept; when full, the smallest goes.
+ */
+export class KeyArrayPool {
+  readonly #free: KeyArrays[] = [];
+  readonly #maxFree: number;
+  /** Pairs allocated (not reused), for tests and the benchmark. */
+  allocated = 0;
+
+  constructor(maxFree = 16) {
+    this.#maxFree = maxFree;
+  }
+
+  get free(): number {
+    return this.#free.length;
+  }
+
+  /** A pair holding at least `n` keys: the smallest free one that fits, else a new one. The caller owns it. */
+  take(n: number): KeyArrays {
+    const f = this.#free;
+    let best = -1;
+    for (let i = 0; i < f.length; i++) {
+      const len = (f[i] as KeyArrays).hi.length;
+      if (len >= n && (best < 0 || len < (f[best] as KeyArrays).hi.length)) best = i;
+    }
+    if (best >= 0) {
+      const k = f[best] as KeyArrays;
+      f[best] = f[f.length - 1] as KeyArrays;
+      f.pop();
+      return k;
+    }
+    this.allocated++;
+    const cap = Math.max(n, 256);
+    return { hi: new Uint32Array(cap), lo: new Uint32Array(cap) };
+  }
+
+  /** Gives a pair back; the caller must not touch it afterwards. */
+  give(k: KeyArrays): void {
+    const f = this.#free;
+    if (f.length < this.#maxFree) {
+      f.push(k);
+      return;
+    }
+    let small = 0;
+    for (let i = 1; i < f.length; i++) if ((f[i] as KeyArrays).hi.length < (f[small] as KeyArrays).hi.length) small = i;
+    if ((f[small] as KeyArrays).hi.length < k.hi.length) f[small] = k;
   }
 }
