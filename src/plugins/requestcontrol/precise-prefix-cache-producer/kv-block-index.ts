@@ -282,7 +282,9 @@ export class KvBlockIndex {
     const base = this.#rk.off(s);
     const data = this.#rk.data;
     const i = base + tier * W + (slot >>> 5);
-    data[i] = ((data[i] as number) & ~(1 << (slot & 31))) >>> 0;
+    const word = ((data[i] as number) & ~(1 << (slot & 31))) >>> 0;
+    data[i] = word;
+    if (word !== 0) return; // another endpoint's bit in the same word: the entry stays
     for (let k = base; k < base + this.#T * W; k++) if (data[k] !== 0) return;
     this.#rk.removeAt(s);
   }
@@ -479,25 +481,36 @@ export class KvBlockIndex {
         }
         bases[j - chunk] = base;
       }
-      for (; i < lim && anyActive; i++) {
+      for (; i < lim; i++) {
         const base = bases[i - chunk] as number;
-        anyActive = false;
+        if (base < 0) {
+          // No endpoint holds block i: every candidate still active ends here.
+          for (let w = 0; w < W; w++) {
+            let dropped = active[w] as number;
+            while (dropped !== 0) {
+              const b = 31 - Math.clz32(dropped);
+              endAt[w * 32 + b] = i;
+              dropped = (dropped & ~(1 << b)) >>> 0;
+            }
+            active[w] = 0;
+          }
+          anyActive = false;
+          break;
+        }
+        let any = false;
         for (let w = 0; w < W; w++) {
           const a = active[w] as number;
           if (a === 0) continue;
-          let held = 0;
-          let top = 0;
-          if (base >= 0) {
-            top = data[base + w] as number; // tier 0 (GPU)
-            held = top;
-            if (tiers === 2) held |= data[base + W + w] as number;
-            else for (let t = 1; t < tiers; t++) held |= data[base + t * W + w] as number;
-            if (specOn === 1) {
-              const spec = data[base + tiers * W + w] as number;
-              held |= spec;
-              top |= spec;
-            }
+          let top = data[base + w] as number; // tier 0 (GPU), and the speculative tier (weight 1 too)
+          if (specOn === 1) top |= data[base + tiers * W + w] as number;
+          if (((top & a) >>> 0) === a) {
+            // Every active candidate holds block i on a weight-1 tier: nothing ends, nothing to weigh.
+            any = true;
+            continue;
           }
+          let held = top;
+          if (tiers === 2) held |= data[base + W + w] as number;
+          else for (let t = 1; t < tiers; t++) held |= data[base + t * W + w] as number;
           held &= a;
           let dropped = (a & ~held) >>> 0;
           while (dropped !== 0) {
@@ -516,8 +529,10 @@ export class KvBlockIndex {
             low = (low & ~(1 << b)) >>> 0;
           }
           active[w] = held >>> 0;
-          if (held !== 0) anyActive = true;
+          if (held !== 0) any = true;
         }
+        anyActive = any;
+        if (!any) break;
       }
     }
     for (let c = 0; c < m; c++) {
