@@ -322,7 +322,7 @@ async function runPolicy(
   }, 1000);
 
   const boundaries: { stage: number; realMs: number; samples: Promise<ServerSample[]> }[] = [];
-  const resets = scenario.reset !== undefined ? new CacheResetter(ports[scenario.reset.server] as number, scenario.reset.everyS, o.timeScale) : undefined;
+  const resets = scenario.reset !== undefined ? new CacheResetter(ports[scenario.reset.server] as number, scenario.reset.everyS, o.timeScale, scenario.reset.force === true) : undefined;
   const loadgen = forkChild('loadgen.ts', '--loadgen-child');
   resets?.start();
   const isTty = process.stderr.isTTY === true;
@@ -412,12 +412,12 @@ function post(url: string): Promise<number> {
 }
 
 /**
- * sp-reset: every `everyS` simulated seconds, `POST /reset_prefix_cache` on one server. The simulator refuses
- * (409) while requests hold blocks, as vLLM does; a refused reset is retried every 100 simulated ms until it is
- * accepted or the next period starts (then that period counts as missed). So the reset lands at the first
- * moment the server has no request holding blocks — what an operator's retrying script gets from vLLM. Under
- * sustained load such moments can be rare: the counts (done / missed, mean delay) are in the result, and a
- * policy that never lets the server drain is not penalised by a reset it never had — read them with the rates.
+ * sp-reset: every `everyS` simulated seconds, `POST /reset_prefix_cache` on one server. Forced (the scenario's
+ * `force`), with `?reset_running_requests=true`: the simulator preempts the running requests and resets at once,
+ * as vLLM does. Otherwise the simulator refuses (409) while requests hold blocks, as vLLM does; a refused reset
+ * is retried every 100 simulated ms until it is accepted or the next period starts (then that period counts as
+ * missed) — what an operator's retrying script gets, and under sustained load such moments can be rare. The
+ * counts (done / missed / 409s, mean delay) are in the result.
  */
 class CacheResetter {
   readonly #url: string;
@@ -432,8 +432,8 @@ class CacheResetter {
   readonly #delays: number[] = [];
   readonly #timeScale: number;
 
-  constructor(port: number, everyS: number, timeScale: number) {
-    this.#url = `http://127.0.0.1:${port}/reset_prefix_cache`;
+  constructor(port: number, everyS: number, timeScale: number, force: boolean) {
+    this.#url = `http://127.0.0.1:${port}/reset_prefix_cache${force ? '?reset_running_requests=true' : ''}`;
     this.#periodMs = everyS * 1000 * timeScale;
     this.#retryMs = 100 * timeScale;
     this.#timeScale = timeScale;

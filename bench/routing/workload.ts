@@ -40,12 +40,23 @@ export interface ScenarioSpec {
    * its caches but are not in the measured statistics (the policy's own traffic is).
    */
   readonly bypassFraction?: number;
+  /**
+   * With `bypassFraction`: the bypassing requests carry their own prompt of this many tokens, random and unique per
+   * request (never a group's), so they only evict what the servers cache — blocks the EPP believes are still
+   * there. Without it, they reuse the scenario's prompts (adding copies the EPP does not know about).
+   */
+  readonly bypassPromptTokens?: number;
   /** Fraction of requests the client cancels before the first token (after `cancelWindowS`, seeded uniform). */
   readonly cancelFraction?: number;
   /** The cancel delay after sending, simulated seconds, uniform in [lo, hi]. Default [0.005, 0.03]: before a cached prompt's first token (TTFT ≈ 40 ms on the simulator), after the EPP routed it. */
   readonly cancelWindowS?: readonly [number, number];
-  /** Every `everyS` simulated seconds, `POST /reset_prefix_cache` on server `server` (the runner does it). */
-  readonly reset?: { readonly server: number; readonly everyS: number };
+  /**
+   * Every `everyS` simulated seconds, `POST /reset_prefix_cache` on server `server` (the runner does it). With
+   * `force`, as `?reset_running_requests=true` (vLLM's forced reset: running requests are preempted and
+   * recompute), so the reset lands on time at any load; without, a refused reset (409 while requests hold
+   * blocks) is retried until the server is idle.
+   */
+  readonly reset?: { readonly server: number; readonly everyS: number; readonly force?: boolean };
 }
 
 /** The simulated fleet the scenarios are sized for (src/sim/config.ts defaults: sim-spec §6.3). */
@@ -171,14 +182,15 @@ export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
   'sp-reset': {
     ...SP_PRESSURE,
     name: 'sp-reset',
-    description: 'sp-pressure with server 0 resetting its prefix cache every 30 s (POST /reset_prefix_cache, retried while refused)',
-    reset: { server: 0, everyS: 30 },
+    description: 'sp-pressure with server 0 resetting its prefix cache every 30 s (POST /reset_prefix_cache?reset_running_requests=true: on time, running requests recompute)',
+    reset: { server: 0, everyS: 30, force: true },
   },
   'sp-bypass': {
     ...SP_PRESSURE,
     name: 'sp-bypass',
-    description: 'sp-pressure with 30 % of the requests sent straight to a random server, unseen by the EPP',
+    description: 'sp-pressure with 30 % of the requests sent straight to a random server, unseen by the EPP, each with its own unique 2,304-token prompt (evicts what the EPP believes cached)',
     bypassFraction: 0.3,
+    bypassPromptTokens: 2304,
   },
   'sp-cancel': {
     ...SP_PRESSURE,
@@ -372,8 +384,10 @@ export class PromptBook {
     return q;
   }
 
-  /** Completions prompt: system prompt + question. */
+  /** Completions prompt: system prompt + question, or a bypassing request's own unique prompt (`bypassPromptTokens`). */
   prompt(r: ScheduledRequest): string {
+    const own = this.#scenario.bypassPromptTokens;
+    if (r.bypass !== undefined && own !== undefined) return randomText(new SeededRandom(this.#seed * 13 + r.index * 15485863 + 5), own);
     return this.system(r.group) + this.question(r);
   }
 }

@@ -52,6 +52,13 @@ export interface Engine {
    * its observer's `onFinish` once. No-op for a finished sequence.
    */
   abort(seq: Sequence): void;
+  /**
+   * Preempts every running sequence, as vLLM's `reset_prefix_cache(reset_running_requests=True)` does: frees their
+   * blocks (hashed ones stay cached until the caller clears them; no KV event), resets their progress and puts them
+   * back at the front of the waiting queue in admission order, to recompute. Each counts one preemption. Work of a
+   * step in flight is discarded for them. Afterwards no sequence holds a block. Returns how many were preempted.
+   */
+  preemptAll(): number;
   /** Stops stepping for `durationMs` from now (a stall fault); overlapping stalls extend to the latest end. */
   stallFor(durationMs: number): void;
   /** Current scheduler state (same values the gauges show). */

@@ -49,6 +49,26 @@ export class LlmdEngine implements Engine {
     this.#finish(seq, 'abort', this.#deps.clock.nowMs());
   }
 
+  preemptAll(): number {
+    const preempted = [...this.#running];
+    for (const seq of preempted) {
+      this.#timers.get(seq)?.cancel();
+      this.#timers.delete(seq);
+      this.#running.delete(seq);
+      this.#deps.pool.release(seq.blocks);
+      seq.blocks = [];
+      seq.numComputed = 0;
+      seq.preemptions++;
+      if (seq.lora !== null) this.#loraSlots.release(seq.lora);
+      seq.status = 'waiting';
+      this.#deps.metrics.onPreemption(seq);
+    }
+    this.#waiting.unshift(...preempted); // admission order, ahead of the queue
+    this.#publishState();
+    if (preempted.length > 0) this.#scheduleDispatch();
+    return preempted.length;
+  }
+
   stallFor(durationMs: number): void {
     const until = this.#deps.clock.nowMs() + durationMs;
     if (until > this.#stalledUntilMs) this.#stalledUntilMs = until;
@@ -110,13 +130,15 @@ export class LlmdEngine implements Engine {
         for (let b = hitBlocks; b < full; b++) pool.cacheBlock(seq.blocks[b] as number, seq.blockHashes[b] as number);
       }
       seq.status = 'running';
-      seq.firstAdmittedMs = now;
-      seq.cachedTokens = hitBlocks * B;
+      if (seq.firstAdmittedMs === null) {
+        seq.firstAdmittedMs = now;
+        seq.cachedTokens = hitBlocks * B;
+      }
       seq.numComputed = seq.promptLen;
       this.#running.add(seq);
       if (seq.lora !== null) this.#loraSlots.acquire(seq.lora);
-      metrics.onAdmitted(seq, seq.promptLen, seq.cachedTokens);
-      this.#arm(seq, now + this.#ttftMs(seq));
+      metrics.onAdmitted(seq, seq.promptLen, hitBlocks * B);
+      this.#arm(seq, now + this.#ttftMs(seq, hitBlocks * B));
     }
     this.#publishState();
   }
@@ -127,18 +149,19 @@ export class LlmdEngine implements Engine {
     return 1 + ((timeFactorUnderLoad - 1) * (this.#running.size - 1)) / (maxNumSeqs - 1);
   }
 
-  #ttftMs(seq: Sequence): number {
+  /** TTFT of an admission (after a preemption: the time to the next token) with `hitTokens` of the prompt cached. */
+  #ttftMs(seq: Sequence, hitTokens: number): number {
     const o = this.#deps.options;
     const f = this.#loadFactor();
     let ttft: number;
     if (o.latencyCalculator === 'constant') {
       ttft = f * this.#jitter(o.ttftMs, o.ttftStdDevMs);
     } else {
-      const mean = o.prefillOverheadMs + (seq.promptLen - seq.cachedTokens) * o.prefillTimePerTokenMs;
+      const mean = o.prefillOverheadMs + (seq.promptLen - hitTokens) * o.prefillTimePerTokenMs;
       ttft = f * this.#jitter(mean, o.prefillTimeStdDevMs);
     }
     ttft *= o.speedFactor;
-    if (seq.ttftSpike !== null) ttft = ttft * seq.ttftSpike.factor + seq.ttftSpike.extraMs;
+    if (seq.ttftSpike !== null && seq.deliveredTokens === 0) ttft = ttft * seq.ttftSpike.factor + seq.ttftSpike.extraMs;
     return ttft;
   }
 

@@ -355,8 +355,13 @@ export class SimServer {
   /**
    * vLLM's reset_prefix_cache: drops every cached block and emits AllBlocksCleared. Like vLLM, it refuses (returns
    * false, changes nothing) while requests hold blocks: their blocks would stay cached behind the event's back.
+   * With `resetRunningRequests` (vLLM's `reset_running_requests=True`) it first preempts every running request
+   * (`Engine.preemptAll`: they recompute from scratch once re-admitted), so it always succeeds. The events are
+   * vLLM's: the preemptions publish nothing, the cleared blocks are covered by the one AllBlocksCleared, and the
+   * recomputed blocks are stored (BlockStored) anew.
    */
-  resetPrefixCache(): boolean {
+  resetPrefixCache(opts: { readonly resetRunningRequests?: boolean } = {}): boolean {
+    if (opts.resetRunningRequests === true) this.engine.preemptAll();
     if (this.pool.usage > 0) return false;
     this.pool.clearIdle();
     this.kvEvents.push({ type: 'AllBlocksCleared' });

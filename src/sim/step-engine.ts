@@ -55,6 +55,15 @@ export class StepEngine implements Engine {
     this.#publishState();
   }
 
+  preemptAll(): number {
+    const n = this.#running.length;
+    // Last admitted first, each to the front of waiting: the queue then resumes in admission order.
+    while (this.#running.length > 0) this.#preempt(this.#running[this.#running.length - 1] as Sequence);
+    this.#publishState();
+    this.#wake(this.#deps.clock.nowMs()); // no-op while a step is in flight: its end re-plans
+    return n;
+  }
+
   stallFor(durationMs: number): void {
     const until = this.#deps.clock.nowMs() + durationMs;
     if (until > this.#stalledUntilMs) this.#stalledUntilMs = until;
@@ -304,11 +313,14 @@ export class StepEngine implements Engine {
   }
 
   #finish(seq: Sequence, reason: FinishReason, atMs: number): void {
-    const i = this.#running.indexOf(seq);
-    if (i >= 0) this.#running.splice(i, 1);
+    // A held sequence preempted by `preemptAll` waits for its held first token, which may be its last.
+    const wasRunning = seq.status === 'running';
+    const queue = wasRunning ? this.#running : this.#waiting;
+    const i = queue.indexOf(seq);
+    if (i >= 0) queue.splice(i, 1);
     this.#deps.pool.release(seq.blocks);
     seq.blocks = [];
-    if (seq.lora !== null) this.#loraSlots.release(seq.lora);
+    if (wasRunning && seq.lora !== null) this.#loraSlots.release(seq.lora);
     seq.status = 'finished';
     this.#deps.metrics.onFinished(seq, reason, atMs);
     seq.observer.onFinish(seq, reason);

@@ -83,6 +83,23 @@ describe('precise prefix producer on a simulated fleet (ZeroMQ, replay)', () => 
     assert.equal(rig.producer.phaseOf(s.name), 'SYNCED');
   });
 
+  it('a forced reset (reset_running_requests=true) under load: refused without it, then the index equals every cache', async () => {
+    await rig.quiesce();
+    const s = rig.fleet.servers[0]!;
+    // Long decodes, so the requests still hold blocks when the reset arrives.
+    const jobs = [0, 1].map((i) => rig.route('completions', { model: MODEL, prompt: `${SYSTEM}${text(40, `forced-${i}`)}`, max_tokens: 150 }, (cs) => cs[0]!));
+    await waitUntil(() => s.state().running > 0 && s.sim.pool.usage > 0, 'requests to run on server 0');
+    assert.equal((await fetch(`${s.url}/reset_prefix_cache`, { method: 'POST' })).status, 409);
+    assert.equal((await fetch(`${s.url}/reset_prefix_cache?reset_running_requests=maybe`, { method: 'POST' })).status, 400);
+    const preempted = s.sim.metrics.counters().preemptions;
+    assert.equal((await fetch(`${s.url}/reset_prefix_cache?reset_running_requests=true`, { method: 'POST' })).status, 200);
+    assert.ok(s.sim.metrics.counters().preemptions > preempted, 'the running requests were preempted');
+    await Promise.all(jobs);
+    await assertIndexEqualsCaches(rig);
+    assert.ok(rig.producer.index.replicasOf(s.name) > 0, 'the recomputed prompts are indexed again');
+    assert.equal(rig.producer.phaseOf(s.name), 'SYNCED');
+  });
+
   it('an engine restart with a new hash seed: seq back to 0, old entries dropped, the index follows the new engine', async () => {
     await rig.quiesce();
     const s = rig.fleet.servers[1]!;

@@ -136,5 +136,22 @@ test('divergence draws: ~30 % bypass spread over the servers, ~10 % cancels in [
   const cancelled = cancel.filter((r) => r.cancelAfterS !== undefined);
   assert.ok(Math.abs(cancelled.length / cancel.length - 0.1) < 0.02, `cancel ${cancelled.length / cancel.length}`);
   assert.ok(cancelled.every((r) => (r.cancelAfterS as number) >= 0.005 && (r.cancelAfterS as number) <= 0.03));
-  assert.deepEqual(SCENARIOS['sp-reset']?.reset, { server: 0, everyS: 30 });
+  assert.deepEqual(SCENARIOS['sp-reset']?.reset, { server: 0, everyS: 30, force: true });
+});
+
+test('sp-bypass: bypassing requests carry their own unique 2,304-token prompts; the EPP-routed ones are sp-pressure\'s', () => {
+  const scenario = SCENARIOS['sp-bypass'] as ScenarioSpec;
+  const l = load({ warmup: { rate: 0, duration: 0 }, stages: [{ rate: 20, duration: 20 }] });
+  const schedule = buildSchedule(scenario, l);
+  const book = new PromptBook(scenario, l.seed);
+  const pressureBook = new PromptBook(SCENARIOS['sp-pressure'] as ScenarioSpec, l.seed);
+  const systems = new Set(Array.from({ length: scenario.groups }, (_, g) => book.system(g)));
+  const own = schedule.filter((r) => r.bypass !== undefined).map((r) => book.prompt(r));
+  assert.ok(own.length > 50);
+  assert.equal(new Set(own).size, own.length, 'unique per request');
+  for (const p of own) {
+    assert.equal(p.length, 2304 * 4, '2,304 chars4 tokens');
+    assert.ok(![...systems].some((sys) => p.startsWith(sys.slice(0, 64))), 'shares no group prefix');
+  }
+  for (const r of schedule.filter((x) => x.bypass === undefined).slice(0, 20)) assert.equal(book.prompt(r), pressureBook.prompt(r));
 });

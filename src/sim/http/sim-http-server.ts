@@ -47,7 +47,7 @@ export class SimHttpServer {
       ['GET /admin/config', (_q, r) => this.#sendJson(r, 200, this.sim.configView())],
       ['POST /admin/config', (q, r) => this.#updateConfig(q, r)],
       ['POST /admin/stall', (q, r) => this.#stall(q, r)],
-      ['POST /reset_prefix_cache', (_q, r) => this.#resetPrefixCache(r)],
+      ['POST /reset_prefix_cache', (q, r) => this.#resetPrefixCache(q, r)],
     ]);
     this.#http = createServer({ keepAliveTimeout: 60_000 }, (req, res) => this.#dispatch(req, res));
   }
@@ -226,8 +226,11 @@ export class SimHttpServer {
     else this.#sendJson(res, 200, ids.map((token_ids) => ({ token_ids })));
   }
 
-  #resetPrefixCache(res: ServerResponse): void {
-    if (this.sim.resetPrefixCache()) this.#send(res, 200, '', 'application/json');
+  /** vLLM's `POST /reset_prefix_cache[?reset_running_requests=true]`: 409 when refused (blocks held, no forcing). */
+  #resetPrefixCache(req: IncomingMessage, res: ServerResponse): void {
+    const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+    const resetRunningRequests = parseQueryBool(query.get('reset_running_requests'), 'reset_running_requests');
+    if (this.sim.resetPrefixCache({ resetRunningRequests })) this.#send(res, 200, '', 'application/json');
     else this.#sendError(res, new SimError(409, 'Failed to reset prefix cache because some blocks are not freed yet.'));
   }
 
@@ -278,4 +281,13 @@ export class SimHttpServer {
   #sendError(res: ServerResponse, error: SimError): void {
     this.#send(res, error.status, errorBody(error), 'application/json');
   }
+}
+
+/** A boolean query parameter as FastAPI reads one (vLLM's routes): absent → false; anything else unknown → 400. */
+function parseQueryBool(raw: string | null, name: string): boolean {
+  if (raw === null) return false;
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new SimError(400, `${name} must be a boolean (true/false), got ${JSON.stringify(raw)}`, name);
 }
