@@ -103,6 +103,7 @@ describe('hand-encoded headers replies', () => {
     {},
     { 'envoy.lb': { 'x-gateway-destination-endpoint': '10.0.0.1:8000' } },
     { ns: { s: 'x', n: 1.5, i: -3, z: 0, b: true, f: false, nil: null, list: [1, 'two', [3], { four: 4 }], nested: { deeper: { k: 'v' } }, empty: {}, none: [] }, '': { '': '' } },
+    { 'ns-ü': { 'clé 😀': 'värde ✓', long: 'ß'.repeat(200) } },
   ];
 
   function generic(side: 'requestHeaders' | 'responseHeaders', headers: Array<[string, string]>, clear: boolean, md: JsonObject | undefined): ProcessingResponse {

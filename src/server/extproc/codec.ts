@@ -99,11 +99,12 @@ export function serializeReply(reply: Reply): Buffer {
 // ------------------------------------------------------------------ headers replies
 
 /**
- * Pieces of an encoded message: the bytes, in order, and their total length. Nested messages are written as
- * tag, length, then their own pieces; everything is copied once, into the final buffer.
+ * Pieces of an encoded message, in order, and their total length: raw bytes, varints (kept as numbers) and UTF-8
+ * strings (kept as strings). Nested messages are written as tag, length, then their own pieces; nothing is
+ * allocated per piece, and everything is written once, into the final buffer, by `done()`.
  */
 class Pieces {
-  readonly parts: Uint8Array[] = [];
+  readonly parts: (Uint8Array | number | string)[] = [];
   length = 0;
 
   bytes(b: Uint8Array): this {
@@ -113,9 +114,9 @@ class Pieces {
   }
 
   varint(n: number): this {
-    const b = Buffer.allocUnsafe(varintSize(n));
-    writeVarint(b, 0, n);
-    return this.bytes(b);
+    this.parts.push(n);
+    this.length += varintSize(n);
+    return this;
   }
 
   /** A length-delimited field (wire type 2) holding `payload`. */
@@ -129,7 +130,11 @@ class Pieces {
   }
 
   string(field: number, s: string): this {
-    return this.field(field, Buffer.from(s, 'utf8'));
+    const n = Buffer.byteLength(s, 'utf8');
+    this.varint((field << 3) | 2).varint(n);
+    this.parts.push(s);
+    this.length += n;
+    return this;
   }
 
   /** A varint field (wire type 0). */
@@ -138,7 +143,17 @@ class Pieces {
   }
 
   done(): Buffer {
-    return Buffer.concat(this.parts, this.length);
+    const buf = Buffer.allocUnsafe(this.length);
+    let pos = 0;
+    for (const p of this.parts) {
+      if (typeof p === 'number') pos = writeVarint(buf, pos, p);
+      else if (typeof p === 'string') pos += buf.write(p, pos, 'utf8');
+      else {
+        buf.set(p, pos);
+        pos += p.length;
+      }
+    }
+    return buf;
   }
 }
 
