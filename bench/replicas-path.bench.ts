@@ -8,7 +8,8 @@
  * p50/p99; event-loop delay p99/max; the stalls over 2 ms (a 1 ms timer that came > 2 ms late) and how many
  * of them a garbage collection overlapped, and how many remain over 2 ms once the collections' time inside
  * them is subtracted ("beyond GC": the part no collector explains); collections per second by kind. Reported
- * as medians [min–max] over rounds.
+ * as medians [min–max] over rounds, after warm-up rounds that fill the index until its size stops moving (a
+ * filling index pays one-off table doublings that a replica in steady state does not).
  *
  *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25]
  */
@@ -26,7 +27,7 @@ import { systemClock } from '../src/util/clock.ts';
 import { createRandomSource } from '../src/util/random.ts';
 import { makeCandidate, makeEndpoint, makeRequest, makeSchedulingResult } from '../test/support/plugin-fixtures.ts';
 import { quantiles } from './routing/stats.ts';
-import { repetitions } from './support/alternate.ts';
+import { describeWarmUp, repetitions, warmUntilSteady } from './support/alternate.ts';
 import { printRunInfo } from './support/run-info.ts';
 import { classifyStalls, startGcRecorder, startStallSampler } from './support/stalls.ts';
 import { formatSpread, spread } from './support/stats.ts';
@@ -152,12 +153,18 @@ async function round(sliceMs: number | undefined): Promise<RoundResult> {
 const info = printRunInfo('bench:replicas-path', [`${RATE} req/s local, 1,000 placements/s from the peer, ${ROUNDS} rounds of ${ROUND_MS} ms, stall = a 1 ms timer > ${STALL_MS} ms late`]);
 const arms = ['sync off', ...SLICES.map((s) => `sync on, slice ${s} ms`)];
 const sliceOf = (arm: string): number | undefined => (arm === 'sync off' ? undefined : SLICES[arms.indexOf(arm) - 1]);
-await round(undefined); // warm-up: fills the index and compiles the routing path
-await round(SLICES[0]);
+// Warm-up: compile the routing and apply paths, and fill the index until its size stops moving — a filling index
+// grows its tables (one-off doublings, each a pause proportional to the index) that a replica in steady state
+// does not pay again; measuring during the fill would charge them to whichever arm was running.
+await round(undefined);
+const warm = await warmUntilSteady(async () => (await round(SLICES[0]), local.index.size), { minRounds: 2, tolerance: 0.01, stableRounds: 1, maxRounds: 15 });
+const sizeBefore = local.index.size;
 const results = await repetitions(arms, { repetitions: ROUNDS, seed: Number(args.seed) }, (arm) => round(sliceOf(arm)));
 const cell = (rs: readonly RoundResult[], f: (r: RoundResult) => number, digits: number): string => formatSpread(spread(rs.map(f)), digits);
 const med = (arm: string, f: (r: RoundResult) => number): number => spread((results.get(arm) as RoundResult[]).map(f)).median;
 const lines = [
+  '',
+  `Index warm-up: ${describeWarmUp(warm, 0)}; ${sizeBefore} (endpoint, block) entries before the measured rounds, ${local.index.size} after.`,
   '',
   `Request-path cost of sync: ${RATE} local requests/s (128-block prompts, 8 endpoints) while a peer's 1,000 placements/s are applied (sync on) or not (off); ${ROUNDS} rounds of ${ROUND_MS} ms per arm, arms shuffled per round; median [min–max] over rounds.`,
   '',
