@@ -2,8 +2,8 @@
  * `npm run bench:replicas-path`: the request-path cost of sync, isolated. One replica's prefix producer
  * (8 endpoints, 128-block prompts) routes requests at a steady rate while a peer publishes 1,000 placements/s
  * (128 hashes each, as pre-encoded batches appended to the log: the peer's own work runs elsewhere) that this
- * replica applies through the real sync engine (memory transport, real timers; it also publishes its own
- * placements) — "sync on" — or nothing — "sync off". Arms run once per repetition in a seeded shuffled order, in the same
+ * replica applies through the real sync engine (memory transport, or a real redis-server with `--transport
+ * redis`; real timers; it also publishes its own placements) — "sync on" — or nothing — "sync off". Arms run once per repetition in a seeded shuffled order, in the same
  * process. Per round: the per-request time of prepareData + preRequest (the request-path work the index does)
  * p50/p99; event-loop delay p99/max; the stalls over 2 ms (a 1 ms timer that came > 2 ms late) and how many
  * of them a garbage collection overlapped, and how many remain over 2 ms once the collections' time inside
@@ -11,12 +11,15 @@
  * as medians [min–max] over rounds, after warm-up rounds that fill the index until its size stops moving (a
  * filling index pays one-off table doublings that a replica in steady state does not).
  *
- *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25]
+ *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25] [--transport memory|redis]
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { SyncEngine } from '../src/datalayer/sync/engine.ts';
 import { MemoryBus, MemoryLink } from '../src/datalayer/sync/memory-transport.ts';
+import { RedisTransport } from '../src/datalayer/sync/redis-transport.ts';
+import type { SyncTransport } from '../src/datalayer/sync/transport.ts';
+import { RedisServer } from '../test/support/redis.ts';
 import type { Endpoint } from '../src/framework/datalayer.ts';
 import type { ReplicatedIndex } from '../src/framework/replication.ts';
 import { encodeBatch } from '../src/datalayer/sync/codec.ts';
@@ -34,12 +37,15 @@ import { formatSpread, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, seed: { type: 'string', default: '1' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
 const SLICES = (args['slice-ms'] as string).split(',').map(Number);
 const STALL_MS = 2;
+if (args.transport !== 'memory' && args.transport !== 'redis') throw new Error(`--transport must be memory or redis, not ${args.transport}`);
+/** With --transport redis: a throwaway redis-server on loopback (Debian's redis-server must be installed). */
+const redis = args.transport === 'redis' ? await RedisServer.start() : undefined;
 
 const endpoints: Endpoint[] = Array.from({ length: 8 }, (_, i) => makeEndpoint(`ep${i}`));
 const handle = { logger: silentLogger(), clock: systemClock, random: createRandomSource(1), plugin: () => undefined, endpoints: () => endpoints, inflight: new InFlightTracker(), metrics: new PluginMetricSources() };
@@ -97,11 +103,29 @@ interface RoundResult {
   applied: number;
 }
 
+/**
+ * The log of one round: a fresh memory bus, or a fresh stream on the bench's redis-server (a new pool name per
+ * round, so a replica never replays an earlier round's batches). `peerAppend` is the peer's XADD: over Redis its
+ * client runs in this process (200 small appends/s), the one part of the peer's work that does.
+ */
+let roundNo = 0;
+function roundLog(): { transport: () => SyncTransport; peerAppend: (payload: Uint8Array) => void; close: () => Promise<void> } {
+  if (redis === undefined) {
+    const bus = new MemoryBus({ clock: systemClock, timers: realTimers });
+    return { transport: () => new MemoryLink(bus, realTimers, createRandomSource(3)), peerAppend: (p) => bus.append(p), close: async () => {} };
+  }
+  const pool = `bench/round-${++roundNo}`;
+  const url = redis.url;
+  const mkTransport = (): RedisTransport => new RedisTransport({ url, keyPrefix: 'epp-bench', pool, retentionMs: 30_000, snapshotIntervalMs: 10_000, commandTimeoutMs: 1000, logger: silentLogger() });
+  const peerLink = mkTransport();
+  return { transport: mkTransport, peerAppend: (p) => void peerLink.append(p).catch(() => undefined), close: () => peerLink.close() };
+}
+
 async function round(sliceMs: number | undefined): Promise<RoundResult> {
   const syncOn = sliceMs !== undefined;
-  const bus = new MemoryBus({ clock: systemClock, timers: realTimers });
+  const log = roundLog();
   const mk = (p: ReplicatedIndex, name: string) =>
-    new SyncEngine({ transport: new MemoryLink(bus, realTimers, createRandomSource(3)), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
+    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
   const a = syncOn ? mk(local, 'local') : undefined;
   await a?.start();
   const loop = monitorEventLoopDelay({ resolution: 1 });
@@ -116,7 +140,7 @@ async function round(sliceMs: number | undefined): Promise<RoundResult> {
     const elapsed = performance.now() - t0;
     // The peer publishes 1,000 placements/s (a batch of 5 every 5 ms); this replica routes RATE requests/s.
     for (let k = 0; syncOn && sentPeer * 5 < elapsed && k < 5; k++) {
-      bus.append(stamp(peerBatches[peerSeq % peerBatches.length]!, ++peerSeq, systemClock.now()));
+      log.peerAppend(stamp(peerBatches[peerSeq % peerBatches.length]!, ++peerSeq, systemClock.now()));
       sentPeer++;
     }
     for (let k = 0; sentLocal < (elapsed * RATE) / 1000 && k < 5; k++) {
@@ -131,6 +155,7 @@ async function round(sliceMs: number | undefined): Promise<RoundResult> {
   loop.disable();
   const applied = a?.stats.appliedPlacements ?? 0;
   await a?.stop();
+  await log.close();
   const q = quantiles(times.slice(Math.floor(times.length / 10)));
   const c = classifyStalls(stalls, gcs, STALL_MS);
   const minor = gcs.filter((g) => g.kind === 'minor');
@@ -150,7 +175,7 @@ async function round(sliceMs: number | undefined): Promise<RoundResult> {
   };
 }
 
-const info = printRunInfo('bench:replicas-path', [`${RATE} req/s local, 1,000 placements/s from the peer, ${ROUNDS} rounds of ${ROUND_MS} ms, stall = a 1 ms timer > ${STALL_MS} ms late`]);
+const info = printRunInfo('bench:replicas-path', [`transport: ${redis === undefined ? 'memory' : `redis-server on loopback (port ${redis.port})`}; ${RATE} req/s local, 1,000 placements/s from the peer, ${ROUNDS} rounds of ${ROUND_MS} ms, stall = a 1 ms timer > ${STALL_MS} ms late`]);
 const arms = ['sync off', ...SLICES.map((s) => `sync on, slice ${s} ms`)];
 const sliceOf = (arm: string): number | undefined => (arm === 'sync off' ? undefined : SLICES[arms.indexOf(arm) - 1]);
 // Warm-up: compile the routing and apply paths, and fill the index until its size stops moving — a filling index
@@ -185,3 +210,4 @@ for (const arm of arms.slice(1)) {
 }
 lines.push(`# load average at end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' / ')} (at start ${info.loadAverage.map((x) => x.toFixed(2)).join(' / ')})`);
 process.stdout.write(lines.join('\n') + '\n');
+await redis?.kill();
