@@ -3,12 +3,14 @@
  *
  * One op = one SSE chunk: a fake upstream (in this process) writes an event carrying its send time every
  * `INTERVAL_MS` per stream; the client (this process, same clock) records receive − send. Variants: direct to
- * the upstream, or through the gateway (its own process, started once, with the default plugins: the
- * `epp-default` preset), at each stream count (default 1 and 16). Every variant is warmed until its p50 stops
+ * the upstream, through a bare node:http streaming proxy (bench/bare-proxy-server.ts: the floor of any proxy on
+ * this stack — a second process and two more loopback hops, no work), or through the gateway (its own process,
+ * started once, with the default plugins: the `epp-default` preset), at each stream count (default 1 and 16). Every variant is warmed until its p50 stops
  * moving, then all are measured once per repetition in a seeded shuffled order (≥ 3 repetitions). The model
  * server is deliberately fake (no token generation cost), so the figure is the proxy's own cost. Prints, as
  * median [min–max] over repetitions: p50/p99 µs per variant, the added p50 (gateway − direct in the same
- * repetition), and the gateway process's CPU time per chunk.
+ * repetition), the same for the bare proxy, what the gateway adds over the bare proxy, and each proxy process's
+ * CPU time per chunk.
  * Usage: npm run bench:gateway [-- --streams 1,16 --chunks 200 --rounds 2 --reps 5 --seed 1 --quick]
  */
 import { once } from 'node:events';
@@ -97,12 +99,14 @@ printRunInfo('bench:gateway', [
   `${REPS} repetitions × ${ROUNDS} rounds per variant, variants shuffled per repetition (seed ${SEED})`,
 ]);
 const gateway = await startChild(new URL('./gateway-server.ts', import.meta.url), [String(upstreamPort)]);
+const bare = await startChild(new URL('./bare-proxy-server.ts', import.meta.url), [String(upstreamPort)]);
 
-type Variant = `${number}/${'direct' | 'gateway'}`;
-const variants: Variant[] = STREAM_COUNTS.flatMap((n) => [`${n}/direct` as const, `${n}/gateway` as const]);
+type Variant = `${number}/${'direct' | 'bare' | 'gateway'}`;
+const variants: Variant[] = STREAM_COUNTS.flatMap((n) => [`${n}/direct` as const, `${n}/bare` as const, `${n}/gateway` as const]);
 const parse = (v: Variant) => {
-  const [n, to] = v.split('/') as [string, 'direct' | 'gateway'];
-  return { streams: Number(n), port: to === 'direct' ? upstreamPort : gateway.port, viaGateway: to === 'gateway' };
+  const [n, to] = v.split('/') as [string, 'direct' | 'bare' | 'gateway'];
+  const proxy = to === 'gateway' ? gateway : to === 'bare' ? bare : undefined;
+  return { streams: Number(n), port: proxy?.port ?? upstreamPort, proxy };
 };
 const warm: string[] = [];
 for (const v of variants) {
@@ -115,30 +119,39 @@ console.log(`# warm-up (p50 of one round within 10 % for 2 rounds): ${warm.join(
 interface Rep {
   readonly p50: number;
   readonly p99: number;
-  /** Gateway process CPU per chunk (µs); NaN for direct. */
+  /** The proxy process's CPU per chunk (µs); NaN for direct. */
   readonly cpuPerChunk: number;
 }
 const perRep = await repetitions(variants, { repetitions: REPS, seed: SEED }, async (v): Promise<Rep> => {
-  const { streams, port, viaGateway } = parse(v);
-  const c0 = viaGateway ? await gateway.cpuMicros() : 0;
+  const { streams, port, proxy } = parse(v);
+  const c0 = proxy ? await proxy.cpuMicros() : 0;
   const xs = await rounds(port, streams, ROUNDS);
-  const cpu = viaGateway ? ((await gateway.cpuMicros()) - c0) / xs.length : Number.NaN;
+  const cpu = proxy ? ((await proxy.cpuMicros()) - c0) / xs.length : Number.NaN;
   const [p50, p99] = percentiles(xs, [50, 99]) as [number, number];
   return { p50, p99, cpuPerChunk: cpu };
 });
 
-console.log('# cells: median of the per-repetition figures [min–max across repetitions]; added = gateway − direct p50 within each repetition');
-console.log('| streams | direct p50 µs | direct p99 µs | gateway p50 µs | gateway p99 µs | added p50 µs | p50 ratio | gateway CPU µs/chunk |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log(
+  '# cells: median of the per-repetition figures [min–max across repetitions]; added = proxy − direct p50 within each repetition; ' +
+    'gateway − bare = what the gateway adds over the bare proxy in the same repetition',
+);
+console.log(
+  '| streams | direct p50 µs | direct p99 µs | bare proxy p50 µs | bare added p50 µs | bare CPU µs/chunk | gateway p50 µs | gateway p99 µs | gateway added p50 µs | gateway − bare p50 µs | p50 ratio | gateway CPU µs/chunk |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const n of STREAM_COUNTS) {
   const d = perRep.get(`${n}/direct`) as Rep[];
+  const b = perRep.get(`${n}/bare`) as Rep[];
   const g = perRep.get(`${n}/gateway`) as Rep[];
   const col = (rs: Rep[], f: (r: Rep) => number, digits = 0) => formatSpread(spread(rs.map(f)), digits);
+  const minus = (xs: Rep[], ys: Rep[]) => formatSpread(spread(xs.map((r, i) => r.p50 - (ys[i] as Rep).p50)));
   console.log(
-    `| ${n} | ${col(d, (r) => r.p50)} | ${col(d, (r) => r.p99)} | ${col(g, (r) => r.p50)} | ${col(g, (r) => r.p99)} | ` +
-      `${formatSpread(spread(g.map((r, i) => r.p50 - (d[i] as Rep).p50)))} | ${formatSpread(spread(g.map((r, i) => r.p50 / (d[i] as Rep).p50)), 2)} | ${col(g, (r) => r.cpuPerChunk, 1)} |`,
+    `| ${n} | ${col(d, (r) => r.p50)} | ${col(d, (r) => r.p99)} | ${col(b, (r) => r.p50)} | ${minus(b, d)} | ${col(b, (r) => r.cpuPerChunk, 1)} | ` +
+      `${col(g, (r) => r.p50)} | ${col(g, (r) => r.p99)} | ${minus(g, d)} | ${minus(g, b)} | ` +
+      `${formatSpread(spread(g.map((r, i) => r.p50 / (d[i] as Rep).p50)), 2)} | ${col(g, (r) => r.cpuPerChunk, 1)} |`,
   );
 }
 await gateway.stop();
+await bare.stop();
 agent.destroy();
 upstream.close();

@@ -6,7 +6,8 @@
  *   (b) io-async   + a chunk hook awaiting 2 ms of "I/O"      — default async mode
  *   (c) io-inline  + the same hook, awaited inline            — what upstream did before c6d3ad1
  *   (d) cpu-async  + a chunk hook burning 0.2 ms of CPU       — its reply leaves before it runs
- *   echo           bench/ext-proc-echo-server.ts: answers every message at once with a fixed reply, no work
+ *   echo           bench/ext-proc-echo-server.ts: answers every message at once, no routing, no state; body
+ *                  messages are sent back as FULL_DUPLEX_STREAMED requires (`--echo passthrough`, the default)
  *
  * Workloads (an Envoy-like client in this process, FULL_DUPLEX_STREAMED, ping-pong per message):
  *   chunks  `STREAMS` concurrent streams over 2 HTTP/2 connections, each 53 messages: request headers + a
@@ -27,7 +28,10 @@
  *
  * Usage: npm run bench:response-path [-- --streams 16 --rounds 4 --large 50 --large-kb 256 --reps 5 --seed 1 --quick]
  *        --preset NAME runs the EPP servers with another preset of src/config/presets.ts (e.g. `random`);
- *        --echo-encode makes the echo create and encode each reply instead of sending fixed bytes;
+ *        --echo passthrough|encode|empty: the echo sends bodies back with the EPP's hand encoder (default), or
+ *        creates and encodes each reply with the generated codec (`encode`, also `--echo-encode`), or answers
+ *        every message with a fixed empty reply, bodies not sent back (`empty`: the floor used before it was
+ *        made like with like; no valid FULL_DUPLEX_STREAMED server can reply so);
  *        --workloads chunks,large and --hooks io-async,io-inline,cpu-async select what runs ((a) and the echo
  *        always do), e.g. `--workloads large` for the 256 KB case alone.
  */
@@ -49,6 +53,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '5' },
     seed: { type: 'string', default: '1' },
     preset: { type: 'string', default: 'epp-default' },
+    echo: { type: 'string', default: 'passthrough' },
     'echo-encode': { type: 'boolean', default: false },
     workloads: { type: 'string', default: 'chunks,large' },
     hooks: { type: 'string', default: 'io-async,io-inline,cpu-async' },
@@ -56,6 +61,8 @@ const { values: args } = parseArgs({
   },
 });
 const PRESET = args.preset as string;
+const ECHO = args['echo-encode'] ? 'encode' : (args.echo as string);
+if (!['passthrough', 'encode', 'empty'].includes(ECHO)) throw new Error(`--echo: passthrough, encode or empty, not ${ECHO}`);
 const QUICK = args.quick as boolean;
 const STREAMS = Number(args.streams);
 const ROUNDS = QUICK ? 1 : Number(args.rounds);
@@ -245,7 +252,7 @@ async function largeRounds(server: Server, n: number): Promise<LargeRep> {
 // ------------------------------------------------------------------------------------------------- run
 printRunInfo('bench:response-path', [
   `chunks: ${STREAMS} concurrent streams × 53 messages × ${ROUNDS} rounds per repetition; large: ${LARGE} × ${LARGE_BYTES / 1024} KB requests per repetition, a ${PING_MS} ms ping stream alongside`,
-  `EPP servers: ${PRESET} preset (+ bench hook); echo: bare grpc-js, ${args['echo-encode'] ? 'replies encoded per message' : 'fixed pre-encoded replies'}; ${REPS} repetitions, pairs shuffled per repetition (seed ${SEED})`,
+  `EPP servers: ${PRESET} preset (+ bench hook); echo: bare grpc-js, ${ECHO === 'passthrough' ? 'bodies sent back (hand encoder), fixed header replies' : ECHO === 'encode' ? 'bodies sent back, replies created and encoded per message (generated codec)' : 'fixed empty replies, bodies not sent back'}; ${REPS} repetitions, pairs shuffled per repetition (seed ${SEED})`,
 ]);
 const ALL_MODES = ['none', 'io-async', 'io-inline', 'cpu-async'] as const;
 const WORKLOADS = (args.workloads as string).split(',');
@@ -260,7 +267,7 @@ for (const mode of MODES) {
   servers.set(mode, { name: mode, echo: false, child, clients: clientsFor(child.port) });
 }
 {
-  const child = await startChild(new URL('./ext-proc-echo-server.ts', import.meta.url), args['echo-encode'] ? ['encode'] : []);
+  const child = await startChild(new URL('./ext-proc-echo-server.ts', import.meta.url), [ECHO]);
   servers.set('echo', { name: 'echo', echo: true, child, clients: clientsFor(child.port) });
 }
 const server = (name: string): Server => servers.get(name) as Server;

@@ -9,6 +9,10 @@
  * how long the server's thread was unavailable, apart from what the client process adds (time the OS did not
  * schedule the child still counts).
  *
+ * `BENCH_CHILD_NODE_ARGS` (space-separated node flags) is added to every child's node arguments, e.g.
+ * `BENCH_CHILD_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'` profiles the servers (node refuses --cpu-prof in
+ * NODE_OPTIONS); the profile is written when the child stops.
+ *
  * Parent: `const s = await startChild(url, args)`, `await s.cpuMicros()`, `await s.stop()`.
  * Child:  `announce(port, close)` once listening.
  */
@@ -47,7 +51,7 @@ export interface BenchChild {
 /** Forks `script` (TypeScript, run through tsx) with `args`; resolves once it announced its port. */
 export async function startChild(script: URL, args: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<BenchChild> {
   const child: ChildProcess = fork(script.pathname, [...args], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', ...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')],
     env: { ...process.env, EPP_LOG_LEVEL: 'silent', ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
