@@ -1,19 +1,28 @@
 /**
- * `npm run bench:replicas -- --path` companion: the request-path cost of sync, isolated. One replica's prefix
- * producer (8 endpoints, 128-block prompts) routes requests at a steady rate while a peer publishes 1,000
- * placements/s (128 hashes each) that this replica applies through the real sync engine (memory transport, real
- * timers) — "sync on" — or nothing — "sync off". Rounds alternate on/off in the same process; reported: the
- * per-request time of prepareData + preRequest (the request-path work the index does) p50/p99, and event-loop
- * delay p99/max, medians over rounds.
+ * `npm run bench:replicas-path`: the request-path cost of sync, isolated. One replica's prefix producer
+ * (8 endpoints, 128-block prompts) routes requests at a steady rate while a peer publishes 1,000 placements/s
+ * (128 hashes each, as pre-encoded batches appended to the log: the peer's own work runs elsewhere) that this
+ * replica applies through the real sync engine (memory transport, or a real redis-server with `--transport
+ * redis`; real timers; it also publishes its own placements) — "sync on" — or nothing — "sync off". Arms run once per repetition in a seeded shuffled order, in the same
+ * process. Per round: the per-request time of prepareData + preRequest (the request-path work the index does)
+ * p50/p99; event-loop delay p99/max; the stalls over 2 ms (a 1 ms timer that came > 2 ms late) and how many
+ * of them a garbage collection overlapped, and how many remain over 2 ms once the collections' time inside
+ * them is subtracted ("beyond GC": the part no collector explains); collections per second by kind. Reported
+ * as medians [min–max] over rounds, after warm-up rounds that fill the index until its size stops moving (a
+ * filling index pays one-off table doublings that a replica in steady state does not).
  *
- *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 500]
+ *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25] [--transport memory|redis]
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { SyncEngine } from '../src/datalayer/sync/engine.ts';
 import { MemoryBus, MemoryLink } from '../src/datalayer/sync/memory-transport.ts';
+import { RedisTransport } from '../src/datalayer/sync/redis-transport.ts';
+import type { SyncTransport } from '../src/datalayer/sync/transport.ts';
+import { RedisServer } from '../test/support/redis.ts';
 import type { Endpoint } from '../src/framework/datalayer.ts';
-import type { IndexSnapshotEntry, PlacementSink, ReplicatedIndex } from '../src/framework/replication.ts';
+import type { ReplicatedIndex } from '../src/framework/replication.ts';
+import { encodeBatch } from '../src/datalayer/sync/codec.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { approxPrefixCacheProducerFactory, type ApproxPrefixCacheProducer } from '../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
 import { realTimers } from '../src/util/timers.ts';
@@ -21,44 +30,50 @@ import { systemClock } from '../src/util/clock.ts';
 import { createRandomSource } from '../src/util/random.ts';
 import { makeCandidate, makeEndpoint, makeRequest, makeSchedulingResult } from '../test/support/plugin-fixtures.ts';
 import { quantiles } from './routing/stats.ts';
+import { describeWarmUp, repetitions, warmUntilSteady } from './support/alternate.ts';
+import { printRunInfo } from './support/run-info.ts';
+import { classifyStalls, startGcRecorder, startStallSampler } from './support/stalls.ts';
+import { formatSpread, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
+const SLICES = (args['slice-ms'] as string).split(',').map(Number);
+const STALL_MS = 2;
+if (args.transport !== 'memory' && args.transport !== 'redis') throw new Error(`--transport must be memory or redis, not ${args.transport}`);
+/** With --transport redis: a throwaway redis-server on loopback (Debian's redis-server must be installed). */
+const redis = args.transport === 'redis' ? await RedisServer.start() : undefined;
 
 const endpoints: Endpoint[] = Array.from({ length: 8 }, (_, i) => makeEndpoint(`ep${i}`));
 const handle = { logger: silentLogger(), clock: systemClock, random: createRandomSource(1), plugin: () => undefined, endpoints: () => endpoints, inflight: new InFlightTracker(), metrics: new PluginMetricSources() };
 const local = approxPrefixCacheProducerFactory('prefix', { autoTune: false, lruCapacityPerServer: 31_250 }, handle) as ApproxPrefixCacheProducer;
-/** The peer: a replicated index whose placements are precomputed (its own hashing is not this replica's cost). */
-class PeerIndex implements ReplicatedIndex {
-  readonly typedName = { type: 'approx-prefix-cache-producer', name: 'prefix' };
-  sink: PlacementSink | undefined;
-  replicationFingerprint(): number {
-    return local.replicationFingerprint();
-  }
-  currentBlockSizeTokens(): number {
-    return local.currentBlockSizeTokens();
-  }
-  attachPlacementSink(sink: PlacementSink | undefined): void {
-    this.sink = sink;
-  }
-  applyRemotePlacement(): boolean {
-    return true;
-  }
-  exportSnapshot(): IndexSnapshotEntry[] {
-    return [];
-  }
-  importSnapshot(): void {}
+/**
+ * The peer's batches, encoded once: what a peer replica appends to the log (5 placements per 5 ms batch =
+ * 1,000 placements/s). The peer's own hashing and encoding are not this replica's cost, so no peer engine runs
+ * in this process; the bench stamps each batch's seq and send time and appends it to the bus at the peer's pace.
+ */
+const PEER_ORIGIN = 'peer:0badcafe';
+const peerBatches: Uint8Array[] = [];
+for (let i = 0; i < 4096; i += 5) {
+  const placements = Array.from({ length: 5 }, (_, k) => {
+    const n = i + k;
+    // 96 shared-prefix blocks from 256 groups + 32 unique ones, like workload G of the design note.
+    const hashes = [...Array.from({ length: 96 }, (_, j) => BigInt((n % 256) * 1000 + j)), ...Array.from({ length: 32 }, (_, j) => BigInt(1e9 + n * 100 + j))];
+    return { channel: 0, endpoint: n % 8, blockSizeTokens: local.currentBlockSizeTokens(), hashes };
+  });
+  peerBatches.push(encodeBatch({ origin: PEER_ORIGIN, seq: 0, sentAtMs: 0, flags: 0, channels: [{ name: 'prefix', fingerprint: local.replicationFingerprint() >>> 0 }], endpoints: endpoints.map((e) => e.metadata.name), placements, gauges: [] }));
 }
-const peer = new PeerIndex();
-const peerPlacements = Array.from({ length: 4096 }, (_, i) => ({
-  endpoint: `ep${i % 8}`,
-  // 96 shared-prefix blocks from 256 groups + 32 unique ones, like workload G of the design note.
-  hashes: [...Array.from({ length: 96 }, (_, j) => BigInt((i % 256) * 1000 + j)), ...Array.from({ length: 32 }, (_, j) => BigInt(1e9 + i * 100 + j))],
-}));
+const SEQ_OFFSET = 3 + PEER_ORIGIN.length;
+function stamp(payload: Uint8Array, seq: number, sentAtMs: number): Uint8Array {
+  const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  v.setUint32(SEQ_OFFSET, seq, true);
+  v.setFloat64(SEQ_OFFSET + 4, sentAtMs, true);
+  return payload;
+}
+let peerSeq = 0;
 const rnd = createRandomSource(7);
 const groups = Array.from({ length: 256 }, (_, g) => `group ${g} `.padEnd(64 * 96, `system prompt ${g} `));
 const prompts = Array.from({ length: 1024 }, (_, i) => `${groups[i % groups.length]}${`question ${i} `.padEnd(64 * 32, 'x')}`);
@@ -73,25 +88,59 @@ function route(p: ApproxPrefixCacheProducer): number {
   return performance.now() - t0;
 }
 
-async function round(syncOn: boolean): Promise<{ p50: number; p99: number; loopP99: number; loopMax: number; applied: number }> {
-  const bus = new MemoryBus({ clock: systemClock, timers: realTimers });
+interface RoundResult {
+  p50: number;
+  p99: number;
+  loopP99: number;
+  loopMax: number;
+  stalls: number;
+  stallsWithGc: number;
+  stallsBeyondGc: number;
+  worstBeyondGcMs: number;
+  minorGcPerS: number;
+  minorGcMs: number;
+  majorGcPerS: number;
+  applied: number;
+}
+
+/**
+ * The log of one round: a fresh memory bus, or a fresh stream on the bench's redis-server (a new pool name per
+ * round, so a replica never replays an earlier round's batches). `peerAppend` is the peer's XADD: over Redis its
+ * client runs in this process (200 small appends/s), the one part of the peer's work that does.
+ */
+let roundNo = 0;
+function roundLog(): { transport: () => SyncTransport; peerAppend: (payload: Uint8Array) => void; close: () => Promise<void> } {
+  if (redis === undefined) {
+    const bus = new MemoryBus({ clock: systemClock, timers: realTimers });
+    return { transport: () => new MemoryLink(bus, realTimers, createRandomSource(3)), peerAppend: (p) => bus.append(p), close: async () => {} };
+  }
+  const pool = `bench/round-${++roundNo}`;
+  const url = redis.url;
+  const mkTransport = (): RedisTransport => new RedisTransport({ url, keyPrefix: 'epp-bench', pool, retentionMs: 30_000, snapshotIntervalMs: 10_000, commandTimeoutMs: 1000, logger: silentLogger() });
+  const peerLink = mkTransport();
+  return { transport: mkTransport, peerAppend: (p) => void peerLink.append(p).catch(() => undefined), close: () => peerLink.close() };
+}
+
+async function round(sliceMs: number | undefined): Promise<RoundResult> {
+  const syncOn = sliceMs !== undefined;
+  const log = roundLog();
   const mk = (p: ReplicatedIndex, name: string) =>
-    new SyncEngine({ transport: new MemoryLink(bus, realTimers, createRandomSource(3)), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0 } });
+    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
   const a = syncOn ? mk(local, 'local') : undefined;
-  const b = syncOn ? mk(peer, 'peer') : undefined;
-  await Promise.all([a?.start(), b?.start()]);
+  await a?.start();
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
+  const gc = startGcRecorder();
+  const sampler = startStallSampler(STALL_MS);
   const times: number[] = [];
   const t0 = performance.now();
   let sentPeer = 0;
   let sentLocal = 0;
   while (performance.now() - t0 < ROUND_MS) {
     const elapsed = performance.now() - t0;
-    // The peer publishes 1,000 placements/s; this replica routes RATE requests/s.
-    for (let k = 0; syncOn && sentPeer < elapsed && k < 5; k++) {
-      const pl = peerPlacements[sentPeer % peerPlacements.length]!;
-      peer.sink?.enqueuePlacement(pl.endpoint, 16, pl.hashes);
+    // The peer publishes 1,000 placements/s (a batch of 5 every 5 ms); this replica routes RATE requests/s.
+    for (let k = 0; syncOn && sentPeer * 5 < elapsed && k < 5; k++) {
+      log.peerAppend(stamp(peerBatches[peerSeq % peerBatches.length]!, ++peerSeq, systemClock.now()));
       sentPeer++;
     }
     for (let k = 0; sentLocal < (elapsed * RATE) / 1000 && k < 5; k++) {
@@ -100,35 +149,65 @@ async function round(syncOn: boolean): Promise<{ p50: number; p99: number; loopP
     }
     await new Promise((r) => setTimeout(r, 1));
   }
+  const seconds = (performance.now() - t0) / 1000;
+  const stalls = sampler.stop();
+  const gcs = gc.stop().filter((g) => g.start >= t0);
   loop.disable();
   const applied = a?.stats.appliedPlacements ?? 0;
-  await Promise.all([a?.stop(), b?.stop()]);
+  await a?.stop();
+  await log.close();
   const q = quantiles(times.slice(Math.floor(times.length / 10)));
-  return { p50: q.p50 * 1000, p99: q.p99 * 1000, loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6, applied };
+  const c = classifyStalls(stalls, gcs, STALL_MS);
+  const minor = gcs.filter((g) => g.kind === 'minor');
+  return {
+    p50: q.p50 * 1000,
+    p99: q.p99 * 1000,
+    loopP99: loop.percentile(99) / 1e6,
+    loopMax: loop.max / 1e6,
+    stalls: c.stalls,
+    stallsWithGc: c.withGc,
+    stallsBeyondGc: c.beyondGc,
+    worstBeyondGcMs: c.worstBeyondGcMs,
+    minorGcPerS: minor.length / seconds,
+    minorGcMs: minor.reduce((t, g) => t + g.durationMs, 0) / seconds,
+    majorGcPerS: gcs.filter((g) => g.kind === 'major').length / seconds,
+    applied: (applied * 1000) / ROUND_MS,
+  };
 }
 
-const on: Awaited<ReturnType<typeof round>>[] = [];
-const off: Awaited<ReturnType<typeof round>>[] = [];
-await round(false); // warm-up
-for (let i = 0; i < ROUNDS; i++) {
-  off.push(await round(false));
-  on.push(await round(true));
+const info = printRunInfo('bench:replicas-path', [`transport: ${redis === undefined ? 'memory' : `redis-server on loopback (port ${redis.port})`}; ${RATE} req/s local, 1,000 placements/s from the peer, ${ROUNDS} rounds of ${ROUND_MS} ms, stall = a 1 ms timer > ${STALL_MS} ms late`]);
+const arms = ['sync off', ...SLICES.map((s) => `sync on, slice ${s} ms`)];
+const sliceOf = (arm: string): number | undefined => (arm === 'sync off' ? undefined : SLICES[arms.indexOf(arm) - 1]);
+// Warm-up: compile the routing and apply paths, and fill the index until its size stops moving — a filling index
+// grows its tables (one-off doublings, each a pause proportional to the index) that a replica in steady state
+// does not pay again; measuring during the fill would charge them to whichever arm was running.
+await round(undefined);
+const warm = await warmUntilSteady(async () => (await round(SLICES[0]), local.index.size), { minRounds: 2, tolerance: 0.01, stableRounds: 1, maxRounds: 15 });
+const sizeBefore = local.index.size;
+const results = await repetitions(arms, { repetitions: ROUNDS, seed: Number(args.seed) }, (arm) => round(sliceOf(arm)));
+const cell = (rs: readonly RoundResult[], f: (r: RoundResult) => number, digits: number): string => formatSpread(spread(rs.map(f)), digits);
+const med = (arm: string, f: (r: RoundResult) => number): number => spread((results.get(arm) as RoundResult[]).map(f)).median;
+const lines = [
+  '',
+  `Index warm-up: ${describeWarmUp(warm, 0)}; ${sizeBefore} (endpoint, block) entries before the measured rounds, ${local.index.size} after.`,
+  '',
+  `Request-path cost of sync: ${RATE} local requests/s (128-block prompts, 8 endpoints) while a peer's 1,000 placements/s are applied (sync on) or not (off); ${ROUNDS} rounds of ${ROUND_MS} ms per arm, arms shuffled per round; median [min–max] over rounds.`,
+  '',
+  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | stalls > 2 ms / round | of which a GC overlapped | beyond GC | worst beyond-GC ms | minor GCs/s | minor GC ms/s | major GCs/s | applied/s |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+];
+for (const arm of arms) {
+  const rs = results.get(arm) as RoundResult[];
+  lines.push(
+    `| ${arm} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.stalls, 0)} | ${cell(rs, (r) => r.stallsWithGc, 0)} | ${cell(rs, (r) => r.stallsBeyondGc, 0)} | ${cell(rs, (r) => r.worstBeyondGcMs, 2)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} |`,
+  );
 }
-const med = (xs: number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? (s[(s.length - 1) >> 1] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-};
-const row = (name: string, rs: typeof on): string =>
-  `| ${name} | ${med(rs.map((r) => r.p50)).toFixed(1)} | ${med(rs.map((r) => r.p99)).toFixed(1)} | ${med(rs.map((r) => r.loopP99)).toFixed(2)} | ${Math.max(...rs.map((r) => r.loopMax)).toFixed(2)} | ${med(rs.map((r) => (r.applied * 1000) / ROUND_MS)).toFixed(0)} |`;
-process.stdout.write(
-  [
-    `Request-path cost of sync: ${RATE} local requests/s (128-block prompts, 8 endpoints) while a peer's 1,000 placements/s are applied (sync on) or not (off); ${ROUNDS} alternated rounds of ${ROUND_MS} ms, medians.`,
-    '',
-    '| arm | prepareData+preRequest p50 µs | p99 µs | event-loop delay p99 ms | max ms (worst round) | applied placements/s |',
-    '|---|---|---|---|---|---|',
-    row('sync off', off),
-    row('sync on', on),
-    '',
-    `p99 on − off: ${(med(on.map((r) => r.p99)) - med(off.map((r) => r.p99))).toFixed(1)} µs; ratio ${(med(on.map((r) => r.p99)) / med(off.map((r) => r.p99))).toFixed(2)}.`,
-  ].join('\n') + '\n',
-);
+lines.push('');
+for (const arm of arms.slice(1)) {
+  lines.push(
+    `${arm} vs off: p99 ${(med(arm, (r) => r.p99) - med('sync off', (r) => r.p99)).toFixed(0)} µs (×${(med(arm, (r) => r.p99) / med('sync off', (r) => r.p99)).toFixed(2)}); loop delay p99 ×${(med(arm, (r) => r.loopP99) / med('sync off', (r) => r.loopP99)).toFixed(2)}; stalls/round ${med(arm, (r) => r.stalls)} vs ${med('sync off', (r) => r.stalls)}, beyond GC ${med(arm, (r) => r.stallsBeyondGc)} vs ${med('sync off', (r) => r.stallsBeyondGc)}.`,
+  );
+}
+lines.push(`# load average at end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' / ')} (at start ${info.loadAverage.map((x) => x.toFixed(2)).join(' / ')})`);
+process.stdout.write(lines.join('\n') + '\n');
+await redis?.kill();

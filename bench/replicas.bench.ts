@@ -171,23 +171,22 @@ interface ArmResult {
   readonly loopDelayMaxMs: number;
 }
 
-function histogramQuantileMs(epps: RunningEpp[], q: number): number {
+async function histogramQuantileMs(epps: RunningEpp[], q: number): Promise<number> {
   // From the epp_ha_sync_lag_seconds buckets summed over replicas: the upper bound of the bucket holding q.
-  const totals = new Map<number, number>();
-  let count = 0;
+  // Read through prom-client's get(), which runs the collect hook that folds the aggregated observations in.
+  const cumulative = new Map<number, number>();
   for (const e of epps) {
-    const h = (e.metrics.registry.getSingleMetric('epp_ha_sync_lag_seconds') as unknown as { hashMap?: Record<string, { bucketValues: Record<number, number>; count: number }> } | undefined)?.hashMap;
-    for (const v of Object.values(h ?? {})) {
-      count += v.count;
-      for (const [le, n] of Object.entries(v.bucketValues)) totals.set(Number(le), (totals.get(Number(le)) ?? 0) + n);
+    const metric = e.metrics.registry.getSingleMetric('epp_ha_sync_lag_seconds');
+    if (metric === undefined) continue;
+    for (const v of (await metric.get()).values) {
+      if (!((v as { metricName?: string }).metricName ?? '').endsWith('_bucket')) continue;
+      const le = v.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(v.labels.le);
+      cumulative.set(le, (cumulative.get(le) ?? 0) + v.value);
     }
   }
+  const count = cumulative.get(Number.POSITIVE_INFINITY) ?? 0;
   if (count === 0) return Number.NaN;
-  let acc = 0;
-  for (const le of [...totals.keys()].sort((a, b) => a - b)) {
-    acc += totals.get(le) as number;
-    if (acc >= q * count) return le * 1000;
-  }
+  for (const le of [...cumulative.keys()].sort((a, b) => a - b)) if ((cumulative.get(le) as number) >= q * count) return le * 1000;
   return Number.POSITIVE_INFINITY;
 }
 
@@ -283,8 +282,8 @@ async function runArm(arm: string, replicas: number, redisUrl: string | undefine
     sent: total,
     cpuMsPerS: (cpu.user + cpu.system) / 1000 / elapsedS,
     publishedBytesPerS: published / elapsedS,
-    lagP50Ms: histogramQuantileMs(epps, 0.5),
-    lagP99Ms: histogramQuantileMs(epps, 0.99),
+    lagP50Ms: await histogramQuantileMs(epps, 0.5),
+    lagP99Ms: await histogramQuantileMs(epps, 0.99),
     pathP50Us: path.p50 * 1000,
     pathP99Us: path.p99 * 1000,
     loopDelayP99Ms: loop.percentile(99) / 1e6,

@@ -50,7 +50,9 @@ export interface ReplicatedIndex extends Plugin {
   attachPlacementSink(sink: PlacementSink | undefined): void;
   /**
    * Applies a peer's placement as if this replica had routed it. Returns false (and changes nothing) when the
-   * placement cannot be used here, e.g. its block size differs from this replica's current one.
+   * placement cannot be used here, e.g. its block size differs from this replica's current one. `hashes` is
+   * only valid during the call: the syncer reuses the array for the next placement (the hash values themselves
+   * may be kept).
    */
   applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): boolean;
   /**

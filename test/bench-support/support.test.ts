@@ -1,8 +1,9 @@
-/** The benchmarks' shared helpers: percentiles, per-repetition spread, seeded alternation, steady-state warm-up. */
+/** The benchmarks' shared helpers: percentiles, per-repetition spread, seeded alternation, steady-state warm-up, stall/GC attribution. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { describeWarmUp, repetitions, warmUntilSteady } from '../../bench/support/alternate.ts';
 import { formatSpread, median, percentile, percentiles, spread } from '../../bench/support/stats.ts';
+import { classifyStalls } from '../../bench/support/stalls.ts';
 
 test('percentiles are nearest-rank on a sorted copy; NaN when empty', () => {
   const xs = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
@@ -56,4 +57,22 @@ test('warmUntilSteady stops once the figure stops moving, and says so when it ne
   assert.equal(never.steady, false);
   assert.equal(never.rounds, 5);
   assert.match(describeWarmUp(never, 0), /^NOT steady after 5 rounds \(last 3: 10, 20, 10\)$/);
+});
+
+test('classifyStalls: a stall a GC overlaps counts as such; only the delay no collection explains is "beyond GC"', () => {
+  const stalls = [
+    { start: 100, end: 104, delayMs: 4 }, // fully inside a 5 ms scavenge
+    { start: 200, end: 206, delayMs: 6 }, // 3 ms of GC inside, 3 ms left: beyond
+    { start: 300, end: 303, delayMs: 3 }, // no GC at all: beyond
+    { start: 400, end: 403.5, delayMs: 3.5 }, // 2 ms of GC inside, 1.5 ms left: explained
+  ];
+  const gcs = [
+    { start: 99, durationMs: 5, kind: 'minor' as const },
+    { start: 203, durationMs: 10, kind: 'minor' as const },
+    { start: 250, durationMs: 20, kind: 'major' as const }, // between stalls: overlaps none
+    { start: 401, durationMs: 1, kind: 'minor' as const },
+    { start: 402.5, durationMs: 1, kind: 'minor' as const },
+  ];
+  assert.deepEqual(classifyStalls(stalls, gcs, 2), { stalls: 4, withGc: 3, beyondGc: 2, worstBeyondGcMs: 3 });
+  assert.deepEqual(classifyStalls([], gcs, 2), { stalls: 0, withGc: 0, beyondGc: 0, worstBeyondGcMs: 0 });
 });

@@ -168,7 +168,20 @@ export function peekOrigin(payload: Uint8Array): { version: number; origin: stri
   return { version, origin: r.str() };
 }
 
-export function decodeBatch(payload: Uint8Array): Batch {
+/**
+ * A batch decoded except for its placements' hashes: everything is validated (a malformed batch throws here,
+ * before anything is applied), and the placements stay in the payload for a `PlacementCursor` to walk. The
+ * apply path uses this to hand each placement's hashes to the index in one reused array, without a decoded
+ * copy of the whole batch.
+ */
+export interface BatchView extends Omit<Batch, 'placements'> {
+  readonly payload: Uint8Array;
+  readonly placementCount: number;
+  /** Byte offset of the first placement in `payload`. */
+  readonly placementsAt: number;
+}
+
+export function decodeBatchView(payload: Uint8Array): BatchView {
   const r = new Reader(payload);
   const version = r.u8();
   if (version !== WIRE_VERSION) throw new WireFormatError(`unsupported batch version ${version} (this replica speaks ${WIRE_VERSION})`);
@@ -180,17 +193,16 @@ export function decodeBatch(payload: Uint8Array): Batch {
   for (let i = r.u8(); i > 0; i--) channels.push({ name: r.str(), fingerprint: r.u32() });
   const endpoints: string[] = [];
   for (let i = r.u16(); i > 0; i--) endpoints.push(r.str());
-  const placements: WirePlacement[] = [];
-  for (let i = r.u32(); i > 0; i--) {
+  const placementCount = r.u32();
+  const placementsAt = r.o;
+  for (let i = placementCount; i > 0; i--) {
     const channel = r.u8();
     const endpoint = r.u16();
-    const blockSizeTokens = r.u16();
+    r.u16();
     const n = r.u16();
     r.need(8 * n);
-    const hashes: bigint[] = new Array<bigint>(n);
-    for (let j = 0; j < n; j++, r.o += 8) hashes[j] = r.v.getBigUint64(r.o, true);
+    r.o += 8 * n;
     if (channel >= channels.length || endpoint >= endpoints.length) throw new WireFormatError('placement refers to an unknown channel or endpoint');
-    placements.push({ channel, endpoint, blockSizeTokens, hashes });
   }
   const gauges: WireGauge[] = [];
   for (let i = r.u16(); i > 0; i--) {
@@ -201,7 +213,58 @@ export function decodeBatch(payload: Uint8Array): Batch {
     if (channel >= channels.length || endpoint >= endpoints.length) throw new WireFormatError('gauge refers to an unknown channel or endpoint');
     gauges.push({ channel, endpoint, requests, tokens });
   }
-  return { origin, seq, sentAtMs, flags, channels, endpoints, placements, gauges };
+  return { payload, origin, seq, sentAtMs, flags, channels, endpoints, placementCount, placementsAt, gauges };
+}
+
+/**
+ * Walks a validated batch's placements. `hashes` is one array reused for every placement (valid until the next
+ * `next()`): a consumer that keeps hashes copies them. `hashAt` lets a consumer resolve a hash without it.
+ */
+export class PlacementCursor {
+  channel = 0;
+  endpoint = 0;
+  blockSizeTokens = 0;
+  /** This placement's hashes; the same array object for every placement of every batch read by this cursor. */
+  readonly hashes: bigint[] = [];
+  #v: DataView = new DataView(new ArrayBuffer(0));
+  #o = 0;
+  #left = 0;
+
+  /** Starts walking `view`'s placements (the cursor can be reused for any number of batches). */
+  reset(view: BatchView): this {
+    this.#v = new DataView(view.payload.buffer, view.payload.byteOffset, view.payload.byteLength);
+    this.#o = view.placementsAt;
+    this.#left = view.placementCount;
+    return this;
+  }
+
+  /** Moves to the next placement; false when there is none. */
+  next(): boolean {
+    if (this.#left === 0) return false;
+    this.#left--;
+    const v = this.#v;
+    let o = this.#o;
+    this.channel = v.getUint8(o);
+    this.endpoint = v.getUint16(o + 1, true);
+    this.blockSizeTokens = v.getUint16(o + 3, true);
+    const n = v.getUint16(o + 5, true);
+    o += 7;
+    const hashes = this.hashes;
+    // Grow by push and shrink by length: the array stays packed, so reading it stays fast.
+    while (hashes.length < n) hashes.push(0n);
+    hashes.length = n;
+    for (let j = 0; j < n; j++, o += 8) hashes[j] = v.getBigUint64(o, true);
+    this.#o = o;
+    return true;
+  }
+}
+
+export function decodeBatch(payload: Uint8Array): Batch {
+  const view = decodeBatchView(payload);
+  const placements: WirePlacement[] = [];
+  const c = new PlacementCursor().reset(view);
+  while (c.next()) placements.push({ channel: c.channel, endpoint: c.endpoint, blockSizeTokens: c.blockSizeTokens, hashes: c.hashes.slice() });
+  return { origin: view.origin, seq: view.seq, sentAtMs: view.sentAtMs, flags: view.flags, channels: view.channels, endpoints: view.endpoints, placements, gauges: view.gauges };
 }
 
 export function encodeSnapshotField(capacityBlocks: number, hashes: readonly bigint[]): Uint8Array {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeBatch, encodeBatch, WireFormatError } from '../../../src/datalayer/sync/codec.ts';
+import { decodeBatch, decodeBatchView, encodeBatch, PlacementCursor, WireFormatError } from '../../../src/datalayer/sync/codec.ts';
 import { Fleet, hashes } from './helpers.ts';
 
 test('codec: a batch round-trips and truncation is a clear error', () => {
@@ -22,6 +22,27 @@ test('codec: a batch round-trips and truncation is a clear error', () => {
   const bytes = encodeBatch(b);
   assert.deepEqual(decodeBatch(bytes), b);
   assert.throws(() => decodeBatch(bytes.subarray(0, bytes.length - 3)), WireFormatError);
+});
+
+test('codec: the cursor walks a batch\'s placements in one reused array; a bad placement fails the whole batch up front', () => {
+  const placements = [
+    { channel: 0, endpoint: 1, blockSizeTokens: 16, hashes: [1n, 2n, 3n] },
+    { channel: 0, endpoint: 0, blockSizeTokens: 16, hashes: [2n ** 64n - 1n] },
+    { channel: 0, endpoint: 1, blockSizeTokens: 32, hashes: [4n, 5n] },
+  ];
+  const b = { origin: 'r1:0000abcd', seq: 1, sentAtMs: 5, flags: 0, channels: [{ name: 'prefix', fingerprint: 1 }], endpoints: ['a', 'b'], placements, gauges: [] };
+  const view = decodeBatchView(encodeBatch(b));
+  assert.equal(view.placementCount, 3);
+  const cursor = new PlacementCursor().reset(view);
+  const seen: Array<{ endpoint: number; blockSizeTokens: number; hashes: bigint[] }> = [];
+  while (cursor.next()) seen.push({ endpoint: cursor.endpoint, blockSizeTokens: cursor.blockSizeTokens, hashes: [...cursor.hashes] });
+  assert.deepEqual(seen, placements.map(({ endpoint, blockSizeTokens, hashes: h }) => ({ endpoint, blockSizeTokens, hashes: h })));
+  assert.equal(cursor.next(), false);
+  const again = cursor.hashes;
+  cursor.reset(view).next();
+  assert.equal(cursor.hashes, again, 'the same array for every placement');
+  // A placement naming an endpoint the batch does not list is refused before anything is applied.
+  assert.throws(() => decodeBatchView(encodeBatch({ ...b, placements: [...placements, { channel: 0, endpoint: 2, blockSizeTokens: 16, hashes: [9n] }] })), WireFormatError);
 });
 
 test('three replicas converge to identical indexes; each applies only its peers\' placements', async () => {
@@ -159,8 +180,8 @@ test('apply runs in CPU-bounded slices and yields between them', async () => {
   for (let i = 0; i < 500; i++) a.index.route(`ep${i % 5}`, hashes(i, 2));
   await fleet.run(100);
   assert.equal(b.engine.stats.appliedPlacements, 500);
-  // Each CPU reading advances 0.1 ms and the clock is read every 16 placements: a 0.5 ms slice holds 80.
-  assert.ok(b.engine.stats.applySlices - slicesBefore >= Math.floor(500 / 80), `${b.engine.stats.applySlices - slicesBefore} slices`);
+  // Each CPU reading advances 0.1 ms and the clock is read after every placement: a 0.5 ms slice holds 5.
+  assert.ok(b.engine.stats.applySlices - slicesBefore >= 500 / 5, `${b.engine.stats.applySlices - slicesBefore} slices`);
   await fleet.stopAll();
 });
 

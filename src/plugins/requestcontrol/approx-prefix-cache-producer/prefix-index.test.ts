@@ -109,6 +109,29 @@ describe('PrefixIndex', () => {
     assert.deepEqual(index.match(h(2)), new Map([['c', 1]]));
   });
 
+  it('hashes round-trip through the index unchanged across the whole 64-bit range', () => {
+    const index = new PrefixIndex();
+    const xs = [0n, 1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 63n, 2n ** 64n - 1n, 0xdeadbeefcafebaben];
+    index.add('a', 100, xs);
+    assert.deepEqual(index.hashesOf('a'), [...xs].reverse(), 'touched last-to-first: the first block is most recent');
+    assert.deepEqual(index.match(xs), new Map([['a', xs.length]]));
+    assert.deepEqual(index.match([2n ** 32n + 1n]), new Map(), 'halves are not confused');
+  });
+
+  it('keeps working while its tables grow past their first size and shrink back', () => {
+    const index = new PrefixIndex();
+    const many = Array.from({ length: 5000 }, (_, i) => BigInt(i) * 0x9e3779b97f4a7c15n % 2n ** 64n);
+    index.add('a', 3000, many);
+    index.add('b', 10_000, many.slice(0, 2500));
+    assert.equal(index.blocksOf('a'), 3000, 'the 2000 last-touched-first blocks (the tail) were evicted');
+    assert.equal(index.size, 5500);
+    assert.deepEqual(index.match(many.slice(0, 2500)), new Map([['a', 2500], ['b', 2500]]));
+    assert.deepEqual(index.match(many.slice(3000, 3001)), new Map(), 'evicted from a, never on b');
+    index.removeEndpoint('a');
+    assert.equal(index.size, 2500);
+    assert.deepEqual(index.match(many.slice(0, 2500)), new Map([['b', 2500]]));
+  });
+
   it('agrees with a reference implementation on random operation sequences', () => {
     const endpoint = fc.constantFrom('a', 'b', 'c', 'd');
     const hashes = fc.array(fc.integer({ min: 0, max: 12 }).map(BigInt), { maxLength: 8 });
@@ -135,6 +158,7 @@ describe('PrefixIndex', () => {
         let total = 0;
         for (const [name, e] of ref.lru) {
           assert.equal(index.blocksOf(name), e.order.length);
+          assert.deepEqual(index.hashesOf(name), e.order, 'recency order, least recently used first');
           total += e.order.length;
         }
         assert.equal(index.size, total);

@@ -3,63 +3,103 @@
  * be in its KV cache, plus a reverse map hash → endpoints for matching. Single-threaded and synchronous.
  *
  * Capacity is per endpoint, in blocks, fixed when the endpoint is first indexed (upstream behaviour). Entries
- * are `bigint` XXH64 values.
+ * are XXH64 values, given and returned as `bigint`.
+ *
+ * Layout (no JavaScript object per entry, so neither the collector nor a hash-table rehash ever scales with the
+ * index): one pool of nodes over typed arrays, a node being one (endpoint, block) entry with its 64-bit hash as
+ * two uint32 halves; per endpoint, a `PairTable` hash → node and a doubly linked recency list through the nodes
+ * (touching a block relinks it, no table changes); one `PairTable` hash → first node of a chain of the
+ * endpoints holding it. A `Set<bigint>` LRU (delete + add on every touch) made V8 rehash an endpoint's whole
+ * set every few thousand touches — 1–2 ms pauses, at a rate set by how many placements a replica applies.
  *
  * Matching costs O(blocks × holders): a popular prefix can be held by every endpoint of the pool. Endpoints
- * therefore get small integer slots, holder lists are arrays of slots, and the walk counts into a reused
- * Int32Array; names are only looked up for the endpoints that matched.
+ * have small integer slots and the walk counts into a reused Int32Array; names are only looked up for the
+ * endpoints that matched.
  */
+import { PairTable } from '../../../util/pair-table.ts';
 
 interface EndpointEntry {
   readonly slot: number;
   readonly capacityBlocks: number;
-  /** Insertion-ordered: the first element is the least recently used. */
-  readonly hashes: Set<bigint>;
+  /** hash → node. */
+  readonly nodes: PairTable;
+  /** Least recently used node (−1 when empty). */
+  head: number;
+  /** Most recently used node (−1 when empty). */
+  tail: number;
 }
+
+/** Splits a bigint into uint32 halves without allocating: write it into a BigUint64Array, read two uint32s. */
+const split64 = new BigUint64Array(1);
+const split32 = new Uint32Array(split64.buffer);
+const LO = 0;
+const HI = 1;
+
+const INITIAL_NODES = 1024;
 
 export class PrefixIndex {
   readonly #endpoints = new Map<string, EndpointEntry>();
-  /** Block hash → slots of the endpoints holding it (no duplicates, any order). */
-  readonly #holders = new Map<bigint, number[]>();
+  /** Block hash → 1 + the first node of its holder chain (payload 0 never occurs for a present key). */
+  readonly #holders = new PairTable(1, 1024);
   /** Slot → endpoint name (undefined for a free slot). */
   readonly #names: Array<string | undefined> = [];
   readonly #freeSlots: number[] = [];
   #counts = new Int32Array(64);
   #size = 0;
 
+  // The node pool. A free node is linked through `#next`, from `#free`.
+  #slotOf = new Int32Array(INITIAL_NODES);
+  #hi = new Uint32Array(INITIAL_NODES);
+  #lo = new Uint32Array(INITIAL_NODES);
+  /** Recency list of the node's endpoint: toward the least / most recently used. */
+  #prev = new Int32Array(INITIAL_NODES);
+  #next = new Int32Array(INITIAL_NODES);
+  /** Holder chain of the node's hash. */
+  #hPrev = new Int32Array(INITIAL_NODES);
+  #hNext = new Int32Array(INITIAL_NODES);
+  #free = -1;
+  #allocated = 0;
+
   /**
    * Records that `endpoint` now caches every block of `hashes` (a prompt's blocks, first block first).
    * Blocks are touched last-to-first, so the prompt's first block ends up most recently used: under
    * pressure an endpoint loses the tail of a prompt before its head, as vLLM's block pool does, and the
-   * shared head (which every prefix match must pass through) survives longest.
+   * shared head (which every prefix match must pass through) survives longest. Keeps nothing of `hashes`.
    */
   add(endpoint: string, capacityBlocks: number, hashes: readonly bigint[]): void {
     let entry = this.#endpoints.get(endpoint);
     if (entry === undefined) {
       const slot = this.#freeSlots.pop() ?? this.#names.length;
       this.#names[slot] = endpoint;
-      entry = { slot, capacityBlocks: Math.max(1, Math.floor(capacityBlocks)), hashes: new Set() };
+      entry = { slot, capacityBlocks: Math.max(1, Math.floor(capacityBlocks)), nodes: new PairTable(1, 64), head: -1, tail: -1 };
       this.#endpoints.set(endpoint, entry);
     }
-    const lru = entry.hashes;
-    const slot = entry.slot;
+    const table = entry.nodes;
     for (let i = hashes.length - 1; i >= 0; i--) {
-      const h = hashes[i] as bigint;
-      if (lru.delete(h)) {
-        lru.add(h);
+      split64[0] = hashes[i] as bigint;
+      const hi = split32[HI] as number;
+      const lo = split32[LO] as number;
+      const found = table.find(hi, lo);
+      if (found >= 0) {
+        this.#touch(entry, table.data[table.off(found)] as number);
         continue;
       }
-      lru.add(h);
+      const node = this.#alloc();
+      this.#slotOf[node] = entry.slot;
+      this.#hi[node] = hi;
+      this.#lo[node] = lo;
+      const at = table.insert(hi, lo); // may grow the table: read `data` after
+      table.data[table.off(at)] = node;
+      this.#append(entry, node);
+      const h = this.#holders.insert(hi, lo);
+      const hoff = this.#holders.off(h);
+      const first = (this.#holders.data[hoff] as number) - 1;
+      this.#hPrev[node] = -1;
+      this.#hNext[node] = first;
+      if (first >= 0) this.#hPrev[first] = node;
+      this.#holders.data[hoff] = node + 1;
       this.#size++;
-      const holders = this.#holders.get(h);
-      if (holders === undefined) this.#holders.set(h, [slot]);
-      else holders.push(slot);
-      if (lru.size > entry.capacityBlocks) {
-        const oldest = lru.values().next().value as bigint;
-        lru.delete(oldest);
-        this.#size--;
-        this.#dropHolder(oldest, slot);
-      }
+      if (table.size > entry.capacityBlocks) this.#evict(entry, entry.head);
     }
   }
 
@@ -72,11 +112,15 @@ export class PrefixIndex {
     if (this.#counts.length < this.#names.length) this.#counts = new Int32Array(this.#names.length * 2);
     const counts = this.#counts;
     const touched: number[] = [];
+    const holders = this.#holders;
+    const slotOf = this.#slotOf;
+    const hNext = this.#hNext;
     for (let i = 0; i < hashes.length; i++) {
-      const holders = this.#holders.get(hashes[i] as bigint);
-      if (holders === undefined) break;
-      for (let j = 0; j < holders.length; j++) {
-        const slot = holders[j] as number;
+      split64[0] = hashes[i] as bigint;
+      const s = holders.find(split32[HI] as number, split32[LO] as number);
+      if (s < 0) break;
+      for (let node = (holders.data[holders.off(s)] as number) - 1; node >= 0; node = hNext[node] as number) {
+        const slot = slotOf[node] as number;
         const before = counts[slot] as number;
         counts[slot] = before + 1;
         if (before === 0) touched.push(slot);
@@ -94,8 +138,13 @@ export class PrefixIndex {
   removeEndpoint(endpoint: string): void {
     const entry = this.#endpoints.get(endpoint);
     if (entry === undefined) return;
-    for (const h of entry.hashes) this.#dropHolder(h, entry.slot);
-    this.#size -= entry.hashes.size;
+    for (let node = entry.head; node >= 0; ) {
+      const next = this.#next[node] as number;
+      this.#unhold(node);
+      this.#release(node);
+      node = next;
+    }
+    this.#size -= entry.nodes.size;
     this.#endpoints.delete(endpoint);
     this.#names[entry.slot] = undefined;
     this.#freeSlots.push(entry.slot);
@@ -114,12 +163,19 @@ export class PrefixIndex {
   /** The blocks held by `endpoint`, least recently used first (empty when not indexed). */
   hashesOf(endpoint: string): bigint[] {
     const entry = this.#endpoints.get(endpoint);
-    return entry === undefined ? [] : [...entry.hashes];
+    const out: bigint[] = [];
+    if (entry === undefined) return out;
+    for (let node = entry.head; node >= 0; node = this.#next[node] as number) {
+      split32[HI] = this.#hi[node] as number;
+      split32[LO] = this.#lo[node] as number;
+      out.push(split64[0] as bigint);
+    }
+    return out;
   }
 
   /** Blocks held by `endpoint` (0 when not indexed). */
   blocksOf(endpoint: string): number {
-    return this.#endpoints.get(endpoint)?.hashes.size ?? 0;
+    return this.#endpoints.get(endpoint)?.nodes.size ?? 0;
   }
 
   /** Total (endpoint, block) entries: upstream's `prefix_indexer_size`. */
@@ -127,16 +183,82 @@ export class PrefixIndex {
     return this.#size;
   }
 
-  #dropHolder(h: bigint, slot: number): void {
-    const holders = this.#holders.get(h);
-    if (holders === undefined) return;
-    const i = holders.indexOf(slot);
-    if (i < 0) return;
-    if (holders.length === 1) {
-      this.#holders.delete(h);
+  /** Makes `node` its endpoint's most recently used. */
+  #touch(entry: EndpointEntry, node: number): void {
+    if (entry.tail === node) return;
+    const prev = this.#prev[node] as number;
+    const next = this.#next[node] as number; // ≥ 0: node is not the tail
+    if (prev >= 0) this.#next[prev] = next;
+    else entry.head = next;
+    this.#prev[next] = prev;
+    this.#append(entry, node);
+  }
+
+  #append(entry: EndpointEntry, node: number): void {
+    this.#prev[node] = entry.tail;
+    this.#next[node] = -1;
+    if (entry.tail >= 0) this.#next[entry.tail] = node;
+    else entry.head = node;
+    entry.tail = node;
+  }
+
+  #evict(entry: EndpointEntry, node: number): void {
+    const prev = this.#prev[node] as number;
+    const next = this.#next[node] as number;
+    if (prev >= 0) this.#next[prev] = next;
+    else entry.head = next;
+    if (next >= 0) this.#prev[next] = prev;
+    else entry.tail = prev;
+    entry.nodes.removeAt(entry.nodes.find(this.#hi[node] as number, this.#lo[node] as number));
+    this.#unhold(node);
+    this.#release(node);
+    this.#size--;
+  }
+
+  /** Takes `node` out of its hash's holder chain (dropping the hash when it was the last holder). */
+  #unhold(node: number): void {
+    const prev = this.#hPrev[node] as number;
+    const next = this.#hNext[node] as number;
+    if (next >= 0) this.#hPrev[next] = prev;
+    if (prev >= 0) {
+      this.#hNext[prev] = next;
       return;
     }
-    holders[i] = holders[holders.length - 1] as number;
-    holders.pop();
+    const s = this.#holders.find(this.#hi[node] as number, this.#lo[node] as number);
+    if (next >= 0) this.#holders.data[this.#holders.off(s)] = next + 1;
+    else this.#holders.removeAt(s);
+  }
+
+  #alloc(): number {
+    if (this.#free < 0) this.#grow();
+    const node = this.#free;
+    this.#free = this.#next[node] as number;
+    return node;
+  }
+
+  #release(node: number): void {
+    this.#next[node] = this.#free;
+    this.#free = node;
+  }
+
+  /** Doubles the node pool (only while the index grows to a new high; a full index reuses freed nodes). */
+  #grow(): void {
+    const n = this.#allocated === 0 ? this.#slotOf.length : this.#slotOf.length * 2;
+    if (this.#allocated > 0) {
+      const widen = <T extends Int32Array | Uint32Array>(a: T, make: (n: number) => T): T => {
+        const b = make(n);
+        b.set(a);
+        return b;
+      };
+      this.#slotOf = widen(this.#slotOf, (k) => new Int32Array(k));
+      this.#hi = widen(this.#hi, (k) => new Uint32Array(k));
+      this.#lo = widen(this.#lo, (k) => new Uint32Array(k));
+      this.#prev = widen(this.#prev, (k) => new Int32Array(k));
+      this.#next = widen(this.#next, (k) => new Int32Array(k));
+      this.#hPrev = widen(this.#hPrev, (k) => new Int32Array(k));
+      this.#hNext = widen(this.#hNext, (k) => new Int32Array(k));
+    }
+    for (let i = n - 1; i >= this.#allocated; i--) this.#release(i);
+    this.#allocated = n;
   }
 }
