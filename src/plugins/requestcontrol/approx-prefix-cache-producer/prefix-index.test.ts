@@ -109,6 +109,24 @@ describe('PrefixIndex', () => {
     assert.deepEqual(index.match(h(2)), new Map([['c', 1]]));
   });
 
+  it('holds a block on 100 endpoints (more than one 32-endpoint word of holders) and forgets each exactly', () => {
+    const index = new PrefixIndex();
+    const names = Array.from({ length: 100 }, (_, i) => `ep-${i}`);
+    index.add('first', 10, h(9)); // a block indexed before the holders widen keeps its holder
+    for (const [i, name] of names.entries()) index.add(name, 10, i % 2 === 0 ? h(1, 2) : h(1));
+    const all = index.match(h(1, 2));
+    assert.equal(all.size, 100);
+    for (const [i, name] of names.entries()) assert.equal(all.get(name), i % 2 === 0 ? 2 : 1, name);
+    assert.deepEqual(index.match(h(9)), new Map([['first', 1]]));
+    for (const name of names.slice(0, 99)) index.removeEndpoint(name);
+    assert.deepEqual(index.match(h(1, 2)), new Map([['ep-99', 1]]));
+    index.removeEndpoint('ep-99');
+    assert.deepEqual(index.match(h(1)), new Map());
+    assert.equal(index.size, 1, 'only first’s block is left');
+    index.add('late', 10, h(1));
+    assert.deepEqual(index.match(h(1)), new Map([['late', 1]]), 'a reused slot starts with no stale holder bits');
+  });
+
   it('hashes round-trip through the index unchanged across the whole 64-bit range', () => {
     const index = new PrefixIndex();
     const xs = [0n, 1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 63n, 2n ** 64n - 1n, 0xdeadbeefcafebaben];

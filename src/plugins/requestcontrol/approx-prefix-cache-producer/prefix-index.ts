@@ -8,8 +8,10 @@
  * Layout (no JavaScript object per entry, so neither the collector nor a hash-table rehash ever scales with the
  * index): one pool of nodes over typed arrays, a node being one (endpoint, block) entry with its 64-bit hash as
  * two uint32 halves; per endpoint, a `PairTable` hash → node and a doubly linked recency list through the nodes
- * (touching a block relinks it, no table changes); one `PairTable` hash → first node of a chain of the
- * endpoints holding it. A `Set<bigint>` LRU (delete + add on every touch) made V8 rehash an endpoint's whole
+ * (touching a block relinks it, no table changes); one `PairTable` hash → bitmask of the slots of the endpoints
+ * holding it, one bit per endpoint slot in ⌈slots / 32⌉ words next to the key (a match reads one cache line per
+ * block, where a chain of holder nodes scattered over the pool cost a cache miss per holder: 1.8× the scoring time
+ * at 96 endpoints, `bench:prefix-index`). A `Set<bigint>` LRU (delete + add on every touch) made V8 rehash an endpoint's whole
  * set every few thousand touches — 1–2 ms pauses, at a rate set by how many placements a replica applies.
  *
  * Matching costs O(blocks × holders): a popular prefix can be held by every endpoint of the pool. Endpoints
@@ -39,7 +41,7 @@ const INITIAL_NODES = 1024;
 
 export class PrefixIndex {
   readonly #endpoints = new Map<string, EndpointEntry>();
-  /** Block hash → 1 + the first node of its holder chain (payload 0 never occurs for a present key). */
+  /** Block hash → bitmask of the slots holding it (word w, bit b = slot 32w + b); widened as slots are added. */
   readonly #holders = new PairTable(1, 1024);
   /** Slot → endpoint name (undefined for a free slot). */
   readonly #names: Array<string | undefined> = [];
@@ -54,9 +56,6 @@ export class PrefixIndex {
   /** Recency list of the node's endpoint: toward the least / most recently used. */
   #prev = new Int32Array(INITIAL_NODES);
   #next = new Int32Array(INITIAL_NODES);
-  /** Holder chain of the node's hash. */
-  #hPrev = new Int32Array(INITIAL_NODES);
-  #hNext = new Int32Array(INITIAL_NODES);
   #free = -1;
   #allocated = 0;
 
@@ -73,6 +72,8 @@ export class PrefixIndex {
       this.#names[slot] = endpoint;
       entry = { slot, capacityBlocks: Math.max(1, Math.floor(capacityBlocks)), nodes: new PairTable(1, 64), head: -1, tail: -1 };
       this.#endpoints.set(endpoint, entry);
+      const words = this.#holders.width;
+      if (slot >= words * 32) this.#holders.widen(words * 2, (o, oo, n, no) => n.set(o.subarray(oo, oo + words), no));
     }
     const table = entry.nodes;
     for (let i = hashes.length - 1; i >= 0; i--) {
@@ -91,13 +92,9 @@ export class PrefixIndex {
       const at = table.insert(hi, lo); // may grow the table: read `data` after
       table.data[table.off(at)] = node;
       this.#append(entry, node);
-      const h = this.#holders.insert(hi, lo);
-      const hoff = this.#holders.off(h);
-      const first = (this.#holders.data[hoff] as number) - 1;
-      this.#hPrev[node] = -1;
-      this.#hNext[node] = first;
-      if (first >= 0) this.#hPrev[first] = node;
-      this.#holders.data[hoff] = node + 1;
+      const h = this.#holders.insert(hi, lo); // may grow the table: read `data` after
+      const word = this.#holders.off(h) + (entry.slot >>> 5);
+      this.#holders.data[word] = ((this.#holders.data[word] as number) | (1 << (entry.slot & 31))) >>> 0;
       this.#size++;
       if (table.size > entry.capacityBlocks) this.#evict(entry, entry.head);
     }
@@ -113,17 +110,23 @@ export class PrefixIndex {
     const counts = this.#counts;
     const touched: number[] = [];
     const holders = this.#holders;
-    const slotOf = this.#slotOf;
-    const hNext = this.#hNext;
+    const words = holders.width;
+    const data = holders.data; // nothing inserts or removes during the walk
     for (let i = 0; i < hashes.length; i++) {
       split64[0] = hashes[i] as bigint;
       const s = holders.find(split32[HI] as number, split32[LO] as number);
       if (s < 0) break;
-      for (let node = (holders.data[holders.off(s)] as number) - 1; node >= 0; node = hNext[node] as number) {
-        const slot = slotOf[node] as number;
-        const before = counts[slot] as number;
-        counts[slot] = before + 1;
-        if (before === 0) touched.push(slot);
+      const off = holders.off(s);
+      for (let w = 0; w < words; w++) {
+        let bits = data[off + w] as number;
+        while (bits !== 0) {
+          const b = 31 - Math.clz32(bits);
+          const slot = (w << 5) | b;
+          const before = counts[slot] as number;
+          counts[slot] = before + 1;
+          if (before === 0) touched.push(slot);
+          bits = (bits ^ (1 << b)) >>> 0;
+        }
       }
     }
     const result = new Map<string, number>();
@@ -215,18 +218,15 @@ export class PrefixIndex {
     this.#size--;
   }
 
-  /** Takes `node` out of its hash's holder chain (dropping the hash when it was the last holder). */
+  /** Clears `node`'s endpoint from its hash's holders (dropping the hash when it was the last holder). */
   #unhold(node: number): void {
-    const prev = this.#hPrev[node] as number;
-    const next = this.#hNext[node] as number;
-    if (next >= 0) this.#hPrev[next] = prev;
-    if (prev >= 0) {
-      this.#hNext[prev] = next;
-      return;
-    }
-    const s = this.#holders.find(this.#hi[node] as number, this.#lo[node] as number);
-    if (next >= 0) this.#holders.data[this.#holders.off(s)] = next + 1;
-    else this.#holders.removeAt(s);
+    const t = this.#holders;
+    const s = t.find(this.#hi[node] as number, this.#lo[node] as number);
+    const slot = this.#slotOf[node] as number;
+    const off = t.off(s);
+    t.data[off + (slot >>> 5)] = ((t.data[off + (slot >>> 5)] as number) & ~(1 << (slot & 31))) >>> 0;
+    for (let w = 0; w < t.width; w++) if (t.data[off + w] !== 0) return;
+    t.removeAt(s);
   }
 
   #alloc(): number {
@@ -255,8 +255,6 @@ export class PrefixIndex {
       this.#lo = widen(this.#lo, (k) => new Uint32Array(k));
       this.#prev = widen(this.#prev, (k) => new Int32Array(k));
       this.#next = widen(this.#next, (k) => new Int32Array(k));
-      this.#hPrev = widen(this.#hPrev, (k) => new Int32Array(k));
-      this.#hNext = widen(this.#hNext, (k) => new Int32Array(k));
     }
     for (let i = n - 1; i >= this.#allocated; i--) this.#release(i);
     this.#allocated = n;
