@@ -27,6 +27,37 @@ export interface PlacementSink {
   enqueuePlacement(endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): void;
 }
 
+/**
+ * Block hashes as uint32 halves, prompt order: block i's 64-bit hash is hi[i] · 2^32 + lo[i], for i < n (the arrays
+ * may be longer). This is how the syncer hands over a peer's placement: read from the wire into arrays it reuses,
+ * with no bigint allocated per hash (at 1,000 placements/s of 128 blocks, bigints alone made the young generation
+ * collect twice as often).
+ */
+export interface BlockHashHalves {
+  readonly n: number;
+  readonly hi: Uint32Array;
+  readonly lo: Uint32Array;
+}
+
+/** `hashes` as halves, in new arrays. */
+export function toHalves(hashes: readonly bigint[]): BlockHashHalves {
+  const hi = new Uint32Array(hashes.length);
+  const lo = new Uint32Array(hashes.length);
+  for (let i = 0; i < hashes.length; i++) {
+    const h = hashes[i] as bigint;
+    hi[i] = Number(BigInt.asUintN(64, h) >> 32n);
+    lo[i] = Number(BigInt.asUintN(32, h));
+  }
+  return { n: hashes.length, hi, lo };
+}
+
+/** The hashes of `h` as bigints. */
+export function fromHalves(h: BlockHashHalves): bigint[] {
+  const out = new Array<bigint>(h.n);
+  for (let i = 0; i < h.n; i++) out[i] = (BigInt(h.hi[i] as number) << 32n) | BigInt(h.lo[i] as number);
+  return out;
+}
+
 /** One endpoint's entries in a snapshot: least recently used first. */
 export interface IndexSnapshotEntry {
   readonly endpoint: string;
@@ -51,10 +82,9 @@ export interface ReplicatedIndex extends Plugin {
   /**
    * Applies a peer's placement as if this replica had routed it. Returns false (and changes nothing) when the
    * placement cannot be used here, e.g. its block size differs from this replica's current one. `hashes` is
-   * only valid during the call: the syncer reuses the array for the next placement (the hash values themselves
-   * may be kept).
+   * only valid during the call: the syncer reuses its arrays for the next placement (copy what you keep).
    */
-  applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): boolean;
+  applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: BlockHashHalves): boolean;
   /**
    * The whole index, one entry per endpoint, LRU order (oldest first). Called off the request path; lazily
    * iterated, so the syncer can yield to the event loop between endpoints.

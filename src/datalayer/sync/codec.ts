@@ -13,6 +13,7 @@
  *
  * A snapshot field (one per channel and endpoint) is `u32 capacityBlocks, n × u64 hash` (oldest first).
  */
+import { fromHalves, type BlockHashHalves } from '../../framework/replication.ts';
 
 export const WIRE_VERSION = 1;
 export const FLAG_GAUGES = 1;
@@ -216,16 +217,24 @@ export function decodeBatchView(payload: Uint8Array): BatchView {
   return { payload, origin, seq, sentAtMs, flags, channels, endpoints, placementCount, placementsAt, gauges };
 }
 
+/** The cursor's reused hash arrays (grown to the largest placement seen). */
+class HashHalves implements BlockHashHalves {
+  n = 0;
+  hi = new Uint32Array(256);
+  lo = new Uint32Array(256);
+}
+
 /**
- * Walks a validated batch's placements. `hashes` is one array reused for every placement (valid until the next
- * `next()`): a consumer that keeps hashes copies them. `hashAt` lets a consumer resolve a hash without it.
+ * Walks a validated batch's placements. `hashes` is one object, and one pair of arrays, reused for every placement
+ * (valid until the next `next()`): a consumer that keeps hashes copies them. Hashes are read as uint32 halves: no
+ * bigint per hash.
  */
 export class PlacementCursor {
   channel = 0;
   endpoint = 0;
   blockSizeTokens = 0;
-  /** This placement's hashes; the same array object for every placement of every batch read by this cursor. */
-  readonly hashes: bigint[] = [];
+  /** This placement's hashes; the same object for every placement of every batch read by this cursor. */
+  readonly hashes: BlockHashHalves = new HashHalves();
   #v: DataView = new DataView(new ArrayBuffer(0));
   #o = 0;
   #left = 0;
@@ -249,11 +258,17 @@ export class PlacementCursor {
     this.blockSizeTokens = v.getUint16(o + 3, true);
     const n = v.getUint16(o + 5, true);
     o += 7;
-    const hashes = this.hashes;
-    // Grow by push and shrink by length: the array stays packed, so reading it stays fast.
-    while (hashes.length < n) hashes.push(0n);
-    hashes.length = n;
-    for (let j = 0; j < n; j++, o += 8) hashes[j] = v.getBigUint64(o, true);
+    const h = this.hashes as HashHalves;
+    if (h.hi.length < n) {
+      h.hi = new Uint32Array(Math.max(n, h.hi.length * 2));
+      h.lo = new Uint32Array(h.hi.length);
+    }
+    const { hi, lo } = h;
+    for (let j = 0; j < n; j++, o += 8) {
+      lo[j] = v.getUint32(o, true); // u64 little-endian: low half first
+      hi[j] = v.getUint32(o + 4, true);
+    }
+    h.n = n;
     this.#o = o;
     return true;
   }
@@ -263,7 +278,7 @@ export function decodeBatch(payload: Uint8Array): Batch {
   const view = decodeBatchView(payload);
   const placements: WirePlacement[] = [];
   const c = new PlacementCursor().reset(view);
-  while (c.next()) placements.push({ channel: c.channel, endpoint: c.endpoint, blockSizeTokens: c.blockSizeTokens, hashes: c.hashes.slice() });
+  while (c.next()) placements.push({ channel: c.channel, endpoint: c.endpoint, blockSizeTokens: c.blockSizeTokens, hashes: fromHalves(c.hashes) });
   return { origin: view.origin, seq: view.seq, sentAtMs: view.sentAtMs, flags: view.flags, channels: view.channels, endpoints: view.endpoints, placements, gauges: view.gauges };
 }
 

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeBatch, decodeBatchView, encodeBatch, PlacementCursor, WireFormatError } from '../../../src/datalayer/sync/codec.ts';
+import { fromHalves } from '../../../src/framework/replication.ts';
 import { Fleet, hashes } from './helpers.ts';
 
 test('codec: a batch round-trips and truncation is a clear error', () => {
@@ -35,12 +36,13 @@ test('codec: the cursor walks a batch\'s placements in one reused array; a bad p
   assert.equal(view.placementCount, 3);
   const cursor = new PlacementCursor().reset(view);
   const seen: Array<{ endpoint: number; blockSizeTokens: number; hashes: bigint[] }> = [];
-  while (cursor.next()) seen.push({ endpoint: cursor.endpoint, blockSizeTokens: cursor.blockSizeTokens, hashes: [...cursor.hashes] });
+  while (cursor.next()) seen.push({ endpoint: cursor.endpoint, blockSizeTokens: cursor.blockSizeTokens, hashes: fromHalves(cursor.hashes) });
   assert.deepEqual(seen, placements.map(({ endpoint, blockSizeTokens, hashes: h }) => ({ endpoint, blockSizeTokens, hashes: h })));
   assert.equal(cursor.next(), false);
   const again = cursor.hashes;
   cursor.reset(view).next();
-  assert.equal(cursor.hashes, again, 'the same array for every placement');
+  assert.equal(cursor.hashes, again, 'the same object for every placement');
+  assert.equal(cursor.hashes.hi, again.hi, 'and the same arrays');
   // A placement naming an endpoint the batch does not list is refused before anything is applied.
   assert.throws(() => decodeBatchView(encodeBatch({ ...b, placements: [...placements, { channel: 0, endpoint: 2, blockSizeTokens: 16, hashes: [9n] }] })), WireFormatError);
 });

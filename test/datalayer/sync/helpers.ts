@@ -1,6 +1,6 @@
 /** A small fleet of sync engines over the memory transport, on manual time (no sleeps). */
 import type { Logger } from '../../../src/framework/plugin.ts';
-import type { EndpointGauge, IndexSnapshotEntry, PlacementSink, ReplicatedGauges, ReplicatedIndex } from '../../../src/framework/replication.ts';
+import type { BlockHashHalves, EndpointGauge, IndexSnapshotEntry, PlacementSink, ReplicatedGauges, ReplicatedIndex } from '../../../src/framework/replication.ts';
 import { SyncEngine, type SyncMetricsSink, type SyncSettings } from '../../../src/datalayer/sync/engine.ts';
 import { MemoryBus, MemoryLink, type LinkFaults } from '../../../src/datalayer/sync/memory-transport.ts';
 import { PrefixIndex } from '../../../src/plugins/requestcontrol/approx-prefix-cache-producer/prefix-index.ts';
@@ -29,9 +29,9 @@ export class TestIndex implements ReplicatedIndex {
   currentBlockSizeTokens(): number {
     return this.blockSizeTokens;
   }
-  applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): boolean {
+  applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: BlockHashHalves): boolean {
     if (blockSizeTokens !== this.blockSizeTokens) return false;
-    this.index.add(endpoint, this.capacity, hashes);
+    this.index.addHalves(endpoint, this.capacity, hashes.hi, hashes.lo, hashes.n);
     return true;
   }
   *exportSnapshot(): Generator<IndexSnapshotEntry> {

@@ -4,6 +4,7 @@ import { PrefixCacheMatchInfoKey, type PrefixCacheMatchInfo } from '../../../fra
 import type { InferenceRequest } from '../../../framework/request.ts';
 import type { ResponseInfo } from '../../../framework/requestcontrol.ts';
 import type { Candidate } from '../../../framework/scheduling.ts';
+import { toHalves } from '../../../framework/replication.ts';
 import {
   factoryError,
   lenientFields,
@@ -284,7 +285,7 @@ describe('approx-prefix-cache-producer as a ReplicatedIndex', () => {
     assert.equal(sent.length, 1);
     assert.equal(sent[0]?.endpoint, 'y');
     assert.equal(sent[0]?.bs, 16);
-    for (const s of sent) assert.equal(b.applyRemotePlacement(s.endpoint, s.bs, s.hashes), true);
+    for (const s of sent) assert.equal(b.applyRemotePlacement(s.endpoint, s.bs, toHalves(s.hashes)), true);
     const cs = fresh(['x', 'y']);
     b.prepareData(req(), cs, live());
     assert.deepEqual(cs.map(infoOf).map((i) => i.matchBlocks), [0, 4]);
@@ -293,9 +294,9 @@ describe('approx-prefix-cache-producer as a ReplicatedIndex', () => {
 
   it('refuses a placement hashed with another block size than its current one', () => {
     const p = build({ blockSizeTokens: 32, autoTune: false });
-    assert.equal(p.applyRemotePlacement('x', 16, [1n, 2n]), false);
+    assert.equal(p.applyRemotePlacement('x', 16, toHalves([1n, 2n])), false);
     assert.equal(p.index.size, 0);
-    assert.equal(p.applyRemotePlacement('x', 32, [1n, 2n]), true);
+    assert.equal(p.applyRemotePlacement('x', 32, toHalves([1n, 2n])), true);
     assert.equal(p.index.size, 2);
   });
 

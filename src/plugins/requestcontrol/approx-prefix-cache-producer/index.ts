@@ -30,7 +30,7 @@ import type {
   ResponseCompleteHook,
   ResponseInfo,
 } from '../../../framework/requestcontrol.ts';
-import type { IndexSnapshotEntry, PlacementSink, ReplicatedIndex } from '../../../framework/replication.ts';
+import type { BlockHashHalves, IndexSnapshotEntry, PlacementSink, ReplicatedIndex } from '../../../framework/replication.ts';
 import type { Candidate, SchedulingResult } from '../../../framework/scheduling.ts';
 import { PrefixIndex } from './prefix-index.ts';
 import { BYTES_PER_TOKEN, inputCapChars, PromptHasher, userInput } from './prompt-hash.ts';
@@ -235,9 +235,9 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
     return first === undefined ? this.config.blockSizeTokens : this.blockSizeTokensFor([{ endpoint: first } as Candidate]);
   }
 
-  applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): boolean {
+  applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: BlockHashHalves): boolean {
     if (blockSizeTokens !== this.currentBlockSizeTokens()) return false;
-    this.index.add(endpoint, this.#capacityOf(endpoint), hashes);
+    this.index.addHalves(endpoint, this.#capacityOf(endpoint), hashes.hi, hashes.lo, hashes.n);
     return true;
   }
 

@@ -58,6 +58,9 @@ export class PrefixIndex {
   #next = new Int32Array(INITIAL_NODES);
   #free = -1;
   #allocated = 0;
+  /** `add`'s scratch: its bigints as halves. */
+  #addHi = new Uint32Array(256);
+  #addLo = new Uint32Array(256);
 
   /**
    * Records that `endpoint` now caches every block of `hashes` (a prompt's blocks, first block first).
@@ -66,6 +69,21 @@ export class PrefixIndex {
    * shared head (which every prefix match must pass through) survives longest. Keeps nothing of `hashes`.
    */
   add(endpoint: string, capacityBlocks: number, hashes: readonly bigint[]): void {
+    const n = hashes.length;
+    if (this.#addHi.length < n) {
+      this.#addHi = new Uint32Array(Math.max(n, this.#addHi.length * 2));
+      this.#addLo = new Uint32Array(this.#addHi.length);
+    }
+    for (let i = 0; i < n; i++) {
+      split64[0] = hashes[i] as bigint;
+      this.#addHi[i] = split32[HI] as number;
+      this.#addLo[i] = split32[LO] as number;
+    }
+    this.addHalves(endpoint, capacityBlocks, this.#addHi, this.#addLo, n);
+  }
+
+  /** `add` for hashes given as uint32 halves (block i = hi[i] · 2^32 + lo[i], i < n). Keeps nothing of the arrays. */
+  addHalves(endpoint: string, capacityBlocks: number, hashHi: Uint32Array, hashLo: Uint32Array, n: number): void {
     let entry = this.#endpoints.get(endpoint);
     if (entry === undefined) {
       const slot = this.#freeSlots.pop() ?? this.#names.length;
@@ -73,13 +91,12 @@ export class PrefixIndex {
       entry = { slot, capacityBlocks: Math.max(1, Math.floor(capacityBlocks)), nodes: new PairTable(1, 64), head: -1, tail: -1 };
       this.#endpoints.set(endpoint, entry);
       const words = this.#holders.width;
-      if (slot >= words * 32) this.#holders.widen(words * 2, (o, oo, n, no) => n.set(o.subarray(oo, oo + words), no));
+      if (slot >= words * 32) this.#holders.widen(words * 2, (o, oo, nd, no) => nd.set(o.subarray(oo, oo + words), no));
     }
     const table = entry.nodes;
-    for (let i = hashes.length - 1; i >= 0; i--) {
-      split64[0] = hashes[i] as bigint;
-      const hi = split32[HI] as number;
-      const lo = split32[LO] as number;
+    for (let i = n - 1; i >= 0; i--) {
+      const hi = hashHi[i] as number;
+      const lo = hashLo[i] as number;
       const found = table.find(hi, lo);
       if (found >= 0) {
         this.#touch(entry, table.data[table.off(found)] as number);
