@@ -6,7 +6,8 @@
  *   root  = H(seed ‖ 0 ‖ loraName)                       (per model namespace: LoRA name or "")
  *   key_i = H(key_{i−1}, tokens[iB, (i+1)B), extra_i)    extra_i: the block's extra keys, canonicalised
  *
- * H is a two-lane 32-bit multiply–xorshift hash with a murmur3-style finaliser and cross-mixing of the lanes.
+ * H is a four-lane 32-bit multiply–xorshift hash (two words per step) with a murmur3-style finaliser and
+ * cross-mixing of the lanes.
  * It is not cryptographic: a client who crafts colliding token blocks only earns itself false cache hits.
  */
 
@@ -25,14 +26,34 @@ function rotl(x: number, r: number): number {
 function mixBlock(
   parentHi: number, parentLo: number, words: ArrayLike<number>, start: number, end: number, out: Uint32Array | Int32Array,
 ): void {
+  // Four independent lanes, two words per step: even words into (a, c), odd words into (b, d). Every step is a
+  // bijection of its lane for a fixed word, so blocks that differ in one word always differ here. The xor-shift in
+  // the a and b lanes carries high bits down (multiplication only carries them up; without it, flipping bit 31 of
+  // any even word gave one same key); the finaliser below spreads every bit. One two-lane chain with the same
+  // work per word took ≈ 1.5× as long for a 240k-token prompt (its multiplies wait on each other).
   let a = parentHi ^ 0x9e3779b9;
+  let b = parentHi ^ 0x7f4a7c15;
   let c = parentLo ^ 0x85ebca6b;
-  for (let i = start; i < end; i++) {
+  let d = parentLo ^ 0x165667b1;
+  let i = start;
+  for (; i + 1 < end; i += 2) {
+    const t = words[i] as number;
+    const u = words[i + 1] as number;
+    a = Math.imul(a ^ t, 0x01000193);
+    a ^= a >>> 15;
+    c = Math.imul(c + t, 0x5bd1e995);
+    b = Math.imul(b ^ u, 0x01000193);
+    b ^= b >>> 15;
+    d = Math.imul(d + u, 0x5bd1e995);
+  }
+  if (i < end) {
     const t = words[i] as number;
     a = Math.imul(a ^ t, 0x01000193);
     a ^= a >>> 15;
-    c = Math.imul(rotl(c, 5) ^ t, 0x5bd1e995);
+    c = Math.imul(c + t, 0x5bd1e995);
   }
+  a ^= rotl(b, 13);
+  c ^= rotl(d, 17);
   a ^= Math.imul(end - start, 0x27d4eb2f);
   a ^= c;
   a = Math.imul(a ^ (a >>> 16), 0x85ebca6b);
