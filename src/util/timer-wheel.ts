@@ -9,7 +9,8 @@ export interface TimerSource extends Timers {
   now(): number;
 }
 
-const SYSTEM_TIMERS: TimerSource = { now: () => performance.now(), setTimeout: realTimers.setTimeout, clearTimeout: realTimers.clearTimeout };
+/** Node's timers (unref'd) with the monotonic clock. */
+export const systemTimers: TimerSource = { now: () => performance.now(), setTimeout: realTimers.setTimeout, clearTimeout: realTimers.clearTimeout };
 
 /** One pending timeout of the wheel. `cancel()` is idempotent. */
 export interface WheelEntry {
@@ -43,7 +44,7 @@ export class TimerWheel {
   /** Native timers armed so far (for tests and the "no timer when synchronous" check). */
   nativeTimersArmed = 0;
 
-  constructor(resolutionMs = 25, timers: TimerSource = SYSTEM_TIMERS) {
+  constructor(resolutionMs = 25, timers: TimerSource = systemTimers) {
     if (!(resolutionMs > 0)) throw new RangeError('resolutionMs must be > 0');
     this.resolutionMs = resolutionMs;
     this.#timers = timers;

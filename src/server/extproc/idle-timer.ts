@@ -1,35 +1,37 @@
 /**
  * The idle limit of one ext_proc stream (docs/operations.md): `onIdle` runs once when `ms` pass without a
  * `touch()`. Contract: one timer per stream, never re-armed per message — when it fires it re-arms for the time
- * still left since the last touch, and calls `onIdle` only once that much time passed without one. The timer
- * does not keep the process alive; `stop()` ends it for good.
+ * still left since the last touch, and calls `onIdle` only once that much time passed without one. Timers come from
+ * a `TimerSource` (Node's, unref'd, by default: the timer does not keep the process alive); `stop()` ends it for good.
  */
+import { systemTimers, type TimerSource } from '../../util/timer-wheel.ts';
+
 export class IdleTimer {
-  #timer: NodeJS.Timeout;
-  /** When the last message arrived (performance.now()). */
+  readonly #timers: TimerSource;
+  #timer: unknown;
+  /** When the last message arrived (`timers.now()`). */
   #lastAt: number;
 
-  constructor(ms: number, onIdle: () => void) {
-    this.#lastAt = performance.now();
+  constructor(ms: number, onIdle: () => void, timers: TimerSource = systemTimers) {
+    this.#timers = timers;
+    this.#lastAt = timers.now();
     const check = (): void => {
-      const left = ms - (performance.now() - this.#lastAt);
+      const left = ms - (timers.now() - this.#lastAt);
       if (left > 0) {
-        this.#timer = setTimeout(check, Math.ceil(left));
-        this.#timer.unref();
+        this.#timer = timers.setTimeout(check, Math.ceil(left));
         return;
       }
       onIdle();
     };
-    this.#timer = setTimeout(check, ms);
-    this.#timer.unref();
+    this.#timer = timers.setTimeout(check, ms);
   }
 
   /** A message arrived. */
   touch(): void {
-    this.#lastAt = performance.now();
+    this.#lastAt = this.#timers.now();
   }
 
   stop(): void {
-    clearTimeout(this.#timer);
+    this.#timers.clearTimeout(this.#timer);
   }
 }
