@@ -46,6 +46,13 @@ export interface ScenarioSpec {
    * there. Without it, they reuse the scenario's prompts (adding copies the EPP does not know about).
    */
   readonly bypassPromptTokens?: number;
+  /**
+   * With `bypassFraction`: how the bypassing requests pick their server. `random` (default): uniformly, seeded —
+   * clients spread over the servers. `group-affinity`: a second gateway that pins each prompt group to one server
+   * (`secondGatewayServers`: a seeded, balanced group → server map, like a ring hash on the prefix) — it keeps its
+   * groups cached, and those placements are never seen by the EPP's approximate index (only by KV events).
+   */
+  readonly bypassRouting?: 'random' | 'group-affinity';
   /** Fraction of requests the client cancels before the first token (after `cancelWindowS`, seeded uniform). */
   readonly cancelFraction?: number;
   /** The cancel delay after sending, simulated seconds, uniform in [lo, hi]. Default [0.005, 0.03]: before a cached prompt's first token (TTFT ≈ 40 ms on the simulator), after the EPP routed it. */
@@ -192,6 +199,14 @@ export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
     bypassFraction: 0.3,
     bypassPromptTokens: 2304,
   },
+  'sp-second-gateway': {
+    ...SP_PRESSURE,
+    name: 'sp-second-gateway',
+    description:
+      'sp-pressure shared with a second gateway: 50 % of the requests (same prompt groups) go straight to the server the second gateway pins their group to (seeded balanced map); the EPP sees neither those placements nor the evictions they cause',
+    bypassFraction: 0.5,
+    bypassRouting: 'group-affinity',
+  },
   'sp-cancel': {
     ...SP_PRESSURE,
     name: 'sp-cancel',
@@ -218,6 +233,27 @@ export function defaultLoad(opts: { quick?: boolean; rates?: readonly number[]; 
     timeoutS: 60,
     seed: opts.seed ?? 20260910,
   };
+}
+
+/**
+ * The second gateway's group → server map (`bypassRouting: 'group-affinity'`): the groups in a seeded order, dealt
+ * to the servers in turn, so every server gets ⌊G/N⌋ or ⌈G/N⌉ groups (a ring hash with equal shares). Seeded by the
+ * load's seed, so each seed pins the groups differently, and independently of the EPP's own placements.
+ */
+export function secondGatewayServers(groups: number, servers: number, seed: number): number[] {
+  if (!Number.isInteger(groups) || groups < 1) throw new Error(`secondGatewayServers: groups must be a positive integer, got ${groups}`);
+  if (!Number.isInteger(servers) || servers < 1) throw new Error(`secondGatewayServers: servers must be a positive integer, got ${servers}`);
+  const rng = new SeededRandom(seed ^ 0x1b873593);
+  const order = Array.from({ length: groups }, (_, g) => g);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    const t = order[i] as number;
+    order[i] = order[j] as number;
+    order[j] = t;
+  }
+  const out = new Array<number>(groups);
+  order.forEach((g, i) => (out[g] = i % servers));
+  return out;
 }
 
 /** One request of the schedule. `stage` −1 is the warm-up. */
@@ -293,6 +329,7 @@ export function buildSchedule(scenario: ScenarioSpec, load: LoadSpec): Scheduled
   const divergence = new SeededRandom(load.seed ^ 0x2545f491);
   const bypassFraction = scenario.bypassFraction ?? 0;
   const cancelFraction = scenario.cancelFraction ?? 0;
+  const pinned = scenario.bypassRouting === 'group-affinity' ? secondGatewayServers(scenario.groups, scenario.servers, load.seed) : undefined;
   const [cancelLo, cancelHi] = scenario.cancelWindowS ?? [0.005, 0.03];
   // Fixed per-prompt lengths (inference-perf draws them once per prompt); multi-turn draws per turn.
   const questionOf = items.map(() => sampleLength(content, scenario.question));
@@ -321,7 +358,7 @@ export function buildSchedule(scenario: ScenarioSpec, load: LoadSpec): Scheduled
       }
       const canonical = it.group * scenario.promptsPerGroup + it.item;
       const extra: { bypass?: number; cancelAfterS?: number } = {};
-      if (bypassFraction > 0 && divergence.next() < bypassFraction) extra.bypass = divergence.int(scenario.servers);
+      if (bypassFraction > 0 && divergence.next() < bypassFraction) extra.bypass = pinned !== undefined ? (pinned[it.group] as number) : divergence.int(scenario.servers);
       if (cancelFraction > 0 && divergence.next() < cancelFraction) extra.cancelAfterS = cancelLo + (cancelHi - cancelLo) * divergence.next();
       out.push({
         index: n,

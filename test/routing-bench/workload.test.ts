@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { lineChart, maxSustained, type StageResult } from '../../bench/routing/report.ts';
 import { parseMetrics } from '../../bench/routing/run.ts';
 import { quantiles } from '../../bench/routing/stats.ts';
-import { buildSchedule, defaultLoad, PromptBook, SCENARIOS, stageStarts, type LoadSpec, type ScenarioSpec } from '../../bench/routing/workload.ts';
+import { buildSchedule, defaultLoad, PromptBook, SCENARIOS, secondGatewayServers, stageStarts, type LoadSpec, type ScenarioSpec } from '../../bench/routing/workload.ts';
 
 const main = SCENARIOS['sp-main'] as ScenarioSpec;
 const load = (over: Partial<LoadSpec> = {}): LoadSpec => ({ ...defaultLoad({ rates: [4, 8], stageS: 20, warmupS: 10, seed: 7 }), ...over });
@@ -118,7 +118,7 @@ test('KV sizing: sp-pressure needs ~73 % and sp-overflow ~120 % of the fleet’s
   assert.ok(residentPromptBlocks(pressure) > sim.kvCacheSize && residentPromptBlocks(pressure) / 4 < sim.kvCacheSize);
   assert.ok(residentPromptBlocks(overflow) / 4 > sim.kvCacheSize);
   // The divergence scenarios keep sp-pressure's sizing; sp-main is far from pressure (32 × (128 + 16 × 16)).
-  for (const s of ['sp-reset', 'sp-bypass', 'sp-cancel']) assert.equal(kvPressure(SCENARIOS[s] as ScenarioSpec), kvPressure(pressure));
+  for (const s of ['sp-reset', 'sp-bypass', 'sp-second-gateway', 'sp-cancel']) assert.equal(kvPressure(SCENARIOS[s] as ScenarioSpec), kvPressure(pressure));
   assert.equal(residentPromptBlocks(main), 32 * (128 + 16 * 16));
 });
 
@@ -154,4 +154,41 @@ test('sp-bypass: bypassing requests carry their own unique 2,304-token prompts; 
     assert.ok(![...systems].some((sys) => p.startsWith(sys.slice(0, 64))), 'shares no group prefix');
   }
   for (const r of schedule.filter((x) => x.bypass === undefined).slice(0, 20)) assert.equal(book.prompt(r), pressureBook.prompt(r));
+});
+
+test('second gateway map: balanced (29 groups → 8/7/7/7), the same for a seed, different across seeds', () => {
+  const map = secondGatewayServers(29, 4, 7);
+  assert.equal(map.length, 29);
+  const per = [0, 1, 2, 3].map((s) => map.filter((x) => x === s).length).sort((a, b) => b - a);
+  assert.deepEqual(per, [8, 7, 7, 7]);
+  assert.deepEqual(secondGatewayServers(29, 4, 7), map);
+  assert.notDeepEqual(secondGatewayServers(29, 4, 8), map);
+  assert.throws(() => secondGatewayServers(0, 4, 7), /groups/);
+  assert.throws(() => secondGatewayServers(29, 0, 7), /servers/);
+});
+
+test('sp-second-gateway: half the requests go to their group\'s pinned server with the group\'s own prompt; arrivals and prompts are sp-pressure\'s', () => {
+  const scenario = SCENARIOS['sp-second-gateway'] as ScenarioSpec;
+  const pressure = SCENARIOS['sp-pressure'] as ScenarioSpec;
+  const l = load({ warmup: { rate: 0, duration: 0 }, stages: [{ rate: 40, duration: 100 }] });
+  const schedule = buildSchedule(scenario, l);
+  const base = buildSchedule(pressure, l);
+  assert.deepEqual(schedule.map((r) => [r.atS, r.group, r.item, r.questionTokens, r.maxTokens]), base.map((r) => [r.atS, r.group, r.item, r.questionTokens, r.maxTokens]));
+  const direct = schedule.filter((r) => r.bypass !== undefined);
+  assert.ok(Math.abs(direct.length / schedule.length - 0.5) < 0.03, `second gateway share ${direct.length / schedule.length}`);
+  // Every group reaches the servers through both gateways; the second always uses the group's one server.
+  const pinned = secondGatewayServers(scenario.groups, scenario.servers, l.seed);
+  for (const r of direct) assert.equal(r.bypass, pinned[r.group]);
+  for (let g = 0; g < scenario.groups; g++) {
+    assert.ok(direct.some((r) => r.group === g) && schedule.some((r) => r.group === g && r.bypass === undefined), `group ${g} on both`);
+  }
+  // Same prompt texts as sp-pressure (shared prefixes, not unique ones), for routed and direct requests alike.
+  const book = new PromptBook(scenario, l.seed);
+  const pressureBook = new PromptBook(pressure, l.seed);
+  for (const r of [...direct.slice(0, 20), ...schedule.filter((x) => x.bypass === undefined).slice(0, 20)]) assert.equal(book.prompt(r), pressureBook.prompt(r));
+  // Deterministic by seed; another seed pins the groups elsewhere.
+  assert.deepEqual(buildSchedule(scenario, l), schedule);
+  const other = buildSchedule(scenario, { ...l, seed: l.seed + 1 }).filter((r) => r.bypass !== undefined);
+  const otherPinned = secondGatewayServers(scenario.groups, scenario.servers, l.seed + 1);
+  for (const r of other) assert.equal(r.bypass, otherPinned[r.group]);
 });
