@@ -66,8 +66,53 @@ export interface BenchResult {
     readonly seeds?: number;
     readonly refine?: number;
     readonly wallS: number;
+    /** Set by `mergeResults`: the runs this result was read together from (one line each in the report). */
+    readonly mergedFrom?: readonly { readonly command: string; readonly startedAt: string; readonly loadAverageAtStart: readonly number[] }[];
   };
   readonly scenarios: readonly ScenarioResult[];
+}
+
+/**
+ * Reads split runs together (`epp bench routing --merge a.json,b.json`): a documented run split by seed or by
+ * scenario across lock holds becomes one result, per scenario the policies' runs of every file, so the summary's
+ * medians and the charts cover all seeds. A (scenario, policy, seed) found twice is an error (merging a run with
+ * itself would count its seed twice); runs of one scenario with different ladders are allowed (the knee is per run).
+ */
+export function mergeResults(results: readonly BenchResult[]): BenchResult {
+  const first = results[0];
+  if (first === undefined) throw new Error('mergeResults: no results to merge');
+  const byScenario = new Map<string, { sc: ScenarioResult; runs: PolicyResult[] }>();
+  const seen = new Set<string>();
+  for (const r of results) {
+    for (const sc of r.scenarios) {
+      let entry = byScenario.get(sc.scenario);
+      if (entry === undefined) {
+        entry = { sc, runs: [] };
+        byScenario.set(sc.scenario, entry);
+      }
+      for (const p of sc.policies) {
+        const key = `${sc.scenario}\u0000${p.policy}\u0000${p.seed ?? r.meta.startedAt}`;
+        if (seen.has(key)) throw new Error(`mergeResults: ${sc.scenario} / ${p.policy} / seed ${p.seed ?? '?'} appears in two results`);
+        seen.add(key);
+        entry.runs.push(p);
+      }
+    }
+  }
+  const order = (runs: readonly PolicyResult[]): PolicyResult[] => {
+    const names = [...new Set(runs.map((p) => p.policy))];
+    return [...runs].sort((a, b) => names.indexOf(a.policy) - names.indexOf(b.policy) || (a.seed ?? 0) - (b.seed ?? 0));
+  };
+  const seeds = new Set(results.flatMap((r) => r.scenarios.flatMap((sc) => sc.policies.map((p) => p.seed ?? -1))));
+  return {
+    meta: {
+      ...first.meta,
+      command: `epp bench routing --merge (${results.length} runs)`,
+      seeds: seeds.size,
+      wallS: results.reduce((s, r) => s + r.meta.wallS, 0),
+      mergedFrom: results.map((r) => ({ command: r.meta.command, startedAt: r.meta.startedAt, loadAverageAtStart: r.meta.loadAverageAtStart })),
+    },
+    scenarios: [...byScenario.values()].map(({ sc, runs }) => ({ ...sc, policies: order(runs) })),
+  };
 }
 
 export const TTFT_TARGET_S = 2;
@@ -136,7 +181,8 @@ function kneeHitRatio(p: PolicyResult): number {
 
 export function summaryTable(sc: ScenarioResult): string {
   const sums = summarisePolicies(sc.policies);
-  const med = (name: string): number => sums.find((p) => p.policy === name)?.rate.median ?? 0;
+  // A reference policy that was not run has no ratio ('–'), not an infinite one.
+  const med = (name: string): number | undefined => sums.find((p) => p.policy === name)?.rate.median;
   const rr = med('round-robin');
   const up = med('upstream-default');
   const best = Math.max(...sums.map((p) => p.rate.median));
@@ -147,7 +193,7 @@ export function summaryTable(sc: ScenarioResult): string {
   ];
   for (const p of sums) {
     const m = p.rate.median;
-    const ratio = (d: number): string => (d > 0 ? `${f(m / d)}×` : m > 0 ? '∞' : '–');
+    const ratio = (d: number | undefined): string => (d === undefined ? '–' : d > 0 ? `${f(m / d)}×` : m > 0 ? '∞' : '–');
     const vsBest = best > 0 ? `${f((m / best - 1) * 100, 0)} %` : '–';
     const runs = sc.policies.filter((r) => r.policy === p.policy);
     const hit = median(runs.map(kneeHitRatio).filter((x) => Number.isFinite(x)));
@@ -192,6 +238,9 @@ export function detailTable(sc: ScenarioResult): string {
 export function markdownReport(r: BenchResult): string {
   const out: string[] = [];
   out.push(`Command: \`${r.meta.command}\` — ${r.meta.startedAt}, Node ${r.meta.node}, ${r.meta.cpus} CPUs, load average at start ${r.meta.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}, time scale ${r.meta.timeScale}, ${r.meta.seeds ?? 1} seed(s), ${r.meta.refine ?? 0} refinement rates per knee, wall ${Math.round(r.meta.wallS / 60)} min.`);
+  for (const m of r.meta.mergedFrom ?? []) {
+    out.push(`- \`${m.command}\` — ${m.startedAt}, load average at start ${m.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}`);
+  }
   for (const sc of r.scenarios) {
     out.push('', `### ${sc.scenario}`, '', sc.description, '', summaryTable(sc), '', '<details><summary>Per stage</summary>', '', detailTable(sc), '', '</details>');
   }

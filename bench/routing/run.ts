@@ -29,6 +29,7 @@ import type { LoadgenMessage, LoadgenRun } from './loadgen.ts';
 import {
   markdownReport,
   maxSustained,
+  mergeResults,
   scenarioCharts,
   type BenchResult,
   type PolicyResult,
@@ -65,6 +66,8 @@ interface Options {
   refine: number;
   out: string;
   docs: boolean;
+  /** `--merge a.json,b.json`: run nothing, read earlier results together (report and charts over all their seeds). */
+  merge: string[];
 }
 
 /** `--quick` (< 10 min on an idle machine): the scenario that discriminates, the policies that matter, one seed. */
@@ -90,6 +93,8 @@ export const USAGE = `epp bench routing [options]   (also: npm run bench:routing
   --no-early-stop          run every stage even after the fleet saturated
   --out DIR                results folder (default bench/routing/results)
   --docs                   also write the SVG charts into docs/
+  --merge a.json,b.json    run nothing: read earlier results (split by seed or scenario) together into one
+                           report and one set of charts in --out (and docs/ with --docs)
   --help                   this text
 `;
 
@@ -111,6 +116,7 @@ export function parseArgs(argv: readonly string[]): Options {
     refine: -1,
     out: join(HERE, 'results'),
     docs: false,
+    merge: [],
   };
   let policiesGiven = false;
   const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -139,6 +145,7 @@ export function parseArgs(argv: readonly string[]): Options {
     else if (a === '--refine') o.refine = Number(next());
     else if (a === '--out') o.out = resolve(next());
     else if (a === '--docs') o.docs = true;
+    else if (a === '--merge') o.merge = list(next()).map((f) => resolve(f));
     else throw new Error(`unknown option ${a} (epp bench routing --help lists the options)`);
   }
   if (o.scenarios.length === 0) o.scenarios = o.quick ? [...QUICK_SCENARIOS] : [...FULL_SCENARIOS];
@@ -481,10 +488,41 @@ class CacheResetter {
 
 // ------------------------------------------------------------------ main
 
+function writeCharts(o: Options, sc: ScenarioResult): void {
+  const charts = scenarioCharts(sc);
+  for (const dir of o.docs ? [o.out, join(ROOT, 'docs')] : [o.out]) {
+    writeFileSync(join(dir, `benchmarks-${sc.scenario}-ttft.svg`), charts.ttft);
+    writeFileSync(join(dir, `benchmarks-${sc.scenario}-throughput.svg`), charts.throughput);
+  }
+}
+
+/** `--merge`: earlier results read together into `merged-<time>.{json,md}` and the charts. */
+function mergeFiles(o: Options): void {
+  const results = o.merge.map((f) => {
+    try {
+      return JSON.parse(readFileSync(f, 'utf8')) as BenchResult;
+    } catch (err) {
+      throw new Error(`--merge: cannot read ${f} as a routing result: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
+  const merged = mergeResults(results);
+  mkdirSync(o.out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  for (const sc of merged.scenarios) writeCharts(o, sc);
+  writeFileSync(join(o.out, `merged-${stamp}.json`), JSON.stringify(merged, null, 1));
+  writeFileSync(join(o.out, `merged-${stamp}.md`), markdownReport(merged) + '\n');
+  process.stdout.write(markdownReport(merged) + '\n');
+  process.stderr.write(`wrote ${join(o.out, `merged-${stamp}.{json,md}`)} and charts\n`);
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   if (o.help) {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (o.merge.length > 0) {
+    mergeFiles(o);
     return;
   }
   const benchStart = performance.now();
@@ -560,11 +598,7 @@ async function main(): Promise<void> {
     policies.sort((a, b) => o.policies.indexOf(a.policy) - o.policies.indexOf(b.policy) || (a.seed ?? 0) - (b.seed ?? 0));
     const sc: ScenarioResult = { scenario: name, description: scenario.description, load, policies };
     scenarios.push(sc);
-    const charts = scenarioCharts(sc);
-    for (const dir of o.docs ? [o.out, join(ROOT, 'docs')] : [o.out]) {
-      writeFileSync(join(dir, `benchmarks-${name}-ttft.svg`), charts.ttft);
-      writeFileSync(join(dir, `benchmarks-${name}-throughput.svg`), charts.throughput);
-    }
+    writeCharts(o, sc);
     write();
   }
   const result = write();

@@ -84,3 +84,33 @@ test('summaryTable: median [min–max] over seeds, every seed, ratios of medians
   assert.match(row('upstream-default'), /^\| upstream-default \| 12 \[12–12\] \| 12, 12 \| 1\.30× \| 1\.00× \|/);
   assert.match(row('mine'), /^\| mine \| 16 \[16–16\] \| ≥16, ≥16 \| 1\.73× \| 1\.33× \| 0 % \|/);
 });
+
+test('mergeResults: runs split by seed read together give one table over every seed; a run merged twice is an error', async () => {
+  const { mergeResults, markdownReport } = await import('../../bench/routing/report.ts');
+  const { defaultLoad } = await import('../../bench/routing/workload.ts');
+  const rates = [8, 12, 16];
+  const run = (policy: string, seed: number, passUpTo: number) => ({
+    policy,
+    seed,
+    stages: rates.map((r) => stage(r, r <= passUpTo ? 0.5 : 5)),
+    maxSustainedRate: passUpTo,
+    sustainedRateInvalid: false,
+    wallS: 60,
+  });
+  const result = (seed: number, startedAt: string, load: number, ups: number, mine: number) => ({
+    meta: { command: `epp bench routing --seed ${seed} --seeds 1`, startedAt, node: 'v20', cpus: 2, loadAverageAtStart: [load, load, load], timeScale: 1, ttftTargetS: 2, lagLimitMs: 5, quick: false, seeds: 1, refine: 0, wallS: 120 },
+    scenarios: [{ scenario: 'x', description: 'd', load: defaultLoad({ rates }), policies: [run('mine', seed, mine), run('upstream-default', seed, ups)] }],
+  });
+  const merged = mergeResults([result(1, 't1', 0.5, 8, 12), result(2, 't2', 1.5, 12, 16), result(3, 't3', 2.5, 8, 16)]);
+  assert.equal(merged.meta.seeds, 3);
+  assert.equal(merged.meta.wallS, 360);
+  assert.deepEqual(merged.scenarios.map((s) => s.scenario), ['x']);
+  assert.deepEqual(merged.scenarios[0]?.policies.map((p) => `${p.policy}/${p.seed}`), ['mine/1', 'mine/2', 'mine/3', 'upstream-default/1', 'upstream-default/2', 'upstream-default/3']);
+  const md = markdownReport(merged);
+  assert.match(md, /^\| mine \| 16 \[12–16\] \| 12, ≥16, ≥16 \| – \| 2\.00× \|/m);
+  assert.match(md, /^\| upstream-default \| 8 \[8–12\] \| 8, 12, 8 \|/m);
+  // Every source run is named with its load average.
+  for (const [seed, load] of [[1, '0.5'], [2, '1.5'], [3, '2.5']] as const) assert.match(md, new RegExp(`--seed ${seed} --seeds 1\` — t${seed}, load average at start ${load} / ${load} / ${load}`));
+  assert.throws(() => mergeResults([result(1, 't1', 0.5, 8, 12), result(1, 't1b', 0.5, 8, 12)]), /x \/ mine \/ seed 1 appears in two results/);
+  assert.throws(() => mergeResults([]), /no results/);
+});
