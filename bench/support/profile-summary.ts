@@ -51,7 +51,9 @@ export interface Summary {
   readonly byPhase: Map<string, number>;
 }
 
-const short = (url: string): string => url.replace(/^file:\/\/.*?\/node_modules\//, '').replace(/^file:\/\/\/work\/[^/]+\//, '');
+/** A project file (not a package): its path from the checkout's `src/`, `bench/`, `test/` or `scripts/` folder. */
+const PROJECT_FILE = /^file:\/\/(?!.*\/node_modules\/).*?\/((?:src|bench|test|scripts)\/.*)$/;
+const short = (url: string): string => url.replace(/^file:\/\/.*?\/node_modules\//, '').replace(PROJECT_FILE, '$1');
 
 /** The category of a frame: GC and the VM's own entries, node's module, a package, or a project folder. */
 export function category(f: CallFrame): string {
@@ -68,12 +70,15 @@ export function category(f: CallFrame): string {
   }
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f.url);
   if (pkg) return pkg[1] as string;
-  const proj = /\/work\/[^/]+\/((?:src|bench|test)\/[^/]+)/.exec(f.url);
-  if (proj) return (proj[1] as string).replace(/\.ts$/, '');
+  const proj = PROJECT_FILE.exec(f.url);
+  if (proj) return (proj[1] as string).split('/').slice(0, 2).join('/').replace(/\.ts$/, '');
   return short(f.url);
 }
 
-const isProject = (f: CallFrame): boolean => /\/work\/[^/]+\/(src|bench)\//.test(f.url);
+const isProject = (f: CallFrame): boolean => {
+  const m = PROJECT_FILE.exec(f.url);
+  return m !== null && /^(src|bench)\//.test(m[1] as string);
+};
 const label = (f: CallFrame): string => `${f.functionName || '(anonymous)'} ${short(f.url)}${f.url ? `:${f.lineNumber + 1}` : ''}`;
 
 export function summarize(profile: CpuProfile, from: RegExp, phases: readonly RegExp[] = [], within?: RegExp): Summary {
