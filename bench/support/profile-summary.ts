@@ -93,46 +93,25 @@ export function summarize(profile: CpuProfile, from: RegExp, phases: readonly Re
     for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) out.push(byId.get(at) as ProfileNode);
     return out; // leaf first
   };
-  const matches = new Map<number, boolean>();
-  const inWindow = (id: number): boolean => {
-    let m = matches.get(id);
-    if (m === undefined) {
-      m = stack(id).some((n) => from.test(n.callFrame.url) || from.test(n.callFrame.functionName));
-      matches.set(id, m);
-    }
-    return m;
+  /** `f` of a profile node, computed once per node (many samples share a node). */
+  const perNode = <T>(f: (id: number) => T): ((id: number) => T) => {
+    const memo = new Map<number, T>();
+    return (id) => {
+      if (memo.has(id)) return memo.get(id) as T;
+      const v = f(id);
+      memo.set(id, v);
+      return v;
+    };
   };
-  const trigger = new Map<number, string>();
-  const triggerOf = (id: number): string => {
-    let t = trigger.get(id);
-    if (t === undefined) {
-      const p = stack(id).find((n) => isProject(n.callFrame));
-      t = p ? label(p.callFrame) : '(no project frame)';
-      trigger.set(id, t);
-    }
-    return t;
-  };
-  const entry = new Map<number, string>();
-  const entryOf = (id: number): string => {
-    let e = entry.get(id);
-    if (e === undefined) {
-      const p = stack(id).findLast((n) => isProject(n.callFrame));
-      e = p ? label(p.callFrame) : '(no project frame)';
-      entry.set(id, e);
-    }
-    return e;
-  };
+  const projectFrame = (p: ProfileNode | undefined): string => (p ? label(p.callFrame) : '(no project frame)');
+  const inWindow = perNode((id) => stack(id).some((n) => from.test(n.callFrame.url) || from.test(n.callFrame.functionName)));
+  const triggerOf = perNode((id) => projectFrame(stack(id).find((n) => isProject(n.callFrame))));
+  const entryOf = perNode((id) => projectFrame(stack(id).findLast((n) => isProject(n.callFrame))));
+  const phaseOf = perNode((id) => {
+    const labels = stack(id).map((n) => label(n.callFrame));
+    return phases.find((re) => labels.some((l) => re.test(l)))?.source ?? '(other)';
+  });
   const byEntry = new Map<string, number>();
-  const phase = new Map<number, string>();
-  const phaseOf = (id: number): string => {
-    let p = phase.get(id);
-    if (p === undefined) {
-      const labels = stack(id).map((n) => label(n.callFrame));
-      p = phases.find((re) => labels.some((l) => re.test(l)))?.source ?? '(other)';
-      phase.set(id, p);
-    }
-    return p;
-  };
   const byPhase = new Map<string, number>();
   const byFunction = new Map<string, number>();
   const byCategory = new Map<string, number>();
