@@ -32,12 +32,13 @@ import { makeCandidate, makeEndpoint, makeRequest, makeSchedulingResult } from '
 import { quantiles } from './routing/stats.ts';
 import { describeWarmUp, repetitions, warmUntilSteady } from './support/alternate.ts';
 import { printRunInfo } from './support/run-info.ts';
-import { classifyStalls, startGcRecorder, startStallSampler } from './support/stalls.ts';
+import { classifyStalls, openSchedstat, startGcRecorder, startStallSampler } from './support/stalls.ts';
+import { pinning, type Pinning } from './support/pin.ts';
 import { formatSpread, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
@@ -46,6 +47,10 @@ const STALL_MS = 2;
 if (args.transport !== 'memory' && args.transport !== 'redis') throw new Error(`--transport must be memory or redis, not ${args.transport}`);
 /** With --transport redis: a throwaway redis-server on loopback (Debian's redis-server must be installed). */
 const redis = args.transport === 'redis' ? await RedisServer.start() : undefined;
+if (!['off', 'on', 'both'].includes(args.pin as string)) throw new Error(`--pin must be off, on or both, not ${args.pin}`);
+/** With --pin on|both: this process's main thread on one core, its other threads and redis-server on the other. */
+const pin: Pinning | { unavailable: string } | undefined = args.pin === 'off' ? undefined : pinning(() => (redis?.pid !== undefined ? [redis.pid] : []));
+const pinModes: readonly boolean[] = pin === undefined || 'unavailable' in pin ? [false] : args.pin === 'both' ? [false, true] : [true];
 
 const endpoints: Endpoint[] = Array.from({ length: 8 }, (_, i) => makeEndpoint(`ep${i}`));
 const handle = { logger: silentLogger(), clock: systemClock, random: createRandomSource(1), plugin: () => undefined, endpoints: () => endpoints, inflight: new InFlightTracker(), metrics: new PluginMetricSources() };
@@ -97,6 +102,15 @@ interface RoundResult {
   stallsWithGc: number;
   stallsBeyondGc: number;
   worstBeyondGcMs: number;
+  /** Stalls by cause (NaN without schedstat): descheduled, GC, asleep, on-CPU; the worst on-CPU ms in a stall. */
+  descheduled: number;
+  gcCaused: number;
+  asleep: number;
+  onCpu: number;
+  worstOnCpuMs: number;
+  /** The main thread over the whole round (ms per s; NaN without schedstat): on the CPU, waiting on a run queue. */
+  threadCpuMsPerS: number;
+  threadWaitMsPerS: number;
   minorGcPerS: number;
   minorGcMs: number;
   majorGcPerS: number;
@@ -121,8 +135,14 @@ function roundLog(): { transport: () => SyncTransport; peerAppend: (payload: Uin
   return { transport: mkTransport, peerAppend: (p) => void peerLink.append(p).catch(() => undefined), close: () => peerLink.close() };
 }
 
-async function round(sliceMs: number | undefined): Promise<RoundResult> {
+/** The main thread's schedstat for whole-round figures (undefined where it does not exist). */
+const schedstat = openSchedstat();
+const roundStat = 'read' in schedstat ? schedstat : undefined;
+let schedstatNote = '';
+
+async function round(sliceMs: number | undefined, pinned = false): Promise<RoundResult> {
   const syncOn = sliceMs !== undefined;
+  if (pin !== undefined && 'pin' in pin) (pinned ? pin.pin : pin.unpin)();
   const log = roundLog();
   const mk = (p: ReplicatedIndex, name: string) =>
     new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
@@ -132,7 +152,11 @@ async function round(sliceMs: number | undefined): Promise<RoundResult> {
   loop.enable();
   const gc = startGcRecorder();
   const sampler = startStallSampler(STALL_MS);
+  schedstatNote = sampler.schedstat;
   const times: number[] = [];
+  const stat0 = new Float64Array(3);
+  const stat1 = new Float64Array(3);
+  const timed = roundStat?.read(stat0) ?? false;
   const t0 = performance.now();
   let sentPeer = 0;
   let sentLocal = 0;
@@ -150,6 +174,7 @@ async function round(sliceMs: number | undefined): Promise<RoundResult> {
     await new Promise((r) => setTimeout(r, 1));
   }
   const seconds = (performance.now() - t0) / 1000;
+  const threadTimes = timed && (roundStat?.read(stat1) ?? false);
   const stalls = sampler.stop();
   const gcs = gc.stop().filter((g) => g.start >= t0);
   loop.disable();
@@ -168,6 +193,13 @@ async function round(sliceMs: number | undefined): Promise<RoundResult> {
     stallsWithGc: c.withGc,
     stallsBeyondGc: c.beyondGc,
     worstBeyondGcMs: c.worstBeyondGcMs,
+    descheduled: c.causes?.descheduled ?? Number.NaN,
+    gcCaused: c.causes?.gc ?? Number.NaN,
+    asleep: c.causes?.asleep ?? Number.NaN,
+    onCpu: c.causes?.onCpu ?? Number.NaN,
+    worstOnCpuMs: c.causes?.worstOnCpuMs ?? Number.NaN,
+    threadCpuMsPerS: threadTimes ? ((stat1[0] as number) - (stat0[0] as number)) / 1e6 / seconds : Number.NaN,
+    threadWaitMsPerS: threadTimes ? ((stat1[1] as number) - (stat0[1] as number)) / 1e6 / seconds : Number.NaN,
     minorGcPerS: minor.length / seconds,
     minorGcMs: minor.reduce((t, g) => t + g.durationMs, 0) / seconds,
     majorGcPerS: gcs.filter((g) => g.kind === 'major').length / seconds,
@@ -175,37 +207,81 @@ async function round(sliceMs: number | undefined): Promise<RoundResult> {
   };
 }
 
-const info = printRunInfo('bench:replicas-path', [`transport: ${redis === undefined ? 'memory' : `redis-server on loopback (port ${redis.port})`}; ${RATE} req/s local, 1,000 placements/s from the peer, ${ROUNDS} rounds of ${ROUND_MS} ms, stall = a 1 ms timer > ${STALL_MS} ms late`]);
-const arms = ['sync off', ...SLICES.map((s) => `sync on, slice ${s} ms`)];
-const sliceOf = (arm: string): number | undefined => (arm === 'sync off' ? undefined : SLICES[arms.indexOf(arm) - 1]);
+const pinNote = pin === undefined ? 'not pinned (--pin on|both to isolate the measured thread)' : 'unavailable' in pin ? `not pinned: ${pin.unavailable}` : `${args.pin === 'both' ? 'pinned and unpinned rounds alternate' : 'pinned'}: ${pin.description}`;
+const info = printRunInfo('bench:replicas-path', [
+  `transport: ${redis === undefined ? 'memory' : `redis-server on loopback (port ${redis.port})`}; ${RATE} req/s local, 1,000 placements/s from the peer, ${ROUNDS} rounds of ${ROUND_MS} ms, stall = a 1 ms timer > ${STALL_MS} ms late`,
+  `cores: ${pinNote}`,
+]);
+interface Arm {
+  readonly name: string;
+  readonly sliceMs: number | undefined;
+  readonly pinned: boolean;
+}
+const arms: Arm[] = [];
+for (const pinned of pinModes) {
+  const suffix = pinNote.startsWith('pinned') || args.pin === 'both' ? (pinned ? ', pinned' : ', unpinned') : '';
+  arms.push({ name: `sync off${suffix}`, sliceMs: undefined, pinned });
+  for (const s of SLICES) arms.push({ name: `sync on, slice ${s} ms${suffix}`, sliceMs: s, pinned });
+}
+const armNamed = new Map(arms.map((a) => [a.name, a]));
 // Warm-up: compile the routing and apply paths, and fill the index until its size stops moving — a filling index
 // grows its tables (one-off doublings, each a pause proportional to the index) that a replica in steady state
 // does not pay again; measuring during the fill would charge them to whichever arm was running.
 await round(undefined);
 const warm = await warmUntilSteady(async () => (await round(SLICES[0]), local.index.size), { minRounds: 2, tolerance: 0.01, stableRounds: 1, maxRounds: 15 });
 const sizeBefore = local.index.size;
-const results = await repetitions(arms, { repetitions: ROUNDS, seed: Number(args.seed) }, (arm) => round(sliceOf(arm)));
+const results = await repetitions(
+  arms.map((a) => a.name),
+  { repetitions: ROUNDS, seed: Number(args.seed) },
+  (name) => {
+    const arm = armNamed.get(name) as Arm;
+    return round(arm.sliceMs, arm.pinned);
+  },
+);
+if (pin !== undefined && 'unpin' in pin) pin.unpin();
 const cell = (rs: readonly RoundResult[], f: (r: RoundResult) => number, digits: number): string => formatSpread(spread(rs.map(f)), digits);
 const med = (arm: string, f: (r: RoundResult) => number): number => spread((results.get(arm) as RoundResult[]).map(f)).median;
+const timed = schedstatNote.startsWith('main thread');
 const lines = [
   '',
   `Index warm-up: ${describeWarmUp(warm, 0)}; ${sizeBefore} (endpoint, block) entries before the measured rounds, ${local.index.size} after.`,
   '',
   `Request-path cost of sync: ${RATE} local requests/s (128-block prompts, 8 endpoints) while a peer's 1,000 placements/s are applied (sync on) or not (off); ${ROUNDS} rounds of ${ROUND_MS} ms per arm, arms shuffled per round; median [min–max] over rounds.`,
   '',
-  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | stalls > 2 ms / round | of which a GC overlapped | beyond GC | worst beyond-GC ms | minor GCs/s | minor GC ms/s | major GCs/s | applied/s |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | minor GCs/s | minor GC ms/s | major GCs/s | applied/s |',
+  '|---|---|---|---|---|---|---|---|---|',
 ];
 for (const arm of arms) {
-  const rs = results.get(arm) as RoundResult[];
+  const rs = results.get(arm.name) as RoundResult[];
   lines.push(
-    `| ${arm} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.stalls, 0)} | ${cell(rs, (r) => r.stallsWithGc, 0)} | ${cell(rs, (r) => r.stallsBeyondGc, 0)} | ${cell(rs, (r) => r.worstBeyondGcMs, 2)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} |`,
+    `| ${arm.name} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} |`,
   );
 }
-lines.push('');
-for (const arm of arms.slice(1)) {
+lines.push('', `Stalls > ${STALL_MS} ms per round by cause (bench/support/stalls.ts: the run-queue wait, then the collections, then sleep beyond the interval are taken away in turn; "on-CPU" is a stall still over ${STALL_MS} ms after all three — the process's own code). Thread times: ${schedstatNote}.`, '');
+if (timed) {
   lines.push(
-    `${arm} vs off: p99 ${(med(arm, (r) => r.p99) - med('sync off', (r) => r.p99)).toFixed(0)} µs (×${(med(arm, (r) => r.p99) / med('sync off', (r) => r.p99)).toFixed(2)}); loop delay p99 ×${(med(arm, (r) => r.loopP99) / med('sync off', (r) => r.loopP99)).toFixed(2)}; stalls/round ${med(arm, (r) => r.stalls)} vs ${med('sync off', (r) => r.stalls)}, beyond GC ${med(arm, (r) => r.stallsBeyondGc)} vs ${med('sync off', (r) => r.stallsBeyondGc)}.`,
+    '| arm | stalls > 2 ms: total | descheduled | GC | asleep | on-CPU | worst on-CPU ms in a stall | main thread on-CPU ms/s | run-queue wait ms/s |',
+    '|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const arm of arms) {
+    const rs = results.get(arm.name) as RoundResult[];
+    lines.push(
+      `| ${arm.name} | ${cell(rs, (r) => r.stalls, 0)} | ${cell(rs, (r) => r.descheduled, 0)} | ${cell(rs, (r) => r.gcCaused, 0)} | ${cell(rs, (r) => r.asleep, 0)} | **${cell(rs, (r) => r.onCpu, 0)}** | ${cell(rs, (r) => r.worstOnCpuMs, 2)} | ${cell(rs, (r) => r.threadCpuMsPerS, 0)} | ${cell(rs, (r) => r.threadWaitMsPerS, 1)} |`,
+    );
+  }
+} else {
+  lines.push('| arm | stalls > 2 ms: total | of which a GC overlapped | beyond GC | worst beyond-GC ms |', '|---|---|---|---|---|');
+  for (const arm of arms) {
+    const rs = results.get(arm.name) as RoundResult[];
+    lines.push(`| ${arm.name} | ${cell(rs, (r) => r.stalls, 0)} | ${cell(rs, (r) => r.stallsWithGc, 0)} | ${cell(rs, (r) => r.stallsBeyondGc, 0)} | ${cell(rs, (r) => r.worstBeyondGcMs, 2)} |`);
+  }
+}
+lines.push('');
+for (const arm of arms.filter((a) => a.sliceMs !== undefined)) {
+  const off = (arms.find((a) => a.sliceMs === undefined && a.pinned === arm.pinned) as Arm).name;
+  const cmp = (f: (r: RoundResult) => number): string => `${med(arm.name, f)} vs ${med(off, f)}`;
+  lines.push(
+    `${arm.name} vs ${off}: p99 ${(med(arm.name, (r) => r.p99) - med(off, (r) => r.p99)).toFixed(0)} µs (×${(med(arm.name, (r) => r.p99) / med(off, (r) => r.p99)).toFixed(2)}); loop delay p99 ×${(med(arm.name, (r) => r.loopP99) / med(off, (r) => r.loopP99)).toFixed(2)}; stalls/round ${cmp((r) => r.stalls)}${timed ? `, on-CPU ${cmp((r) => r.onCpu)}` : `, beyond GC ${cmp((r) => r.stallsBeyondGc)}`}.`,
   );
 }
 lines.push(`# load average at end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' / ')} (at start ${info.loadAverage.map((x) => x.toFixed(2)).join(' / ')})`);
