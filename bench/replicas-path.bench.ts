@@ -32,13 +32,14 @@ import { makeCandidate, makeEndpoint, makeRequest, makeSchedulingResult } from '
 import { quantiles } from './routing/stats.ts';
 import { describeWarmUp, repetitions, warmUntilSteady } from './support/alternate.ts';
 import { printRunInfo } from './support/run-info.ts';
-import { classifyStalls, openSchedstat, startGcRecorder, startStallSampler } from './support/stalls.ts';
+import { classifyStalls, gcInStall, openSchedstat, stallCause, startGcRecorder, startStallSampler, type StallCause } from './support/stalls.ts';
+import { stacksIn, startProfiler } from './support/profile.ts';
 import { pinning, type Pinning } from './support/pin.ts';
 import { formatSpread, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
@@ -81,7 +82,10 @@ function stamp(payload: Uint8Array, seq: number, sentAtMs: number): Uint8Array {
 let peerSeq = 0;
 const rnd = createRandomSource(7);
 const groups = Array.from({ length: 256 }, (_, g) => `group ${g} `.padEnd(64 * 96, `system prompt ${g} `));
-const prompts = Array.from({ length: 1024 }, (_, i) => `${groups[i % groups.length]}${`question ${i} `.padEnd(64 * 32, 'x')}`);
+// Flat strings, as a JSON-parsed request body is: a concatenation is a rope that V8 flattens on first use and keeps
+// flattened, so each prompt would put 8 KB into the old generation the first time it is routed, mid-measurement.
+const flat = (s: string): string => Buffer.from(s, 'latin1').toString('latin1');
+const prompts = Array.from({ length: 1024 }, (_, i) => flat(`${groups[i % groups.length]}${`question ${i} `.padEnd(64 * 32, 'x')}`));
 const promptText = (): string => prompts[Math.floor(rnd.next() * prompts.length)] as string;
 
 function route(p: ApproxPrefixCacheProducer): number {
@@ -113,6 +117,8 @@ interface RoundResult {
   threadWaitMsPerS: number;
   minorGcPerS: number;
   minorGcMs: number;
+  /** The longest minor collection (scavenge) pause in the round, ms (0 when none). */
+  minorGcMaxMs: number;
   majorGcPerS: number;
   applied: number;
 }
@@ -125,7 +131,9 @@ interface RoundResult {
 let roundNo = 0;
 function roundLog(): { transport: () => SyncTransport; peerAppend: (payload: Uint8Array) => void; close: () => Promise<void> } {
   if (redis === undefined) {
-    const bus = new MemoryBus({ clock: systemClock, timers: realTimers });
+    // 1 s of retention: the replica reads within milliseconds, and the log stands in for Redis, whose memory is
+    // not this replica's (30 s of batches would be promoted into this heap and collected here).
+    const bus = new MemoryBus({ clock: systemClock, timers: realTimers, retentionMs: 1000 });
     return { transport: () => new MemoryLink(bus, realTimers, createRandomSource(3)), peerAppend: (p) => bus.append(p), close: async () => {} };
   }
   const pool = `bench/round-${++roundNo}`;
@@ -139,8 +147,12 @@ function roundLog(): { transport: () => SyncTransport; peerAppend: (payload: Uin
 const schedstat = openSchedstat();
 const roundStat = 'read' in schedstat ? schedstat : undefined;
 let schedstatNote = '';
+/** With --profile-stalls: per arm and cause, the sampled stacks inside the stalls' windows. */
+const PROFILE = args['profile-stalls'] as boolean;
+const stallStacks = new Map<string, Map<string, number>>();
+const profiledStalls = new Map<string, number>();
 
-async function round(sliceMs: number | undefined, pinned = false): Promise<RoundResult> {
+async function round(sliceMs: number | undefined, pinned = false, armName?: string): Promise<RoundResult> {
   const syncOn = sliceMs !== undefined;
   if (pin !== undefined && 'pin' in pin) (pinned ? pin.pin : pin.unpin)();
   const log = roundLog();
@@ -148,6 +160,7 @@ async function round(sliceMs: number | undefined, pinned = false): Promise<Round
     new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
   const a = syncOn ? mk(local, 'local') : undefined;
   await a?.start();
+  const profiler = PROFILE && armName !== undefined ? await startProfiler(200) : undefined;
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   const gc = startGcRecorder();
@@ -178,6 +191,21 @@ async function round(sliceMs: number | undefined, pinned = false): Promise<Round
   const stalls = sampler.stop();
   const gcs = gc.stop().filter((g) => g.start >= t0);
   loop.disable();
+  if (profiler !== undefined) {
+    const samples = await profiler.stop();
+    const byCause = new Map<StallCause | 'unknown', Array<[number, number]>>();
+    for (const s of stalls) {
+      const cause = stallCause(s, gcInStall(s, gcs).windowMs, STALL_MS, 1) ?? 'unknown';
+      byCause.set(cause, [...(byCause.get(cause) ?? []), [s.start - 1, s.end]]);
+    }
+    for (const [cause, windows] of byCause) {
+      const key = `${armName} · ${cause}`;
+      profiledStalls.set(key, (profiledStalls.get(key) ?? 0) + windows.length);
+      const m = stallStacks.get(key) ?? new Map<string, number>();
+      for (const { stack, samples: n } of stacksIn(samples, windows)) m.set(stack, (m.get(stack) ?? 0) + n);
+      stallStacks.set(key, m);
+    }
+  }
   const applied = a?.stats.appliedPlacements ?? 0;
   await a?.stop();
   await log.close();
@@ -202,6 +230,7 @@ async function round(sliceMs: number | undefined, pinned = false): Promise<Round
     threadWaitMsPerS: threadTimes ? ((stat1[1] as number) - (stat0[1] as number)) / 1e6 / seconds : Number.NaN,
     minorGcPerS: minor.length / seconds,
     minorGcMs: minor.reduce((t, g) => t + g.durationMs, 0) / seconds,
+    minorGcMaxMs: minor.reduce((t, g) => Math.max(t, g.durationMs), 0),
     majorGcPerS: gcs.filter((g) => g.kind === 'major').length / seconds,
     applied: (applied * 1000) / ROUND_MS,
   };
@@ -235,7 +264,7 @@ const results = await repetitions(
   { repetitions: ROUNDS, seed: Number(args.seed) },
   (name) => {
     const arm = armNamed.get(name) as Arm;
-    return round(arm.sliceMs, arm.pinned);
+    return round(arm.sliceMs, arm.pinned, arm.name);
   },
 );
 if (pin !== undefined && 'unpin' in pin) pin.unpin();
@@ -248,13 +277,13 @@ const lines = [
   '',
   `Request-path cost of sync: ${RATE} local requests/s (128-block prompts, 8 endpoints) while a peer's 1,000 placements/s are applied (sync on) or not (off); ${ROUNDS} rounds of ${ROUND_MS} ms per arm, arms shuffled per round; median [min–max] over rounds.`,
   '',
-  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | minor GCs/s | minor GC ms/s | major GCs/s | applied/s |',
-  '|---|---|---|---|---|---|---|---|---|',
+  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | minor GCs/s | minor GC ms/s | longest minor GC ms | major GCs/s | applied/s |',
+  '|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const arm of arms) {
   const rs = results.get(arm.name) as RoundResult[];
   lines.push(
-    `| ${arm.name} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} |`,
+    `| ${arm.name} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.minorGcMaxMs, 2)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} |`,
   );
 }
 lines.push('', `Stalls > ${STALL_MS} ms per round by cause (bench/support/stalls.ts: the run-queue wait, then the collections, then sleep beyond the interval are taken away in turn; "on-CPU" is a stall still over ${STALL_MS} ms after all three — the process's own code). Thread times: ${schedstatNote}.`, '');
@@ -283,6 +312,13 @@ for (const arm of arms.filter((a) => a.sliceMs !== undefined)) {
   lines.push(
     `${arm.name} vs ${off}: p99 ${(med(arm.name, (r) => r.p99) - med(off, (r) => r.p99)).toFixed(0)} µs (×${(med(arm.name, (r) => r.p99) / med(off, (r) => r.p99)).toFixed(2)}); loop delay p99 ×${(med(arm.name, (r) => r.loopP99) / med(off, (r) => r.loopP99)).toFixed(2)}; stalls/round ${cmp((r) => r.stalls)}${timed ? `, on-CPU ${cmp((r) => r.onCpu)}` : `, beyond GC ${cmp((r) => r.stallsBeyondGc)}`}.`,
   );
+}
+if (PROFILE) {
+  lines.push('', 'Profiled stalls (--profile-stalls: V8 sampling every 200 µs during every measured round, which slows the process, so these rounds are not the figures above\'s equal): the stacks sampled inside each cause\'s stall windows, innermost frame first, top 6 per arm and cause.', '');
+  for (const [key, m] of [...stallStacks].sort()) {
+    lines.push(`${key}: ${profiledStalls.get(key)} stalls`);
+    for (const [stack, n] of [...m].sort((a, b) => b[1] - a[1]).slice(0, 6)) lines.push(`    ${(n * 0.2).toFixed(1)} ms  ${stack}`);
+  }
 }
 lines.push(`# load average at end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' / ')} (at start ${info.loadAverage.map((x) => x.toFixed(2)).join(' / ')})`);
 process.stdout.write(lines.join('\n') + '\n');

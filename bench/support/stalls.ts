@@ -86,6 +86,23 @@ export function stallCause(stall: Stall, gcMs: number, thresholdMs: number, inte
   return 'on-cpu';
 }
 
+/**
+ * The collections' time inside a stall: in its late part (from when the tick was due) and in the whole window
+ * its thread times cover (from the previous tick, one interval before `start`).
+ */
+export function gcInStall(s: Stall, gcs: readonly GcEvent[], intervalMs = 1): { lateMs: number; windowMs: number } {
+  let lateMs = 0;
+  let windowMs = 0;
+  for (const g of gcs) {
+    const end = Math.min(s.end, g.start + g.durationMs);
+    const late = end - Math.max(s.start, g.start);
+    if (late > 0) lateMs += late;
+    const whole = end - Math.max(s.start - intervalMs, g.start);
+    if (whole > 0) windowMs += whole;
+  }
+  return { lateMs, windowMs };
+}
+
 export function classifyStalls(stalls: readonly Stall[], gcs: readonly GcEvent[], thresholdMs: number, intervalMs = 1): StallClassification {
   let withGc = 0;
   let beyondGc = 0;
@@ -93,17 +110,7 @@ export function classifyStalls(stalls: readonly Stall[], gcs: readonly GcEvent[]
   const causes = { descheduled: 0, gc: 0, asleep: 0, onCpu: 0, worstOnCpuMs: 0, descheduledMs: 0, gcMs: 0, onCpuMs: 0 };
   let timed = stalls.length > 0;
   for (const s of stalls) {
-    // GC time in the late part (from when the tick was due) and in the whole window the thread times cover
-    // (from the previous tick, one interval before `start`).
-    let inGc = 0;
-    let inWindowGc = 0;
-    for (const g of gcs) {
-      const end = Math.min(s.end, g.start + g.durationMs);
-      const late = end - Math.max(s.start, g.start);
-      if (late > 0) inGc += late;
-      const whole = end - Math.max(s.start - intervalMs, g.start);
-      if (whole > 0) inWindowGc += whole;
-    }
+    const { lateMs: inGc, windowMs: inWindowGc } = gcInStall(s, gcs, intervalMs);
     if (inGc > 0) withGc++;
     const rest = s.delayMs - Math.min(inGc, s.delayMs);
     if (rest > thresholdMs) beyondGc++;
