@@ -3,15 +3,32 @@
  * (8 endpoints, 128-block prompts) routes requests at a steady rate while a peer publishes 1,000 placements/s
  * (128 hashes each, as pre-encoded batches appended to the log: the peer's own work runs elsewhere) that this
  * replica applies through the real sync engine (memory transport, or a real redis-server with `--transport
- * redis`; real timers; it also publishes its own placements) — "sync on" — or nothing — "sync off". Arms run once per repetition in a seeded shuffled order, in the same
- * process. Per round: the per-request time of prepareData + preRequest (the request-path work the index does)
- * p50/p99; event-loop delay p99/max; the stalls over 2 ms (a 1 ms timer that came > 2 ms late) and how many
- * of them a garbage collection overlapped, and how many remain over 2 ms once the collections' time inside
- * them is subtracted ("beyond GC": the part no collector explains); collections per second by kind. Reported
- * as medians [min–max] over rounds, after warm-up rounds that fill the index until its size stops moving (a
- * filling index pays one-off table doublings that a replica in steady state does not).
+ * redis`; real timers; it also publishes its own placements) — "sync on" — or nothing — "sync off". Arms run
+ * once per repetition in a seeded shuffled order, in the same process, after warm-up rounds that fill the index
+ * until its size stops moving (a filling index pays one-off table doublings that a replica in steady state does
+ * not). Reported as medians [min–max] over rounds.
  *
- *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25] [--transport memory|redis]
+ * Per round: the per-request time of prepareData + preRequest (the request-path work the index does) p50/p99;
+ * event-loop delay p99/max; collections per second by kind and the longest scavenge; and every **stall over
+ * 2 ms** (a 1 ms timer that came > 2 ms late) with its cause (bench/support/stalls.ts). How a stall is
+ * attributed, on Linux: at every tick the sampler reads the main thread's `/proc/self/task/<pid>/schedstat`
+ * (ns on the CPU, ns runnable but waiting on a run queue), so each stall's window splits into time the thread
+ * was **descheduled** (another task had the core: the machine, not this process), **GC** (`PerformanceObserver`
+ * 'gc' entries inside the window), **asleep** (neither running nor runnable beyond the timer interval), and
+ * what is left, **on-CPU** — this process's own code. A stall is given the first cause without which it would
+ * not have been one, in that order; a stall labelled on-CPU therefore had over 2 ms of non-GC on-CPU time in its
+ * window, and the column "worst on-CPU ms in a stall" shows how close the others came. Where schedstat is
+ * missing (not Linux, a kernel without schedstats) the bench says so and splits stalls by GC only.
+ *
+ * `--pin on|both` isolates the measured thread as far as this machine allows (bench/support/pin.ts, `taskset`):
+ * the main thread alone on the last core; this process's other threads (V8's collector helpers, libuv) and
+ * redis-server on the others; processes the bench did not start still share the core (no `isolcpus` here).
+ * `both` alternates pinned and unpinned rounds in one run. `--profile-stalls` samples V8's profiler every
+ * 200 µs during the measured rounds and prints the stacks inside each cause's stall windows (the profiler's cost
+ * makes those rounds slower: for finding causes, not for figures).
+ *
+ *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25]
+ *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--seed 1]
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -45,6 +62,11 @@ const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
 const SLICES = (args['slice-ms'] as string).split(',').map(Number);
 const STALL_MS = 2;
+/**
+ * Sync-on rounds write one snapshot of the whole index mid-round (the lease holder does every 10 s by default;
+ * a round is shorter), so its cost is inside what is measured.
+ */
+const SNAPSHOT_MS = ROUND_MS / 2;
 if (args.transport !== 'memory' && args.transport !== 'redis') throw new Error(`--transport must be memory or redis, not ${args.transport}`);
 /** With --transport redis: a throwaway redis-server on loopback (Debian's redis-server must be installed). */
 const redis = args.transport === 'redis' ? await RedisServer.start() : undefined;
@@ -121,6 +143,7 @@ interface RoundResult {
   minorGcMaxMs: number;
   majorGcPerS: number;
   applied: number;
+  snapshots: number;
 }
 
 /**
@@ -157,7 +180,7 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
   if (pin !== undefined && 'pin' in pin) (pinned ? pin.pin : pin.unpin)();
   const log = roundLog();
   const mk = (p: ReplicatedIndex, name: string) =>
-    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
+    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0, snapshotIntervalMs: SNAPSHOT_MS, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
   const a = syncOn ? mk(local, 'local') : undefined;
   await a?.start();
   const profiler = PROFILE && armName !== undefined ? await startProfiler(200) : undefined;
@@ -207,6 +230,7 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
     }
   }
   const applied = a?.stats.appliedPlacements ?? 0;
+  const snapshots = a?.stats.snapshotsWritten ?? 0;
   await a?.stop();
   await log.close();
   const q = quantiles(times.slice(Math.floor(times.length / 10)));
@@ -233,6 +257,7 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
     minorGcMaxMs: minor.reduce((t, g) => Math.max(t, g.durationMs), 0),
     majorGcPerS: gcs.filter((g) => g.kind === 'major').length / seconds,
     applied: (applied * 1000) / ROUND_MS,
+    snapshots,
   };
 }
 
@@ -277,13 +302,13 @@ const lines = [
   '',
   `Request-path cost of sync: ${RATE} local requests/s (128-block prompts, 8 endpoints) while a peer's 1,000 placements/s are applied (sync on) or not (off); ${ROUNDS} rounds of ${ROUND_MS} ms per arm, arms shuffled per round; median [min–max] over rounds.`,
   '',
-  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | minor GCs/s | minor GC ms/s | longest minor GC ms | major GCs/s | applied/s |',
-  '|---|---|---|---|---|---|---|---|---|---|',
+  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | minor GCs/s | minor GC ms/s | longest minor GC ms | major GCs/s | applied/s | snapshots written |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const arm of arms) {
   const rs = results.get(arm.name) as RoundResult[];
   lines.push(
-    `| ${arm.name} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.minorGcMaxMs, 2)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} |`,
+    `| ${arm.name} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.minorGcMaxMs, 2)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} | ${cell(rs, (r) => r.snapshots, 0)} |`,
   );
 }
 lines.push('', `Stalls > ${STALL_MS} ms per round by cause (bench/support/stalls.ts: the run-queue wait, then the collections, then sleep beyond the interval are taken away in turn; "on-CPU" is a stall still over ${STALL_MS} ms after all three — the process's own code). Thread times: ${schedstatNote}.`, '');
