@@ -13,11 +13,15 @@
  * `BENCH_CHILD_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'` profiles the servers (node refuses --cpu-prof in
  * NODE_OPTIONS); the profile is written when the child stops.
  *
+ * `BENCH_PIN=<server cpus>/<client cpus>` pins every child to the server cpus and this process to the client cpus
+ * (bench/support/pin.ts).
+ *
  * Parent: `const s = await startChild(url, args)`, `await s.cpuMicros()`, `await s.stop()`.
  * Child:  `announce(port, close)` once listening.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { pin, pinPlanFromEnv } from './pin.ts';
 
 interface Ready {
   readonly ready: true;
@@ -48,6 +52,8 @@ export interface BenchChild {
   stop(): Promise<void>;
 }
 
+let parentPinned = false;
+
 /** Forks `script` (TypeScript, run through tsx) with `args`; resolves once it announced its port. */
 export async function startChild(script: URL, args: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<BenchChild> {
   const child: ChildProcess = fork(script.pathname, [...args], {
@@ -66,6 +72,12 @@ export async function startChild(script: URL, args: readonly string[] = [], env:
     };
     child.on('message', onMessage);
   });
+  const plan = pinPlanFromEnv();
+  if (plan) {
+    // After the announcement every thread the child will run exists or is created by one that is pinned.
+    pin(child.pid as number, plan.server);
+    if (!parentPinned) parentPinned = pin(process.pid, plan.client);
+  }
   let seq = 0;
   const ask = (body: { cpu: true } | { loopDelay: 'start' | 'stop' }): Promise<Reply> => {
     const id = ++seq;

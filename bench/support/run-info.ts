@@ -3,6 +3,7 @@
  * machine it was taken on (shared VMs are noisy; a load average near the core count means the figures are).
  */
 import { cpus, loadavg, totalmem } from 'node:os';
+import { pinPlanFromEnv } from './pin.ts';
 
 export interface RunInfo {
   readonly benchmark: string;
@@ -36,9 +37,15 @@ export function formatRunInfo(info: RunInfo, extra: readonly string[] = []): str
     `node ${info.node}; ${info.cpus}; ${info.memoryGiB} GiB`,
     `load average at start: ${info.loadAverage.map((x) => x.toFixed(2)).join(' / ')} (1/5/15 min; ${cpus().length} cores)`,
     `args: ${info.args.length ? info.args.join(' ') : '(defaults)'}`,
+    ...pinLine(),
     ...extra,
   ];
   return lines.map((l) => `# ${l}`).join('\n');
+}
+
+function pinLine(): string[] {
+  const plan = pinPlanFromEnv();
+  return plan ? [`pinned (BENCH_PIN): server processes on cpus ${plan.server}, this process on cpus ${plan.client}`] : [];
 }
 
 /** Prints the run info and returns it (the benchmarks keep it for their JSON output, if any). */

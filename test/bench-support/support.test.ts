@@ -1,8 +1,9 @@
-/** The benchmarks' shared helpers: percentiles, per-repetition spread, seeded alternation, steady-state warm-up, stall/GC attribution. */
+/** The benchmarks' shared helpers: percentiles, per-repetition spread, seeded alternation, steady-state warm-up, stall/GC attribution, CPU pinning. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { describeWarmUp, repetitions, warmUntilSteady } from '../../bench/support/alternate.ts';
 import { formatSpread, median, percentile, percentiles, spread } from '../../bench/support/stats.ts';
+import { pinPlanFromEnv } from '../../bench/support/pin.ts';
 import { classifyStalls, openSchedstat, stallCause, startStallSampler } from '../../bench/support/stalls.ts';
 
 test('percentiles are nearest-rank on a sorted copy; NaN when empty', () => {
@@ -119,4 +120,12 @@ test("schedstat: the main thread's on-CPU time is read where Linux has it, and a
   const off = startStallSampler(2, { schedstat: false });
   assert.match(off.schedstat, /^unavailable/);
   off.stop();
+});
+
+test('BENCH_PIN: <server cpus>/<client cpus>, unset means unpinned, anything else is refused with the form to use', () => {
+  assert.equal(pinPlanFromEnv({}), undefined);
+  assert.equal(pinPlanFromEnv({ BENCH_PIN: '' }), undefined);
+  assert.deepEqual(pinPlanFromEnv({ BENCH_PIN: '1/0' }), { server: '1', client: '0' });
+  assert.deepEqual(pinPlanFromEnv({ BENCH_PIN: '2-3/0,1' }), { server: '2-3', client: '0,1' });
+  assert.throws(() => pinPlanFromEnv({ BENCH_PIN: '1' }), /BENCH_PIN=1: expected <server cpus>\/<client cpus>, e\.g\. BENCH_PIN=1\/0/);
 });
