@@ -33,8 +33,15 @@
  *        every message with a fixed empty reply, bodies not sent back (`empty`: the floor used before it was
  *        made like with like; no valid FULL_DUPLEX_STREAMED server can reply so);
  *        --workloads chunks,large and --hooks io-async,io-inline,cpu-async select what runs ((a) and the echo
- *        always do), e.g. `--workloads large` for the 256 KB case alone.
+ *        always do), e.g. `--workloads large` for the 256 KB case alone;
+ *        --compare DIR adds (a) as built from another checkout (DIR/bench/response-path-server.ts, e.g. an export of
+ *        main with node_modules linked) to the chunks workload, alternated with the others: an A/B of a change in
+ *        one run (its row shows CPU / echo, and (a) / it);
+ *        --floor-route adds a second floor to the chunks workload, for information only (the ratio to the echo stays
+ *        the figure): the echo that also routes each request with the EPP's own director and completes it
+ *        (`ext-proc-echo-server.ts route`); (a) / it is what the EPP's data plane costs beyond routing.
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FakeEnvoy, type EnvoyStream } from '../test/support/fake-envoy.ts';
 import type { ProcessingResponse } from '../src/gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
@@ -58,6 +65,8 @@ const { values: args } = parseArgs({
     workloads: { type: 'string', default: 'chunks,large' },
     hooks: { type: 'string', default: 'io-async,io-inline,cpu-async' },
     quick: { type: 'boolean', default: false },
+    compare: { type: 'string' },
+    'floor-route': { type: 'boolean', default: false },
   },
 });
 const PRESET = args.preset as string;
@@ -74,6 +83,7 @@ const CHUNKS = 50;
 /** Envoy streams a request body in pieces of its buffer size; 62 KB is what the EPP itself splits into. */
 const BODY_PIECE = 62_000;
 const PING_MS = 1;
+const COMPARE = args.compare as string | undefined;
 
 const BODY = JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hello '.repeat(300) }] });
 const CHUNK = 'data: {"id":"c","object":"chat.completion.chunk","choices":[{"delta":{"content":"tok tok tok"}}]}\n\n';
@@ -266,15 +276,25 @@ for (const mode of MODES) {
   const child = await startChild(new URL('./response-path-server.ts', import.meta.url), [mode, PRESET]);
   servers.set(mode, { name: mode, echo: false, child, clients: clientsFor(child.port) });
 }
+if (COMPARE !== undefined && CHUNKS_ON) {
+  const child = await startChild(new URL(`file://${resolve(COMPARE, 'bench/response-path-server.ts')}`), ['none', PRESET]);
+  servers.set('compare', { name: 'compare', echo: false, child, clients: clientsFor(child.port) });
+}
+if (args['floor-route'] && CHUNKS_ON) {
+  const child = await startChild(new URL('./ext-proc-echo-server.ts', import.meta.url), ['route']);
+  servers.set('echo-route', { name: 'echo-route', echo: true, child, clients: clientsFor(child.port) });
+}
 {
   const child = await startChild(new URL('./ext-proc-echo-server.ts', import.meta.url), [ECHO]);
   servers.set('echo', { name: 'echo', echo: true, child, clients: clientsFor(child.port) });
 }
 const server = (name: string): Server => servers.get(name) as Server;
+/** The optional chunk-workload servers that are running (--compare, --floor-route). */
+const extraChunkServers = (): Array<'compare' | 'echo-route'> => (['compare', 'echo-route'] as const).filter((n) => servers.has(n));
 
-type Pair = `chunks/${(typeof ALL_MODES)[number] | 'echo'}` | `large/${'none' | 'echo'}`;
+type Pair = `chunks/${(typeof ALL_MODES)[number] | 'echo' | 'compare' | 'echo-route'}` | `large/${'none' | 'echo'}`;
 const pairs: Pair[] = [
-  ...(CHUNKS_ON ? [...MODES, 'echo' as const].map((m) => `chunks/${m}` as const) : []),
+  ...(CHUNKS_ON ? [...MODES, ...extraChunkServers(), 'echo' as const].map((m) => `chunks/${m}` as const) : []),
   ...(LARGE_ON ? (['large/none', 'large/echo'] as const) : []),
 ];
 const warm: string[] = [];
@@ -312,16 +332,22 @@ function chunkTable(): void {
     'io-inline': '(c) 2 ms I/O hook, inline',
     'cpu-async': '(d) 0.2 ms CPU hook, async',
     echo: 'bare grpc-js echo',
+    compare: `(a) built from ${COMPARE}`,
+    'echo-route': 'echo + EPP routing (second floor, information only)',
   };
   const a = chunkReps('none');
   const echo = chunkReps('echo');
-  for (const name of [...MODES, 'echo']) {
+  for (const name of [...MODES, ...extraChunkServers(), 'echo']) {
     const rs = chunkReps(name);
     console.log(
       `| ${label[name]} | ${fs(spread(rs.map((r) => r.p50)))} | ${fs(spread(rs.map((r) => r.p99)))} | ${fs(ratio(rs, a, (r) => r.p50), 2)} | ` +
         `${fs(ratio(rs, a, (r) => r.p99), 2)} | ${fs(spread(rs.map((r) => r.cpuPerStream)))} | ${fs(ratio(rs, echo, (r) => r.cpuPerStream), 2)} |`,
     );
   }
+  if (servers.has('echo-route')) {
+    console.log(`\nCPU per stream, (a) / (echo + EPP routing): ${fs(ratio(a, chunkReps('echo-route'), (r) => r.cpuPerStream), 2)} (what the data plane costs beyond routing; information only)`);
+  }
+  if (servers.has('compare')) console.log(`\nCPU per stream, (a) / (a) built from ${COMPARE}: ${fs(ratio(a, chunkReps('compare'), (r) => r.cpuPerStream), 3)} (within each repetition)`);
 }
 
 function largeTable(): void {

@@ -75,7 +75,11 @@ export interface InferenceRequest {
   readonly receivedAt: number;
   /** Set by the director after scheduling; undefined before. */
   schedulingResult: SchedulingResult | undefined;
-  /** Aborted when the request ends abnormally (client gone, stream error, shutdown). */
+  /**
+   * Aborted when the request ends abnormally (client gone, stream error, shutdown). May be created on first read
+   * (a getter): the same signal on every read, and read after the request ended abnormally it is already
+   * aborted, with the same reason. Do not copy the request with a spread when the signal is not needed.
+   */
   readonly signal: AbortSignal;
 }
 

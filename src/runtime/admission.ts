@@ -44,10 +44,10 @@ export class Admission implements AdmissionController {
     return this.#o.flowController;
   }
 
-  admit(request: InferenceRequest, signal: AbortSignal, proxyMetadata: RequestInput['proxyMetadata'] = {}): void | Promise<void> {
+  admit(request: InferenceRequest, proxyMetadata: RequestInput['proxyMetadata'] = {}): void | Promise<void> {
     const fc = this.#o.flowController;
     // In-flight accounting for dispatched requests happens in the controller's onDispatch, synchronously.
-    if (fc !== undefined) return fc.enqueueAndWait(request, signal);
+    if (fc !== undefined) return fc.enqueueAndWait(request, request.signal);
     if (request.priority < 0) {
       const saturation = this.#o.detector.saturation(this.#o.locator.locate(proxyMetadata));
       if (saturation >= 1) {

@@ -22,6 +22,7 @@ import type { AdmissionCheck, AdmissionController, CandidateLocator, ModelRewrit
 import { TimerWheel } from '../util/timer-wheel.ts';
 import { HookRunner, HookScope } from './hook-runner.ts';
 import { DEFAULT_FAIRNESS_ID, FAIRNESS_ID_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER } from './headers.ts';
+import { RequestAbort } from './request-abort.ts';
 import { ResponseStream } from './response-stream.ts';
 import type { ResponsePathOptions } from './response-path.ts';
 import { toEppError, type DataPlane } from './response-relay.ts';
@@ -148,6 +149,7 @@ export class Director {
     const objectiveKey = input.headers[OBJECTIVE_HEADER] ?? '';
     const priority = objectiveKey === '' ? 0 : (o.objectives?.priority(objectiveKey) ?? 0);
     const fairness = input.headers[FAIRNESS_ID_HEADER];
+    const abort = RequestAbort.of(input.signal);
 
     const request: InferenceRequest = {
       requestId: input.requestId,
@@ -161,18 +163,21 @@ export class Director {
       requestSizeBytes: input.body.length,
       receivedAt: input.receivedAt,
       schedulingResult: undefined,
-      signal: input.signal,
+      // Created on first read (request-abort.ts): most requests never need it.
+      get signal(): AbortSignal {
+        return abort.signal;
+      },
     };
 
     const checks = input.dataPlane === undefined || opaque ? undefined : this.#checks.get(input.dataPlane);
     if (checks !== undefined) for (const c of checks) c.check(request);
     if (o.admission) {
-      const r = o.admission.admit(request, input.signal, input.proxyMetadata);
+      const r = o.admission.admit(request, input.proxyMetadata);
       if (isThenable(r)) await r;
     }
 
     // The signals of this request's hook calls: linked to the client's, fired on a hook's timeout.
-    const scope = new HookScope(input.signal);
+    const scope = new HookScope(abort);
     try {
       return await this.#scheduleAndPrepare(request, input, body, targetModel, priority, scope, snapshot);
     } finally {

@@ -22,6 +22,7 @@ import type { Plugin } from '../framework/plugin.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import { isThenable } from '../util/deferred.ts';
 import type { TimerWheel } from '../util/timer-wheel.ts';
+import { RequestAbort } from './request-abort.ts';
 
 // ------------------------------------------------------------------ scopes and policies
 
@@ -40,8 +41,10 @@ export type ExtensionPoint =
  * out (the scope then starts a fresh signal for later calls).
  */
 export class HookScope {
-  readonly #client: AbortSignal | undefined;
+  readonly #client: RequestAbort | undefined;
   #controller: AbortController | null = null;
+  /** True while `#onClientAbort` is registered with the client. */
+  #linked = false;
   #aborted = false;
   #abortReason: unknown = undefined;
   /** Chunk hooks skipped for the rest of this scope after a timeout (response path). */
@@ -49,8 +52,12 @@ export class HookScope {
   /** Plugins whose failure was already logged in this scope (failures are logged once per scope and plugin). */
   logged: Set<Plugin> | null = null;
 
-  constructor(client?: AbortSignal) {
-    this.#client = client;
+  /**
+   * `client`: the request's abort (runtime/request-abort.ts; an AbortSignal is adopted). Linking to it creates
+   * nothing on its side: a lazily created request signal stays uncreated.
+   */
+  constructor(client?: RequestAbort | AbortSignal) {
+    this.#client = client === undefined ? undefined : RequestAbort.of(client);
   }
 
   /** The signal for the next hook call (allocated on first use). */
@@ -59,16 +66,21 @@ export class HookScope {
     if (c === null) {
       c = new AbortController();
       this.#controller = c;
+      const client = this.#client;
       if (this.#aborted) c.abort(this.#abortReason);
-      else if (this.#client !== undefined) {
-        if (this.#client.aborted) c.abort(this.#client.reason);
-        else this.#client.addEventListener('abort', this.#onClientAbort, { once: true });
+      else if (client !== undefined) {
+        if (client.aborted) c.abort(client.reason);
+        else if (!this.#linked) {
+          client.onAbort(this.#onClientAbort);
+          this.#linked = true;
+        }
       }
     }
     return c.signal;
   }
 
   readonly #onClientAbort = (): void => {
+    this.#linked = false;
     this.#controller?.abort(this.#client?.reason);
   };
 
@@ -102,7 +114,10 @@ export class HookScope {
   }
 
   #unlink(): void {
-    if (this.#controller !== null && this.#client !== undefined) this.#client.removeEventListener('abort', this.#onClientAbort);
+    if (this.#linked) {
+      this.#linked = false;
+      this.#client?.offAbort(this.#onClientAbort);
+    }
   }
 }
 

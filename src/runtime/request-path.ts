@@ -7,6 +7,7 @@
 import type { Endpoint } from '../framework/datalayer.ts';
 import type { RandomSource } from '../framework/plugin.ts';
 import type { InferenceRequest } from '../framework/request.ts';
+import type { RequestAbort } from './request-abort.ts';
 import type { DataPlane } from './response-relay.ts';
 import type { ResponseStream } from './response-stream.ts';
 
@@ -22,8 +23,12 @@ export interface RequestInput {
   readonly proxyMetadata: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   /** When the request headers arrived (ms since epoch). */
   readonly receivedAt: number;
-  /** Aborted when the client goes away. */
-  readonly signal: AbortSignal;
+  /**
+   * Aborted when the client goes away: an AbortSignal, or a RequestAbort (request-abort.ts) whose signal is
+   * created only if the request path reads it (`InferenceRequest.signal`, flow control, a hook scope that must
+   * fire). The director never reads it otherwise.
+   */
+  readonly signal: AbortSignal | RequestAbort;
   /** The data plane the request came through: the admission checks it registered run (absent: none). */
   readonly dataPlane?: DataPlane;
 }
@@ -59,7 +64,8 @@ export interface RoutingDecision {
  * to refuse; may await (flow control queues here).
  */
 export interface AdmissionController {
-  admit(request: InferenceRequest, signal: AbortSignal, proxyMetadata: RequestInput['proxyMetadata']): void | Promise<void>;
+  /** A request that waits (flow control) stops waiting when `request.signal` fires. */
+  admit(request: InferenceRequest, proxyMetadata: RequestInput['proxyMetadata']): void | Promise<void>;
   /** After admit resolved: the request was scheduled; `targets[0]` is the primary. At most once. */
   scheduled?(request: InferenceRequest, targets: readonly Endpoint[]): void;
   /**

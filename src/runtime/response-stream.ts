@@ -80,12 +80,13 @@ export class ResponseStream {
   #abortReason: string | undefined;
   #completion: Promise<void> | undefined;
 
-  // FIFO of intermediate chunks awaiting their hooks.
-  readonly #queue = new ChunkQueue((chunk) => this.#runChunk(chunk));
+  // FIFO of intermediate chunks awaiting their hooks: created by the first chunk that has hooks to run.
+  #queue: ChunkQueue | null = null;
 
   // Signals of this stream's hook calls, and failure bookkeeping (allocated only when a hook misbehaves).
   readonly #scope = new HookScope();
-  readonly #policy: HookPolicy;
+  /** The hook failure policy (response-metrics.ts), created when a hook first runs. */
+  #policy: HookPolicy | null = null;
 
   constructor(
     ctx: ResponsePathContext,
@@ -99,7 +100,6 @@ export class ResponseStream {
     this.#createParser = createParser;
     this.#onSettled = onSettled;
     this.modelLabels = { model_name: ctx.metrics.modelLabel(request.incomingModel), target_model_name: ctx.metrics.modelLabel(request.targetModel) };
-    this.#policy = responseHookPolicy(ctx.metrics, ctx.logger, request.requestId, PHASE_CHUNK);
   }
 
   /** True once completion hooks have been started (or finished). */
@@ -109,7 +109,7 @@ export class ResponseStream {
 
   /** Chunk-hook work items waiting in this stream's FIFO (for tests and metrics). */
   get pendingChunkHooks(): number {
-    return this.#queue.pending;
+    return this.#queue?.pending ?? 0;
   }
 
   /**
@@ -220,7 +220,7 @@ export class ResponseStream {
     this.#phase = 'finishing';
     this.#finalSeen = true;
     const run = async (): Promise<void> => {
-      const drained = this.#queue.whenDrained();
+      const drained = this.#queue?.whenDrained();
       if (drained) await drained;
       const hooks = this.#ctx.hooks.chunk;
       if (hooks !== null) {
@@ -252,7 +252,7 @@ export class ResponseStream {
   #complete(outcome: Outcome): Promise<void> {
     this.#phase = 'finishing';
     const run = async (): Promise<void> => {
-      const drained = this.#queue.whenDrained();
+      const drained = this.#queue?.whenDrained();
       if (drained) await drained;
       await this.#runCompletion(outcome);
     };
@@ -278,7 +278,7 @@ export class ResponseStream {
         this.#observeHookTime(PHASE_COMPLETE, started);
       }
     } finally {
-      this.#queue.clear();
+      this.#queue?.clear();
       this.#parser = undefined;
       this.#onSettled?.(this);
     }
@@ -287,11 +287,12 @@ export class ResponseStream {
   // ------------------------------------------------------------------ the FIFO's bound
 
   #enqueue(chunk: ResponseChunk): void | Promise<void> {
-    const pending = this.#queue.pending;
+    const queue = (this.#queue ??= new ChunkQueue((c) => this.#runChunk(c)));
+    const pending = queue.pending;
     const { queueLimit, overflowPolicy } = this.#ctx.options;
     if (pending >= queueLimit) {
       this.#ctx.metrics.responseQueueOverflow.inc({ policy: overflowPolicy });
-      if (overflowPolicy === 'block') return this.#queue.pushAndWait(chunk, queueLimit);
+      if (overflowPolicy === 'block') return queue.pushAndWait(chunk, queueLimit);
       const scope = this.#scope;
       if (scope.logged === null || !scope.logged.has(OVERFLOW_MARKER)) {
         (scope.logged ??= new Set()).add(OVERFLOW_MARKER);
@@ -302,7 +303,7 @@ export class ResponseStream {
       }
       return;
     }
-    this.#queue.push(chunk);
+    queue.push(chunk);
     this.#ctx.metrics.responseQueueDepth.observe(pending + 1);
   }
 
@@ -327,7 +328,8 @@ export class ResponseStream {
    * (or times out). Chunk hooks that timed out earlier on this stream are skipped.
    */
   #runHooks<H extends Plugin>(hooks: readonly H[], phase: ResponseHookPhase, call: (hook: H, signal: AbortSignal) => unknown): Promise<void> | undefined {
-    return this.#ctx.runner.runAll(this.#scope, phase, hooks, this.#ctx.options.hookTimeoutMs, this.#policy, call, phase === PHASE_CHUNK);
+    const policy = (this.#policy ??= responseHookPolicy(this.#ctx.metrics, this.#ctx.logger, this.info.request.requestId, PHASE_CHUNK));
+    return this.#ctx.runner.runAll(this.#scope, phase, hooks, this.#ctx.options.hookTimeoutMs, policy, call, phase === PHASE_CHUNK);
   }
 
   // ------------------------------------------------------------------ metrics

@@ -122,6 +122,36 @@ test("schedstat: the main thread's on-CPU time is read where Linux has it, and a
   off.stop();
 });
 
+test('profile summary: only the busy window after the first matching frame counts, idle apart, by function, category, entry and phase', async () => {
+  const { summarize } = await import('../../bench/support/profile-summary.ts');
+  const f = (id: number, functionName: string, url: string, children: number[] = []) => ({ id, callFrame: { functionName, url, lineNumber: 0 }, children });
+  const root = 'file:///work/x';
+  const profile = {
+    nodes: [
+      f(1, '(root)', '', [2, 3, 4, 7]),
+      f(2, 'loadModules', 'node:internal/modules/esm/loader'),
+      f(3, 'handleDataFrame', 'file:///n/node_modules/@grpc/grpc-js/build/src/server-interceptors.js', [5]),
+      f(4, '(idle)', ''),
+      f(5, 'onData', `${root}/src/server/extproc/stream.ts`, [6]),
+      f(6, 'write', 'node:internal/streams/writable'),
+      f(7, '(garbage collector)', ''),
+    ],
+    // timeDeltas[i + 1] is charged to samples[i].
+    samples: [2, 3, 6, 4, 7, 5],
+    timeDeltas: [0, 100, 10, 20, 1000, 5, 7],
+  };
+  const s = summarize(profile, /handleDataFrame/, [/^onData /]);
+  assert.equal(s.busyUs, 10 + 20 + 5 + 7, 'start-up before the window and idle are left out');
+  assert.equal(s.idleUs, 1000);
+  assert.equal(s.byCategory.get('@grpc/grpc-js'), 10);
+  assert.equal(s.byCategory.get('node:streams'), 20);
+  assert.equal(s.byCategory.get('src/server'), 7);
+  assert.equal(s.byCategory.get('(gc)'), 5);
+  assert.equal(s.byEntry.get('onData src/server/extproc/stream.ts:1'), 27, 'node time charged to the project frame that called it');
+  assert.equal(s.byPhase.get('^onData '), 27);
+  assert.equal(s.byPhase.get('(other)'), 15);
+});
+
 test('BENCH_PIN: <server cpus>/<client cpus>, unset means unpinned, anything else is refused with the form to use', () => {
   assert.equal(pinPlanFromEnv({}), undefined);
   assert.equal(pinPlanFromEnv({ BENCH_PIN: '' }), undefined);

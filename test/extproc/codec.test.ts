@@ -96,6 +96,7 @@ describe('hand-encoded headers replies', () => {
       ['x-empty', ''],
       ['x-unicode', 'café 😀'],
       ['x-long', 'v'.repeat(300)],
+      ['x-ключ-ü', 'значение ✓'.repeat(20)],
     ],
   ];
   const metadata: Array<JsonObject | undefined> = [

@@ -131,9 +131,13 @@ class Pieces {
 
   string(field: number, s: string): this {
     const n = Buffer.byteLength(s, 'utf8');
-    this.varint((field << 3) | 2).varint(n);
+    return this.varint((field << 3) | 2).varint(n).utf8(s, n);
+  }
+
+  /** The UTF-8 bytes of `s`, `byteLength` of them (no tag, no length). */
+  utf8(s: string, byteLength: number): this {
     this.parts.push(s);
-    this.length += n;
+    this.length += byteLength;
     return this;
   }
 
@@ -157,21 +161,27 @@ class Pieces {
   }
 }
 
-/** A header to set, as the headers replies carry it: key, raw value, append action. */
+/** A header to set, as the headers replies carry it: key, raw value (written as its UTF-8 bytes), append action. */
 export interface HeaderToSet {
   readonly key: string;
-  readonly rawValue: Uint8Array;
+  readonly rawValue: string;
   readonly appendAction: number;
 }
 
-/** `HeaderValueOption{header: HeaderValue{key, raw_value}, append_action}` (the only fields the EPP sets). */
-function headerValueOption(h: HeaderToSet): Pieces {
-  const header = new Pieces();
-  if (h.key.length > 0) header.string(1, h.key);
-  if (h.rawValue.length > 0) header.field(3, h.rawValue);
-  const option = new Pieces().field(1, header);
-  if (h.appendAction !== 0) option.uint(3, h.appendAction);
-  return option;
+/**
+ * Appends `set_headers` entry `HeaderValueOption{header: HeaderValue{key, raw_value}, append_action}` (the only
+ * fields the EPP sets) to a HeaderMutation: lengths computed up front, no nested pieces per header.
+ */
+function addHeaderValueOption(mutation: Pieces, h: HeaderToSet): void {
+  const keyLen = Buffer.byteLength(h.key, 'utf8');
+  const valueLen = Buffer.byteLength(h.rawValue, 'utf8');
+  const header = (keyLen > 0 ? 1 + varintSize(keyLen) + keyLen : 0) + (valueLen > 0 ? 1 + varintSize(valueLen) + valueLen : 0);
+  const option = 1 + varintSize(header) + header + (h.appendAction !== 0 ? 1 + varintSize(h.appendAction) : 0);
+  mutation.varint((1 << 3) | 2).varint(option);
+  mutation.varint((1 << 3) | 2).varint(header);
+  if (keyLen > 0) mutation.varint((1 << 3) | 2).varint(keyLen).utf8(h.key, keyLen);
+  if (valueLen > 0) mutation.varint((3 << 3) | 2).varint(valueLen).utf8(h.rawValue, valueLen);
+  if (h.appendAction !== 0) mutation.uint(3, h.appendAction);
 }
 
 /** A google.protobuf.Value for a JSON value (as protobuf-es writes a JsonValue). */
@@ -224,7 +234,7 @@ export function encodeHeadersReply(
   dynamicMetadata?: Record<string, unknown>,
 ): EncodedReply {
   const mutation = new Pieces();
-  for (const h of setHeaders) mutation.field(1, headerValueOption(h));
+  for (const h of setHeaders) addHeaderValueOption(mutation, h);
   // The generated encoder writes a set message field even when it is empty: so does this.
   const common = new Pieces().field(2, mutation);
   if (clearRouteCache) common.uint(5, 1);

@@ -18,7 +18,9 @@ const decoder = new TextDecoder();
 export function readHeaders(h: HttpHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const hv of h?.headers?.headers ?? []) {
-    out[hv.key.toLowerCase()] = hv.rawValue.length > 0 ? decoder.decode(hv.rawValue) : hv.value;
+    const raw = hv.rawValue;
+    // Decoded bytes fields are Buffer views of grpc-js's message (service.ts): Buffer's native UTF-8 slice.
+    out[hv.key.toLowerCase()] = raw.length === 0 ? hv.value : Buffer.isBuffer(raw) ? raw.toString('utf8') : decoder.decode(raw);
   }
   return out;
 }
@@ -28,7 +30,7 @@ export function readHeaders(h: HttpHeaders | undefined): Record<string, string> 
  * a client-supplied value survive next to ours.
  */
 export function setHeader(key: string, value: string): HeaderToSet {
-  return { key, rawValue: encoder.encode(value), appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD };
+  return { key, rawValue: value, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD };
 }
 
 /** The request-headers reply (hand-encoded, codec.ts): headers to set, route cache cleared, the metadata. */

@@ -20,8 +20,8 @@ import type { HttpBody, HttpHeaders } from '../../gen/envoy/service/ext_proc/v3/
 import type { RoutingDecision } from '../../runtime/request-path.ts';
 import { isSystemOwnedHeader } from '../../runtime/headers.ts';
 import type { RelayPolicy, ResponseRelay } from '../../runtime/response-relay.ts';
-import type { Reply } from './codec.ts';
-import { bodyResponses, readHeaders, responseHeadersResponse, responseTrailersResponse, setHeader } from './messages.ts';
+import { encodeStreamedBodyReply, type Reply } from './codec.ts';
+import { BODY_BYTE_LIMIT, bodyResponses, readHeaders, responseHeadersResponse, responseTrailersResponse, setHeader } from './messages.ts';
 
 export class ResponseSide {
   readonly #policy: RelayPolicy;
@@ -86,7 +86,7 @@ export class ResponseSide {
       const held = relay.hold(b.body);
       if (held !== undefined) {
         // Outgrew the buffer cap: what was held goes out now, and the rest of the body passes through unbuffered.
-        if (held.length > 0) for (const m of bodyResponses('responseBody', held, false)) this.#write(m);
+        if (held.length > 0) this.#sendBody(held, false);
         return this.#passThroughBody(b);
       }
       if (!b.endOfStream) return;
@@ -96,20 +96,20 @@ export class ResponseSide {
     if (!b.endOfStream) {
       const r = relay.chunk(b.body);
       if (r === undefined) {
-        for (const m of bodyResponses('responseBody', data, false)) this.#write(m);
+        this.#sendBody(data, false);
         return;
       }
       return r.then(() => {
-        for (const m of bodyResponses('responseBody', data, false)) this.#write(m);
+        this.#sendBody(data, false);
       });
     }
     this.#finished = true;
     if (!this.#decision) {
-      for (const m of bodyResponses('responseBody', data, true)) this.#write(m);
+      this.#sendBody(data, true);
       return;
     }
     return relay.end(b.body)?.then(() => {
-      for (const m of bodyResponses('responseBody', data, true, this.#metadata())) this.#write(m);
+      this.#sendBody(data, true, this.#metadata());
       this.#logger.debug({ requestId: this.#requestId }, 'EPP sent response body back to proxy');
     });
   }
@@ -135,7 +135,7 @@ export class ResponseSide {
     if (done === undefined) return trailers();
     return done.then(() => {
       const md = this.#metadata();
-      if (md) for (const m of bodyResponses('responseBody', new Uint8Array(0), false, md)) this.#write(m);
+      if (md) this.#sendBody(new Uint8Array(0), false, md);
       trailers();
     });
   }
@@ -147,12 +147,12 @@ export class ResponseSide {
 
   #passThroughBody(b: HttpBody): void | Promise<void> {
     if (!b.endOfStream) {
-      for (const m of bodyResponses('responseBody', b.body, false)) this.#write(m);
+      this.#sendBody(b.body, false);
       return;
     }
     this.#finished = true;
     const send = (): void => {
-      for (const m of bodyResponses('responseBody', b.body, true, this.#metadata())) this.#write(m);
+      this.#sendBody(b.body, true, this.#metadata());
     };
     const done = this.#relay?.finish();
     return done === undefined ? send() : done.then(send);
@@ -164,15 +164,21 @@ export class ResponseSide {
     const relay = this.#relay as ResponseRelay;
     const whole = relay.takeHeld();
     if (!this.#decision) {
-      for (const m of bodyResponses('responseBody', whole, endOfStream)) this.#write(m);
+      this.#sendBody(whole, endOfStream);
       return;
     }
     const out = relay.restore(whole);
     const r = relay.end(whole);
     const send = (): void => {
-      for (const m of bodyResponses('responseBody', out, endOfStream, this.#metadata())) this.#write(m);
+      this.#sendBody(out, endOfStream, this.#metadata());
     };
     return r === undefined ? send() : r.then(send);
+  }
+
+  /** One body reply (nearly always: a chunk fits one message and carries no metadata), else its pieces. */
+  #sendBody(data: Uint8Array, endOfStream: boolean, metadata?: JsonObject): void {
+    if (metadata === undefined && data.length <= BODY_BYTE_LIMIT) this.#write(encodeStreamedBodyReply('responseBody', data, endOfStream));
+    else for (const m of bodyResponses('responseBody', data, endOfStream, metadata)) this.#write(m);
   }
 
   #metadata(): JsonObject | undefined {

@@ -35,6 +35,7 @@ import type { RequestSpan, RequestTracer } from '../../observability/tracing.ts'
 import type { Director } from '../../runtime/director.ts';
 import type { RoutingDecision } from '../../runtime/request-path.ts';
 import { ensureRequestId, requestPath } from '../../runtime/headers.ts';
+import { RequestAbort } from '../../runtime/request-abort.ts';
 import type { RelayPolicy } from '../../runtime/response-relay.ts';
 import type { BodyBudget } from '../body-budget.ts';
 import { encodeStreamedBodyReply, type Reply } from './codec.ts';
@@ -79,9 +80,8 @@ export class ExtProcStream {
   readonly #call: Call;
   readonly #ctx: ExtProcStreamContext;
   readonly #order: MessageOrder<ProcessingRequest>;
-  /** The request's abort signal, created when routing first needs it (most streams never abort). */
-  #abort: AbortController | null = null;
-  #abortedFor: string | undefined;
+  /** The request's abort: its signal is created only if the request path reads it (runtime/request-abort.ts). */
+  readonly #abort = new RequestAbort();
   #state: State = 'idle';
   /** Counted in the active-streams gauge (from the first message handled). */
   #active = false;
@@ -203,7 +203,7 @@ export class ExtProcStream {
       path: requestPath(this.#headers),
       proxyMetadata: this.#proxyMetadata,
       receivedAt: this.#receivedAt,
-      signal: this.#signal(),
+      signal: this.#abort,
     };
     const span = this.#span;
     const route = () => this.#ctx.director.route(input);
@@ -299,19 +299,9 @@ export class ExtProcStream {
     this.#finishStream(reason);
   }
 
-  #signal(): AbortSignal {
-    if (this.#abort === null) {
-      this.#abort = new AbortController();
-      if (this.#abortedFor !== undefined) this.#abort.abort(new Error(this.#abortedFor));
-    }
-    return this.#abort.signal;
-  }
-
   /** Fires the request's signal (first reason wins); nothing to allocate when no one ever asked for it. */
   #abortWith(reason: string): void {
-    if (this.#abortedFor !== undefined) return;
-    this.#abortedFor = reason;
-    this.#abort?.abort(new Error(reason));
+    if (!this.#abort.aborted) this.#abort.abort(new Error(reason));
   }
 
   #finishStream(reason: string): void {
