@@ -3,15 +3,32 @@
  * (8 endpoints, 128-block prompts) routes requests at a steady rate while a peer publishes 1,000 placements/s
  * (128 hashes each, as pre-encoded batches appended to the log: the peer's own work runs elsewhere) that this
  * replica applies through the real sync engine (memory transport, or a real redis-server with `--transport
- * redis`; real timers; it also publishes its own placements) — "sync on" — or nothing — "sync off". Arms run once per repetition in a seeded shuffled order, in the same
- * process. Per round: the per-request time of prepareData + preRequest (the request-path work the index does)
- * p50/p99; event-loop delay p99/max; the stalls over 2 ms (a 1 ms timer that came > 2 ms late) and how many
- * of them a garbage collection overlapped, and how many remain over 2 ms once the collections' time inside
- * them is subtracted ("beyond GC": the part no collector explains); collections per second by kind. Reported
- * as medians [min–max] over rounds, after warm-up rounds that fill the index until its size stops moving (a
- * filling index pays one-off table doublings that a replica in steady state does not).
+ * redis`; real timers; it also publishes its own placements) — "sync on" — or nothing — "sync off". Arms run
+ * once per repetition in a seeded shuffled order, in the same process, after warm-up rounds that fill the index
+ * until its size stops moving (a filling index pays one-off table doublings that a replica in steady state does
+ * not). Reported as medians [min–max] over rounds.
  *
- *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25] [--transport memory|redis]
+ * Per round: the per-request time of prepareData + preRequest (the request-path work the index does) p50/p99;
+ * event-loop delay p99/max; collections per second by kind and the longest scavenge; and every **stall over
+ * 2 ms** (a 1 ms timer that came > 2 ms late) with its cause (bench/support/stalls.ts). How a stall is
+ * attributed, on Linux: at every tick the sampler reads the main thread's `/proc/self/task/<pid>/schedstat`
+ * (ns on the CPU, ns runnable but waiting on a run queue), so each stall's window splits into time the thread
+ * was **descheduled** (another task had the core: the machine, not this process), **GC** (`PerformanceObserver`
+ * 'gc' entries inside the window), **asleep** (neither running nor runnable beyond the timer interval), and
+ * what is left, **on-CPU** — this process's own code. A stall is given the first cause without which it would
+ * not have been one, in that order; a stall labelled on-CPU therefore had over 2 ms of non-GC on-CPU time in its
+ * window, and the column "worst on-CPU ms in a stall" shows how close the others came. Where schedstat is
+ * missing (not Linux, a kernel without schedstats) the bench says so and splits stalls by GC only.
+ *
+ * `--pin on|both` isolates the measured thread as far as this machine allows (bench/support/pin.ts, `taskset`):
+ * the main thread alone on the last core; this process's other threads (V8's collector helpers, libuv) and
+ * redis-server on the others; processes the bench did not start still share the core (no `isolcpus` here).
+ * `both` alternates pinned and unpinned rounds in one run. `--profile-stalls` samples V8's profiler every
+ * 200 µs during the measured rounds and prints the stacks inside each cause's stall windows (the profiler's cost
+ * makes those rounds slower: for finding causes, not for figures).
+ *
+ *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25]
+ *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--seed 1]
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -32,20 +49,31 @@ import { makeCandidate, makeEndpoint, makeRequest, makeSchedulingResult } from '
 import { quantiles } from './routing/stats.ts';
 import { describeWarmUp, repetitions, warmUntilSteady } from './support/alternate.ts';
 import { printRunInfo } from './support/run-info.ts';
-import { classifyStalls, startGcRecorder, startStallSampler } from './support/stalls.ts';
+import { classifyStalls, gcInStall, openSchedstat, stallCause, startGcRecorder, startStallSampler, type StallCause } from './support/stalls.ts';
+import { stacksIn, startProfiler } from './support/profile.ts';
+import { pinning, type Pinning } from './support/pin.ts';
 import { formatSpread, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
 const SLICES = (args['slice-ms'] as string).split(',').map(Number);
 const STALL_MS = 2;
+/**
+ * Sync-on rounds write one snapshot of the whole index mid-round (the lease holder does every 10 s by default;
+ * a round is shorter), so its cost is inside what is measured.
+ */
+const SNAPSHOT_MS = ROUND_MS / 2;
 if (args.transport !== 'memory' && args.transport !== 'redis') throw new Error(`--transport must be memory or redis, not ${args.transport}`);
 /** With --transport redis: a throwaway redis-server on loopback (Debian's redis-server must be installed). */
 const redis = args.transport === 'redis' ? await RedisServer.start() : undefined;
+if (!['off', 'on', 'both'].includes(args.pin as string)) throw new Error(`--pin must be off, on or both, not ${args.pin}`);
+/** With --pin on|both: this process's main thread on one core, its other threads and redis-server on the other. */
+const pin: Pinning | { unavailable: string } | undefined = args.pin === 'off' ? undefined : pinning(() => (redis?.pid !== undefined ? [redis.pid] : []));
+const pinModes: readonly boolean[] = pin === undefined || 'unavailable' in pin ? [false] : args.pin === 'both' ? [false, true] : [true];
 
 const endpoints: Endpoint[] = Array.from({ length: 8 }, (_, i) => makeEndpoint(`ep${i}`));
 const handle = { logger: silentLogger(), clock: systemClock, random: createRandomSource(1), plugin: () => undefined, endpoints: () => endpoints, inflight: new InFlightTracker(), metrics: new PluginMetricSources() };
@@ -76,7 +104,10 @@ function stamp(payload: Uint8Array, seq: number, sentAtMs: number): Uint8Array {
 let peerSeq = 0;
 const rnd = createRandomSource(7);
 const groups = Array.from({ length: 256 }, (_, g) => `group ${g} `.padEnd(64 * 96, `system prompt ${g} `));
-const prompts = Array.from({ length: 1024 }, (_, i) => `${groups[i % groups.length]}${`question ${i} `.padEnd(64 * 32, 'x')}`);
+// Flat strings, as a JSON-parsed request body is: a concatenation is a rope that V8 flattens on first use and keeps
+// flattened, so each prompt would put 8 KB into the old generation the first time it is routed, mid-measurement.
+const flat = (s: string): string => Buffer.from(s, 'latin1').toString('latin1');
+const prompts = Array.from({ length: 1024 }, (_, i) => flat(`${groups[i % groups.length]}${`question ${i} `.padEnd(64 * 32, 'x')}`));
 const promptText = (): string => prompts[Math.floor(rnd.next() * prompts.length)] as string;
 
 function route(p: ApproxPrefixCacheProducer): number {
@@ -97,10 +128,22 @@ interface RoundResult {
   stallsWithGc: number;
   stallsBeyondGc: number;
   worstBeyondGcMs: number;
+  /** Stalls by cause (NaN without schedstat): descheduled, GC, asleep, on-CPU; the worst on-CPU ms in a stall. */
+  descheduled: number;
+  gcCaused: number;
+  asleep: number;
+  onCpu: number;
+  worstOnCpuMs: number;
+  /** The main thread over the whole round (ms per s; NaN without schedstat): on the CPU, waiting on a run queue. */
+  threadCpuMsPerS: number;
+  threadWaitMsPerS: number;
   minorGcPerS: number;
   minorGcMs: number;
+  /** The longest minor collection (scavenge) pause in the round, ms (0 when none). */
+  minorGcMaxMs: number;
   majorGcPerS: number;
   applied: number;
+  snapshots: number;
 }
 
 /**
@@ -111,7 +154,9 @@ interface RoundResult {
 let roundNo = 0;
 function roundLog(): { transport: () => SyncTransport; peerAppend: (payload: Uint8Array) => void; close: () => Promise<void> } {
   if (redis === undefined) {
-    const bus = new MemoryBus({ clock: systemClock, timers: realTimers });
+    // 1 s of retention: the replica reads within milliseconds, and the log stands in for Redis, whose memory is
+    // not this replica's (30 s of batches would be promoted into this heap and collected here).
+    const bus = new MemoryBus({ clock: systemClock, timers: realTimers, retentionMs: 1000 });
     return { transport: () => new MemoryLink(bus, realTimers, createRandomSource(3)), peerAppend: (p) => bus.append(p), close: async () => {} };
   }
   const pool = `bench/round-${++roundNo}`;
@@ -121,18 +166,33 @@ function roundLog(): { transport: () => SyncTransport; peerAppend: (payload: Uin
   return { transport: mkTransport, peerAppend: (p) => void peerLink.append(p).catch(() => undefined), close: () => peerLink.close() };
 }
 
-async function round(sliceMs: number | undefined): Promise<RoundResult> {
+/** The main thread's schedstat for whole-round figures (undefined where it does not exist). */
+const schedstat = openSchedstat();
+const roundStat = 'read' in schedstat ? schedstat : undefined;
+let schedstatNote = '';
+/** With --profile-stalls: per arm and cause, the sampled stacks inside the stalls' windows. */
+const PROFILE = args['profile-stalls'] as boolean;
+const stallStacks = new Map<string, Map<string, number>>();
+const profiledStalls = new Map<string, number>();
+
+async function round(sliceMs: number | undefined, pinned = false, armName?: string): Promise<RoundResult> {
   const syncOn = sliceMs !== undefined;
+  if (pin !== undefined && 'pin' in pin) (pinned ? pin.pin : pin.unpin)();
   const log = roundLog();
   const mk = (p: ReplicatedIndex, name: string) =>
-    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
+    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0, snapshotIntervalMs: SNAPSHOT_MS, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
   const a = syncOn ? mk(local, 'local') : undefined;
   await a?.start();
+  const profiler = PROFILE && armName !== undefined ? await startProfiler(200) : undefined;
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   const gc = startGcRecorder();
   const sampler = startStallSampler(STALL_MS);
+  schedstatNote = sampler.schedstat;
   const times: number[] = [];
+  const stat0 = new Float64Array(3);
+  const stat1 = new Float64Array(3);
+  const timed = roundStat?.read(stat0) ?? false;
   const t0 = performance.now();
   let sentPeer = 0;
   let sentLocal = 0;
@@ -150,10 +210,27 @@ async function round(sliceMs: number | undefined): Promise<RoundResult> {
     await new Promise((r) => setTimeout(r, 1));
   }
   const seconds = (performance.now() - t0) / 1000;
+  const threadTimes = timed && (roundStat?.read(stat1) ?? false);
   const stalls = sampler.stop();
   const gcs = gc.stop().filter((g) => g.start >= t0);
   loop.disable();
+  if (profiler !== undefined) {
+    const samples = await profiler.stop();
+    const byCause = new Map<StallCause | 'unknown', Array<[number, number]>>();
+    for (const s of stalls) {
+      const cause = stallCause(s, gcInStall(s, gcs).windowMs, STALL_MS, 1) ?? 'unknown';
+      byCause.set(cause, [...(byCause.get(cause) ?? []), [s.start - 1, s.end]]);
+    }
+    for (const [cause, windows] of byCause) {
+      const key = `${armName} · ${cause}`;
+      profiledStalls.set(key, (profiledStalls.get(key) ?? 0) + windows.length);
+      const m = stallStacks.get(key) ?? new Map<string, number>();
+      for (const { stack, samples: n } of stacksIn(samples, windows)) m.set(stack, (m.get(stack) ?? 0) + n);
+      stallStacks.set(key, m);
+    }
+  }
   const applied = a?.stats.appliedPlacements ?? 0;
+  const snapshots = a?.stats.snapshotsWritten ?? 0;
   await a?.stop();
   await log.close();
   const q = quantiles(times.slice(Math.floor(times.length / 10)));
@@ -168,45 +245,105 @@ async function round(sliceMs: number | undefined): Promise<RoundResult> {
     stallsWithGc: c.withGc,
     stallsBeyondGc: c.beyondGc,
     worstBeyondGcMs: c.worstBeyondGcMs,
+    descheduled: c.causes?.descheduled ?? Number.NaN,
+    gcCaused: c.causes?.gc ?? Number.NaN,
+    asleep: c.causes?.asleep ?? Number.NaN,
+    onCpu: c.causes?.onCpu ?? Number.NaN,
+    worstOnCpuMs: c.causes?.worstOnCpuMs ?? Number.NaN,
+    threadCpuMsPerS: threadTimes ? ((stat1[0] as number) - (stat0[0] as number)) / 1e6 / seconds : Number.NaN,
+    threadWaitMsPerS: threadTimes ? ((stat1[1] as number) - (stat0[1] as number)) / 1e6 / seconds : Number.NaN,
     minorGcPerS: minor.length / seconds,
     minorGcMs: minor.reduce((t, g) => t + g.durationMs, 0) / seconds,
+    minorGcMaxMs: minor.reduce((t, g) => Math.max(t, g.durationMs), 0),
     majorGcPerS: gcs.filter((g) => g.kind === 'major').length / seconds,
     applied: (applied * 1000) / ROUND_MS,
+    snapshots,
   };
 }
 
-const info = printRunInfo('bench:replicas-path', [`transport: ${redis === undefined ? 'memory' : `redis-server on loopback (port ${redis.port})`}; ${RATE} req/s local, 1,000 placements/s from the peer, ${ROUNDS} rounds of ${ROUND_MS} ms, stall = a 1 ms timer > ${STALL_MS} ms late`]);
-const arms = ['sync off', ...SLICES.map((s) => `sync on, slice ${s} ms`)];
-const sliceOf = (arm: string): number | undefined => (arm === 'sync off' ? undefined : SLICES[arms.indexOf(arm) - 1]);
+const pinNote = pin === undefined ? 'not pinned (--pin on|both to isolate the measured thread)' : 'unavailable' in pin ? `not pinned: ${pin.unavailable}` : `${args.pin === 'both' ? 'pinned and unpinned rounds alternate' : 'pinned'}: ${pin.description}`;
+const info = printRunInfo('bench:replicas-path', [
+  `transport: ${redis === undefined ? 'memory' : `redis-server on loopback (port ${redis.port})`}; ${RATE} req/s local, 1,000 placements/s from the peer, ${ROUNDS} rounds of ${ROUND_MS} ms, stall = a 1 ms timer > ${STALL_MS} ms late`,
+  `cores: ${pinNote}`,
+]);
+interface Arm {
+  readonly name: string;
+  readonly sliceMs: number | undefined;
+  readonly pinned: boolean;
+}
+const arms: Arm[] = [];
+for (const pinned of pinModes) {
+  const suffix = pinNote.startsWith('pinned') || args.pin === 'both' ? (pinned ? ', pinned' : ', unpinned') : '';
+  arms.push({ name: `sync off${suffix}`, sliceMs: undefined, pinned });
+  for (const s of SLICES) arms.push({ name: `sync on, slice ${s} ms${suffix}`, sliceMs: s, pinned });
+}
+const armNamed = new Map(arms.map((a) => [a.name, a]));
 // Warm-up: compile the routing and apply paths, and fill the index until its size stops moving — a filling index
 // grows its tables (one-off doublings, each a pause proportional to the index) that a replica in steady state
 // does not pay again; measuring during the fill would charge them to whichever arm was running.
 await round(undefined);
 const warm = await warmUntilSteady(async () => (await round(SLICES[0]), local.index.size), { minRounds: 2, tolerance: 0.01, stableRounds: 1, maxRounds: 15 });
 const sizeBefore = local.index.size;
-const results = await repetitions(arms, { repetitions: ROUNDS, seed: Number(args.seed) }, (arm) => round(sliceOf(arm)));
+const results = await repetitions(
+  arms.map((a) => a.name),
+  { repetitions: ROUNDS, seed: Number(args.seed) },
+  (name) => {
+    const arm = armNamed.get(name) as Arm;
+    return round(arm.sliceMs, arm.pinned, arm.name);
+  },
+);
+if (pin !== undefined && 'unpin' in pin) pin.unpin();
 const cell = (rs: readonly RoundResult[], f: (r: RoundResult) => number, digits: number): string => formatSpread(spread(rs.map(f)), digits);
 const med = (arm: string, f: (r: RoundResult) => number): number => spread((results.get(arm) as RoundResult[]).map(f)).median;
+const timed = schedstatNote.startsWith('main thread');
 const lines = [
   '',
   `Index warm-up: ${describeWarmUp(warm, 0)}; ${sizeBefore} (endpoint, block) entries before the measured rounds, ${local.index.size} after.`,
   '',
   `Request-path cost of sync: ${RATE} local requests/s (128-block prompts, 8 endpoints) while a peer's 1,000 placements/s are applied (sync on) or not (off); ${ROUNDS} rounds of ${ROUND_MS} ms per arm, arms shuffled per round; median [min–max] over rounds.`,
   '',
-  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | stalls > 2 ms / round | of which a GC overlapped | beyond GC | worst beyond-GC ms | minor GCs/s | minor GC ms/s | major GCs/s | applied/s |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | minor GCs/s | minor GC ms/s | longest minor GC ms | major GCs/s | applied/s | snapshots written |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const arm of arms) {
-  const rs = results.get(arm) as RoundResult[];
+  const rs = results.get(arm.name) as RoundResult[];
   lines.push(
-    `| ${arm} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.stalls, 0)} | ${cell(rs, (r) => r.stallsWithGc, 0)} | ${cell(rs, (r) => r.stallsBeyondGc, 0)} | ${cell(rs, (r) => r.worstBeyondGcMs, 2)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} |`,
+    `| ${arm.name} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.minorGcMaxMs, 2)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} | ${cell(rs, (r) => r.snapshots, 0)} |`,
   );
 }
-lines.push('');
-for (const arm of arms.slice(1)) {
+lines.push('', `Stalls > ${STALL_MS} ms per round by cause (bench/support/stalls.ts: the run-queue wait, then the collections, then sleep beyond the interval are taken away in turn; "on-CPU" is a stall still over ${STALL_MS} ms after all three — the process's own code). Thread times: ${schedstatNote}.`, '');
+if (timed) {
   lines.push(
-    `${arm} vs off: p99 ${(med(arm, (r) => r.p99) - med('sync off', (r) => r.p99)).toFixed(0)} µs (×${(med(arm, (r) => r.p99) / med('sync off', (r) => r.p99)).toFixed(2)}); loop delay p99 ×${(med(arm, (r) => r.loopP99) / med('sync off', (r) => r.loopP99)).toFixed(2)}; stalls/round ${med(arm, (r) => r.stalls)} vs ${med('sync off', (r) => r.stalls)}, beyond GC ${med(arm, (r) => r.stallsBeyondGc)} vs ${med('sync off', (r) => r.stallsBeyondGc)}.`,
+    '| arm | stalls > 2 ms: total | descheduled | GC | asleep | on-CPU | worst on-CPU ms in a stall | main thread on-CPU ms/s | run-queue wait ms/s |',
+    '|---|---|---|---|---|---|---|---|---|',
   );
+  for (const arm of arms) {
+    const rs = results.get(arm.name) as RoundResult[];
+    lines.push(
+      `| ${arm.name} | ${cell(rs, (r) => r.stalls, 0)} | ${cell(rs, (r) => r.descheduled, 0)} | ${cell(rs, (r) => r.gcCaused, 0)} | ${cell(rs, (r) => r.asleep, 0)} | **${cell(rs, (r) => r.onCpu, 0)}** | ${cell(rs, (r) => r.worstOnCpuMs, 2)} | ${cell(rs, (r) => r.threadCpuMsPerS, 0)} | ${cell(rs, (r) => r.threadWaitMsPerS, 1)} |`,
+    );
+  }
+} else {
+  lines.push('| arm | stalls > 2 ms: total | of which a GC overlapped | beyond GC | worst beyond-GC ms |', '|---|---|---|---|---|');
+  for (const arm of arms) {
+    const rs = results.get(arm.name) as RoundResult[];
+    lines.push(`| ${arm.name} | ${cell(rs, (r) => r.stalls, 0)} | ${cell(rs, (r) => r.stallsWithGc, 0)} | ${cell(rs, (r) => r.stallsBeyondGc, 0)} | ${cell(rs, (r) => r.worstBeyondGcMs, 2)} |`);
+  }
+}
+lines.push('');
+for (const arm of arms.filter((a) => a.sliceMs !== undefined)) {
+  const off = (arms.find((a) => a.sliceMs === undefined && a.pinned === arm.pinned) as Arm).name;
+  const cmp = (f: (r: RoundResult) => number): string => `${med(arm.name, f)} vs ${med(off, f)}`;
+  lines.push(
+    `${arm.name} vs ${off}: p99 ${(med(arm.name, (r) => r.p99) - med(off, (r) => r.p99)).toFixed(0)} µs (×${(med(arm.name, (r) => r.p99) / med(off, (r) => r.p99)).toFixed(2)}); loop delay p99 ×${(med(arm.name, (r) => r.loopP99) / med(off, (r) => r.loopP99)).toFixed(2)}; stalls/round ${cmp((r) => r.stalls)}${timed ? `, on-CPU ${cmp((r) => r.onCpu)}` : `, beyond GC ${cmp((r) => r.stallsBeyondGc)}`}.`,
+  );
+}
+if (PROFILE) {
+  lines.push('', 'Profiled stalls (--profile-stalls: V8 sampling every 200 µs during every measured round, which slows the process, so these rounds are not the figures above\'s equal): the stacks sampled inside each cause\'s stall windows, innermost frame first, top 6 per arm and cause.', '');
+  for (const [key, m] of [...stallStacks].sort()) {
+    lines.push(`${key}: ${profiledStalls.get(key)} stalls`);
+    for (const [stack, n] of [...m].sort((a, b) => b[1] - a[1]).slice(0, 6)) lines.push(`    ${(n * 0.2).toFixed(1)} ms  ${stack}`);
+  }
 }
 lines.push(`# load average at end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' / ')} (at start ${info.loadAverage.map((x) => x.toFixed(2)).join(' / ')})`);
 process.stdout.write(lines.join('\n') + '\n');

@@ -11,12 +11,11 @@
  *
  *   npm run bench:replicas -- [--replicas 3] [--seeds 3] [--rate 12] [--seconds 20] [--json out.json]
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { silentLogger } from '../src/observability/logger.ts';
 import { ApproxPrefixCacheProducer } from '../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
 import { InFlightLoadProducer } from '../src/plugins/requestcontrol/inflight-load-producer/index.ts';
@@ -24,9 +23,9 @@ import { Scheduler } from '../src/runtime/scheduler.ts';
 import { startEpp } from '../src/server/bootstrap.ts';
 import type { RunningEpp } from '../src/server/bootstrap-options.ts';
 import { sharedPrefixPrompts } from '../src/sim/shared-prefix-workload.ts';
-import { freePort } from '../scripts/free-port.js';
 import { createRandomSource } from '../src/util/random.ts';
 import type { FleetReply, FleetStart } from './routing/fleet-process.ts';
+import { RedisServer } from '../test/support/redis.ts';
 import { quantiles } from './routing/stats.ts';
 
 const { values: args } = parseArgs({
@@ -73,20 +72,6 @@ timed(InFlightLoadProducer.prototype, 'preRequest');
 timed(Scheduler.prototype, 'schedule');
 
 // ---------------------------------------------------------------- infrastructure
-
-async function startRedis(): Promise<{ port: number; proc: ChildProcess }> {
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    const c = new Redis({ port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    c.on('error', () => undefined);
-    const ok = await c.connect().then(() => c.ping(), () => undefined);
-    c.disconnect();
-    if (ok === 'PONG') return { port, proc };
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('redis-server did not start');
-}
 
 /** Forwards to `target`, delaying every chunk by `delayMs` in each direction (order kept). */
 async function delayProxy(target: number, delayMs: number): Promise<{ port: number; server: Server }> {
@@ -306,9 +291,9 @@ const armNames = ['1 replica', `${N} unsynced`, `${N} synced`, `${N} synced +100
 if (args['from-json']) {
   results.push(...(JSON.parse(readFileSync(args['from-json'], 'utf8')) as { results: ArmResult[] }).results);
 } else {
-  const redis = await startRedis();
+  const redis = await RedisServer.start();
   const flush = async (): Promise<void> => {
-    const c = new Redis({ port: redis.port });
+    const c = redis.client();
     await c.flushall();
     c.disconnect();
   };
@@ -317,7 +302,7 @@ if (args['from-json']) {
   const arms: Array<[string, number, string | undefined]> = [
     ['1 replica', 1, undefined],
     [`${N} unsynced`, N, undefined],
-    [`${N} synced`, N, `redis://127.0.0.1:${redis.port}`],
+    [`${N} synced`, N, redis.url],
     [`${N} synced +100 ms`, N, `redis://127.0.0.1:${lag100.port}`],
     [`${N} synced +1 s`, N, `redis://127.0.0.1:${lag1000.port}`],
   ];
@@ -332,7 +317,7 @@ if (args['from-json']) {
       }
     }
   } finally {
-    redis.proc.kill('SIGKILL');
+    await redis.kill();
     lag100.server.close();
     lag1000.server.close();
   }

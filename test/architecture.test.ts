@@ -80,3 +80,25 @@ test('outside plugins/, only the files docs/architecture.md lists name a built-i
   }
   assert.deepEqual([...importers].sort(), [...allowed].sort());
 });
+
+test('bench/ takes shared helpers from test/support/ and test/fixtures/ only, and nothing under test/support/ imports bench/', () => {
+  // One implementation of each helper (a throwaway redis-server, fixtures) for suites and benchmarks alike: the
+  // benchmarks sit above test/support/, never above a test file, and test/support/ never reaches back up.
+  const ROOT = resolve(import.meta.dirname, '..');
+  const specs = (file: string): string[] =>
+    [...readFileSync(file, 'utf8').matchAll(/(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g)].map((m) => resolve(dirname(file), (m[1] ?? m[2]) as string));
+  const violations: string[] = [];
+  for (const file of files(join(ROOT, 'bench'))) {
+    for (const target of specs(file)) {
+      const rel = relative(ROOT, target).split(sep).join('/');
+      if (rel.startsWith('test/') && !rel.startsWith('test/support/') && !rel.startsWith('test/fixtures/')) violations.push(`${relative(ROOT, file)} imports ${rel}`);
+    }
+  }
+  for (const file of files(join(ROOT, 'test/support'))) {
+    for (const target of specs(file)) {
+      const rel = relative(ROOT, target).split(sep).join('/');
+      if (rel.startsWith('bench/')) violations.push(`${relative(ROOT, file)} imports ${rel}`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});

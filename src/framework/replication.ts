@@ -58,11 +58,16 @@ export function fromHalves(h: BlockHashHalves): bigint[] {
   return out;
 }
 
-/** One endpoint's entries in a snapshot: least recently used first. */
+/**
+ * One endpoint's entries in a snapshot: least recently used first, as uint32 halves (no bigint per entry: an
+ * endpoint holds tens of thousands of blocks, and a snapshot is written every few seconds while requests are
+ * served, so a bigint per entry made each endpoint a millisecond of work plus a megabyte for the young generation).
+ * The arrays belong to the entry: the syncer may keep them until the snapshot is written or imported.
+ */
 export interface IndexSnapshotEntry {
   readonly endpoint: string;
   readonly capacityBlocks: number;
-  readonly hashes: readonly bigint[];
+  readonly hashes: BlockHashHalves;
 }
 
 export interface ReplicatedIndex extends Plugin {

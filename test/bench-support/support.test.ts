@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { describeWarmUp, repetitions, warmUntilSteady } from '../../bench/support/alternate.ts';
 import { formatSpread, median, percentile, percentiles, spread } from '../../bench/support/stats.ts';
 import { pinPlanFromEnv } from '../../bench/support/pin.ts';
-import { classifyStalls } from '../../bench/support/stalls.ts';
+import { classifyStalls, openSchedstat, stallCause, startStallSampler } from '../../bench/support/stalls.ts';
 
 test('percentiles are nearest-rank on a sorted copy; NaN when empty', () => {
   const xs = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
@@ -74,8 +74,52 @@ test('classifyStalls: a stall a GC overlaps counts as such; only the delay no co
     { start: 401, durationMs: 1, kind: 'minor' as const },
     { start: 402.5, durationMs: 1, kind: 'minor' as const },
   ];
-  assert.deepEqual(classifyStalls(stalls, gcs, 2), { stalls: 4, withGc: 3, beyondGc: 2, worstBeyondGcMs: 3 });
-  assert.deepEqual(classifyStalls([], gcs, 2), { stalls: 0, withGc: 0, beyondGc: 0, worstBeyondGcMs: 0 });
+  const { causes, ...gcOnly } = classifyStalls(stalls, gcs, 2);
+  assert.deepEqual(gcOnly, { stalls: 4, withGc: 3, beyondGc: 2, worstBeyondGcMs: 3 });
+  assert.equal(causes, undefined, 'no thread times, no causes');
+  assert.deepEqual(classifyStalls([], gcs, 2).stalls, 0);
+});
+
+test('stallCause: the run-queue wait, then GC, then sleep are taken away in turn; a stall still over the threshold is on-CPU', () => {
+  // A 1 ms timer due at `start`, seen at `end`: the window the thread times cover is end − start + 1 ms.
+  const at = (delayMs: number, cpuMs: number, waitMs: number) => ({ start: 0, end: delayMs, delayMs, thread: { cpuMs, waitMs } });
+  assert.equal(stallCause(at(3, 1, 2.5), 0, 2, 1), 'descheduled', 'another process had the core for most of it');
+  assert.equal(stallCause(at(3, 3.5, 0.2), 2, 2, 1), 'gc', 'a 2 ms scavenge on the main thread');
+  assert.equal(stallCause(at(3, 0.3, 0.1), 0, 2, 1), 'asleep', 'neither running nor runnable: the tick itself was late');
+  assert.equal(stallCause(at(3, 3.8, 0.2), 0.5, 2, 1), 'on-cpu', '3.3 ms of our own code in the window');
+  // Mixed: 1.5 ms of our code is not enough on its own once the 1.5 ms wait is taken away.
+  assert.equal(stallCause(at(2.5, 2, 1.5), 0, 2, 1), 'descheduled');
+  assert.equal(stallCause({ start: 0, end: 3, delayMs: 3 }, 0, 2, 1), undefined, 'no thread times, no cause');
+});
+
+test('classifyStalls with thread times: counts by cause, totals, and the worst non-GC on-CPU time in a stall', () => {
+  const stalls = [
+    { start: 10, end: 13, delayMs: 3, thread: { cpuMs: 1, waitMs: 2.5 } }, // descheduled
+    { start: 20, end: 23, delayMs: 3, thread: { cpuMs: 3.5, waitMs: 0.2 } }, // GC: 2 ms scavenge from 19.5
+    { start: 30, end: 33, delayMs: 3, thread: { cpuMs: 3.9, waitMs: 0 } }, // on-CPU
+  ];
+  const gcs = [{ start: 19.5, durationMs: 2, kind: 'minor' as const }];
+  const c = classifyStalls(stalls, gcs, 2);
+  assert.equal(c.withGc, 1, 'the scavenge overlaps the late part of the second stall');
+  assert.deepEqual(c.causes, { descheduled: 1, gc: 1, asleep: 0, onCpu: 1, worstOnCpuMs: 3.9, descheduledMs: 2.7, gcMs: 2, onCpuMs: 1 + 1.5 + 3.9 });
+});
+
+test("schedstat: the main thread's on-CPU time is read where Linux has it, and a missing file is a reason, not a crash", { skip: process.platform !== 'linux' }, () => {
+  const s = openSchedstat();
+  if (!('read' in s)) return; // a kernel without schedstats: the sampler says so instead
+  const a = new Float64Array(3);
+  const b = new Float64Array(3);
+  assert.ok(s.read(a));
+  let x = 0;
+  for (let i = 0; i < 2e6; i++) x += Math.sqrt(i);
+  assert.ok(s.read(b) && x > 0);
+  assert.ok((b[0] as number) > (a[0] as number), 'on-CPU ns grow while the thread computes');
+  s.close();
+  const missing = openSchedstat(2 ** 30);
+  assert.ok('unavailable' in missing && /schedstat/.test(missing.unavailable));
+  const off = startStallSampler(2, { schedstat: false });
+  assert.match(off.schedstat, /^unavailable/);
+  off.stop();
 });
 
 test('profile summary: only the busy window after the first matching frame counts, idle apart, by function, category, entry and phase', async () => {

@@ -1,7 +1,9 @@
 /**
  * A throwaway `redis-server` on a free loopback port (no persistence, no system service), and a TCP proxy that
  * can blackhole a link: it stops forwarding in both directions without closing anything, the way a network
- * partition looks to the client (no error, no FIN, nothing).
+ * partition looks to the client (no error, no FIN, nothing). The one way this repository starts a Redis: the
+ * suites and the benchmarks (`bench/replicas*.bench.ts`) import it from here (test/support is below both;
+ * test/architecture.test.ts keeps bench/ to test/support and test/fixtures).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -14,6 +16,12 @@ export class RedisServer {
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** The running server's process id (undefined when it is not running). */
+  get pid(): number | undefined {
+    const c = this.#child;
+    return c && c.exitCode === null && c.signalCode === null ? c.pid : undefined;
   }
 
   static async start(port?: number): Promise<RedisServer> {

@@ -282,21 +282,29 @@ export function decodeBatch(payload: Uint8Array): Batch {
   return { origin: view.origin, seq: view.seq, sentAtMs: view.sentAtMs, flags: view.flags, channels: view.channels, endpoints: view.endpoints, placements, gauges: view.gauges };
 }
 
-export function encodeSnapshotField(capacityBlocks: number, hashes: readonly bigint[]): Uint8Array {
-  const buf = new Uint8Array(4 + 8 * hashes.length);
+/** A snapshot field: capacity (u32) then each hash as a little-endian u64 (low word first), from halves. */
+export function encodeSnapshotField(capacityBlocks: number, hashes: BlockHashHalves): Uint8Array {
+  const buf = new Uint8Array(4 + 8 * hashes.n);
   const v = new DataView(buf.buffer);
   v.setUint32(0, capacityBlocks >>> 0, true);
-  for (let i = 0; i < hashes.length; i++) v.setBigUint64(4 + 8 * i, hashes[i] as bigint, true);
+  for (let i = 0; i < hashes.n; i++) {
+    v.setUint32(4 + 8 * i, hashes.lo[i] as number, true);
+    v.setUint32(8 + 8 * i, hashes.hi[i] as number, true);
+  }
   return buf;
 }
 
-export function decodeSnapshotField(buf: Uint8Array): { capacityBlocks: number; hashes: bigint[] } {
+export function decodeSnapshotField(buf: Uint8Array): { capacityBlocks: number; hashes: BlockHashHalves } {
   if (buf.length < 4 || (buf.length - 4) % 8 !== 0) throw new WireFormatError(`snapshot field of ${buf.length} bytes is not 4 + 8n`);
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const n = (buf.length - 4) / 8;
-  const hashes = new Array<bigint>(n);
-  for (let i = 0; i < n; i++) hashes[i] = v.getBigUint64(4 + 8 * i, true);
-  return { capacityBlocks: v.getUint32(0, true), hashes };
+  const hi = new Uint32Array(n);
+  const lo = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    lo[i] = v.getUint32(4 + 8 * i, true);
+    hi[i] = v.getUint32(8 + 8 * i, true);
+  }
+  return { capacityBlocks: v.getUint32(0, true), hashes: { n, hi, lo } };
 }
 
 /** Stream ids are Redis's `<ms>-<seq>`; ordered numerically. */

@@ -41,8 +41,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARG
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0`;
 
-/** Fields per HSET when writing a snapshot (keeps each command small). */
-const SNAPSHOT_FIELDS_PER_COMMAND = 64;
+/**
+ * A snapshot is written as HSETs of about this many bytes each, one after another. ioredis copies a command's
+ * arguments into one buffer, and a pipeline's commands into another, on the event loop: one pipeline carrying a
+ * 250k-entry index (2 MB) held the loop for 3–7 ms (measured: bench:replicas-path --transport redis
+ * --profile-stalls). Fields are grouped up to that size (an endpoint of 31,250 blocks is a 250 kB field).
+ */
+const SNAPSHOT_BYTES_PER_COMMAND = 256 * 1024;
+
+/** Throws the first error of a pipeline's results. */
+function firstError(results: Array<[Error | null, unknown]> | null): void {
+  const failed = results?.find(([err]) => err !== null);
+  if (failed) throw failed[0] as Error;
+}
 
 export class RedisTransport implements SyncTransport {
   readonly description: string;
@@ -188,20 +199,21 @@ export class RedisTransport implements SyncTransport {
     const gen = `${Math.floor(s.meta.createdAtMs)}-${s.meta.origin}`;
     const key = `${this.#snapPrefix}:${gen}`;
     const ttlMs = Math.max(3 * this.#o.snapshotIntervalMs, 120_000);
-    const entries = [...s.fields];
-    const pipe = this.#writer.pipeline();
-    pipe.del(key);
-    pipe.hset(key, '_meta', JSON.stringify(s.meta));
-    for (let i = 0; i < entries.length; i += SNAPSHOT_FIELDS_PER_COMMAND) {
-      const args: Array<string | Buffer> = [];
-      for (const [f, v] of entries.slice(i, i + SNAPSHOT_FIELDS_PER_COMMAND)) args.push(f, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
-      pipe.hset(key, ...(args as [string, Buffer]));
+    // The key expires even when a write is cut short; readers see it only once `cur` names it, set last.
+    await this.#writer.pipeline().del(key).hset(key, '_meta', JSON.stringify(s.meta)).pexpire(key, ttlMs).exec().then(firstError);
+    let args: Array<string | Buffer> = [];
+    let bytes = 0;
+    for (const [f, v] of s.fields) {
+      args.push(f, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+      bytes += v.byteLength;
+      if (bytes >= SNAPSHOT_BYTES_PER_COMMAND) {
+        await this.#writer.hset(key, ...(args as [string, Buffer]));
+        args = [];
+        bytes = 0;
+      }
     }
-    pipe.pexpire(key, ttlMs);
-    pipe.set(`${this.#snapPrefix}:cur`, gen, 'PX', ttlMs);
-    const results = await pipe.exec();
-    const failed = results?.find(([err]) => err !== null);
-    if (failed) throw failed[0] as Error;
+    if (args.length > 0) await this.#writer.hset(key, ...(args as [string, Buffer]));
+    await this.#writer.set(`${this.#snapPrefix}:cur`, gen, 'PX', ttlMs);
   }
 
   async getSnapshot(): Promise<Snapshot | undefined> {

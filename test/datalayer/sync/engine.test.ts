@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeBatch, decodeBatchView, encodeBatch, PlacementCursor, WireFormatError } from '../../../src/datalayer/sync/codec.ts';
-import { fromHalves } from '../../../src/framework/replication.ts';
+import { decodeBatch, decodeBatchView, decodeSnapshotField, encodeBatch, encodeSnapshotField, PlacementCursor, WireFormatError } from '../../../src/datalayer/sync/codec.ts';
+import { fromHalves, toHalves } from '../../../src/framework/replication.ts';
 import { Fleet, hashes } from './helpers.ts';
 
 test('codec: a batch round-trips and truncation is a clear error', () => {
@@ -23,6 +23,16 @@ test('codec: a batch round-trips and truncation is a clear error', () => {
   const bytes = encodeBatch(b);
   assert.deepEqual(decodeBatch(bytes), b);
   assert.throws(() => decodeBatch(bytes.subarray(0, bytes.length - 3)), WireFormatError);
+});
+
+test('codec: a snapshot field round-trips full 64-bit hashes as halves, in order, and a bad length is a clear error', () => {
+  const hs = [0n, 1n, 0xffffffffn, 0x1_0000_0000n, 0xfedcba9876543210n, 0xffffffffffffffffn];
+  const field = encodeSnapshotField(31_250, toHalves(hs));
+  assert.equal(new DataView(field.buffer).getBigUint64(4 + 8 * 4, true), 0xfedcba9876543210n, 'little-endian u64 on the wire, as before');
+  const back = decodeSnapshotField(field);
+  assert.equal(back.capacityBlocks, 31_250);
+  assert.deepEqual(fromHalves(back.hashes), hs);
+  assert.throws(() => decodeSnapshotField(field.subarray(0, 11)), WireFormatError);
 });
 
 test('codec: the cursor walks a batch\'s placements in one reused array; a bad placement fails the whole batch up front', () => {

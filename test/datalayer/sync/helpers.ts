@@ -1,6 +1,6 @@
 /** A small fleet of sync engines over the memory transport, on manual time (no sleeps). */
 import type { Logger } from '../../../src/framework/plugin.ts';
-import type { BlockHashHalves, EndpointGauge, IndexSnapshotEntry, PlacementSink, ReplicatedGauges, ReplicatedIndex } from '../../../src/framework/replication.ts';
+import { fromHalves, type BlockHashHalves, type EndpointGauge, type IndexSnapshotEntry, type PlacementSink, type ReplicatedGauges, type ReplicatedIndex } from '../../../src/framework/replication.ts';
 import { SyncEngine, type SyncMetricsSink, type SyncSettings } from '../../../src/datalayer/sync/engine.ts';
 import { MemoryBus, MemoryLink, type LinkFaults } from '../../../src/datalayer/sync/memory-transport.ts';
 import { PrefixIndex } from '../../../src/plugins/requestcontrol/approx-prefix-cache-producer/prefix-index.ts';
@@ -35,10 +35,10 @@ export class TestIndex implements ReplicatedIndex {
     return true;
   }
   *exportSnapshot(): Generator<IndexSnapshotEntry> {
-    for (const endpoint of [...this.index.endpoints()]) yield { endpoint, capacityBlocks: this.capacity, hashes: this.index.hashesOf(endpoint) };
+    for (const endpoint of [...this.index.endpoints()]) yield { endpoint, capacityBlocks: this.capacity, hashes: this.index.halvesOf(endpoint) };
   }
   importSnapshot(entries: readonly IndexSnapshotEntry[]): void {
-    for (const e of entries) this.index.add(e.endpoint, e.capacityBlocks, [...e.hashes].reverse());
+    for (const e of entries) this.index.add(e.endpoint, e.capacityBlocks, fromHalves(e.hashes).reverse());
   }
   /** Every (endpoint, hash) pair, sorted: equal sets mean converged indexes. */
   pairs(): string[] {

@@ -243,14 +243,23 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
 
   *exportSnapshot(): Generator<IndexSnapshotEntry> {
     for (const endpoint of [...this.index.endpoints()]) {
-      yield { endpoint, capacityBlocks: this.index.capacityOf(endpoint) ?? this.config.lruCapacityPerServer, hashes: this.index.hashesOf(endpoint) };
+      yield { endpoint, capacityBlocks: this.index.capacityOf(endpoint) ?? this.config.lruCapacityPerServer, hashes: this.index.halvesOf(endpoint) };
     }
   }
 
   importSnapshot(entries: readonly IndexSnapshotEntry[]): void {
     // add() touches its argument last-to-first; a snapshot lists oldest first: reverse so the oldest is touched
     // first and ends least recently used, as it was on the writer.
-    for (const e of entries) this.index.add(e.endpoint, this.index.capacityOf(e.endpoint) ?? e.capacityBlocks, [...e.hashes].reverse());
+    for (const e of entries) {
+      const { n, hi, lo } = e.hashes;
+      const rhi = new Uint32Array(n);
+      const rlo = new Uint32Array(n);
+      for (let i = 0; i < n; i++) {
+        rhi[i] = hi[n - 1 - i] as number;
+        rlo[i] = lo[n - 1 - i] as number;
+      }
+      this.index.addHalves(e.endpoint, this.index.capacityOf(e.endpoint) ?? e.capacityBlocks, rhi, rlo, n);
+    }
   }
 
   #capacityOf(endpoint: string): number {

@@ -193,6 +193,20 @@ export class PrefixIndex {
     return out;
   }
 
+  /** `hashesOf` as uint32 halves in new arrays (least recently used first): no bigint per entry. */
+  halvesOf(endpoint: string): { n: number; hi: Uint32Array; lo: Uint32Array } {
+    const entry = this.#endpoints.get(endpoint);
+    const n = entry?.nodes.size ?? 0;
+    const hi = new Uint32Array(n);
+    const lo = new Uint32Array(n);
+    let i = 0;
+    for (let node = entry?.head ?? -1; node >= 0 && i < n; node = this.#next[node] as number, i++) {
+      hi[i] = this.#hi[node] as number;
+      lo[i] = this.#lo[node] as number;
+    }
+    return { n: i, hi, lo };
+  }
+
   /** Blocks held by `endpoint` (0 when not indexed). */
   blocksOf(endpoint: string): number {
     return this.#endpoints.get(endpoint)?.nodes.size ?? 0;
