@@ -21,22 +21,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-
-interface CallFrame {
-  readonly functionName: string;
-  readonly url: string;
-  readonly lineNumber: number;
-}
-interface ProfileNode {
-  readonly id: number;
-  readonly callFrame: CallFrame;
-  readonly children?: readonly number[];
-}
-interface CpuProfile {
-  readonly nodes: readonly ProfileNode[];
-  readonly samples: readonly number[];
-  readonly timeDeltas: readonly number[];
-}
+import { frameLabel, PROJECT_FILE, shortUrl, stacksOf, type CallFrame, type CpuProfile, type ProfileNode } from './cpuprofile.ts';
 
 export interface Summary {
   /** Busy µs in the window (idle excluded). */
@@ -51,9 +36,6 @@ export interface Summary {
   readonly byPhase: Map<string, number>;
 }
 
-/** A project file (not a package): its path from the checkout's `src/`, `bench/`, `test/` or `scripts/` folder. */
-const PROJECT_FILE = /^file:\/\/(?!.*\/node_modules\/).*?\/((?:src|bench|test|scripts)\/.*)$/;
-const short = (url: string): string => url.replace(/^file:\/\/.*?\/node_modules\//, '').replace(PROJECT_FILE, '$1');
 
 /** The category of a frame: GC and the VM's own entries, node's module, a package, or a project folder. */
 export function category(f: CallFrame): string {
@@ -72,27 +54,16 @@ export function category(f: CallFrame): string {
   if (pkg) return pkg[1] as string;
   const proj = PROJECT_FILE.exec(f.url);
   if (proj) return (proj[1] as string).split('/').slice(0, 2).join('/').replace(/\.ts$/, '');
-  return short(f.url);
+  return shortUrl(f.url);
 }
 
 const isProject = (f: CallFrame): boolean => {
   const m = PROJECT_FILE.exec(f.url);
   return m !== null && /^(src|bench)\//.test(m[1] as string);
 };
-const label = (f: CallFrame): string => `${f.functionName || '(anonymous)'} ${short(f.url)}${f.url ? `:${f.lineNumber + 1}` : ''}`;
 
-export function summarize(profile: CpuProfile, from: RegExp, phases: readonly RegExp[] = [], within?: RegExp): Summary {
-  const byId = new Map<number, ProfileNode>();
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) {
-    byId.set(n.id, n);
-    for (const c of n.children ?? []) parent.set(c, n.id);
-  }
-  const stack = (id: number): ProfileNode[] => {
-    const out: ProfileNode[] = [];
-    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) out.push(byId.get(at) as ProfileNode);
-    return out; // leaf first
-  };
+export function summarize(profile: Pick<CpuProfile, 'nodes' | 'samples' | 'timeDeltas'>, from: RegExp, phases: readonly RegExp[] = [], within?: RegExp): Summary {
+  const stack = stacksOf(profile); // leaf first
   /** `f` of a profile node, computed once per node (many samples share a node). */
   const perNode = <T>(f: (id: number) => T): ((id: number) => T) => {
     const memo = new Map<number, T>();
@@ -103,12 +74,12 @@ export function summarize(profile: CpuProfile, from: RegExp, phases: readonly Re
       return v;
     };
   };
-  const projectFrame = (p: ProfileNode | undefined): string => (p ? label(p.callFrame) : '(no project frame)');
+  const projectFrame = (p: ProfileNode | undefined): string => (p ? frameLabel(p.callFrame) : '(no project frame)');
   const inWindow = perNode((id) => stack(id).some((n) => from.test(n.callFrame.url) || from.test(n.callFrame.functionName)));
   const triggerOf = perNode((id) => projectFrame(stack(id).find((n) => isProject(n.callFrame))));
   const entryOf = perNode((id) => projectFrame(stack(id).findLast((n) => isProject(n.callFrame))));
   const phaseOf = perNode((id) => {
-    const labels = stack(id).map((n) => label(n.callFrame));
+    const labels = stack(id).map((n) => frameLabel(n.callFrame));
     return phases.find((re) => labels.some((l) => re.test(l)))?.source ?? '(other)';
   });
   const byEntry = new Map<string, number>();
@@ -126,14 +97,14 @@ export function summarize(profile: CpuProfile, from: RegExp, phases: readonly Re
     if (!started) started = inWindow(id);
     if (!started) continue;
     const us = profile.timeDeltas[i + 1] ?? 0;
-    const f = (byId.get(id) as ProfileNode).callFrame;
-    if (within !== undefined && !stack(id).some((n) => within.test(label(n.callFrame)))) continue;
+    const f = (stack(id)[0] as ProfileNode).callFrame;
+    if (within !== undefined && !stack(id).some((n) => within.test(frameLabel(n.callFrame)))) continue;
     if (f.functionName === '(idle)') {
       idleUs += us;
       continue;
     }
     busyUs += us;
-    add(byFunction, label(f), us);
+    add(byFunction, frameLabel(f), us);
     add(byCategory, category(f), us);
     add(byTrigger, triggerOf(id), us);
     add(byEntry, entryOf(id), us);

@@ -10,12 +10,7 @@
  */
 import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
-
-interface ProfileNode {
-  readonly id: number;
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
-  readonly children?: readonly number[];
-}
+import { frameLabel, stacksOf, type CpuProfile } from './cpuprofile.ts';
 
 export interface Samples {
   /** performance.now() time of each sample, ms. */
@@ -23,12 +18,6 @@ export interface Samples {
   /** The stack of each sample, innermost frame first, as "function file:line" strings. */
   readonly stacks: readonly (readonly string[])[];
   readonly intervalMs: number;
-}
-
-function frameName(n: ProfileNode): string {
-  const f = n.callFrame;
-  const file = f.url.replace(/^.*\/(src|bench|test|node_modules)\//, '$1/').replace(/^node:/, '');
-  return `${f.functionName || '(anonymous)'}${file ? ` ${file}:${f.lineNumber + 1}` : ''}`;
 }
 
 /** Starts V8's sampling profiler; `stop()` returns every sample with its time and stack. */
@@ -41,22 +30,16 @@ export async function startProfiler(intervalUs = 200): Promise<{ stop: () => Pro
   const offsetMs = Number(process.hrtime.bigint()) / 1e6 - performance.now();
   return {
     stop: async () => {
-      const { profile } = (await session.post('Profiler.stop')) as { profile: { nodes: ProfileNode[]; startTime: number; samples: number[]; timeDeltas: number[] } };
+      const { profile } = (await session.post('Profiler.stop')) as { profile: CpuProfile };
       await session.post('Profiler.disable');
       session.disconnect();
-      const parent = new Map<number, ProfileNode>();
-      const byId = new Map<number, ProfileNode>();
-      for (const n of profile.nodes) {
-        byId.set(n.id, n);
-        for (const c of n.children ?? []) parent.set(c, n);
-      }
-      const stackCache = new Map<number, string[]>();
-      const stackOf = (id: number): string[] => {
-        let s = stackCache.get(id);
+      const stackOf = stacksOf(profile);
+      const names = new Map<number, string[]>();
+      const namesOf = (id: number): string[] => {
+        let s = names.get(id);
         if (s === undefined) {
-          s = [];
-          for (let n = byId.get(id); n !== undefined && n.callFrame.functionName !== '(root)'; n = parent.get(n.id)) s.push(frameName(n));
-          stackCache.set(id, s);
+          s = stackOf(id).filter((n) => n.callFrame.functionName !== '(root)').map((n) => frameLabel(n.callFrame));
+          names.set(id, s);
         }
         return s;
       };
@@ -66,7 +49,7 @@ export async function startProfiler(intervalUs = 200): Promise<{ stop: () => Pro
       for (let i = 0; i < profile.samples.length; i++) {
         t += profile.timeDeltas[i] as number;
         times.push(t / 1000 - offsetMs);
-        stacks.push(stackOf(profile.samples[i] as number));
+        stacks.push(namesOf(profile.samples[i] as number));
       }
       return { times, stacks, intervalMs: intervalUs / 1000 };
     },
