@@ -15,7 +15,7 @@
  * core, no `taskset`); `pin()` / `unpin()` can be called between rounds, so pinned and unpinned rounds can
  * alternate in one run. Threads the main thread creates later inherit its core.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 
 export interface PinPlan {
@@ -35,7 +35,7 @@ export function pinPlanFromEnv(env: NodeJS.ProcessEnv = process.env): PinPlan | 
 /** Moves every thread of `pid` to `cpus`; false (with a warning on stderr) when taskset is missing or refuses. */
 export function pin(pid: number, cpus: string): boolean {
   try {
-    execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
+    tasksetOrThrow(['-a', '-p', '-c', cpus, String(pid)]);
     return true;
   } catch (err) {
     process.stderr.write(`bench: could not pin pid ${pid} to cpus ${cpus} (${(err as Error).message}); running unpinned\n`);
