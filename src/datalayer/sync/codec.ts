@@ -217,6 +217,14 @@ export function decodeBatchView(payload: Uint8Array): BatchView {
   return { payload, origin, seq, sentAtMs, flags, channels, endpoints, placementCount, placementsAt, gauges };
 }
 
+/** Reads `n` little-endian u64 hashes at `o` into `hi` / `lo` (low half first on the wire): no bigint per hash. */
+function readHashHalves(v: DataView, o: number, n: number, hi: Uint32Array, lo: Uint32Array): void {
+  for (let j = 0; j < n; j++, o += 8) {
+    lo[j] = v.getUint32(o, true);
+    hi[j] = v.getUint32(o + 4, true);
+  }
+}
+
 /** The cursor's reused hash arrays (grown to the largest placement seen). */
 class HashHalves implements BlockHashHalves {
   n = 0;
@@ -263,13 +271,9 @@ export class PlacementCursor {
       h.hi = new Uint32Array(Math.max(n, h.hi.length * 2));
       h.lo = new Uint32Array(h.hi.length);
     }
-    const { hi, lo } = h;
-    for (let j = 0; j < n; j++, o += 8) {
-      lo[j] = v.getUint32(o, true); // u64 little-endian: low half first
-      hi[j] = v.getUint32(o + 4, true);
-    }
+    readHashHalves(v, o, n, h.hi, h.lo);
     h.n = n;
-    this.#o = o;
+    this.#o = o + 8 * n;
     return true;
   }
 }
@@ -287,9 +291,9 @@ export function encodeSnapshotField(capacityBlocks: number, hashes: BlockHashHal
   const buf = new Uint8Array(4 + 8 * hashes.n);
   const v = new DataView(buf.buffer);
   v.setUint32(0, capacityBlocks >>> 0, true);
-  for (let i = 0; i < hashes.n; i++) {
-    v.setUint32(4 + 8 * i, hashes.lo[i] as number, true);
-    v.setUint32(8 + 8 * i, hashes.hi[i] as number, true);
+  for (let i = 0, o = 4; i < hashes.n; i++, o += 8) {
+    v.setUint32(o, hashes.lo[i] as number, true); // u64 little-endian: low half first
+    v.setUint32(o + 4, hashes.hi[i] as number, true);
   }
   return buf;
 }
@@ -300,10 +304,7 @@ export function decodeSnapshotField(buf: Uint8Array): { capacityBlocks: number; 
   const n = (buf.length - 4) / 8;
   const hi = new Uint32Array(n);
   const lo = new Uint32Array(n);
-  for (let i = 0; i < n; i++) {
-    lo[i] = v.getUint32(4 + 8 * i, true);
-    hi[i] = v.getUint32(8 + 8 * i, true);
-  }
+  readHashHalves(v, 4, n, hi, lo);
   return { capacityBlocks: v.getUint32(0, true), hashes: { n, hi, lo } };
 }
 
