@@ -160,7 +160,7 @@ const approxOf = (params: Record<string, unknown>): ApproxPrefixCacheProducer =>
     const text = e < ENDPOINTS / 2 ? fullText : fullText.slice(0, fullText.length / 2);
     const r = makeRequest({ payload: { model: 'm', prompt: text } });
     const c = [makeCandidate(endpoints[e] as Endpoint)];
-    p.prepareData(r, c, new AbortController().signal);
+    p.prepareData(r, c);
     p.preRequest(r, makeSchedulingResult({ default: c }), new AbortController().signal);
   }
   return p;
@@ -186,10 +186,10 @@ for (const tokens of PROMPT_SIZES) {
     const withTokens = (): Candidate[] => eps.map((e) => makeCandidate(e, { [TokenizedPromptKey]: tokenized }));
     const plain = (): Candidate[] => eps.map((e) => makeCandidate(e));
     const variants: Record<string, { fresh: () => Candidate[]; run: (c: Candidate[]) => void }> = {
-      precise: { fresh: withTokens, run: (c) => void precise.prepareData(preciseRequest, c, signal) },
-      ...(baseline === undefined ? {} : { 'precise (baseline)': { fresh: withTokens, run: (c: Candidate[]) => void baseline.producer.prepareData(preciseRequest, c, signal) } }),
-      'approx (256-block cap)': { fresh: plain, run: (c) => void approxCapped.prepareData(approxRequest, c, signal) },
-      'approx (uncapped)': { fresh: plain, run: (c) => void approxFull.prepareData(approxRequest, c, signal) },
+      precise: { fresh: withTokens, run: (c) => void precise.prepareData(preciseRequest, c) },
+      ...(baseline === undefined ? {} : { 'precise (baseline)': { fresh: withTokens, run: (c: Candidate[]) => void baseline.producer.prepareData(preciseRequest, c) } }),
+      'approx (256-block cap)': { fresh: plain, run: (c) => void approxCapped.prepareData(approxRequest, c) },
+      'approx (uncapped)': { fresh: plain, run: (c) => void approxFull.prepareData(approxRequest, c) },
     };
     const us: Record<string, number[]> = {};
     const bytes: Record<string, number[]> = {};
@@ -266,7 +266,7 @@ const cycles = (() => {
       const result = makeSchedulingResult({ default: [target] });
       clock.advance(ttl / 2 + 1);
       const t0 = performance.now();
-      void p.prepareData(request, cands, signal);
+      void p.prepareData(request, cands);
       const t1 = performance.now();
       void p.preRequest(request, result, signal);
       const t2 = performance.now();

@@ -114,7 +114,7 @@ function route(p: ApproxPrefixCacheProducer): number {
   const request = makeRequest({ payload: { model: 'm', prompt: promptText() } });
   const candidates = endpoints.map((e) => makeCandidate(e));
   const t0 = performance.now();
-  p.prepareData(request, candidates, new AbortController().signal);
+  p.prepareData(request, candidates);
   p.preRequest(request, makeSchedulingResult({ default: [candidates[Math.floor(rnd.next() * candidates.length)]!] }), new AbortController().signal);
   return performance.now() - t0;
 }

@@ -132,7 +132,7 @@ function setup(n: number): { def: Op; rnd: Op; reqs: InferenceRequest[] } {
   for (let k = 0; k < placements; k++) {
     const warm = makeRequest({ payload: { model: 'llama', prompt: systemPrompt(k % SYSTEM_PROMPTS) }, targetModel: 'llama' });
     const cands = candidatesFor(endpoints);
-    producer.prepareData(warm, cands, signal);
+    producer.prepareData(warm, cands);
     const target = HOT_PREFIX ? Math.floor(k / SYSTEM_PROMPTS) : (k * 7) % n;
     producer.preRequest(warm, makeSchedulingResult({ default: [cands[target] as Candidate] }), signal);
   }
@@ -156,7 +156,7 @@ function setup(n: number): { def: Op; rnd: Op; reqs: InferenceRequest[] } {
     def: {
       run(request) {
         const cands = candidatesFor(endpoints);
-        producer.prepareData(request, cands, signal);
+        producer.prepareData(request, cands);
         return defaultScheduler.schedule(request, cands);
       },
     },

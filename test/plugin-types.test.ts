@@ -225,7 +225,7 @@ describe('notification sources', () => {
       assert.equal(load.loadOf('b').requests, 0, 'counters dropped with the endpoint');
       // The request charged before the deletion ends later: it must not drive a re-added b negative.
       load.preRequest(makeRequest(), makeSchedulingResult({ default: [makeCandidate(makeEndpoint('b'))] }), new AbortController().signal);
-      load.onResponseComplete({ request } as never, { kind: 'success', usage: undefined }, new AbortController().signal);
+      load.onResponseComplete({ request } as never, { kind: 'success', usage: undefined });
       assert.equal(load.loadOf('b').requests, 1);
     } finally {
       await layer.close();

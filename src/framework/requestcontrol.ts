@@ -7,7 +7,10 @@
  * - A hook returns `void` or a Promise. The runtime awaits only when it gets a thenable back.
  * - Within one extension point, hooks run in config order (the order of `plugins[]`).
  * - Each call receives an AbortSignal that fires when the hook's timeout elapses (or, on the request path,
- *   when the client goes away). A late hook must not commit state after its signal fired.
+ *   when the client goes away). A late hook must not commit state after its signal fired. The signal is made
+ *   only for a method that declares the parameter (its `length` reaches it, or is 0 as with `(...args)`): leave
+ *   it out of the signature when the hook does not use it, and the runtime creates no AbortController for the call
+ *   (the position is then `undefined`, visible only through `arguments`).
  * - Request-path hooks may fail the request (a thrown EppError keeps its code; anything else is Internal).
  * - Response-path hooks can never fail the stream: a throw or rejection is logged once per stream and
  *   counted; a hook that outlives its timeout is abandoned and counted.

@@ -10,7 +10,11 @@
  *   and at most one wheel tick (`resolutionMs`) later.
  * - Every call gets an AbortSignal from its `HookScope`, linked to the client's abort (the scope's `client`
  *   signal, or `scope.abort()`), and fired when that call times out. After a timeout the scope hands later calls
- *   a fresh signal. The signal is created lazily, once per scope, not per call.
+ *   a fresh signal. The signal is created lazily, once per scope, not per call — and only for a hook that
+ *   declares the signal parameter (`takesSignal`: the method's `length` reaches it, or is 0 as with a rest
+ *   parameter). A hook that does not name it cannot read it, so none is made for it (an AbortController is
+ *   ≈ 2 µs and an EventTarget for the GC; most hooks never look at their signal). Such a hook is called with
+ *   `undefined` in that position, which only `arguments` could see.
  * - Per-plugin duration (`inference_extension_plugin_duration_seconds`, upstream's name) is observed at every
  *   extension point; failures and timeouts are reported to the scope's policy (the request path fails the
  *   request, the response path counts, logs and carries on).
@@ -58,6 +62,16 @@ export class HookScope {
    */
   constructor(client?: RequestAbort | AbortSignal) {
     this.#client = client === undefined ? undefined : RequestAbort.of(client);
+  }
+
+  /**
+   * True when the next call's signal would be born aborted (the client went away, or `abort()` ran, and no fresh
+   * signal was started since). Reading it creates nothing.
+   */
+  get aborted(): boolean {
+    const c = this.#controller;
+    if (c !== null) return c.signal.aborted;
+    return this.#aborted || this.#client?.aborted === true;
   }
 
   /** The signal for the next hook call (allocated on first use). */
@@ -136,6 +150,36 @@ export interface HookRunnerOptions {
 
 type Histo = { observe(value: number): void };
 
+/** Each extension point's hook method and the position of its `signal` parameter (framework/requestcontrol.ts). */
+const SIGNAL_PARAMETER: Readonly<Record<ExtensionPoint, readonly [method: string, index: number]>> = {
+  PrepareData: ['prepareData', 2],
+  Admit: ['admit', 2],
+  PreRequest: ['preRequest', 2],
+  ResponseReceived: ['onResponseHeaders', 1],
+  ResponseStreaming: ['onResponseChunk', 2],
+  ResponseComplete: ['onResponseComplete', 2],
+};
+
+/**
+ * Whether `hook`'s method for `point` declares its signal parameter: its `length` (the parameters before the first
+ * one with a default or a rest parameter) reaches the signal's position, or is 0 (`(...args)`, or a function that
+ * declares nothing: given the signal, to be safe). Only a hook that declares it can read it by name.
+ */
+export function takesSignal(point: ExtensionPoint, hook: Plugin): boolean {
+  const [method, index] = SIGNAL_PARAMETER[point];
+  const fn = (hook as unknown as Record<string, unknown>)[method];
+  if (typeof fn !== 'function') return true;
+  const n = fn.length;
+  return n === 0 || n > index;
+}
+
+/** What a hook that does not declare its signal parameter gets in that position (see `takesSignal`). */
+const NO_SIGNAL = undefined as unknown as AbortSignal;
+
+function signalFor(scope: HookScope, point: ExtensionPoint, hook: Plugin): AbortSignal {
+  return takesSignal(point, hook) ? scope.signal() : NO_SIGNAL;
+}
+
 export class HookRunner {
   readonly wheel: TimerWheel;
   readonly #metrics: EppMetrics;
@@ -194,7 +238,7 @@ export class HookRunner {
       const started = this.#now();
       let r: unknown;
       try {
-        r = call(hook, scope.signal());
+        r = call(hook, signalFor(scope, point, hook));
       } catch (err) {
         this.#observe(point, hook, started);
         policy.failed(hook, point, err, scope);
@@ -220,7 +264,7 @@ export class HookRunner {
     const started = this.#now();
     let r: T | PromiseLike<T>;
     try {
-      r = call(scope.signal());
+      r = call(signalFor(scope, point, hook));
     } catch (err) {
       this.#observe(point, hook, started);
       throw err;
@@ -252,13 +296,12 @@ export class HookRunner {
     const chainStart = this.#now();
     const step = (from: number): Promise<void> | undefined => {
       for (let i = from; i < hooks.length; i++) {
-        const signal = scope.signal();
-        if (signal.aborted) return undefined;
+        if (scope.aborted) return undefined;
         const hook = hooks[i] as H;
         const started = this.#now();
         let r: unknown;
         try {
-          r = call(hook, signal);
+          r = call(hook, signalFor(scope, point, hook));
         } catch (err) {
           this.#observe(point, hook, started);
           scope.timedOut(err);

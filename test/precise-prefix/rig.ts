@@ -112,7 +112,7 @@ export async function startRig(o: {
       const candidates = endpoints.map((e) => makeCandidate(e));
       const signal = new AbortController().signal;
       await tokens.prepareData(request, candidates, signal);
-      await producer.prepareData(request, candidates, signal);
+      await producer.prepareData(request, candidates);
       const match = (c: Candidate) => prefixCacheMatchInfoOf(c.attributes)?.matchBlocks ?? 0;
       const best = Math.max(...candidates.map(match));
       const tied = candidates.filter((c) => match(c) === best);
@@ -133,7 +133,6 @@ export async function startRig(o: {
       await producer.onResponseComplete(
         { request, targetEndpoint: chosen.endpoint, status: 200, headers: {}, streaming: false, usage, proxyMetadata: {}, dynamicMetadata: {} },
         { kind: 'success', usage },
-        signal,
       );
       return { endpoint: name, predictedTokens: predictedBlocks * B, cachedTokens: usage.cachedTokens, promptTokens: usage.promptTokens, candidates };
     },

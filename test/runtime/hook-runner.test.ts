@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EppError } from '../../src/framework/errors.ts';
 import { EppMetrics } from '../../src/observability/metrics.ts';
-import { HookRunner, HookScope, type HookPolicy } from '../../src/runtime/hook-runner.ts';
+import { HookRunner, HookScope, takesSignal, type HookPolicy } from '../../src/runtime/hook-runner.ts';
 import { TimerWheel } from '../../src/util/timer-wheel.ts';
 import { hookPlugin, ManualTimers } from '../support/runtime.ts';
 
@@ -167,6 +167,51 @@ test('a chain under one deadline: a synchronous chain arms nothing; an async one
   assert.equal(timedOut, 1);
   assert.equal(seen.length, 1, 'p2 never runs after the deadline');
   assert.equal((seen[0]!.reason as Error).message, 'prepareData deadline exceeded');
+});
+
+test('a hook gets a signal only when its method declares the parameter (no AbortController otherwise)', () => {
+  const declares = hookPlugin('declares', { prepareData: (_r: unknown, _c: unknown, _s: AbortSignal) => {} });
+  const omits = hookPlugin('omits', { prepareData: (_r: unknown, _c: unknown) => {} });
+  const rest = hookPlugin('rest', { prepareData: (...args: unknown[]) => void args });
+  assert.equal(takesSignal('PrepareData', declares), true);
+  assert.equal(takesSignal('PrepareData', omits), false);
+  assert.equal(takesSignal('PrepareData', rest), true, 'length 0: given the signal, to be safe');
+  assert.equal(takesSignal('ResponseReceived', hookPlugin('h', { onResponseHeaders: (_r: unknown) => {} })), false);
+  assert.equal(takesSignal('ResponseReceived', hookPlugin('h', { onResponseHeaders: (_r: unknown, _s: AbortSignal) => {} })), true);
+  assert.equal(takesSignal('ResponseComplete', hookPlugin('h', { onResponseComplete: (_r: unknown, _o: unknown) => {} })), false);
+
+  const { runner: r } = runner();
+  const seen = new Map<string, AbortSignal | undefined>();
+  const client = new AbortController();
+  const scope = new HookScope(client.signal);
+  const record = (h: { typedName: { name: string } }, signal: AbortSignal) => void seen.set(h.typedName.name, signal);
+  r.runChain(scope, 'PrepareData', [omits], 400, record, never, never);
+  assert.equal(seen.get('omits'), undefined);
+  // Nothing was created or linked: aborting the client reaches the scope all the same.
+  client.abort(new Error('gone'));
+  assert.equal(scope.aborted, true);
+  r.runChain(scope, 'PrepareData', [declares], 400, record, never, never);
+  assert.equal(seen.has('declares'), false, 'the chain stops at an aborted scope without making a signal');
+  const later = new HookScope();
+  r.runAll(later, 'PrepareData', [omits, declares], 1000, recordingPolicy(), record);
+  assert.equal(later.aborted, false);
+  assert.ok(seen.get('declares') instanceof AbortSignal);
+  assert.equal(seen.get('declares')!.aborted, false);
+  assert.equal(r.callOne(later, 'PrepareData', omits, 1000, (signal) => signal), undefined);
+});
+
+test('scope.aborted: reading it creates nothing; true after abort() or the client abort, false again after fresh()', () => {
+  const scope = new HookScope();
+  assert.equal(scope.aborted, false);
+  scope.abort(new Error('x'));
+  assert.equal(scope.aborted, true);
+  assert.equal(scope.signal().aborted, true);
+  scope.fresh();
+  assert.equal(scope.aborted, false);
+  const s = scope.signal();
+  scope.timedOut(new Error('slow'));
+  assert.equal(s.aborted, true);
+  assert.equal(scope.aborted, false, 'after a timeout later calls get a fresh signal');
 });
 
 function never(): void {

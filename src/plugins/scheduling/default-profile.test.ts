@@ -43,7 +43,7 @@ describe('default profile (queue ×2, kv-cache ×2, prefix ×3, max-score)', () 
     const producer = approxPrefixCacheProducerFactory('approx-prefix-cache-producer', undefined, makeHandle()) as ApproxPrefixCacheProducer;
     const request = makeRequest({ payload: { model: 'm', prompt } });
     const candidates = fleet();
-    producer.prepareData(request, candidates, new AbortController().signal);
+    producer.prepareData(request, candidates);
     const t = totals(request, candidates);
     // queue [1, 0.5, 0] × 2 + kv [0.5, 0.8, 0.1] × 2 + prefix 0
     assert.deepEqual(t.map((x) => +x.toFixed(9)), [3, 2.6, 0.2]);
@@ -56,12 +56,12 @@ describe('default profile (queue ×2, kv-cache ×2, prefix ×3, max-score)', () 
     const producer = approxPrefixCacheProducerFactory('approx-prefix-cache-producer', undefined, makeHandle()) as ApproxPrefixCacheProducer;
     const first = makeRequest({ payload: { model: 'm', prompt } });
     const warm = fleet();
-    producer.prepareData(first, warm, new AbortController().signal);
+    producer.prepareData(first, warm);
     producer.preRequest(first, makeSchedulingResult({ default: [warm[2] as Candidate] }), new AbortController().signal);
 
     const request = makeRequest({ payload: { model: 'm', prompt } });
     const candidates = fleet();
-    producer.prepareData(request, candidates, new AbortController().signal);
+    producer.prepareData(request, candidates);
     const t = totals(request, candidates);
     assert.deepEqual(t.map((x) => +x.toFixed(9)), [3, 2.6, 3.2]);
     const pick = new MaxScorePicker('p', new Xoshiro128StarStar(1)).pick(

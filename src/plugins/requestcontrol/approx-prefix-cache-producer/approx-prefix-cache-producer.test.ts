@@ -45,7 +45,7 @@ function responseFor(request: InferenceRequest): ResponseInfo {
 }
 /** prepareData + preRequest routing the request to `target` (as the director would). */
 function route(p: ApproxPrefixCacheProducer, request: InferenceRequest, candidates: Candidate[], target: string): void {
-  p.prepareData(request, candidates, live());
+  p.prepareData(request, candidates);
   const chosen = candidates.find((c) => c.endpoint.metadata.name === target);
   assert.ok(chosen);
   p.preRequest(request, makeSchedulingResult({ default: [chosen] }), live());
@@ -61,7 +61,7 @@ describe('approx-prefix-cache-producer', () => {
       { matchBlocks: 0, totalBlocks: 4, blockSizeTokens: 16 },
     ]);
     const second = fresh(['a', 'b']);
-    p.prepareData(req(), second, live());
+    p.prepareData(req(), second);
     assert.deepEqual(second.map(infoOf), [
       { matchBlocks: 4, totalBlocks: 4, blockSizeTokens: 16 },
       { matchBlocks: 0, totalBlocks: 4, blockSizeTokens: 16 },
@@ -72,7 +72,7 @@ describe('approx-prefix-cache-producer', () => {
     const p = build();
     route(p, req(), fresh(['a', 'b']), 'b');
     const c = fresh(['a', 'b']);
-    p.prepareData(req(PROMPT.slice(0, 128) + 'Z'.repeat(128)), c, live());
+    p.prepareData(req(PROMPT.slice(0, 128) + 'Z'.repeat(128)), c);
     assert.deepEqual(c.map((x) => infoOf(x).matchBlocks), [0, 2]);
   });
 
@@ -80,33 +80,33 @@ describe('approx-prefix-cache-producer', () => {
     const p = build();
     route(p, req(), fresh(['a']), 'a');
     const salted = fresh(['a']);
-    p.prepareData(req(PROMPT, { cache_salt: 'tenant-1' }), salted, live());
+    p.prepareData(req(PROMPT, { cache_salt: 'tenant-1' }), salted);
     assert.equal(infoOf(salted[0] as Candidate).matchBlocks, 0);
     const other = fresh(['a']);
-    p.prepareData(makeRequest({ targetModel: 'other', payload: { model: 'other', prompt: PROMPT } }), other, live());
+    p.prepareData(makeRequest({ targetModel: 'other', payload: { model: 'other', prompt: PROMPT } }), other);
     assert.equal(infoOf(other[0] as Candidate).matchBlocks, 0);
   });
 
   it('autoTune: block size from the first candidate’s cache block size', () => {
     const p = build();
     const c = fresh(['a'], { cacheBlockSize: 32 }); // 128-byte blocks
-    p.prepareData(req(), c, live());
+    p.prepareData(req(), c);
     assert.deepEqual(infoOf(c[0] as Candidate), { matchBlocks: 0, totalBlocks: 2, blockSizeTokens: 32 });
   });
 
   it('autoTune off: configured blockSizeTokens even when the metric is known', () => {
     const p = build({ autoTune: false, blockSizeTokens: 8 });
     const c = fresh(['a'], { cacheBlockSize: 32 });
-    p.prepareData(req(), c, live());
+    p.prepareData(req(), c);
     assert.deepEqual(infoOf(c[0] as Candidate), { matchBlocks: 0, totalBlocks: 8, blockSizeTokens: 8 });
   });
 
   it('maxPrefixBlocksToMatch and maxPrefixTokensToMatch cap the blocks', () => {
     const c1 = fresh(['a']);
-    build({ maxPrefixBlocksToMatch: 3 }).prepareData(req(), c1, live());
+    build({ maxPrefixBlocksToMatch: 3 }).prepareData(req(), c1);
     assert.equal(infoOf(c1[0] as Candidate).totalBlocks, 3);
     const c2 = fresh(['a']);
-    build({ maxPrefixTokensToMatch: 32, maxPrefixBlocksToMatch: 100 }).prepareData(req(), c2, live());
+    build({ maxPrefixTokensToMatch: 32, maxPrefixBlocksToMatch: 100 }).prepareData(req(), c2);
     assert.equal(infoOf(c2[0] as Candidate).totalBlocks, 2, '32 tokens / 16 tokens per block');
   });
 
@@ -126,7 +126,7 @@ describe('approx-prefix-cache-producer', () => {
     const p = build();
     route(p, req(), fresh(['a'], { cacheNumBlocks: 2 }), 'a');
     const c = fresh(['a']);
-    p.prepareData(req(), c, live());
+    p.prepareData(req(), c);
     assert.equal(infoOf(c[0] as Candidate).matchBlocks, 2);
   });
 
@@ -134,7 +134,7 @@ describe('approx-prefix-cache-producer', () => {
     const p = build();
     const candidates = fresh(['decode-1', 'prefill-1']);
     const request = req();
-    p.prepareData(request, candidates, live());
+    p.prepareData(request, candidates);
     p.preRequest(
       request,
       makeSchedulingResult({ decode: [candidates[0] as Candidate], prefill: [candidates[1] as Candidate] }, 'decode'),
@@ -147,7 +147,7 @@ describe('approx-prefix-cache-producer', () => {
     const p = build();
     const candidates = fresh(['a', 'b']);
     const request = req();
-    p.prepareData(request, candidates, live());
+    p.prepareData(request, candidates);
     p.preRequest(request, makeSchedulingResult({ default: candidates }), live());
     assert.deepEqual([...p.index.endpoints()], ['a']);
   });
@@ -156,7 +156,7 @@ describe('approx-prefix-cache-producer', () => {
     const p = build();
     const candidates = fresh(['a']);
     const request = req();
-    p.prepareData(request, candidates, live());
+    p.prepareData(request, candidates);
     p.preRequest(request, makeSchedulingResult({ default: candidates }), aborted());
     assert.equal(p.index.size, 0);
     assert.equal(p.hasStateFor(request), false);
@@ -169,12 +169,12 @@ describe('approx-prefix-cache-producer', () => {
       const r2 = makeRequest({ requestId: 'same', payload: { model: 'm', prompt: 'Q'.repeat(256) } });
       const c1 = fresh(['a']);
       const c2 = fresh(['b']);
-      p.prepareData(r1, c1, live());
-      p.prepareData(r2, c2, live());
+      p.prepareData(r1, c1);
+      p.prepareData(r2, c2);
       p.preRequest(r1, makeSchedulingResult({ default: c1 }), live());
       p.preRequest(r2, makeSchedulingResult({ default: c2 }), live());
       const check = fresh(['a', 'b']);
-      p.prepareData(req(), check, live());
+      p.prepareData(req(), check);
       assert.deepEqual(check.map((x) => infoOf(x).matchBlocks), [4, 0], 'r1’s prompt is indexed on a only');
     });
 
@@ -182,7 +182,7 @@ describe('approx-prefix-cache-producer', () => {
       const p = build();
       const request = req();
       const c = fresh(['a']);
-      p.prepareData(request, c, live());
+      p.prepareData(request, c);
       assert.equal(p.hasStateFor(request), true);
       p.preRequest(request, makeSchedulingResult({ default: c }), live());
       assert.equal(p.hasStateFor(request), false);
@@ -191,8 +191,8 @@ describe('approx-prefix-cache-producer', () => {
     it('is released by onResponseComplete when preRequest never ran', () => {
       const p = build();
       const request = req();
-      p.prepareData(request, fresh(['a']), live());
-      p.onResponseComplete(responseFor(request), { kind: 'aborted', reason: 'client gone' }, live());
+      p.prepareData(request, fresh(['a']));
+      p.onResponseComplete(responseFor(request), { kind: 'aborted', reason: 'client gone' });
       assert.equal(p.hasStateFor(request), false);
     });
 
@@ -212,14 +212,14 @@ describe('approx-prefix-cache-producer', () => {
     route(p, req('W'.repeat(200)), fresh(['a', 'b']), 'b');
     handle.setEndpoints([makeEndpoint('b')]);
     handle.clock.advance(INACTIVE_ENDPOINT_SWEEP_INTERVAL_MS - 1);
-    p.prepareData(req(), fresh(['b']), live());
+    p.prepareData(req(), fresh(['b']));
     assert.deepEqual([...p.index.endpoints()].sort(), ['a', 'b'], 'not yet');
     handle.clock.advance(1);
-    p.prepareData(req(), fresh(['b']), live());
+    p.prepareData(req(), fresh(['b']));
     assert.deepEqual([...p.index.endpoints()], ['b']);
     handle.setEndpoints([]);
     handle.clock.advance(INACTIVE_ENDPOINT_SWEEP_INTERVAL_MS);
-    p.prepareData(req(), fresh(['b']), live());
+    p.prepareData(req(), fresh(['b']));
     assert.deepEqual([...p.index.endpoints()], ['b'], 'an empty pool (discovery gap) does not wipe the index');
   });
 
@@ -287,7 +287,7 @@ describe('approx-prefix-cache-producer as a ReplicatedIndex', () => {
     assert.equal(sent[0]?.bs, 16);
     for (const s of sent) assert.equal(b.applyRemotePlacement(s.endpoint, s.bs, toHalves(s.hashes)), true);
     const cs = fresh(['x', 'y']);
-    b.prepareData(req(), cs, live());
+    b.prepareData(req(), cs);
     assert.deepEqual(cs.map(infoOf).map((i) => i.matchBlocks), [0, 4]);
     assert.equal(a.replicationFingerprint(), b.replicationFingerprint());
   });

@@ -151,7 +151,7 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
     return this.config.autoTune && fromMetrics > 0 ? fromMetrics : this.config.lruCapacityPerServer;
   }
 
-  prepareData(request: InferenceRequest, candidates: readonly Candidate[], _signal: AbortSignal): void {
+  prepareData(request: InferenceRequest, candidates: readonly Candidate[]): void {
     this.#sweepInactiveEndpoints();
     const blockSizeTokens = this.blockSizeTokensFor(candidates);
     const maxBlocks =
@@ -215,7 +215,7 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
     }
   }
 
-  onResponseComplete(response: ResponseInfo, _outcome: Outcome, _signal: AbortSignal): void {
+  onResponseComplete(response: ResponseInfo, _outcome: Outcome): void {
     this.#states.delete(response.request);
   }
 

@@ -112,7 +112,7 @@ export class InFlightLoadProducer implements DataProducer, PreRequestHook, Respo
     return [...this.#inflight.routedLoads()].map(([endpoint]) => endpoint);
   }
 
-  prepareData(_request: InferenceRequest, candidates: readonly Candidate[], _signal: AbortSignal): void {
+  prepareData(_request: InferenceRequest, candidates: readonly Candidate[]): void {
     if (this.#remote.size === 0) {
       for (const c of candidates) c.attributes.set(InFlightLoadKey, this.#inflight.routedLoadOf(c.endpoint.metadata.name));
       return;
@@ -125,11 +125,11 @@ export class InFlightLoadProducer implements DataProducer, PreRequestHook, Respo
     if (!signal.aborted) this.#inflight.route(request, result);
   }
 
-  onResponseChunk(response: ResponseInfo, chunk: ResponseChunk, _signal: AbortSignal): void {
+  onResponseChunk(response: ResponseInfo, chunk: ResponseChunk): void {
     if (chunk.startOfStream) this.#inflight.releaseProfile(response.request, PREFILL_PROFILE_NAME);
   }
 
-  onResponseComplete(response: ResponseInfo, _outcome: Outcome, _signal: AbortSignal): void {
+  onResponseComplete(response: ResponseInfo, _outcome: Outcome): void {
     this.#inflight.complete(response.request);
   }
 

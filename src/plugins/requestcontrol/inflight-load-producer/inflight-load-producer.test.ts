@@ -27,7 +27,7 @@ describe('inflight-load-producer', () => {
     const r = req();
     p.preRequest(r, makeSchedulingResult({ default: [a] }), live());
     const candidates = [makeCandidate(makeEndpoint('a')), makeCandidate(makeEndpoint('b'))];
-    p.prepareData(makeRequest(), candidates, live());
+    p.prepareData(makeRequest(), candidates);
     assert.deepEqual(
       candidates.map((c) => c.attributes.get(InFlightLoadKey) as InFlightLoad),
       [
@@ -44,8 +44,8 @@ describe('inflight-load-producer', () => {
       p.preRequest(r, makeSchedulingResult({ default: [a, b] }), live());
       assert.deepEqual(p.loadOf('a'), { requests: 1, tokens: 250 });
       assert.deepEqual(p.loadOf('b'), { requests: 0, tokens: 0 }, 'fallbacks are not charged');
-      p.onResponseComplete(response(r), outcome, live());
-      p.onResponseComplete(response(r), outcome, live()); // a duplicate call must not double-release
+      p.onResponseComplete(response(r), outcome);
+      p.onResponseComplete(response(r), outcome); // a duplicate call must not double-release
       assert.deepEqual(p.loadOf('a'), { requests: 0, tokens: 0 });
       assert.deepEqual(p.trackedEndpoints(), [], 'no counters left behind');
     });
@@ -58,7 +58,7 @@ describe('inflight-load-producer', () => {
     p.preRequest(r1, makeSchedulingResult({ default: [a] }), live());
     p.preRequest(r2, makeSchedulingResult({ default: [a] }), live());
     assert.deepEqual(p.loadOf('a'), { requests: 2, tokens: 250 + 25 });
-    p.onResponseComplete(response(r2), OUTCOMES[0] as Outcome, live());
+    p.onResponseComplete(response(r2), OUTCOMES[0] as Outcome);
     assert.deepEqual(p.loadOf('a'), { requests: 1, tokens: 250 });
   });
 
@@ -67,11 +67,11 @@ describe('inflight-load-producer', () => {
     const r = req();
     p.preRequest(r, makeSchedulingResult({ decode: [a], prefill: [b], failed: null }, 'decode'), live());
     assert.deepEqual([p.loadOf('a').requests, p.loadOf('b').requests], [1, 1]);
-    p.onResponseChunk(response(r), chunk(0), live());
+    p.onResponseChunk(response(r), chunk(0));
     assert.deepEqual([p.loadOf('a').requests, p.loadOf('b').requests], [1, 0]);
-    p.onResponseChunk(response(r), chunk(1, true), live());
+    p.onResponseChunk(response(r), chunk(1, true));
     assert.deepEqual([p.loadOf('a').requests, p.loadOf('b').requests], [1, 0], 'the last chunk does not release: completion does');
-    p.onResponseComplete(response(r), OUTCOMES[0] as Outcome, live());
+    p.onResponseComplete(response(r), OUTCOMES[0] as Outcome);
     assert.deepEqual([p.loadOf('a').requests, p.loadOf('b').requests], [0, 0]);
   });
 
@@ -79,7 +79,7 @@ describe('inflight-load-producer', () => {
     const p = producer();
     const r = req();
     p.preRequest(r, makeSchedulingResult({ decode: [a], prefill: [b] }, 'decode'), live());
-    p.onResponseComplete(response(r), OUTCOMES[2] as Outcome, live());
+    p.onResponseComplete(response(r), OUTCOMES[2] as Outcome);
     assert.deepEqual(p.trackedEndpoints(), []);
   });
 
@@ -96,14 +96,14 @@ describe('inflight-load-producer', () => {
     const r = req();
     p.preRequest(r, makeSchedulingResult({ default: [a] }), AbortSignal.abort());
     assert.equal(p.loadOf('a').requests, 0);
-    p.onResponseComplete(response(r), OUTCOMES[2] as Outcome, live());
+    p.onResponseComplete(response(r), OUTCOMES[2] as Outcome);
     assert.deepEqual(p.trackedEndpoints(), []);
   });
 
   it('completion of a request that was never charged is a no-op', () => {
     const p = producer();
     p.preRequest(req(), makeSchedulingResult({ default: [a] }), live());
-    p.onResponseComplete(response(req()), OUTCOMES[0] as Outcome, live());
+    p.onResponseComplete(response(req()), OUTCOMES[0] as Outcome);
     assert.equal(p.loadOf('a').requests, 1);
   });
 
@@ -139,7 +139,7 @@ describe('inflight-load-producer as ReplicatedGauges', () => {
     p.setRemoteGauges('peer1', [{ endpoint: 'a', requests: 3, tokens: 30 }, { endpoint: 'b', requests: 2, tokens: 20 }], now + 500);
     p.setRemoteGauges('peer2', [{ endpoint: 'b', requests: 1, tokens: 10 }], now + 100);
     const cs = [makeCandidate(makeEndpoint('a')), makeCandidate(makeEndpoint('b'))];
-    p.prepareData(req(), cs, live());
+    p.prepareData(req(), cs);
     assert.deepEqual(cs.map((c) => c.attributes.get(InFlightLoadKey) as InFlightLoad), [{ requests: 4, tokens: 280 }, { requests: 3, tokens: 30 }]);
     (handle.clock as unknown as { advance(ms: number): void }).advance(100);
     assert.deepEqual(p.totalLoadOf('b'), { requests: 2, tokens: 20 }, 'peer2 expired at its deadline');

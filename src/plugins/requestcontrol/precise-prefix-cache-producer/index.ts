@@ -360,7 +360,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     return state;
   }
 
-  prepareData(request: InferenceRequest, candidates: readonly Candidate[], signal: AbortSignal): void | Promise<void> {
+  prepareData(request: InferenceRequest, candidates: readonly Candidate[]): void | Promise<void> {
     this.reconcile();
     this.#dropState(request);
     if (candidates.length === 0) return;
@@ -372,7 +372,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     const hasSalt = typeof salt === 'string' && salt !== '';
     if (tokens === undefined || (hasSalt && this.config.events.engine === 'sglang')) {
       this.stats.requestsNoTokens++;
-      return this.#runFallback(request, candidates, signal, undefined);
+      return this.#runFallback(request, candidates, undefined);
     }
     this.stats.requestsPrecise++;
     const B = this.config.blockSize;
@@ -402,11 +402,11 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     this.#states.set(request, state);
     if (untrusted !== undefined) {
       this.stats.fallbackCandidates += untrusted.length;
-      return this.#runFallback(request, untrusted, signal, state);
+      return this.#runFallback(request, untrusted, state);
     }
   }
 
-  #runFallback(request: InferenceRequest, candidates: readonly Candidate[], signal: AbortSignal, state: RequestState | undefined): void | Promise<void> {
+  #runFallback(request: InferenceRequest, candidates: readonly Candidate[], state: RequestState | undefined): void | Promise<void> {
     if (this.#fallback === undefined) {
       if (state === undefined) {
         const none: PrefixCacheMatchInfo = Object.freeze({ matchBlocks: 0, totalBlocks: 0, blockSizeTokens: this.config.blockSize });
@@ -417,7 +417,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       return;
     }
     this.#states.set(request, { ...(state ?? { names: [], blocks: new Float64Array(0), promptTokens: 0, keys: undefined, n: 0 }), approx: true });
-    return this.#fallback.prepareData(request, candidates, signal);
+    return this.#fallback.prepareData(request, candidates);
   }
 
   preRequest(request: InferenceRequest, result: SchedulingResult, signal: AbortSignal): void | Promise<void> {
@@ -462,7 +462,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     if (state.approx) return this.#fallback?.preRequest(request, result, signal);
   }
 
-  onResponseComplete(response: ResponseInfo, outcome: Outcome, signal: AbortSignal): void | Promise<void> {
+  onResponseComplete(response: ResponseInfo, outcome: Outcome): void | Promise<void> {
     const request = response.request;
     this.#dropState(request);
     const p = this.#predictions.get(request);
@@ -481,7 +481,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       // requests in flight the engine may not have stored their blocks yet when this one is admitted.
       if (cached !== undefined && p.quiet && p.promptTokens > 0) this.#checkDrift(p, cached);
     }
-    return this.#fallback?.onResponseComplete(response, outcome, signal);
+    return this.#fallback?.onResponseComplete(response, outcome);
   }
 
   /**

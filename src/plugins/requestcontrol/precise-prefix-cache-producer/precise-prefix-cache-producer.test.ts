@@ -24,10 +24,10 @@ async function routeOnce(p: PrecisePrefixCacheProducer, tokens: number[] | undef
   const request = makeRequest();
   const c = makeCandidate(ep, tokens === undefined ? {} : { [TokenizedPromptKey]: { tokenIds: tokens, source: 'test' } });
   const signal = new AbortController().signal;
-  await p.prepareData(request, [c], signal);
+  await p.prepareData(request, [c]);
   await p.preRequest(request, makeSchedulingResult({ default: [c] }), signal);
   const usage: Usage = { promptTokens: tokens?.length ?? 10, completionTokens: 1, totalTokens: 11, cachedTokens };
-  await p.onResponseComplete({ request, targetEndpoint: ep, status: 200, headers: {}, streaming: false, usage, proxyMetadata: {}, dynamicMetadata: {} }, { kind: 'success', usage }, signal);
+  await p.onResponseComplete({ request, targetEndpoint: ep, status: 200, headers: {}, streaming: false, usage, proxyMetadata: {}, dynamicMetadata: {} }, { kind: 'success', usage });
   return c;
 }
 
@@ -58,7 +58,7 @@ describe('precise-prefix-cache-producer', () => {
     await routeOnce(p, tokens, 0);
     const score = async () => {
       const c = makeCandidate(ep, { [TokenizedPromptKey]: { tokenIds: tokens, source: 'test' } });
-      await p.prepareData(makeRequest(), [c], new AbortController().signal);
+      await p.prepareData(makeRequest(), [c]);
       return prefixCacheMatchInfoOf(c.attributes)?.matchBlocks;
     };
     assert.equal(await score(), 3, 'no event yet: the speculative entries match');
@@ -80,7 +80,7 @@ describe('precise-prefix-cache-producer', () => {
     const cands = (tokens: number[]) => eps.map((e) => makeCandidate(e, { [TokenizedPromptKey]: { tokenIds: tokens, source: 'test' } }));
     const scores = async (tokens: number[]) => {
       const cs = cands(tokens);
-      await p.prepareData(makeRequest(), cs, signal);
+      await p.prepareData(makeRequest(), cs);
       return cs.map((c) => prefixCacheMatchInfoOf(c.attributes)?.matchBlocks);
     };
     // Both scored first (as concurrent requests are), then routed: a ← x, b ← y.
@@ -89,7 +89,7 @@ describe('precise-prefix-cache-producer', () => {
       for (const [tokens, target] of pairs) {
         const request = makeRequest();
         const cs = cands(tokens);
-        await p.prepareData(request, cs, signal);
+        await p.prepareData(request, cs);
         prepared.push({ request, target: cs[target]! });
       }
       for (const { request, target } of prepared) await p.preRequest(request, makeSchedulingResult({ default: [target] }), signal);

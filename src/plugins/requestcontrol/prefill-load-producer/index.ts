@@ -72,7 +72,7 @@ export class PrefillLoadProducer implements DataProducer, PreRequestHook, Respon
     return [...this.#loads.keys()];
   }
 
-  prepareData(_request: InferenceRequest, candidates: readonly Candidate[], _signal: AbortSignal): void {
+  prepareData(_request: InferenceRequest, candidates: readonly Candidate[]): void {
     for (const c of candidates) c.attributes.set(PrefillLoadKey, this.#loads.get(c.endpoint.metadata.name) ?? NO_LOAD);
   }
 
@@ -87,7 +87,7 @@ export class PrefillLoadProducer implements DataProducer, PreRequestHook, Respon
     this.#charges.set(request, charge);
   }
 
-  onResponseChunk(response: ResponseInfo, chunk: ResponseChunk, _signal: AbortSignal): void {
+  onResponseChunk(response: ResponseInfo, chunk: ResponseChunk): void {
     if (!chunk.startOfStream) return;
     const c = this.#charges.get(response.request);
     if (c === undefined || c.prefilled || c.released) return;
@@ -95,7 +95,7 @@ export class PrefillLoadProducer implements DataProducer, PreRequestHook, Respon
     this.#apply(c.endpoint, -c.uncached, 0, 0);
   }
 
-  onResponseComplete(response: ResponseInfo, _outcome: Outcome, _signal: AbortSignal): void {
+  onResponseComplete(response: ResponseInfo, _outcome: Outcome): void {
     const c = this.#charges.get(response.request);
     if (c === undefined || c.released) return;
     this.#charges.delete(response.request);

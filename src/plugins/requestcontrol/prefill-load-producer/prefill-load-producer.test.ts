@@ -32,12 +32,12 @@ describe('prefill-load-producer', () => {
     assert.deepEqual(p.loadOf('a'), { uncachedTokens: 704, activeTokens: 2304, requests: 1 });
     assert.deepEqual(p.loadOf('b'), { uncachedTokens: 0, activeTokens: 0, requests: 0 }, 'fallbacks are not charged');
     const cands = [makeCandidate(makeEndpoint('a')), makeCandidate(makeEndpoint('b'))];
-    p.prepareData(makeRequest(), cands, live());
+    p.prepareData(makeRequest(), cands);
     assert.deepEqual(cands.map((c) => (c.attributes.get(PrefillLoadKey) as PrefillLoad).uncachedTokens), [704, 0]);
-    p.onResponseChunk(response(r), chunk(0), live());
-    p.onResponseChunk(response(r), chunk(0), live()); // a repeated start must not release twice
+    p.onResponseChunk(response(r), chunk(0));
+    p.onResponseChunk(response(r), chunk(0)); // a repeated start must not release twice
     assert.deepEqual(p.loadOf('a'), { uncachedTokens: 0, activeTokens: 2304, requests: 1 });
-    p.onResponseComplete(response(r), OUTCOMES[0] as Outcome, live());
+    p.onResponseComplete(response(r), OUTCOMES[0] as Outcome);
     assert.deepEqual(p.trackedEndpoints(), []);
   });
 
@@ -49,8 +49,8 @@ describe('prefill-load-producer', () => {
       p.preRequest(r1, makeSchedulingResult({ default: [makeCandidate(makeEndpoint('a'))] }), live());
       p.preRequest(r2, makeSchedulingResult({ default: [makeCandidate(makeEndpoint('a'))] }), live());
       assert.deepEqual(p.loadOf('a'), { uncachedTokens: 300, activeTokens: 300, requests: 2 });
-      p.onResponseComplete(response(r1), outcome, live());
-      p.onResponseComplete(response(r1), outcome, live());
+      p.onResponseComplete(response(r1), outcome);
+      p.onResponseComplete(response(r1), outcome);
       assert.deepEqual(p.loadOf('a'), { uncachedTokens: 200, activeTokens: 200, requests: 1 });
     });
   }
