@@ -21,13 +21,24 @@ export interface ProfileDefinition {
   readonly picker: Picker;
 }
 
+/** Observes one plugin call's duration (from `startedMs`); resolved once per plugin and extension point. */
+type Timer = (startedMs: number) => void;
+
 class Profile implements SchedulingProfile {
+  readonly filterTimers: readonly Timer[];
+  readonly scorerTimers: readonly Timer[];
+  readonly pickerTimer: Timer;
   constructor(
     readonly name: string,
     readonly filters: readonly Filter[],
     readonly scorers: readonly WeightedScorer[],
     readonly picker: Picker,
-  ) {}
+    timer: (extensionPoint: string, plugin: Plugin) => Timer,
+  ) {
+    this.filterTimers = filters.map((f) => timer('Filter', f));
+    this.scorerTimers = scorers.map((s) => timer('Scorer', s.scorer));
+    this.pickerTimer = timer('Picker', picker);
+  }
 }
 
 /** Thrown when scheduling cannot produce a target; the director maps it to ResourceExhausted. */
@@ -50,38 +61,36 @@ export class PluginFailure extends Error {
   }
 }
 
-/** Runs `fn`; anything it throws becomes a PluginFailure naming the plugin. */
-function guarded<T>(extensionPoint: string, plugin: Plugin, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof SchedulingError || err instanceof PluginFailure) throw err;
-    throw new PluginFailure(extensionPoint, plugin, err);
-  }
+/** What a plugin threw, as thrown on: a PluginFailure naming the plugin (scheduling's own errors pass as they are). */
+function failure(extensionPoint: string, plugin: Plugin, err: unknown): Error {
+  if (err instanceof SchedulingError || err instanceof PluginFailure) return err;
+  return new PluginFailure(extensionPoint, plugin, err);
 }
 
-type Timer = (extensionPoint: string, plugin: Plugin, startedMs: number) => void;
+const NO_TIMER: Timer = () => {};
 
 export class Scheduler {
   readonly #handler: ProfileHandler;
   readonly #profiles: ReadonlyMap<string, Profile>;
   readonly #metrics: EppMetrics | undefined;
   readonly #now: () => number;
-  readonly #time: Timer;
+  readonly #pickProfilesTimer: Timer;
+  readonly #processResultsTimer: Timer;
 
   constructor(handler: ProfileHandler, profiles: readonly ProfileDefinition[], metrics?: EppMetrics, now: () => number = () => performance.now()) {
     this.#handler = handler;
-    this.#profiles = new Map(profiles.map((p) => [p.name, new Profile(p.name, p.filters, p.scorers, p.picker)]));
     this.#metrics = metrics;
     this.#now = now;
+    // Each (extension point, plugin) duration child is resolved here, once: an observation is then an add.
     const hist = metrics?.pluginDuration;
-    this.#time = hist
-      ? (ep, plugin, started) =>
-          hist.observe(
-            { extension_point: ep, plugin_type: plugin.typedName.type, plugin_name: plugin.typedName.name },
-            (this.#now() - started) / 1000,
-          )
-      : () => {};
+    const timer = (ep: string, plugin: Plugin): Timer => {
+      if (hist === undefined) return NO_TIMER;
+      const child = hist.labels({ extension_point: ep, plugin_type: plugin.typedName.type, plugin_name: plugin.typedName.name });
+      return (started) => child.observe((this.#now() - started) / 1000);
+    };
+    this.#profiles = new Map(profiles.map((p) => [p.name, new Profile(p.name, p.filters, p.scorers, p.picker, timer)]));
+    this.#pickProfilesTimer = timer('ProfilePicker', handler);
+    this.#processResultsTimer = timer('ProcessProfilesResults', handler);
   }
 
   get profileNames(): readonly string[] {
@@ -97,7 +106,7 @@ export class Scheduler {
       for (;;) {
         const t0 = this.#now();
         const next = this.#handler.pickProfiles(cycle, request, this.#profiles, results);
-        this.#time('ProfilePicker', this.#handler, t0);
+        this.#pickProfilesTimer(t0);
         if (next.length === 0) break;
         for (const p of next) {
           const profile = this.#profiles.get(p.name);
@@ -109,7 +118,7 @@ export class Scheduler {
       const t1 = this.#now();
       // A profile handler reports "no target" by throwing (upstream returns an error): that stays a 429.
       const result = this.#handler.processResults(cycle, request, results);
-      this.#time('ProcessProfilesResults', this.#handler, t1);
+      this.#processResultsTimer(t1);
       this.#recordAttempt(request, result);
       return result;
     } catch (err) {
@@ -126,20 +135,32 @@ export class Scheduler {
 
   #runProfile(profile: Profile, cycle: CycleState, request: InferenceRequest, input: readonly Candidate[]): ProfileRunResult | null {
     let candidates = input;
-    for (const f of profile.filters) {
+    const filters = profile.filters;
+    for (let i = 0; i < filters.length; i++) {
+      const f = filters[i] as Filter;
       const t = this.#now();
-      const current = candidates;
-      candidates = guarded('Filter', f, () => f.filter(cycle, request, current));
-      this.#time('Filter', f, t);
+      try {
+        candidates = f.filter(cycle, request, candidates);
+      } catch (err) {
+        throw failure('Filter', f, err);
+      }
+      (profile.filterTimers[i] as Timer)(t);
       if (candidates.length === 0) return null;
     }
     if (candidates.length === 0) return null;
     const n = candidates.length;
     const totals = new Float64Array(n);
-    for (const { scorer, weight } of profile.scorers) {
+    const scorers = profile.scorers;
+    for (let j = 0; j < scorers.length; j++) {
+      const { scorer, weight } = scorers[j] as WeightedScorer;
       const t = this.#now();
-      const scores = guarded('Scorer', scorer, () => scorer.score(cycle, request, candidates));
-      this.#time('Scorer', scorer, t);
+      let scores: ArrayLike<number>;
+      try {
+        scores = scorer.score(cycle, request, candidates);
+      } catch (err) {
+        throw failure('Scorer', scorer, err);
+      }
+      (profile.scorerTimers[j] as Timer)(t);
       const m = Math.min(n, scores.length);
       for (let i = 0; i < m; i++) {
         const s = scores[i] as number;
@@ -151,8 +172,13 @@ export class Scheduler {
     const scored: ScoredCandidate[] = new Array(n);
     for (let i = 0; i < n; i++) scored[i] = { candidate: candidates[i] as Candidate, score: totals[i] as number };
     const t = this.#now();
-    const result = guarded('Picker', profile.picker, () => profile.picker.pick(cycle, scored));
-    this.#time('Picker', profile.picker, t);
+    let result: ProfileRunResult;
+    try {
+      result = profile.picker.pick(cycle, scored);
+    } catch (err) {
+      throw failure('Picker', profile.picker, err);
+    }
+    profile.pickerTimer(t);
     return result.targets.length === 0 ? null : result;
   }
 
