@@ -10,7 +10,7 @@ import { createRandomSource } from '../../src/util/random.ts';
 import { makeCandidates, makeRequest, names } from '../support/plugin-fixtures.ts';
 
 const keepAll: Filter = { typedName: { type: 'keep-all', name: 'keep' }, filter: (_c, _r, cands) => cands };
-const byIndex: Scorer = { typedName: { type: 'by-index', name: 'idx' }, score: (_c, _r, cands) => cands.map((_, i) => i / cands.length) };
+const byIndex: Scorer = { typedName: { type: 'by-index', name: 'idx' }, category: 'distribution', score: (_c, _r, cands) => cands.map((_, i) => i / cands.length) };
 
 function scheduler(scorer: Scorer, metrics: EppMetrics): Scheduler {
   return new Scheduler(
@@ -49,6 +49,7 @@ test('a throwing scorer fails scheduling as a PluginFailure naming it, counted i
   const metrics = new EppMetrics();
   const broken: Scorer = {
     typedName: { type: 'broken', name: 'b' },
+    category: 'distribution',
     score: () => {
       throw new Error('boom');
     },
@@ -63,7 +64,7 @@ test('a throwing scorer fails scheduling as a PluginFailure naming it, counted i
 // The picker sees the weighted totals (clamped to [0,1] per scorer).
 test('the picker gets every candidate with its weighted, clamped total', () => {
   let seen: readonly ScoredCandidate[] = [];
-  const over: Scorer = { typedName: { type: 'over', name: 'over' }, score: () => [2, -1, Number.NaN] };
+  const over: Scorer = { typedName: { type: 'over', name: 'over' }, category: 'distribution', score: () => [2, -1, Number.NaN] };
   const s = new Scheduler(new SingleProfileHandler(), [
     {
       name: 'default',
