@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { ProcessingResponseSchema, type ProcessingResponse } from '../../src/gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
-import { asBuffer, encodeHeadersReply, encodeStreamedBodyReply, serializeReply } from '../../src/server/extproc/codec.ts';
+import { asBuffer, encodeHeadersReply, encodeJsonStruct, encodeStreamedBodyReply, serializeReply } from '../../src/server/extproc/codec.ts';
+import { routedHeadersReply } from '../../src/server/extproc/request-replies.ts';
 import { HeaderValueOption_HeaderAppendAction } from '../../src/gen/envoy/config/core/v3/base_pb.ts';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { requestHeadersResponse, responseHeadersResponse, setHeader } from '../../src/server/extproc/messages.ts';
@@ -125,9 +126,38 @@ describe('hand-encoded headers replies', () => {
             const want = toBinary(ProcessingResponseSchema, generic(side, headers, clear, md));
             const got = encodeHeadersReply(side, headers.map(([k, v]) => setHeader(k, v)), clear, md);
             assert.deepEqual(new Uint8Array(got), want, `${side} ${headers.length} headers ${JSON.stringify(md)} clear=${clear}`);
+            // The metadata pre-encoded (as the routed reply caches it) gives the same bytes.
+            const pre = encodeHeadersReply(side, headers.map(([k, v]) => setHeader(k, v)), clear, md === undefined ? undefined : encodeJsonStruct(md));
+            assert.deepEqual(new Uint8Array(pre), want, `pre-encoded ${JSON.stringify(md)}`);
           }
         }
       }
+    }
+  });
+
+  test('many headers (the length scratch grows): same bytes as the generated encoder', () => {
+    const many = Array.from({ length: 200 }, (_, i): [string, string] => [`x-h${i}`, 'é'.repeat(i)]);
+    const want = toBinary(ProcessingResponseSchema, generic('requestHeaders', many, true, undefined));
+    assert.deepEqual(new Uint8Array(encodeHeadersReply('requestHeaders', many.map(([k, v]) => setHeader(k, v)), true)), want);
+  });
+
+  test('the routed reply: destination, Content-Length, echoed headers, envoy.lb metadata for each destination in turn', () => {
+    const headers = { ':path': '/v1/chat/completions', 'content-type': 'application/json', 'x-request-id': 'r1', host: 'h' };
+    for (const destination of ['10.0.0.1:8000', '10.0.0.2:8000,10.0.0.3:8000', '10.0.0.1:8000']) {
+      const m = fromBinary(ProcessingResponseSchema, new Uint8Array(serializeReply(routedHeadersReply(headers, destination, 42, undefined, undefined))));
+      assert.equal(m.response.case, 'requestHeaders');
+      const set = m.response.value?.response?.headerMutation?.setHeaders.map((h) => [h.header?.key, new TextDecoder().decode(h.header?.rawValue)]);
+      assert.deepEqual(set, [
+        ['x-gateway-destination-endpoint', destination],
+        ['Content-Length', '42'],
+        [':path', '/v1/chat/completions'],
+        ['content-type', 'application/json'],
+        ['x-request-id', 'r1'],
+        ['host', 'h'],
+      ]);
+      assert.deepEqual(m.dynamicMetadata, { 'envoy.lb': { 'x-gateway-destination-endpoint': destination } });
+      const want = toBinary(ProcessingResponseSchema, generic('requestHeaders', set as Array<[string, string]>, true, { 'envoy.lb': { 'x-gateway-destination-endpoint': destination } }));
+      assert.deepEqual(new Uint8Array(serializeReply(routedHeadersReply(headers, destination, 42, undefined, undefined))), want);
     }
   });
 

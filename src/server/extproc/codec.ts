@@ -168,22 +168,6 @@ export interface HeaderToSet {
   readonly appendAction: number;
 }
 
-/**
- * Appends `set_headers` entry `HeaderValueOption{header: HeaderValue{key, raw_value}, append_action}` (the only
- * fields the EPP sets) to a HeaderMutation: lengths computed up front, no nested pieces per header.
- */
-function addHeaderValueOption(mutation: Pieces, h: HeaderToSet): void {
-  const keyLen = Buffer.byteLength(h.key, 'utf8');
-  const valueLen = Buffer.byteLength(h.rawValue, 'utf8');
-  const header = (keyLen > 0 ? 1 + varintSize(keyLen) + keyLen : 0) + (valueLen > 0 ? 1 + varintSize(valueLen) + valueLen : 0);
-  const option = 1 + varintSize(header) + header + (h.appendAction !== 0 ? 1 + varintSize(h.appendAction) : 0);
-  mutation.varint((1 << 3) | 2).varint(option);
-  mutation.varint((1 << 3) | 2).varint(header);
-  if (keyLen > 0) mutation.varint((1 << 3) | 2).varint(keyLen).utf8(h.key, keyLen);
-  if (valueLen > 0) mutation.varint((3 << 3) | 2).varint(valueLen).utf8(h.rawValue, valueLen);
-  if (h.appendAction !== 0) mutation.uint(3, h.appendAction);
-}
-
 /** A google.protobuf.Value for a JSON value (as protobuf-es writes a JsonValue). */
 function jsonValue(v: unknown): Pieces {
   const out = new Pieces();
@@ -222,23 +206,91 @@ function jsonStruct(o: Record<string, unknown>): Pieces {
   return struct;
 }
 
+/** The encoded `google.protobuf.Struct` for a JSON object (as the generated encoder writes it). */
+export function encodeJsonStruct(o: Record<string, unknown>): Buffer {
+  return jsonStruct(o).done();
+}
+
+/** Byte lengths of the headers' keys and values (2 per header), reused across calls (encoding is synchronous). */
+let lengths = new Int32Array(64);
+
 /**
  * A request-headers or response-headers reply: `HeadersResponse{response: CommonResponse{header_mutation:
- * {set_headers}, clear_route_cache}}`, and `dynamic_metadata` when given. Byte for byte what the generated encoder
- * writes for the same message (codec.test.ts).
+ * {set_headers}, clear_route_cache}}`, and `dynamic_metadata` when given (a JSON object, or the bytes of an encoded
+ * Struct from `encodeJsonStruct`, e.g. cached by the caller). Written straight into one buffer: a first pass
+ * computes the nested lengths, a second writes (nothing allocated per header). Byte for byte what the generated
+ * encoder writes for the same message (codec.test.ts).
  */
 export function encodeHeadersReply(
   side: 'requestHeaders' | 'responseHeaders',
   setHeaders: readonly HeaderToSet[],
   clearRouteCache: boolean,
-  dynamicMetadata?: Record<string, unknown>,
+  dynamicMetadata?: Record<string, unknown> | Uint8Array,
 ): EncodedReply {
-  const mutation = new Pieces();
-  for (const h of setHeaders) addHeaderValueOption(mutation, h);
+  const n = setHeaders.length;
+  if (lengths.length < 2 * n) lengths = new Int32Array(Math.max(2 * n, lengths.length * 2));
+  const lens = lengths;
+  // HeaderMutation: one set_headers (field 1) HeaderValueOption{header (1): HeaderValue{key (1), raw_value (3)},
+  // append_action (3)} per header; proto3 defaults (empty strings, action 0) are left out, as the generated encoder does.
+  let mutation = 0;
+  for (let i = 0; i < n; i++) {
+    const h = setHeaders[i] as HeaderToSet;
+    const keyLen = Buffer.byteLength(h.key, 'utf8');
+    const valueLen = Buffer.byteLength(h.rawValue, 'utf8');
+    lens[2 * i] = keyLen;
+    lens[2 * i + 1] = valueLen;
+    const header = (keyLen > 0 ? 1 + varintSize(keyLen) + keyLen : 0) + (valueLen > 0 ? 1 + varintSize(valueLen) + valueLen : 0);
+    const option = 1 + varintSize(header) + header + (h.appendAction !== 0 ? 1 + varintSize(h.appendAction) : 0);
+    mutation += 1 + varintSize(option) + option;
+  }
   // The generated encoder writes a set message field even when it is empty: so does this.
-  const common = new Pieces().field(2, mutation);
-  if (clearRouteCache) common.uint(5, 1);
-  const top = new Pieces().field(side === 'requestHeaders' ? 1 : 2, new Pieces().field(1, common));
-  if (dynamicMetadata !== undefined) top.field(8, jsonStruct(dynamicMetadata));
-  return top.done();
+  const common = 1 + varintSize(mutation) + mutation + (clearRouteCache ? 2 : 0);
+  const headersResponse = 1 + varintSize(common) + common;
+  const md = dynamicMetadata === undefined ? undefined : dynamicMetadata instanceof Uint8Array ? dynamicMetadata : encodeJsonStruct(dynamicMetadata);
+  const total = 1 + varintSize(headersResponse) + headersResponse + (md === undefined ? 0 : 1 + varintSize(md.length) + md.length);
+
+  const buf = Buffer.allocUnsafe(total);
+  buf[0] = ((side === 'requestHeaders' ? 1 : 2) << 3) | 2;
+  let pos = writeVarint(buf, 1, headersResponse);
+  buf[pos++] = (1 << 3) | 2; // HeadersResponse.response
+  pos = writeVarint(buf, pos, common);
+  buf[pos++] = (2 << 3) | 2; // CommonResponse.header_mutation
+  pos = writeVarint(buf, pos, mutation);
+  for (let i = 0; i < n; i++) {
+    const h = setHeaders[i] as HeaderToSet;
+    const keyLen = lens[2 * i] as number;
+    const valueLen = lens[2 * i + 1] as number;
+    const header = (keyLen > 0 ? 1 + varintSize(keyLen) + keyLen : 0) + (valueLen > 0 ? 1 + varintSize(valueLen) + valueLen : 0);
+    const option = 1 + varintSize(header) + header + (h.appendAction !== 0 ? 1 + varintSize(h.appendAction) : 0);
+    buf[pos++] = (1 << 3) | 2; // HeaderMutation.set_headers
+    pos = writeVarint(buf, pos, option);
+    buf[pos++] = (1 << 3) | 2; // HeaderValueOption.header
+    pos = writeVarint(buf, pos, header);
+    if (keyLen > 0) {
+      buf[pos++] = (1 << 3) | 2; // HeaderValue.key
+      pos = writeVarint(buf, pos, keyLen);
+      pos += buf.write(h.key, pos, keyLen, 'utf8');
+    }
+    if (valueLen > 0) {
+      buf[pos++] = (3 << 3) | 2; // HeaderValue.raw_value
+      pos = writeVarint(buf, pos, valueLen);
+      pos += buf.write(h.rawValue, pos, valueLen, 'utf8');
+    }
+    if (h.appendAction !== 0) {
+      buf[pos++] = 3 << 3; // HeaderValueOption.append_action
+      pos = writeVarint(buf, pos, h.appendAction);
+    }
+  }
+  if (clearRouteCache) {
+    buf[pos++] = 5 << 3; // CommonResponse.clear_route_cache
+    buf[pos++] = 1;
+  }
+  if (md !== undefined) {
+    buf[pos++] = (8 << 3) | 2; // ProcessingResponse.dynamic_metadata
+    pos = writeVarint(buf, pos, md.length);
+    buf.set(md, pos);
+    pos += md.length;
+  }
+  if (pos !== total) throw new Error(`encodeHeadersReply: wrote ${pos} of ${total} bytes`);
+  return buf;
 }

@@ -33,8 +33,11 @@ export function setHeader(key: string, value: string): HeaderToSet {
   return { key, rawValue: value, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD };
 }
 
-/** The request-headers reply (hand-encoded, codec.ts): headers to set, route cache cleared, the metadata. */
-export function requestHeadersResponse(setHeaders: readonly HeaderToSet[], dynamicMetadata: JsonObject): Reply {
+/**
+ * The request-headers reply (hand-encoded, codec.ts): headers to set, route cache cleared, the metadata (a JSON
+ * object, or an encoded Struct).
+ */
+export function requestHeadersResponse(setHeaders: readonly HeaderToSet[], dynamicMetadata: JsonObject | Uint8Array): Reply {
   return encodeHeadersReply('requestHeaders', setHeaders, true, dynamicMetadata);
 }
 

@@ -5,10 +5,9 @@
  * echoed next to them; system-owned headers are never echoed; a large body leaves as ≤62,000-byte pieces, one per
  * event-loop turn, so other streams are served between them.
  */
-import type { JsonObject } from '@bufbuild/protobuf';
 import type { RequestSpan, RequestTracer } from '../../observability/tracing.ts';
 import { DESTINATION_ENDPOINT_HEADER, ENVOY_LB_NAMESPACE, isSystemOwnedHeader } from '../../runtime/headers.ts';
-import { encodeStreamedBodyReply, type Reply } from './codec.ts';
+import { encodeJsonStruct, encodeStreamedBodyReply, type Reply } from './codec.ts';
 import { BODY_BYTE_LIMIT, requestHeadersResponse, setHeader } from './messages.ts';
 
 /**
@@ -26,7 +25,7 @@ export function routedHeadersReply(
   if (contentLength > 0) out.push(setHeader('Content-Length', String(contentLength)));
   const traceFields = span ? tracer?.fields : undefined;
   if (span) for (const [k, v] of span.inject()) out.push(setHeader(k, v));
-  for (const [k, v] of Object.entries(headers)) if (!isSystemOwnedHeader(k) && !traceFields?.has(k)) out.push(setHeader(k, v));
+  for (const k in headers) if (!isSystemOwnedHeader(k) && !traceFields?.has(k)) out.push(setHeader(k, headers[k] as string));
   return requestHeadersResponse(out, envoyLb(destination));
 }
 
@@ -44,8 +43,21 @@ export async function writeBodyInPieces(body: Uint8Array, write: (msg: Reply) =>
   return true;
 }
 
-function envoyLb(destination: string): JsonObject {
-  return { [ENVOY_LB_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: destination } };
+/**
+ * The encoded `envoy.lb` metadata for `destination`. A pool has few destinations (an endpoint, or an endpoint and
+ * its fallbacks), so each is encoded once and kept; the cache is dropped whole when it outgrows its bound.
+ */
+function envoyLb(destination: string): Uint8Array {
+  let md = lbCache.get(destination);
+  if (md === undefined) {
+    if (lbCache.size >= LB_CACHE_LIMIT) lbCache.clear();
+    md = encodeJsonStruct({ [ENVOY_LB_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: destination } });
+    lbCache.set(destination, md);
+  }
+  return md;
 }
+
+const LB_CACHE_LIMIT = 4096;
+const lbCache = new Map<string, Uint8Array>();
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
