@@ -123,6 +123,40 @@ describe('capped user input', () => {
     }
   });
 
+  it('chat: written straight from the messages, it is the JSON of their {role, content} objects, capped as cappedJson caps', () => {
+    const asObjects = (messages: unknown[]) =>
+      messages.map((m) => {
+        const msg = (m ?? {}) as { role?: unknown; content?: unknown };
+        return typeof msg.role === 'string' ? { role: msg.role, content: msg.content ?? null } : { content: msg.content ?? null };
+      });
+    const sets: unknown[][] = [
+      [],
+      [{ role: 'system', content: 'sys "quoted" \\ é 😀' }, { role: 'user', content: 'hi', name: 'x' }],
+      [{ role: 'user' }, { content: 'no role' }, null, 7, 'str', { role: 3, content: 'numeric role' }],
+      [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image_url', image_url: { url: 'u' }, skip: undefined }] }],
+      [{ role: 'user', content: { plain: true } }, { role: 'tool', content: 1.5 }, { role: 'tool', content: false }],
+      [{ role: 'user', content: new Date(0) }, { role: 'user', content: 'after a non-plain object' }],
+      [{ role: 'user', content: () => 1 }, { role: 'assistant', content: 'after a function' }],
+      [{ role: '😀'.repeat(5), content: '😀'.repeat(30) }],
+    ];
+    for (const messages of sets) {
+      const req = makeRequest({ apiType: 'chat-completions', payload: { model: 'm', messages } });
+      const full = JSON.stringify(asObjects(messages));
+      assert.equal(userInput(req), full);
+      for (let cap = 0; cap <= full.length + 2; cap++) {
+        const got = userInput(req, cap);
+        assert.ok(full.startsWith(got), `cap ${cap}: ${got} is a prefix of ${full}`);
+        assert.ok(got.length >= Math.min(cap, full.length), `cap ${cap}: at least the cap (${got.length})`);
+        const lastUnit = got.charCodeAt(got.length - 1);
+        assert.ok(!(lastUnit >= 0xd800 && lastUnit <= 0xdbff), `cap ${cap}: no cut surrogate pair`);
+      }
+      for (let maxBlocks = 1; maxBlocks <= full.length / 4 + 2; maxBlocks++) {
+        const capped = userInput(req, inputCapChars(1, maxBlocks));
+        assert.deepEqual(hasher.hash('m', '', capped, 1, maxBlocks), hasher.hash('m', '', full, 1, maxBlocks), `${maxBlocks} blocks: same hashes`);
+      }
+    }
+  });
+
   it('a capped input hashes exactly like the whole one, and a long prompt is not built past the cap', () => {
     const long = 'word '.repeat(60_000) + 'é😀'.repeat(1000); // ≈ 300 KB
     for (const apiType of ['chat-completions', 'responses', 'conversations', 'embeddings'] as const) {

@@ -43,16 +43,8 @@ export function userInput(request: InferenceRequest, maxChars = Number.POSITIVE_
   switch (body.apiType) {
     case 'completions':
       return promptText(body);
-    case 'chat-completions': {
-      const messages = Array.isArray(p.messages) ? p.messages : [];
-      return cappedJson(
-        messages.map((m: unknown) => {
-          const msg = (m ?? {}) as { role?: unknown; content?: unknown };
-          return typeof msg.role === 'string' ? { role: msg.role, content: msg.content ?? null } : { content: msg.content ?? null };
-        }),
-        maxChars,
-      );
-    }
+    case 'chat-completions':
+      return chatInput(Array.isArray(p.messages) ? (p.messages as unknown[]) : [], maxChars);
     case 'responses': {
       const parts: unknown[] = [];
       if (p.instructions !== undefined) parts.push({ instructions: p.instructions });
@@ -80,6 +72,42 @@ export function cappedJson(value: unknown, cap: number): string {
   return w.text();
 }
 
+/**
+ * The chat input: the JSON of `[{role, content}, …]` — each message's `role` when it is a string, and its
+ * `content` (null when absent) — capped as `cappedJson` caps it, written straight from the messages (no
+ * `{role, content}` object per message). The text is `cappedJson` of those objects, or a prefix of their whole
+ * JSON at least `maxChars` long: the same hashes (prompt-hash.test.ts).
+ */
+function chatInput(messages: readonly unknown[], maxChars: number): string {
+  const w = new CappedWriter(maxChars);
+  w.put('[');
+  for (let i = 0; i < messages.length && !w.done; i++) {
+    const msg = (messages[i] ?? {}) as { role?: unknown; content?: unknown };
+    const role = msg.role;
+    const content = msg.content ?? null;
+    // Content JSON.stringify would leave out or convert (a function, a symbol, a non-plain object): the general path.
+    if (skipped(content) || (typeof content === 'object' && content !== null && !Array.isArray(content) && !isPlainObject(content))) {
+      return cappedJson(
+        messages.map((m: unknown) => {
+          const mm = (m ?? {}) as { role?: unknown; content?: unknown };
+          return typeof mm.role === 'string' ? { role: mm.role, content: mm.content ?? null } : { content: mm.content ?? null };
+        }),
+        maxChars,
+      );
+    }
+    if (typeof role === 'string') {
+      w.put(i === 0 ? '{"role":' : ',{"role":');
+      w.value(role, false);
+      if (w.done) break;
+      w.put(',"content":');
+    } else w.put(i === 0 ? '{"content":' : ',{"content":');
+    w.value(content, false);
+    w.put('}');
+  }
+  w.put(']');
+  return w.text();
+}
+
 const skipped = (v: unknown): boolean => v === undefined || typeof v === 'function' || typeof v === 'symbol';
 
 class CappedWriter {
@@ -94,6 +122,11 @@ class CappedWriter {
 
   text(): string {
     return this.#parts.join('');
+  }
+
+  /** Appends `s` unless `cap` was reached already. */
+  put(s: string): void {
+    if (!this.done) this.#put(s);
   }
 
   #put(s: string): void {
@@ -161,6 +194,9 @@ function isPlainObject(v: object): boolean {
  */
 export class PromptHasher {
   #scratch = new Uint8Array(4096);
+  #view = new DataView(this.#scratch.buffer);
+  /** Seed hash per model (+ salt): a pool serves few models, so each is hashed once (bounded: cleared when full). */
+  readonly #seeds = new Map<string, bigint>();
 
   /**
    * Block hashes of `text` for `model` (+ `salt`), `blockSizeTokens × 4` bytes per block, at most
@@ -172,15 +208,17 @@ export class PromptHasher {
     const limitBytes = blockBytes * maxBlocks;
     // Room for the capped input and, right after it, one block + 8 bytes of chaining scratch.
     const needed = limitBytes + blockBytes + 8;
-    if (this.#scratch.length < needed) this.#scratch = new Uint8Array(Math.max(needed, this.#scratch.length * 2));
+    if (this.#scratch.length < needed) {
+      this.#scratch = new Uint8Array(Math.max(needed, this.#scratch.length * 2));
+      this.#view = new DataView(this.#scratch.buffer);
+    }
     const buf = this.#scratch;
     // encodeInto writes at most limitBytes (it stops before a character that does not fit entirely).
     const inputBytes = encoder.encodeInto(text, buf.subarray(0, limitBytes)).written;
     if (inputBytes < blockBytes) return [];
 
-    const seedInput = encoder.encode(salt.length > 0 ? model + salt : model);
-    let prev = h64Raw(seedInput, 0n);
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    let prev = this.#seed(salt.length > 0 ? model + salt : model);
+    const view = this.#view;
     // The chaining area (block ‖ previous hash) sits right after the input region; one view of it serves
     // every full block, so the loop allocates nothing but the hashes themselves.
     const work = limitBytes;
@@ -201,4 +239,18 @@ export class PromptHasher {
     }
     return hashes;
   }
+
+  /** XXH64 of the seed string's UTF-8 bytes (model name, then cache_salt). */
+  #seed(seedText: string): bigint {
+    let h = this.#seeds.get(seedText);
+    if (h === undefined) {
+      if (this.#seeds.size >= SEED_CACHE_LIMIT) this.#seeds.clear();
+      h = h64Raw(encoder.encode(seedText), 0n);
+      this.#seeds.set(seedText, h);
+    }
+    return h;
+  }
 }
+
+/** Distinct model (+ salt) seeds kept; a salt per tenant or user can make many, so the cache is bounded. */
+const SEED_CACHE_LIMIT = 1024;
