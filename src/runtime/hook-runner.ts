@@ -176,16 +176,18 @@ export function takesSignal(point: ExtensionPoint, hook: Plugin): boolean {
 /** What a hook that does not declare its signal parameter gets in that position (see `takesSignal`). */
 const NO_SIGNAL = undefined as unknown as AbortSignal;
 
-function signalFor(scope: HookScope, point: ExtensionPoint, hook: Plugin): AbortSignal {
-  return takesSignal(point, hook) ? scope.signal() : NO_SIGNAL;
+/** What the runner resolves once per (extension point, hook): its duration child and whether it takes the signal. */
+interface HookEntry {
+  readonly duration: Histo;
+  readonly takesSignal: boolean;
 }
 
 export class HookRunner {
   readonly wheel: TimerWheel;
   readonly #metrics: EppMetrics;
   readonly #now: () => number;
-  /** Per-(point, plugin) duration children, resolved once (no label hashing per call). */
-  readonly #durations = new Map<ExtensionPoint, Map<Plugin, Histo>>();
+  /** Per-(point, plugin) duration child and signal parameter, resolved once (no label hashing per call). */
+  readonly #entries = new Map<ExtensionPoint, Map<Plugin, HookEntry>>();
   /** Invariant violations seen (also counted in `epp_lifecycle_invariant_violations_total`). */
   violations = 0;
 
@@ -202,19 +204,20 @@ export class HookRunner {
   }
 
   /** Records one call's duration, from `started` (this runner's clock, ms) to now. */
-  #observe(point: ExtensionPoint, hook: Plugin, started: number): void {
-    this.#duration(point, hook).observe((this.#now() - started) / 1000);
+  #observe(entry: HookEntry, started: number): void {
+    entry.duration.observe((this.#now() - started) / 1000);
   }
 
-  #duration(point: ExtensionPoint, hook: Plugin): Histo {
-    let byPlugin = this.#durations.get(point);
-    if (byPlugin === undefined) this.#durations.set(point, (byPlugin = new Map()));
-    let h = byPlugin.get(hook);
-    if (h === undefined) {
-      h = this.#metrics.pluginDuration.labels({ extension_point: point, plugin_type: hook.typedName.type, plugin_name: hook.typedName.name });
-      byPlugin.set(hook, h);
+  #entry(point: ExtensionPoint, hook: Plugin): HookEntry {
+    let byPlugin = this.#entries.get(point);
+    if (byPlugin === undefined) this.#entries.set(point, (byPlugin = new Map()));
+    let e = byPlugin.get(hook);
+    if (e === undefined) {
+      const duration = this.#metrics.pluginDuration.labels({ extension_point: point, plugin_type: hook.typedName.type, plugin_name: hook.typedName.name });
+      e = { duration, takesSignal: takesSignal(point, hook) };
+      byPlugin.set(hook, e);
     }
-    return h;
+    return e;
   }
 
   /**
@@ -235,23 +238,24 @@ export class HookRunner {
     for (let i = from; i < hooks.length; i++) {
       const hook = hooks[i] as H;
       if (skipQuarantined && scope.quarantined !== null && scope.quarantined.has(hook)) continue;
+      const entry = this.#entry(point, hook);
       const started = this.#now();
       let r: unknown;
       try {
-        r = call(hook, signalFor(scope, point, hook));
+        r = call(hook, entry.takesSignal ? scope.signal() : NO_SIGNAL);
       } catch (err) {
-        this.#observe(point, hook, started);
+        this.#observe(entry, started);
         policy.failed(hook, point, err, scope);
         continue;
       }
       if (isThenable(r)) {
-        return this.#settle(r, timeoutMs, scope, point, hook, started).then((o) => {
+        return this.#settle(r, timeoutMs, scope, entry, hook, started).then((o) => {
           if (o.kind === 'timeout') policy.timedOut(hook, point, timeoutMs, scope);
           else if (o.kind === 'error') policy.failed(hook, point, o.error, scope);
           return this.runAll(scope, point, hooks, timeoutMs, policy, call, skipQuarantined, i + 1);
         });
       }
-      this.#observe(point, hook, started);
+      this.#observe(entry, started);
     }
     return undefined;
   }
@@ -261,19 +265,20 @@ export class HookRunner {
    * rejects with an EppError (Internal) naming the plugin. Synchronous hooks return their value directly.
    */
   callOne<T>(scope: HookScope, point: ExtensionPoint, hook: Plugin, timeoutMs: number, call: (signal: AbortSignal) => T | PromiseLike<T>): T | Promise<T> {
+    const entry = this.#entry(point, hook);
     const started = this.#now();
     let r: T | PromiseLike<T>;
     try {
-      r = call(signalFor(scope, point, hook));
+      r = call(entry.takesSignal ? scope.signal() : NO_SIGNAL);
     } catch (err) {
-      this.#observe(point, hook, started);
+      this.#observe(entry, started);
       throw err;
     }
     if (!isThenable(r)) {
-      this.#observe(point, hook, started);
+      this.#observe(entry, started);
       return r;
     }
-    return this.#settle<T>(r, timeoutMs, scope, point, hook, started).then((o) => {
+    return this.#settle<T>(r, timeoutMs, scope, entry, hook, started).then((o) => {
       if (o.kind === 'ok') return o.value;
       if (o.kind === 'error') throw o.error;
       throw o.timeoutError;
@@ -298,19 +303,20 @@ export class HookRunner {
       for (let i = from; i < hooks.length; i++) {
         if (scope.aborted) return undefined;
         const hook = hooks[i] as H;
+        const entry = this.#entry(point, hook);
         const started = this.#now();
         let r: unknown;
         try {
-          r = call(hook, signalFor(scope, point, hook));
+          r = call(hook, entry.takesSignal ? scope.signal() : NO_SIGNAL);
         } catch (err) {
-          this.#observe(point, hook, started);
+          this.#observe(entry, started);
           scope.timedOut(err);
           onError(err);
           return undefined;
         }
         if (isThenable(r)) {
           const left = deadlineMs - (this.#now() - chainStart);
-          return this.#settle(r, left, scope, point, hook, started, new Error(`${lowerFirst(point)} deadline exceeded`)).then((o) => {
+          return this.#settle(r, left, scope, entry, hook, started, new Error(`${lowerFirst(point)} deadline exceeded`)).then((o) => {
             if (o.kind === 'timeout') return onTimeout();
             if (o.kind === 'error') {
               scope.timedOut(o.error);
@@ -319,7 +325,7 @@ export class HookRunner {
             return step(i + 1);
           });
         }
-        this.#observe(point, hook, started);
+        this.#observe(entry, started);
       }
       return undefined;
     };
@@ -331,17 +337,17 @@ export class HookRunner {
     pending: PromiseLike<T>,
     timeoutMs: number,
     scope: HookScope,
-    point: ExtensionPoint,
+    entry: HookEntry,
     hook: Plugin,
     started: number,
     timeoutReason?: Error,
   ): Promise<Settled<T>> {
     return new Promise<Settled<T>>((resolve) => {
       let settled = false;
-      const entry = this.wheel.add(Math.max(0, timeoutMs), () => {
+      const timer = this.wheel.add(Math.max(0, timeoutMs), () => {
         if (settled) return;
         settled = true;
-        this.#observe(point, hook, started);
+        this.#observe(entry, started);
         const timeoutError = new EppError('Internal', `plugin '${hook.typedName.name}' timed out after ${timeoutMs}ms`, { id: 'EPP_ERR_HOOK_TIMEOUT' });
         scope.timedOut(timeoutReason ?? timeoutError);
         resolve({ kind: 'timeout', timeoutError });
@@ -350,15 +356,15 @@ export class HookRunner {
         (value) => {
           if (settled) return;
           settled = true;
-          entry.cancel();
-          this.#observe(point, hook, started);
+          timer.cancel();
+          this.#observe(entry, started);
           resolve({ kind: 'ok', value });
         },
         (err: unknown) => {
           if (settled) return;
           settled = true;
-          entry.cancel();
-          this.#observe(point, hook, started);
+          timer.cancel();
+          this.#observe(entry, started);
           resolve({ kind: 'error', error: err });
         },
       );

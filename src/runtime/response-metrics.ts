@@ -38,29 +38,36 @@ export function observeHookTime(m: EppMetrics, phase: ResponseHookPhase, seconds
 /**
  * The hook policy of one response stream: a failing hook is counted every time and logged once per stream and
  * plugin; a hook that timed out is counted, logged, and — at the chunk phase — quarantined for the rest of the
- * stream (the runner skips it). The stream itself never fails because of a hook.
+ * stream (the runner skips it). The stream itself never fails because of a hook. One small object per stream
+ * (its methods are shared), made when the stream first runs a hook.
  */
-export function responseHookPolicy(metrics: EppMetrics, logger: Logger, requestId: string, chunkPhase: ResponseHookPhase): HookPolicy {
-  return {
-    failed: (hook: Plugin, point: ExtensionPoint, err: unknown, scope: HookScope): void => {
-      const tn = hook.typedName;
-      metrics.responseHookErrors.inc({ extension_point: point, plugin_type: tn.type, plugin_name: tn.name });
-      const logged = (scope.logged ??= new Set());
-      if (logged.has(hook)) return;
-      logged.add(hook);
-      logger.error(
-        { requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: point, err: toError(err) },
-        'response hook failed; the stream carries on (further failures of this plugin on this stream are only counted)',
-      );
-    },
-    timedOut: (hook: Plugin, point: ExtensionPoint, timeoutMs: number, scope: HookScope): void => {
-      const tn = hook.typedName;
-      metrics.responseHookTimeouts.inc({ extension_point: point, plugin_type: tn.type, plugin_name: tn.name });
-      if (point === chunkPhase) (scope.quarantined ??= new Set()).add(hook);
-      logger.error(
-        { requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: point, timeoutMs },
-        'response hook timed out and was abandoned; it is skipped for the rest of this stream',
-      );
-    },
-  };
+export class ResponseHookPolicy implements HookPolicy {
+  constructor(
+    readonly metrics: EppMetrics,
+    readonly logger: Logger,
+    readonly requestId: string,
+    readonly chunkPhase: ResponseHookPhase,
+  ) {}
+
+  failed(hook: Plugin, point: ExtensionPoint, err: unknown, scope: HookScope): void {
+    const tn = hook.typedName;
+    this.metrics.responseHookErrors.inc({ extension_point: point, plugin_type: tn.type, plugin_name: tn.name });
+    const logged = (scope.logged ??= new Set());
+    if (logged.has(hook)) return;
+    logged.add(hook);
+    this.logger.error(
+      { requestId: this.requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: point, err: toError(err) },
+      'response hook failed; the stream carries on (further failures of this plugin on this stream are only counted)',
+    );
+  }
+
+  timedOut(hook: Plugin, point: ExtensionPoint, timeoutMs: number, scope: HookScope): void {
+    const tn = hook.typedName;
+    this.metrics.responseHookTimeouts.inc({ extension_point: point, plugin_type: tn.type, plugin_name: tn.name });
+    if (point === this.chunkPhase) (scope.quarantined ??= new Set()).add(hook);
+    this.logger.error(
+      { requestId: this.requestId, plugin: tn.name, pluginType: tn.type, extensionPoint: point, timeoutMs },
+      'response hook timed out and was abandoned; it is skipped for the rest of this stream',
+    );
+  }
 }

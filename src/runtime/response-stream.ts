@@ -42,7 +42,7 @@ import type { ResponseHookPhase } from '../observability/metrics.ts';
 import { ChunkQueue } from './chunk-queue.ts';
 import type { ResponsePathContext } from './response-path.ts';
 import { HookScope, type HookPolicy } from './hook-runner.ts';
-import { observeEndOfResponse, observeHookTime, recordUsage, responseHookPolicy, type ModelLabels } from './response-metrics.ts';
+import { observeEndOfResponse, observeHookTime, recordUsage, ResponseHookPolicy, type ModelLabels } from './response-metrics.ts';
 
 
 class ResponseInfoImpl implements ResponseInfo {
@@ -328,7 +328,7 @@ export class ResponseStream {
    * (or times out). Chunk hooks that timed out earlier on this stream are skipped.
    */
   #runHooks<H extends Plugin>(hooks: readonly H[], phase: ResponseHookPhase, call: (hook: H, signal: AbortSignal) => unknown): Promise<void> | undefined {
-    const policy = (this.#policy ??= responseHookPolicy(this.#ctx.metrics, this.#ctx.logger, this.info.request.requestId, PHASE_CHUNK));
+    const policy = (this.#policy ??= new ResponseHookPolicy(this.#ctx.metrics, this.#ctx.logger, this.info.request.requestId, PHASE_CHUNK));
     return this.#ctx.runner.runAll(this.#scope, phase, hooks, this.#ctx.options.hookTimeoutMs, policy, call, phase === PHASE_CHUNK);
   }
 
