@@ -77,8 +77,9 @@ export interface InferenceRequest {
   schedulingResult: SchedulingResult | undefined;
   /**
    * Aborted when the request ends abnormally (client gone, stream error, shutdown). May be created on first read
-   * (a getter): the same signal on every read, and read after the request ended abnormally it is already
-   * aborted, with the same reason. Do not copy the request with a spread when the signal is not needed.
+   * (a getter, on the request's class): the same signal on every read, and read after the request ended
+   * abnormally it is already aborted, with the same reason. Do not copy the request: a spread or `Object.keys`
+   * does not carry the getter.
    */
   readonly signal: AbortSignal;
 }

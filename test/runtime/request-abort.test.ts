@@ -103,4 +103,7 @@ test('through the director: request.signal read by a hook before the abort fires
   await d2.response.abort('stream cancelled');
   assert.equal(kept?.signal.aborted, true);
   assert.equal((kept?.signal.reason as Error).message, 'stream cancelled');
+  // The getter lives on the request's class (fast properties): the data fields are own, the signal is not copied.
+  assert.ok(Object.keys(kept ?? {}).includes('targetModel'));
+  assert.equal('signal' in { ...kept }, false);
 });
