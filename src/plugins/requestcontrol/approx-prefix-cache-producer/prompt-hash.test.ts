@@ -123,6 +123,14 @@ describe('capped user input', () => {
     }
   });
 
+  it('a string is quoted exactly as JSON.stringify quotes it, for every UTF-16 code unit and for pairs', () => {
+    for (let c = 0; c <= 0xffff; c++) {
+      const v = `a${String.fromCharCode(c)}b`;
+      if (cappedJson(v, 1e9) !== JSON.stringify(v)) assert.fail(`code unit ${c.toString(16)}: ${cappedJson(v, 1e9)} vs ${JSON.stringify(v)}`);
+    }
+    for (const v of ['😀', 'x😀y', '\ud83d', '\ude00x', '\u2028\u2029', '\u007f', 'é', '']) assert.equal(cappedJson(v, 1e9), JSON.stringify(v));
+  });
+
   it('chat: written straight from the messages, it is the JSON of their {role, content} objects, capped as cappedJson caps', () => {
     const asObjects = (messages: unknown[]) =>
       messages.map((m) => {
