@@ -59,8 +59,9 @@ export class MessageOrder<M> {
         );
         return;
       }
+      // Nearly always nothing waits: no shift, no done() call.
+      if (this.#pending.length === 0 || this.#done()) return;
       msg = this.#pending.shift();
-      if (this.#done()) return;
     }
   }
 }

@@ -206,8 +206,12 @@ export class ExtProcStream {
       signal: this.#abort,
     };
     const span = this.#span;
-    const route = () => this.#ctx.director.route(input);
-    const decision = await (span ? span.orchestrate(route) : route()).finally(() => this.#body?.release());
+    let decision: RoutingDecision;
+    try {
+      decision = await (span ? span.orchestrate(() => this.#ctx.director.route(input)) : this.#ctx.director.route(input));
+    } finally {
+      this.#body?.release();
+    }
     if (this.#state === 'done') {
       // The stream ended while we were scheduling: the request will never run.
       void decision.response.abort('stream ended before routing finished');
