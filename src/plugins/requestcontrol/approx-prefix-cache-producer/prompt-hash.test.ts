@@ -95,6 +95,17 @@ describe('userInput', () => {
   });
 });
 
+/** For every cap: `capped(cap)` is a prefix of `full`, at least the cap long (or whole), never ending in a cut pair. */
+function assertCappedPrefixes(full: string, capped: (cap: number) => string): void {
+  for (let cap = 0; cap <= full.length + 2; cap++) {
+    const got = capped(cap);
+    assert.ok(full.startsWith(got), `cap ${cap}: ${got} is a prefix of ${full}`);
+    assert.ok(got.length >= Math.min(cap, full.length), `cap ${cap}: at least the cap (${got.length})`);
+    const lastUnit = got.charCodeAt(got.length - 1);
+    assert.ok(!(lastUnit >= 0xd800 && lastUnit <= 0xdbff), `cap ${cap}: no cut surrogate pair`);
+  }
+}
+
 describe('capped user input', () => {
   const hasher = new PromptHasher();
   const values: unknown[] = [
@@ -113,13 +124,7 @@ describe('capped user input', () => {
     for (const v of values) {
       const full = JSON.stringify(v);
       assert.equal(cappedJson(v, Number.POSITIVE_INFINITY), full);
-      for (let cap = 0; cap <= full.length + 2; cap++) {
-        const got = cappedJson(v, cap);
-        assert.ok(full.startsWith(got), `cap ${cap}: ${got} is a prefix of ${full}`);
-        assert.ok(got.length >= Math.min(cap, full.length), `cap ${cap}: at least the cap (${got.length})`);
-        const lastUnit = got.charCodeAt(got.length - 1);
-        assert.ok(!(lastUnit >= 0xd800 && lastUnit <= 0xdbff), `cap ${cap}: no cut surrogate pair`);
-      }
+      assertCappedPrefixes(full, (cap) => cappedJson(v, cap));
     }
   });
 
@@ -151,13 +156,7 @@ describe('capped user input', () => {
       const req = makeRequest({ apiType: 'chat-completions', payload: { model: 'm', messages } });
       const full = JSON.stringify(asObjects(messages));
       assert.equal(userInput(req), full);
-      for (let cap = 0; cap <= full.length + 2; cap++) {
-        const got = userInput(req, cap);
-        assert.ok(full.startsWith(got), `cap ${cap}: ${got} is a prefix of ${full}`);
-        assert.ok(got.length >= Math.min(cap, full.length), `cap ${cap}: at least the cap (${got.length})`);
-        const lastUnit = got.charCodeAt(got.length - 1);
-        assert.ok(!(lastUnit >= 0xd800 && lastUnit <= 0xdbff), `cap ${cap}: no cut surrogate pair`);
-      }
+      assertCappedPrefixes(full, (cap) => userInput(req, cap));
       for (let maxBlocks = 1; maxBlocks <= full.length / 4 + 2; maxBlocks++) {
         const capped = userInput(req, inputCapChars(1, maxBlocks));
         assert.deepEqual(hasher.hash('m', '', capped, 1, maxBlocks), hasher.hash('m', '', full, 1, maxBlocks), `${maxBlocks} blocks: same hashes`);
