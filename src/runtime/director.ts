@@ -20,10 +20,12 @@ import type { CompiledHooks } from './hooks.ts';
 import { DEFAULT_REQUEST_HOOK_TIMEOUT_MS, RequestHooks } from './request-hooks.ts';
 import type { AdmissionCheck, AdmissionController, CandidateLocator, ModelRewriteResolver, ObjectiveResolver, RequestInput, RoutingDecision } from './request-path.ts';
 import { TimerWheel } from '../util/timer-wheel.ts';
-import { HookRunner, HookScope } from './hook-runner.ts';
+import { HookRunner } from './hook-runner.ts';
+import { HookScope } from './hook-scope.ts';
 import { DEFAULT_FAIRNESS_ID, FAIRNESS_ID_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER } from './headers.ts';
 import { RequestAbort } from './request-abort.ts';
 import { ResponseStream } from './response-stream.ts';
+import { bodyChanged, EMPTY_SNAPSHOT, RoutedRequest, topLevelSnapshot, type TopLevelSnapshot } from './routed-request.ts';
 import type { ResponsePathOptions } from './response-path.ts';
 import { toEppError, type DataPlane } from './response-relay.ts';
 
@@ -181,23 +183,50 @@ export class Director {
     }
   }
 
-  async #scheduleAndPrepare(
-    request: InferenceRequest,
+  /**
+   * Candidates → … → schedule, then the request's response stream, preRequest hooks and the decision. Synchronous
+   * (a value, no promise) when every hook on the way is: a promise only once a hook returns one or a large body
+   * yields, so an ordinary request makes no promise and no microtask here (route() awaits what it gets).
+   */
+  #scheduleAndPrepare(
+    request: RoutedRequest,
     input: RequestInput,
     body: InferenceRequest['body'],
     targetModel: string,
     priority: number,
     scope: HookScope,
     snapshot: TopLevelSnapshot,
-  ): Promise<RoutingDecision> {
+  ): RoutingDecision | Promise<RoutingDecision> {
     const o = this.#o;
-    let targets: Endpoint[];
+    let located: Endpoint[] | Promise<Endpoint[]>;
     try {
-      targets = await this.#locateAndSchedule(request, input, scope);
+      located = this.#locateAndSchedule(request, input, scope);
     } catch (err) {
       o.admission?.released?.(request);
       throw err;
     }
+    if (!isThenable(located)) return this.#prepare(request, input, body, targetModel, priority, scope, snapshot, located);
+    return located.then(
+      (targets) => this.#prepare(request, input, body, targetModel, priority, scope, snapshot, targets),
+      (err: unknown) => {
+        o.admission?.released?.(request);
+        throw err;
+      },
+    );
+  }
+
+  /** The request is scheduled on `targets`: its response stream, the preRequest hooks, the decision. */
+  #prepare(
+    request: RoutedRequest,
+    input: RequestInput,
+    body: InferenceRequest['body'],
+    targetModel: string,
+    priority: number,
+    scope: HookScope,
+    snapshot: TopLevelSnapshot,
+    targets: Endpoint[],
+  ): RoutingDecision | Promise<RoutingDecision> {
+    const o = this.#o;
     const primary = targets[0] as Endpoint;
     const result = request.schedulingResult as SchedulingResult;
     o.admission?.scheduled?.(request, targets);
@@ -209,31 +238,51 @@ export class Director {
     try {
       if (o.hooks.preRequest !== null) {
         const r = this.#hooks.preRequest(request, result, scope);
-        if (r !== undefined) await r;
+        if (r !== undefined) {
+          return r
+            .then(() => this.#decide(request, input, body, targetModel, priority, snapshot, targets, response))
+            .then(undefined, (err: unknown) => {
+              throw failScheduled(response, err);
+            });
+        }
       }
-      let out: Uint8Array;
-      if (body.raw !== undefined) out = body.raw;
-      else if (targetModel === request.incomingModel && !bodyChanged(body, snapshot)) out = input.body;
-      else {
-        body.payload.model = targetModel;
-        out = encoder.encode(JSON.stringify(body.payload));
-      }
-      const labels = response.modelLabels;
-      o.metrics.requestTotal.inc({ ...labels, priority: String(priority) });
-      o.metrics.requestSizes.observe(labels, out.length);
-      return { request, targets, destination: targets.map((t) => t.hostPort).join(','), body: out, response };
+      return this.#decide(request, input, body, targetModel, priority, snapshot, targets, response);
     } catch (err) {
-      const error = toEppError(err);
-      void response.fail(error);
-      throw error;
+      throw failScheduled(response, err);
     }
+  }
+
+  /** The body to forward (as received unless it changed), the request metrics, the routing decision. */
+  #decide(
+    request: RoutedRequest,
+    input: RequestInput,
+    body: InferenceRequest['body'],
+    targetModel: string,
+    priority: number,
+    snapshot: TopLevelSnapshot,
+    targets: Endpoint[],
+    response: ResponseStream,
+  ): RoutingDecision {
+    const o = this.#o;
+    let out: Uint8Array;
+    if (body.raw !== undefined) out = body.raw;
+    else if (targetModel === request.incomingModel && !bodyChanged(body, snapshot)) out = input.body;
+    else {
+      body.payload.model = targetModel;
+      out = encoder.encode(JSON.stringify(body.payload));
+    }
+    const labels = response.modelLabels;
+    o.metrics.requestTotal.inc({ ...labels, priority: String(priority) });
+    o.metrics.requestSizes.observe(labels, out.length);
+    return { request, targets, destination: targets.length === 1 ? (targets[0] as Endpoint).hostPort : targets.map((t) => t.hostPort).join(','), body: out, response };
   }
 
   /**
    * Candidates → prepareData → admit hooks → schedule (the part between admission and the routing decision).
-   * Returns the primary profile's targets (never empty): a result without them is a scheduling failure.
+   * Returns the primary profile's targets (never empty): a result without them is a scheduling failure. A value
+   * when every hook is synchronous, else a promise.
    */
-  async #locateAndSchedule(request: InferenceRequest, input: RequestInput, scope: HookScope): Promise<Endpoint[]> {
+  #locateAndSchedule(request: RoutedRequest, input: RequestInput, scope: HookScope): Endpoint[] | Promise<Endpoint[]> {
     const o = this.#o;
     let endpoints = o.locator ? o.locator.locate(input.proxyMetadata) : o.store.endpoints();
     if (o.reachability) endpoints = o.reachability.filter(endpoints);
@@ -245,19 +294,32 @@ export class Director {
 
     if (o.hooks.prepareData !== null) {
       const r = this.#hooks.prepareData(request, candidates, scope);
-      if (r !== undefined) await r;
       // A large body's prefix hashing (up to the cap) had its slice; scheduling gets the next.
-      if (request.requestSizeBytes >= LARGE_BODY_BYTES) await this.#yieldTurn();
+      const large = request.requestSizeBytes >= LARGE_BODY_BYTES;
+      if (r !== undefined || large) return this.#afterPrepareData(r, large, request, candidates, scope);
     }
-    if (o.hooks.admit !== null) {
-      const r = this.#hooks.admit(request, candidates, scope);
-      if (r !== undefined) await r;
-    }
+    return this.#admitAndSchedule(request, candidates, scope);
+  }
 
+  async #afterPrepareData(r: Promise<void> | undefined, large: boolean, request: RoutedRequest, candidates: Candidate[], scope: HookScope): Promise<Endpoint[]> {
+    if (r !== undefined) await r;
+    if (large) await this.#yieldTurn();
+    return this.#admitAndSchedule(request, candidates, scope);
+  }
+
+  #admitAndSchedule(request: RoutedRequest, candidates: Candidate[], scope: HookScope): Endpoint[] | Promise<Endpoint[]> {
+    if (this.#o.hooks.admit !== null) {
+      const r = this.#hooks.admit(request, candidates, scope);
+      if (r !== undefined) return r.then(() => this.#schedule(request, candidates));
+    }
+    return this.#schedule(request, candidates);
+  }
+
+  #schedule(request: RoutedRequest, candidates: Candidate[]): Endpoint[] {
     let result: SchedulingResult;
     let targets: Endpoint[];
     try {
-      result = o.scheduler.schedule(request, candidates);
+      result = this.#o.scheduler.schedule(request, candidates);
       // A profile handler may return no primary result: that is a scheduling failure too (429), not a crash.
       targets = primaryTargets(result).map((c) => c.endpoint);
     } catch (err) {
@@ -279,63 +341,9 @@ export class Director {
   }
 }
 
-/**
- * The request every hook and plugin sees. A class, not an object literal: a literal with a getter is created by
- * the runtime in dictionary mode (≈ 0.6 µs, and every later property read on it is a slow lookup, in every plugin);
- * a class instance has fast properties. `signal` is a getter on the prototype, so the request's AbortSignal is
- * created only when read (request-abort.ts): a spread or `Object.keys` of the request does not carry it.
- */
-class RoutedRequest implements InferenceRequest {
-  schedulingResult: SchedulingResult | undefined = undefined;
-  readonly #abort: RequestAbort;
-
-  constructor(
-    readonly requestId: string,
-    readonly incomingModel: string,
-    readonly targetModel: string,
-    readonly body: InferenceRequest['body'],
-    readonly headers: Record<string, string>,
-    readonly priority: number,
-    readonly fairnessId: string,
-    readonly objectiveKey: string,
-    readonly requestSizeBytes: number,
-    readonly receivedAt: number,
-    abort: RequestAbort,
-  ) {
-    this.#abort = abort;
-  }
-
-  get signal(): AbortSignal {
-    return this.#abort.signal;
-  }
-}
-
-/** The top-level fields of a payload right after parsing: keys in order and their values (by identity). */
-interface TopLevelSnapshot {
-  readonly keys: readonly string[];
-  readonly values: readonly unknown[];
-}
-
-const EMPTY_SNAPSHOT: TopLevelSnapshot = { keys: [], values: [] };
-
-function topLevelSnapshot(payload: Record<string, unknown>): TopLevelSnapshot {
-  const keys = Object.keys(payload);
-  const values = new Array<unknown>(keys.length);
-  for (let i = 0; i < keys.length; i++) values[i] = payload[keys[i] as string];
-  return { keys, values };
-}
-
-/**
- * True when the body must be re-serialised: a plugin declared a change (`mutated`), or added, removed or
- * replaced a top-level field since the snapshot. O(top-level fields); nothing below the top level is walked.
- */
-function bodyChanged(body: InferenceRequest['body'], before: TopLevelSnapshot): boolean {
-  if (body.mutated === true) return true;
-  const keys = Object.keys(body.payload);
-  if (keys.length !== before.keys.length) return true;
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i] as string;
-    if (k !== before.keys[i] || body.payload[k] !== before.values[i]) return true;
-  }
-  return false;
+/** A failure after scheduling: the request's response stream fails (completion: internal-error); the error to throw. */
+function failScheduled(response: ResponseStream, err: unknown): EppError {
+  const error = toEppError(err);
+  void response.fail(error);
+  return error;
 }

@@ -10,11 +10,8 @@
  *   and at most one wheel tick (`resolutionMs`) later.
  * - Every call gets an AbortSignal from its `HookScope`, linked to the client's abort (the scope's `client`
  *   signal, or `scope.abort()`), and fired when that call times out. After a timeout the scope hands later calls
- *   a fresh signal. The signal is created lazily, once per scope, not per call — and only for a hook that
- *   declares the signal parameter (`takesSignal`: the method's `length` reaches it, or is 0 as with a rest
- *   parameter). A hook that does not name it cannot read it, so none is made for it (an AbortController is
- *   ≈ 2 µs and an EventTarget for the GC; most hooks never look at their signal). Such a hook is called with
- *   `undefined` in that position, which only `arguments` could see.
+ *   a fresh signal. The signal is created lazily, once per scope, not per call, and only for a hook whose method
+ *   declares the parameter (hook-signal.ts: an AbortController is ≈ 2 µs and an EventTarget for the GC).
  * - Per-plugin duration (`inference_extension_plugin_duration_seconds`, upstream's name) is observed at every
  *   extension point; failures and timeouts are reported to the scope's policy (the request path fails the
  *   request, the response path counts, logs and carries on).
@@ -26,9 +23,9 @@ import type { Plugin } from '../framework/plugin.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import { isThenable } from '../util/deferred.ts';
 import type { TimerWheel } from '../util/timer-wheel.ts';
-import { RequestAbort } from './request-abort.ts';
+import { NO_SIGNAL, takesSignal, type HookScope } from './hook-scope.ts';
 
-// ------------------------------------------------------------------ scopes and policies
+// ------------------------------------------------------------------ policies
 
 /** Extension-point names as metric labels (upstream's where upstream has them). */
 export type ExtensionPoint =
@@ -38,102 +35,6 @@ export type ExtensionPoint =
   | 'ResponseReceived'
   | 'ResponseStreaming'
   | 'ResponseComplete';
-
-/**
- * The abort signals of one request (request path) or one response stream (response path). Hook calls share the
- * scope's current signal; it fires when the client goes away (`client`, or `abort()`), and when a call times
- * out (the scope then starts a fresh signal for later calls).
- */
-export class HookScope {
-  readonly #client: RequestAbort | undefined;
-  #controller: AbortController | null = null;
-  /** True while `#onClientAbort` is registered with the client. */
-  #linked = false;
-  #aborted = false;
-  #abortReason: unknown = undefined;
-  /** Chunk hooks skipped for the rest of this scope after a timeout (response path). */
-  quarantined: Set<Plugin> | null = null;
-  /** Plugins whose failure was already logged in this scope (failures are logged once per scope and plugin). */
-  logged: Set<Plugin> | null = null;
-
-  /**
-   * `client`: the request's abort (runtime/request-abort.ts; an AbortSignal is adopted). Linking to it creates
-   * nothing on its side: a lazily created request signal stays uncreated.
-   */
-  constructor(client?: RequestAbort | AbortSignal) {
-    this.#client = client === undefined ? undefined : RequestAbort.of(client);
-  }
-
-  /**
-   * True when the next call's signal would be born aborted (the client went away, or `abort()` ran, and no fresh
-   * signal was started since). Reading it creates nothing.
-   */
-  get aborted(): boolean {
-    const c = this.#controller;
-    if (c !== null) return c.signal.aborted;
-    return this.#aborted || this.#client?.aborted === true;
-  }
-
-  /** The signal for the next hook call (allocated on first use). */
-  signal(): AbortSignal {
-    let c = this.#controller;
-    if (c === null) {
-      c = new AbortController();
-      this.#controller = c;
-      const client = this.#client;
-      if (this.#aborted) c.abort(this.#abortReason);
-      else if (client !== undefined) {
-        if (client.aborted) c.abort(client.reason);
-        else if (!this.#linked) {
-          client.onAbort(this.#onClientAbort);
-          this.#linked = true;
-        }
-      }
-    }
-    return c.signal;
-  }
-
-  readonly #onClientAbort = (): void => {
-    this.#linked = false;
-    this.#controller?.abort(this.#client?.reason);
-  };
-
-  /** The client went away: the current signal fires, later ones are born aborted. Idempotent (first reason wins). */
-  abort(reason: unknown): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#abortReason = reason;
-    this.#controller?.abort(reason);
-  }
-
-  /** Later calls get a fresh, un-aborted signal (completion hooks run with one, whatever happened before). */
-  fresh(): void {
-    this.#unlink();
-    this.#controller = null;
-    this.#aborted = false;
-    this.#abortReason = undefined;
-  }
-
-  /** A call timed out: its signal fires with `reason`; later calls get a fresh signal. */
-  timedOut(reason: unknown): void {
-    const c = this.#controller;
-    this.#unlink();
-    this.#controller = null;
-    c?.abort(reason);
-  }
-
-  /** Unlinks from the client signal (the scope's request ended). */
-  dispose(): void {
-    this.#unlink();
-  }
-
-  #unlink(): void {
-    if (this.#linked) {
-      this.#linked = false;
-      this.#client?.offAbort(this.#onClientAbort);
-    }
-  }
-}
 
 /** What happens when a hook of a `runAll` call fails or times out: the caller's policy. */
 export interface HookPolicy {
@@ -149,32 +50,6 @@ export interface HookRunnerOptions {
 }
 
 type Histo = { observe(value: number): void };
-
-/** Each extension point's hook method and the position of its `signal` parameter (framework/requestcontrol.ts). */
-const SIGNAL_PARAMETER: Readonly<Record<ExtensionPoint, readonly [method: string, index: number]>> = {
-  PrepareData: ['prepareData', 2],
-  Admit: ['admit', 2],
-  PreRequest: ['preRequest', 2],
-  ResponseReceived: ['onResponseHeaders', 1],
-  ResponseStreaming: ['onResponseChunk', 2],
-  ResponseComplete: ['onResponseComplete', 2],
-};
-
-/**
- * Whether `hook`'s method for `point` declares its signal parameter: its `length` (the parameters before the first
- * one with a default or a rest parameter) reaches the signal's position, or is 0 (`(...args)`, or a function that
- * declares nothing: given the signal, to be safe). Only a hook that declares it can read it by name.
- */
-export function takesSignal(point: ExtensionPoint, hook: Plugin): boolean {
-  const [method, index] = SIGNAL_PARAMETER[point];
-  const fn = (hook as unknown as Record<string, unknown>)[method];
-  if (typeof fn !== 'function') return true;
-  const n = fn.length;
-  return n === 0 || n > index;
-}
-
-/** What a hook that does not declare its signal parameter gets in that position (see `takesSignal`). */
-const NO_SIGNAL = undefined as unknown as AbortSignal;
 
 /** What the runner resolves once per (extension point, hook): its duration child and whether it takes the signal. */
 interface HookEntry {

@@ -13,7 +13,8 @@ import { EppError, toError } from '../framework/errors.ts';
 import type { Logger, Plugin } from '../framework/plugin.ts';
 import type { InferenceRequest } from '../framework/request.ts';
 import type { Candidate, SchedulingResult } from '../framework/scheduling.ts';
-import type { HookRunner, HookScope } from './hook-runner.ts';
+import type { HookRunner } from './hook-runner.ts';
+import type { HookScope } from './hook-scope.ts';
 import type { CompiledHooks } from './hooks.ts';
 import { toEppError } from './response-relay.ts';
 

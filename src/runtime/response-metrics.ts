@@ -7,7 +7,8 @@ import { toError } from '../framework/errors.ts';
 import type { Logger, Plugin } from '../framework/plugin.ts';
 import type { Usage } from '../framework/request.ts';
 import type { EppMetrics, ResponseHookPhase } from '../observability/metrics.ts';
-import type { ExtensionPoint, HookPolicy, HookScope } from './hook-runner.ts';
+import type { ExtensionPoint, HookPolicy } from './hook-runner.ts';
+import type { HookScope } from './hook-scope.ts';
 
 /** A request's model names as metric labels. */
 export interface ModelLabels {

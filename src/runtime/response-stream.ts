@@ -41,7 +41,8 @@ import type {
 import type { ResponseHookPhase } from '../observability/metrics.ts';
 import { ChunkQueue } from './chunk-queue.ts';
 import type { ResponsePathContext } from './response-path.ts';
-import { HookScope, type HookPolicy } from './hook-runner.ts';
+import type { HookPolicy } from './hook-runner.ts';
+import { HookScope } from './hook-scope.ts';
 import { observeEndOfResponse, observeHookTime, recordUsage, ResponseHookPolicy, type ModelLabels } from './response-metrics.ts';
 
 
@@ -219,34 +220,45 @@ export class ResponseStream {
   #finish(data: Uint8Array, index: number): Promise<void> {
     this.#phase = 'finishing';
     this.#finalSeen = true;
-    const run = async (): Promise<void> => {
+    let completion: Promise<void>;
+    try {
       const drained = this.#queue?.whenDrained();
-      if (drained) await drained;
-      const hooks = this.#ctx.hooks.chunk;
-      if (hooks !== null) {
-        const chunk: ResponseChunk = {
-          index,
-          data,
-          startOfStream: index === 0,
-          endOfStream: true,
-          usage: this.info.usage,
-          receivedAt: this.#ctx.now(),
-        };
-        const r = this.#runChunk(chunk);
-        if (r) await r;
-      }
-      this.#observeEndOfResponse();
-      const status = this.info.status;
-      const outcome: Outcome =
-        this.#abortReason !== undefined
-          ? { kind: 'aborted', reason: this.#abortReason }
-          : status >= 400
-            ? { kind: 'upstream-error', status }
-            : { kind: 'success', usage: this.info.usage };
-      await this.#runCompletion(outcome);
-    };
-    this.#completion = run();
-    return this.#completion;
+      completion = drained === undefined ? this.#finalChunk(data, index) : drained.then(() => this.#finalChunk(data, index));
+    } catch (err) {
+      completion = Promise.reject(err);
+    }
+    this.#completion = completion;
+    return completion;
+  }
+
+  /** The final chunk's own hooks, then completion. A settled promise, and no microtask, when every hook is synchronous. */
+  #finalChunk(data: Uint8Array, index: number): Promise<void> {
+    const hooks = this.#ctx.hooks.chunk;
+    if (hooks !== null) {
+      const chunk: ResponseChunk = {
+        index,
+        data,
+        startOfStream: index === 0,
+        endOfStream: true,
+        usage: this.info.usage,
+        receivedAt: this.#ctx.now(),
+      };
+      const r = this.#runChunk(chunk);
+      if (r) return r.then(() => this.#completeFinal());
+    }
+    return this.#completeFinal();
+  }
+
+  #completeFinal(): Promise<void> {
+    this.#observeEndOfResponse();
+    const status = this.info.status;
+    const outcome: Outcome =
+      this.#abortReason !== undefined
+        ? { kind: 'aborted', reason: this.#abortReason }
+        : status >= 400
+          ? { kind: 'upstream-error', status }
+          : { kind: 'success', usage: this.info.usage };
+    return this.#runCompletion(outcome);
   }
 
   #complete(outcome: Outcome): Promise<void> {
@@ -260,28 +272,38 @@ export class ResponseStream {
     return this.#completion;
   }
 
-  async #runCompletion(outcome: Outcome): Promise<void> {
+  /** Completion hooks, once; then the stream settles. A settled promise when every completion hook is synchronous. */
+  #runCompletion(outcome: Outcome): Promise<void> {
     if (this.#phase === 'completed') {
       this.#ctx.runner.violation('second-completion');
-      return;
+      return SETTLED;
     }
     this.#phase = 'completed';
     this.#ctx.metrics.completionOutcomes.inc({ outcome: outcome.kind });
     const hooks = this.#ctx.hooks.complete;
+    let pending = false;
     try {
-      if (hooks !== null) {
-        this.#scope.fresh(); // completion gets a fresh, un-aborted signal
-        const started = this.#ctx.now();
-        const info = this.info;
-        const r = this.#runHooks(hooks, PHASE_COMPLETE, (h, signal) => h.onResponseComplete(info, outcome, signal));
-        if (r) await r;
+      if (hooks === null) return SETTLED;
+      this.#scope.fresh(); // completion gets a fresh, un-aborted signal
+      const started = this.#ctx.now();
+      const info = this.info;
+      const r = this.#runHooks(hooks, PHASE_COMPLETE, (h, signal) => h.onResponseComplete(info, outcome, signal));
+      if (r === undefined) {
         this.#observeHookTime(PHASE_COMPLETE, started);
+        return SETTLED;
       }
+      pending = true;
+      return r.then(() => this.#observeHookTime(PHASE_COMPLETE, started)).finally(() => this.#settled());
     } finally {
-      this.#queue?.clear();
-      this.#parser = undefined;
-      this.#onSettled?.(this);
+      if (!pending) this.#settled();
     }
+  }
+
+  /** Nothing runs for this stream any more: its queue and parser are let go, the director is told. */
+  #settled(): void {
+    this.#queue?.clear();
+    this.#parser = undefined;
+    this.#onSettled?.(this);
   }
 
   // ------------------------------------------------------------------ the FIFO's bound
@@ -350,5 +372,7 @@ export class ResponseStream {
 }
 
 const EMPTY = new Uint8Array(0);
+/** The completion of a stream whose hooks all returned synchronously: already settled (shared; promises are immutable). */
+const SETTLED: Promise<void> = Promise.resolve();
 /** Marks "overflow already logged" in the per-stream logged set. */
 const OVERFLOW_MARKER: Plugin = { typedName: { type: 'overflow', name: 'overflow' } };

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EppError } from '../../src/framework/errors.ts';
 import { EppMetrics } from '../../src/observability/metrics.ts';
-import { HookRunner, HookScope, takesSignal, type HookPolicy } from '../../src/runtime/hook-runner.ts';
+import { HookRunner, type HookPolicy } from '../../src/runtime/hook-runner.ts';
+import { HookScope, takesSignal } from '../../src/runtime/hook-scope.ts';
 import { TimerWheel } from '../../src/util/timer-wheel.ts';
 import { hookPlugin, ManualTimers } from '../support/runtime.ts';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { InferenceRequest } from '../../src/framework/request.ts';
-import { HookScope } from '../../src/runtime/hook-runner.ts';
+import { HookScope } from '../../src/runtime/hook-scope.ts';
 import { RequestAbort } from '../../src/runtime/request-abort.ts';
 import { chatInput, hookPlugin, testDirector } from '../support/runtime.ts';
 
