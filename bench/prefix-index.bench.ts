@@ -161,7 +161,7 @@ const approxOf = (params: Record<string, unknown>): ApproxPrefixCacheProducer =>
     const r = makeRequest({ payload: { model: 'm', prompt: text } });
     const c = [makeCandidate(endpoints[e] as Endpoint)];
     p.prepareData(r, c);
-    p.preRequest(r, makeSchedulingResult({ default: c }), new AbortController().signal);
+    p.preRequest(r, makeSchedulingResult({ default: c }));
   }
   return p;
 };

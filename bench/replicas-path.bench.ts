@@ -115,7 +115,7 @@ function route(p: ApproxPrefixCacheProducer): number {
   const candidates = endpoints.map((e) => makeCandidate(e));
   const t0 = performance.now();
   p.prepareData(request, candidates);
-  p.preRequest(request, makeSchedulingResult({ default: [candidates[Math.floor(rnd.next() * candidates.length)]!] }), new AbortController().signal);
+  p.preRequest(request, makeSchedulingResult({ default: [candidates[Math.floor(rnd.next() * candidates.length)]!] }));
   return performance.now() - t0;
 }
 

@@ -127,14 +127,13 @@ function setup(n: number): { def: Op; rnd: Op; reqs: InferenceRequest[] } {
   const producer = approxPrefixCacheProducerFactory('approx-prefix-cache-producer', undefined, handle) as ApproxPrefixCacheProducer;
   const reqs = requests();
   // Warm index: each system prompt cached on a few endpoints (or on all, with --hot-prefix), as after traffic.
-  const signal = new AbortController().signal;
   const placements = HOT_PREFIX ? SYSTEM_PROMPTS * n : SYSTEM_PROMPTS * 4;
   for (let k = 0; k < placements; k++) {
     const warm = makeRequest({ payload: { model: 'llama', prompt: systemPrompt(k % SYSTEM_PROMPTS) }, targetModel: 'llama' });
     const cands = candidatesFor(endpoints);
     producer.prepareData(warm, cands);
     const target = HOT_PREFIX ? Math.floor(k / SYSTEM_PROMPTS) : (k * 7) % n;
-    producer.preRequest(warm, makeSchedulingResult({ default: [cands[target] as Candidate] }), signal);
+    producer.preRequest(warm, makeSchedulingResult({ default: [cands[target] as Candidate] }));
   }
   const defaultScheduler = new Scheduler(new SingleProfileHandler(), [
     {

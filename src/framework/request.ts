@@ -82,6 +82,12 @@ export interface InferenceRequest {
    * does not carry the getter.
    */
   readonly signal: AbortSignal;
+  /**
+   * True once the request ended abnormally (what `signal.aborted` would say), read without creating the signal:
+   * a synchronous hook that only needs to know uses this and leaves its signal parameter out (hook-scope.ts).
+   * Set by the runtime on every request it routes; absent on a request built elsewhere (tests): not aborted.
+   */
+  readonly aborted?: boolean;
 }
 
 /**

@@ -10,7 +10,8 @@ import type { RequestAbort } from './request-abort.ts';
  * The request every hook and plugin sees. A class, not an object literal: a literal with a getter is created by
  * the runtime in dictionary mode (≈ 0.6 µs, and every later property read on it is a slow lookup, in every plugin);
  * a class instance has fast properties. `signal` is a getter on the prototype, so the request's AbortSignal is
- * created only when read (request-abort.ts): a spread or `Object.keys` of the request does not carry it.
+ * created only when read (request-abort.ts), and `aborted` reads the abort without creating it: a spread or
+ * `Object.keys` of the request carries neither.
  */
 export class RoutedRequest implements InferenceRequest {
   schedulingResult: SchedulingResult | undefined = undefined;
@@ -34,6 +35,10 @@ export class RoutedRequest implements InferenceRequest {
 
   get signal(): AbortSignal {
     return this.#abort.signal;
+  }
+
+  get aborted(): boolean {
+    return this.#abort.aborted;
   }
 }
 

@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import type { InferenceRequest } from '../../src/framework/request.ts';
 import { HookScope } from '../../src/runtime/hook-scope.ts';
 import { RequestAbort } from '../../src/runtime/request-abort.ts';
+import { CONFIG_PRESETS } from '../../src/config/presets.ts';
+import { startTestEpp } from '../support/epp.ts';
 import { chatInput, hookPlugin, testDirector } from '../support/runtime.ts';
 
 test('a signal read before the abort fires with the first reason; one read after is born aborted with it', () => {
@@ -106,4 +108,41 @@ test('through the director: request.signal read by a hook before the abort fires
   // The getter lives on the request's class (fast properties): the data fields are own, the signal is not copied.
   assert.ok(Object.keys(kept ?? {}).includes('targetModel'));
   assert.equal('signal' in { ...kept }, false);
+});
+
+test('an ordinary request through the default plugins creates no AbortController; request.aborted shows an abort without one', async () => {
+  const epp = await startTestEpp({ configText: CONFIG_PRESETS['epp-default'] as string });
+  const input = chatInput(); // before counting: its default signal is the test's own
+  const Original = globalThis.AbortController;
+  let created = 0;
+  globalThis.AbortController = class extends Original {
+    constructor() {
+      super();
+      created++;
+    }
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const d = await epp.director.route({ ...input, signal: new RequestAbort() });
+      await d.response.finish();
+    }
+    assert.equal(created, 0, 'no hook of the default plugins declares a signal it does not read');
+    // The prefix producer reads request.aborted (a request that ended before preRequest is not indexed).
+    const a = new RequestAbort();
+    let seen: InferenceRequest | undefined;
+    epp.director.registerAdmissionCheck('ext_proc', {
+      name: 'abort-during-routing',
+      check: (r) => {
+        seen = r;
+        a.abort(new Error('client went away'));
+      },
+    });
+    const d = await epp.director.route({ ...input, signal: a, dataPlane: 'ext_proc' });
+    assert.equal(seen?.aborted, true);
+    await d.response.abort('client went away');
+    assert.equal(created, 0);
+  } finally {
+    globalThis.AbortController = Original;
+    await epp.close();
+  }
 });

@@ -57,7 +57,7 @@ describe('default profile (queue ×2, kv-cache ×2, prefix ×3, max-score)', () 
     const first = makeRequest({ payload: { model: 'm', prompt } });
     const warm = fleet();
     producer.prepareData(first, warm);
-    producer.preRequest(first, makeSchedulingResult({ default: [warm[2] as Candidate] }), new AbortController().signal);
+    producer.preRequest(first, makeSchedulingResult({ default: [warm[2] as Candidate] }));
 
     const request = makeRequest({ payload: { model: 'm', prompt } });
     const candidates = fleet();

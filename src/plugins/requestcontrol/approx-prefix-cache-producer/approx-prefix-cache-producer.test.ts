@@ -23,8 +23,6 @@ import {
   INACTIVE_ENDPOINT_SWEEP_INTERVAL_MS,
 } from './index.ts';
 
-const live = () => new AbortController().signal;
-const aborted = () => AbortSignal.abort();
 // 16 tokens × 4 bytes = 64-byte blocks: 4 full blocks.
 const PROMPT = 'The quick brown fox jumps over the lazy dog; '.repeat(6).slice(0, 256);
 
@@ -48,7 +46,7 @@ function route(p: ApproxPrefixCacheProducer, request: InferenceRequest, candidat
   p.prepareData(request, candidates);
   const chosen = candidates.find((c) => c.endpoint.metadata.name === target);
   assert.ok(chosen);
-  p.preRequest(request, makeSchedulingResult({ default: [chosen] }), live());
+  p.preRequest(request, makeSchedulingResult({ default: [chosen] }));
 }
 
 describe('approx-prefix-cache-producer', () => {
@@ -138,7 +136,6 @@ describe('approx-prefix-cache-producer', () => {
     p.preRequest(
       request,
       makeSchedulingResult({ decode: [candidates[0] as Candidate], prefill: [candidates[1] as Candidate] }, 'decode'),
-      live(),
     );
     assert.deepEqual([...p.index.endpoints()].sort(), ['decode-1', 'prefill-1']);
   });
@@ -148,16 +145,16 @@ describe('approx-prefix-cache-producer', () => {
     const candidates = fresh(['a', 'b']);
     const request = req();
     p.prepareData(request, candidates);
-    p.preRequest(request, makeSchedulingResult({ default: candidates }), live());
+    p.preRequest(request, makeSchedulingResult({ default: candidates }));
     assert.deepEqual([...p.index.endpoints()], ['a']);
   });
 
-  it('does not index after the preRequest signal fired', () => {
+  it('does not index a request that ended abnormally before preRequest (request.aborted)', () => {
     const p = build();
     const candidates = fresh(['a']);
-    const request = req();
+    const request: InferenceRequest = { ...req(), aborted: true };
     p.prepareData(request, candidates);
-    p.preRequest(request, makeSchedulingResult({ default: candidates }), aborted());
+    p.preRequest(request, makeSchedulingResult({ default: candidates }));
     assert.equal(p.index.size, 0);
     assert.equal(p.hasStateFor(request), false);
   });
@@ -171,8 +168,8 @@ describe('approx-prefix-cache-producer', () => {
       const c2 = fresh(['b']);
       p.prepareData(r1, c1);
       p.prepareData(r2, c2);
-      p.preRequest(r1, makeSchedulingResult({ default: c1 }), live());
-      p.preRequest(r2, makeSchedulingResult({ default: c2 }), live());
+      p.preRequest(r1, makeSchedulingResult({ default: c1 }));
+      p.preRequest(r2, makeSchedulingResult({ default: c2 }));
       const check = fresh(['a', 'b']);
       p.prepareData(req(), check);
       assert.deepEqual(check.map((x) => infoOf(x).matchBlocks), [4, 0], 'r1’s prompt is indexed on a only');
@@ -184,7 +181,7 @@ describe('approx-prefix-cache-producer', () => {
       const c = fresh(['a']);
       p.prepareData(request, c);
       assert.equal(p.hasStateFor(request), true);
-      p.preRequest(request, makeSchedulingResult({ default: c }), live());
+      p.preRequest(request, makeSchedulingResult({ default: c }));
       assert.equal(p.hasStateFor(request), false);
     });
 
@@ -199,7 +196,7 @@ describe('approx-prefix-cache-producer', () => {
     it('preRequest without prepared state logs an error and indexes nothing', () => {
       const handle = makeHandle();
       const p = build({}, handle);
-      p.preRequest(req(), makeSchedulingResult({ default: fresh(['a']) }), live());
+      p.preRequest(req(), makeSchedulingResult({ default: fresh(['a']) }));
       assert.equal(p.index.size, 0);
       assert.match(handle.logger.messages('error')[0] ?? '', /prefix cache state missing/);
     });

@@ -180,14 +180,15 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
     this.#states.set(request, { hashes, matches, blockSizeTokens });
   }
 
-  preRequest(request: InferenceRequest, result: SchedulingResult, signal: AbortSignal): void {
+  /** Synchronous: it checks `request.aborted` instead of taking a signal (none is created for it). */
+  preRequest(request: InferenceRequest, result: SchedulingResult): void {
     const state = this.#states.get(request);
     this.#states.delete(request);
     if (state === undefined) {
       this.#logger.error({ requestId: request.requestId }, 'prefix cache state missing for request; index not updated');
       return;
     }
-    if (signal.aborted) return;
+    if (request.aborted === true) return;
     const primary = result.profileResults.get(result.primaryProfileName)?.targets[0];
     if (primary === undefined) return;
     this.index.add(primary.endpoint.metadata.name, this.capacityBlocksFor(primary.endpoint), state.hashes);

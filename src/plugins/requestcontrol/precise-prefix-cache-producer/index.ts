@@ -424,7 +424,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     const primary = result.profileResults.get(result.primaryProfileName)?.targets[0];
     if (primary === undefined || signal.aborted) {
       const dropped = this.#dropState(request);
-      if (dropped?.approx === true) return this.#fallback?.preRequest(request, result, signal);
+      if (dropped?.approx === true) return this.#fallback?.preRequest(request, result);
       return;
     }
     const state = this.#states.get(request);
@@ -459,7 +459,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       // No prediction (no token ids, or the target was not a candidate): still tracked for the in-flight count.
       this.#predictions.set(request, { endpoint: name, confirmedTokens: 0, predictedTokens: 0, promptTokens: 0, speculation, quiet: false, desynced: false, messagesAtRouting: 0 });
     }
-    if (state.approx) return this.#fallback?.preRequest(request, result, signal);
+    if (state.approx) return this.#fallback?.preRequest(request, result);
   }
 
   onResponseComplete(response: ResponseInfo, outcome: Outcome): void | Promise<void> {
