@@ -177,7 +177,7 @@ export class Director {
     // The signals of this request's hook calls: linked to the client's, fired on a hook's timeout.
     const scope = new HookScope(abort);
     try {
-      return await this.#scheduleAndPrepare(request, input, body, targetModel, priority, scope, snapshot);
+      return await this.#scheduleAndPrepare({ request, input, body, targetModel, priority, scope, snapshot });
     } finally {
       scope.dispose();
     }
@@ -188,45 +188,29 @@ export class Director {
    * (a value, no promise) when every hook on the way is: a promise only once a hook returns one or a large body
    * yields, so an ordinary request makes no promise and no microtask here (route() awaits what it gets).
    */
-  #scheduleAndPrepare(
-    request: RoutedRequest,
-    input: RequestInput,
-    body: InferenceRequest['body'],
-    targetModel: string,
-    priority: number,
-    scope: HookScope,
-    snapshot: TopLevelSnapshot,
-  ): RoutingDecision | Promise<RoutingDecision> {
+  #scheduleAndPrepare(r: Routing): RoutingDecision | Promise<RoutingDecision> {
     const o = this.#o;
     let located: Endpoint[] | Promise<Endpoint[]>;
     try {
-      located = this.#locateAndSchedule(request, input, scope);
+      located = this.#locateAndSchedule(r.request, r.input, r.scope);
     } catch (err) {
-      o.admission?.released?.(request);
+      o.admission?.released?.(r.request);
       throw err;
     }
-    if (!isThenable(located)) return this.#prepare(request, input, body, targetModel, priority, scope, snapshot, located);
+    if (!isThenable(located)) return this.#prepare(r, located);
     return located.then(
-      (targets) => this.#prepare(request, input, body, targetModel, priority, scope, snapshot, targets),
+      (targets) => this.#prepare(r, targets),
       (err: unknown) => {
-        o.admission?.released?.(request);
+        o.admission?.released?.(r.request);
         throw err;
       },
     );
   }
 
   /** The request is scheduled on `targets`: its response stream, the preRequest hooks, the decision. */
-  #prepare(
-    request: RoutedRequest,
-    input: RequestInput,
-    body: InferenceRequest['body'],
-    targetModel: string,
-    priority: number,
-    scope: HookScope,
-    snapshot: TopLevelSnapshot,
-    targets: Endpoint[],
-  ): RoutingDecision | Promise<RoutingDecision> {
+  #prepare(r: Routing, targets: Endpoint[]): RoutingDecision | Promise<RoutingDecision> {
     const o = this.#o;
+    const { request, body } = r;
     const primary = targets[0] as Endpoint;
     const result = request.schedulingResult as SchedulingResult;
     o.admission?.scheduled?.(request, targets);
@@ -237,42 +221,34 @@ export class Director {
     o.metrics.runningRequests.inc({ model_name: response.modelLabels.model_name });
     try {
       if (o.hooks.preRequest !== null) {
-        const r = this.#hooks.preRequest(request, result, scope);
-        if (r !== undefined) {
-          return r
-            .then(() => this.#decide(request, input, body, targetModel, priority, snapshot, targets, response))
+        const pending = this.#hooks.preRequest(request, result, r.scope);
+        if (pending !== undefined) {
+          return pending
+            .then(() => this.#decide(r, targets, response))
             .then(undefined, (err: unknown) => {
               throw failScheduled(response, err);
             });
         }
       }
-      return this.#decide(request, input, body, targetModel, priority, snapshot, targets, response);
+      return this.#decide(r, targets, response);
     } catch (err) {
       throw failScheduled(response, err);
     }
   }
 
   /** The body to forward (as received unless it changed), the request metrics, the routing decision. */
-  #decide(
-    request: RoutedRequest,
-    input: RequestInput,
-    body: InferenceRequest['body'],
-    targetModel: string,
-    priority: number,
-    snapshot: TopLevelSnapshot,
-    targets: Endpoint[],
-    response: ResponseStream,
-  ): RoutingDecision {
+  #decide(r: Routing, targets: Endpoint[], response: ResponseStream): RoutingDecision {
     const o = this.#o;
+    const { request, body, targetModel } = r;
     let out: Uint8Array;
     if (body.raw !== undefined) out = body.raw;
-    else if (targetModel === request.incomingModel && !bodyChanged(body, snapshot)) out = input.body;
+    else if (targetModel === request.incomingModel && !bodyChanged(body, r.snapshot)) out = r.input.body;
     else {
       body.payload.model = targetModel;
       out = encoder.encode(JSON.stringify(body.payload));
     }
     const labels = response.modelLabels;
-    o.metrics.requestTotal.inc({ ...labels, priority: String(priority) });
+    o.metrics.requestTotal.inc({ ...labels, priority: String(r.priority) });
     o.metrics.requestSizes.observe(labels, out.length);
     return { request, targets, destination: targets.length === 1 ? (targets[0] as Endpoint).hostPort : targets.map((t) => t.hostPort).join(','), body: out, response };
   }
@@ -339,6 +315,17 @@ export class Director {
     }
     return new EppError('Internal', `scheduling failed: ${err.extensionPoint} plugin '${err.plugin.typedName.name}' threw`, { cause: err, id: 'EPP_ERR_SCHEDULING_PLUGIN_FAILED' });
   }
+}
+
+/** One request on its way through the director (what route() parsed and resolved, handed down the steps). */
+interface Routing {
+  readonly request: RoutedRequest;
+  readonly input: RequestInput;
+  readonly body: InferenceRequest['body'];
+  readonly targetModel: string;
+  readonly priority: number;
+  readonly scope: HookScope;
+  readonly snapshot: TopLevelSnapshot;
 }
 
 /** A failure after scheduling: the request's response stream fails (completion: internal-error); the error to throw. */

@@ -177,14 +177,7 @@ export class ResponseStream {
     if (endOfStream) return this.#finish(data, index);
     const hooks = this.#ctx.hooks.chunk;
     if (hooks === null) return;
-    const chunk: ResponseChunk = {
-      index,
-      data,
-      startOfStream: index === 0,
-      endOfStream: false,
-      usage: this.info.usage,
-      receivedAt: this.#ctx.now(),
-    };
+    const chunk = this.#chunk(index, data, false);
     if (this.#ctx.options.chunkHookMode === 'inline') return this.#runChunk(chunk);
     return this.#enqueue(chunk);
   }
@@ -231,19 +224,16 @@ export class ResponseStream {
     return completion;
   }
 
+  /** What the chunk hooks see of chunk `index`. */
+  #chunk(index: number, data: Uint8Array, endOfStream: boolean): ResponseChunk {
+    return { index, data, startOfStream: index === 0, endOfStream, usage: this.info.usage, receivedAt: this.#ctx.now() };
+  }
+
   /** The final chunk's own hooks, then completion. A settled promise, and no microtask, when every hook is synchronous. */
   #finalChunk(data: Uint8Array, index: number): Promise<void> {
     const hooks = this.#ctx.hooks.chunk;
     if (hooks !== null) {
-      const chunk: ResponseChunk = {
-        index,
-        data,
-        startOfStream: index === 0,
-        endOfStream: true,
-        usage: this.info.usage,
-        receivedAt: this.#ctx.now(),
-      };
-      const r = this.#runChunk(chunk);
+      const r = this.#runChunk(this.#chunk(index, data, true));
       if (r) return r.then(() => this.#completeFinal());
     }
     return this.#completeFinal();
