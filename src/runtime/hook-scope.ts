@@ -54,7 +54,7 @@ export class HookScope {
       else if (client !== undefined) {
         if (client.aborted) c.abort(client.reason);
         else if (!this.#linked) {
-          client.onAbort(this.#onClientAbort);
+          client.onAbort((this.#onClientAbort ??= () => this.#clientAborted()));
           this.#linked = true;
         }
       }
@@ -62,10 +62,13 @@ export class HookScope {
     return c.signal;
   }
 
-  readonly #onClientAbort = (): void => {
+  /** The listener linked to the client's abort: made on the first link (most scopes never create a signal). */
+  #onClientAbort: (() => void) | null = null;
+
+  #clientAborted(): void {
     this.#linked = false;
     this.#controller?.abort(this.#client?.reason);
-  };
+  }
 
   /** The client went away: the current signal fires, later ones are born aborted. Idempotent (first reason wins). */
   abort(reason: unknown): void {
@@ -99,7 +102,7 @@ export class HookScope {
   #unlink(): void {
     if (this.#linked) {
       this.#linked = false;
-      this.#client?.offAbort(this.#onClientAbort);
+      if (this.#onClientAbort !== null) this.#client?.offAbort(this.#onClientAbort);
     }
   }
 }
