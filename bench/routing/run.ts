@@ -240,7 +240,7 @@ async function startFleetProcess(
   });
   // KV-event publishers (ZeroMQ, OS-picked ports) only for the policies that read them: they cost the fleet's
   // process CPU, not simulated time.
-  const serverOptions = kvEvents ? { kvEventsEndpoint: 'tcp://127.0.0.1:*' } : {};
+  const serverOptions = { ...scenario.serverOptions, ...(kvEvents ? { kvEventsEndpoint: 'tcp://127.0.0.1:*' } : {}) };
   child.send({ type: 'start', servers: scenario.servers, timeScale, serverOptions, perServer: scenario.perServer ?? {} } satisfies FleetStart);
   const r = await ready;
   return { child, ports: r.ports, kvEventsEndpoints: r.kvEventsEndpoints };

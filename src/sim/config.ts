@@ -80,6 +80,12 @@ export interface SimServerOptions {
   /** llmd model: latency multiplier reached when `maxNumSeqs` requests run (≥ 1). */
   timeFactorUnderLoad: number;
   metricsFlavor: MetricsFlavor;
+  /**
+   * Publish the KV cache's block count (`num_gpu_blocks` in `vllm:cache_config_info`; `num_pages` and
+   * `sglang:max_total_num_tokens` with sglang names). Off: the block size is still published, the count is not —
+   * servers whose metrics carry no block count (TGI exports none), so a router cannot size its index from them.
+   */
+  metricsNumGpuBlocks: boolean;
   /** How long rendered histogram text may be reused by `/metrics`, in real ms. */
   metricsCacheMs: number;
   /** `/health/ready` answers 503 for this long after start. */
@@ -159,6 +165,7 @@ export function defaultServerOptions(): SimServerOptions {
     prefillTimeStdDevMs: 5,
     timeFactorUnderLoad: 2,
     metricsFlavor: 'vllm',
+    metricsNumGpuBlocks: true,
     metricsCacheMs: 20,
     startupDurationMs: 0,
     enableRequestIdHeaders: false,
@@ -243,6 +250,7 @@ export const KNOBS: readonly Knob[] = [
   knob('prefillTimeStdDevMs', 'prefill-time-std-dev', duration, true, 'llmd model: prefill std-dev'),
   knob('timeFactorUnderLoad', 'time-factor-under-load', { type: 'number', min: 1 }, true, 'llmd model: latency factor at max-num-seqs'),
   knob('metricsFlavor', 'metrics-names', { type: 'enum', values: ['vllm', 'sglang'] }, false, 'metric names to expose'),
+  knob('metricsNumGpuBlocks', 'metrics-num-gpu-blocks', { type: 'boolean' }, false, 'publish the KV block count in the cache-config metric (false = a server that does not)'),
   knob('metricsCacheMs', 'metrics-cache', duration, false, 'reuse rendered histogram text this long (real time)'),
   knob('startupDurationMs', 'startup-duration', duration, false, '/health/ready is 503 this long after start'),
   knob('enableRequestIdHeaders', 'enable-request-id-headers', { type: 'boolean' }, false, 'echo X-Request-Id'),
