@@ -4,7 +4,8 @@
  *
  * - `upstream-default`: upstream's built-in default, loaded when no config is given (faithful to upstream):
  *   queue 2, kv-cache 2, prefix 3, max-score picker.
- * - `epp-default`: what `epp demo` runs: upstream's scoring plus a fallback endpoint for gateway retries.
+ * - `epp-default`: what `epp demo` runs: upstream's weights (queue 2, kv-cache 2, prefix 3) over the precise
+ *   KV-event index (the routing of `precise-322`), plus a fallback endpoint for gateway retries.
  * - `bounded-affinity`: load-bounded prefix affinity (wins on hot prefixes; see docs/benchmarks.md).
  * - baselines: `round-robin`, `random`, `least-outstanding-requests` (router-side least-loaded),
  *   `prefix-only` (prefix-cache scorer alone).
@@ -39,13 +40,53 @@ schedulingProfiles:
 `;
 
 /**
- * What `epp demo` / `npm start` runs: upstream's scoring (queue ×2, kv-cache ×2, prefix ×3, max-score) with one
- * change — the picker also returns a fallback endpoint, so the embedded gateway can retry a refused connection.
- * Routing decisions are those of `upstream-default`. Why not `bounded-affinity`: it wins by ≥ 1.4× on sp-skewed
- * but falls 20 % behind on sp-hetero (docs/benchmarks.md, "Decision").
+ * epp-default's routing before issue 18, and `upstream-default`'s with a fallback endpoint: upstream's scoring over
+ * the approximate index. Not a preset; the micro-benchmarks (gateway, response path, flow control) run it, as their
+ * fake upstreams publish no KV events, so their figures stay comparable across the switch.
  */
-export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
+export const APPROX_322_WITH_FALLBACK_CONFIG_TEXT = `${header}plugins:
 ${WEIGHTED_322_WITH_FALLBACK}`;
+
+/** Where `token-producer` gets a request's token ids (src/plugins/requestcontrol/token-producer/README.md). */
+export type TokenBackend = 'sim' | 'render' | 'local';
+
+/**
+ * The precise index fed by the engines' KV events (docs/precise-prefix.md). The event endpoints come from each
+ * endpoint's `endpoint-picker.io/kv-events-endpoint` label (`epp demo` and the routing benchmark write them into an
+ * endpoints file; on Kubernetes, vLLM's `--kv-events-config` binds `tcp://*:5557`, the default the producer dials).
+ * Token ids: `sim` ports the simulator's tokenizer in process (exact for the simulated fleet, wrong for any real
+ * model); `render` asks the engine (`/v1/completions/render`, vLLM); `local` tokenizes in process with the model's
+ * tokenizer.json while a parity check against render agrees.
+ */
+function precisePlugins(tokens: TokenBackend): string {
+  return `- type: token-producer
+  parameters:
+    backend: ${tokens}
+- type: precise-prefix-cache-producer
+  parameters:
+    blockSize: 16
+`;
+}
+const PRECISE_PLUGINS = precisePlugins('sim');
+
+/**
+ * What `epp demo` / `npm start` runs: upstream's weights (queue ×2, kv-cache ×2, prefix ×3, max-score) over the
+ * precise prefix index fed by the engines' KV events — the routing of `precise-322` — with the picker also
+ * returning a fallback endpoint, so the embedded gateway can retry a refused connection. Why: it ties
+ * upstream-default within one ladder step wherever the approximate picture heals (sp-pressure, sp-overflow,
+ * sp-bypass, sp-cancel, 3 seeds) and wins 1.69× where it does not (sp-second-gateway); docs/benchmarks.md.
+ *
+ * `tokens` is the token-producer backend. The preset (`tokens` = `sim`) fits the simulated fleet the demo starts;
+ * against real servers use `render` (the engine's render endpoint, exact; `epp demo --endpoints` does) or `local`
+ * (the model's tokenizer.json, checked against render). Endpoints whose events do not arrive (no
+ * `--kv-events-config`, unreachable port), and requests without token ids, are scored by the approximate index,
+ * as upstream-default would.
+ */
+export function eppDefaultConfigText(tokens: TokenBackend = 'sim'): string {
+  return `${header}plugins:
+${precisePlugins(tokens)}${WEIGHTED_322_WITH_FALLBACK}`;
+}
+export const EPP_DEFAULT_CONFIG_TEXT = eppDefaultConfigText('sim');
 
 /**
  * Prefix affinity bounded by load (consistent hashing with bounded loads). `bounded-prefix-affinity-filter`
@@ -148,19 +189,6 @@ const STICKY_PROFILE = `schedulingProfiles:
   - pluginRef: prefix-cache-affinity-filter
   - pluginRef: token-load-scorer
   - pluginRef: max-score-picker
-`;
-
-/**
- * The precise index fed by the engines' KV events (docs/precise-prefix.md). The event endpoints come from each
- * endpoint's `endpoint-picker.io/kv-events-endpoint` label (the routing benchmark writes them into an endpoints
- * file); token ids from the simulator's tokenizer ported in-process (`backend: sim`).
- */
-const PRECISE_PLUGINS = `- type: token-producer
-  parameters:
-    backend: sim
-- type: precise-prefix-cache-producer
-  parameters:
-    blockSize: 16
 `;
 
 /** llm-d's current default shape over the approximate index: sticky until saturated, then token load. */
