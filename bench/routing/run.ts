@@ -40,7 +40,7 @@ import {
 import { mean, type ClientStageStats } from './stats.ts';
 import { repetitions } from '../support/alternate.ts';
 import { combinedMaxSustained, refineRates } from './seeds.ts';
-import { defaultLoad, SCENARIOS, totalDurationS, type LoadSpec, type ScenarioSpec } from './workload.ts';
+import { configForScenario, defaultLoad, SCENARIOS, totalDurationS, type LoadSpec, type ScenarioSpec } from './workload.ts';
 
 const HERE = import.meta.dirname;
 const ROOT = resolve(HERE, '../..');
@@ -275,7 +275,8 @@ async function runPolicy(
   benchStart: number,
 ): Promise<PolicyResult> {
   const t0 = performance.now();
-  const config = o.configs.get(policy) as { text: string; origin: string };
+  const given = o.configs.get(policy) as { text: string; origin: string };
+  const config = { ...given, text: configForScenario(given.text, scenario) };
   const kvEvents = presetNeedsKvEvents(config.text);
   const { child: fleet, ports, kvEventsEndpoints } = await startFleetProcess(scenario, o.timeScale, kvEvents);
   // With KV events, the endpoints (and their event addresses, as labels) go through an endpoints file.

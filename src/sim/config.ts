@@ -213,7 +213,7 @@ const duration = { type: 'duration' } as const;
 export const KNOBS: readonly Knob[] = [
   knob('latencyModel', 'latency-model', { type: 'enum', values: ['step', 'llmd'] }, false, 'latency model: iteration-level engine or llm-d per-request sleeps'),
   knob('mode', 'mode', { type: 'enum', values: ['random', 'echo', 'fixed'] }, false, 'output text: random words, echo of the input, or always max_tokens'),
-  knob('tokenizer', 'tokenizer', { type: 'enum', values: ['chars4', 'words'] }, false, 'weight-free tokenizer'),
+  knob('tokenizer', 'tokenizer', { type: 'enum', values: ['chars4', 'chars3.2', 'words'] }, false, 'weight-free tokenizer'),
   knob('maxNumSeqs', 'max-num-seqs', { type: 'int', min: 1 }, false, 'running requests per server'),
   knob('maxNumBatchedTokens', 'max-num-batched-tokens', { type: 'int', min: 1 }, false, 'token budget of one engine step'),
   knob('blockSize', 'block-size', { type: 'enum', values: ['8', '16', '32', '64', '128'] }, false, 'tokens per KV block'),

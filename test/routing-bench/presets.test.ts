@@ -103,6 +103,19 @@ test('epp-default routes as precise-322 (upstream weights over the precise index
   assert.deepEqual(profileOf('epp-default (render)', eppDefaultConfigText('render')), profileOf('epp-default'));
 });
 
+test('a scenario whose servers tokenize otherwise gives the precise policies\' sim token producer the same tokenizer', async () => {
+  const { configForScenario, SCENARIOS } = await import('../../bench/routing/workload.ts');
+  const code = SCENARIOS['sp-pressure-code']!;
+  assert.equal(code.serverOptions?.tokenizer, 'chars3.2');
+  for (const name of ['precise-322', 'precise-sticky', 'precise-cost', 'epp-default']) {
+    const text = configForScenario(CONFIG_PRESETS[name] as string, code);
+    const tokens = load(name, text).plugins.find((p) => p.typedName.type === 'token-producer') as unknown as { config: { backend: string; sim: { tokenizer: string } } };
+    assert.deepEqual([tokens.config.backend, tokens.config.sim.tokenizer], ['sim', 'chars3.2'], name);
+  }
+  assert.equal(configForScenario(CONFIG_PRESETS['upstream-default'] as string, code), CONFIG_PRESETS['upstream-default'], 'no token producer: unchanged');
+  assert.equal(configForScenario(CONFIG_PRESETS['precise-322'] as string, SCENARIOS['sp-pressure']!), CONFIG_PRESETS['precise-322']);
+});
+
 test('upstream-default (what `epp serve` loads without a config) stays on the approximate index; so does the micro-benchmarks\' approx-322', () => {
   for (const [name, text] of [['upstream-default', CONFIG_PRESETS['upstream-default']], ['approx-322', APPROX_322_WITH_FALLBACK_CONFIG_TEXT]] as const) {
     const types = load(name, text).plugins.map((p) => p.typedName.type);

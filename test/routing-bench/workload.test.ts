@@ -194,10 +194,14 @@ test('sp-second-gateway: half the requests go to their group\'s pinned server wi
   for (const r of other) assert.equal(r.bypass, otherPinned[r.group]);
 });
 
-test('the unsized scenarios: sp-pressure\'s and sp-overflow\'s workloads on servers that publish no KV block count', () => {
-  for (const [name, base] of [['sp-pressure-unsized', 'sp-pressure'], ['sp-overflow-unsized', 'sp-overflow']] as const) {
+test('the capacity-mismatch scenarios: sp-pressure\'s and sp-overflow\'s requests on servers without a block count, or tokenizing code-like', () => {
+  for (const [name, base, options] of [
+    ['sp-pressure-unsized', 'sp-pressure', { metricsNumGpuBlocks: false }],
+    ['sp-overflow-unsized', 'sp-overflow', { metricsNumGpuBlocks: false }],
+    ['sp-pressure-code', 'sp-pressure', { tokenizer: 'chars3.2' }],
+  ] as const) {
     const s = SCENARIOS[name] as ScenarioSpec;
-    assert.deepEqual(s.serverOptions, { metricsNumGpuBlocks: false }, name);
+    assert.deepEqual(s.serverOptions, options, name);
     const l = defaultLoad({ seed: 7, rates: [12, 24], stageS: 10, warmupS: 10 });
     assert.deepEqual(buildSchedule(s, l), buildSchedule(SCENARIOS[base] as ScenarioSpec, l), `${name}: the same requests as ${base}`);
   }
