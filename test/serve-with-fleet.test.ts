@@ -11,13 +11,14 @@ import {
   type ApproxPrefixCacheProducer,
 } from '../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
 import { startEpp } from '../src/server/bootstrap.ts';
-import { startFleet } from '../src/sim/index.ts';
+import { startFleet, type SimServerOptions } from '../src/sim/index.ts';
 import { FakeEnvoy, setHeaders } from './support/fake-envoy.ts';
 import { makeHandle } from './support/plugin-fixtures.ts';
 import { waitUntil } from './support/wait.ts';
 
-test('serve: static discovery of a simulated fleet, live metrics in endpoint data, default-config routing', async () => {
-  const fleet = await startFleet({ servers: 2, basePort: 0 });
+/** A 2-server simulated fleet and an EPP (upstream's default config) discovering it statically. */
+async function fleetAndEpp(serverOptions: Partial<SimServerOptions> = {}) {
+  const fleet = await startFleet({ servers: 2, basePort: 0, serverOptions });
   const epp = await startEpp({
     grpcPort: 0,
     grpcHealthPort: -1,
@@ -27,6 +28,11 @@ test('serve: static discovery of a simulated fleet, live metrics in endpoint dat
     logger: silentLogger(),
     shutdownGraceMs: 500,
   });
+  return { fleet, epp };
+}
+
+test('serve: static discovery of a simulated fleet, live metrics in endpoint data, default-config routing', async () => {
+  const { fleet, epp } = await fleetAndEpp();
   const envoy = new FakeEnvoy(epp.grpcPort);
   try {
     assert.ok(epp.dataLayer);
@@ -56,17 +62,7 @@ test('serve: static discovery of a simulated fleet, live metrics in endpoint dat
 
 test('servers without a block-count metric: the approximate index falls back to 31,250 blocks per server (upstream)', async () => {
   // The routing benchmark's "unsized" scenarios: each server caches 2,048 blocks, the EPP cannot know it.
-  const fleet = await startFleet({ servers: 2, basePort: 0, serverOptions: { metricsNumGpuBlocks: false } });
-  const epp = await startEpp({
-    extProc: false,
-    grpcPort: 0,
-    grpcHealthPort: -1,
-    host: '127.0.0.1',
-    secureServing: false,
-    discovery: { endpoints: fleet.servers.map((s) => `127.0.0.1:${s.port}`), refreshIntervalMs: 20 },
-    logger: silentLogger(),
-    shutdownGraceMs: 500,
-  });
+  const { fleet, epp } = await fleetAndEpp({ metricsNumGpuBlocks: false });
   try {
     await epp.dataLayer?.whenReady();
     const store = epp.store;
