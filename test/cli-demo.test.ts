@@ -70,3 +70,23 @@ test('epp demo: close stops the fleet and removes the endpoints file', async () 
   const refused = await fetch(demo.fleet!.servers[0]!.url + '/health').then(() => false, () => true);
   assert.ok(refused, 'the simulated server is stopped');
 });
+
+test('epp demo --endpoints: real servers get the same routing with the engines\' own tokens (token-producer backend render)', async () => {
+  const { startFleet } = await import('../src/sim/index.ts');
+  const servers = await startFleet({ servers: 1, basePort: 0 });
+  const demo = await startDemo({ servers: 4, basePort: 0, port: 0, endpoints: `127.0.0.1:${servers.servers[0]!.port}`, logger: silentLogger() });
+  try {
+    assert.equal(demo.fleet, undefined);
+    assert.equal(demo.endpointsFile, undefined);
+    assert.equal(demo.epp.config.origin, 'epp-default (token-producer backend: render)');
+    const tokens = demo.epp.config.plugins.find((p) => p.typedName.type === 'token-producer') as unknown as { config: { backend: string } };
+    assert.equal(tokens.config.backend, 'render');
+    assert.ok(demo.epp.config.plugins.some((p) => p instanceof PrecisePrefixCacheProducer));
+    // Without published events the endpoint is never SYNCED: it is scored by the approximate fallback, and served.
+    const r = await complete(`http://127.0.0.1:${demo.epp.gatewayPort}`, PROMPT);
+    assert.equal(r.pod, servers.servers[0]!.name);
+  } finally {
+    await demo.close();
+    await servers.close();
+  }
+});
