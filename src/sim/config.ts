@@ -80,11 +80,7 @@ export interface SimServerOptions {
   /** llmd model: latency multiplier reached when `maxNumSeqs` requests run (≥ 1). */
   timeFactorUnderLoad: number;
   metricsFlavor: MetricsFlavor;
-  /**
-   * Publish the KV cache's block count (`num_gpu_blocks` in `vllm:cache_config_info`; `num_pages` and
-   * `sglang:max_total_num_tokens` with sglang names). Off: the block size is still published, the count is not —
-   * servers whose metrics carry no block count (TGI exports none), so a router cannot size its index from them.
-   */
+  /** Publish the KV block count (`num_gpu_blocks`; sglang: `num_pages`, `max_total_num_tokens`); false = a server that does not. */
   metricsNumGpuBlocks: boolean;
   /** How long rendered histogram text may be reused by `/metrics`, in real ms. */
   metricsCacheMs: number;
