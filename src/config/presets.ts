@@ -10,7 +10,8 @@
  * - baselines: `round-robin`, `random`, `least-outstanding-requests` (router-side least-loaded),
  *   `prefix-only` (prefix-cache scorer alone).
  * - issue 18's comparison: `approx-sticky` (sticky until saturated, approximate index), `precise-322`
- *   (upstream's weights over the precise index), `precise-sticky`, `precise-cost` (Dynamo-style cost scorer).
+ *   (upstream's weights over the precise index), `precise-sticky`, `precise-cost` (Dynamo-style cost scorer),
+ *   `precise-bounded` (`bounded-affinity` over the precise index).
  */
 import { CONFIG_API_VERSION, CONFIG_KIND, DEFAULT_CONFIG_TEXT } from './schema.ts';
 
@@ -98,8 +99,7 @@ export const EPP_DEFAULT_CONFIG_TEXT = eppDefaultConfigText('sim');
  * gateway's retry. Best on hot prefixes (sp-skewed), behind upstream's scoring with a slow server (sp-hetero):
  * docs/benchmarks.md. On servers with a larger `max-num-seqs`, raise `maxOutstandingRequests` to it.
  */
-const BOUNDED_AFFINITY_CONFIG_TEXT = `${header}plugins:
-- type: bounded-prefix-affinity-filter
+const BOUNDED_AFFINITY_PLUGINS_AND_PROFILE = `- type: bounded-prefix-affinity-filter
   parameters:
     affinityThreshold: 0.5
     maxOutstandingRequests: 32
@@ -119,6 +119,8 @@ schedulingProfiles:
     weight: 3
   - pluginRef: max-score-picker
 `;
+const BOUNDED_AFFINITY_CONFIG_TEXT = `${header}plugins:
+${BOUNDED_AFFINITY_PLUGINS_AND_PROFILE}`;
 
 const ROUND_ROBIN_CONFIG_TEXT = `${header}plugins:
 - type: round-robin-picker
@@ -203,6 +205,10 @@ ${PRECISE_PLUGINS}${WEIGHTED_322_WITH_FALLBACK}`;
 const PRECISE_STICKY_CONFIG_TEXT = `${header}plugins:
 ${PRECISE_PLUGINS}${STICKY_PLUGINS}${STICKY_PROFILE}`;
 
+/** Prefix affinity bounded by load (`bounded-affinity`) over the precise index. */
+const PRECISE_BOUNDED_CONFIG_TEXT = `${header}plugins:
+${PRECISE_PLUGINS}${BOUNDED_AFFINITY_PLUGINS_AND_PROFILE}`;
+
 /** Dynamo-style KV cost (new prefill blocks × weight + held blocks, argmin) over the precise index. */
 const PRECISE_COST_CONFIG_TEXT = `${header}plugins:
 ${PRECISE_PLUGINS}- type: kv-cost-scorer
@@ -230,6 +236,7 @@ export const CONFIG_PRESETS: Readonly<Record<string, string>> = {
   'precise-322': PRECISE_322_CONFIG_TEXT,
   'precise-sticky': PRECISE_STICKY_CONFIG_TEXT,
   'precise-cost': PRECISE_COST_CONFIG_TEXT,
+  'precise-bounded': PRECISE_BOUNDED_CONFIG_TEXT,
 };
 
 /** Presets that need the engines' KV events (the routing benchmark then starts the fleet with publishers). */

@@ -39,6 +39,7 @@ test('the benchmark policies are named presets', () => {
     'precise-322',
     'precise-sticky',
     'precise-cost',
+    'precise-bounded',
   ]);
 });
 
@@ -52,12 +53,13 @@ test('issue 18 policies: sticky until saturated (approximate, precise), 3:2:2 an
     ['prefix-cache-scorer', 3],
   ]);
   assert.deepEqual(profileOf('precise-cost'), { filters: [], scorers: [['kv-cost-scorer', 1]], picker: 'max-score-picker' });
+  assert.deepEqual(profileOf('precise-bounded'), profileOf('bounded-affinity'));
   const types = (name: string) => load(name).plugins.map((p) => p.typedName.type).sort();
   // The approximate sticky policy gets the approximate producer and the prefill load auto-added; the precise ones
   // use the precise producer instead (no approximate one), the sticky gate and the cost scorer the prefill load.
   assert.ok(types('approx-sticky').includes('approx-prefix-cache-producer'));
   assert.ok(types('approx-sticky').includes('prefill-load-producer'));
-  for (const name of ['precise-322', 'precise-sticky', 'precise-cost']) {
+  for (const name of ['precise-322', 'precise-sticky', 'precise-cost', 'precise-bounded']) {
     assert.ok(types(name).includes('precise-prefix-cache-producer'), name);
     assert.ok(!types(name).includes('approx-prefix-cache-producer'), name);
   }
