@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import type { InferenceRequest } from '../../src/framework/request.ts';
 import { HookScope } from '../../src/runtime/hook-scope.ts';
 import { RequestAbort } from '../../src/runtime/request-abort.ts';
-import { CONFIG_PRESETS } from '../../src/config/presets.ts';
+import { APPROX_322_WITH_FALLBACK_CONFIG_TEXT } from '../../src/config/presets.ts';
 import { startTestEpp } from '../support/epp.ts';
 import { chatInput, hookPlugin, testDirector } from '../support/runtime.ts';
 
@@ -110,8 +110,8 @@ test('through the director: request.signal read by a hook before the abort fires
   assert.equal('signal' in { ...kept }, false);
 });
 
-test('an ordinary request through the default plugins creates no AbortController; request.aborted shows an abort without one', async () => {
-  const epp = await startTestEpp({ configText: CONFIG_PRESETS['epp-default'] as string });
+test('an ordinary request through approx-322 (upstream scoring, approximate index) creates no AbortController; request.aborted shows an abort without one', async () => {
+  const epp = await startTestEpp({ configText: APPROX_322_WITH_FALLBACK_CONFIG_TEXT });
   const input = chatInput(); // before counting: its default signal is the test's own
   const Original = globalThis.AbortController;
   let created = 0;
@@ -126,7 +126,7 @@ test('an ordinary request through the default plugins creates no AbortController
       const d = await epp.director.route({ ...input, signal: new RequestAbort() });
       await d.response.finish();
     }
-    assert.equal(created, 0, 'no hook of the default plugins declares a signal it does not read');
+    assert.equal(created, 0, 'no hook of these plugins declares a signal it does not read');
     // The prefix producer reads request.aborted (a request that ended before preRequest is not indexed).
     const a = new RequestAbort();
     let seen: InferenceRequest | undefined;
