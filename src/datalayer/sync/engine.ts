@@ -26,13 +26,13 @@ import type { Timers } from '../../util/timers.ts';
 import {
   compareIds,
   decodeBatchView,
-  decodeSnapshotField,
   encodeBatch,
-  encodeSnapshotField,
   FLAG_BYE,
   FLAG_GAUGES,
   peekOrigin,
   PlacementCursor,
+  SnapshotFieldBuilder,
+  SnapshotFieldReader,
   WIRE_VERSION,
   type BatchView,
   type WireChannel,
@@ -149,6 +149,12 @@ class TimeoutError extends Error {}
 
 /** Appends pipelined at once; beyond this, batches wait in the (capped, drop-oldest) queue. */
 const MAX_APPENDS_IN_FLIGHT = 32;
+
+/**
+ * Blocks a snapshot import hands the index at once (it then checks the slice budget): an endpoint of 31,250 blocks
+ * imported whole is several milliseconds of table inserts, and a resync after a trim imports while serving.
+ */
+const SNAPSHOT_IMPORT_PIECE_BLOCKS = 2048;
 
 /** Per-(channel, endpoint) cap of the coalescing map. */
 const COALESCE_CAP = 1 << 16;
@@ -621,36 +627,49 @@ export class SyncEngine {
     const snap = await this.#bounded(this.#t.getSnapshot(), this.settings.callTimeoutMs);
     if (snap === undefined || snap.meta.v !== 1) return false;
     if (snap.meta.origin === this.#o.origin && resync) return false; // our own state: nothing to learn
-    const byChannel = new Map<string, IndexSnapshotEntry[]>();
+    const byChannel = new Map<string, Array<[string, Uint8Array]>>();
     for (const [field, value] of snap.fields) {
       const nl = field.indexOf('\n');
       if (nl < 0) continue;
       const channel = field.slice(0, nl);
       let list = byChannel.get(channel);
       if (list === undefined) byChannel.set(channel, (list = []));
-      try {
-        const { capacityBlocks, hashes } = decodeSnapshotField(value);
-        list.push({ endpoint: field.slice(nl + 1), capacityBlocks, hashes });
-      } catch {
-        this.#drop('malformed', 1);
-      }
+      list.push([field.slice(nl + 1), value]);
     }
-    for (const [channel, entries] of byChannel) {
+    for (const [channel, fields] of byChannel) {
       const ix = this.#indexByName.get(channel);
       if (ix === undefined) continue;
       if (snap.meta.fingerprints[channel] !== ix.replicationFingerprint() >>> 0) {
-        this.#incompatible(snap.meta.origin, entries.length, 'snapshot index fingerprint differs');
+        this.#incompatible(snap.meta.origin, fields.length, 'snapshot index fingerprint differs');
         continue;
       }
       const blockSize = snap.meta.blockSizes?.[channel];
       if (blockSize !== undefined && blockSize !== ix.currentBlockSizeTokens()) {
-        this.#incompatible(snap.meta.origin, entries.length, `snapshot block size ${blockSize} unusable here`);
+        this.#incompatible(snap.meta.origin, fields.length, `snapshot block size ${blockSize} unusable here`);
         continue;
       }
-      for (const entry of entries) {
-        ix.importSnapshot([entry]);
-        await this.#yieldNow();
-        if (this.#closed) return false;
+      // Decoded and imported piece by piece (oldest first, as the contract allows), yielding once a slice's budget
+      // is spent: the whole index at once held the loop for milliseconds, and a resync imports while serving.
+      let sliceStart = this.#cpuNow();
+      for (const [endpoint, value] of fields) {
+        let reader: SnapshotFieldReader;
+        try {
+          reader = new SnapshotFieldReader(value);
+        } catch {
+          this.#drop('malformed', 1);
+          continue;
+        }
+        let from = 0;
+        do {
+          const entry: IndexSnapshotEntry = { endpoint, capacityBlocks: reader.capacityBlocks, hashes: reader.read(from, SNAPSHOT_IMPORT_PIECE_BLOCKS) };
+          ix.importSnapshot([entry]);
+          from += SNAPSHOT_IMPORT_PIECE_BLOCKS;
+          if (this.#cpuNow() - sliceStart >= this.settings.applySliceMs) {
+            await this.#yieldNow();
+            if (this.#closed) return false;
+            sliceStart = this.#cpuNow();
+          }
+        } while (from < reader.n);
       }
     }
     if (compareIds(snap.meta.streamId, this.#lastId) > 0) this.#lastId = snap.meta.streamId;
@@ -682,16 +701,32 @@ export class SyncEngine {
         const name = ix.typedName.name;
         fingerprints[name] = ix.replicationFingerprint() >>> 0;
         blockSizes[name] = ix.currentBlockSizeTokens();
+        // An endpoint may come in several consecutive pieces: each is encoded as it comes, the field is joined when
+        // the next endpoint starts, and the loop yields between pieces once a slice's budget is spent.
+        let open: SnapshotFieldBuilder | undefined;
+        let openEndpoint = '';
+        const close = (): void => {
+          if (open === undefined) return;
+          const value = open.finish();
+          fields.set(`${name}\n${openEndpoint}`, value);
+          bytes += value.length;
+          open = undefined;
+        };
         let sliceStart = this.#cpuNow();
         for (const e of ix.exportSnapshot()) {
-          const value = encodeSnapshotField(e.capacityBlocks, e.hashes);
-          fields.set(`${name}\n${e.endpoint}`, value);
-          bytes += value.length;
+          if (open === undefined || e.endpoint !== openEndpoint) {
+            close();
+            open = new SnapshotFieldBuilder(e.capacityBlocks);
+            openEndpoint = e.endpoint;
+          }
+          open.add(e.hashes);
           if (this.#cpuNow() - sliceStart >= this.settings.applySliceMs) {
             await this.#yieldNow();
+            if (this.#closed) return false;
             sliceStart = this.#cpuNow();
           }
         }
+        close();
       }
       const snapshot: Snapshot = { meta: { v: 1, createdAtMs: this.#o.clock.now(), origin: this.#o.origin, streamId, fingerprints, blockSizes }, fields };
       await this.#bounded(this.#t.putSnapshot(snapshot), Math.max(this.settings.callTimeoutMs, 5000));
