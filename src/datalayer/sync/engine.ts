@@ -60,9 +60,16 @@ export interface SyncSettings {
   readonly warmupTimeoutMs: number;
   /** Stream retention (the transport trims; used here to pick the replay start when there is no snapshot). */
   readonly retentionMs: number;
-  /** Read long-poll and batch size. */
+  /** Read long-poll, and the most entries one read asks for. */
   readonly readBlockMs: number;
   readonly readCount: number;
+  /**
+   * About the most bytes one read should bring. Redis's XREAD bounds a reply by entries only, and a reply arriving
+   * at once is read and decoded in one turn of the event loop (up to 32 socket reads of 64 KB): the reader sets each
+   * read's COUNT from the largest entry it has seen lately, so that a replica catching up after a stall does not
+   * take megabytes of batches in one turn.
+   */
+  readonly readMaxBytes: number;
   /** Extra time a read may take beyond `readBlockMs` before the link is declared dead and reset. */
   readonly watchdogMs: number;
   /** Timeout of every other transport call. */
@@ -89,6 +96,7 @@ export const DEFAULT_SYNC_SETTINGS: SyncSettings = Object.freeze({
   retentionMs: 30_000,
   readBlockMs: 1000,
   readCount: 512,
+  readMaxBytes: 64 * 1024,
   watchdogMs: 2000,
   callTimeoutMs: 1000,
   applySliceMs: 0.5,
@@ -196,6 +204,8 @@ export class SyncEngine {
   #snapshotTimer: unknown;
   #lastResyncMs = -Infinity;
   #trimCheckPending = false;
+  /** The largest entry seen lately (bytes; decays by a quarter per read): sets each read's COUNT. */
+  #entryBytes: number;
 
   // readiness
   #ready = false;
@@ -237,6 +247,8 @@ export class SyncEngine {
     }
     if (this.#channels.length > 255) throw new Error('cross-replica sync: more than 255 replicated plugins');
     this.#lastId = idAt(o.clock.now() - this.settings.retentionMs);
+    // Until entries are seen, assume the largest a peer may send: the first read then takes a single entry.
+    this.#entryBytes = this.settings.maxBatchBytes;
     this.ready = new Promise((resolve) => {
       this.#resolveReady = resolve;
     });
@@ -445,10 +457,12 @@ export class SyncEngine {
     const s = this.settings;
     while (!this.#closed) {
       let entries: StreamEntry[];
+      let count: number;
       try {
         // While warming up, do not long-poll: a short read means caught up.
         const block = this.#ready ? s.readBlockMs : 0;
-        entries = await this.#bounded(this.#t.read(this.#lastId, s.readCount, block), block + s.watchdogMs);
+        count = Math.max(1, Math.min(s.readCount, Math.floor(s.readMaxBytes / this.#entryBytes)));
+        entries = await this.#bounded(this.#t.read(this.#lastId, count, block), block + s.watchdogMs);
       } catch (err) {
         if (this.#closed) return;
         if (err instanceof TimeoutError) this.#t.resetReader();
@@ -467,6 +481,9 @@ export class SyncEngine {
       // After a reconnect: was the log trimmed past this reader? (retried until the check itself succeeds)
       if (this.#trimCheckPending) this.#trimCheckPending = !(await this.#checkTrimmed('reconnected'));
       if (entries.length > 0) {
+        let largest = 0;
+        for (const e of entries) if (e.payload.byteLength > largest) largest = e.payload.byteLength;
+        this.#entryBytes = Math.max(64, largest, 0.75 * this.#entryBytes);
         const from = this.#lastId;
         this.#lastId = (entries[entries.length - 1] as StreamEntry).id;
         const gapsBefore = this.stats.seqGaps;
@@ -476,7 +493,7 @@ export class SyncEngine {
         const suspicious = worstLagMs > s.maxLagMs || this.stats.seqGaps > gapsBefore;
         if (suspicious && this.#o.clock.now() - this.#lastResyncMs > s.maxLagMs) await this.#checkTrimmed(worstLagMs > s.maxLagMs ? 'lagging' : 'sequence gap', from);
       }
-      if (!this.#ready && entries.length < s.readCount) this.#markReady(true, undefined);
+      if (!this.#ready && entries.length < count) this.#markReady(true, undefined);
     }
   }
 

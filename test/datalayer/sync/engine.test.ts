@@ -197,6 +197,32 @@ test('apply runs in CPU-bounded slices and yields between them', async () => {
   await fleet.stopAll();
 });
 
+test('a reader catching up asks for about readMaxBytes per read, not readCount entries of any size', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { capacity: 100_000, settings: { coalesceMs: 0 } });
+  await a.engine.start();
+  for (let i = 0; i < 120; i++) {
+    a.index.route(`ep${i % 4}`, hashes(i, 1000)); // one ≈ 8 kB batch each
+    await fleet.run(6);
+  }
+  // A replica starting now replays those batches from the log (no snapshot yet).
+  const b = fleet.add('b', { capacity: 100_000 });
+  const replies: number[] = [];
+  const read = b.link.read.bind(b.link);
+  b.link.read = async (afterId, count, blockMs) => {
+    const got = await read(afterId, count, blockMs);
+    if (got.length > 0) replies.push(got.reduce((n, e) => n + e.payload.byteLength, 0));
+    return got;
+  };
+  await b.engine.start();
+  await fleet.run(50);
+  assert.deepEqual(b.index.pairs(), a.index.pairs(), 'caught up with everything');
+  const limit = b.engine.settings.readMaxBytes;
+  assert.ok(replies.length >= 120 * 8000 / limit, `${replies.length} reads`);
+  assert.ok(Math.max(...replies) <= limit, `largest read ${Math.max(...replies)} bytes (limit ${limit}; 120 entries would be ≈ 960 kB)`);
+  await fleet.stopAll();
+});
+
 test('snapshot + log: a new replica starts warm with the same index and LRU order', async () => {
   const fleet = new Fleet();
   const a = fleet.add('a', { capacity: 50 });
