@@ -39,7 +39,12 @@ import {
   type WireGauge,
   type WirePlacement,
 } from './codec.ts';
+import { RecentSends } from './recent-sends.ts';
 import { idAt, type Snapshot, type StreamEntry, type SyncTransport } from './transport.ts';
+
+/** Splits a bigint into uint32 halves without allocating (little-endian: index 0 is the low half). */
+const split64 = new BigUint64Array(1);
+const split32 = new Uint32Array(split64.buffer);
 
 export interface SyncSettings {
   /** Flush pending placements at most this long after the first one. */
@@ -164,7 +169,7 @@ const MAX_APPENDS_IN_FLIGHT = 32;
  */
 const SNAPSHOT_IMPORT_PIECE_BLOCKS = 2048;
 
-/** Per-(channel, endpoint) cap of the coalescing map. */
+/** Per-(channel, endpoint) cap of one generation of coalescing's memory (recent-sends.ts). */
 const COALESCE_CAP = 1 << 16;
 
 export class SyncEngine {
@@ -189,7 +194,8 @@ export class SyncEngine {
   /** Appends sent and not yet answered: pipelined (one connection keeps their order), so a slow link's RTT
    * does not cap the publish rate at one batch per round trip. */
   #inFlight = 0;
-  readonly #coalesce = new Map<string, Map<bigint, number>>();
+  /** Touch coalescing, per `<channel>\n<endpoint>`. */
+  readonly #coalesce = new Map<string, RecentSends>();
   /** One cursor (and so one hashes array) for every batch this engine applies. */
   readonly #cursor = new PlacementCursor();
 
@@ -334,18 +340,14 @@ export class SyncEngine {
     const window = this.settings.coalesceMs;
     if (window > 0) {
       const key = `${channel}\n${endpoint}`;
-      let seen = this.#coalesce.get(key);
-      if (seen === undefined) this.#coalesce.set(key, (seen = new Map()));
       const now = this.#o.clock.now();
+      let recent = this.#coalesce.get(key);
+      if (recent === undefined) this.#coalesce.set(key, (recent = new RecentSends(window, COALESCE_CAP, now)));
       send = [];
       for (const h of hashes) {
-        const at = seen.get(h);
-        if (at !== undefined && now - at < window) continue;
-        if (at !== undefined) seen.delete(h);
-        seen.set(h, now);
-        send.push(h);
+        split64[0] = h;
+        if (recent.offer(split32[1] as number, split32[0] as number, now)) send.push(h);
       }
-      while (seen.size > COALESCE_CAP) seen.delete(seen.keys().next().value as bigint);
       if (send.length === 0) return;
     } else send = hashes.slice();
     this.#pending.push({ channel, endpoint, blockSizeTokens, hashes: send });
@@ -357,6 +359,9 @@ export class SyncEngine {
   #heartbeat(): void {
     if (this.#closed) return;
     this.#flush(true);
+    // An endpoint nothing was sent to for two windows has nothing left to coalesce against: drop its tables.
+    const idleSince = this.#o.clock.now() - 2 * this.settings.coalesceMs;
+    for (const [key, recent] of this.#coalesce) if (recent.lastUsedMs < idleSince) this.#coalesce.delete(key);
     this.#m.peers?.(this.peerCount());
     this.#heartbeatTimer = this.#o.timers.setTimeout(() => this.#heartbeat(), this.settings.gaugeIntervalMs);
   }
