@@ -171,6 +171,12 @@ const MAX_APPENDS_IN_FLIGHT = 32;
  */
 const SNAPSHOT_IMPORT_PIECE_BLOCKS = 2048;
 
+/**
+ * A full read slower than this is taken as latency-bound (a distant or lagging Redis, not a busy loop): the next
+ * read may bring more than readMaxBytes.
+ */
+const SLOW_READ_MS = 20;
+
 /** Per-(channel, endpoint) cap of one generation of coalescing's memory (recent-sends.ts). */
 const COALESCE_CAP = 1 << 16;
 
@@ -212,8 +218,13 @@ export class SyncEngine {
   #snapshotTimer: unknown;
   #lastResyncMs = -Infinity;
   #trimCheckPending = false;
-  /** The largest entry seen lately (bytes; decays by a quarter per read): sets each read's COUNT. */
+  /** The largest entry seen lately (bytes; halves per read down to the largest of that read): sets each read's COUNT. */
   #entryBytes: number;
+  /**
+   * Multiplies the byte-bounded COUNT while reads come back full and slow (a high-latency link, where
+   * readMaxBytes per round trip could not keep up with the stream); halves back when a read is not full.
+   */
+  #countBoost = 1;
 
   // readiness
   #ready = false;
@@ -255,8 +266,8 @@ export class SyncEngine {
     }
     if (this.#channels.length > 255) throw new Error('cross-replica sync: more than 255 replicated plugins');
     this.#lastId = idAt(o.clock.now() - this.settings.retentionMs);
-    // Until entries are seen, assume the largest a peer may send: the first read then takes a single entry.
-    this.#entryBytes = this.settings.maxBatchBytes;
+    // Until entries are seen, one read takes one entry; the estimate then halves per read to the entries' size.
+    this.#entryBytes = this.settings.readMaxBytes;
     this.ready = new Promise((resolve) => {
       this.#resolveReady = resolve;
     });
@@ -465,10 +476,12 @@ export class SyncEngine {
     while (!this.#closed) {
       let entries: StreamEntry[];
       let count: number;
+      let readStartMs: number;
       try {
         // While warming up, do not long-poll: a short read means caught up.
         const block = this.#ready ? s.readBlockMs : 0;
-        count = Math.max(1, Math.min(s.readCount, Math.floor(s.readMaxBytes / this.#entryBytes)));
+        count = Math.max(1, Math.min(s.readCount, Math.floor(s.readMaxBytes / this.#entryBytes) * this.#countBoost));
+        readStartMs = this.#o.clock.now();
         entries = await this.#bounded(this.#t.read(this.#lastId, count, block), block + s.watchdogMs);
       } catch (err) {
         if (this.#closed) return;
@@ -490,7 +503,10 @@ export class SyncEngine {
       if (entries.length > 0) {
         let largest = 0;
         for (const e of entries) if (e.payload.byteLength > largest) largest = e.payload.byteLength;
-        this.#entryBytes = Math.max(64, largest, 0.75 * this.#entryBytes);
+        this.#entryBytes = Math.min(s.maxBatchBytes, Math.max(256, largest, this.#entryBytes / 2));
+        // A full read that took a long round trip: more is waiting than a byte-bounded read per round trip brings.
+        if (entries.length === count && this.#o.clock.now() - readStartMs >= SLOW_READ_MS) this.#countBoost = Math.min(this.#countBoost * 2, s.readCount);
+        else if (entries.length < count) this.#countBoost = Math.max(1, this.#countBoost / 2);
         const from = this.#lastId;
         this.#lastId = (entries[entries.length - 1] as StreamEntry).id;
         const gapsBefore = this.stats.seqGaps;

@@ -223,6 +223,28 @@ test('a reader catching up asks for about readMaxBytes per read, not readCount e
   await fleet.stopAll();
 });
 
+test('over a slow link, reads grow past readMaxBytes while they come back full, so the reader keeps up', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { capacity: 100_000, settings: { coalesceMs: 0 } });
+  const b = fleet.add('b', { capacity: 100_000 });
+  // Every read of b's takes a 250 ms round trip.
+  const read = b.link.read.bind(b.link);
+  b.link.read = (afterId, count, blockMs) => new Promise((resolve) => fleet.time.setTimeout(() => resolve(read(afterId, count, blockMs)), 250));
+  await a.engine.start();
+  void b.engine.start();
+  await fleet.run(3000, 10);
+  assert.equal(b.engine.isWarm(), true, 'caught up with a\'s heartbeats and ready');
+  // ≈ 8 kB batches at 160/s: 1.3 MB/s, where 32 KiB per 250 ms round trip would carry 128 kB/s.
+  for (let i = 0; i < 480; i++) {
+    a.index.route(`ep${i % 4}`, hashes(i, 1000));
+    await fleet.run(6);
+  }
+  await fleet.run(2000, 10);
+  assert.equal(b.engine.stats.appliedPlacements, 480, 'caught up within 2 s of the last batch');
+  assert.deepEqual(b.index.pairs(), a.index.pairs());
+  await fleet.stopAll();
+});
+
 test('snapshot + log: a new replica starts warm with the same index and LRU order', async () => {
   const fleet = new Fleet();
   const a = fleet.add('a', { capacity: 50 });
