@@ -31,8 +31,6 @@ import {
   FLAG_GAUGES,
   peekOrigin,
   PlacementCursor,
-  SnapshotFieldBuilder,
-  SnapshotFieldReader,
   WIRE_VERSION,
   type BatchView,
   type WireChannel,
@@ -40,6 +38,7 @@ import {
   type WirePlacement,
 } from './codec.ts';
 import { RecentSends } from './recent-sends.ts';
+import { SnapshotFieldBuilder, SnapshotFieldReader } from './snapshot-field.ts';
 import { idAt, type Snapshot, type StreamEntry, type SyncTransport } from './transport.ts';
 
 /** Splits a bigint into uint32 halves without allocating (little-endian: index 0 is the low half). */

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeBatch, decodeBatchView, decodeSnapshotField, encodeBatch, encodeSnapshotField, PlacementCursor, WireFormatError } from '../../../src/datalayer/sync/codec.ts';
+import { decodeBatch, decodeBatchView, encodeBatch, PlacementCursor, WireFormatError } from '../../../src/datalayer/sync/codec.ts';
+import { decodeSnapshotField, encodeSnapshotField } from '../../../src/datalayer/sync/snapshot-field.ts';
 import { fromHalves, toHalves } from '../../../src/framework/replication.ts';
 import { Fleet, hashes, longestStretch } from './helpers.ts';
 

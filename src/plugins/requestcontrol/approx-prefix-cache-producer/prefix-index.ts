@@ -215,20 +215,6 @@ export class PrefixIndex {
     return out;
   }
 
-  /** `hashesOf` as uint32 halves in new arrays (least recently used first): no bigint per entry. */
-  halvesOf(endpoint: string): { n: number; hi: Uint32Array; lo: Uint32Array } {
-    const entry = this.#endpoints.get(endpoint);
-    const n = entry?.nodes.size ?? 0;
-    const hi = new Uint32Array(n);
-    const lo = new Uint32Array(n);
-    let i = 0;
-    for (let node = entry?.head ?? -1; node >= 0 && i < n; node = this.#next[node] as number, i++) {
-      hi[i] = this.#hi[node] as number;
-      lo[i] = this.#lo[node] as number;
-    }
-    return { n: i, hi, lo };
-  }
-
   /**
    * `endpoint`'s blocks, least recently used first, `maxBlocks` per call of the returned generator's `next`, for
    * a caller that yields to the event loop between steps (a snapshot of an endpoint of 31,250 blocks walked in one
