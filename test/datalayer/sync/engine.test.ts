@@ -246,6 +246,25 @@ test('over a slow link, reads grow past readMaxBytes while they come back full, 
   await fleet.stopAll();
 });
 
+test('a replica starting 1 s away from the log reads at full speed from its second read', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { settings: { coalesceMs: 0 } });
+  await a.engine.start();
+  for (let i = 0; i < 300; i++) {
+    a.index.route(`ep${i % 4}`, hashes(i, 4)); // small batches, one per 6 ms
+    await fleet.run(6);
+  }
+  const b = fleet.add('b');
+  const read = b.link.read.bind(b.link);
+  b.link.read = (afterId, count, blockMs) => new Promise((resolve) => fleet.time.setTimeout(() => resolve(read(afterId, count, blockMs)), 1000));
+  void b.engine.start();
+  // Round trips of 1 s: one entry, then the rest (≈ 340 entries) in one or two reads, then a short read: warm.
+  await fleet.run(3500, 10);
+  assert.equal(b.engine.isWarm(), true, 'caught up within 3.5 round trips');
+  assert.deepEqual(b.index.pairs(), a.index.pairs());
+  await fleet.stopAll();
+});
+
 test('snapshot + log: a new replica starts warm with the same index and LRU order', async () => {
   const fleet = new Fleet();
   const a = fleet.add('a', { capacity: 50 });
