@@ -12,7 +12,7 @@
  *   empty                  a fixed, empty reply for every message, bodies not sent back (the floor before the
  *                          like-with-like fix; Envoy in FULL_DUPLEX_STREAMED mode would forward no body);
  *   route                  passthrough, plus the EPP's own routing of each request (a director built by startEpp
- *                          with the `epp-default` preset: parse, prefix hashing, scheduling, hooks) and its
+ *                          with the micro-benchmarks' default plugins, bench/support/default-plugins.ts: parse, prefix hashing, scheduling, hooks) and its
  *                          completion at the last response body message. Replies do not wait for it. A second
  *                          floor, for information only: what an ext_proc server that routes costs, without the
  *                          EPP's stream state machine, relay and reply building.
@@ -20,7 +20,6 @@
 import { toBinary, create } from '@bufbuild/protobuf';
 import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
 import { ProcessingResponseSchema, type ProcessingRequest } from '../src/gen/envoy/service/ext_proc/v3/external_processor_pb.ts';
-import { CONFIG_PRESETS } from '../src/config/presets.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { RequestAbort } from '../src/runtime/request-abort.ts';
 import type { RoutingDecision } from '../src/runtime/request-path.ts';
@@ -30,6 +29,7 @@ import { readHeaders } from '../src/server/extproc/messages.ts';
 import { fixedStore } from '../test/support/epp.ts';
 import { externalProcessorService } from '../src/server/extproc/service.ts';
 import { announce } from './support/child.ts';
+import { BENCH_DEFAULT_PLUGINS, benchConfigText } from './support/default-plugins.ts';
 
 type Phase = Exclude<ProcessingRequest['request']['case'], undefined>;
 const PHASES: readonly Phase[] = ['requestHeaders', 'requestBody', 'requestTrailers', 'responseHeaders', 'responseBody', 'responseTrailers'];
@@ -50,7 +50,7 @@ const epp =
         secureServing: false,
         store: fixedStore(['127.0.0.11:8000', '127.0.0.12:8000', '127.0.0.13:8000', '127.0.0.14:8000']),
         logger: silentLogger(),
-        config: { origin: 'bench: echo + routing', text: CONFIG_PRESETS['epp-default'] as string },
+        config: { origin: 'bench: echo + routing', text: benchConfigText(BENCH_DEFAULT_PLUGINS) },
       })
     : undefined;
 let routed = 0;

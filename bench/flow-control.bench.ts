@@ -2,7 +2,7 @@
  * Flow-control benchmark.
  *
  * 1. Enqueue → dispatch overhead. One op = `director.route()` for a small chat request on an unsaturated pool
- *    (16 endpoints, the default plugins of the `epp-default` preset, concurrency-detector), from the call until
+ *    (16 endpoints, the micro-benchmarks' default plugins (bench/support/default-plugins.ts), concurrency-detector), from the call until
  *    the routing decision, then the request is completed (its in-flight slot released) before the next op. Run
  *    with the `flowControl` gate (every request goes through the flow controller: enqueue, dispatch cycle,
  *    in-flight accounting) and without it (default admission) in the same process, so the difference is the
@@ -27,8 +27,8 @@ import { silentLogger } from '../src/observability/logger.ts';
 import { startEpp } from '../src/server/bootstrap.ts';
 import type { RunningEpp } from '../src/server/bootstrap-options.ts';
 import { createRandomSource } from '../src/util/random.ts';
-import { CONFIG_PRESETS } from '../src/config/presets.ts';
 import { describeWarmUp, repetitions, warmUntilSteady } from './support/alternate.ts';
+import { BENCH_DEFAULT_PLUGINS, benchConfigText } from './support/default-plugins.ts';
 import { printRunInfo } from './support/run-info.ts';
 import { formatSpread, median, percentiles, spread } from './support/stats.ts';
 
@@ -46,9 +46,9 @@ const SEED = Number(args.seed);
 const IDLE_MS = Number(args['idle-ms']);
 const ENDPOINTS = 16;
 
-/** The default plugins (`epp-default` preset) plus the concurrency detector as saturation detector. */
+/** The micro-benchmarks' default plugins (`approx-322`) plus the concurrency detector as saturation detector. */
 function config(flowControl: boolean, maxConcurrency: number): string {
-  const preset = (CONFIG_PRESETS['epp-default'] as string).replace(
+  const preset = benchConfigText(BENCH_DEFAULT_PLUGINS).replace(
     /^plugins:\n/m,
     `plugins:\n- type: concurrency-detector\n  parameters: {maxConcurrency: ${maxConcurrency}}\n`,
   );
@@ -184,6 +184,6 @@ async function idle(): Promise<void> {
   await e.close();
 }
 
-printRunInfo('bench:flow-control', ['EPPs in this process with the epp-default preset + concurrency-detector; with and without the flowControl gate']);
+printRunInfo('bench:flow-control', ['EPPs in this process with approx-322 (bench/support/default-plugins.ts) + concurrency-detector; with and without the flowControl gate']);
 await overhead();
 await idle();

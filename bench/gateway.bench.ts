@@ -5,7 +5,7 @@
  * `INTERVAL_MS` per stream; the client (this process, same clock) records receive − send. Variants: direct to
  * the upstream, through a bare node:http streaming proxy (bench/bare-proxy-server.ts: the floor of any proxy on
  * this stack — a second process and two more loopback hops, no work), or through the gateway (its own process,
- * started once, with the default plugins: the `epp-default` preset), at each stream count (default 1 and 16). Every variant is warmed until its p50 stops
+ * started once, with the micro-benchmarks' default plugins: `approx-322`, bench/support/default-plugins.ts), at each stream count (default 1 and 16). Every variant is warmed until its p50 stops
  * moving, then all are measured once per repetition in a seeded shuffled order (≥ 3 repetitions). The model
  * server is deliberately fake (no token generation cost), so the figure is the proxy's own cost. Prints, as
  * median [min–max] over repetitions: p50/p99 µs per variant, the added p50 (gateway − direct in the same
@@ -95,7 +95,7 @@ async function rounds(port: number, streams: number, n: number): Promise<number[
 }
 
 printRunInfo('bench:gateway', [
-  `per-chunk latency, ${CHUNKS} chunks/stream every ${INTERVAL_MS} ms, gateway with the epp-default preset`,
+  `per-chunk latency, ${CHUNKS} chunks/stream every ${INTERVAL_MS} ms, gateway with approx-322 (upstream's scoring, approximate index)`,
   `${REPS} repetitions × ${ROUNDS} rounds per variant, variants shuffled per repetition (seed ${SEED})`,
 ]);
 const gateway = await startChild(new URL('./gateway-server.ts', import.meta.url), [String(upstreamPort)]);

@@ -1,14 +1,14 @@
 /**
- * Child process of bench/response-path.bench.ts: an EPP ext_proc server with the default plugins (the
- * `epp-default` preset, or the preset named by argv[3]) and one chunk-hook plugin, configured by argv[2]:
+ * Child process of bench/response-path.bench.ts: an EPP ext_proc server with the micro-benchmarks' default plugins
+ * (`approx-322`, bench/support/default-plugins.ts, or the preset named by argv[3]) and one chunk-hook plugin, configured by argv[2]:
  * none | io-async | io-inline | cpu-async. Forked once per run and kept alive while the scenarios alternate (bench/support/child.ts).
  */
-import { CONFIG_PRESETS } from '../src/config/presets.ts';
 import type { Plugin } from '../src/framework/plugin.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { startEpp } from '../src/server/bootstrap.ts';
 import { fixedStore } from '../test/support/epp.ts';
 import { announce } from './support/child.ts';
+import { BENCH_DEFAULT_PLUGINS, benchConfigText } from './support/default-plugins.ts';
 
 const mode = process.argv[2] ?? 'none';
 const hook = (name: string): Plugin => ({
@@ -30,9 +30,8 @@ const hook = (name: string): Plugin => ({
         }),
 });
 
-const presetName = process.argv[3] ?? 'epp-default';
-const preset = CONFIG_PRESETS[presetName];
-if (preset === undefined) throw new Error(`unknown preset ${presetName}; one of ${Object.keys(CONFIG_PRESETS).join(', ')}`);
+const presetName = process.argv[3] ?? BENCH_DEFAULT_PLUGINS;
+const preset = benchConfigText(presetName);
 const epp = await startEpp({
   grpcPort: 0,
   grpcHealthPort: -1,

@@ -2,7 +2,7 @@
  * Response-path and large-prompt overhead of the ext_proc server, against a bare grpc-js echo server, in one run.
  *
  * Servers, each its own process, forked once and kept alive for the whole run (bench/support/child.ts):
- *   (a) none       the EPP, default plugins (`epp-default` preset), no response hooks — the baseline
+ *   (a) none       the EPP, default plugins (`approx-322`, bench/support/default-plugins.ts), no response hooks — the baseline
  *   (b) io-async   + a chunk hook awaiting 2 ms of "I/O"      — default async mode
  *   (c) io-inline  + the same hook, awaited inline            — what upstream did before c6d3ad1
  *   (d) cpu-async  + a chunk hook burning 0.2 ms of CPU       — its reply leaves before it runs
@@ -59,7 +59,7 @@ const { values: args } = parseArgs({
     'large-kb': { type: 'string', default: '256' },
     reps: { type: 'string', default: '5' },
     seed: { type: 'string', default: '1' },
-    preset: { type: 'string', default: 'epp-default' },
+    preset: { type: 'string', default: 'approx-322' },
     echo: { type: 'string', default: 'passthrough' },
     'echo-encode': { type: 'boolean', default: false },
     workloads: { type: 'string', default: 'chunks,large' },

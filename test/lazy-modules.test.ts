@@ -13,6 +13,7 @@ import { test } from 'node:test';
 
 const CEL = /[/\\]node_modules[/\\]@bufbuild[/\\]cel[/\\]/;
 const REDIS = /[/\\]node_modules[/\\]ioredis[/\\]/;
+const ZMQ = /[/\\]node_modules[/\\]zeromq[/\\]/;
 const root = new URL('..', import.meta.url).pathname;
 
 /** Runs `node --import tsx --import <probe> ...args` in the repository; returns the modules it loaded. */
@@ -35,25 +36,39 @@ function loadedBy(args: readonly string[]): string[] {
   }
 }
 
-/** Starts and stops an EPP with `config` (YAML) in a child process. */
+/**
+ * Starts and stops an EPP with `config` (YAML) in a child process. Before stopping, plugins that follow the pool
+ * (the precise producer's KV-event subscriptions) reconcile with it once, as on the first request.
+ */
 const serving = (config: string): string[] =>
   loadedBy([
     '--input-type=module',
     '-e',
     `import { startTestEpp } from './test/support/epp.ts';
      const epp = await startTestEpp({ configText: ${JSON.stringify(config)} });
+     for (const p of epp.config.plugins) if (typeof p.reconcile === 'function') p.reconcile();
      await epp.close();`,
   ]);
 
 const heavy = (loaded: string[]): string[] => loaded.filter((m) => CEL.test(m) || REDIS.test(m));
+const zeromq = (loaded: string[]): boolean => loaded.some((m) => ZMQ.test(m));
 
-test('`epp --help` loads neither the CEL library nor the Redis client', () => {
-  assert.deepEqual(heavy(loadedBy(['bin/epp.js', '--help'])), []);
+test('`epp --help` loads neither the CEL library, the Redis client nor ZeroMQ', () => {
+  const loaded = loadedBy(['bin/epp.js', '--help']);
+  assert.deepEqual(heavy(loaded), []);
+  assert.equal(zeromq(loaded), false);
 });
 
 test('an EPP with the default plugins does not load CEL; one with a request-attribute-reporter does', async () => {
   const { CONFIG_PRESETS } = await import('../src/config/presets.ts');
-  assert.deepEqual(heavy(serving(CONFIG_PRESETS['epp-default'] as string)), []);
+  // epp-default (the demo's) follows the engines' KV events: ZeroMQ loads, for its subscriber sockets.
+  const eppDefault = serving(CONFIG_PRESETS['epp-default'] as string);
+  assert.deepEqual(heavy(eppDefault), []);
+  assert.equal(zeromq(eppDefault), true, 'epp-default subscribes to KV events');
+  // upstream-default (`epp serve` without a config) stays on the approximate index: no ZeroMQ.
+  const upstream = serving(CONFIG_PRESETS['upstream-default'] as string);
+  assert.deepEqual(heavy(upstream), []);
+  assert.equal(zeromq(upstream), false, 'upstream-default needs no KV events');
   const reporter = `apiVersion: inference.networking.x-k8s.io/v1alpha1
 kind: EndpointPickerConfig
 plugins:

@@ -261,6 +261,7 @@ const COLORS: Readonly<Record<string, string>> = {
   'precise-322': '#aec7e8',
   'precise-sticky': '#e377c2',
   'precise-cost': '#7f7f7f',
+  'precise-bounded': '#98df8a',
 };
 const FALLBACK_COLORS = ['#bcbd22', '#7f7f7f', '#e377c2', '#aec7e8'];
 

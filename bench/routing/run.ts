@@ -20,7 +20,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { CONFIG_PRESETS, presetNeedsKvEvents } from '../../src/config/presets.ts';
-import { LABEL_KV_EVENTS_ENDPOINT } from '../../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
+import { KV_EVENTS_LABELS } from '../../src/framework/datalayer.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startEpp } from '../../src/server/bootstrap.ts';
 import { DEFAULT_MODEL_NAME } from '../../src/sim/config.ts';
@@ -40,7 +40,7 @@ import {
 import { mean, type ClientStageStats } from './stats.ts';
 import { repetitions } from '../support/alternate.ts';
 import { combinedMaxSustained, refineRates } from './seeds.ts';
-import { defaultLoad, SCENARIOS, totalDurationS, type LoadSpec, type ScenarioSpec } from './workload.ts';
+import { configForScenario, defaultLoad, SCENARIOS, totalDurationS, type LoadSpec, type ScenarioSpec } from './workload.ts';
 
 const HERE = import.meta.dirname;
 const ROOT = resolve(HERE, '../..');
@@ -240,7 +240,7 @@ async function startFleetProcess(
   });
   // KV-event publishers (ZeroMQ, OS-picked ports) only for the policies that read them: they cost the fleet's
   // process CPU, not simulated time.
-  const serverOptions = kvEvents ? { kvEventsEndpoint: 'tcp://127.0.0.1:*' } : {};
+  const serverOptions = { ...scenario.serverOptions, ...(kvEvents ? { kvEventsEndpoint: 'tcp://127.0.0.1:*' } : {}) };
   child.send({ type: 'start', servers: scenario.servers, timeScale, serverOptions, perServer: scenario.perServer ?? {} } satisfies FleetStart);
   const r = await ready;
   return { child, ports: r.ports, kvEventsEndpoints: r.kvEventsEndpoints };
@@ -275,7 +275,8 @@ async function runPolicy(
   benchStart: number,
 ): Promise<PolicyResult> {
   const t0 = performance.now();
-  const config = o.configs.get(policy) as { text: string; origin: string };
+  const given = o.configs.get(policy) as { text: string; origin: string };
+  const config = { ...given, text: configForScenario(given.text, scenario) };
   const kvEvents = presetNeedsKvEvents(config.text);
   const { child: fleet, ports, kvEventsEndpoints } = await startFleetProcess(scenario, o.timeScale, kvEvents);
   // With KV events, the endpoints (and their event addresses, as labels) go through an endpoints file.
@@ -285,7 +286,7 @@ async function runPolicy(
     writeFileSync(
       file,
       JSON.stringify({
-        endpoints: ports.map((p, i) => ({ address: '127.0.0.1', port: p, name: `sim-${i}`, labels: { [LABEL_KV_EVENTS_ENDPOINT]: kvEventsEndpoints[i] } })),
+        endpoints: ports.map((p, i) => ({ address: '127.0.0.1', port: p, name: `sim-${i}`, labels: { [KV_EVENTS_LABELS.endpoint]: kvEventsEndpoints[i] } })),
       }),
     );
     discovery = { endpointsFile: file };

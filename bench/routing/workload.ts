@@ -4,6 +4,7 @@
  * same scenario, load and seed give the same arrivals, prompts and output lengths, so every policy sees the
  * same sequence. Times are in *simulated* seconds; the load generator multiplies them by the time scale.
  */
+import type { SimServerOptions } from '../../src/sim/config.ts';
 import { SeededRandom } from '../../src/sim/rng.ts';
 
 /** A length: fixed (`sd` 0/absent) or normal(mean, sd) clamped to [min, max], rounded to whole tokens. */
@@ -32,6 +33,8 @@ export interface ScenarioSpec {
   readonly zipf?: number;
   readonly multiTurn?: boolean;
   readonly servers: number;
+  /** Simulator option overrides for every server (`SimServerOptions` field names); `perServer` goes on top. */
+  readonly serverOptions?: Readonly<Partial<SimServerOptions>>;
   /** Simulator option overrides per server index (speed-factor, faults; `SimServerOptions` field names). */
   readonly perServer?: Readonly<Record<number, Readonly<Record<string, unknown>>>>;
   /**
@@ -206,6 +209,36 @@ export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
       'sp-pressure shared with a second gateway: 50 % of the requests (same prompt groups) go straight to the server the second gateway pins their group to (seeded balanced map); the EPP sees neither those placements nor the evictions they cause',
     bypassFraction: 0.5,
     bypassRouting: 'group-affinity',
+  },
+  // Servers that publish no KV block count (TGI exports none; a vLLM-compatible server without
+  // `num_gpu_blocks` in `vllm:cache_config_info`): the approximate index cannot size its per-server LRU, so it
+  // assumes upstream's 31,250 blocks (≈ 500k tokens) for a server that caches 2,048 — ≈ 15×. It never forgets a
+  // placement on this fleet, so a group that once spilled to a second server counts as cached there for good,
+  // long after that server evicted it. The precise index follows the evictions (KV events), whatever the metrics say.
+  'sp-pressure-unsized': {
+    ...SP_PRESSURE,
+    name: 'sp-pressure-unsized',
+    description:
+      'sp-pressure on servers that publish no KV block count (no num_gpu_blocks in vllm:cache_config_info): the approximate index assumes 31,250 blocks per server for 2,048 and never forgets a placement',
+    serverOptions: { metricsNumGpuBlocks: false },
+  },
+  'sp-overflow-unsized': {
+    ...SP_PRESSURE,
+    name: 'sp-overflow-unsized',
+    description: 'sp-overflow (119 % of the fleet KV cache) on servers that publish no KV block count (as sp-pressure-unsized)',
+    groups: 47,
+    serverOptions: { metricsNumGpuBlocks: false },
+  },
+  // Code-like prompts: the servers tokenize at 3.2 bytes per token (`chars3.2`), as real tokenizers do on source
+  // code, while the approximate index still counts a 64-character block as 16 tokens. sp-pressure's text then needs
+  // 29 × (160 + 5 × 20) = 7,540 blocks = 92 % of the fleet (the index believes 73.6 %), and the index's 2,048-block
+  // LRU per server stands for 131k characters where a server caches 105k.
+  'sp-pressure-code': {
+    ...SP_PRESSURE,
+    name: 'sp-pressure-code',
+    description:
+      'sp-pressure\'s text on servers that tokenize at 3.2 bytes per token (code-like): 92 % of the fleet KV cache where the approximate index (4 characters per token) counts 73.6 %',
+    serverOptions: { tokenizer: 'chars3.2' },
   },
   'sp-cancel': {
     ...SP_PRESSURE,
@@ -427,4 +460,15 @@ export class PromptBook {
     if (r.bypass !== undefined && own !== undefined) return randomText(new SeededRandom(this.#seed * 13 + r.index * 15485863 + 5), own);
     return this.system(r.group) + this.question(r);
   }
+}
+
+/**
+ * A policy's config for a scenario: where the scenario's servers tokenize otherwise than the simulator's default,
+ * a `token-producer` with `backend: sim` gets the same tokenizer (`sim.tokenizer`), as `backend: render` would get
+ * the engine's own tokens. Other configs are returned unchanged.
+ */
+export function configForScenario(configText: string, scenario: ScenarioSpec): string {
+  const tokenizer = scenario.serverOptions?.tokenizer;
+  if (tokenizer === undefined || tokenizer === 'chars4') return configText;
+  return configText.replace(/^(\s*)backend: sim\n/gm, (_m, indent: string) => `${indent}backend: sim\n${indent}sim: { tokenizer: ${tokenizer} }\n`);
 }

@@ -4,12 +4,14 @@
  *
  * - `upstream-default`: upstream's built-in default, loaded when no config is given (faithful to upstream):
  *   queue 2, kv-cache 2, prefix 3, max-score picker.
- * - `epp-default`: what `epp demo` runs: upstream's scoring plus a fallback endpoint for gateway retries.
+ * - `epp-default`: what `epp demo` runs: upstream's weights (queue 2, kv-cache 2, prefix 3) over the precise
+ *   KV-event index (the routing of `precise-322`), plus a fallback endpoint for gateway retries.
  * - `bounded-affinity`: load-bounded prefix affinity (wins on hot prefixes; see docs/benchmarks.md).
  * - baselines: `round-robin`, `random`, `least-outstanding-requests` (router-side least-loaded),
  *   `prefix-only` (prefix-cache scorer alone).
  * - issue 18's comparison: `approx-sticky` (sticky until saturated, approximate index), `precise-322`
- *   (upstream's weights over the precise index), `precise-sticky`, `precise-cost` (Dynamo-style cost scorer).
+ *   (upstream's weights over the precise index), `precise-sticky`, `precise-cost` (Dynamo-style cost scorer),
+ *   `precise-bounded` (`bounded-affinity` over the precise index).
  */
 import { CONFIG_API_VERSION, CONFIG_KIND, DEFAULT_CONFIG_TEXT } from './schema.ts';
 
@@ -39,13 +41,53 @@ schedulingProfiles:
 `;
 
 /**
- * What `epp demo` / `npm start` runs: upstream's scoring (queue ×2, kv-cache ×2, prefix ×3, max-score) with one
- * change — the picker also returns a fallback endpoint, so the embedded gateway can retry a refused connection.
- * Routing decisions are those of `upstream-default`. Why not `bounded-affinity`: it wins by ≥ 1.4× on sp-skewed
- * but falls 20 % behind on sp-hetero (docs/benchmarks.md, "Decision").
+ * epp-default's routing before issue 18, and `upstream-default`'s with a fallback endpoint: upstream's scoring over
+ * the approximate index. Not a preset; the micro-benchmarks (gateway, response path, flow control) run it, as their
+ * fake upstreams publish no KV events, so their figures stay comparable across the switch.
  */
-export const EPP_DEFAULT_CONFIG_TEXT = `${header}plugins:
+export const APPROX_322_WITH_FALLBACK_CONFIG_TEXT = `${header}plugins:
 ${WEIGHTED_322_WITH_FALLBACK}`;
+
+/** Where `token-producer` gets a request's token ids (src/plugins/requestcontrol/token-producer/README.md). */
+export type TokenBackend = 'sim' | 'render' | 'local';
+
+/**
+ * The precise index fed by the engines' KV events (docs/precise-prefix.md). The event endpoints come from each
+ * endpoint's `endpoint-picker.io/kv-events-endpoint` label (`epp demo` and the routing benchmark write them into an
+ * endpoints file; on Kubernetes, vLLM's `--kv-events-config` binds `tcp://*:5557`, the default the producer dials).
+ * Token ids: `sim` ports the simulator's tokenizer in process (exact for the simulated fleet, wrong for any real
+ * model); `render` asks the engine (`/v1/completions/render`, vLLM); `local` tokenizes in process with the model's
+ * tokenizer.json while a parity check against render agrees.
+ */
+function precisePlugins(tokens: TokenBackend): string {
+  return `- type: token-producer
+  parameters:
+    backend: ${tokens}
+- type: precise-prefix-cache-producer
+  parameters:
+    blockSize: 16
+`;
+}
+const PRECISE_PLUGINS = precisePlugins('sim');
+
+/**
+ * What `epp demo` / `npm start` runs: upstream's weights (queue ×2, kv-cache ×2, prefix ×3, max-score) over the
+ * precise prefix index fed by the engines' KV events — the routing of `precise-322` — with the picker also
+ * returning a fallback endpoint, so the embedded gateway can retry a refused connection. Why: it ties
+ * upstream-default within one ladder step wherever the approximate picture heals (sp-pressure, sp-overflow,
+ * sp-bypass, sp-cancel, 3 seeds) and wins 1.69× where it does not (sp-second-gateway); docs/benchmarks.md.
+ *
+ * `tokens` is the token-producer backend. The preset (`tokens` = `sim`) fits the simulated fleet the demo starts;
+ * against real servers use `render` (the engine's render endpoint, exact; `epp demo --endpoints` does) or `local`
+ * (the model's tokenizer.json, checked against render). Endpoints whose events do not arrive (no
+ * `--kv-events-config`, unreachable port), and requests without token ids, are scored by the approximate index,
+ * as upstream-default would.
+ */
+export function eppDefaultConfigText(tokens: TokenBackend = 'sim'): string {
+  return `${header}plugins:
+${precisePlugins(tokens)}${WEIGHTED_322_WITH_FALLBACK}`;
+}
+export const EPP_DEFAULT_CONFIG_TEXT = eppDefaultConfigText('sim');
 
 /**
  * Prefix affinity bounded by load (consistent hashing with bounded loads). `bounded-prefix-affinity-filter`
@@ -57,8 +99,7 @@ ${WEIGHTED_322_WITH_FALLBACK}`;
  * gateway's retry. Best on hot prefixes (sp-skewed), behind upstream's scoring with a slow server (sp-hetero):
  * docs/benchmarks.md. On servers with a larger `max-num-seqs`, raise `maxOutstandingRequests` to it.
  */
-const BOUNDED_AFFINITY_CONFIG_TEXT = `${header}plugins:
-- type: bounded-prefix-affinity-filter
+const BOUNDED_AFFINITY_PLUGINS_AND_PROFILE = `- type: bounded-prefix-affinity-filter
   parameters:
     affinityThreshold: 0.5
     maxOutstandingRequests: 32
@@ -78,6 +119,8 @@ schedulingProfiles:
     weight: 3
   - pluginRef: max-score-picker
 `;
+const BOUNDED_AFFINITY_CONFIG_TEXT = `${header}plugins:
+${BOUNDED_AFFINITY_PLUGINS_AND_PROFILE}`;
 
 const ROUND_ROBIN_CONFIG_TEXT = `${header}plugins:
 - type: round-robin-picker
@@ -150,19 +193,6 @@ const STICKY_PROFILE = `schedulingProfiles:
   - pluginRef: max-score-picker
 `;
 
-/**
- * The precise index fed by the engines' KV events (docs/precise-prefix.md). The event endpoints come from each
- * endpoint's `endpoint-picker.io/kv-events-endpoint` label (the routing benchmark writes them into an endpoints
- * file); token ids from the simulator's tokenizer ported in-process (`backend: sim`).
- */
-const PRECISE_PLUGINS = `- type: token-producer
-  parameters:
-    backend: sim
-- type: precise-prefix-cache-producer
-  parameters:
-    blockSize: 16
-`;
-
 /** llm-d's current default shape over the approximate index: sticky until saturated, then token load. */
 const APPROX_STICKY_CONFIG_TEXT = `${header}plugins:
 ${STICKY_PLUGINS}${STICKY_PROFILE}`;
@@ -174,6 +204,10 @@ ${PRECISE_PLUGINS}${WEIGHTED_322_WITH_FALLBACK}`;
 /** Sticky until saturated over the precise index (llm-d's precise path). */
 const PRECISE_STICKY_CONFIG_TEXT = `${header}plugins:
 ${PRECISE_PLUGINS}${STICKY_PLUGINS}${STICKY_PROFILE}`;
+
+/** Prefix affinity bounded by load (`bounded-affinity`) over the precise index. */
+const PRECISE_BOUNDED_CONFIG_TEXT = `${header}plugins:
+${PRECISE_PLUGINS}${BOUNDED_AFFINITY_PLUGINS_AND_PROFILE}`;
 
 /** Dynamo-style KV cost (new prefill blocks × weight + held blocks, argmin) over the precise index. */
 const PRECISE_COST_CONFIG_TEXT = `${header}plugins:
@@ -202,6 +236,7 @@ export const CONFIG_PRESETS: Readonly<Record<string, string>> = {
   'precise-322': PRECISE_322_CONFIG_TEXT,
   'precise-sticky': PRECISE_STICKY_CONFIG_TEXT,
   'precise-cost': PRECISE_COST_CONFIG_TEXT,
+  'precise-bounded': PRECISE_BOUNDED_CONFIG_TEXT,
 };
 
 /** Presets that need the engines' KV events (the routing benchmark then starts the fleet with publishers). */

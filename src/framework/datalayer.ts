@@ -6,6 +6,18 @@
  * (copy-on-write), so a scheduling cycle that holds a snapshot never sees a half-updated endpoint.
  */
 
+/**
+ * Endpoint labels giving an endpoint's KV-cache event addresses: read by `precise-prefix-cache-producer`
+ * (docs/precise-prefix.md), written into endpoints files by `epp demo` and the routing benchmark. Ports are valid
+ * Kubernetes label values (on the pod); full `tcp://host:port` addresses are not (endpoints files only).
+ */
+export const KV_EVENTS_LABELS = Object.freeze({
+  port: 'endpoint-picker.io/kv-events-port',
+  replayPort: 'endpoint-picker.io/kv-events-replay-port',
+  endpoint: 'endpoint-picker.io/kv-events-endpoint',
+  replayEndpoint: 'endpoint-picker.io/kv-events-replay-endpoint',
+});
+
 /** Where an endpoint lives and how it was discovered. Immutable. */
 export interface EndpointMetadata {
   /** Unique endpoint name: `<pod>-rank-<i>` in Kubernetes modes, `<address>:<port>` for static endpoints. */

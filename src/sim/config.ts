@@ -80,6 +80,8 @@ export interface SimServerOptions {
   /** llmd model: latency multiplier reached when `maxNumSeqs` requests run (≥ 1). */
   timeFactorUnderLoad: number;
   metricsFlavor: MetricsFlavor;
+  /** Publish the KV block count (`num_gpu_blocks`; sglang: `num_pages`, `max_total_num_tokens`); false = a server that does not. */
+  metricsNumGpuBlocks: boolean;
   /** How long rendered histogram text may be reused by `/metrics`, in real ms. */
   metricsCacheMs: number;
   /** `/health/ready` answers 503 for this long after start. */
@@ -159,6 +161,7 @@ export function defaultServerOptions(): SimServerOptions {
     prefillTimeStdDevMs: 5,
     timeFactorUnderLoad: 2,
     metricsFlavor: 'vllm',
+    metricsNumGpuBlocks: true,
     metricsCacheMs: 20,
     startupDurationMs: 0,
     enableRequestIdHeaders: false,
@@ -206,7 +209,7 @@ const duration = { type: 'duration' } as const;
 export const KNOBS: readonly Knob[] = [
   knob('latencyModel', 'latency-model', { type: 'enum', values: ['step', 'llmd'] }, false, 'latency model: iteration-level engine or llm-d per-request sleeps'),
   knob('mode', 'mode', { type: 'enum', values: ['random', 'echo', 'fixed'] }, false, 'output text: random words, echo of the input, or always max_tokens'),
-  knob('tokenizer', 'tokenizer', { type: 'enum', values: ['chars4', 'words'] }, false, 'weight-free tokenizer'),
+  knob('tokenizer', 'tokenizer', { type: 'enum', values: ['chars4', 'chars3.2', 'words'] }, false, 'weight-free tokenizer'),
   knob('maxNumSeqs', 'max-num-seqs', { type: 'int', min: 1 }, false, 'running requests per server'),
   knob('maxNumBatchedTokens', 'max-num-batched-tokens', { type: 'int', min: 1 }, false, 'token budget of one engine step'),
   knob('blockSize', 'block-size', { type: 'enum', values: ['8', '16', '32', '64', '128'] }, false, 'tokens per KV block'),
@@ -243,6 +246,7 @@ export const KNOBS: readonly Knob[] = [
   knob('prefillTimeStdDevMs', 'prefill-time-std-dev', duration, true, 'llmd model: prefill std-dev'),
   knob('timeFactorUnderLoad', 'time-factor-under-load', { type: 'number', min: 1 }, true, 'llmd model: latency factor at max-num-seqs'),
   knob('metricsFlavor', 'metrics-names', { type: 'enum', values: ['vllm', 'sglang'] }, false, 'metric names to expose'),
+  knob('metricsNumGpuBlocks', 'metrics-num-gpu-blocks', { type: 'boolean' }, false, 'publish the KV block count in the cache-config metric (false = a server that does not)'),
   knob('metricsCacheMs', 'metrics-cache', duration, false, 'reuse rendered histogram text this long (real time)'),
   knob('startupDurationMs', 'startup-duration', duration, false, '/health/ready is 503 this long after start'),
   knob('enableRequestIdHeaders', 'enable-request-id-headers', { type: 'boolean' }, false, 'echo X-Request-Id'),

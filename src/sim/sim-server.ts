@@ -149,6 +149,7 @@ export class SimServer {
       maxLoras: o.maxLoras,
       blockSize: o.blockSize,
       numGpuBlocks: o.kvCacheSize,
+      publishNumGpuBlocks: o.metricsNumGpuBlocks,
       enablePrefixCaching: o.enablePrefixCaching,
       metricsCacheMs: o.metricsCacheMs,
       unixNowMs: () => init.clock.unixNowMs(),

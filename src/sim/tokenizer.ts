@@ -1,9 +1,11 @@
 // Weight-free tokenizers (sim-spec §6.4). `chars4` cuts the UTF-8 bytes into 4-byte pieces, matching the
 // endpoint picker's "4 characters per token" assumption, so one 16-token block is one 64-byte router block.
+// `chars3.2` cuts them into pieces of 3, 3, 3, 3, 4 bytes (3.2 bytes per token, as real tokenizers give on source
+// code): a 16-token block is 51.2 bytes, while the approximate index still counts 64-byte blocks as 16 tokens.
 // `words` splits word runs and punctuation, each keeping its trailing whitespace (llm-d's simulated tokenizer).
 // Token id = FNV-1a-32 of the piece's bytes in both cases.
 
-export type TokenizerName = 'chars4' | 'words';
+export type TokenizerName = 'chars4' | 'chars3.2' | 'words';
 
 export interface Tokenizer {
   readonly name: TokenizerName;
@@ -40,6 +42,26 @@ class Chars4Tokenizer implements Tokenizer {
   }
 }
 
+/** Piece lengths of `chars3.2`, repeating: 16 bytes per 5 tokens. */
+const CODE_PIECES = [3, 3, 3, 3, 4] as const;
+
+class Chars32Tokenizer implements Tokenizer {
+  readonly name = 'chars3.2';
+
+  encode(text: string): Uint32Array {
+    const bytes = encoder.encode(text);
+    const ids = new Uint32Array(Math.ceil((bytes.length * 5) / 16));
+    let start = 0;
+    let t = 0;
+    for (; start < bytes.length; t++) {
+      const end = Math.min(start + (CODE_PIECES[t % 5] as number), bytes.length);
+      ids[t] = fnv1a32(bytes, start, end);
+      start = end;
+    }
+    return ids.subarray(0, t);
+  }
+}
+
 const WORD_PIECE = /\w+\s*|[^\w\s]\s*|\s+/gu;
 
 class WordsTokenizer implements Tokenizer {
@@ -54,7 +76,7 @@ class WordsTokenizer implements Tokenizer {
 }
 
 export function createTokenizer(name: TokenizerName): Tokenizer {
-  return name === 'words' ? new WordsTokenizer() : new Chars4Tokenizer();
+  return name === 'words' ? new WordsTokenizer() : name === 'chars3.2' ? new Chars32Tokenizer() : new Chars4Tokenizer();
 }
 
 /** A chat message after request validation: content already flattened to text. */

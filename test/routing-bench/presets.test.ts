@@ -2,15 +2,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadConfig } from '../support/config.ts';
-import { CONFIG_PRESETS } from '../../src/config/presets.ts';
+import { APPROX_322_WITH_FALLBACK_CONFIG_TEXT, CONFIG_PRESETS, eppDefaultConfigText, presetNeedsKvEvents } from '../../src/config/presets.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { createRandomSource } from '../../src/util/random.ts';
 import { builtinRegistry } from '../support/registry.ts';
 import { InFlightTracker } from '../../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../../src/runtime/plugin-metrics.ts';
 
-function load(name: string) {
-  const text = CONFIG_PRESETS[name];
+function load(name: string, text = CONFIG_PRESETS[name]) {
   assert.ok(text, `preset ${name}`);
   return loadConfig({ text, origin: name }, {
     registry: builtinRegistry(),
@@ -18,8 +17,8 @@ function load(name: string) {
   });
 }
 
-const profileOf = (name: string) => {
-  const p = load(name).profiles[0]!;
+const profileOf = (name: string, text?: string) => {
+  const p = load(name, text).profiles[0]!;
   return {
     filters: p.filters.map((f) => f.typedName.type),
     scorers: p.scorers.map((s) => [s.scorer.typedName.type, s.weight]),
@@ -40,6 +39,7 @@ test('the benchmark policies are named presets', () => {
     'precise-322',
     'precise-sticky',
     'precise-cost',
+    'precise-bounded',
   ]);
 });
 
@@ -53,12 +53,13 @@ test('issue 18 policies: sticky until saturated (approximate, precise), 3:2:2 an
     ['prefix-cache-scorer', 3],
   ]);
   assert.deepEqual(profileOf('precise-cost'), { filters: [], scorers: [['kv-cost-scorer', 1]], picker: 'max-score-picker' });
+  assert.deepEqual(profileOf('precise-bounded'), profileOf('bounded-affinity'));
   const types = (name: string) => load(name).plugins.map((p) => p.typedName.type).sort();
   // The approximate sticky policy gets the approximate producer and the prefill load auto-added; the precise ones
   // use the precise producer instead (no approximate one), the sticky gate and the cost scorer the prefill load.
   assert.ok(types('approx-sticky').includes('approx-prefix-cache-producer'));
   assert.ok(types('approx-sticky').includes('prefill-load-producer'));
-  for (const name of ['precise-322', 'precise-sticky', 'precise-cost']) {
+  for (const name of ['precise-322', 'precise-sticky', 'precise-cost', 'precise-bounded']) {
     assert.ok(types(name).includes('precise-prefix-cache-producer'), name);
     assert.ok(!types(name).includes('approx-prefix-cache-producer'), name);
   }
@@ -87,10 +88,44 @@ test('upstream-default keeps upstream weights (queue 2, kv-cache 2, prefix 3)', 
   ]);
 });
 
-test('epp-default routes as upstream-default, with a fallback endpoint for the gateway', () => {
-  const ours = profileOf('epp-default');
-  assert.deepEqual(ours, { ...profileOf('upstream-default'), picker: 'max-score-picker' });
-  assert.equal(fallbackTargets('epp-default').length, 2);
+test('epp-default routes as precise-322 (upstream weights over the precise index), with a fallback endpoint for the gateway', () => {
+  assert.equal(CONFIG_PRESETS['epp-default'], CONFIG_PRESETS['precise-322'], 'the same config');
+  assert.equal(CONFIG_PRESETS['epp-default'], eppDefaultConfigText());
+  assert.deepEqual(profileOf('epp-default'), profileOf('upstream-default'), 'upstream scorers, weights and picker');
+  const types = load('epp-default').plugins.map((p) => p.typedName.type);
+  assert.ok(types.includes('precise-prefix-cache-producer'));
+  assert.ok(types.includes('token-producer'));
+  assert.ok(!types.includes('approx-prefix-cache-producer'), 'the approximate index only as the precise producer\'s fallback');
+  assert.equal(presetNeedsKvEvents(CONFIG_PRESETS['epp-default'] as string), true, 'the routing bench starts the fleet with KV-event publishers');
+  assert.deepEqual(fallbackTargets('epp-default'), ['e1', 'e2']);
+  // Against real servers (`epp demo --endpoints`), the same routing with the engines' own tokens.
+  const render = load('epp-default (render)', eppDefaultConfigText('render'));
+  const tokens = render.plugins.find((p) => p.typedName.type === 'token-producer') as unknown as { config: { backend: string } };
+  assert.equal(tokens.config.backend, 'render');
+  assert.deepEqual(profileOf('epp-default (render)', eppDefaultConfigText('render')), profileOf('epp-default'));
+});
+
+test('a scenario whose servers tokenize otherwise gives the precise policies\' sim token producer the same tokenizer', async () => {
+  const { configForScenario, SCENARIOS } = await import('../../bench/routing/workload.ts');
+  const code = SCENARIOS['sp-pressure-code']!;
+  assert.equal(code.serverOptions?.tokenizer, 'chars3.2');
+  for (const name of ['precise-322', 'precise-sticky', 'precise-cost', 'epp-default']) {
+    const text = configForScenario(CONFIG_PRESETS[name] as string, code);
+    const tokens = load(name, text).plugins.find((p) => p.typedName.type === 'token-producer') as unknown as { config: { backend: string; sim: { tokenizer: string } } };
+    assert.deepEqual([tokens.config.backend, tokens.config.sim.tokenizer], ['sim', 'chars3.2'], name);
+  }
+  assert.equal(configForScenario(CONFIG_PRESETS['upstream-default'] as string, code), CONFIG_PRESETS['upstream-default'], 'no token producer: unchanged');
+  assert.equal(configForScenario(CONFIG_PRESETS['precise-322'] as string, SCENARIOS['sp-pressure']!), CONFIG_PRESETS['precise-322']);
+});
+
+test('upstream-default (what `epp serve` loads without a config) stays on the approximate index; so does the micro-benchmarks\' approx-322', () => {
+  for (const [name, text] of [['upstream-default', CONFIG_PRESETS['upstream-default']], ['approx-322', APPROX_322_WITH_FALLBACK_CONFIG_TEXT]] as const) {
+    const types = load(name, text).plugins.map((p) => p.typedName.type);
+    assert.ok(types.includes('approx-prefix-cache-producer'), name);
+    assert.ok(!types.includes('precise-prefix-cache-producer'), name);
+    assert.equal(presetNeedsKvEvents(text as string), false, name);
+  }
+  assert.deepEqual(profileOf('approx-322', APPROX_322_WITH_FALLBACK_CONFIG_TEXT), profileOf('upstream-default'));
 });
 
 test('bounded-affinity: load-bounded prefix affinity, then least-outstanding with the prefix score, a fallback endpoint, producers auto-added', () => {

@@ -118,7 +118,8 @@ test('KV sizing: sp-pressure needs ~73 % and sp-overflow ~120 % of the fleet’s
   assert.ok(residentPromptBlocks(pressure) > sim.kvCacheSize && residentPromptBlocks(pressure) / 4 < sim.kvCacheSize);
   assert.ok(residentPromptBlocks(overflow) / 4 > sim.kvCacheSize);
   // The divergence scenarios keep sp-pressure's sizing; sp-main is far from pressure (32 × (128 + 16 × 16)).
-  for (const s of ['sp-reset', 'sp-bypass', 'sp-second-gateway', 'sp-cancel']) assert.equal(kvPressure(SCENARIOS[s] as ScenarioSpec), kvPressure(pressure));
+  for (const s of ['sp-reset', 'sp-bypass', 'sp-second-gateway', 'sp-cancel', 'sp-pressure-unsized']) assert.equal(kvPressure(SCENARIOS[s] as ScenarioSpec), kvPressure(pressure));
+  assert.equal(kvPressure(SCENARIOS['sp-overflow-unsized'] as ScenarioSpec), kvPressure(overflow));
   assert.equal(residentPromptBlocks(main), 32 * (128 + 16 * 16));
 });
 
@@ -191,4 +192,17 @@ test('sp-second-gateway: half the requests go to their group\'s pinned server wi
   const other = buildSchedule(scenario, { ...l, seed: l.seed + 1 }).filter((r) => r.bypass !== undefined);
   const otherPinned = secondGatewayServers(scenario.groups, scenario.servers, l.seed + 1);
   for (const r of other) assert.equal(r.bypass, otherPinned[r.group]);
+});
+
+test('the capacity-mismatch scenarios: sp-pressure\'s and sp-overflow\'s requests on servers without a block count, or tokenizing code-like', () => {
+  for (const [name, base, options] of [
+    ['sp-pressure-unsized', 'sp-pressure', { metricsNumGpuBlocks: false }],
+    ['sp-overflow-unsized', 'sp-overflow', { metricsNumGpuBlocks: false }],
+    ['sp-pressure-code', 'sp-pressure', { tokenizer: 'chars3.2' }],
+  ] as const) {
+    const s = SCENARIOS[name] as ScenarioSpec;
+    assert.deepEqual(s.serverOptions, options, name);
+    const l = defaultLoad({ seed: 7, rates: [12, 24], stageS: 10, warmupS: 10 });
+    assert.deepEqual(buildSchedule(s, l), buildSchedule(SCENARIOS[base] as ScenarioSpec, l), `${name}: the same requests as ${base}`);
+  }
 });

@@ -70,6 +70,19 @@ describe('/metrics exposition', () => {
     assert.equal([...families.keys()].some((k) => k.startsWith('vllm:')), false);
   });
 
+  it('metrics-num-gpu-blocks false: the cache-config metric keeps its block size and loses its block count', () => {
+    const vllm = parsePrometheusText(virtualServer({ metricsNumGpuBlocks: false }).server.metrics.render());
+    const info = vllm.get('vllm:cache_config_info')?.samples ?? [];
+    assert.equal(info.length, 1);
+    assert.equal(info[0]?.labels['block_size'], '16');
+    assert.equal('num_gpu_blocks' in (info[0]?.labels ?? {}), false);
+    const sglang = parsePrometheusText(virtualServer({ metricsFlavor: 'sglang', metricsNumGpuBlocks: false }).server.metrics.render());
+    const pages = sglang.get('sglang:cache_config_info')?.samples ?? [];
+    assert.equal(pages[0]?.labels['page_size'], '16');
+    assert.equal('num_pages' in (pages[0]?.labels ?? {}), false);
+    assert.equal(sglang.has('sglang:max_total_num_tokens'), false, 'the token capacity would give the count away');
+  });
+
   it('1-2-5 buckets as vLLM builds them', () => {
     assert.deepEqual(buckets125(100), [1, 2, 5, 10, 20, 50, 100]);
     assert.deepEqual(buckets125(16384).slice(-3), [2000, 5000, 10000]);

@@ -18,6 +18,20 @@ describe('tokenizers', () => {
     assert.equal(fnv1a32(Buffer.from('a')), 0xe40c292c);
   });
 
+  it('chars3.2: pieces of 3, 3, 3, 3, 4 bytes (16 bytes per 5 tokens); the token-producer\'s sim port agrees', async () => {
+    const code = createTokenizer('chars3.2');
+    assert.deepEqual([...code.encode('abcdefghijklmnopqr')], ['abc', 'def', 'ghi', 'jkl', 'mnop', 'qr'].map((p) => fnv1a32(Buffer.from(p))));
+    const text = 'x'.repeat(8192);
+    assert.equal(code.encode(text).length, 2560, 'a 2,048-token chars4 prompt is 2,560 tokens (160 blocks, not 128)');
+    const { simTokenize } = await import('../../src/plugins/requestcontrol/token-producer/sim-tokenizer.ts');
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme' }), (s) => {
+        const port = simTokenize({ apiType: 'completions', payload: { model: 'm', prompt: s }, stream: false }, 'chars3.2');
+        return port !== undefined && Buffer.from(Uint32Array.from(port).buffer).equals(Buffer.from(code.encode(s).slice().buffer));
+      }),
+    );
+  });
+
   it('words: word runs and punctuation keep their trailing whitespace', () => {
     assert.equal(words.encode('Hello, world! ok').length, 5);
   });

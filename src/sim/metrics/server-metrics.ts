@@ -42,6 +42,8 @@ export interface ServerMetricsInit {
   readonly maxLoras: number;
   readonly blockSize: number;
   readonly numGpuBlocks: number;
+  /** Publish `numGpuBlocks` (the cache-config metric's block count); false = leave it out. */
+  readonly publishNumGpuBlocks: boolean;
   readonly enablePrefixCaching: boolean;
   readonly metricsCacheMs: number;
   /** Unix milliseconds for `vllm:lora_requests_info` values. */
@@ -227,6 +229,10 @@ export class ServerMetrics implements EngineMetrics {
   #renderStatic(): string {
     const i = this.#init;
     if (i.flavor === 'sglang') {
+      if (!i.publishNumGpuBlocks) {
+        return familyHeader('sglang:cache_config_info', 'gauge', 'Information of the KV cache configuration.') +
+          `sglang:cache_config_info{${this.#labels},page_size="${i.blockSize}"} 1\n`;
+      }
       return (
         familyHeader('sglang:cache_config_info', 'gauge', 'Information of the KV cache configuration.') +
         `sglang:cache_config_info{${this.#labels},page_size="${i.blockSize}",num_pages="${i.numGpuBlocks}"} 1\n` +
@@ -240,7 +246,7 @@ export class ServerMetrics implements EngineMetrics {
       enable_prefix_caching: i.enablePrefixCaching ? 'True' : 'False',
       gpu_memory_utilization: '0.9',
       num_cpu_blocks: '0',
-      num_gpu_blocks: String(i.numGpuBlocks),
+      ...(i.publishNumGpuBlocks ? { num_gpu_blocks: String(i.numGpuBlocks) } : {}),
       engine: '0',
     });
     return familyHeader('vllm:cache_config_info', 'gauge', 'Information of the LLMEngine CacheConfig.') +

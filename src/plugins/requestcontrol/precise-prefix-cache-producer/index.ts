@@ -22,7 +22,7 @@
  */
 import { z } from 'zod';
 import { PrefixCacheMatchInfoKey, tokenizedPromptOf, TokenizedPromptKey, type PrefixCacheMatchInfo } from '../../../framework/attributes.ts';
-import type { Endpoint } from '../../../framework/datalayer.ts';
+import { KV_EVENTS_LABELS, type Endpoint } from '../../../framework/datalayer.ts';
 import { parsePluginParameters } from '../../../framework/params.ts';
 import type { Clock, Logger, PluginFactory, PluginHandle, TypedName } from '../../../framework/plugin.ts';
 import type { InferenceRequest } from '../../../framework/request.ts';
@@ -40,11 +40,11 @@ import { ZmqTransport, type EventTransport } from './zmq-transport.ts';
 
 export const PRECISE_PREFIX_CACHE_PRODUCER_TYPE = 'precise-prefix-cache-producer';
 
-/** Per-endpoint overrides (endpoints-file or pod labels). Ports are valid Kubernetes label values; addresses are not. */
-const LABEL_KV_EVENTS_PORT = 'endpoint-picker.io/kv-events-port';
-const LABEL_KV_REPLAY_PORT = 'endpoint-picker.io/kv-events-replay-port';
-export const LABEL_KV_EVENTS_ENDPOINT = 'endpoint-picker.io/kv-events-endpoint';
-export const LABEL_KV_REPLAY_ENDPOINT = 'endpoint-picker.io/kv-events-replay-endpoint';
+/** Per-endpoint overrides (endpoints-file or pod labels; the contract is `KV_EVENTS_LABELS`, framework/datalayer.ts). */
+const LABEL_KV_EVENTS_PORT = KV_EVENTS_LABELS.port;
+const LABEL_KV_REPLAY_PORT = KV_EVENTS_LABELS.replayPort;
+export const LABEL_KV_EVENTS_ENDPOINT = KV_EVENTS_LABELS.endpoint;
+export const LABEL_KV_REPLAY_ENDPOINT = KV_EVENTS_LABELS.replayEndpoint;
 
 const RECONCILE_INTERVAL_MS = 1000;
 

@@ -80,7 +80,7 @@ const parametersSchema = z.strictObject({
     })
     .default({ timeoutMs: 5000 }),
   sim: z
-    .strictObject({ tokenizer: z.enum(['chars4', 'words'], { error: 'expected chars4 or words (the simulator\'s --tokenizer)' }).default('chars4') })
+    .strictObject({ tokenizer: z.enum(['chars4', 'chars3.2', 'words'], { error: 'expected chars4, chars3.2 or words (the simulator\'s --tokenizer)' }).default('chars4') })
     .default({ tokenizer: 'chars4' }),
 });
 

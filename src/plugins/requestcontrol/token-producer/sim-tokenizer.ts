@@ -4,13 +4,13 @@
  * tests and benchmarks without a round trip. `test/precise-prefix/token-producer.test.ts` checks parity against the
  * sim's render endpoints, so a drift of either copy fails CI.
  *
- * chars4: the prompt's UTF-8 bytes cut into 4-byte pieces; words: word runs / punctuation / whitespace runs, each
+ * chars4: the prompt's UTF-8 bytes cut into 4-byte pieces; chars3.2: into pieces of 3, 3, 3, 3, 4 bytes; words: word runs / punctuation / whitespace runs, each
  * with its trailing whitespace. Token id = FNV-1a-32 of the piece. Chat: `### <role>: <content>\n` per message,
  * content parts' text concatenated.
  */
 import type { ParsedRequestBody } from '../../../framework/request.ts';
 
-export type SimTokenizerName = 'chars4' | 'words';
+export type SimTokenizerName = 'chars4' | 'chars3.2' | 'words';
 
 const encoder = new TextEncoder();
 const WORD_PIECE = /\w+\s*|[^\w\s]\s*|\s+/gu;
@@ -32,6 +32,15 @@ function simEncode(text: string, tokenizer: SimTokenizerName): Uint32Array {
     return ids;
   }
   const bytes = encoder.encode(text);
+  if (tokenizer === 'chars3.2') {
+    const out: number[] = [];
+    for (let start = 0, t = 0; start < bytes.length; t++) {
+      const end = Math.min(start + (t % 5 === 4 ? 4 : 3), bytes.length);
+      out.push(fnv1a(bytes, start, end));
+      start = end;
+    }
+    return Uint32Array.from(out);
+  }
   const ids = new Uint32Array(Math.ceil(bytes.length / 4));
   for (let t = 0; t < ids.length; t++) ids[t] = fnv1a(bytes, t * 4, Math.min(t * 4 + 4, bytes.length));
   return ids;
