@@ -28,11 +28,11 @@
  * makes those rounds slower: for finding causes, not for figures).
  *
  *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25]
- *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--seed 1]
+ *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--coalesce-ms 1000] [--seed 1]
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { SyncEngine } from '../src/datalayer/sync/engine.ts';
+import { DEFAULT_SYNC_SETTINGS, SyncEngine } from '../src/datalayer/sync/engine.ts';
 import { MemoryBus, MemoryLink } from '../src/datalayer/sync/memory-transport.ts';
 import { RedisTransport } from '../src/datalayer/sync/redis-transport.ts';
 import type { SyncTransport } from '../src/datalayer/sync/transport.ts';
@@ -56,12 +56,17 @@ import { formatSpread, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false }, 'coalesce-ms': { type: 'string', default: String(DEFAULT_SYNC_SETTINGS.coalesceMs) } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
 const SLICES = (args['slice-ms'] as string).split(',').map(Number);
 const STALL_MS = 2;
+/**
+ * This replica's touch coalescing (the production default unless given): part of what its request path pays when
+ * sync is on (`enqueuePlacement` runs in preRequest). Rounds before session 8 ran with it off (0).
+ */
+const COALESCE_MS = Number(args['coalesce-ms']);
 /**
  * Sync-on rounds write one snapshot of the whole index mid-round (the lease holder does every 10 s by default;
  * a round is shorter), so its cost is inside what is measured.
@@ -180,7 +185,7 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
   if (pin !== undefined && 'pin' in pin) (pinned ? pin.pin : pin.unpin)();
   const log = roundLog();
   const mk = (p: ReplicatedIndex, name: string) =>
-    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: 0, snapshotIntervalMs: SNAPSHOT_MS, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
+    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: COALESCE_MS, snapshotIntervalMs: SNAPSHOT_MS, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
   const a = syncOn ? mk(local, 'local') : undefined;
   await a?.start();
   const profiler = PROFILE && armName !== undefined ? await startProfiler(200) : undefined;
@@ -263,7 +268,7 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
 
 const pinNote = pin === undefined ? 'not pinned (--pin on|both to isolate the measured thread)' : 'unavailable' in pin ? `not pinned: ${pin.unavailable}` : `${args.pin === 'both' ? 'pinned and unpinned rounds alternate' : 'pinned'}: ${pin.description}`;
 const info = printRunInfo('bench:replicas-path', [
-  `transport: ${redis === undefined ? 'memory' : `redis-server on loopback (port ${redis.port})`}; ${RATE} req/s local, 1,000 placements/s from the peer, ${ROUNDS} rounds of ${ROUND_MS} ms, stall = a 1 ms timer > ${STALL_MS} ms late`,
+  `transport: ${redis === undefined ? 'memory' : `redis-server on loopback (port ${redis.port})`}; ${RATE} req/s local, 1,000 placements/s from the peer, ${ROUNDS} rounds of ${ROUND_MS} ms, stall = a 1 ms timer > ${STALL_MS} ms late; coalesceMs ${COALESCE_MS}`,
   `cores: ${pinNote}`,
 ]);
 interface Arm {

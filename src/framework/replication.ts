@@ -59,9 +59,11 @@ export function fromHalves(h: BlockHashHalves): bigint[] {
 }
 
 /**
- * One endpoint's entries in a snapshot: least recently used first, as uint32 halves (no bigint per entry: an
- * endpoint holds tens of thousands of blocks, and a snapshot is written every few seconds while requests are
- * served, so a bigint per entry made each endpoint a millisecond of work plus a megabyte for the young generation).
+ * One endpoint's entries in a snapshot, or a piece of them: least recently used first, as uint32 halves (no bigint
+ * per entry: an endpoint holds tens of thousands of blocks, and a snapshot is written every few seconds while
+ * requests are served, so a bigint per entry made each endpoint a millisecond of work plus a megabyte for the young
+ * generation). An endpoint may span several consecutive entries (pieces in recency order, oldest first), so that
+ * neither side has to walk or import a whole endpoint without yielding to the event loop; the syncer joins them.
  * The arrays belong to the entry: the syncer may keep them until the snapshot is written or imported.
  */
 export interface IndexSnapshotEntry {
@@ -91,11 +93,16 @@ export interface ReplicatedIndex extends Plugin {
    */
   applyRemotePlacement(endpoint: string, blockSizeTokens: number, hashes: BlockHashHalves): boolean;
   /**
-   * The whole index, one entry per endpoint, LRU order (oldest first). Called off the request path; lazily
-   * iterated, so the syncer can yield to the event loop between endpoints.
+   * The whole index, LRU order (oldest first), one entry per endpoint or several consecutive ones (pieces of a
+   * few thousand blocks: the syncer yields to the event loop between entries, so a piece is the longest it holds
+   * the loop). Called off the request path and lazily iterated: the index keeps serving (and changing) between
+   * entries, so a piece may repeat a block touched since an earlier piece (its last occurrence is its recency).
    */
   exportSnapshot(): Iterable<IndexSnapshotEntry>;
-  /** Merges a snapshot: its entries are touched oldest first, so their recency order is preserved. */
+  /**
+   * Merges a snapshot: its entries are touched oldest first, so their recency order is preserved. The syncer
+   * hands an endpoint over in several calls (consecutive pieces, oldest first) and yields between them.
+   */
   importSnapshot(entries: readonly IndexSnapshotEntry[]): void;
 }
 

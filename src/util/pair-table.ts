@@ -88,6 +88,12 @@ export class PairTable {
     return ~i;
   }
 
+  /** Removes every entry, keeping the capacity (a table refilled to the same size does not grow again). */
+  clear(): void {
+    this.data.fill(0);
+    this.#size = 0;
+  }
+
   /** Removes the entry at `slot` (backward-shift deletion keeps probe chains intact). */
   removeAt(slot: number): void {
     const mask = this.#mask;

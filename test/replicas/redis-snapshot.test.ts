@@ -19,6 +19,44 @@ after(async () => {
 
 const field = (bytes: number, seed: number): Uint8Array => Uint8Array.from({ length: bytes }, (_, i) => (i * 31 + seed) & 0xff);
 
+test('each snapshot HSET carries at most 256 KiB of fields, unless a single field is larger', async () => {
+  const t = new RedisTransport({ url: redis.url, keyPrefix: 'epp-test', pool: 'sizes', retentionMs: 30_000, snapshotIntervalMs: 10_000, commandTimeoutMs: 2000, logger: silentLogger() });
+  const admin = redis.client();
+  const monitor = await admin.monitor();
+  const hsets: string[][] = [];
+  let sawMarker: () => void = () => undefined;
+  const marker = new Promise<void>((resolve) => (sawMarker = resolve));
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args[0]?.toLowerCase() === 'hset' && args[1]?.includes('{sizes}')) hsets.push(args.slice(2).filter((_, i) => i % 2 === 0).map((f) => f.replace(/\\n/g, '\n')));
+    if (args[0]?.toLowerCase() === 'echo' && args[1] === 'snapshot-written') sawMarker();
+  });
+  await t.connect();
+  try {
+    const size = new Map<string, number>();
+    const fields = new Map<string, Uint8Array>();
+    const put = (name: string, bytes: number): void => void (fields.set(name, field(bytes, fields.size)), size.set(name, bytes));
+    put('prefix\nbig0', 4 + 8 * 31_250); // 250 kB: two of these are over the limit
+    put('prefix\nbig1', 4 + 8 * 31_250);
+    for (let e = 0; e < 40; e++) put(`prefix\nsmall${e}`, 4 + 8 * 1000); // 8 kB each
+    put('prefix\nhuge', 4 + 8 * 40_000); // 320 kB: over the limit on its own
+    await t.putSnapshot({ meta: { v: 1, createdAtMs: 3_000, origin: 'a:1', streamId: '5-0', fingerprints: { prefix: 7 }, blockSizes: { prefix: 16 } }, fields } as Snapshot);
+    // MONITOR reports commands in execution order: once it shows this one, it has shown every HSET.
+    await admin.echo('snapshot-written');
+    await marker;
+    const groups = hsets.filter((g) => !g.includes('_meta'));
+    assert.deepEqual(groups.flat().sort(), [...fields.keys()].sort(), 'every field sent once');
+    for (const g of groups) {
+      const bytes = g.reduce((n, f) => n + (size.get(f) ?? 0), 0);
+      assert.ok(g.length === 1 || bytes <= 256 * 1024, `one HSET carried ${g.length} fields, ${bytes} bytes: ${g.join(', ').replace(/\n/g, '/')}`);
+    }
+    assert.ok(groups.length <= 6, `${groups.length} HSETs: small fields are still grouped`);
+  } finally {
+    monitor.disconnect();
+    admin.disconnect();
+    await t.close();
+  }
+});
+
 test('a snapshot larger than one command round-trips field by field, byte for byte', async () => {
   const t = new RedisTransport({ url: redis.url, keyPrefix: 'epp-test', pool: 'snap', retentionMs: 30_000, snapshotIntervalMs: 10_000, commandTimeoutMs: 2000, logger: silentLogger() });
   await t.connect();

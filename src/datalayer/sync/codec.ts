@@ -218,7 +218,7 @@ export function decodeBatchView(payload: Uint8Array): BatchView {
 }
 
 /** Reads `n` little-endian u64 hashes at `o` into `hi` / `lo` (low half first on the wire): no bigint per hash. */
-function readHashHalves(v: DataView, o: number, n: number, hi: Uint32Array, lo: Uint32Array): void {
+export function readHashHalves(v: DataView, o: number, n: number, hi: Uint32Array, lo: Uint32Array): void {
   for (let j = 0; j < n; j++, o += 8) {
     lo[j] = v.getUint32(o, true);
     hi[j] = v.getUint32(o + 4, true);
@@ -284,28 +284,6 @@ export function decodeBatch(payload: Uint8Array): Batch {
   const c = new PlacementCursor().reset(view);
   while (c.next()) placements.push({ channel: c.channel, endpoint: c.endpoint, blockSizeTokens: c.blockSizeTokens, hashes: fromHalves(c.hashes) });
   return { origin: view.origin, seq: view.seq, sentAtMs: view.sentAtMs, flags: view.flags, channels: view.channels, endpoints: view.endpoints, placements, gauges: view.gauges };
-}
-
-/** A snapshot field: capacity (u32) then each hash as a little-endian u64 (low word first), from halves. */
-export function encodeSnapshotField(capacityBlocks: number, hashes: BlockHashHalves): Uint8Array {
-  const buf = new Uint8Array(4 + 8 * hashes.n);
-  const v = new DataView(buf.buffer);
-  v.setUint32(0, capacityBlocks >>> 0, true);
-  for (let i = 0, o = 4; i < hashes.n; i++, o += 8) {
-    v.setUint32(o, hashes.lo[i] as number, true); // u64 little-endian: low half first
-    v.setUint32(o + 4, hashes.hi[i] as number, true);
-  }
-  return buf;
-}
-
-export function decodeSnapshotField(buf: Uint8Array): { capacityBlocks: number; hashes: BlockHashHalves } {
-  if (buf.length < 4 || (buf.length - 4) % 8 !== 0) throw new WireFormatError(`snapshot field of ${buf.length} bytes is not 4 + 8n`);
-  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const n = (buf.length - 4) / 8;
-  const hi = new Uint32Array(n);
-  const lo = new Uint32Array(n);
-  readHashHalves(v, 4, n, hi, lo);
-  return { capacityBlocks: v.getUint32(0, true), hashes: { n, hi, lo } };
 }
 
 /** Stream ids are Redis's `<ms>-<seq>`; ordered numerically. */

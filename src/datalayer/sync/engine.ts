@@ -2,7 +2,7 @@
  * The cross-replica sync engine, transport-agnostic. It carries the state of every plugin that opted in
  * (src/framework/replication.ts) between EPP replicas, entirely off the request path:
  *
- *  - publish: a plugin's `enqueuePlacement` is an O(1) push (plus touch coalescing); a timer flushes the
+ *  - publish: a plugin's `enqueuePlacement` is an O(1) push (coalescing runs at flush time); a timer flushes the
  *    pending placements every `batchMs` (or at `maxBatchBytes`) into one binary batch, and every
  *    `gaugeIntervalMs` a batch carries this replica's absolute gauges (also its heartbeat). Batches wait in a
  *    bounded queue that drops the OLDEST when full (fresh hints matter most) and are appended one at a time.
@@ -26,9 +26,7 @@ import type { Timers } from '../../util/timers.ts';
 import {
   compareIds,
   decodeBatchView,
-  decodeSnapshotField,
   encodeBatch,
-  encodeSnapshotField,
   FLAG_BYE,
   FLAG_GAUGES,
   peekOrigin,
@@ -39,7 +37,13 @@ import {
   type WireGauge,
   type WirePlacement,
 } from './codec.ts';
+import { RecentSends } from './recent-sends.ts';
+import { SnapshotFieldBuilder, SnapshotFieldReader } from './snapshot-field.ts';
 import { idAt, type Snapshot, type StreamEntry, type SyncTransport } from './transport.ts';
+
+/** Splits a bigint into uint32 halves without allocating (little-endian: index 0 is the low half). */
+const split64 = new BigUint64Array(1);
+const split32 = new Uint32Array(split64.buffer);
 
 export interface SyncSettings {
   /** Flush pending placements at most this long after the first one. */
@@ -60,9 +64,18 @@ export interface SyncSettings {
   readonly warmupTimeoutMs: number;
   /** Stream retention (the transport trims; used here to pick the replay start when there is no snapshot). */
   readonly retentionMs: number;
-  /** Read long-poll and batch size. */
+  /** Read long-poll, and the most entries one read asks for. */
   readonly readBlockMs: number;
   readonly readCount: number;
+  /**
+   * About the most bytes one read should bring. Redis's XREAD bounds a reply by entries only, and a reply arriving
+   * at once is read and decoded in one turn of the event loop (up to 32 socket reads of 64 KB): the reader sets each
+   * read's COUNT from the largest entry it has seen lately, so that a replica catching up after a stall does not
+   * take megabytes of batches in one turn. Measured on the project's 2-core VM over loopback: the longest pause
+   * while a reply of 5 kB entries came in grew from ≈ 0.2 ms (1–4 entries) to ≈ 1 ms (83 kB) and 6 ms (2.7 MB, the
+   * old fixed COUNT of 512).
+   */
+  readonly readMaxBytes: number;
   /** Extra time a read may take beyond `readBlockMs` before the link is declared dead and reset. */
   readonly watchdogMs: number;
   /** Timeout of every other transport call. */
@@ -89,6 +102,7 @@ export const DEFAULT_SYNC_SETTINGS: SyncSettings = Object.freeze({
   retentionMs: 30_000,
   readBlockMs: 1000,
   readCount: 512,
+  readMaxBytes: 32 * 1024,
   watchdogMs: 2000,
   callTimeoutMs: 1000,
   applySliceMs: 0.5,
@@ -150,7 +164,19 @@ class TimeoutError extends Error {}
 /** Appends pipelined at once; beyond this, batches wait in the (capped, drop-oldest) queue. */
 const MAX_APPENDS_IN_FLIGHT = 32;
 
-/** Per-(channel, endpoint) cap of the coalescing map. */
+/**
+ * Blocks a snapshot import hands the index at once (it then checks the slice budget): an endpoint of 31,250 blocks
+ * imported whole is several milliseconds of table inserts, and a resync after a trim imports while serving.
+ */
+const SNAPSHOT_IMPORT_PIECE_BLOCKS = 2048;
+
+/**
+ * A full read slower than this is taken as latency-bound (a distant or lagging Redis, not a busy loop): the next
+ * read may bring more than readMaxBytes.
+ */
+const SLOW_READ_MS = 20;
+
+/** Per-(channel, endpoint) cap of one generation of coalescing's memory (recent-sends.ts). */
 const COALESCE_CAP = 1 << 16;
 
 export class SyncEngine {
@@ -175,7 +201,8 @@ export class SyncEngine {
   /** Appends sent and not yet answered: pipelined (one connection keeps their order), so a slow link's RTT
    * does not cap the publish rate at one batch per round trip. */
   #inFlight = 0;
-  readonly #coalesce = new Map<string, Map<bigint, number>>();
+  /** Touch coalescing, per `<channel>\n<endpoint>`. */
+  readonly #coalesce = new Map<string, RecentSends>();
   /** One cursor (and so one hashes array) for every batch this engine applies. */
   readonly #cursor = new PlacementCursor();
 
@@ -190,6 +217,14 @@ export class SyncEngine {
   #snapshotTimer: unknown;
   #lastResyncMs = -Infinity;
   #trimCheckPending = false;
+  /** The largest entry seen lately (bytes; halves per read down to the largest of that read): sets each read's COUNT. */
+  #entryBytes: number;
+  /**
+   * Multiplies the byte-bounded COUNT while reads come back full and slow (a high-latency link, where
+   * readMaxBytes per round trip could not keep up with the stream; ×4 per such read); halves back when a read is
+   * not full.
+   */
+  #countBoost = 1;
 
   // readiness
   #ready = false;
@@ -231,6 +266,8 @@ export class SyncEngine {
     }
     if (this.#channels.length > 255) throw new Error('cross-replica sync: more than 255 replicated plugins');
     this.#lastId = idAt(o.clock.now() - this.settings.retentionMs);
+    // Until entries are seen, one read takes one entry; the estimate then halves per read to the entries' size.
+    this.#entryBytes = this.settings.readMaxBytes;
     this.ready = new Promise((resolve) => {
       this.#resolveReady = resolve;
     });
@@ -310,35 +347,40 @@ export class SyncEngine {
     };
   }
 
+  /**
+   * The request path's part of publishing: a copy of the hashes onto the pending list. Touch coalescing runs at
+   * flush time, off the request path (`#coalesced`): done here it cost `prepareData + preRequest` ≈ +45 µs at
+   * p50 in bench:replicas-path, the table probes missing the cache while peers' placements are applied.
+   */
   #enqueue(channel: number, endpoint: string, blockSizeTokens: number, hashes: readonly bigint[]): void {
     if (this.#closed || hashes.length === 0) return;
-    let send: bigint[];
-    const window = this.settings.coalesceMs;
-    if (window > 0) {
-      const key = `${channel}\n${endpoint}`;
-      let seen = this.#coalesce.get(key);
-      if (seen === undefined) this.#coalesce.set(key, (seen = new Map()));
-      const now = this.#o.clock.now();
-      send = [];
-      for (const h of hashes) {
-        const at = seen.get(h);
-        if (at !== undefined && now - at < window) continue;
-        if (at !== undefined) seen.delete(h);
-        seen.set(h, now);
-        send.push(h);
-      }
-      while (seen.size > COALESCE_CAP) seen.delete(seen.keys().next().value as bigint);
-      if (send.length === 0) return;
-    } else send = hashes.slice();
-    this.#pending.push({ channel, endpoint, blockSizeTokens, hashes: send });
-    this.#pendingBytes += 7 + 8 * send.length + endpoint.length;
+    this.#pending.push({ channel, endpoint, blockSizeTokens, hashes: hashes.slice() });
+    this.#pendingBytes += 7 + 8 * hashes.length + endpoint.length;
     if (this.#pendingBytes >= this.settings.maxBatchBytes) this.#flush();
     else if (this.#flushTimer === undefined) this.#flushTimer = this.#o.timers.setTimeout(() => this.#flush(), this.settings.batchMs);
+  }
+
+  /** The hashes of `p` this replica did not send for its endpoint within `coalesceMs` (all when coalescing is off). */
+  #coalesced(p: PendingPlacement, now: number): bigint[] {
+    const window = this.settings.coalesceMs;
+    if (window <= 0) return p.hashes;
+    const key = `${p.channel}\n${p.endpoint}`;
+    let recent = this.#coalesce.get(key);
+    if (recent === undefined) this.#coalesce.set(key, (recent = new RecentSends(window, COALESCE_CAP, now)));
+    const send: bigint[] = [];
+    for (const h of p.hashes) {
+      split64[0] = h;
+      if (recent.offer(split32[1] as number, split32[0] as number, now)) send.push(h);
+    }
+    return send;
   }
 
   #heartbeat(): void {
     if (this.#closed) return;
     this.#flush(true);
+    // An endpoint nothing was sent to for two windows has nothing left to coalesce against: drop its tables.
+    const idleSince = this.#o.clock.now() - 2 * this.settings.coalesceMs;
+    for (const [key, recent] of this.#coalesce) if (recent.lastUsedMs < idleSince) this.#coalesce.delete(key);
     this.#m.peers?.(this.peerCount());
     this.#heartbeatTimer = this.#o.timers.setTimeout(() => this.#heartbeat(), this.settings.gaugeIntervalMs);
   }
@@ -360,9 +402,15 @@ export class SyncEngine {
       }
       return i;
     };
-    const placements: WirePlacement[] = this.#pending.map((p) => ({ channel: p.channel, endpoint: idx(p.endpoint), blockSizeTokens: p.blockSizeTokens, hashes: p.hashes }));
+    const now = this.#o.clock.now();
+    const placements: WirePlacement[] = [];
+    for (const p of this.#pending) {
+      const hashes = this.#coalesced(p, now);
+      if (hashes.length > 0) placements.push({ channel: p.channel, endpoint: idx(p.endpoint), blockSizeTokens: p.blockSizeTokens, hashes });
+    }
     this.#pending = [];
     this.#pendingBytes = 0;
+    if (placements.length === 0 && !withGauges) return;
     const gauges: WireGauge[] = [];
     if (withGauges) {
       this.#o.gauges.forEach((g, i) => {
@@ -439,10 +487,14 @@ export class SyncEngine {
     const s = this.settings;
     while (!this.#closed) {
       let entries: StreamEntry[];
+      let count: number;
+      let readStartMs: number;
       try {
         // While warming up, do not long-poll: a short read means caught up.
         const block = this.#ready ? s.readBlockMs : 0;
-        entries = await this.#bounded(this.#t.read(this.#lastId, s.readCount, block), block + s.watchdogMs);
+        count = Math.max(1, Math.min(s.readCount, Math.floor(s.readMaxBytes / this.#entryBytes) * this.#countBoost));
+        readStartMs = this.#o.clock.now();
+        entries = await this.#bounded(this.#t.read(this.#lastId, count, block), block + s.watchdogMs);
       } catch (err) {
         if (this.#closed) return;
         if (err instanceof TimeoutError) this.#t.resetReader();
@@ -461,6 +513,18 @@ export class SyncEngine {
       // After a reconnect: was the log trimmed past this reader? (retried until the check itself succeeds)
       if (this.#trimCheckPending) this.#trimCheckPending = !(await this.#checkTrimmed('reconnected'));
       if (entries.length > 0) {
+        let largest = 0;
+        for (const e of entries) if (e.payload.byteLength > largest) largest = e.payload.byteLength;
+        if (entries.length === count && this.#o.clock.now() - readStartMs >= SLOW_READ_MS) {
+          // A full read that took a long round trip: more is waiting than a byte-bounded read per round trip
+          // brings. Take the entries' size at once and read 4× more (a reader starting 1 s from Redis, halving
+          // its way down from one entry per read, took ≈ 5 s to read at full speed).
+          this.#entryBytes = Math.min(s.maxBatchBytes, Math.max(256, largest));
+          this.#countBoost = Math.min(this.#countBoost * 4, s.readCount);
+        } else {
+          this.#entryBytes = Math.min(s.maxBatchBytes, Math.max(256, largest, this.#entryBytes / 2));
+          if (entries.length < count) this.#countBoost = Math.max(1, this.#countBoost / 2);
+        }
         const from = this.#lastId;
         this.#lastId = (entries[entries.length - 1] as StreamEntry).id;
         const gapsBefore = this.stats.seqGaps;
@@ -470,7 +534,7 @@ export class SyncEngine {
         const suspicious = worstLagMs > s.maxLagMs || this.stats.seqGaps > gapsBefore;
         if (suspicious && this.#o.clock.now() - this.#lastResyncMs > s.maxLagMs) await this.#checkTrimmed(worstLagMs > s.maxLagMs ? 'lagging' : 'sequence gap', from);
       }
-      if (!this.#ready && entries.length < s.readCount) this.#markReady(true, undefined);
+      if (!this.#ready && entries.length < count) this.#markReady(true, undefined);
     }
   }
 
@@ -621,36 +685,49 @@ export class SyncEngine {
     const snap = await this.#bounded(this.#t.getSnapshot(), this.settings.callTimeoutMs);
     if (snap === undefined || snap.meta.v !== 1) return false;
     if (snap.meta.origin === this.#o.origin && resync) return false; // our own state: nothing to learn
-    const byChannel = new Map<string, IndexSnapshotEntry[]>();
+    const byChannel = new Map<string, Array<[string, Uint8Array]>>();
     for (const [field, value] of snap.fields) {
       const nl = field.indexOf('\n');
       if (nl < 0) continue;
       const channel = field.slice(0, nl);
       let list = byChannel.get(channel);
       if (list === undefined) byChannel.set(channel, (list = []));
-      try {
-        const { capacityBlocks, hashes } = decodeSnapshotField(value);
-        list.push({ endpoint: field.slice(nl + 1), capacityBlocks, hashes });
-      } catch {
-        this.#drop('malformed', 1);
-      }
+      list.push([field.slice(nl + 1), value]);
     }
-    for (const [channel, entries] of byChannel) {
+    for (const [channel, fields] of byChannel) {
       const ix = this.#indexByName.get(channel);
       if (ix === undefined) continue;
       if (snap.meta.fingerprints[channel] !== ix.replicationFingerprint() >>> 0) {
-        this.#incompatible(snap.meta.origin, entries.length, 'snapshot index fingerprint differs');
+        this.#incompatible(snap.meta.origin, fields.length, 'snapshot index fingerprint differs');
         continue;
       }
       const blockSize = snap.meta.blockSizes?.[channel];
       if (blockSize !== undefined && blockSize !== ix.currentBlockSizeTokens()) {
-        this.#incompatible(snap.meta.origin, entries.length, `snapshot block size ${blockSize} unusable here`);
+        this.#incompatible(snap.meta.origin, fields.length, `snapshot block size ${blockSize} unusable here`);
         continue;
       }
-      for (const entry of entries) {
-        ix.importSnapshot([entry]);
-        await this.#yieldNow();
-        if (this.#closed) return false;
+      // Decoded and imported piece by piece (oldest first, as the contract allows), yielding once a slice's budget
+      // is spent: the whole index at once held the loop for milliseconds, and a resync imports while serving.
+      let sliceStart = this.#cpuNow();
+      for (const [endpoint, value] of fields) {
+        let reader: SnapshotFieldReader;
+        try {
+          reader = new SnapshotFieldReader(value);
+        } catch {
+          this.#drop('malformed', 1);
+          continue;
+        }
+        let from = 0;
+        do {
+          const entry: IndexSnapshotEntry = { endpoint, capacityBlocks: reader.capacityBlocks, hashes: reader.read(from, SNAPSHOT_IMPORT_PIECE_BLOCKS) };
+          ix.importSnapshot([entry]);
+          from += SNAPSHOT_IMPORT_PIECE_BLOCKS;
+          if (this.#cpuNow() - sliceStart >= this.settings.applySliceMs) {
+            await this.#yieldNow();
+            if (this.#closed) return false;
+            sliceStart = this.#cpuNow();
+          }
+        } while (from < reader.n);
       }
     }
     if (compareIds(snap.meta.streamId, this.#lastId) > 0) this.#lastId = snap.meta.streamId;
@@ -682,16 +759,32 @@ export class SyncEngine {
         const name = ix.typedName.name;
         fingerprints[name] = ix.replicationFingerprint() >>> 0;
         blockSizes[name] = ix.currentBlockSizeTokens();
+        // An endpoint may come in several consecutive pieces: each is encoded as it comes, the field is joined when
+        // the next endpoint starts, and the loop yields between pieces once a slice's budget is spent.
+        let open: SnapshotFieldBuilder | undefined;
+        let openEndpoint = '';
+        const close = (): void => {
+          if (open === undefined) return;
+          const value = open.finish();
+          fields.set(`${name}\n${openEndpoint}`, value);
+          bytes += value.length;
+          open = undefined;
+        };
         let sliceStart = this.#cpuNow();
         for (const e of ix.exportSnapshot()) {
-          const value = encodeSnapshotField(e.capacityBlocks, e.hashes);
-          fields.set(`${name}\n${e.endpoint}`, value);
-          bytes += value.length;
+          if (open === undefined || e.endpoint !== openEndpoint) {
+            close();
+            open = new SnapshotFieldBuilder(e.capacityBlocks);
+            openEndpoint = e.endpoint;
+          }
+          open.add(e.hashes);
           if (this.#cpuNow() - sliceStart >= this.settings.applySliceMs) {
             await this.#yieldNow();
+            if (this.#closed) return false;
             sliceStart = this.#cpuNow();
           }
         }
+        close();
       }
       const snapshot: Snapshot = { meta: { v: 1, createdAtMs: this.#o.clock.now(), origin: this.#o.origin, streamId, fingerprints, blockSizes }, fields };
       await this.#bounded(this.#t.putSnapshot(snapshot), Math.max(this.settings.callTimeoutMs, 5000));

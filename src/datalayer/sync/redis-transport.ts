@@ -45,7 +45,8 @@ return 0`;
  * A snapshot is written as HSETs of about this many bytes each, one after another. ioredis copies a command's
  * arguments into one buffer, and a pipeline's commands into another, on the event loop: one pipeline carrying a
  * 250k-entry index (2 MB) held the loop for 3–7 ms (measured: bench:replicas-path --transport redis
- * --profile-stalls). Fields are grouped up to that size (an endpoint of 31,250 blocks is a 250 kB field).
+ * --profile-stalls). Fields are grouped up to that size (an endpoint of 31,250 blocks is a 250 kB field, so it goes
+ * alone; grouping until the limit was passed sent two of them, 500 kB, per command).
  */
 const SNAPSHOT_BYTES_PER_COMMAND = 256 * 1024;
 
@@ -204,13 +205,14 @@ export class RedisTransport implements SyncTransport {
     let args: Array<string | Buffer> = [];
     let bytes = 0;
     for (const [f, v] of s.fields) {
-      args.push(f, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
-      bytes += v.byteLength;
-      if (bytes >= SNAPSHOT_BYTES_PER_COMMAND) {
+      // Send what is gathered before a field would take it past the limit (a field larger than it goes alone).
+      if (args.length > 0 && bytes + v.byteLength > SNAPSHOT_BYTES_PER_COMMAND) {
         await this.#writer.hset(key, ...(args as [string, Buffer]));
         args = [];
         bytes = 0;
       }
+      args.push(f, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+      bytes += v.byteLength;
     }
     if (args.length > 0) await this.#writer.hset(key, ...(args as [string, Buffer]));
     await this.#writer.set(`${this.#snapPrefix}:cur`, gen, 'PX', ttlMs);

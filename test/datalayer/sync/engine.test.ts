@@ -5,9 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeBatch, decodeBatchView, decodeSnapshotField, encodeBatch, encodeSnapshotField, PlacementCursor, WireFormatError } from '../../../src/datalayer/sync/codec.ts';
+import { decodeBatch, decodeBatchView, encodeBatch, PlacementCursor, WireFormatError } from '../../../src/datalayer/sync/codec.ts';
+import { decodeSnapshotField, encodeSnapshotField } from '../../../src/datalayer/sync/snapshot-field.ts';
 import { fromHalves, toHalves } from '../../../src/framework/replication.ts';
-import { Fleet, hashes } from './helpers.ts';
+import { Fleet, hashes, longestStretch } from './helpers.ts';
 
 test('codec: a batch round-trips and truncation is a clear error', () => {
   const b = {
@@ -197,6 +198,73 @@ test('apply runs in CPU-bounded slices and yields between them', async () => {
   await fleet.stopAll();
 });
 
+test('a reader catching up asks for about readMaxBytes per read, not readCount entries of any size', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { capacity: 100_000, settings: { coalesceMs: 0 } });
+  await a.engine.start();
+  for (let i = 0; i < 120; i++) {
+    a.index.route(`ep${i % 4}`, hashes(i, 1000)); // one ≈ 8 kB batch each
+    await fleet.run(6);
+  }
+  // A replica starting now replays those batches from the log (no snapshot yet).
+  const b = fleet.add('b', { capacity: 100_000 });
+  const replies: number[] = [];
+  const read = b.link.read.bind(b.link);
+  b.link.read = async (afterId, count, blockMs) => {
+    const got = await read(afterId, count, blockMs);
+    if (got.length > 0) replies.push(got.reduce((n, e) => n + e.payload.byteLength, 0));
+    return got;
+  };
+  await b.engine.start();
+  await fleet.run(50);
+  assert.deepEqual(b.index.pairs(), a.index.pairs(), 'caught up with everything');
+  const limit = b.engine.settings.readMaxBytes;
+  assert.ok(replies.length >= 120 * 8000 / limit, `${replies.length} reads`);
+  assert.ok(Math.max(...replies) <= limit, `largest read ${Math.max(...replies)} bytes (limit ${limit}; 120 entries would be ≈ 960 kB)`);
+  await fleet.stopAll();
+});
+
+test('over a slow link, reads grow past readMaxBytes while they come back full, so the reader keeps up', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { capacity: 100_000, settings: { coalesceMs: 0 } });
+  const b = fleet.add('b', { capacity: 100_000 });
+  // Every read of b's takes a 250 ms round trip.
+  const read = b.link.read.bind(b.link);
+  b.link.read = (afterId, count, blockMs) => new Promise((resolve) => fleet.time.setTimeout(() => resolve(read(afterId, count, blockMs)), 250));
+  await a.engine.start();
+  void b.engine.start();
+  await fleet.run(3000, 10);
+  assert.equal(b.engine.isWarm(), true, 'caught up with a\'s heartbeats and ready');
+  // ≈ 8 kB batches at 160/s: 1.3 MB/s, where 32 KiB per 250 ms round trip would carry 128 kB/s.
+  for (let i = 0; i < 480; i++) {
+    a.index.route(`ep${i % 4}`, hashes(i, 1000));
+    await fleet.run(6);
+  }
+  await fleet.run(2000, 10);
+  assert.equal(b.engine.stats.appliedPlacements, 480, 'caught up within 2 s of the last batch');
+  assert.deepEqual(b.index.pairs(), a.index.pairs());
+  await fleet.stopAll();
+});
+
+test('a replica starting 1 s away from the log reads at full speed from its second read', async () => {
+  const fleet = new Fleet();
+  const a = fleet.add('a', { settings: { coalesceMs: 0 } });
+  await a.engine.start();
+  for (let i = 0; i < 300; i++) {
+    a.index.route(`ep${i % 4}`, hashes(i, 4)); // small batches, one per 6 ms
+    await fleet.run(6);
+  }
+  const b = fleet.add('b');
+  const read = b.link.read.bind(b.link);
+  b.link.read = (afterId, count, blockMs) => new Promise((resolve) => fleet.time.setTimeout(() => resolve(read(afterId, count, blockMs)), 1000));
+  void b.engine.start();
+  // Round trips of 1 s: one entry, then the rest (≈ 340 entries) in one or two reads, then a short read: warm.
+  await fleet.run(3500, 10);
+  assert.equal(b.engine.isWarm(), true, 'caught up within 3.5 round trips');
+  assert.deepEqual(b.index.pairs(), a.index.pairs());
+  await fleet.stopAll();
+});
+
 test('snapshot + log: a new replica starts warm with the same index and LRU order', async () => {
   const fleet = new Fleet();
   const a = fleet.add('a', { capacity: 50 });
@@ -215,6 +283,31 @@ test('snapshot + log: a new replica starts warm with the same index and LRU orde
   assert.equal(n.engine.stats.snapshotsLoaded, 1);
   assert.deepEqual(n.index.pairs(), a.index.pairs());
   for (const ep of ['ep0', 'ep1', 'ep2']) assert.deepEqual(n.index.index.hashesOf(ep), a.index.index.hashesOf(ep), `LRU order of ${ep}`);
+  await fleet.stopAll();
+});
+
+test('a large endpoint is snapshotted and loaded in pieces, yielding within the slice budget; nothing is lost or reordered', async () => {
+  const fleet = new Fleet();
+  // 20,000 blocks on one endpoint at 0.3 µs of (virtual) CPU per block exported or imported: 6 ms if done whole.
+  const charge = (blocks: number): void => void (fleet.cpu += blocks * 0.0003);
+  const a = fleet.add('a', { capacity: 20_000, setup: (ix) => ((ix.snapshotPieceBlocks = 1024), (ix.onExport = charge)) });
+  await a.engine.start();
+  a.index.route('ep0', hashes(1, 20_000));
+  a.index.route('ep1', hashes(2, 10));
+  a.index.route('ep0', hashes(1, 3)); // the first blocks become the most recent again
+  const before = fleet.cpuAtYield.length;
+  assert.equal(await a.engine.writeSnapshot(), true);
+  const budget = a.engine.settings.applySliceMs;
+  const writing = longestStretch(fleet, before);
+  assert.ok(writing <= budget + 1024 * 0.0003 + 0.2, `writing held the loop for ${writing.toFixed(2)} ms of CPU at most between yields`);
+  const n = fleet.add('n', { capacity: 20_000, setup: (ix) => (ix.onImport = charge) });
+  const loading = fleet.cpuAtYield.length;
+  await n.engine.start();
+  const loadStretch = longestStretch(fleet, loading);
+  assert.ok(loadStretch <= budget + 2048 * 0.0003 + 0.2, `loading held the loop for ${loadStretch.toFixed(2)} ms of CPU at most between yields`);
+  assert.equal(n.engine.stats.snapshotsLoaded, 1);
+  assert.deepEqual(n.index.index.hashesOf('ep0'), a.index.index.hashesOf('ep0'), 'the same 20,000 blocks in the same LRU order');
+  assert.deepEqual(n.index.index.hashesOf('ep1'), a.index.index.hashesOf('ep1'));
   await fleet.stopAll();
 });
 

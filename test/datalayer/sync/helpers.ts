@@ -34,11 +34,24 @@ export class TestIndex implements ReplicatedIndex {
     this.index.addHalves(endpoint, this.capacity, hashes.hi, hashes.lo, hashes.n);
     return true;
   }
+  /** Blocks per snapshot piece: small, so the syncer's joining of an endpoint's pieces is always exercised. */
+  snapshotPieceBlocks = 4;
+  /** Blocks exported / imported so far (the tests charge virtual CPU per block through these). */
+  onExport: (blocks: number) => void = () => undefined;
+  onImport: (blocks: number) => void = () => undefined;
   *exportSnapshot(): Generator<IndexSnapshotEntry> {
-    for (const endpoint of [...this.index.endpoints()]) yield { endpoint, capacityBlocks: this.capacity, hashes: this.index.halvesOf(endpoint) };
+    for (const endpoint of [...this.index.endpoints()]) {
+      for (const hashes of this.index.walkHalves(endpoint, this.snapshotPieceBlocks)) {
+        this.onExport(hashes.n);
+        yield { endpoint, capacityBlocks: this.capacity, hashes };
+      }
+    }
   }
   importSnapshot(entries: readonly IndexSnapshotEntry[]): void {
-    for (const e of entries) this.index.add(e.endpoint, e.capacityBlocks, fromHalves(e.hashes).reverse());
+    for (const e of entries) {
+      this.onImport(e.hashes.n);
+      this.index.add(e.endpoint, e.capacityBlocks, fromHalves(e.hashes).reverse());
+    }
   }
   /** Every (endpoint, hash) pair, sorted: equal sets mean converged indexes. */
   pairs(): string[] {
@@ -86,6 +99,8 @@ export class Fleet {
   readonly replicas: Replica[] = [];
   readonly random = createRandomSource(7);
   cpu = 0;
+  /** The virtual CPU clock at every yield to the loop, of any replica (the longest stretch between two is a stall). */
+  readonly cpuAtYield: number[] = [];
 
   constructor(retentionMs = 30_000) {
     this.bus = new MemoryBus({ clock: this.time, timers: this.time, retentionMs });
@@ -114,7 +129,10 @@ export class Fleet {
       metrics,
       // Each CPU reading advances 0.1 ms: a slice of 0.5 ms holds a handful of placement checks.
       cpuNow: () => (this.cpu += 0.1),
-      yieldToLoop: (fn) => queueMicrotask(fn),
+      yieldToLoop: (fn) => {
+        this.cpuAtYield.push(this.cpu);
+        queueMicrotask(fn);
+      },
     });
     const r = { name, index, gauges, link, engine, logger, events };
     this.replicas.push(r);
@@ -139,6 +157,13 @@ export class Fleet {
 /** Lets every queued promise continuation run (one real macrotask turn; no time passes on the manual clock). */
 export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** The longest virtual CPU time between two consecutive yields recorded from `from` on (ms). */
+export function longestStretch(fleet: Fleet, from: number): number {
+  let worst = 0;
+  for (let i = from + 1; i < fleet.cpuAtYield.length; i++) worst = Math.max(worst, (fleet.cpuAtYield[i] as number) - (fleet.cpuAtYield[i - 1] as number));
+  return worst;
 }
 
 export function hashes(seed: number, n: number): bigint[] {

@@ -21,6 +21,7 @@ import {
   approxPrefixCacheProducerFactory,
   DEFAULT_LRU_CAPACITY_PER_SERVER,
   INACTIVE_ENDPOINT_SWEEP_INTERVAL_MS,
+  SNAPSHOT_CHUNK_BLOCKS,
 } from './index.ts';
 
 // 16 tokens × 4 bytes = 64-byte blocks: 4 full blocks.
@@ -304,5 +305,16 @@ describe('approx-prefix-cache-producer as a ReplicatedIndex', () => {
     b.importSnapshot([...a.exportSnapshot()]);
     for (const ep of ['x', 'y']) assert.deepEqual(b.index.hashesOf(ep), a.index.hashesOf(ep));
     assert.ok(a.index.size > 0);
+  });
+
+  it('exports a large endpoint in pieces of at most SNAPSHOT_CHUNK_BLOCKS, oldest first, that import back in order', () => {
+    const blocks = 2 * SNAPSHOT_CHUNK_BLOCKS + 100;
+    const a = build({ lruCapacityPerServer: blocks });
+    a.index.add('x', blocks, Array.from({ length: blocks }, (_, i) => BigInt(i) * 0x9e3779b97f4a7c15n % 2n ** 64n));
+    const pieces = [...a.exportSnapshot()];
+    assert.deepEqual(pieces.map((p) => [p.endpoint, p.hashes.n]), [['x', SNAPSHOT_CHUNK_BLOCKS], ['x', SNAPSHOT_CHUNK_BLOCKS], ['x', 100]]);
+    const b = build({ lruCapacityPerServer: blocks });
+    for (const p of pieces) b.importSnapshot([p]); // one piece per call, as the syncer hands them over
+    assert.deepEqual(b.index.hashesOf('x'), a.index.hashesOf('x'));
   });
 });

@@ -150,6 +150,57 @@ describe('PrefixIndex', () => {
     assert.deepEqual(index.match(many.slice(0, 2500)), new Map([['b', 2500]]));
   });
 
+  it('walks an endpoint in pieces while it keeps changing: the last occurrences are its final recency order', () => {
+    // a's blocks are 0..11 and b's 100..111, so a walk that strayed onto a node reused by b would show.
+    const aHash = fc.array(fc.integer({ min: 0, max: 11 }).map(BigInt), { maxLength: 6 });
+    const bHash = fc.array(fc.integer({ min: 100, max: 111 }).map(BigInt), { maxLength: 6 });
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('a' as const), hashes: aHash }),
+      fc.record({ kind: fc.constant('b' as const), hashes: bHash }),
+      fc.record({ kind: fc.constant('drop-b' as const) }),
+    );
+    let finished = 0;
+    fc.assert(
+      fc.property(aHash, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 4 }), fc.array(fc.array(op, { maxLength: 3 }), { maxLength: 12 }), (initial, capacity, piece, steps) => {
+        const index = new PrefixIndex();
+        index.add('b', 4, h(100, 101));
+        index.add('a', capacity, initial);
+        const seen: bigint[] = [];
+        let step = 0;
+        // What a holds when the last piece is taken (the walk has reached the tail; later changes are not in it).
+        let held = index.hashesOf('a');
+        for (const chunk of index.walkHalves('a', piece)) {
+          assert.ok(chunk.n >= 1 && chunk.n <= piece, `a piece holds 1..${piece} blocks, not ${chunk.n}`);
+          for (let i = 0; i < chunk.n; i++) seen.push((BigInt(chunk.hi[i] as number) << 32n) | BigInt(chunk.lo[i] as number));
+          held = index.hashesOf('a');
+          for (const o of steps[step++] ?? []) {
+            if (o.kind === 'a') index.add('a', capacity, o.hashes);
+            else if (o.kind === 'b') index.add('b', 4, o.hashes);
+            else index.removeEndpoint('b');
+          }
+        }
+        assert.ok(seen.every((x) => x < 100n), 'only a\'s blocks');
+        if (seen.length >= 2 * capacity) return; // possibly cut at twice the capacity: no completeness claim
+        finished++;
+        const last = seen.filter((x, i) => held.includes(x) && seen.lastIndexOf(x) === i);
+        assert.deepEqual(last, held, 'every block a holds, in its recency order when the walk reached the tail');
+      }),
+      { seed: 7, numRuns: 400 },
+    );
+    assert.ok(finished > 100, `${finished} walks ran to the end`);
+  });
+
+  it('a walk ends when its endpoint is removed, and an unknown endpoint walks nothing', () => {
+    const index = new PrefixIndex();
+    index.add('a', 10, h(1, 2, 3, 4, 5));
+    const walk = index.walkHalves('a', 2);
+    assert.equal(walk.next().value?.n, 2);
+    index.removeEndpoint('a');
+    index.add('c', 10, h(7, 8, 9)); // reuses a's freed nodes
+    assert.equal(walk.next().done, true);
+    assert.deepEqual([...index.walkHalves('missing', 2)], []);
+  });
+
   it('agrees with a reference implementation on random operation sequences', () => {
     const endpoint = fc.constantFrom('a', 'b', 'c', 'd');
     const hashes = fc.array(fc.integer({ min: 0, max: 12 }).map(BigInt), { maxLength: 8 });
