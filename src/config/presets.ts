@@ -4,8 +4,8 @@
  *
  * - `upstream-default`: upstream's built-in default, loaded when no config is given (faithful to upstream):
  *   queue 2, kv-cache 2, prefix 3, max-score picker.
- * - `epp-default`: what `epp demo` runs: upstream's weights (queue 2, kv-cache 2, prefix 3) over the precise
- *   KV-event index (the routing of `precise-322`), plus a fallback endpoint for gateway retries.
+ * - `epp-default`: what `epp demo` runs: load-bounded prefix affinity over the precise KV-event index (the routing
+ *   of `precise-bounded`), with a fallback endpoint for gateway retries.
  * - `bounded-affinity`: load-bounded prefix affinity (wins on hot prefixes; see docs/benchmarks.md).
  * - baselines: `round-robin`, `random`, `least-outstanding-requests` (router-side least-loaded),
  *   `prefix-only` (prefix-cache scorer alone).
@@ -48,47 +48,6 @@ schedulingProfiles:
 export const APPROX_322_WITH_FALLBACK_CONFIG_TEXT = `${header}plugins:
 ${WEIGHTED_322_WITH_FALLBACK}`;
 
-/** Where `token-producer` gets a request's token ids (src/plugins/requestcontrol/token-producer/README.md). */
-export type TokenBackend = 'sim' | 'render' | 'local';
-
-/**
- * The precise index fed by the engines' KV events (docs/precise-prefix.md). The event endpoints come from each
- * endpoint's `endpoint-picker.io/kv-events-endpoint` label (`epp demo` and the routing benchmark write them into an
- * endpoints file; on Kubernetes, vLLM's `--kv-events-config` binds `tcp://*:5557`, the default the producer dials).
- * Token ids: `sim` ports the simulator's tokenizer in process (exact for the simulated fleet, wrong for any real
- * model); `render` asks the engine (`/v1/completions/render`, vLLM); `local` tokenizes in process with the model's
- * tokenizer.json while a parity check against render agrees.
- */
-function precisePlugins(tokens: TokenBackend): string {
-  return `- type: token-producer
-  parameters:
-    backend: ${tokens}
-- type: precise-prefix-cache-producer
-  parameters:
-    blockSize: 16
-`;
-}
-const PRECISE_PLUGINS = precisePlugins('sim');
-
-/**
- * What `epp demo` / `npm start` runs: upstream's weights (queue ×2, kv-cache ×2, prefix ×3, max-score) over the
- * precise prefix index fed by the engines' KV events — the routing of `precise-322` — with the picker also
- * returning a fallback endpoint, so the embedded gateway can retry a refused connection. Why: it ties
- * upstream-default within one ladder step wherever the approximate picture heals (sp-pressure, sp-overflow,
- * sp-bypass, sp-cancel, 3 seeds) and wins 1.69× where it does not (sp-second-gateway); docs/benchmarks.md.
- *
- * `tokens` is the token-producer backend. The preset (`tokens` = `sim`) fits the simulated fleet the demo starts;
- * against real servers use `render` (the engine's render endpoint, exact; `epp demo --endpoints` does) or `local`
- * (the model's tokenizer.json, checked against render). Endpoints whose events do not arrive (no
- * `--kv-events-config`, unreachable port), and requests without token ids, are scored by the approximate index,
- * as upstream-default would.
- */
-export function eppDefaultConfigText(tokens: TokenBackend = 'sim'): string {
-  return `${header}plugins:
-${precisePlugins(tokens)}${WEIGHTED_322_WITH_FALLBACK}`;
-}
-export const EPP_DEFAULT_CONFIG_TEXT = eppDefaultConfigText('sim');
-
 /**
  * Prefix affinity bounded by load (consistent hashing with bounded loads). `bounded-prefix-affinity-filter`
  * keeps a request on the endpoints that hold its prefix until such an endpoint has both ≥ 32 requests
@@ -121,6 +80,49 @@ schedulingProfiles:
 `;
 const BOUNDED_AFFINITY_CONFIG_TEXT = `${header}plugins:
 ${BOUNDED_AFFINITY_PLUGINS_AND_PROFILE}`;
+
+/** Where `token-producer` gets a request's token ids (src/plugins/requestcontrol/token-producer/README.md). */
+export type TokenBackend = 'sim' | 'render' | 'local';
+
+/**
+ * The precise index fed by the engines' KV events (docs/precise-prefix.md). The event endpoints come from each
+ * endpoint's `endpoint-picker.io/kv-events-endpoint` label (`epp demo` and the routing benchmark write them into an
+ * endpoints file; on Kubernetes, vLLM's `--kv-events-config` binds `tcp://*:5557`, the default the producer dials).
+ * Token ids: `sim` ports the simulator's tokenizer in process (exact for the simulated fleet, wrong for any real
+ * model); `render` asks the engine (`/v1/completions/render`, vLLM); `local` tokenizes in process with the model's
+ * tokenizer.json while a parity check against render agrees.
+ */
+function precisePlugins(tokens: TokenBackend): string {
+  return `- type: token-producer
+  parameters:
+    backend: ${tokens}
+- type: precise-prefix-cache-producer
+  parameters:
+    blockSize: 16
+`;
+}
+const PRECISE_PLUGINS = precisePlugins('sim');
+
+/**
+ * What `epp demo` / `npm start` runs: prefix affinity bounded by load (`bounded-affinity`'s filter, scorers and
+ * fallback endpoint) over the precise prefix index fed by the engines' KV events — the routing of
+ * `precise-bounded`. Why (docs/benchmarks.md, "Status (issue 18)"): where the router's picture stays wrong
+ * (sp-second-gateway) the precise index wins (2.29× upstream-default on the first seed, precise-322 2.00×);
+ * bounded affinity wins hot prefixes (sp-skewed: 1.27–1.63× upstream-default over 3 seeds; precise-322 1.00–1.25×
+ * on 2) and a slow server (sp-hetero: 1.11–1.43×, best on 3 seeds; precise-322 0.78–0.89× on 2).
+ * `maxOutstandingRequests` (32) is the simulated servers' `max-num-seqs`: set it to your
+ * servers' value.
+ *
+ * `tokens` is the token-producer backend. The preset (`tokens` = `sim`) fits the simulated fleet the demo starts;
+ * against real servers use `render` (the engine's render endpoint, exact; `epp demo --endpoints` does) or `local`
+ * (the model's tokenizer.json, checked against render). Endpoints whose events do not arrive (no
+ * `--kv-events-config`, unreachable port), and requests without token ids, are scored by the approximate index.
+ */
+export function eppDefaultConfigText(tokens: TokenBackend = 'sim'): string {
+  return `${header}plugins:
+${precisePlugins(tokens)}${BOUNDED_AFFINITY_PLUGINS_AND_PROFILE}`;
+}
+export const EPP_DEFAULT_CONFIG_TEXT = eppDefaultConfigText('sim');
 
 const ROUND_ROBIN_CONFIG_TEXT = `${header}plugins:
 - type: round-robin-picker
@@ -206,8 +208,7 @@ const PRECISE_STICKY_CONFIG_TEXT = `${header}plugins:
 ${PRECISE_PLUGINS}${STICKY_PLUGINS}${STICKY_PROFILE}`;
 
 /** Prefix affinity bounded by load (`bounded-affinity`) over the precise index. */
-const PRECISE_BOUNDED_CONFIG_TEXT = `${header}plugins:
-${PRECISE_PLUGINS}${BOUNDED_AFFINITY_PLUGINS_AND_PROFILE}`;
+const PRECISE_BOUNDED_CONFIG_TEXT = eppDefaultConfigText('sim');
 
 /** Dynamo-style KV cost (new prefill blocks × weight + held blocks, argmin) over the precise index. */
 const PRECISE_COST_CONFIG_TEXT = `${header}plugins:

@@ -88,10 +88,10 @@ test('upstream-default keeps upstream weights (queue 2, kv-cache 2, prefix 3)', 
   ]);
 });
 
-test('epp-default routes as precise-322 (upstream weights over the precise index), with a fallback endpoint for the gateway', () => {
-  assert.equal(CONFIG_PRESETS['epp-default'], CONFIG_PRESETS['precise-322'], 'the same config');
+test('epp-default routes as precise-bounded (load-bounded affinity over the precise index), with a fallback endpoint for the gateway', () => {
+  assert.equal(CONFIG_PRESETS['epp-default'], CONFIG_PRESETS['precise-bounded'], 'the same config');
   assert.equal(CONFIG_PRESETS['epp-default'], eppDefaultConfigText());
-  assert.deepEqual(profileOf('epp-default'), profileOf('upstream-default'), 'upstream scorers, weights and picker');
+  assert.deepEqual(profileOf('epp-default'), profileOf('bounded-affinity'), 'bounded-affinity\'s filter, scorers, weights and picker');
   const types = load('epp-default').plugins.map((p) => p.typedName.type);
   assert.ok(types.includes('precise-prefix-cache-producer'));
   assert.ok(types.includes('token-producer'));
