@@ -20,7 +20,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { CONFIG_PRESETS, presetNeedsKvEvents } from '../../src/config/presets.ts';
-import { KV_EVENTS_LABELS } from '../../src/framework/datalayer.ts';
+import { kvEventsLabels } from '../../src/framework/datalayer.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startEpp } from '../../src/server/bootstrap.ts';
 import { DEFAULT_MODEL_NAME } from '../../src/sim/config.ts';
@@ -286,7 +286,7 @@ async function runPolicy(
     writeFileSync(
       file,
       JSON.stringify({
-        endpoints: ports.map((p, i) => ({ address: '127.0.0.1', port: p, name: `sim-${i}`, labels: { [KV_EVENTS_LABELS.endpoint]: kvEventsEndpoints[i] } })),
+        endpoints: ports.map((p, i) => ({ address: '127.0.0.1', port: p, name: `sim-${i}`, labels: kvEventsLabels({ kvEventsEndpoint: kvEventsEndpoints[i]! }) })),
       }),
     );
     discovery = { endpointsFile: file };

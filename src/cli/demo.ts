@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { KV_EVENTS_LABELS } from '../framework/datalayer.ts';
+import { kvEventsLabels } from '../framework/datalayer.ts';
 import { EppConfigError } from '../framework/errors.ts';
 import type { Logger } from '../framework/plugin.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -56,7 +56,7 @@ function endpointsFileOf(fleet: Fleet): string {
       address: '127.0.0.1',
       port: s.port,
       name: s.name,
-      labels: { [KV_EVENTS_LABELS.endpoint]: s.kvEventsEndpoint, [KV_EVENTS_LABELS.replayEndpoint]: s.kvEventsReplayEndpoint },
+      labels: kvEventsLabels(s),
     })),
   });
 }

@@ -18,6 +18,13 @@ export const KV_EVENTS_LABELS = Object.freeze({
   replayEndpoint: 'endpoint-picker.io/kv-events-replay-endpoint',
 });
 
+/** An endpoints-file entry's labels for a server's KV-event PUB and (when it has one) replay ROUTER addresses. */
+export function kvEventsLabels(server: { readonly kvEventsEndpoint: string; readonly kvEventsReplayEndpoint?: string }): Record<string, string> {
+  const labels: Record<string, string> = { [KV_EVENTS_LABELS.endpoint]: server.kvEventsEndpoint };
+  if (server.kvEventsReplayEndpoint) labels[KV_EVENTS_LABELS.replayEndpoint] = server.kvEventsReplayEndpoint;
+  return labels;
+}
+
 /** Where an endpoint lives and how it was discovered. Immutable. */
 export interface EndpointMetadata {
   /** Unique endpoint name: `<pod>-rank-<i>` in Kubernetes modes, `<address>:<port>` for static endpoints. */

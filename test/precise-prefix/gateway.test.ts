@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startFleet } from '../../src/sim/index.ts';
-import { LABEL_KV_EVENTS_ENDPOINT, LABEL_KV_REPLAY_ENDPOINT, PrecisePrefixCacheProducer } from '../../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
+import { kvEventsLabels } from '../../src/framework/datalayer.ts';
+import { PrecisePrefixCacheProducer } from '../../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
 import { FAST, MODEL, startGatewayEpp } from './rig.ts';
 import { waitUntil } from '../support/wait.ts';
 
@@ -20,7 +21,7 @@ test('gateway + config by name: repeated prompts land on the server that caches 
   writeFileSync(file, JSON.stringify({
     endpoints: fleet.servers.map((s) => ({
       address: '127.0.0.1', port: s.port, name: s.name,
-      labels: { [LABEL_KV_EVENTS_ENDPOINT]: s.kvEventsEndpoint, [LABEL_KV_REPLAY_ENDPOINT]: s.kvEventsReplayEndpoint },
+      labels: kvEventsLabels(s),
     })),
   }));
   const configText = readFileSync(new URL('../../docs/examples/precise-prefix.yaml', import.meta.url), 'utf8');

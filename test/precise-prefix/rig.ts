@@ -7,12 +7,10 @@ import { startFleet, type Fleet, type FleetServer } from '../../src/sim/index.ts
 import type { SimServerOptions } from '../../src/sim/index.ts';
 import { wireHash } from '../../src/sim/kv-publisher.ts';
 import { prefixCacheMatchInfoOf } from '../../src/framework/attributes.ts';
-import type { Endpoint } from '../../src/framework/datalayer.ts';
+import { kvEventsLabels, type Endpoint } from '../../src/framework/datalayer.ts';
 import type { ApiType } from '../../src/framework/request.ts';
 import type { Candidate } from '../../src/framework/scheduling.ts';
 import {
-  LABEL_KV_EVENTS_ENDPOINT,
-  LABEL_KV_REPLAY_ENDPOINT,
   PrecisePrefixCacheProducer,
   precisePrefixCacheProducerFactory,
 } from '../../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
@@ -90,7 +88,7 @@ export async function startRig(o: {
     makeEndpoint(s.name, {}, {
       address: '127.0.0.1',
       port: s.port,
-      labels: { [LABEL_KV_EVENTS_ENDPOINT]: s.kvEventsEndpoint, ...(s.kvEventsReplayEndpoint !== '' ? { [LABEL_KV_REPLAY_ENDPOINT]: s.kvEventsReplayEndpoint } : {}) },
+      labels: kvEventsLabels(s),
     }),
   );
   const handle = makeHandle({ endpoints });

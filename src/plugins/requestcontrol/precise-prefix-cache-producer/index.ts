@@ -40,11 +40,6 @@ import { ZmqTransport, type EventTransport } from './zmq-transport.ts';
 
 export const PRECISE_PREFIX_CACHE_PRODUCER_TYPE = 'precise-prefix-cache-producer';
 
-/** Per-endpoint overrides (endpoints-file or pod labels; the contract is `KV_EVENTS_LABELS`, framework/datalayer.ts). */
-const LABEL_KV_EVENTS_PORT = KV_EVENTS_LABELS.port;
-const LABEL_KV_REPLAY_PORT = KV_EVENTS_LABELS.replayPort;
-export const LABEL_KV_EVENTS_ENDPOINT = KV_EVENTS_LABELS.endpoint;
-export const LABEL_KV_REPLAY_ENDPOINT = KV_EVENTS_LABELS.replayEndpoint;
 
 const RECONCILE_INTERVAL_MS = 1000;
 
@@ -301,10 +296,10 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     const ev = this.config.events;
     const labels = e.metadata.labels;
     const host = e.metadata.address.includes(':') ? `[${e.metadata.address}]` : e.metadata.address;
-    const portLabel = Number(labels[LABEL_KV_EVENTS_PORT] ?? ev.socketPort);
-    const replayPortLabel = labels[LABEL_KV_REPLAY_PORT] ?? ev.replaySocketPort;
-    const pubAddress = labels[LABEL_KV_EVENTS_ENDPOINT] ?? `tcp://${host}:${portLabel}`;
-    const replayAddress = labels[LABEL_KV_REPLAY_ENDPOINT] ?? (replayPortLabel === null ? undefined : `tcp://${host}:${Number(replayPortLabel)}`);
+    const portLabel = Number(labels[KV_EVENTS_LABELS.port] ?? ev.socketPort);
+    const replayPortLabel = labels[KV_EVENTS_LABELS.replayPort] ?? ev.replaySocketPort;
+    const pubAddress = labels[KV_EVENTS_LABELS.endpoint] ?? `tcp://${host}:${portLabel}`;
+    const replayAddress = labels[KV_EVENTS_LABELS.replayEndpoint] ?? (replayPortLabel === null ? undefined : `tcp://${host}:${Number(replayPortLabel)}`);
     return new ZmqTransport({ pubAddress, replayAddress, topicFilter: ev.topicFilter, replayIdleTimeoutMs: ev.replayTimeoutMs, maxReplayBatches: 10_000 });
   }
 
