@@ -50,6 +50,7 @@ import { quantiles } from './routing/stats.ts';
 import { describeWarmUp, repetitions, warmUntilSteady } from './support/alternate.ts';
 import { printRunInfo } from './support/run-info.ts';
 import { classifyStalls, gcInStall, openSchedstat, stallCause, startGcRecorder, startStallSampler, type StallCause } from './support/stalls.ts';
+import { describeStall, formatStall, SpanLog, type StallEvidence } from './support/stall-evidence.ts';
 import { stacksIn, startProfiler } from './support/profile.ts';
 import { pinning, type Pinning } from './support/pin.ts';
 import { formatSpread, spread } from './support/stats.ts';
@@ -83,6 +84,33 @@ const pinModes: readonly boolean[] = pin === undefined || 'unavailable' in pin ?
 const endpoints: Endpoint[] = Array.from({ length: 8 }, (_, i) => makeEndpoint(`ep${i}`));
 const handle = { logger: silentLogger(), clock: systemClock, random: createRandomSource(1), plugin: () => undefined, endpoints: () => endpoints, inflight: new InFlightTracker(), metrics: new PluginMetricSources() };
 const local = approxPrefixCacheProducerFactory('prefix', { autoTune: false, lruCapacityPerServer: 31_250 }, handle) as ApproxPrefixCacheProducer;
+/**
+ * The bench's own activities, timed per call so each stall's on-CPU time splits into them (stall-evidence.ts):
+ * this replica's routed requests, the index's work for peers' placements and for snapshots (each piece of the
+ * export walk, each import), and the synchronous part of handing a batch to the transport.
+ */
+const SPAN = { route: 0, apply: 1, snapshot: 2, publish: 3 } as const;
+const spans = new SpanLog(Object.keys(SPAN));
+const now = (): number => performance.now();
+local.applyRemotePlacement = spans.wrap(SPAN.apply, now, local.applyRemotePlacement.bind(local));
+local.importSnapshot = spans.wrap(SPAN.snapshot, now, local.importSnapshot.bind(local));
+const exportSnapshot = local.exportSnapshot.bind(local);
+local.exportSnapshot = function* () {
+  const it = exportSnapshot()[Symbol.iterator]();
+  for (;;) {
+    const t0 = now();
+    const r = it.next();
+    spans.record(SPAN.snapshot, t0, now());
+    if (r.done === true) return;
+    yield r.value;
+  }
+};
+/** The transport with `append`'s synchronous part (encoding the command, writing to the socket) timed. */
+function timedAppend(t: SyncTransport): SyncTransport {
+  const append = t.append.bind(t);
+  t.append = spans.wrap(SPAN.publish, now, append);
+  return t;
+}
 /**
  * The peer's batches, encoded once: what a peer replica appends to the log (5 placements per 5 ms batch =
  * 1,000 placements/s). The peer's own hashing and encoding are not this replica's cost, so no peer engine runs
@@ -121,7 +149,9 @@ function route(p: ApproxPrefixCacheProducer): number {
   const t0 = performance.now();
   p.prepareData(request, candidates);
   p.preRequest(request, makeSchedulingResult({ default: [candidates[Math.floor(rnd.next() * candidates.length)]!] }));
-  return performance.now() - t0;
+  const t1 = performance.now();
+  spans.record(SPAN.route, t0, t1);
+  return t1 - t0;
 }
 
 interface RoundResult {
@@ -149,7 +179,16 @@ interface RoundResult {
   majorGcPerS: number;
   applied: number;
   snapshots: number;
+  /** Steal on all CPUs over the round (ms per s, from 10 ms ticks; NaN without /proc/stat). */
+  stealMsPerS: number;
+  /** Softirqs per s on all CPUs, and the main thread's page faults per s (NaN without the counters). */
+  softirqsPerS: number;
+  faultsPerS: number;
 }
+
+/** Every stall over the threshold, with its evidence, per arm (printed after the tables). */
+const stallLog = new Map<string, Array<{ round: number; e: StallEvidence }>>();
+const roundsRun = new Map<string, number>();
 
 /**
  * The log of one round: a fresh memory bus, or a fresh stream on the bench's redis-server (a new pool name per
@@ -162,19 +201,20 @@ function roundLog(): { transport: () => SyncTransport; peerAppend: (payload: Uin
     // 1 s of retention: the replica reads within milliseconds, and the log stands in for Redis, whose memory is
     // not this replica's (30 s of batches would be promoted into this heap and collected here).
     const bus = new MemoryBus({ clock: systemClock, timers: realTimers, retentionMs: 1000 });
-    return { transport: () => new MemoryLink(bus, realTimers, createRandomSource(3)), peerAppend: (p) => bus.append(p), close: async () => {} };
+    return { transport: () => timedAppend(new MemoryLink(bus, realTimers, createRandomSource(3))), peerAppend: (p) => bus.append(p), close: async () => {} };
   }
   const pool = `bench/round-${++roundNo}`;
   const url = redis.url;
   const mkTransport = (): RedisTransport => new RedisTransport({ url, keyPrefix: 'epp-bench', pool, retentionMs: 30_000, snapshotIntervalMs: 10_000, commandTimeoutMs: 1000, logger: silentLogger() });
   const peerLink = mkTransport();
-  return { transport: mkTransport, peerAppend: (p) => void peerLink.append(p).catch(() => undefined), close: () => peerLink.close() };
+  return { transport: () => timedAppend(mkTransport()), peerAppend: (p) => void peerLink.append(p).catch(() => undefined), close: () => peerLink.close() };
 }
 
 /** The main thread's schedstat for whole-round figures (undefined where it does not exist). */
 const schedstat = openSchedstat();
 const roundStat = 'read' in schedstat ? schedstat : undefined;
 let schedstatNote = '';
+let machineNote = '';
 /** With --profile-stalls: per arm and cause, the sampled stacks inside the stalls' windows. */
 const PROFILE = args['profile-stalls'] as boolean;
 const stallStacks = new Map<string, Map<string, number>>();
@@ -194,6 +234,8 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
   const gc = startGcRecorder();
   const sampler = startStallSampler(STALL_MS);
   schedstatNote = sampler.schedstat;
+  machineNote = sampler.machine;
+  spans.clear();
   const times: number[] = [];
   const stat0 = new Float64Array(3);
   const stat1 = new Float64Array(3);
@@ -217,10 +259,21 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
   const seconds = (performance.now() - t0) / 1000;
   const threadTimes = timed && (roundStat?.read(stat1) ?? false);
   const stalls = sampler.stop();
+  const machine = sampler.totals();
   const gcs = gc.stop().filter((g) => g.start >= t0);
   loop.disable();
-  if (profiler !== undefined) {
-    const samples = await profiler.stop();
+  const samples = profiler === undefined ? undefined : await profiler.stop();
+  if (armName !== undefined) {
+    const n = (roundsRun.get(armName) ?? 0) + 1;
+    roundsRun.set(armName, n);
+    const armStalls = stallLog.get(armName) ?? [];
+    for (const s of stalls) {
+      const top = samples === undefined ? undefined : stacksIn(samples, [[s.start - 1, s.end]], 3)[0];
+      armStalls.push({ round: n, e: describeStall(s, t0, stallCause(s, gcInStall(s, gcs).windowMs, STALL_MS, 1), gcs, spans, 1, top === undefined ? undefined : `${top.stack} (${top.samples} samples)`) });
+    }
+    stallLog.set(armName, armStalls);
+  }
+  if (samples !== undefined) {
     const byCause = new Map<StallCause | 'unknown', Array<[number, number]>>();
     for (const s of stalls) {
       const cause = stallCause(s, gcInStall(s, gcs).windowMs, STALL_MS, 1) ?? 'unknown';
@@ -263,7 +316,42 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
     majorGcPerS: gcs.filter((g) => g.kind === 'major').length / seconds,
     applied: (applied * 1000) / ROUND_MS,
     snapshots,
+    stealMsPerS: machine === undefined ? Number.NaN : (machine.stealTicks.reduce((a, b) => a + b, 0) * 10) / machine.seconds,
+    softirqsPerS: machine === undefined ? Number.NaN : machine.softirqs.reduce((a, b) => a + b, 0) / machine.seconds,
+    faultsPerS: machine === undefined ? Number.NaN : (machine.minorFaults + machine.majorFaults) / machine.seconds,
   };
+}
+
+/**
+ * Every stall with its evidence, one line each, per arm; then per arm and cause how many stalls had steal on
+ * the main thread's CPU in their window and, for on-CPU stalls, which activity took the most of the window.
+ */
+function stallReport(armNames: readonly string[]): string[] {
+  const out = [
+    `Every stall over ${STALL_MS} ms (bench/support/stall-evidence.ts): its time in the round, how late the tick was, its cause, and its window (the late part plus the 1 ms interval) split into the main thread's on-CPU time — by the bench's activities (route = this replica's requests, apply = the index applying peers' placements, snapshot = export/import pieces, publish = handing a batch to the transport; "other" is what none covers: timers, the transport's reads, V8's own work, kernel time on the thread's behalf such as page faults and other processes' softirqs) — the collections in it, run-queue wait and unaccounted time (neither running nor runnable: on this kernel, with paravirt steal accounting, time the hypervisor stole from a running thread lands here); then the machine's steal ticks per CPU (10 ms each; * = the thread's CPU), softirqs on the thread's CPU and the thread's page faults in the same window. ${machineNote}.`,
+    '',
+  ];
+  const summary: string[] = [];
+  for (const name of armNames) {
+    const log = stallLog.get(name) ?? [];
+    out.push(`${name}: ${log.length} stalls in ${roundsRun.get(name) ?? 0} rounds`);
+    for (const { round: r, e } of log) out.push(`    round ${r}, ${formatStall(e)}`);
+    const byCause = new Map<string, { n: number; stolen: number; dominant: Map<string, number> }>();
+    for (const { e } of log) {
+      const c = byCause.get(e.cause ?? 'unknown') ?? { n: 0, stolen: 0, dominant: new Map<string, number>() };
+      c.n++;
+      if (e.machine !== undefined && (e.machine.stealTicks[e.machine.cpu] ?? 0) > 0) c.stolen++;
+      if (e.cause === 'on-cpu') {
+        const parts = [...e.spans.map((x) => [x.kind, x.ms] as const), ['other', e.otherMs ?? 0] as const];
+        const top = parts.reduce((a, b) => (b[1] > a[1] ? b : a))[0];
+        c.dominant.set(top, (c.dominant.get(top) ?? 0) + 1);
+      }
+      byCause.set(e.cause ?? 'unknown', c);
+    }
+    const causes = [...byCause].map(([cause, c]) => `${cause} ${c.n} (${c.stolen} with steal on the thread's CPU${c.dominant.size > 0 ? `; most of the window: ${[...c.dominant].map(([k, v]) => `${k} ${v}`).join(', ')}` : ''})`);
+    summary.push(`- ${name}: ${causes.length === 0 ? 'no stalls' : causes.join('; ')}`);
+  }
+  return [...out, '', 'Stalls by cause, with steal evidence:', ...summary];
 }
 
 const pinNote = pin === undefined ? 'not pinned (--pin on|both to isolate the measured thread)' : 'unavailable' in pin ? `not pinned: ${pin.unavailable}` : `${args.pin === 'both' ? 'pinned and unpinned rounds alternate' : 'pinned'}: ${pin.description}`;
@@ -319,13 +407,13 @@ for (const arm of arms) {
 lines.push('', `Stalls > ${STALL_MS} ms per round by cause (bench/support/stalls.ts: the run-queue wait, then the collections, then sleep beyond the interval are taken away in turn; "on-CPU" is a stall still over ${STALL_MS} ms after all three — the process's own code). Thread times: ${schedstatNote}.`, '');
 if (timed) {
   lines.push(
-    '| arm | stalls > 2 ms: total | descheduled | GC | asleep | on-CPU | worst on-CPU ms in a stall | main thread on-CPU ms/s | run-queue wait ms/s |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| arm | stalls > 2 ms: total | descheduled | GC | asleep or stolen | on-CPU | worst on-CPU ms in a stall | main thread on-CPU ms/s | run-queue wait ms/s | steal ms/s (all CPUs) | softirqs/s | page faults/s |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   );
   for (const arm of arms) {
     const rs = results.get(arm.name) as RoundResult[];
     lines.push(
-      `| ${arm.name} | ${cell(rs, (r) => r.stalls, 0)} | ${cell(rs, (r) => r.descheduled, 0)} | ${cell(rs, (r) => r.gcCaused, 0)} | ${cell(rs, (r) => r.asleep, 0)} | **${cell(rs, (r) => r.onCpu, 0)}** | ${cell(rs, (r) => r.worstOnCpuMs, 2)} | ${cell(rs, (r) => r.threadCpuMsPerS, 0)} | ${cell(rs, (r) => r.threadWaitMsPerS, 1)} |`,
+      `| ${arm.name} | ${cell(rs, (r) => r.stalls, 0)} | ${cell(rs, (r) => r.descheduled, 0)} | ${cell(rs, (r) => r.gcCaused, 0)} | ${cell(rs, (r) => r.asleep, 0)} | **${cell(rs, (r) => r.onCpu, 0)}** | ${cell(rs, (r) => r.worstOnCpuMs, 2)} | ${cell(rs, (r) => r.threadCpuMsPerS, 0)} | ${cell(rs, (r) => r.threadWaitMsPerS, 1)} | ${cell(rs, (r) => r.stealMsPerS, 1)} | ${cell(rs, (r) => r.softirqsPerS, 0)} | ${cell(rs, (r) => r.faultsPerS, 0)} |`,
     );
   }
 } else {
@@ -343,6 +431,7 @@ for (const arm of arms.filter((a) => a.sliceMs !== undefined)) {
     `${arm.name} vs ${off}: p99 ${(med(arm.name, (r) => r.p99) - med(off, (r) => r.p99)).toFixed(0)} µs (×${(med(arm.name, (r) => r.p99) / med(off, (r) => r.p99)).toFixed(2)}); loop delay p99 ×${(med(arm.name, (r) => r.loopP99) / med(off, (r) => r.loopP99)).toFixed(2)}; stalls/round ${cmp((r) => r.stalls)}${timed ? `, on-CPU ${cmp((r) => r.onCpu)}` : `, beyond GC ${cmp((r) => r.stallsBeyondGc)}`}.`,
   );
 }
+lines.push('', ...stallReport(arms.map((a) => a.name)));
 if (PROFILE) {
   lines.push('', 'Profiled stalls (--profile-stalls: V8 sampling every 200 µs during every measured round, which slows the process, so these rounds are not the figures above\'s equal): the stacks sampled inside each cause\'s stall windows, innermost frame first, top 6 per arm and cause.', '');
   for (const [key, m] of [...stallStacks].sort()) {

@@ -27,6 +27,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { constants, PerformanceObserver, performance, type PerformanceEntry } from 'node:perf_hooks';
+import { COUNTER_HEAD, machineDelta, openMachineCounters, type MachineDelta } from './stall-evidence.ts';
 
 /** One late tick: the loop could not run timers from `start` to `end` (ms, performance.now). */
 export interface Stall {
@@ -38,6 +39,8 @@ export interface Stall {
    * schedstat): on the CPU, and waiting on a run queue while runnable.
    */
   readonly thread?: { readonly cpuMs: number; readonly waitMs: number };
+  /** What the machine did in the same window (steal, softirqs, the thread's page faults; stall-evidence.ts). */
+  readonly machine?: MachineDelta;
 }
 
 export interface GcEvent {
@@ -170,13 +173,23 @@ export interface StallSamplerOptions {
   readonly now?: () => number;
   /** Read the main thread's schedstat at every tick (default true; falls back with a reason where absent). */
   readonly schedstat?: boolean;
+  /**
+   * Read the machine counters at every tick too (steal and softirqs per CPU, the thread's page faults;
+   * stall-evidence.ts; default true; ≈ 9 µs per tick on the project's VM).
+   */
+  readonly machine?: boolean;
+}
+
+/** The machine counters over a whole sampling period (from start to stop). */
+export interface MachineTotals extends MachineDelta {
+  readonly seconds: number;
 }
 
 /**
  * Starts sampling; `stop()` returns the stalls seen. `schedstat` says whether stalls carry thread times, or why
  * not.
  */
-export function startStallSampler(thresholdMs: number, options: StallSamplerOptions = {}): { readonly schedstat: string; stop: () => Stall[] } {
+export function startStallSampler(thresholdMs: number, options: StallSamplerOptions = {}): { readonly schedstat: string; readonly machine: string; stop: () => Stall[]; totals: () => MachineTotals | undefined } {
   const intervalMs = options.intervalMs ?? 1;
   const now = options.now ?? (() => performance.now());
   const stat = options.schedstat === false ? { unavailable: 'off' } : openSchedstat();
@@ -184,31 +197,56 @@ export function startStallSampler(thresholdMs: number, options: StallSamplerOpti
   const prev = new Float64Array(3);
   const cur = new Float64Array(3);
   let timesOk = reader?.read(prev) ?? false;
+  const counters = options.machine === false ? { unavailable: 'off' } : openMachineCounters();
+  const mc = 'read' in counters ? counters : undefined;
+  const size = COUNTER_HEAD + 2 * (mc?.cpus ?? 0);
+  const mPrev = new Float64Array(size);
+  const mCur = new Float64Array(size);
+  const mFirst = new Float64Array(size);
+  let mOk = mc?.read(mPrev) ?? false;
+  mFirst.set(mPrev);
   const stalls: Stall[] = [];
-  let last = now();
+  const first = now();
+  let last = first;
   let timer: NodeJS.Timeout | undefined;
   const tick = (): void => {
     const t = now();
     const hasTimes = reader !== undefined && reader.read(cur) && timesOk;
+    const hasMachine = mc !== undefined && mc.read(mCur) && mOk;
     const delay = t - last - intervalMs;
     if (delay > thresholdMs) {
-      stalls.push({ start: last + intervalMs, end: t, delayMs: delay, ...(hasTimes ? { thread: { cpuMs: ((cur[0] as number) - (prev[0] as number)) / 1e6, waitMs: ((cur[1] as number) - (prev[1] as number)) / 1e6 } } : {}) });
+      stalls.push({
+        start: last + intervalMs,
+        end: t,
+        delayMs: delay,
+        ...(hasTimes ? { thread: { cpuMs: ((cur[0] as number) - (prev[0] as number)) / 1e6, waitMs: ((cur[1] as number) - (prev[1] as number)) / 1e6 } } : {}),
+        ...(hasMachine ? { machine: machineDelta(mPrev, mCur, mc.cpus) } : {}),
+      });
     }
     if (reader !== undefined) {
       prev.set(cur);
       timesOk = true;
     }
+    if (mc !== undefined) {
+      mPrev.set(mCur);
+      mOk = true;
+    }
     last = t;
     timer = setTimeout(tick, intervalMs);
   };
   timer = setTimeout(tick, intervalMs);
+  let totals: MachineTotals | undefined;
   return {
     schedstat: reader !== undefined ? `main thread's /proc/self/task/${process.pid}/schedstat read at every tick` : `unavailable: ${(stat as { unavailable: string }).unavailable}`,
+    machine: mc !== undefined ? `steal and softirqs of ${mc.cpus} CPUs (/proc/stat, /proc/softirqs) and the main thread's page faults read at every tick` : `machine counters unavailable: ${(counters as { unavailable: string }).unavailable}`,
     stop: () => {
       clearTimeout(timer);
       reader?.close();
+      if (mc !== undefined && mc.read(mCur)) totals = { ...machineDelta(mFirst, mCur, mc.cpus), seconds: (now() - first) / 1000 };
+      mc?.close();
       return stalls;
     },
+    totals: () => totals,
   };
 }
 
