@@ -20,6 +20,15 @@
  * window, and the column "worst on-CPU ms in a stall" shows how close the others came. Where schedstat is
  * missing (not Linux, a kernel without schedstats) the bench says so and splits stalls by GC only.
  *
+ * Then every stall is printed on its own line with its evidence (bench/support/stall-evidence.ts): its window's
+ * on-CPU time split by what the bench was running (its routed requests, the index applying peers' placements,
+ * snapshot pieces, appends to the transport, and "other"), the collections in it by kind, the run-queue wait,
+ * the time neither on the CPU nor runnable (where a running thread's stolen time lands on a kernel with
+ * paravirt steal accounting), and the machine in the same window: steal ticks per CPU, softirqs on the thread's
+ * CPU (charged to the thread it interrupts on a kernel without IRQ time accounting), the thread's page faults.
+ * A summary per arm counts the stalls by cause with how many had steal on the thread's CPU, and which activity
+ * took most of each on-CPU stall's window; the round table gains steal, softirqs and page faults per second.
+ *
  * `--pin on|both` isolates the measured thread as far as this machine allows (bench/support/pin.ts, `taskset`):
  * the main thread alone on the last core; this process's other threads (V8's collector helpers, libuv) and
  * redis-server on the others; processes the bench did not start still share the core (no `isolcpus` here).
