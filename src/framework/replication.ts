@@ -64,7 +64,10 @@ export function fromHalves(h: BlockHashHalves): bigint[] {
  * requests are served, so a bigint per entry made each endpoint a millisecond of work plus a megabyte for the young
  * generation). An endpoint may span several consecutive entries (pieces in recency order, oldest first), so that
  * neither side has to walk or import a whole endpoint without yielding to the event loop; the syncer joins them.
- * The arrays belong to the entry: the syncer may keep them until the snapshot is written or imported.
+ * From `exportSnapshot`, the arrays are lent until the next entry is requested (an index may write every piece into
+ * the same arrays: new ones per piece were megabytes of short-lived array buffers per snapshot, enough to start a
+ * full collection); the syncer encodes each piece as it comes. Entries handed to `importSnapshot` belong to the
+ * index.
  */
 export interface IndexSnapshotEntry {
   readonly endpoint: string;
@@ -97,6 +100,7 @@ export interface ReplicatedIndex extends Plugin {
    * few thousand blocks: the syncer yields to the event loop between entries, so a piece is the longest it holds
    * the loop). Called off the request path and lazily iterated: the index keeps serving (and changing) between
    * entries, so a piece may repeat a block touched since an earlier piece (its last occurrence is its recency).
+   * An entry's arrays may be reused for the next one (see `IndexSnapshotEntry`).
    */
   exportSnapshot(): Iterable<IndexSnapshotEntry>;
   /**

@@ -203,6 +203,14 @@ export class SyncEngine {
   #inFlight = 0;
   /** Touch coalescing, per `<channel>\n<endpoint>`. */
   readonly #coalesce = new Map<string, RecentSends>();
+  /**
+   * The field buffers of the last snapshot written, by field key, reused by the next one: a snapshot of an index
+   * in steady state then allocates no array buffers (snapshot-field.ts says what that saved). Endpoints gone
+   * since are dropped with each snapshot. Held: about one snapshot's size.
+   */
+  #fieldBuffers = new Map<string, Uint8Array>();
+  /** A snapshot is being written (writes never overlap: they share `#fieldBuffers`). */
+  #writingSnapshot = false;
   /** One cursor (and so one hashes array) for every batch this engine applies. */
   readonly #cursor = new PlacementCursor();
 
@@ -747,10 +755,15 @@ export class SyncEngine {
   /** Writes a snapshot when this replica holds (or takes) the lease. Returns true when one was written. */
   async writeSnapshot(): Promise<boolean> {
     if (this.#closed || this.#o.indexes.length === 0 || this.#readerUp !== true) return false;
+    let written = false;
     try {
       const holder = await this.#bounded(this.#t.tryLease(this.#o.origin, 3 * this.settings.snapshotIntervalMs), this.settings.callTimeoutMs);
-      if (!holder) return false;
+      if (!holder || this.#writingSnapshot) return false;
+      this.#writingSnapshot = true;
+      written = true;
       const streamId = this.#lastId;
+      const reuse = this.#fieldBuffers;
+      const buffers = new Map<string, Uint8Array>();
       const fields = new Map<string, Uint8Array>();
       const fingerprints: Record<string, number> = {};
       const blockSizes: Record<string, number> = {};
@@ -765,8 +778,10 @@ export class SyncEngine {
         let openEndpoint = '';
         const close = (): void => {
           if (open === undefined) return;
+          const key = `${name}\n${openEndpoint}`;
           const value = open.finish();
-          fields.set(`${name}\n${openEndpoint}`, value);
+          fields.set(key, value);
+          buffers.set(key, open.buffer);
           bytes += value.length;
           open = undefined;
         };
@@ -774,7 +789,9 @@ export class SyncEngine {
         for (const e of ix.exportSnapshot()) {
           if (open === undefined || e.endpoint !== openEndpoint) {
             close();
-            open = new SnapshotFieldBuilder(e.capacityBlocks);
+            const key = `${name}\n${e.endpoint}`;
+            open = new SnapshotFieldBuilder(e.capacityBlocks, reuse.get(key));
+            reuse.delete(key); // never two fields in one buffer
             openEndpoint = e.endpoint;
           }
           open.add(e.hashes);
@@ -787,13 +804,19 @@ export class SyncEngine {
         close();
       }
       const snapshot: Snapshot = { meta: { v: 1, createdAtMs: this.#o.clock.now(), origin: this.#o.origin, streamId, fingerprints, blockSizes }, fields };
+      // The transport copies the fields during the call (transport.ts), so once it has settled they are free
+      // for the next snapshot; after a failure (a timeout may leave the call running) they are not reused.
+      this.#fieldBuffers = new Map();
       await this.#bounded(this.#t.putSnapshot(snapshot), Math.max(this.settings.callTimeoutMs, 5000));
+      this.#fieldBuffers = buffers;
       this.stats.snapshotsWritten++;
       this.#m.snapshotWritten?.(bytes);
       return true;
     } catch (err) {
       this.#o.logger.debug({ err: (err as Error).message }, 'cross-replica sync: snapshot not written');
       return false;
+    } finally {
+      if (written) this.#writingSnapshot = false;
     }
   }
 

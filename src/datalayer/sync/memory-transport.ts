@@ -101,8 +101,9 @@ export class MemoryBus {
     return this.#trimmedThrough;
   }
 
+  /** Keeps a copy (transport.ts: the fields are lent for the call, as Redis copies them into its commands). */
   putSnapshot(s: Snapshot): void {
-    this.#snapshot = s;
+    this.#snapshot = { meta: s.meta, fields: new Map([...s.fields].map(([k, v]) => [k, v.slice()])) };
   }
 
   getSnapshot(): Snapshot | undefined {

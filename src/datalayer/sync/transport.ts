@@ -53,6 +53,11 @@ export interface SyncTransport {
    * last id is older than this has missed entries.
    */
   trimmedThrough(): Promise<string | undefined>;
+  /**
+   * Stores `snapshot` as the current one. Its field arrays are lent for the call: the syncer writes its next
+   * snapshot into the same buffers once the returned promise has settled, so a transport copies what it keeps
+   * (Redis: ioredis copies each HSET's arguments when it sends the command; the memory transport copies).
+   */
   putSnapshot(snapshot: Snapshot): Promise<void>;
   getSnapshot(): Promise<Snapshot | undefined>;
   /** Takes or renews the snapshot-writer lease for `holder`; true when `holder` holds it afterwards. */

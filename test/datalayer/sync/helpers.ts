@@ -39,9 +39,11 @@ export class TestIndex implements ReplicatedIndex {
   /** Blocks exported / imported so far (the tests charge virtual CPU per block through these). */
   onExport: (blocks: number) => void = () => undefined;
   onImport: (blocks: number) => void = () => undefined;
+  /** Every piece in the same arrays, as the prefix producer does (the syncer must encode each as it comes). */
   *exportSnapshot(): Generator<IndexSnapshotEntry> {
+    const into = { hi: new Uint32Array(this.snapshotPieceBlocks), lo: new Uint32Array(this.snapshotPieceBlocks) };
     for (const endpoint of [...this.index.endpoints()]) {
-      for (const hashes of this.index.walkHalves(endpoint, this.snapshotPieceBlocks)) {
+      for (const hashes of this.index.walkHalves(endpoint, this.snapshotPieceBlocks, into)) {
         this.onExport(hashes.n);
         yield { endpoint, capacityBlocks: this.capacity, hashes };
       }

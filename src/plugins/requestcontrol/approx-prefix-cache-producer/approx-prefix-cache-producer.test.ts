@@ -4,7 +4,7 @@ import { PrefixCacheMatchInfoKey, type PrefixCacheMatchInfo } from '../../../fra
 import type { InferenceRequest } from '../../../framework/request.ts';
 import type { ResponseInfo } from '../../../framework/requestcontrol.ts';
 import type { Candidate } from '../../../framework/scheduling.ts';
-import { toHalves } from '../../../framework/replication.ts';
+import { toHalves, type IndexSnapshotEntry } from '../../../framework/replication.ts';
 import {
   factoryError,
   lenientFields,
@@ -26,6 +26,9 @@ import {
 
 // 16 tokens × 4 bytes = 64-byte blocks: 4 full blocks.
 const PROMPT = 'The quick brown fox jumps over the lazy dog; '.repeat(6).slice(0, 256);
+
+/** An exported entry copied as it comes (export lends its arrays only until the next entry). */
+const copyEntry = (e: IndexSnapshotEntry): IndexSnapshotEntry => ({ ...e, hashes: { n: e.hashes.n, hi: e.hashes.hi.slice(0, e.hashes.n), lo: e.hashes.lo.slice(0, e.hashes.n) } });
 
 function build(params: unknown = {}, handle: TestHandle = makeHandle()): ApproxPrefixCacheProducer {
   return approxPrefixCacheProducerFactory('prefix', params, handle) as ApproxPrefixCacheProducer;
@@ -302,7 +305,7 @@ describe('approx-prefix-cache-producer as a ReplicatedIndex', () => {
     const a = build({ lruCapacityPerServer: 6 });
     for (const [i, prompt] of ['alpha '.repeat(40), 'beta '.repeat(50), 'gamma '.repeat(30)].entries()) route(a, req(prompt), fresh(['x', 'y']), i === 1 ? 'y' : 'x');
     const b = build({ lruCapacityPerServer: 6 });
-    b.importSnapshot([...a.exportSnapshot()]);
+    b.importSnapshot(Array.from(a.exportSnapshot(), copyEntry));
     for (const ep of ['x', 'y']) assert.deepEqual(b.index.hashesOf(ep), a.index.hashesOf(ep));
     assert.ok(a.index.size > 0);
   });
@@ -311,8 +314,10 @@ describe('approx-prefix-cache-producer as a ReplicatedIndex', () => {
     const blocks = 2 * SNAPSHOT_CHUNK_BLOCKS + 100;
     const a = build({ lruCapacityPerServer: blocks });
     a.index.add('x', blocks, Array.from({ length: blocks }, (_, i) => BigInt(i) * 0x9e3779b97f4a7c15n % 2n ** 64n));
-    const pieces = [...a.exportSnapshot()];
+    const lent: Uint32Array[] = [];
+    const pieces = Array.from(a.exportSnapshot(), (e) => (lent.push(e.hashes.hi), copyEntry(e)));
     assert.deepEqual(pieces.map((p) => [p.endpoint, p.hashes.n]), [['x', SNAPSHOT_CHUNK_BLOCKS], ['x', SNAPSHOT_CHUNK_BLOCKS], ['x', 100]]);
+    assert.ok(lent.every((hi) => hi === lent[0]), 'every piece lent in the same arrays (nothing allocated per piece)');
     const b = build({ lruCapacityPerServer: blocks });
     for (const p of pieces) b.importSnapshot([p]); // one piece per call, as the syncer hands them over
     assert.deepEqual(b.index.hashesOf('x'), a.index.hashesOf('x'));

@@ -249,12 +249,14 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
 
   /**
    * Each endpoint in chunks of `SNAPSHOT_CHUNK_BLOCKS`, walked while the index keeps changing between them
-   * (`PrefixIndex.walkHalves`), so the syncer can yield to the event loop inside an endpoint.
+   * (`PrefixIndex.walkHalves`), so the syncer can yield to the event loop inside an endpoint. Every chunk is
+   * written into the same two arrays (the contract lends them until the next entry is requested).
    */
   *exportSnapshot(): Generator<IndexSnapshotEntry> {
+    const into = { hi: new Uint32Array(SNAPSHOT_CHUNK_BLOCKS), lo: new Uint32Array(SNAPSHOT_CHUNK_BLOCKS) };
     for (const endpoint of [...this.index.endpoints()]) {
       const capacityBlocks = this.index.capacityOf(endpoint) ?? this.config.lruCapacityPerServer;
-      for (const hashes of this.index.walkHalves(endpoint, SNAPSHOT_CHUNK_BLOCKS)) yield { endpoint, capacityBlocks, hashes };
+      for (const hashes of this.index.walkHalves(endpoint, SNAPSHOT_CHUNK_BLOCKS, into)) yield { endpoint, capacityBlocks, hashes };
     }
   }
 

@@ -201,6 +201,21 @@ describe('PrefixIndex', () => {
     assert.deepEqual([...index.walkHalves('missing', 2)], []);
   });
 
+  it('a walk into given arrays writes every step there and returns what a walk into new arrays does', () => {
+    const index = new PrefixIndex();
+    index.add('a', 10, h(1, 2, 3, 4, 5, 6, 7));
+    const halves = (c: { n: number; hi: Uint32Array; lo: Uint32Array }): string => Array.from({ length: c.n }, (_, i) => `${c.hi[i]}:${c.lo[i]}`).join(',');
+    const fresh = [...index.walkHalves('a', 3)].map(halves);
+    const into = { hi: new Uint32Array(3), lo: new Uint32Array(3) };
+    const reused: string[] = [];
+    for (const c of index.walkHalves('a', 3, into)) {
+      assert.ok(c.hi === into.hi && c.lo === into.lo, 'no arrays allocated per step');
+      reused.push(halves(c));
+    }
+    assert.deepEqual(reused, fresh);
+    assert.throws(() => index.walkHalves('a', 4, into).next(), /walkHalves: arrays of 3 for steps of 4 blocks/);
+  });
+
   it('agrees with a reference implementation on random operation sequences', () => {
     const endpoint = fc.constantFrom('a', 'b', 'c', 'd');
     const hashes = fc.array(fc.integer({ min: 0, max: 12 }).map(BigInt), { maxLength: 8 });

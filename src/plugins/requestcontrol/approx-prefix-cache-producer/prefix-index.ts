@@ -51,7 +51,7 @@ interface Walk {
   left: number;
 }
 
-/** One step of a walk: the next blocks (least recently used first) as halves in new arrays. */
+/** One step of a walk: the next blocks (least recently used first) as halves (in `into`'s arrays when given). */
 export interface HalvesChunk {
   readonly n: number;
   readonly hi: Uint32Array;
@@ -225,9 +225,11 @@ export class PrefixIndex {
    * passed it moves to the tail and is visited again there; blocks evicted meanwhile may appear, which an
    * importer's own capacity handles). A walk that would visit more than twice the endpoint's capacity (the
    * endpoint churning faster than it is walked) stops there. Close the generator (`return()`, or leave a
-   * `for…of`) to end a walk early.
+   * `for…of`) to end a walk early. With `into` (arrays of at least `maxBlocks`), every step is written into those
+   * arrays, each step overwriting the last: nothing is allocated per step.
    */
-  *walkHalves(endpoint: string, maxBlocks: number): Generator<HalvesChunk, void, undefined> {
+  *walkHalves(endpoint: string, maxBlocks: number, into?: { readonly hi: Uint32Array; readonly lo: Uint32Array }): Generator<HalvesChunk, void, undefined> {
+    if (into !== undefined && (into.hi.length < maxBlocks || into.lo.length < maxBlocks)) throw new RangeError(`walkHalves: arrays of ${Math.min(into.hi.length, into.lo.length)} for steps of ${maxBlocks} blocks`);
     const entry = this.#endpoints.get(endpoint);
     if (entry === undefined || maxBlocks < 1) return;
     const walk: Walk = { slot: entry.slot, node: entry.head, left: 2 * entry.capacityBlocks };
@@ -235,8 +237,8 @@ export class PrefixIndex {
     try {
       while (walk.node >= 0 && walk.left > 0) {
         const k = Math.min(maxBlocks, walk.left, entry.nodes.size);
-        const hi = new Uint32Array(k);
-        const lo = new Uint32Array(k);
+        const hi = into?.hi ?? new Uint32Array(k);
+        const lo = into?.lo ?? new Uint32Array(k);
         let n = 0;
         let node = walk.node;
         for (; node >= 0 && n < k; node = this.#next[node] as number, n++) {
