@@ -37,7 +37,7 @@
  * makes those rounds slower: for finding causes, not for figures).
  *
  *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25]
- *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--coalesce-ms 1000] [--seed 1]
+ *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--coalesce-ms 1000] [--snapshot-ms <round-ms/2; 0: none>] [--seed 1]
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -66,7 +66,7 @@ import { formatSpread, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false }, 'coalesce-ms': { type: 'string', default: String(DEFAULT_SYNC_SETTINGS.coalesceMs) } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false }, 'coalesce-ms': { type: 'string', default: String(DEFAULT_SYNC_SETTINGS.coalesceMs) }, 'snapshot-ms': { type: 'string' } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
@@ -81,7 +81,8 @@ const COALESCE_MS = Number(args['coalesce-ms']);
  * Sync-on rounds write one snapshot of the whole index mid-round (the lease holder does every 10 s by default;
  * a round is shorter), so its cost is inside what is measured.
  */
-const SNAPSHOT_MS = ROUND_MS / 2;
+const SNAPSHOT_MS = args['snapshot-ms'] === undefined ? ROUND_MS / 2 : Number(args['snapshot-ms']);
+if (!(SNAPSHOT_MS >= 0)) throw new Error(`--snapshot-ms must be a number of ms (0: no snapshot), not ${args['snapshot-ms']}`);
 if (args.transport !== 'memory' && args.transport !== 'redis') throw new Error(`--transport must be memory or redis, not ${args.transport}`);
 /** With --transport redis: a throwaway redis-server on loopback (Debian's redis-server must be installed). */
 const redis = args.transport === 'redis' ? await RedisServer.start() : undefined;
@@ -193,6 +194,8 @@ interface RoundResult {
   /** Softirqs per s on all CPUs, and the main thread's page faults per s (NaN without the counters). */
   softirqsPerS: number;
   faultsPerS: number;
+  /** kB of array buffers the process held after the round's snapshot write minus before (NaN: none written). */
+  snapshotArrayBuffersKb: number;
 }
 
 /** Every stall over the threshold, with its evidence, per arm (printed after the tables). */
@@ -234,8 +237,19 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
   if (pin !== undefined && 'pin' in pin) (pinned ? pin.pin : pin.unpin)();
   const log = roundLog();
   const mk = (p: ReplicatedIndex, name: string) =>
-    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: COALESCE_MS, snapshotIntervalMs: SNAPSHOT_MS, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
+    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: COALESCE_MS, snapshotIntervalMs: SNAPSHOT_MS > 0 ? SNAPSHOT_MS : 1e9, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
   const a = syncOn ? mk(local, 'local') : undefined;
+  let snapshotArrayBuffers = Number.NaN;
+  if (a !== undefined) {
+    // The array buffers the process holds after the write minus before it (a collection during it lowers this).
+    const write = a.writeSnapshot.bind(a);
+    a.writeSnapshot = async () => {
+      const before = process.memoryUsage().arrayBuffers;
+      const ok = await write();
+      if (ok) snapshotArrayBuffers = process.memoryUsage().arrayBuffers - before;
+      return ok;
+    };
+  }
   await a?.start();
   const profiler = PROFILE && armName !== undefined ? await startProfiler(200) : undefined;
   const loop = monitorEventLoopDelay({ resolution: 1 });
@@ -328,6 +342,7 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
     stealMsPerS: machine === undefined ? Number.NaN : (machine.stealTicks.reduce((a, b) => a + b, 0) * 10) / machine.seconds,
     softirqsPerS: machine === undefined ? Number.NaN : machine.softirqs.reduce((a, b) => a + b, 0) / machine.seconds,
     faultsPerS: machine === undefined ? Number.NaN : (machine.minorFaults + machine.majorFaults) / machine.seconds,
+    snapshotArrayBuffersKb: snapshotArrayBuffers / 1024,
   };
 }
 
@@ -404,13 +419,13 @@ const lines = [
   '',
   `Request-path cost of sync: ${RATE} local requests/s (128-block prompts, 8 endpoints) while a peer's 1,000 placements/s are applied (sync on) or not (off); ${ROUNDS} rounds of ${ROUND_MS} ms per arm, arms shuffled per round; median [min–max] over rounds.`,
   '',
-  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | minor GCs/s | minor GC ms/s | longest minor GC ms | major GCs/s | applied/s | snapshots written |',
-  '|---|---|---|---|---|---|---|---|---|---|---|',
+  '| arm | prepareData+preRequest p50 µs | p99 µs | loop delay p99 ms | loop max ms | minor GCs/s | minor GC ms/s | longest minor GC ms | major GCs/s | applied/s | snapshots written | array buffers held after − before a snapshot write, kB |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const arm of arms) {
   const rs = results.get(arm.name) as RoundResult[];
   lines.push(
-    `| ${arm.name} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.minorGcMaxMs, 2)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} | ${cell(rs, (r) => r.snapshots, 0)} |`,
+    `| ${arm.name} | ${cell(rs, (r) => r.p50, 0)} | ${cell(rs, (r) => r.p99, 0)} | ${cell(rs, (r) => r.loopP99, 2)} | ${cell(rs, (r) => r.loopMax, 1)} | ${cell(rs, (r) => r.minorGcPerS, 1)} | ${cell(rs, (r) => r.minorGcMs, 1)} | ${cell(rs, (r) => r.minorGcMaxMs, 2)} | ${cell(rs, (r) => r.majorGcPerS, 2)} | ${cell(rs, (r) => r.applied, 0)} | ${cell(rs, (r) => r.snapshots, 0)} | ${rs.some((r) => Number.isFinite(r.snapshotArrayBuffersKb)) ? cell(rs.filter((r) => Number.isFinite(r.snapshotArrayBuffersKb)), (r) => r.snapshotArrayBuffersKb, 0) : '—'} |`,
   );
 }
 lines.push('', `Stalls > ${STALL_MS} ms per round by cause (bench/support/stalls.ts: the run-queue wait, then the collections, then sleep beyond the interval are taken away in turn; "on-CPU" is a stall still over ${STALL_MS} ms after all three — the process's own code). Thread times: ${schedstatNote}.`, '');
