@@ -73,6 +73,11 @@ export interface IndexSnapshotEntry {
   readonly endpoint: string;
   readonly capacityBlocks: number;
   readonly hashes: BlockHashHalves;
+  /**
+   * Optional, exports only: the blocks the endpoint held when its walk began, so the syncer can size the endpoint's
+   * field once instead of growing it piece by piece (the first snapshot after a start; later ones reuse buffers).
+   */
+  readonly endpointBlocks?: number;
 }
 
 export interface ReplicatedIndex extends Plugin {

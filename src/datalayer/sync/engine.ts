@@ -790,7 +790,7 @@ export class SyncEngine {
           if (open === undefined || e.endpoint !== openEndpoint) {
             close();
             const key = `${name}\n${e.endpoint}`;
-            open = new SnapshotFieldBuilder(e.capacityBlocks, reuse.get(key));
+            open = new SnapshotFieldBuilder(e.capacityBlocks, reuse.get(key), e.endpointBlocks);
             reuse.delete(key); // never two fields in one buffer
             openEndpoint = e.endpoint;
           }

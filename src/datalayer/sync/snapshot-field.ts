@@ -28,11 +28,17 @@ export class SnapshotFieldBuilder {
   #view: DataView;
   #bytes = 4;
 
+  /**
+   * `reuse`: the buffer to write into (grown if too small). Without it, a buffer for `expectBlocks` blocks (the
+   * endpoint's size when its export began) plus 1/16 for blocks a walk repeats, or for 1,024 blocks.
+   */
   constructor(
     readonly capacityBlocks: number,
     reuse?: Uint8Array,
+    expectBlocks?: number,
   ) {
-    this.#buf = reuse !== undefined && reuse.byteLength >= 4 ? reuse : new Uint8Array(4 + 8 * 1024);
+    const blocks = expectBlocks !== undefined && expectBlocks > 0 ? Math.ceil(expectBlocks * 1.0625) : 1024;
+    this.#buf = reuse !== undefined && reuse.byteLength >= 4 ? reuse : new Uint8Array(4 + 8 * blocks);
     this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
   }
 

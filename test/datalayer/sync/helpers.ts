@@ -45,7 +45,7 @@ export class TestIndex implements ReplicatedIndex {
     for (const endpoint of [...this.index.endpoints()]) {
       for (const hashes of this.index.walkHalves(endpoint, this.snapshotPieceBlocks, into)) {
         this.onExport(hashes.n);
-        yield { endpoint, capacityBlocks: this.capacity, hashes };
+        yield { endpoint, capacityBlocks: this.capacity, hashes, endpointBlocks: this.index.blocksOf(endpoint) };
       }
     }
   }

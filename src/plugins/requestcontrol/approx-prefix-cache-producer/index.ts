@@ -256,7 +256,8 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
     const into = { hi: new Uint32Array(SNAPSHOT_CHUNK_BLOCKS), lo: new Uint32Array(SNAPSHOT_CHUNK_BLOCKS) };
     for (const endpoint of [...this.index.endpoints()]) {
       const capacityBlocks = this.index.capacityOf(endpoint) ?? this.config.lruCapacityPerServer;
-      for (const hashes of this.index.walkHalves(endpoint, SNAPSHOT_CHUNK_BLOCKS, into)) yield { endpoint, capacityBlocks, hashes };
+      const endpointBlocks = this.index.blocksOf(endpoint);
+      for (const hashes of this.index.walkHalves(endpoint, SNAPSHOT_CHUNK_BLOCKS, into)) yield { endpoint, capacityBlocks, hashes, endpointBlocks };
     }
   }
 
