@@ -45,41 +45,47 @@ export const COUNTER_HEAD = 3;
 
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 
+/** The numbers of one line, filled by `lineNumbers` (at most 64; a module-level scratch: nothing allocated). */
+const nums = new Float64Array(64);
+/** Where the line `lineNumbers` read ended (the index of its newline, or `n`). */
+let lineEnd = 0;
+
+/** Reads the decimal numbers of the line starting at `i` into `nums`; returns how many (digits inside words count). */
+function lineNumbers(buf: Uint8Array, i: number, n: number): number {
+  let count = 0;
+  let v = 0;
+  let inNum = false;
+  for (; i < n && buf[i] !== 10; i++) {
+    const c = buf[i] as number;
+    if (isDigit(c)) {
+      v = v * 10 + (c - 48);
+      inNum = true;
+    } else if (inNum) {
+      if (count < nums.length) nums[count++] = v;
+      v = 0;
+      inNum = false;
+    }
+  }
+  if (inNum && count < nums.length) nums[count++] = v;
+  lineEnd = i;
+  return count;
+}
+
 /**
  * The per-CPU steal column of `/proc/stat` (text in `buf[0, n)`) into `out[at + cpu]`; returns the number of CPU
  * lines read (the aggregate `cpu ` line is skipped).
  */
 export function parseProcStatSteal(buf: Uint8Array, n: number, out: Float64Array, at: number): number {
   let cpus = 0;
-  let i = 0;
-  while (i < n) {
-    // A line "cpuN user nice system idle iowait irq softirq steal ...".
-    if (buf[i] === 99 && buf[i + 1] === 112 && buf[i + 2] === 117 && isDigit(buf[i + 3] as number)) {
-      i += 3;
-      let cpu = 0;
-      while (i < n && isDigit(buf[i] as number)) cpu = cpu * 10 + ((buf[i++] as number) - 48);
-      let field = 0;
-      let v = 0;
-      let inNum = false;
-      for (; i < n && buf[i] !== 10; i++) {
-        const c = buf[i] as number;
-        if (isDigit(c)) {
-          v = v * 10 + (c - 48);
-          inNum = true;
-        } else if (inNum) {
-          if (++field === 8) break;
-          v = 0;
-          inNum = false;
-        }
-      }
-      if (inNum && field < 8) field++;
-      if (field === 8 && at + cpu < out.length) {
-        out[at + cpu] = v;
-        cpus = Math.max(cpus, cpu + 1);
-      }
+  for (let i = 0; i < n; i = lineEnd + 1) {
+    // A line "cpuN user nice system idle iowait irq softirq steal ...": N is the first number, steal the ninth.
+    const cpuLine = buf[i] === 99 && buf[i + 1] === 112 && buf[i + 2] === 117 && isDigit(buf[i + 3] as number);
+    const count = lineNumbers(buf, i, n);
+    const cpu = nums[0] as number;
+    if (cpuLine && count >= 9 && at + cpu < out.length) {
+      out[at + cpu] = nums[8] as number;
+      cpus = Math.max(cpus, cpu + 1);
     }
-    while (i < n && buf[i] !== 10) i++;
-    i++;
   }
   return cpus;
 }
@@ -89,27 +95,10 @@ export function parseSoftirqs(buf: Uint8Array, n: number, out: Float64Array, at:
   for (let c = 0; c < cpus; c++) out[at + c] = 0;
   let i = 0;
   while (i < n && buf[i] !== 10) i++; // header "CPU0 CPU1 ..."
-  i++;
-  while (i < n) {
-    while (i < n && buf[i] !== 58 && buf[i] !== 10) i++; // past "NAME:"
-    if (buf[i] === 58) i++;
-    let cpu = 0;
-    let v = 0;
-    let inNum = false;
-    for (; i < n && buf[i] !== 10; i++) {
-      const c = buf[i] as number;
-      if (isDigit(c)) {
-        v = v * 10 + (c - 48);
-        inNum = true;
-      } else if (inNum) {
-        if (cpu < cpus) out[at + cpu] = (out[at + cpu] as number) + v;
-        cpu++;
-        v = 0;
-        inNum = false;
-      }
-    }
-    if (inNum && cpu < cpus) out[at + cpu] = (out[at + cpu] as number) + v;
-    i++;
+  for (i++; i < n; i = lineEnd + 1) {
+    while (i < n && buf[i] !== 58 && buf[i] !== 10) i++; // past "NAME:" (names hold no digits; skipped anyway)
+    const count = lineNumbers(buf, i, n);
+    for (let c = 0; c < Math.min(count, cpus); c++) out[at + c] = (out[at + c] as number) + (nums[c] as number);
   }
 }
 
