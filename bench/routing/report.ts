@@ -78,6 +78,17 @@ export interface BenchResult {
  * medians and the charts cover all seeds. A (scenario, policy, seed) found twice is an error (merging a run with
  * itself would count its seed twice); runs of one scenario with different ladders are allowed (the knee is per run).
  */
+/**
+ * A result with only the named scenarios (`--merge file.json:a+b`): a run that measured several scenarios can give
+ * some of them to a merged report while another run gives the rest (e.g. a scenario rerun with another ladder).
+ * Naming a scenario the run did not measure is an error, so a typo does not silently drop a scenario.
+ */
+export function pickScenarios(result: BenchResult, names: readonly string[], source: string): BenchResult {
+  const have = result.scenarios.map((sc) => sc.scenario);
+  for (const n of names) if (!have.includes(n)) throw new Error(`--merge: ${source} has no scenario ${n} (it has ${have.join(', ')})`);
+  return { ...result, scenarios: result.scenarios.filter((sc) => names.includes(sc.scenario)) };
+}
+
 export function mergeResults(results: readonly BenchResult[]): BenchResult {
   const first = results[0];
   if (first === undefined) throw new Error('mergeResults: no results to merge');

@@ -30,6 +30,7 @@ import {
   markdownReport,
   maxSustained,
   mergeResults,
+  pickScenarios,
   scenarioCharts,
   type BenchResult,
   type PolicyResult,
@@ -66,8 +67,11 @@ interface Options {
   refine: number;
   out: string;
   docs: boolean;
-  /** `--merge a.json,b.json`: run nothing, read earlier results together (report and charts over all their seeds). */
-  merge: string[];
+  /**
+   * `--merge a.json,b.json:s1+s2`: run nothing, read earlier results together (report and charts over all their
+   * seeds); `:s1+s2` after a file takes only those scenarios from it.
+   */
+  merge: { file: string; scenarios?: string[] }[];
 }
 
 /** `--quick` (< 10 min on an idle machine): the scenario that discriminates, the policies that matter, one seed. */
@@ -94,9 +98,19 @@ export const USAGE = `epp bench routing [options]   (also: npm run bench:routing
   --out DIR                results folder (default bench/routing/results)
   --docs                   also write the SVG charts into docs/
   --merge a.json,b.json    run nothing: read earlier results (split by seed or scenario) together into one
-                           report and one set of charts in --out (and docs/ with --docs)
+                           report and one set of charts in --out (and docs/ with --docs); b.json:s1+s2 takes
+                           only scenarios s1 and s2 from b.json
   --help                   this text
 `;
+
+/** One `--merge` entry: `path` or `path:scenario+scenario`. */
+function mergeSource(entry: string): { file: string; scenarios?: string[] } {
+  const m = /^(.*\.json):([^/\\]+)$/.exec(entry);
+  if (m === null) return { file: resolve(entry) };
+  const scenarios = (m[2] as string).split('+').filter((s) => s !== '');
+  for (const s of scenarios) if (!SCENARIOS[s]) throw new Error(`--merge ${entry}: unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  return { file: resolve(m[1] as string), scenarios };
+}
 
 export function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
@@ -145,7 +159,7 @@ export function parseArgs(argv: readonly string[]): Options {
     else if (a === '--refine') o.refine = Number(next());
     else if (a === '--out') o.out = resolve(next());
     else if (a === '--docs') o.docs = true;
-    else if (a === '--merge') o.merge = list(next()).map((f) => resolve(f));
+    else if (a === '--merge') o.merge = list(next()).map(mergeSource);
     else throw new Error(`unknown option ${a} (epp bench routing --help lists the options)`);
   }
   if (o.scenarios.length === 0) o.scenarios = o.quick ? [...QUICK_SCENARIOS] : [...FULL_SCENARIOS];
@@ -499,12 +513,14 @@ function writeCharts(o: Options, sc: ScenarioResult): void {
 
 /** `--merge`: earlier results read together into `merged-<time>.{json,md}` and the charts. */
 function mergeFiles(o: Options): void {
-  const results = o.merge.map((f) => {
+  const results = o.merge.map(({ file, scenarios }) => {
+    let result: BenchResult;
     try {
-      return JSON.parse(readFileSync(f, 'utf8')) as BenchResult;
+      result = JSON.parse(readFileSync(file, 'utf8')) as BenchResult;
     } catch (err) {
-      throw new Error(`--merge: cannot read ${f} as a routing result: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`--merge: cannot read ${file} as a routing result: ${err instanceof Error ? err.message : String(err)}`);
     }
+    return scenarios === undefined ? result : pickScenarios(result, scenarios, file);
   });
   const merged = mergeResults(results);
   mkdirSync(o.out, { recursive: true });

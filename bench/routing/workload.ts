@@ -195,6 +195,16 @@ export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
     description: 'sp-pressure with server 0 resetting its prefix cache every 30 s (POST /reset_prefix_cache?reset_running_requests=true: on time, running requests recompute)',
     reset: { server: 0, everyS: 30, force: true },
   },
+  // A flapping server: server 0 loses its cache every 5 s (a crash-looping pod, or one reloading weights on every
+  // RL step). The approximate index heals one miss per group after each reset, but the reset comes back before
+  // long, so a group it keeps on server 0 misses again and again; the precise index sees each reset (AllBlocksCleared)
+  // and the groups settle on the servers that keep their caches.
+  'sp-reset-5s': {
+    ...SP_PRESSURE,
+    name: 'sp-reset-5s',
+    description: 'sp-reset with server 0 resetting every 5 s (a flapping server: crash-looping, or reloading weights on every RL step)',
+    reset: { server: 0, everyS: 5, force: true },
+  },
   'sp-bypass': {
     ...SP_PRESSURE,
     name: 'sp-bypass',

@@ -17,3 +17,13 @@ test('--help asks for the usage text and runs nothing; every accepted option is 
 test('an unknown option names --help', () => {
   assert.throws(() => parseArgs(['--rate', '8']), /unknown option --rate \(epp bench routing --help lists the options\)/);
 });
+
+test('--merge takes files, and from a file after ":" only the scenarios named (joined by "+")', () => {
+  const { merge } = parseArgs(['--merge', 'a.json,runs/b.json:sp-pressure+sp-reset-5s']);
+  assert.equal(merge.length, 2);
+  assert.match(merge[0]?.file ?? '', /\/a\.json$/);
+  assert.equal(merge[0]?.scenarios, undefined);
+  assert.match(merge[1]?.file ?? '', /\/runs\/b\.json$/);
+  assert.deepEqual(merge[1]?.scenarios, ['sp-pressure', 'sp-reset-5s']);
+  assert.throws(() => parseArgs(['--merge', 'b.json:sp-presure']), /--merge b\.json:sp-presure: unknown scenario sp-presure; known: /);
+});

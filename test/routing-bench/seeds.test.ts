@@ -114,3 +114,15 @@ test('mergeResults: runs split by seed read together give one table over every s
   assert.throws(() => mergeResults([result(1, 't1', 0.5, 8, 12), result(1, 't1b', 0.5, 8, 12)]), /x \/ mine \/ seed 1 appears in two results/);
   assert.throws(() => mergeResults([]), /no results/);
 });
+
+test('pickScenarios: a run gives a merge only the scenarios named; a scenario it did not measure is an error', async () => {
+  const { pickScenarios } = await import('../../bench/routing/report.ts');
+  const { defaultLoad } = await import('../../bench/routing/workload.ts');
+  const sc = (scenario: string) => ({ scenario, description: 'd', load: defaultLoad({ rates: [8] }), policies: [] });
+  const run = {
+    meta: { command: 'c', startedAt: 't', node: 'v20', cpus: 2, loadAverageAtStart: [0, 0, 0], timeScale: 1, ttftTargetS: 2, lagLimitMs: 5, quick: false, seeds: 1, refine: 0, wallS: 1 },
+    scenarios: [sc('sp-pressure'), sc('sp-overflow')],
+  };
+  assert.deepEqual(pickScenarios(run, ['sp-pressure'], 'po.json').scenarios.map((s) => s.scenario), ['sp-pressure']);
+  assert.throws(() => pickScenarios(run, ['sp-reset'], 'po.json'), /po\.json has no scenario sp-reset \(it has sp-pressure, sp-overflow\)/);
+});

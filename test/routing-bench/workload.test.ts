@@ -118,7 +118,7 @@ test('KV sizing: sp-pressure needs ~73 % and sp-overflow ~120 % of the fleet’s
   assert.ok(residentPromptBlocks(pressure) > sim.kvCacheSize && residentPromptBlocks(pressure) / 4 < sim.kvCacheSize);
   assert.ok(residentPromptBlocks(overflow) / 4 > sim.kvCacheSize);
   // The divergence scenarios keep sp-pressure's sizing; sp-main is far from pressure (32 × (128 + 16 × 16)).
-  for (const s of ['sp-reset', 'sp-bypass', 'sp-second-gateway', 'sp-cancel', 'sp-pressure-unsized']) assert.equal(kvPressure(SCENARIOS[s] as ScenarioSpec), kvPressure(pressure));
+  for (const s of ['sp-reset', 'sp-reset-5s', 'sp-bypass', 'sp-second-gateway', 'sp-cancel', 'sp-pressure-unsized']) assert.equal(kvPressure(SCENARIOS[s] as ScenarioSpec), kvPressure(pressure));
   assert.equal(kvPressure(SCENARIOS['sp-overflow-unsized'] as ScenarioSpec), kvPressure(overflow));
   assert.equal(residentPromptBlocks(main), 32 * (128 + 16 * 16));
 });
