@@ -22,7 +22,7 @@
  *
  * Then every stall is printed on its own line with its evidence (bench/support/stall-evidence.ts): its window's
  * on-CPU time split by what the bench was running (its routed requests, the index applying peers' placements,
- * snapshot pieces, appends to the transport, and "other"), the collections in it by kind, the run-queue wait,
+ * snapshot pieces and their encoding, appends to the memory transport or every Redis command sent, and "other"), the collections in it by kind, the run-queue wait,
  * the time neither on the CPU nor runnable (where a running thread's stolen time lands on a kernel with
  * paravirt steal accounting), and the machine in the same window: steal ticks per CPU, softirqs on the thread's
  * CPU (charged to the thread it interrupts on a kernel without IRQ time accounting), the thread's page faults.
@@ -44,6 +44,8 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_SYNC_SETTINGS, SyncEngine } from '../src/datalayer/sync/engine.ts';
 import { MemoryBus, MemoryLink } from '../src/datalayer/sync/memory-transport.ts';
 import { RedisTransport } from '../src/datalayer/sync/redis-transport.ts';
+import { SnapshotFieldBuilder } from '../src/datalayer/sync/snapshot-field.ts';
+import { Redis } from 'ioredis';
 import type { SyncTransport } from '../src/datalayer/sync/transport.ts';
 import { RedisServer } from '../test/support/redis.ts';
 import type { Endpoint } from '../src/framework/datalayer.ts';
@@ -99,7 +101,7 @@ const local = approxPrefixCacheProducerFactory('prefix', { autoTune: false, lruC
  * this replica's routed requests, the index's work for peers' placements and for snapshots (each piece of the
  * export walk, each import), and the synchronous part of handing a batch to the transport.
  */
-const SPAN = { route: 0, apply: 1, snapshot: 2, publish: 3 } as const;
+const SPAN = { route: 0, apply: 1, snapshot: 2, publish: 3, send: 4 } as const;
 const spans = new SpanLog(Object.keys(SPAN));
 const now = (): number => performance.now();
 local.applyRemotePlacement = spans.wrap(SPAN.apply, now, local.applyRemotePlacement.bind(local));
@@ -115,7 +117,28 @@ local.exportSnapshot = function* () {
     yield r.value;
   }
 };
-/** The transport with `append`'s synchronous part (encoding the command, writing to the socket) timed. */
+// The syncer's encoding of each exported piece is snapshot work too.
+const addPiece = SnapshotFieldBuilder.prototype.add;
+SnapshotFieldBuilder.prototype.add = function (this: SnapshotFieldBuilder, hashes) {
+  const t0 = now();
+  addPiece.call(this, hashes);
+  spans.record(SPAN.snapshot, t0, now());
+};
+// Over Redis, every command's synchronous part (ioredis encoding it, copying its arguments, writing the socket):
+// XADDs (this replica's and the simulated peer's), XREADs, the snapshot's HSETs. (`publish` is then not timed
+// separately: spans do not nest.)
+if (args.transport === 'redis') {
+  const send = Redis.prototype.sendCommand;
+  Redis.prototype.sendCommand = function (this: Redis, ...a: Parameters<Redis['sendCommand']>) {
+    const t0 = now();
+    try {
+      return send.apply(this, a);
+    } finally {
+      spans.record(SPAN.send, t0, now());
+    }
+  };
+}
+/** The memory transport with `append` timed (what stands in for a Redis client's send). */
 function timedAppend(t: SyncTransport): SyncTransport {
   const append = t.append.bind(t);
   t.append = spans.wrap(SPAN.publish, now, append);
@@ -219,7 +242,7 @@ function roundLog(): { transport: () => SyncTransport; peerAppend: (payload: Uin
   const url = redis.url;
   const mkTransport = (): RedisTransport => new RedisTransport({ url, keyPrefix: 'epp-bench', pool, retentionMs: 30_000, snapshotIntervalMs: 10_000, commandTimeoutMs: 1000, logger: silentLogger() });
   const peerLink = mkTransport();
-  return { transport: () => timedAppend(mkTransport()), peerAppend: (p) => void peerLink.append(p).catch(() => undefined), close: () => peerLink.close() };
+  return { transport: mkTransport, peerAppend: (p) => void peerLink.append(p).catch(() => undefined), close: () => peerLink.close() };
 }
 
 /** The main thread's schedstat for whole-round figures (undefined where it does not exist). */
@@ -352,7 +375,7 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
  */
 function stallReport(armNames: readonly string[]): string[] {
   const out = [
-    `Every stall over ${STALL_MS} ms (bench/support/stall-evidence.ts): its time in the round, how late the tick was, its cause, and its window (the late part plus the 1 ms interval) split into the main thread's on-CPU time — by the bench's activities (route = this replica's requests, apply = the index applying peers' placements, snapshot = export/import pieces, publish = handing a batch to the transport; "other" is what none covers: timers, the transport's reads, V8's own work, kernel time on the thread's behalf such as page faults and other processes' softirqs) — the collections in it, run-queue wait and unaccounted time (neither running nor runnable: on this kernel, with paravirt steal accounting, time the hypervisor stole from a running thread lands here); then the machine's steal ticks per CPU (10 ms each; * = the thread's CPU), softirqs on the thread's CPU and the thread's page faults in the same window. ${machineNote}.`,
+    `Every stall over ${STALL_MS} ms (bench/support/stall-evidence.ts): its time in the round, how late the tick was, its cause, and its window (the late part plus the 1 ms interval) split into the main thread's on-CPU time — by the bench's activities (route = this replica's requests, apply = the index applying peers' placements, snapshot = export/import pieces and their encoding, publish = handing a batch to the memory transport, send = every Redis command's synchronous part — encoding, argument copies, socket write — the peer's XADDs and the snapshot's HSETs included; "other" is what none covers: timers, the transport's reads, V8's own work, kernel time on the thread's behalf such as page faults and other processes' softirqs) — the collections in it, run-queue wait and unaccounted time (neither running nor runnable: on this kernel, with paravirt steal accounting, time the hypervisor stole from a running thread lands here); then the machine's steal ticks per CPU (10 ms each; * = the thread's CPU), softirqs on the thread's CPU and the thread's page faults in the same window. ${machineNote}.`,
     '',
   ];
   const summary: string[] = [];
