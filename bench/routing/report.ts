@@ -86,7 +86,11 @@ export interface BenchResult {
 export function pickScenarios(result: BenchResult, names: readonly string[], source: string): BenchResult {
   const have = result.scenarios.map((sc) => sc.scenario);
   for (const n of names) if (!have.includes(n)) throw new Error(`--merge: ${source} has no scenario ${n} (it has ${have.join(', ')})`);
-  return { ...result, scenarios: result.scenarios.filter((sc) => names.includes(sc.scenario)) };
+  return {
+    ...result,
+    meta: { ...result.meta, command: `${result.meta.command} [merged: ${names.join(', ')} only]` },
+    scenarios: result.scenarios.filter((sc) => names.includes(sc.scenario)),
+  };
 }
 
 export function mergeResults(results: readonly BenchResult[]): BenchResult {

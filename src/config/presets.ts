@@ -106,11 +106,11 @@ const PRECISE_PLUGINS = precisePlugins('sim');
 /**
  * What `epp demo` / `npm start` runs: prefix affinity bounded by load (`bounded-affinity`'s filter, scorers and
  * fallback endpoint) over the precise prefix index fed by the engines' KV events — the routing of
- * `precise-bounded`. Why (docs/benchmarks.md, "Status (issue 18)"): where the router's picture stays wrong
- * (sp-second-gateway) the precise index wins (2.29× and 1.56× upstream-default on two seeds; precise-322 2.00× on
- * the first);
- * bounded affinity wins hot prefixes (sp-skewed: 1.27–1.63× upstream-default over 3 seeds; precise-322 1.00–1.25×
- * on 2) and a slow server (sp-hetero: 1.11–1.43×, best on 3 seeds; precise-322 0.78–0.89× on 2).
+ * `precise-bounded`. Why (docs/benchmarks.md, "Status (issue 18)", medians of 3 seeds against upstream-default):
+ * where the router's picture stays wrong (sp-second-gateway) the precise index wins (2.00×); bounded affinity wins
+ * hot prefixes (sp-skewed 1.40×) and a slow server (sp-hetero 1.11×), where precise-322 falls 20–30 % behind; on
+ * the other scenarios it equals the best policy measured, except sp-overflow (119 % of the fleet's KV cache), one
+ * refinement step (−10 %) behind upstream-default.
  * `maxOutstandingRequests` (32) is the simulated servers' `max-num-seqs`: set it to your
  * servers' value.
  *

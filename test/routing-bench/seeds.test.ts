@@ -123,6 +123,8 @@ test('pickScenarios: a run gives a merge only the scenarios named; a scenario it
     meta: { command: 'c', startedAt: 't', node: 'v20', cpus: 2, loadAverageAtStart: [0, 0, 0], timeScale: 1, ttftTargetS: 2, lagLimitMs: 5, quick: false, seeds: 1, refine: 0, wallS: 1 },
     scenarios: [sc('sp-pressure'), sc('sp-overflow')],
   };
-  assert.deepEqual(pickScenarios(run, ['sp-pressure'], 'po.json').scenarios.map((s) => s.scenario), ['sp-pressure']);
+  const picked = pickScenarios(run, ['sp-pressure'], 'po.json');
+  assert.deepEqual(picked.scenarios.map((s) => s.scenario), ['sp-pressure']);
+  assert.equal(picked.meta.command, 'c [merged: sp-pressure only]', 'the merged report says what was taken from the run');
   assert.throws(() => pickScenarios(run, ['sp-reset'], 'po.json'), /po\.json has no scenario sp-reset \(it has sp-pressure, sp-overflow\)/);
 });
