@@ -52,6 +52,15 @@ export interface ScenarioResult {
   readonly policies: readonly PolicyResult[];
 }
 
+/** One run a merged result was read from. */
+export interface MergedSource {
+  readonly command: string;
+  readonly startedAt: string;
+  readonly loadAverageAtStart: readonly number[];
+  /** Only these scenarios were taken from it (`--merge file.json:a+b`). */
+  readonly scenarios?: readonly string[];
+}
+
 export interface BenchResult {
   readonly meta: {
     readonly command: string;
@@ -66,8 +75,13 @@ export interface BenchResult {
     readonly seeds?: number;
     readonly refine?: number;
     readonly wallS: number;
-    /** Set by `mergeResults`: the runs this result was read together from (one line each in the report). */
-    readonly mergedFrom?: readonly { readonly command: string; readonly startedAt: string; readonly loadAverageAtStart: readonly number[] }[];
+    /** Set by `pickScenarios`: the only scenarios a merge took from this run. */
+    readonly takenScenarios?: readonly string[];
+    /**
+     * Set by `mergeResults`: the runs this result was read together from (one line each in the report); a merged
+     * result merged again passes its own sources on, so a report redrawn from it names every run.
+     */
+    readonly mergedFrom?: readonly MergedSource[];
   };
   readonly scenarios: readonly ScenarioResult[];
 }
@@ -88,7 +102,7 @@ export function pickScenarios(result: BenchResult, names: readonly string[], sou
   for (const n of names) if (!have.includes(n)) throw new Error(`--merge: ${source} has no scenario ${n} (it has ${have.join(', ')})`);
   return {
     ...result,
-    meta: { ...result.meta, command: `${result.meta.command} [merged: ${names.join(', ')} only]` },
+    meta: { ...result.meta, takenScenarios: names },
     scenarios: result.scenarios.filter((sc) => names.includes(sc.scenario)),
   };
 }
@@ -124,7 +138,11 @@ export function mergeResults(results: readonly BenchResult[]): BenchResult {
       command: `epp bench routing --merge (${results.length} runs)`,
       seeds: seeds.size,
       wallS: results.reduce((s, r) => s + r.meta.wallS, 0),
-      mergedFrom: results.map((r) => ({ command: r.meta.command, startedAt: r.meta.startedAt, loadAverageAtStart: r.meta.loadAverageAtStart })),
+      mergedFrom: results.flatMap((r): MergedSource[] =>
+        r.meta.mergedFrom !== undefined
+          ? [...r.meta.mergedFrom]
+          : [{ command: r.meta.command, startedAt: r.meta.startedAt, loadAverageAtStart: r.meta.loadAverageAtStart, ...(r.meta.takenScenarios ? { scenarios: r.meta.takenScenarios } : {}) }],
+      ),
     },
     scenarios: [...byScenario.values()].map(({ sc, runs }) => ({ ...sc, policies: order(runs) })),
   };
@@ -254,7 +272,8 @@ export function markdownReport(r: BenchResult): string {
   const out: string[] = [];
   out.push(`Command: \`${r.meta.command}\` — ${r.meta.startedAt}, Node ${r.meta.node}, ${r.meta.cpus} CPUs, load average at start ${r.meta.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}, time scale ${r.meta.timeScale}, ${r.meta.seeds ?? 1} seed(s), ${r.meta.refine ?? 0} refinement rates per knee, wall ${Math.round(r.meta.wallS / 60)} min.`);
   for (const m of r.meta.mergedFrom ?? []) {
-    out.push(`- \`${m.command}\` — ${m.startedAt}, load average at start ${m.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}`);
+    const taken = m.scenarios !== undefined ? `; only ${m.scenarios.join(', ')} taken from it` : '';
+    out.push(`- \`${m.command}\` — ${m.startedAt}, load average at start ${m.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}${taken}`);
   }
   for (const sc of r.scenarios) {
     out.push('', `### ${sc.scenario}`, '', sc.description, '', summaryTable(sc), '', '<details><summary>Per stage</summary>', '', detailTable(sc), '', '</details>');

@@ -125,6 +125,13 @@ test('pickScenarios: a run gives a merge only the scenarios named; a scenario it
   };
   const picked = pickScenarios(run, ['sp-pressure'], 'po.json');
   assert.deepEqual(picked.scenarios.map((s) => s.scenario), ['sp-pressure']);
-  assert.equal(picked.meta.command, 'c [merged: sp-pressure only]', 'the merged report says what was taken from the run');
+  assert.equal(picked.meta.command, 'c', 'the command stays as it was run');
+  // The merged report names the run with what was taken from it, and a merged result merged again keeps every source.
+  const { mergeResults, markdownReport } = await import('../../bench/routing/report.ts');
+  const other = { ...run, meta: { ...run.meta, command: 'd', startedAt: 'u' }, scenarios: [sc('sp-overflow')] };
+  const merged = mergeResults([picked, other]);
+  assert.match(markdownReport(merged), /^- `c` — t, load average at start 0\.0 \/ 0\.0 \/ 0\.0; only sp-pressure taken from it$/m);
+  assert.match(markdownReport(merged), /^- `d` — u, load average at start 0\.0 \/ 0\.0 \/ 0\.0$/m);
+  assert.deepEqual(mergeResults([merged]).meta.mergedFrom?.map((m) => m.command), ['c', 'd']);
   assert.throws(() => pickScenarios(run, ['sp-reset'], 'po.json'), /po\.json has no scenario sp-reset \(it has sp-pressure, sp-overflow\)/);
 });
