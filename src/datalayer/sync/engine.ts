@@ -23,6 +23,7 @@
 import type { Clock, Logger } from '../../framework/plugin.ts';
 import type { EndpointGauge, IndexSnapshotEntry, PlacementSink, ReplicatedGauges, ReplicatedIndex } from '../../framework/replication.ts';
 import type { Timers } from '../../util/timers.ts';
+import { HI, LO, U64, U64_HALVES } from '../../util/u64-halves.ts';
 import {
   compareIds,
   decodeBatchView,
@@ -40,10 +41,6 @@ import {
 import { RecentSends } from './recent-sends.ts';
 import { SnapshotFieldBuilder, SnapshotFieldReader } from './snapshot-field.ts';
 import { idAt, type Snapshot, type StreamEntry, type SyncTransport } from './transport.ts';
-
-/** Splits a bigint into uint32 halves without allocating (little-endian: index 0 is the low half). */
-const split64 = new BigUint64Array(1);
-const split32 = new Uint32Array(split64.buffer);
 
 export interface SyncSettings {
   /** Flush pending placements at most this long after the first one. */
@@ -377,8 +374,8 @@ export class SyncEngine {
     if (recent === undefined) this.#coalesce.set(key, (recent = new RecentSends(window, COALESCE_CAP, now)));
     const send: bigint[] = [];
     for (const h of p.hashes) {
-      split64[0] = h;
-      if (recent.offer(split32[1] as number, split32[0] as number, now)) send.push(h);
+      U64[0] = h;
+      if (recent.offer(U64_HALVES[HI] as number, U64_HALVES[LO] as number, now)) send.push(h);
     }
     return send;
   }

@@ -18,7 +18,9 @@
  * have small integer slots and the walk counts into a reused Int32Array; names are only looked up for the
  * endpoints that matched.
  */
+import type { BlockHashHalves } from '../../../framework/replication.ts';
 import { PairTable } from '../../../util/pair-table.ts';
+import { HI, LO, U64, U64_HALVES } from '../../../util/u64-halves.ts';
 
 interface EndpointEntry {
   readonly slot: number;
@@ -31,11 +33,6 @@ interface EndpointEntry {
   tail: number;
 }
 
-/** Splits a bigint into uint32 halves without allocating: write it into a BigUint64Array, read two uint32s. */
-const split64 = new BigUint64Array(1);
-const split32 = new Uint32Array(split64.buffer);
-const LO = 0;
-const HI = 1;
 
 const INITIAL_NODES = 1024;
 
@@ -49,13 +46,6 @@ interface Walk {
   node: number;
   /** Visits left before the walk is cut (bounds a walk over an endpoint that grows faster than it is walked). */
   left: number;
-}
-
-/** One step of a walk: the next blocks (least recently used first) as halves (in `into`'s arrays when given). */
-export interface HalvesChunk {
-  readonly n: number;
-  readonly hi: Uint32Array;
-  readonly lo: Uint32Array;
 }
 
 export class PrefixIndex {
@@ -96,9 +86,9 @@ export class PrefixIndex {
       this.#addLo = new Uint32Array(this.#addHi.length);
     }
     for (let i = 0; i < n; i++) {
-      split64[0] = hashes[i] as bigint;
-      this.#addHi[i] = split32[HI] as number;
-      this.#addLo[i] = split32[LO] as number;
+      U64[0] = hashes[i] as bigint;
+      this.#addHi[i] = U64_HALVES[HI] as number;
+      this.#addLo[i] = U64_HALVES[LO] as number;
     }
     this.addHalves(endpoint, capacityBlocks, this.#addHi, this.#addLo, n);
   }
@@ -151,8 +141,8 @@ export class PrefixIndex {
     const words = holders.width;
     const data = holders.data; // nothing inserts or removes during the walk
     for (let i = 0; i < hashes.length; i++) {
-      split64[0] = hashes[i] as bigint;
-      const s = holders.find(split32[HI] as number, split32[LO] as number);
+      U64[0] = hashes[i] as bigint;
+      const s = holders.find(U64_HALVES[HI] as number, U64_HALVES[LO] as number);
       if (s < 0) break;
       const off = holders.off(s);
       for (let w = 0; w < words; w++) {
@@ -208,9 +198,9 @@ export class PrefixIndex {
     const out: bigint[] = [];
     if (entry === undefined) return out;
     for (let node = entry.head; node >= 0; node = this.#next[node] as number) {
-      split32[HI] = this.#hi[node] as number;
-      split32[LO] = this.#lo[node] as number;
-      out.push(split64[0] as bigint);
+      U64_HALVES[HI] = this.#hi[node] as number;
+      U64_HALVES[LO] = this.#lo[node] as number;
+      out.push(U64[0] as bigint);
     }
     return out;
   }
@@ -228,7 +218,7 @@ export class PrefixIndex {
    * `for…of`) to end a walk early. With `into` (arrays of at least `maxBlocks`), every step is written into those
    * arrays, each step overwriting the last: nothing is allocated per step.
    */
-  *walkHalves(endpoint: string, maxBlocks: number, into?: { readonly hi: Uint32Array; readonly lo: Uint32Array }): Generator<HalvesChunk, void, undefined> {
+  *walkHalves(endpoint: string, maxBlocks: number, into?: { readonly hi: Uint32Array; readonly lo: Uint32Array }): Generator<BlockHashHalves, void, undefined> {
     if (into !== undefined && (into.hi.length < maxBlocks || into.lo.length < maxBlocks)) throw new RangeError(`walkHalves: arrays of ${Math.min(into.hi.length, into.lo.length)} for steps of ${maxBlocks} blocks`);
     const entry = this.#endpoints.get(endpoint);
     if (entry === undefined || maxBlocks < 1) return;
