@@ -1,6 +1,6 @@
 /**
  * `epp demo` (what `npm start` runs): a simulated vLLM fleet plus the embedded gateway with the default config
- * (`epp-default`: upstream's weights over the precise prefix index), ready in one command. The simulators publish
+ * (`epp-default`: load-bounded prefix affinity over the precise prefix index), ready in one command. The simulators publish
  * their KV-cache events over ZeroMQ on ports the OS picks (nothing to collide with); the demo writes each server's
  * event address into an endpoints file's labels, as a user would, and the EPP follows them. `--endpoints` or
  * `--config-file` point it at real servers instead (tokens then come from the engines' render endpoints).
