@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { RedisTransport } from '../../src/datalayer/sync/redis-transport.ts';
+import { Command } from 'ioredis';
+import { RedisTransport, UncopiedCommand } from '../../src/datalayer/sync/redis-transport.ts';
 import type { Snapshot } from '../../src/datalayer/sync/transport.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { RedisServer } from '../support/redis.ts';
@@ -79,4 +80,29 @@ test('a snapshot larger than one command round-trips field by field, byte for by
   } finally {
     await t.close();
   }
+});
+
+test("snapshot HSETs hand the field buffers to the socket uncopied, in the bytes ioredis' own encoder would send", async () => {
+  const written: Array<string | Buffer> = [];
+  let corked = 0;
+  const socket = {
+    cork: () => void corked++,
+    uncork: () => void corked--,
+    write: (chunk: string | Buffer) => (written.push(chunk), true),
+  };
+  const big = Buffer.from(field(4 + 8 * 31_250, 1));
+  const args = ['epp:{ns/pool}:snap:7-a', 'prefix\nep0', big, 'prefix\nempty', Buffer.alloc(0), 'prefix\nep1', Buffer.from(field(12, 2))];
+  const cmd = new UncopiedCommand('hset', args);
+  // ioredis writes what toWritable returns right after it, on the same socket.
+  written.push(cmd.toWritable(socket));
+  assert.equal(corked, 1, 'corked while the pieces are written');
+  await new Promise<void>((resolve) => process.nextTick(resolve));
+  assert.equal(corked, 0, 'uncorked on the next tick');
+  assert.ok(written.includes(big), 'the 250 kB field went to the socket as the same Buffer, not a copy');
+  const sent = Buffer.concat(written.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
+  const reference = new Command('hset', args).toWritable(socket);
+  assert.ok(sent.equals(Buffer.isBuffer(reference) ? reference : Buffer.from(reference)), 'byte-identical RESP');
+  // Without a corkable socket (never seen in ioredis 6), it falls back to ioredis' encoder.
+  const fallback = new UncopiedCommand('hset', args).toWritable({});
+  assert.ok(Buffer.isBuffer(fallback) && fallback.equals(sent));
 });

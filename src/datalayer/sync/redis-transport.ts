@@ -11,7 +11,7 @@
  *   <prefix>:{ns/pool}:snap:lock     string: who writes snapshots (SET NX PX, renewed by its holder)
  */
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Command, Redis, type RedisOptions } from 'ioredis';
 import { EppConfigError } from '../../framework/errors.ts';
 import type { Logger } from '../../framework/plugin.ts';
 import { compareIds } from './codec.ts';
@@ -42,13 +42,61 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0`;
 
 /**
- * A snapshot is written as HSETs of about this many bytes each, one after another. ioredis copies a command's
- * arguments into one buffer, and a pipeline's commands into another, on the event loop: one pipeline carrying a
- * 250k-entry index (2 MB) held the loop for 3–7 ms (measured: bench:replicas-path --transport redis
- * --profile-stalls). Fields are grouped up to that size (an endpoint of 31,250 blocks is a 250 kB field, so it goes
- * alone; grouping until the limit was passed sent two of them, 500 kB, per command).
+ * A snapshot is written as HSETs of about this many bytes each, one after another, so no single write holds the
+ * event loop long and the replica's own appends interleave with the snapshot. (With ioredis' copying encoder one
+ * pipeline carrying a 250k-entry index, 2 MB, held the loop for 3–7 ms: bench:replicas-path --transport redis
+ * --profile-stalls; the HSETs now go uncopied, `UncopiedCommand`, and each costs the kernel's copy into the socket.)
+ * Fields are grouped up to that size (an endpoint of 31,250 blocks is a 250 kB field, so it goes alone).
  */
 const SNAPSHOT_BYTES_PER_COMMAND = 256 * 1024;
+
+/**
+ * A command whose Buffer arguments reach the socket as they are. ioredis' `Command.toWritable` joins a command
+ * that has a Buffer argument into one new buffer: for a snapshot, ≈ 2 MB of short-lived array buffers per write,
+ * which V8 counts against the old generation's headroom, so a mark-compact (2–6 ms) followed about every other
+ * snapshot (measured: bench:replicas-path --transport redis). This one corks the socket, writes the RESP framing
+ * and the caller's buffers as separate chunks (Node passes them to the kernel in one writev, uncopied) and uncorks
+ * on the next tick; ioredis writes the last piece it returns. `Command` is ioredis' public class for custom
+ * commands and `toWritable` its documented override point (its own `Script` overrides it).
+ *
+ * Contract: the Buffer arguments must not change until the command settles, and after a failure (a timeout may
+ * leave the bytes queued in the socket) not at all — the syncer then drops the field buffers instead of reusing
+ * them. Replayed on a new socket after a reconnect, the command writes itself again the same way.
+ */
+export class UncopiedCommand extends Command {
+  override toWritable(socket: object): string | Buffer {
+    if (!isCorkable(socket)) return super.toWritable(socket);
+    socket.cork();
+    let framing = `*${this.args.length + 1}\r\n$${Buffer.byteLength(this.name)}\r\n${this.name}\r\n`;
+    for (const arg of this.args) {
+      if (Buffer.isBuffer(arg)) {
+        if (arg.length === 0) {
+          framing += '$0\r\n\r\n';
+          continue;
+        }
+        socket.write(`${framing}$${arg.length}\r\n`);
+        socket.write(arg);
+        framing = '\r\n';
+      } else {
+        const text = String(arg);
+        framing += `$${Buffer.byteLength(text)}\r\n${text}\r\n`;
+      }
+    }
+    process.nextTick(() => socket.uncork());
+    return framing;
+  }
+}
+
+interface CorkableSocket {
+  cork(): void;
+  uncork(): void;
+  write(chunk: string | Buffer): boolean;
+}
+
+function isCorkable(socket: object): socket is CorkableSocket {
+  const s = socket as Partial<CorkableSocket>;
+  return typeof s.cork === 'function' && typeof s.uncork === 'function' && typeof s.write === 'function';
+}
 
 /** Throws the first error of a pipeline's results. */
 function firstError(results: Array<[Error | null, unknown]> | null): void {
@@ -207,15 +255,20 @@ export class RedisTransport implements SyncTransport {
     for (const [f, v] of s.fields) {
       // Send what is gathered before a field would take it past the limit (a field larger than it goes alone).
       if (args.length > 0 && bytes + v.byteLength > SNAPSHOT_BYTES_PER_COMMAND) {
-        await this.#writer.hset(key, ...(args as [string, Buffer]));
+        await this.#hsetUncopied(key, args);
         args = [];
         bytes = 0;
       }
       args.push(f, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
       bytes += v.byteLength;
     }
-    if (args.length > 0) await this.#writer.hset(key, ...(args as [string, Buffer]));
+    if (args.length > 0) await this.#hsetUncopied(key, args);
     await this.#writer.set(`${this.#snapPrefix}:cur`, gen, 'PX', ttlMs);
+  }
+
+  /** HSET with the field buffers sent as they are (see `UncopiedCommand`); they stay unchanged until it settles. */
+  async #hsetUncopied(key: string, fieldsAndValues: Array<string | Buffer>): Promise<void> {
+    await this.#writer.sendCommand(new UncopiedCommand('hset', [key, ...fieldsAndValues]));
   }
 
   async getSnapshot(): Promise<Snapshot | undefined> {
