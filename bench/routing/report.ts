@@ -72,7 +72,10 @@ export interface BenchResult {
     readonly ttftTargetS: number;
     readonly lagLimitMs: number;
     readonly quick: boolean;
+    /** Seeds per scenario and policy (a merge: the most any had). */
     readonly seeds?: number;
+    /** Set by `mergeResults` when some scenario or policy has fewer seeds than `seeds`: the fewest. */
+    readonly seedsMin?: number;
     readonly refine?: number;
     readonly wallS: number;
     /** Set by `pickScenarios`: the only scenarios a merge took from this run. */
@@ -131,18 +134,33 @@ export function mergeResults(results: readonly BenchResult[]): BenchResult {
     const names = [...new Set(runs.map((p) => p.policy))];
     return [...runs].sort((a, b) => names.indexOf(a.policy) - names.indexOf(b.policy) || (a.seed ?? 0) - (b.seed ?? 0));
   };
-  const seeds = new Set(results.flatMap((r) => r.scenarios.flatMap((sc) => sc.policies.map((p) => p.seed ?? -1))));
+  // Seeds per scenario and policy: a scenario rerun with more seeds than the others makes a range.
+  const seedsOf = new Map<string, Set<number>>();
+  for (const [scenario, { runs }] of byScenario) {
+    for (const p of runs) {
+      const key = `${scenario}\u0000${p.policy}`;
+      let set = seedsOf.get(key);
+      if (set === undefined) seedsOf.set(key, (set = new Set()));
+      set.add(p.seed ?? -1);
+    }
+  }
+  const counts = [...seedsOf.values()].map((s) => s.size);
+  const seeds = Math.max(1, ...counts);
+  const seedsMin = Math.min(seeds, ...counts);
+  const mergedFrom = results.flatMap((r): MergedSource[] =>
+    r.meta.mergedFrom !== undefined
+      ? [...r.meta.mergedFrom]
+      : [{ command: r.meta.command, startedAt: r.meta.startedAt, loadAverageAtStart: r.meta.loadAverageAtStart, ...(r.meta.takenScenarios ? { scenarios: r.meta.takenScenarios } : {}) }],
+  );
+  const { seedsMin: _previousMin, ...firstMeta } = first.meta;
   return {
     meta: {
-      ...first.meta,
-      command: `epp bench routing --merge (${results.length} runs)`,
-      seeds: seeds.size,
+      ...firstMeta,
+      command: `epp bench routing --merge (${mergedFrom.length} runs)`,
+      seeds,
+      ...(seedsMin < seeds ? { seedsMin } : {}),
       wallS: results.reduce((s, r) => s + r.meta.wallS, 0),
-      mergedFrom: results.flatMap((r): MergedSource[] =>
-        r.meta.mergedFrom !== undefined
-          ? [...r.meta.mergedFrom]
-          : [{ command: r.meta.command, startedAt: r.meta.startedAt, loadAverageAtStart: r.meta.loadAverageAtStart, ...(r.meta.takenScenarios ? { scenarios: r.meta.takenScenarios } : {}) }],
-      ),
+      mergedFrom,
     },
     scenarios: [...byScenario.values()].map(({ sc, runs }) => ({ ...sc, policies: order(runs) })),
   };
@@ -270,7 +288,7 @@ export function detailTable(sc: ScenarioResult): string {
 
 export function markdownReport(r: BenchResult): string {
   const out: string[] = [];
-  out.push(`Command: \`${r.meta.command}\` — ${r.meta.startedAt}, Node ${r.meta.node}, ${r.meta.cpus} CPUs, load average at start ${r.meta.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}, time scale ${r.meta.timeScale}, ${r.meta.seeds ?? 1} seed(s), ${r.meta.refine ?? 0} refinement rates per knee, wall ${Math.round(r.meta.wallS / 60)} min.`);
+  out.push(`Command: \`${r.meta.command}\` — ${r.meta.startedAt}, Node ${r.meta.node}, ${r.meta.cpus} CPUs, load average at start ${r.meta.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}, time scale ${r.meta.timeScale}, ${r.meta.seedsMin !== undefined ? `${r.meta.seedsMin}–` : ''}${r.meta.seeds ?? 1} seed(s)${r.meta.seedsMin !== undefined ? ' (per scenario and policy: see "per seed")' : ''}, ${r.meta.refine ?? 0} refinement rates per knee, wall ${Math.round(r.meta.wallS / 60)} min.`);
   for (const m of r.meta.mergedFrom ?? []) {
     const taken = m.scenarios !== undefined ? `; only ${m.scenarios.join(', ')} taken from it` : '';
     out.push(`- \`${m.command}\` — ${m.startedAt}, load average at start ${m.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}${taken}`);

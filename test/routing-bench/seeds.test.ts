@@ -111,6 +111,14 @@ test('mergeResults: runs split by seed read together give one table over every s
   assert.match(md, /^\| upstream-default \| 8 \[8–12\] \| 8, 12, 8 \|/m);
   // Every source run is named with its load average.
   for (const [seed, load] of [[1, '0.5'], [2, '1.5'], [3, '2.5']] as const) assert.match(md, new RegExp(`--seed ${seed} --seeds 1\` — t${seed}, load average at start ${load} / ${load} / ${load}`));
+  assert.match(md, /, 3 seed\(s\), /);
+  // One scenario rerun with more seeds: the header gives the range.
+  const fourth = result(4, 't4', 0.5, 8, 12);
+  const more = { ...fourth, scenarios: fourth.scenarios.map((sc) => ({ ...sc, scenario: 'y' })) };
+  const uneven = mergeResults([merged, more]);
+  assert.equal(uneven.meta.seeds, 3);
+  assert.equal(uneven.meta.seedsMin, 1);
+  assert.match(markdownReport(uneven), /, 1–3 seed\(s\) \(per scenario and policy: see "per seed"\), /);
   assert.throws(() => mergeResults([result(1, 't1', 0.5, 8, 12), result(1, 't1b', 0.5, 8, 12)]), /x \/ mine \/ seed 1 appears in two results/);
   assert.throws(() => mergeResults([]), /no results/);
 });
@@ -133,5 +141,6 @@ test('pickScenarios: a run gives a merge only the scenarios named; a scenario it
   assert.match(markdownReport(merged), /^- `c` — t, load average at start 0\.0 \/ 0\.0 \/ 0\.0; only sp-pressure taken from it$/m);
   assert.match(markdownReport(merged), /^- `d` — u, load average at start 0\.0 \/ 0\.0 \/ 0\.0$/m);
   assert.deepEqual(mergeResults([merged]).meta.mergedFrom?.map((m) => m.command), ['c', 'd']);
+  assert.match(markdownReport(mergeResults([merged])), /^Command: `epp bench routing --merge \(2 runs\)`/m, 'counts the runs read, not the files');
   assert.throws(() => pickScenarios(run, ['sp-reset'], 'po.json'), /po\.json has no scenario sp-reset \(it has sp-pressure, sp-overflow\)/);
 });

@@ -9,6 +9,7 @@ interface Spec {
   readonly match?: number; // matched blocks out of 10
   readonly outstanding?: number;
   readonly waiting?: number;
+  readonly running?: number;
 }
 
 function candidates(specs: readonly Spec[]): Candidate[] {
@@ -16,7 +17,7 @@ function candidates(specs: readonly Spec[]): Candidate[] {
     const attrs: Record<string, unknown> = {};
     if (s.match !== undefined) attrs[PrefixCacheMatchInfoKey] = { matchBlocks: s.match, totalBlocks: 10, blockSizeTokens: 16 };
     if (s.outstanding !== undefined) attrs[InFlightLoadKey] = { requests: s.outstanding, tokens: s.outstanding * 100 };
-    return makeCandidate(makeEndpoint(`e${i}`, { waitingQueueSize: s.waiting ?? 0 }), attrs);
+    return makeCandidate(makeEndpoint(`e${i}`, { waitingQueueSize: s.waiting ?? 0, runningRequestsSize: s.running ?? 0 }), attrs);
   });
 }
 
@@ -69,12 +70,29 @@ describe('bounded-prefix-affinity-filter', () => {
     assert.deepEqual(run(g, [{ match: 9, outstanding: 4 }, {}, {}, {}]), ['e1', 'e2', 'e3']);
   });
 
+  it('serverReportedLoad: load this EPP did not route saturates a holder, in the absolute and the relative bound', () => {
+    const specs: Spec[] = [{ match: 9, outstanding: 2, running: 6, waiting: 1 }, { outstanding: 1, running: 1 }];
+    // Only this EPP's 2 requests count by default: the holder keeps the request.
+    assert.deepEqual(run(f, specs), ['e0']);
+    const g = new BoundedPrefixAffinityFilter('g', { maxOutstandingRequests: 4, serverReportedLoad: true });
+    // The server runs 6 and queues 1 (another gateway's): 7 ≥ 4.
+    assert.deepEqual(run(g, specs), ['e1']);
+    // The server's count lags this EPP's own (a scrape ago): the larger one counts.
+    assert.deepEqual(run(g, [{ match: 9, outstanding: 5, running: 1 }, {}]), ['e1']);
+    // Relative bound over server-reported load: mean (12 + 4 + 4 + 4) / 4 = 6, bound max(4, 1.5 × 6) = 9.
+    const h = new BoundedPrefixAffinityFilter('h', { maxOutstandingRequests: 4, loadFactor: 1.5, serverReportedLoad: true });
+    assert.deepEqual(run(h, [{ match: 9, running: 12 }, { running: 4 }, { running: 4 }, { running: 4 }]), ['e1', 'e2', 'e3']);
+    // Mean (7 + 12) / 4 = 4.75, bound 7.125: the holder at 7 keeps the request.
+    assert.deepEqual(run(h, [{ match: 9, running: 7 }, { running: 4 }, { running: 4 }, { running: 4 }]), ['e0']);
+  });
+
   it('factory: defaults, parameters and rejection', () => {
     const d = boundedPrefixAffinityFilterFactory('b', {}, makeHandle()) as BoundedPrefixAffinityFilter;
     assert.equal(d.typedName.type, BOUNDED_PREFIX_AFFINITY_FILTER_TYPE);
-    assert.deepEqual({ ...d.config }, { affinityThreshold: 0.5, maxOutstandingRequests: 24, loadFactor: 0, maxWaitingRequests: -1 });
-    const p = boundedPrefixAffinityFilterFactory('b', { affinityThreshold: 0.8, maxOutstandingRequests: 8, loadFactor: 1.25, maxWaitingRequests: 0 }, makeHandle()) as BoundedPrefixAffinityFilter;
-    assert.deepEqual({ ...p.config }, { affinityThreshold: 0.8, maxOutstandingRequests: 8, loadFactor: 1.25, maxWaitingRequests: 0 });
+    assert.deepEqual({ ...d.config }, { affinityThreshold: 0.5, maxOutstandingRequests: 24, loadFactor: 0, maxWaitingRequests: -1, serverReportedLoad: false });
+    const p = boundedPrefixAffinityFilterFactory('b', { affinityThreshold: 0.8, maxOutstandingRequests: 8, loadFactor: 1.25, maxWaitingRequests: 0, serverReportedLoad: true }, makeHandle()) as BoundedPrefixAffinityFilter;
+    assert.deepEqual({ ...p.config }, { affinityThreshold: 0.8, maxOutstandingRequests: 8, loadFactor: 1.25, maxWaitingRequests: 0, serverReportedLoad: true });
+    assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { serverReportedLoad: 'yes' }, makeHandle())), /plugin 'b'.*serverReportedLoad.*true or false/);
     assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { loadFactor: 0.5 }, makeHandle())), /plugin 'b'.*loadFactor.*0 \(off\) or a number >= 1/);
     assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { affinityThreshold: 0 }, makeHandle())), /plugin 'b'.*affinityThreshold/);
     assert.match(factoryError(() => boundedPrefixAffinityFilterFactory('b', { maxOutstandingRequests: 0 }, makeHandle())), /plugin 'b'.*maxOutstandingRequests/);

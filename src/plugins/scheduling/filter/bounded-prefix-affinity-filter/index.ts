@@ -9,8 +9,11 @@
  * instant) and — when `loadFactor` > 0 — also ≥ `loadFactor` × the mean outstanding over the candidates (the
  * bound of consistent hashing with bounded loads, so a uniformly busy fleet keeps its locality and only a
  * holder busier than its share spills); or the server reports more than `maxWaitingRequests` waiting
- * (`waitingQueueSize`, as of the last scrape; −1 disables this test). When every candidate is saturated all
- * candidates are kept (fail-open: the scorers after this filter pick the least bad one).
+ * (`waitingQueueSize`, as of the last scrape; −1 disables this test). With `serverReportedLoad`, an endpoint's
+ * load in both bounds is the larger of this EPP's outstanding requests and the server's own count, running +
+ * waiting as of the last scrape, so traffic this EPP never routed (a second gateway, clients calling the server
+ * directly) counts too. When every candidate is saturated all candidates are kept (fail-open: the scorers after
+ * this filter pick the least bad one).
  *
  * Result, in order: unsaturated holders if any; else unsaturated candidates if any; else all candidates.
  * Unlike `prefix-cache-affinity-filter` it needs no latency predictor to let go of an overloaded holder.
@@ -45,6 +48,7 @@ const parametersSchema = z.strictObject({
     .int('expected an integer >= -1')
     .min(-1, 'expected an integer >= -1')
     .default(-1),
+  serverReportedLoad: z.boolean({ error: 'expected true or false' }).default(false),
 });
 
 export type BoundedPrefixAffinityFilterConfig = z.infer<typeof parametersSchema>;
@@ -64,17 +68,28 @@ export class BoundedPrefixAffinityFilter implements Filter, DataConsumer {
    * outstanding-request count at which an endpoint saturates (see `outstandingBound()`).
    */
   saturated(c: Candidate, outstandingBound: number): boolean {
-    if ((inFlightLoadOf(c.attributes)?.requests ?? 0) >= outstandingBound) return true;
+    if (this.loadOf(c) >= outstandingBound) return true;
     const { maxWaitingRequests } = this.config;
     return maxWaitingRequests >= 0 && c.endpoint.metrics.waitingQueueSize > maxWaitingRequests;
   }
 
-  /** max(`maxOutstandingRequests`, `loadFactor` × mean outstanding over the candidates). */
+  /**
+   * The endpoint's load in requests: this EPP's outstanding requests, or with `serverReportedLoad` the larger of
+   * those and the server's running + waiting (the scrape lags this EPP's own count, which is instant).
+   */
+  loadOf(c: Candidate): number {
+    const own = inFlightLoadOf(c.attributes)?.requests ?? 0;
+    if (!this.config.serverReportedLoad) return own;
+    const m = c.endpoint.metrics;
+    return Math.max(own, m.runningRequestsSize + m.waitingQueueSize);
+  }
+
+  /** max(`maxOutstandingRequests`, `loadFactor` × mean load over the candidates). */
   outstandingBound(candidates: readonly Candidate[]): number {
     const { maxOutstandingRequests, loadFactor } = this.config;
     if (loadFactor === 0 || candidates.length === 0) return maxOutstandingRequests;
     let total = 0;
-    for (const c of candidates) total += inFlightLoadOf(c.attributes)?.requests ?? 0;
+    for (const c of candidates) total += this.loadOf(c);
     return Math.max(maxOutstandingRequests, (loadFactor * total) / candidates.length);
   }
 
