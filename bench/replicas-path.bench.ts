@@ -50,7 +50,7 @@
  *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25]
  *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--coalesce-ms 1000] [--snapshot-ms <round-ms/2; 0: none>] [--collect on|off] [--seed 1]
  */
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -288,9 +288,9 @@ interface RoundResult {
   /** kB of array buffers the process held after the round's snapshot write minus before (NaN: none written). */
   snapshotArrayBuffersKb: number;
   /**
-   * What the round's second half left in the heap, kB per s: the old generation's used bytes (what scavenges promoted and what was
-   * allocated there directly) and the array buffers held, end minus half-round. NaN when a mark-compact ran in
-   * that half (it frees what it finds dead).
+   * What the round's second half left in the heap, kB per s, read just after scavenges (the first of the second
+   * half and the last): the old generation's used bytes (what scavenges promoted and what was allocated there
+   * directly) and the array buffers held. NaN when a mark-compact ran between them (it frees what it finds dead).
    */
   oldGrowthKbPerS: number;
   arrayBuffersGrowthKbPerS: number;
@@ -369,16 +369,25 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
   const stat0 = new Float64Array(3);
   const stat1 = new Float64Array(3);
   const timed = roundStat?.read(stat0) ?? false;
+  // What the settle (--collect on) applied and wrote is not the measured window's.
+  const applied0 = a?.stats.appliedPlacements ?? 0;
+  const snapshots0 = a?.stats.snapshotsWritten ?? 0;
   const t0 = performance.now();
-  /** The heap at half-round: growth is taken over the second half. */
-  let half = undefined as { t: number; old: number; buffers: number } | undefined;
-  await drive(ROUND_MS, syncOn ? log.peerAppend : undefined, (us) => times.push(us), (elapsed) => {
-    if (half === undefined && elapsed >= ROUND_MS / 2) half = { t: performance.now(), old: oldSpaceUsed(), buffers: process.memoryUsage().arrayBuffers };
+  // The heap just after each scavenge (read in the observer's callback, a few ms later): young array buffers are
+  // freed at every scavenge, so a reading at an arbitrary moment would count 0–2.5 MB of them by the phase alone.
+  const afterScavenge: Array<{ t: number; old: number; buffers: number }> = [];
+  const scavenges = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) afterScavenge.push({ t: e.startTime, old: oldSpaceUsed(), buffers: process.memoryUsage().arrayBuffers });
+    }
   });
+  scavenges.observe({ entryTypes: ['gc'] });
+  await drive(ROUND_MS, syncOn ? log.peerAppend : undefined, (us) => times.push(us));
+  scavenges.disconnect();
   const seconds = (performance.now() - t0) / 1000;
-  const old1 = oldSpaceUsed();
-  const buffers1 = process.memoryUsage().arrayBuffers;
-  const halfSeconds = half === undefined ? Number.NaN : (performance.now() - half.t) / 1000;
+  // Growth between the first scavenge of the round's second half and its last.
+  const from = afterScavenge.find((x) => x.t >= t0 + ROUND_MS / 2);
+  const to = afterScavenge[afterScavenge.length - 1];
   const threadTimes = timed && (roundStat?.read(stat1) ?? false);
   const stalls = sampler.stop();
   const machine = sampler.totals();
@@ -409,15 +418,14 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
       stallStacks.set(key, m);
     }
   }
-  const applied = a?.stats.appliedPlacements ?? 0;
-  const snapshots = a?.stats.snapshotsWritten ?? 0;
+  const applied = (a?.stats.appliedPlacements ?? 0) - applied0;
+  const snapshots = (a?.stats.snapshotsWritten ?? 0) - snapshots0;
   await a?.stop();
   await log.close();
   const q = quantiles(times.slice(Math.floor(times.length / 10)));
   const c = classifyStalls(stalls, gcs, STALL_MS);
   const minor = gcs.filter((g) => g.kind === 'minor');
-  const halfAt = half?.t ?? Number.NaN;
-  const marked = half === undefined || gcs.some((g) => (g.kind === 'major' || g.kind === 'incremental') && g.start + g.durationMs >= halfAt);
+  const grew = from !== undefined && to !== undefined && to.t > from.t && !gcs.some((g) => (g.kind === 'major' || g.kind === 'incremental') && g.start + g.durationMs >= from.t && g.start <= to.t);
   return {
     p50: q.p50 * 1000,
     p99: q.p99 * 1000,
@@ -444,8 +452,8 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
     softirqsPerS: machine === undefined ? Number.NaN : machine.softirqs.reduce((a, b) => a + b, 0) / machine.seconds,
     faultsPerS: machine === undefined ? Number.NaN : (machine.minorFaults + machine.majorFaults) / machine.seconds,
     snapshotArrayBuffersKb: snapshotArrayBuffers / 1024,
-    oldGrowthKbPerS: marked || half === undefined ? Number.NaN : (old1 - half.old) / 1024 / halfSeconds,
-    arrayBuffersGrowthKbPerS: marked || half === undefined ? Number.NaN : (buffers1 - half.buffers) / 1024 / halfSeconds,
+    oldGrowthKbPerS: grew ? (to.old - from.old) / 1024 / ((to.t - from.t) / 1000) : Number.NaN,
+    arrayBuffersGrowthKbPerS: grew ? (to.buffers - from.buffers) / 1024 / ((to.t - from.t) / 1000) : Number.NaN,
   };
 }
 
@@ -552,7 +560,7 @@ if (timed) {
 }
 lines.push(
   '',
-  `What each round's second half left in the heap (${COLLECT ? "before each round, outside the measured window: 3 s of the round's load, then a full collection" : 'no collection between rounds (--collect off)'}; halves in which a mark-compact ran are left out, as it frees what it finds dead): old generation used bytes and array buffers held, end minus half-round, kB per s. At V8's limit for this heap (a mark-compact starts when the old generation, plus the array buffers added since the last one, comes within one young generation, 16 MB, of the limit: ≈ 20 MB of headroom here), a steady growth of g kB/s means one mark-compact every ≈ 20,000 / g s.`,
+  `What each round's second half left in the heap (${COLLECT ? "before each round, outside the measured window: 3 s of the round's load, then a full collection" : 'no collection between rounds (--collect off)'}; each read just after a scavenge, from the first of the round's second half to its last; halves in which a mark-compact ran are left out, as it frees what it finds dead): old generation used bytes and array buffers held, kB per s. V8 starts a mark-compact when the old generation plus the array buffers added since the last one come within one young generation (16 MB) of its limit; in session 10's runs the limit was 45 MB at 22 MB live, ≈ 7 MB of headroom, so a steady growth of g kB/s (both columns together) means one mark-compact every ≈ 7,000 / g s.`,
   '',
   '| arm | rounds counted | old generation growth kB/s | array buffers growth kB/s |',
   '|---|---|---|---|',
