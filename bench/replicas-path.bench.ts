@@ -38,7 +38,9 @@
  * added since the last mark-compact against the old generation's limit, so those and the previous rounds' dead
  * engines started a mark-compact in every sync-on round (session 10), which a replica — one engine for its
  * lifetime — does not have. A table per arm gives what each round's second half left in the old generation and in
- * array buffers (kB/s), from which the steady-state mark-compact interval follows.
+ * array buffers (kB/s), from which the steady-state mark-compact interval follows. `--engine shared` runs one engine
+ * for the whole run instead (a replica's steady state): sync-off rounds detach its placement sink and the peer is
+ * silent, so nothing is published or applied, but its heartbeat (20 small XADDs/s) and long-poll go on there.
  *
  * `--pin on|both` isolates the measured thread as far as this machine allows (bench/support/pin.ts, `taskset`):
  * the main thread alone on the last core; this process's other threads (V8's collector helpers, libuv) and
@@ -48,7 +50,7 @@
  * makes those rounds slower: for finding causes, not for figures).
  *
  *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25]
- *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--coalesce-ms 1000] [--snapshot-ms <round-ms/2; 0: none>] [--collect on|off] [--seed 1]
+ *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--coalesce-ms 1000] [--snapshot-ms <round-ms/2; 0: none>] [--collect on|off] [--engine per-round|shared] [--seed 1]
  */
 import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -63,7 +65,7 @@ import { Redis } from 'ioredis';
 import type { SyncTransport } from '../src/datalayer/sync/transport.ts';
 import { RedisServer } from '../test/support/redis.ts';
 import type { Endpoint } from '../src/framework/datalayer.ts';
-import type { ReplicatedIndex } from '../src/framework/replication.ts';
+import type { PlacementSink } from '../src/framework/replication.ts';
 import { encodeBatch } from '../src/datalayer/sync/codec.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { approxPrefixCacheProducerFactory, type ApproxPrefixCacheProducer } from '../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
@@ -82,7 +84,7 @@ import { formatSpread, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false }, 'coalesce-ms': { type: 'string', default: String(DEFAULT_SYNC_SETTINGS.coalesceMs) }, 'snapshot-ms': { type: 'string' }, collect: { type: 'string', default: 'on' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false }, 'coalesce-ms': { type: 'string', default: String(DEFAULT_SYNC_SETTINGS.coalesceMs) }, 'snapshot-ms': { type: 'string' }, collect: { type: 'string', default: 'on' }, engine: { type: 'string', default: 'per-round' } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
@@ -109,6 +111,15 @@ if (args.collect !== 'on' && args.collect !== 'off') throw new Error(`--collect 
  * sync-on round, ≈ 1–2 s into it; a replica builds its engine once). `off` measures as sessions 6–9 did.
  */
 const COLLECT = args.collect === 'on';
+if (args.engine !== 'per-round' && args.engine !== 'shared') throw new Error(`--engine must be per-round or shared, not ${args.engine}`);
+/**
+ * `--engine shared`: one engine (and one log) for the whole run, as a replica has — started before the warm-up;
+ * sync-off rounds detach its placement sink and the peer stops publishing, so nothing is published or applied
+ * there, but the idle engine's heartbeat (20 small XADDs/s) and long-poll go on; the bench writes the snapshots
+ * (every --snapshot-ms, sync-on rounds only). Uses the first --slice-ms. `per-round` (the default): a fresh engine
+ * per sync-on round, as before.
+ */
+const SHARED = args.engine === 'shared';
 /** With --collect on: how long each round's load runs, unmeasured, before the collection and the measured window. */
 const SETTLE_MS = 3000;
 let collectGarbage: (() => void) | undefined;
@@ -330,25 +341,59 @@ const PROFILE = args['profile-stalls'] as boolean;
 const stallStacks = new Map<string, Map<string, number>>();
 const profiledStalls = new Map<string, number>();
 
+/** The array buffers the process held after the round's last snapshot write minus before it (NaN: none written). */
+let snapshotArrayBuffers = Number.NaN;
+function newEngine(log: ReturnType<typeof roundLog>, sliceMs: number | undefined, snapshotIntervalMs: number): SyncEngine {
+  const a = new SyncEngine({ transport: log.transport(), origin: `local:${Math.random().toString(16).slice(2, 10)}`, indexes: [local], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: COALESCE_MS, snapshotIntervalMs, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
+  // The array buffers the process holds after the write minus before it (a collection during it lowers this).
+  const write = a.writeSnapshot.bind(a);
+  a.writeSnapshot = async () => {
+    const before = process.memoryUsage().arrayBuffers;
+    const ok = await write();
+    if (ok) snapshotArrayBuffers = process.memoryUsage().arrayBuffers - before;
+    return ok;
+  };
+  return a;
+}
+/** With --engine shared: the one engine, its log, and the placement sink it attached. */
+interface SharedEngine {
+  engine: SyncEngine;
+  log: ReturnType<typeof roundLog>;
+  sink: PlacementSink | undefined;
+}
+let shared: SharedEngine | undefined;
+async function sharedEngine(): Promise<SharedEngine> {
+  if (shared !== undefined) return shared;
+  const log = roundLog();
+  const engine = newEngine(log, SLICES[0], 1e9);
+  const attach = local.attachPlacementSink.bind(local);
+  const s: SharedEngine = { engine, log, sink: undefined };
+  local.attachPlacementSink = (sink) => {
+    if (sink !== undefined) s.sink = sink;
+    attach(sink);
+  };
+  shared = s;
+  await engine.start();
+  return s;
+}
+
 async function round(sliceMs: number | undefined, pinned = false, armName?: string): Promise<RoundResult> {
   const syncOn = sliceMs !== undefined;
   if (pin !== undefined && 'pin' in pin) (pinned ? pin.pin : pin.unpin)();
-  const log = roundLog();
-  const mk = (p: ReplicatedIndex, name: string) =>
-    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: COALESCE_MS, snapshotIntervalMs: SNAPSHOT_MS > 0 ? SNAPSHOT_MS : 1e9, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
-  const a = syncOn ? mk(local, 'local') : undefined;
-  let snapshotArrayBuffers = Number.NaN;
-  if (a !== undefined) {
-    // The array buffers the process holds after the write minus before it (a collection during it lowers this).
-    const write = a.writeSnapshot.bind(a);
-    a.writeSnapshot = async () => {
-      const before = process.memoryUsage().arrayBuffers;
-      const ok = await write();
-      if (ok) snapshotArrayBuffers = process.memoryUsage().arrayBuffers - before;
-      return ok;
-    };
+  snapshotArrayBuffers = Number.NaN;
+  const sh = SHARED ? await sharedEngine() : undefined;
+  const log = sh?.log ?? roundLog();
+  let a: SyncEngine | undefined;
+  let snapshotTimer: NodeJS.Timeout | undefined;
+  if (sh !== undefined) {
+    a = syncOn ? sh.engine : undefined;
+    local.attachPlacementSink(syncOn ? sh.sink : undefined);
+    const engine = sh.engine;
+    if (syncOn && SNAPSHOT_MS > 0) snapshotTimer = setInterval(() => void engine.writeSnapshot(), SNAPSHOT_MS);
+  } else {
+    a = syncOn ? newEngine(log, sliceMs, SNAPSHOT_MS > 0 ? SNAPSHOT_MS : 1e9) : undefined;
+    await a?.start();
   }
-  await a?.start();
   if (collectGarbage !== undefined) {
     // The round's load, unmeasured, then a full collection: a fresh engine grows its coalescing tables over its first
     // seconds (a replica's engine has long done so), and the previous rounds' engines are garbage.
@@ -420,8 +465,11 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
   }
   const applied = (a?.stats.appliedPlacements ?? 0) - applied0;
   const snapshots = (a?.stats.snapshotsWritten ?? 0) - snapshots0;
-  await a?.stop();
-  await log.close();
+  if (snapshotTimer !== undefined) clearInterval(snapshotTimer);
+  if (sh === undefined) {
+    await a?.stop();
+    await log.close();
+  }
   const q = quantiles(times.slice(Math.floor(times.length / 10)));
   const c = classifyStalls(stalls, gcs, STALL_MS);
   const minor = gcs.filter((g) => g.kind === 'minor');
@@ -521,6 +569,10 @@ const results = await repetitions(
   },
 );
 if (pin !== undefined && 'unpin' in pin) pin.unpin();
+if (shared !== undefined) {
+  await shared.engine.stop();
+  await shared.log.close();
+}
 const cell = (rs: readonly RoundResult[], f: (r: RoundResult) => number, digits: number): string => formatSpread(spread(rs.map(f)), digits);
 const med = (arm: string, f: (r: RoundResult) => number): number => spread((results.get(arm) as RoundResult[]).map(f)).median;
 const timed = schedstatNote.startsWith('main thread');
