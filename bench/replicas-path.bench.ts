@@ -34,10 +34,10 @@
  * Before each round's measured window (outside it), with `--collect on` (the default; `off` measures as before
  * session 10), the round's load runs 3 s unmeasured and then a full collection: every round builds a fresh engine
  * with fresh transports and drops them at its end, and a fresh engine grows its coalescing tables over its first
- * seconds (16 tables growing to 128–256 kB each: 2–4 MB of array buffers, once per engine). V8 counts array buffers
- * added since the last mark-compact against the old generation's limit, so those and the previous rounds' dead
- * engines started a mark-compact in every sync-on round (session 10), which a replica — one engine for its
- * lifetime — does not have. A table per arm gives what each round's second half left in the old generation and in
+ * seconds (16 tables growing to 128–256 kB each: 2–4 MB of array buffers, once per engine), and V8 counts array
+ * buffers added since the last mark-compact against the old generation's limit: each round then answers only for
+ * what it allocated itself. (It did not remove the one mark-compact per sync-on round, nor did `--engine shared`:
+ * docs/benchmarks.md, Replicas, session 10.) A table per arm gives what each round's second half left in the old generation and in
  * array buffers (kB/s), from which the steady-state mark-compact interval follows. `--engine shared` runs one engine
  * for the whole run instead (a replica's steady state): sync-off rounds detach its placement sink and the peer is
  * silent, so nothing is published or applied, but its heartbeat (20 small XADDs/s) and long-poll go on there.
