@@ -22,12 +22,25 @@
  *
  * Then every stall is printed on its own line with its evidence (bench/support/stall-evidence.ts): its window's
  * on-CPU time split by what the bench was running (its routed requests, the index applying peers' placements,
- * snapshot pieces and their encoding, appends to the memory transport or every Redis command sent, and "other"), the collections in it by kind, the run-queue wait,
+ * snapshot pieces and their encoding, appends to the memory transport or every Redis command sent, every Redis reply
+ * decoded — `recv`: ioredis' RESP decoder on each socket chunk and the replies' dispatch, added in session 10 —, and
+ * "other"), the collections in it by kind, the run-queue wait,
  * the time neither on the CPU nor runnable (where a running thread's stolen time lands on a kernel with
  * paravirt steal accounting), and the machine in the same window: steal ticks per CPU, softirqs on the thread's
  * CPU (charged to the thread it interrupts on a kernel without IRQ time accounting), the thread's page faults.
  * A summary per arm counts the stalls by cause with how many had steal on the thread's CPU, and which activity
  * took most of each on-CPU stall's window; the round table gains steal, softirqs and page faults per second.
+ *
+ * Before each round's measured window (outside it), with `--collect on` (the default; `off` measures as before
+ * session 10), the round's load runs 3 s unmeasured and then a full collection: every round builds a fresh engine
+ * with fresh transports and drops them at its end, and a fresh engine grows its coalescing tables over its first
+ * seconds (16 tables growing to 128–256 kB each: 2–4 MB of array buffers, once per engine), and V8 counts array
+ * buffers added since the last mark-compact against the old generation's limit: each round then answers only for
+ * what it allocated itself. (It did not remove the one mark-compact per sync-on round, nor did `--engine shared`:
+ * docs/benchmarks.md, Replicas, session 10.) A table per arm gives what each round's second half left in the old generation and in
+ * array buffers (kB/s), from which the steady-state mark-compact interval follows. `--engine shared` runs one engine
+ * for the whole run instead (a replica's steady state): sync-off rounds detach its placement sink and the peer is
+ * silent, so nothing is published or applied, but its heartbeat (20 small XADDs/s) and long-poll go on there.
  *
  * `--pin on|both` isolates the measured thread as far as this machine allows (bench/support/pin.ts, `taskset`):
  * the main thread alone on the last core; this process's other threads (V8's collector helpers, libuv) and
@@ -37,10 +50,13 @@
  * makes those rounds slower: for finding causes, not for figures).
  *
  *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25]
- *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--coalesce-ms 1000] [--snapshot-ms <round-ms/2; 0: none>] [--seed 1]
+ *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--coalesce-ms 1000] [--snapshot-ms <round-ms/2; 0: none>] [--collect on|off] [--engine per-round|shared] [--seed 1]
  */
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { Decoder } from 'ioredis/built/resp/decoder.js';
 import { DEFAULT_SYNC_SETTINGS, SyncEngine } from '../src/datalayer/sync/engine.ts';
 import { MemoryBus, MemoryLink } from '../src/datalayer/sync/memory-transport.ts';
 import { RedisTransport } from '../src/datalayer/sync/redis-transport.ts';
@@ -49,7 +65,7 @@ import { Redis } from 'ioredis';
 import type { SyncTransport } from '../src/datalayer/sync/transport.ts';
 import { RedisServer } from '../test/support/redis.ts';
 import type { Endpoint } from '../src/framework/datalayer.ts';
-import type { ReplicatedIndex } from '../src/framework/replication.ts';
+import type { PlacementSink } from '../src/framework/replication.ts';
 import { encodeBatch } from '../src/datalayer/sync/codec.ts';
 import { silentLogger } from '../src/observability/logger.ts';
 import { approxPrefixCacheProducerFactory, type ApproxPrefixCacheProducer } from '../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
@@ -68,7 +84,7 @@ import { formatSpread, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false }, 'coalesce-ms': { type: 'string', default: String(DEFAULT_SYNC_SETTINGS.coalesceMs) }, 'snapshot-ms': { type: 'string' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false }, 'coalesce-ms': { type: 'string', default: String(DEFAULT_SYNC_SETTINGS.coalesceMs) }, 'snapshot-ms': { type: 'string' }, collect: { type: 'string', default: 'on' }, engine: { type: 'string', default: 'per-round' } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
@@ -85,6 +101,33 @@ const COALESCE_MS = Number(args['coalesce-ms']);
  */
 const SNAPSHOT_MS = args['snapshot-ms'] === undefined ? ROUND_MS / 2 : Number(args['snapshot-ms']);
 if (!(SNAPSHOT_MS >= 0)) throw new Error(`--snapshot-ms must be a number of ms (0: no snapshot), not ${args['snapshot-ms']}`);
+if (args.collect !== 'on' && args.collect !== 'off') throw new Error(`--collect must be on or off, not ${args.collect}`);
+/**
+ * `--collect on` (the default): a full collection before each round's measured window, outside it. Every round
+ * builds a fresh engine and transports (4 Redis connections) and drops them at its end; their garbage — above all
+ * the ≈ 2 MB of coalescing tables an engine grows in its first second (8 endpoints × 2 generations), array buffers
+ * that V8 counts against the old generation's limit until a mark-compact — otherwise stays in the heap and
+ * starts a mark-compact in a later round, which the bench then charged to the sync-on arm (session 10: one per
+ * sync-on round, ≈ 1–2 s into it; a replica builds its engine once). `off` measures as sessions 6–9 did.
+ */
+const COLLECT = args.collect === 'on';
+if (args.engine !== 'per-round' && args.engine !== 'shared') throw new Error(`--engine must be per-round or shared, not ${args.engine}`);
+/**
+ * `--engine shared`: one engine (and one log) for the whole run, as a replica has — started before the warm-up;
+ * sync-off rounds detach its placement sink and the peer stops publishing, so nothing is published or applied
+ * there, but the idle engine's heartbeat (20 small XADDs/s) and long-poll go on; the bench writes the snapshots
+ * (every --snapshot-ms, sync-on rounds only). Uses the first --slice-ms. `per-round` (the default): a fresh engine
+ * per sync-on round, as before.
+ */
+const SHARED = args.engine === 'shared';
+/** With --collect on: how long each round's load runs, unmeasured, before the collection and the measured window. */
+const SETTLE_MS = 3000;
+let collectGarbage: (() => void) | undefined;
+if (COLLECT) {
+  setFlagsFromString('--expose-gc');
+  collectGarbage = runInNewContext('gc') as () => void;
+}
+const oldSpaceUsed = (): number => getHeapSpaceStatistics().find((x) => x.space_name === 'old_space')?.space_used_size ?? Number.NaN;
 if (args.transport !== 'memory' && args.transport !== 'redis') throw new Error(`--transport must be memory or redis, not ${args.transport}`);
 /** With --transport redis: a throwaway redis-server on loopback (Debian's redis-server must be installed). */
 const redis = args.transport === 'redis' ? await RedisServer.start() : undefined;
@@ -101,7 +144,7 @@ const local = approxPrefixCacheProducerFactory('prefix', { autoTune: false, lruC
  * this replica's routed requests, the index's work for peers' placements and for snapshots (each piece of the
  * export walk, each import), and the synchronous part of handing a batch to the transport.
  */
-const SPAN = { route: 0, apply: 1, snapshot: 2, publish: 3, send: 4 } as const;
+const SPAN = { route: 0, apply: 1, snapshot: 2, publish: 3, send: 4, recv: 5 } as const;
 const spans = new SpanLog(Object.keys(SPAN));
 const now = (): number => performance.now();
 local.applyRemotePlacement = spans.wrap(SPAN.apply, now, local.applyRemotePlacement.bind(local));
@@ -135,6 +178,19 @@ if (args.transport === 'redis') {
       return send.apply(this, a);
     } finally {
       spans.record(SPAN.send, t0, now());
+    }
+  };
+}
+// Over Redis, every reply's decoding (ioredis' RESP decoder on each socket chunk, and the replies' dispatch to their
+// commands — the XREAD replies with the peer's batches, every XADD's id): in "other" before session 10.
+if (args.transport === 'redis') {
+  const write = Decoder.prototype.write;
+  Decoder.prototype.write = function (this: Decoder, chunk: Buffer) {
+    const t0 = now();
+    try {
+      write.call(this, chunk);
+    } finally {
+      spans.record(SPAN.recv, t0, now());
     }
   };
 }
@@ -187,6 +243,29 @@ function route(p: ApproxPrefixCacheProducer): number {
   return t1 - t0;
 }
 
+/**
+ * Runs the round's load for `ms`: this replica routes RATE requests/s (each one's µs to `onRoute`) and, with
+ * `peerAppend`, the peer publishes 1,000 placements/s (a batch of 5 every 5 ms); `onTick` sees the elapsed ms.
+ */
+async function drive(ms: number, peerAppend: ((payload: Uint8Array) => void) | undefined, onRoute: (us: number) => void, onTick?: (elapsedMs: number) => void): Promise<void> {
+  const t0 = performance.now();
+  let sentPeer = 0;
+  let sentLocal = 0;
+  while (performance.now() - t0 < ms) {
+    const elapsed = performance.now() - t0;
+    onTick?.(elapsed);
+    for (let k = 0; peerAppend !== undefined && sentPeer * 5 < elapsed && k < 5; k++) {
+      peerAppend(stamp(peerBatches[peerSeq % peerBatches.length]!, ++peerSeq, systemClock.now()));
+      sentPeer++;
+    }
+    for (let k = 0; sentLocal < (elapsed * RATE) / 1000 && k < 5; k++) {
+      onRoute(route(local));
+      sentLocal++;
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 interface RoundResult {
   p50: number;
   p99: number;
@@ -219,6 +298,13 @@ interface RoundResult {
   faultsPerS: number;
   /** kB of array buffers the process held after the round's snapshot write minus before (NaN: none written). */
   snapshotArrayBuffersKb: number;
+  /**
+   * What the round's second half left in the heap, kB per s, read just after scavenges (the first of the second
+   * half and the last): the old generation's used bytes (what scavenges promoted and what was allocated there
+   * directly) and the array buffers held. NaN when a mark-compact ran between them (it frees what it finds dead).
+   */
+  oldGrowthKbPerS: number;
+  arrayBuffersGrowthKbPerS: number;
 }
 
 /** Every stall over the threshold, with its evidence, per arm (printed after the tables). */
@@ -255,25 +341,67 @@ const PROFILE = args['profile-stalls'] as boolean;
 const stallStacks = new Map<string, Map<string, number>>();
 const profiledStalls = new Map<string, number>();
 
+/** The array buffers the process held after the round's last snapshot write minus before it (NaN: none written). */
+let snapshotArrayBuffers = Number.NaN;
+function newEngine(log: ReturnType<typeof roundLog>, sliceMs: number | undefined, snapshotIntervalMs: number): SyncEngine {
+  const a = new SyncEngine({ transport: log.transport(), origin: `local:${Math.random().toString(16).slice(2, 10)}`, indexes: [local], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: COALESCE_MS, snapshotIntervalMs, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
+  // The array buffers the process holds after the write minus before it (a collection during it lowers this).
+  const write = a.writeSnapshot.bind(a);
+  a.writeSnapshot = async () => {
+    const before = process.memoryUsage().arrayBuffers;
+    const ok = await write();
+    if (ok) snapshotArrayBuffers = process.memoryUsage().arrayBuffers - before;
+    return ok;
+  };
+  return a;
+}
+/** With --engine shared: the one engine, its log, and the placement sink it attached. */
+interface SharedEngine {
+  engine: SyncEngine;
+  log: ReturnType<typeof roundLog>;
+  sink: PlacementSink | undefined;
+}
+let shared: SharedEngine | undefined;
+async function sharedEngine(): Promise<SharedEngine> {
+  if (shared !== undefined) return shared;
+  const log = roundLog();
+  const engine = newEngine(log, SLICES[0], 1e9);
+  const attach = local.attachPlacementSink.bind(local);
+  const s: SharedEngine = { engine, log, sink: undefined };
+  local.attachPlacementSink = (sink) => {
+    if (sink !== undefined) s.sink = sink;
+    attach(sink);
+  };
+  shared = s;
+  await engine.start();
+  return s;
+}
+
 async function round(sliceMs: number | undefined, pinned = false, armName?: string): Promise<RoundResult> {
   const syncOn = sliceMs !== undefined;
   if (pin !== undefined && 'pin' in pin) (pinned ? pin.pin : pin.unpin)();
-  const log = roundLog();
-  const mk = (p: ReplicatedIndex, name: string) =>
-    new SyncEngine({ transport: log.transport(), origin: `${name}:${Math.random().toString(16).slice(2, 10)}`, indexes: [p], gauges: [], clock: systemClock, timers: realTimers, logger: silentLogger(), settings: { coalesceMs: COALESCE_MS, snapshotIntervalMs: SNAPSHOT_MS > 0 ? SNAPSHOT_MS : 1e9, ...(sliceMs !== undefined ? { applySliceMs: sliceMs } : {}) } });
-  const a = syncOn ? mk(local, 'local') : undefined;
-  let snapshotArrayBuffers = Number.NaN;
-  if (a !== undefined) {
-    // The array buffers the process holds after the write minus before it (a collection during it lowers this).
-    const write = a.writeSnapshot.bind(a);
-    a.writeSnapshot = async () => {
-      const before = process.memoryUsage().arrayBuffers;
-      const ok = await write();
-      if (ok) snapshotArrayBuffers = process.memoryUsage().arrayBuffers - before;
-      return ok;
-    };
+  snapshotArrayBuffers = Number.NaN;
+  const sh = SHARED ? await sharedEngine() : undefined;
+  const log = sh?.log ?? roundLog();
+  let a: SyncEngine | undefined;
+  let snapshotTimer: NodeJS.Timeout | undefined;
+  if (sh !== undefined) {
+    a = syncOn ? sh.engine : undefined;
+    local.attachPlacementSink(syncOn ? sh.sink : undefined);
+    const engine = sh.engine;
+    if (syncOn && SNAPSHOT_MS > 0) snapshotTimer = setInterval(() => void engine.writeSnapshot(), SNAPSHOT_MS);
+  } else {
+    a = syncOn ? newEngine(log, sliceMs, SNAPSHOT_MS > 0 ? SNAPSHOT_MS : 1e9) : undefined;
+    await a?.start();
   }
-  await a?.start();
+  if (collectGarbage !== undefined) {
+    // The round's load, unmeasured, then a full collection: a fresh engine grows its coalescing tables over its first
+    // seconds (a replica's engine has long done so), and the previous rounds' engines are garbage.
+    await drive(SETTLE_MS, syncOn ? log.peerAppend : undefined, () => undefined);
+    collectGarbage();
+    // Dead array buffers are freed by V8's sweeper after the collection, off the main thread: let it finish.
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const profiler = PROFILE && armName !== undefined ? await startProfiler(200) : undefined;
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
@@ -286,23 +414,25 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
   const stat0 = new Float64Array(3);
   const stat1 = new Float64Array(3);
   const timed = roundStat?.read(stat0) ?? false;
+  // What the settle (--collect on) applied and wrote is not the measured window's.
+  const applied0 = a?.stats.appliedPlacements ?? 0;
+  const snapshots0 = a?.stats.snapshotsWritten ?? 0;
   const t0 = performance.now();
-  let sentPeer = 0;
-  let sentLocal = 0;
-  while (performance.now() - t0 < ROUND_MS) {
-    const elapsed = performance.now() - t0;
-    // The peer publishes 1,000 placements/s (a batch of 5 every 5 ms); this replica routes RATE requests/s.
-    for (let k = 0; syncOn && sentPeer * 5 < elapsed && k < 5; k++) {
-      log.peerAppend(stamp(peerBatches[peerSeq % peerBatches.length]!, ++peerSeq, systemClock.now()));
-      sentPeer++;
+  // The heap just after each scavenge (read in the observer's callback, a few ms later): young array buffers are
+  // freed at every scavenge, so a reading at an arbitrary moment would count 0–2.5 MB of them by the phase alone.
+  const afterScavenge: Array<{ t: number; old: number; buffers: number }> = [];
+  const scavenges = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) afterScavenge.push({ t: e.startTime, old: oldSpaceUsed(), buffers: process.memoryUsage().arrayBuffers });
     }
-    for (let k = 0; sentLocal < (elapsed * RATE) / 1000 && k < 5; k++) {
-      times.push(route(local));
-      sentLocal++;
-    }
-    await new Promise((r) => setTimeout(r, 1));
-  }
+  });
+  scavenges.observe({ entryTypes: ['gc'] });
+  await drive(ROUND_MS, syncOn ? log.peerAppend : undefined, (us) => times.push(us));
+  scavenges.disconnect();
   const seconds = (performance.now() - t0) / 1000;
+  // Growth between the first scavenge of the round's second half and its last.
+  const from = afterScavenge.find((x) => x.t >= t0 + ROUND_MS / 2);
+  const to = afterScavenge[afterScavenge.length - 1];
   const threadTimes = timed && (roundStat?.read(stat1) ?? false);
   const stalls = sampler.stop();
   const machine = sampler.totals();
@@ -333,13 +463,17 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
       stallStacks.set(key, m);
     }
   }
-  const applied = a?.stats.appliedPlacements ?? 0;
-  const snapshots = a?.stats.snapshotsWritten ?? 0;
-  await a?.stop();
-  await log.close();
+  const applied = (a?.stats.appliedPlacements ?? 0) - applied0;
+  const snapshots = (a?.stats.snapshotsWritten ?? 0) - snapshots0;
+  if (snapshotTimer !== undefined) clearInterval(snapshotTimer);
+  if (sh === undefined) {
+    await a?.stop();
+    await log.close();
+  }
   const q = quantiles(times.slice(Math.floor(times.length / 10)));
   const c = classifyStalls(stalls, gcs, STALL_MS);
   const minor = gcs.filter((g) => g.kind === 'minor');
+  const grew = from !== undefined && to !== undefined && to.t > from.t && !gcs.some((g) => (g.kind === 'major' || g.kind === 'incremental') && g.start + g.durationMs >= from.t && g.start <= to.t);
   return {
     p50: q.p50 * 1000,
     p99: q.p99 * 1000,
@@ -366,6 +500,8 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
     softirqsPerS: machine === undefined ? Number.NaN : machine.softirqs.reduce((a, b) => a + b, 0) / machine.seconds,
     faultsPerS: machine === undefined ? Number.NaN : (machine.minorFaults + machine.majorFaults) / machine.seconds,
     snapshotArrayBuffersKb: snapshotArrayBuffers / 1024,
+    oldGrowthKbPerS: grew ? (to.old - from.old) / 1024 / ((to.t - from.t) / 1000) : Number.NaN,
+    arrayBuffersGrowthKbPerS: grew ? (to.buffers - from.buffers) / 1024 / ((to.t - from.t) / 1000) : Number.NaN,
   };
 }
 
@@ -375,7 +511,7 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
  */
 function stallReport(armNames: readonly string[]): string[] {
   const out = [
-    `Every stall over ${STALL_MS} ms (bench/support/stall-evidence.ts): its time in the round, how late the tick was, its cause, and its window (the late part plus the 1 ms interval) split into the main thread's on-CPU time — by the bench's activities (route = this replica's requests, apply = the index applying peers' placements, snapshot = export/import pieces and their encoding, publish = handing a batch to the memory transport, send = every Redis command's synchronous part — encoding, argument copies, socket write — the peer's XADDs and the snapshot's HSETs included; "other" is what none covers: timers, the transport's reads, V8's own work, kernel time on the thread's behalf such as page faults and other processes' softirqs) — the collections in it, run-queue wait and unaccounted time (neither running nor runnable: on this kernel, with paravirt steal accounting, time the hypervisor stole from a running thread lands here); then the machine's steal ticks per CPU (10 ms each; * = the thread's CPU), softirqs on the thread's CPU and the thread's page faults in the same window. ${machineNote}.`,
+    `Every stall over ${STALL_MS} ms (bench/support/stall-evidence.ts): its time in the round, how late the tick was, its cause, and its window (the late part plus the 1 ms interval) split into the main thread's on-CPU time — by the bench's activities (route = this replica's requests, apply = the index applying peers' placements, snapshot = export/import pieces and their encoding, publish = handing a batch to the memory transport, send = every Redis command's synchronous part — encoding, argument copies, socket write — the peer's XADDs and the snapshot's HSETs included; recv = every Redis reply decoded by ioredis and dispatched to its command; "other" is what none covers: timers, the engine's read loop between replies, V8's own work, kernel time on the thread's behalf such as page faults and other processes' softirqs) — the collections in it, run-queue wait and unaccounted time (neither running nor runnable: on this kernel, with paravirt steal accounting, time the hypervisor stole from a running thread lands here); then the machine's steal ticks per CPU (10 ms each; * = the thread's CPU), softirqs on the thread's CPU and the thread's page faults in the same window. ${machineNote}.`,
     '',
   ];
   const summary: string[] = [];
@@ -433,6 +569,10 @@ const results = await repetitions(
   },
 );
 if (pin !== undefined && 'unpin' in pin) pin.unpin();
+if (shared !== undefined) {
+  await shared.engine.stop();
+  await shared.log.close();
+}
 const cell = (rs: readonly RoundResult[], f: (r: RoundResult) => number, digits: number): string => formatSpread(spread(rs.map(f)), digits);
 const med = (arm: string, f: (r: RoundResult) => number): number => spread((results.get(arm) as RoundResult[]).map(f)).median;
 const timed = schedstatNote.startsWith('main thread');
@@ -469,6 +609,17 @@ if (timed) {
     const rs = results.get(arm.name) as RoundResult[];
     lines.push(`| ${arm.name} | ${cell(rs, (r) => r.stalls, 0)} | ${cell(rs, (r) => r.stallsWithGc, 0)} | ${cell(rs, (r) => r.stallsBeyondGc, 0)} | ${cell(rs, (r) => r.worstBeyondGcMs, 2)} |`);
   }
+}
+lines.push(
+  '',
+  `What each round's second half left in the heap (${COLLECT ? "before each round, outside the measured window: 3 s of the round's load, then a full collection" : 'no collection between rounds (--collect off)'}; each read just after a scavenge, from the first of the round's second half to its last; halves in which a mark-compact ran are left out, as it frees what it finds dead): old generation used bytes and array buffers held, kB per s. V8 starts a mark-compact when the old generation plus the array buffers added since the last one come within one young generation (16 MB) of its limit; in session 10's runs the limit was 45 MB at 22 MB live, ≈ 7 MB of headroom, so a steady growth of g kB/s (both columns together) means one mark-compact every ≈ 7,000 / g s.`,
+  '',
+  '| arm | rounds counted | old generation growth kB/s | array buffers growth kB/s |',
+  '|---|---|---|---|',
+);
+for (const arm of arms) {
+  const rs = (results.get(arm.name) as RoundResult[]).filter((r) => Number.isFinite(r.oldGrowthKbPerS));
+  lines.push(`| ${arm.name} | ${rs.length} of ${(results.get(arm.name) as RoundResult[]).length} | ${rs.length > 0 ? cell(rs, (r) => r.oldGrowthKbPerS, 0) : '—'} | ${rs.length > 0 ? cell(rs, (r) => r.arrayBuffersGrowthKbPerS, 0) : '—'} |`);
 }
 lines.push('');
 for (const arm of arms.filter((a) => a.sliceMs !== undefined)) {
