@@ -90,12 +90,6 @@ export interface BenchResult {
 }
 
 /**
- * Reads split runs together (`epp bench routing --merge a.json,b.json`): a documented run split by seed or by
- * scenario across lock holds becomes one result, per scenario the policies' runs of every file, so the summary's
- * medians and the charts cover all seeds. A (scenario, policy, seed) found twice is an error (merging a run with
- * itself would count its seed twice); runs of one scenario with different ladders are allowed (the knee is per run).
- */
-/**
  * A result with only the named scenarios (`--merge file.json:a+b`): a run that measured several scenarios can give
  * some of them to a merged report while another run gives the rest (e.g. a scenario rerun with another ladder).
  * Naming a scenario the run did not measure is an error, so a typo does not silently drop a scenario.
@@ -110,6 +104,12 @@ export function pickScenarios(result: BenchResult, names: readonly string[], sou
   };
 }
 
+/**
+ * Reads split runs together (`epp bench routing --merge a.json,b.json`): a documented run split by seed or by
+ * scenario across lock holds becomes one result, per scenario the policies' runs of every file, so the summary's
+ * medians and the charts cover all seeds. A (scenario, policy, seed) found twice is an error (merging a run with
+ * itself would count its seed twice); runs of one scenario with different ladders are allowed (the knee is per run).
+ */
 export function mergeResults(results: readonly BenchResult[]): BenchResult {
   const first = results[0];
   if (first === undefined) throw new Error('mergeResults: no results to merge');
@@ -134,17 +134,13 @@ export function mergeResults(results: readonly BenchResult[]): BenchResult {
     const names = [...new Set(runs.map((p) => p.policy))];
     return [...runs].sort((a, b) => names.indexOf(a.policy) - names.indexOf(b.policy) || (a.seed ?? 0) - (b.seed ?? 0));
   };
-  // Seeds per scenario and policy: a scenario rerun with more seeds than the others makes a range.
-  const seedsOf = new Map<string, Set<number>>();
-  for (const [scenario, { runs }] of byScenario) {
-    for (const p of runs) {
-      const key = `${scenario}\u0000${p.policy}`;
-      let set = seedsOf.get(key);
-      if (set === undefined) seedsOf.set(key, (set = new Set()));
-      set.add(p.seed ?? -1);
-    }
-  }
-  const counts = [...seedsOf.values()].map((s) => s.size);
+  // Seeds per scenario and policy = its runs ((scenario, policy, seed) is unique, checked above); a scenario rerun
+  // with more seeds than the others makes a range.
+  const counts = [...byScenario.values()].flatMap(({ runs }) => {
+    const perPolicy = new Map<string, number>();
+    for (const p of runs) perPolicy.set(p.policy, (perPolicy.get(p.policy) ?? 0) + 1);
+    return [...perPolicy.values()];
+  });
   const seeds = Math.max(1, ...counts);
   const seedsMin = Math.min(seeds, ...counts);
   const mergedFrom = results.flatMap((r): MergedSource[] =>
@@ -152,7 +148,8 @@ export function mergeResults(results: readonly BenchResult[]): BenchResult {
       ? [...r.meta.mergedFrom]
       : [{ command: r.meta.command, startedAt: r.meta.startedAt, loadAverageAtStart: r.meta.loadAverageAtStart, ...(r.meta.takenScenarios ? { scenarios: r.meta.takenScenarios } : {}) }],
   );
-  const { seedsMin: _previousMin, ...firstMeta } = first.meta;
+  // What described one source run (its seed range, the scenarios taken from it) does not describe the merge.
+  const { seedsMin: _seedsMin, takenScenarios: _taken, ...firstMeta } = first.meta;
   return {
     meta: {
       ...firstMeta,
@@ -286,9 +283,15 @@ export function detailTable(sc: ScenarioResult): string {
   return lines.join('\n');
 }
 
+/** "3 seed(s)", or for a merge whose scenarios have different seed counts "1–5 seed(s) (per scenario …)". */
+function seedsText(meta: BenchResult['meta']): string {
+  const seeds = meta.seeds ?? 1;
+  return meta.seedsMin === undefined ? `${seeds} seed(s)` : `${meta.seedsMin}–${seeds} seed(s) (per scenario and policy: see "per seed")`;
+}
+
 export function markdownReport(r: BenchResult): string {
   const out: string[] = [];
-  out.push(`Command: \`${r.meta.command}\` — ${r.meta.startedAt}, Node ${r.meta.node}, ${r.meta.cpus} CPUs, load average at start ${r.meta.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}, time scale ${r.meta.timeScale}, ${r.meta.seedsMin !== undefined ? `${r.meta.seedsMin}–` : ''}${r.meta.seeds ?? 1} seed(s)${r.meta.seedsMin !== undefined ? ' (per scenario and policy: see "per seed")' : ''}, ${r.meta.refine ?? 0} refinement rates per knee, wall ${Math.round(r.meta.wallS / 60)} min.`);
+  out.push(`Command: \`${r.meta.command}\` — ${r.meta.startedAt}, Node ${r.meta.node}, ${r.meta.cpus} CPUs, load average at start ${r.meta.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}, time scale ${r.meta.timeScale}, ${seedsText(r.meta)}, ${r.meta.refine ?? 0} refinement rates per knee, wall ${Math.round(r.meta.wallS / 60)} min.`);
   for (const m of r.meta.mergedFrom ?? []) {
     const taken = m.scenarios !== undefined ? `; only ${m.scenarios.join(', ')} taken from it` : '';
     out.push(`- \`${m.command}\` — ${m.startedAt}, load average at start ${m.loadAverageAtStart.map((x) => x.toFixed(1)).join(' / ')}${taken}`);
