@@ -64,46 +64,33 @@ export class BoundedPrefixAffinityFilter implements Filter, DataConsumer {
   }
 
   /**
-   * True when the endpoint should take no more requests while others can. `outstandingBound` is the
-   * outstanding-request count at which an endpoint saturates (see `outstandingBound()`).
-   */
-  saturated(c: Candidate, outstandingBound: number): boolean {
-    if (this.loadOf(c) >= outstandingBound) return true;
-    const { maxWaitingRequests } = this.config;
-    return maxWaitingRequests >= 0 && c.endpoint.metrics.waitingQueueSize > maxWaitingRequests;
-  }
-
-  /**
    * The endpoint's load in requests: this EPP's outstanding requests, or with `serverReportedLoad` the larger of
    * those and the server's running + waiting (the scrape lags this EPP's own count, which is instant).
    */
-  loadOf(c: Candidate): number {
+  #loadOf(c: Candidate): number {
     const own = inFlightLoadOf(c.attributes)?.requests ?? 0;
     if (!this.config.serverReportedLoad) return own;
     const m = c.endpoint.metrics;
     return Math.max(own, m.runningRequestsSize + m.waitingQueueSize);
   }
 
-  /** max(`maxOutstandingRequests`, `loadFactor` × mean load over the candidates). */
-  outstandingBound(candidates: readonly Candidate[]): number {
-    const { maxOutstandingRequests, loadFactor } = this.config;
-    if (loadFactor === 0 || candidates.length === 0) return maxOutstandingRequests;
-    let total = 0;
-    for (const c of candidates) total += this.loadOf(c);
-    return Math.max(maxOutstandingRequests, (loadFactor * total) / candidates.length);
-  }
-
   filter(_cycle: CycleState, _request: InferenceRequest, candidates: readonly Candidate[]): readonly Candidate[] {
     if (candidates.length <= 1) return candidates;
-    const threshold = this.config.affinityThreshold;
-    const bound = this.outstandingBound(candidates);
+    const { affinityThreshold, maxOutstandingRequests, loadFactor, maxWaitingRequests } = this.config;
+    // Each candidate's load, read once: the bound needs the mean, the saturation test each one.
+    const loads = candidates.map((c) => this.#loadOf(c));
+    // Saturated at max(`maxOutstandingRequests`, `loadFactor` × the mean load over the candidates).
+    let bound = maxOutstandingRequests;
+    if (loadFactor > 0) bound = Math.max(bound, (loadFactor * loads.reduce((a, b) => a + b, 0)) / candidates.length);
     const holders: Candidate[] = [];
     const open: Candidate[] = [];
-    for (const c of candidates) {
-      if (this.saturated(c, bound)) continue;
+    for (let i = 0; i < candidates.length; i++) {
+      const c = candidates[i] as Candidate;
+      const saturated = (loads[i] as number) >= bound || (maxWaitingRequests >= 0 && c.endpoint.metrics.waitingQueueSize > maxWaitingRequests);
+      if (saturated) continue;
       open.push(c);
       const info = prefixCacheMatchInfoOf(c.attributes);
-      if (info !== undefined && info.totalBlocks > 0 && info.matchBlocks / info.totalBlocks >= threshold) holders.push(c);
+      if (info !== undefined && info.totalBlocks > 0 && info.matchBlocks / info.totalBlocks >= affinityThreshold) holders.push(c);
     }
     if (holders.length > 0) return holders;
     return open.length > 0 ? open : candidates;
