@@ -41,7 +41,11 @@ export interface SyncTransport {
    * refused). Optional: transports without a connection phase omit it. Bounded by the engine's warm-up.
    */
   connect?(): Promise<void>;
-  /** Appends one batch; resolves with its id. */
+  /**
+   * Appends one batch; resolves with its id. The payload is the transport's from then on: the caller never changes
+   * it (the Redis transport writes it to the socket uncopied, and may still be writing it after a timeout; the
+   * memory transport keeps it as the entry).
+   */
   append(payload: Uint8Array): Promise<string>;
   /**
    * Entries after `afterId`, oldest first, at most `count`; waits up to `blockMs` for the first one (resolves
@@ -56,7 +60,8 @@ export interface SyncTransport {
   /**
    * Stores `snapshot` as the current one. Its field arrays are lent for the call: the syncer writes its next
    * snapshot into the same buffers once the returned promise has settled, so a transport copies what it keeps
-   * (Redis: ioredis copies each HSET's arguments when it sends the command; the memory transport copies).
+   * (Redis: each HSET writes the fields to the socket uncopied and has settled by then; the memory transport
+   * copies).
    */
   putSnapshot(snapshot: Snapshot): Promise<void>;
   getSnapshot(): Promise<Snapshot | undefined>;
