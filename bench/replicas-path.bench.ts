@@ -41,6 +41,9 @@
  * array buffers (kB/s), from which the steady-state mark-compact interval follows. `--engine shared` runs one engine
  * for the whole run instead (a replica's steady state): sync-off rounds detach its placement sink and the peer is
  * silent, so nothing is published or applied, but its heartbeat (20 small XADDs/s) and long-poll go on there.
+ * Over Redis the peer's XADDs are pre-framed bytes on a socket of their own, replies off (`--peer-client raw`, the
+ * default since session 11; `ioredis`: through a RedisTransport in this process, as before, whose command objects
+ * and — until session 11 — copies of every batch were charged to this replica's heap).
  *
  * `--pin on|both` isolates the measured thread as far as this machine allows (bench/support/pin.ts, `taskset`):
  * the main thread alone on the last core; this process's other threads (V8's collector helpers, libuv) and
@@ -50,11 +53,12 @@
  * makes those rounds slower: for finding causes, not for figures).
  *
  *   node --import tsx bench/replicas-path.bench.ts [--rounds 6] [--round-ms 2000] [--rate 200] [--slice-ms 0.5,0.25]
- *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--coalesce-ms 1000] [--snapshot-ms <round-ms/2; 0: none>] [--collect on|off] [--engine per-round|shared] [--seed 1]
+ *     [--transport memory|redis] [--pin off|on|both] [--profile-stalls] [--coalesce-ms 1000] [--snapshot-ms <round-ms/2; 0: none>] [--collect on|off] [--engine per-round|shared] [--peer-client raw|ioredis] [--seed 1]
  */
 import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { connect as netConnect } from 'node:net';
 import { parseArgs } from 'node:util';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Decoder } from 'ioredis/built/resp/decoder.js';
 import { DEFAULT_SYNC_SETTINGS, SyncEngine } from '../src/datalayer/sync/engine.ts';
@@ -84,7 +88,7 @@ import { formatSpread, spread } from './support/stats.ts';
 import { InFlightTracker } from '../src/runtime/inflight.ts';
 import { PluginMetricSources } from '../src/runtime/plugin-metrics.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false }, 'coalesce-ms': { type: 'string', default: String(DEFAULT_SYNC_SETTINGS.coalesceMs) }, 'snapshot-ms': { type: 'string' }, collect: { type: 'string', default: 'on' }, engine: { type: 'string', default: 'per-round' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, 'round-ms': { type: 'string', default: '2000' }, rate: { type: 'string', default: '200' }, 'slice-ms': { type: 'string', default: '0.5' }, transport: { type: 'string', default: 'memory' }, seed: { type: 'string', default: '1' }, pin: { type: 'string', default: 'off' }, 'profile-stalls': { type: 'boolean', default: false }, 'coalesce-ms': { type: 'string', default: String(DEFAULT_SYNC_SETTINGS.coalesceMs) }, 'snapshot-ms': { type: 'string' }, collect: { type: 'string', default: 'on' }, engine: { type: 'string', default: 'per-round' }, 'peer-client': { type: 'string', default: 'raw' } } });
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args['round-ms']);
 const RATE = Number(args.rate);
@@ -127,6 +131,19 @@ if (COLLECT) {
   setFlagsFromString('--expose-gc');
   collectGarbage = runInNewContext('gc') as () => void;
 }
+if (args['peer-client'] !== 'raw' && args['peer-client'] !== 'ioredis') throw new Error(`--peer-client must be raw or ioredis, not ${args['peer-client']}`);
+/**
+ * `--peer-client raw` (the default): over Redis, the simulated peer's XADDs go out as pre-framed bytes on a socket
+ * of their own with replies off (CLIENT REPLY OFF) — what a peer replica's appends cost this process is then one
+ * socket write each, as near to "the peer runs elsewhere" as one process gets. `ioredis` (sessions ≤ 10): through a
+ * RedisTransport of its own in this process — ioredis' command objects, promises, timers and replies for 200
+ * appends/s, and until session 11 a copy of every batch (≈ 1 MB/s of array buffers), all charged to this replica's
+ * heap: about half the array buffers the sync-on arm allocated came from the peer's client (docs/benchmarks.md,
+ * Replicas, session 11).
+ */
+const RAW_PEER = args['peer-client'] === 'raw';
+/** V8's count of external memory (array buffers' backing stores): what it adds to the old generation's size. */
+const externalMemory = (): number => getHeapStatistics().external_memory;
 const oldSpaceUsed = (): number => getHeapSpaceStatistics().find((x) => x.space_name === 'old_space')?.space_used_size ?? Number.NaN;
 if (args.transport !== 'memory' && args.transport !== 'redis') throw new Error(`--transport must be memory or redis, not ${args.transport}`);
 /** With --transport redis: a throwaway redis-server on loopback (Debian's redis-server must be installed). */
@@ -305,6 +322,8 @@ interface RoundResult {
    */
   oldGrowthKbPerS: number;
   arrayBuffersGrowthKbPerS: number;
+  /** Array buffers allocated over the round, kB per s (a lower bound: V8's external memory summed over its rises). */
+  arrayBuffersAllocKbPerS: number;
 }
 
 /** Every stall over the threshold, with its evidence, per arm (printed after the tables). */
@@ -327,8 +346,40 @@ function roundLog(): { transport: () => SyncTransport; peerAppend: (payload: Uin
   const pool = `bench/round-${++roundNo}`;
   const url = redis.url;
   const mkTransport = (): RedisTransport => new RedisTransport({ url, keyPrefix: 'epp-bench', pool, retentionMs: 30_000, snapshotIntervalMs: 10_000, commandTimeoutMs: 1000, logger: silentLogger() });
+  if (RAW_PEER) {
+    const peer = rawPeer(redis.port, `epp-bench:{${pool}}:sync`);
+    return { transport: mkTransport, peerAppend: peer.append, close: peer.close };
+  }
   const peerLink = mkTransport();
   return { transport: mkTransport, peerAppend: (p) => void peerLink.append(p).catch(() => undefined), close: () => peerLink.close() };
+}
+
+/**
+ * The peer's appends as bytes on a socket (--peer-client raw): `XADD <key> * b <batch>`, the framing built once per
+ * batch length, the batch written as it is (corked, one writev per tick), replies off. No trimming: this replica's
+ * own XADDs carry MINID.
+ */
+function rawPeer(port: number, streamKey: string): { append: (payload: Uint8Array) => void; close: () => Promise<void> } {
+  const socket = netConnect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  socket.on('error', () => undefined);
+  socket.resume();
+  socket.write('*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n');
+  const heads = new Map<number, Buffer>();
+  const crlf = Buffer.from('\r\n');
+  const uncork = (): void => void socket.uncork();
+  return {
+    append: (p) => {
+      let head = heads.get(p.byteLength);
+      if (head === undefined) heads.set(p.byteLength, (head = Buffer.from(`*5\r\n$4\r\nXADD\r\n$${Buffer.byteLength(streamKey)}\r\n${streamKey}\r\n$1\r\n*\r\n$1\r\nb\r\n$${p.byteLength}\r\n`)));
+      socket.cork();
+      socket.write(head);
+      socket.write(p);
+      socket.write(crlf);
+      process.nextTick(uncork);
+    },
+    close: () => new Promise<void>((resolve) => void socket.end(resolve)),
+  };
 }
 
 /** The main thread's schedstat for whole-round figures (undefined where it does not exist). */
@@ -418,21 +469,39 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
   const applied0 = a?.stats.appliedPlacements ?? 0;
   const snapshots0 = a?.stats.snapshotsWritten ?? 0;
   const t0 = performance.now();
-  // The heap just after each scavenge (read in the observer's callback, a few ms later): young array buffers are
+  // The heap just after each scavenge: the old generation read in the observer's callback (a few ms later), the
+  // array buffers 50 ms later — V8 frees the dead young ones off the main thread after the scavenge and lowers its
+  // count only when that is done (read in the callback, sessions ≤ 10 counted 2–3 MB of freed buffers by chance).
+  // Young array buffers are
   // freed at every scavenge, so a reading at an arbitrary moment would count 0–2.5 MB of them by the phase alone.
   const afterScavenge: Array<{ t: number; old: number; buffers: number }> = [];
   const scavenges = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) afterScavenge.push({ t: e.startTime, old: oldSpaceUsed(), buffers: process.memoryUsage().arrayBuffers });
+      if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) {
+        const x = { t: e.startTime, old: oldSpaceUsed(), buffers: Number.NaN };
+        afterScavenge.push(x);
+        setTimeout(() => (x.buffers = externalMemory()), 50);
+      }
     }
   });
   scavenges.observe({ entryTypes: ['gc'] });
+  // Array buffers allocated: V8's external memory summed over its rises between 100 ms readings (a reading across a
+  // scavenge falls and is not counted, so this is a lower bound). Until the next scavenge frees them, V8 counts them
+  // against the old generation's limit like promoted bytes.
+  let buffersPrev = externalMemory();
+  let buffersRises = 0;
+  const buffersTimer = setInterval(() => {
+    const v = externalMemory();
+    if (v > buffersPrev) buffersRises += v - buffersPrev;
+    buffersPrev = v;
+  }, 100);
   await drive(ROUND_MS, syncOn ? log.peerAppend : undefined, (us) => times.push(us));
   scavenges.disconnect();
+  clearInterval(buffersTimer);
   const seconds = (performance.now() - t0) / 1000;
   // Growth between the first scavenge of the round's second half and its last.
-  const from = afterScavenge.find((x) => x.t >= t0 + ROUND_MS / 2);
-  const to = afterScavenge[afterScavenge.length - 1];
+  const from = afterScavenge.find((x) => x.t >= t0 + ROUND_MS / 2 && Number.isFinite(x.buffers));
+  const to = afterScavenge.findLast((x) => Number.isFinite(x.buffers));
   const threadTimes = timed && (roundStat?.read(stat1) ?? false);
   const stalls = sampler.stop();
   const machine = sampler.totals();
@@ -502,6 +571,7 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
     snapshotArrayBuffersKb: snapshotArrayBuffers / 1024,
     oldGrowthKbPerS: grew ? (to.old - from.old) / 1024 / ((to.t - from.t) / 1000) : Number.NaN,
     arrayBuffersGrowthKbPerS: grew ? (to.buffers - from.buffers) / 1024 / ((to.t - from.t) / 1000) : Number.NaN,
+    arrayBuffersAllocKbPerS: buffersRises / 1024 / seconds,
   };
 }
 
@@ -612,14 +682,15 @@ if (timed) {
 }
 lines.push(
   '',
-  `What each round's second half left in the heap (${COLLECT ? "before each round, outside the measured window: 3 s of the round's load, then a full collection" : 'no collection between rounds (--collect off)'}; each read just after a scavenge, from the first of the round's second half to its last; halves in which a mark-compact ran are left out, as it frees what it finds dead): old generation used bytes and array buffers held, kB per s. V8 starts a mark-compact when the old generation plus the array buffers added since the last one come within one young generation (16 MB) of its limit; in session 10's runs the limit was 45 MB at 22 MB live, ≈ 7 MB of headroom, so a steady growth of g kB/s (both columns together) means one mark-compact every ≈ 7,000 / g s.`,
+  `What each round's heap took (${COLLECT ? "before each round, outside the measured window: 3 s of the round's load, then a full collection" : 'no collection between rounds (--collect off)'}). Growth: from the first scavenge of the round's second half to its last, halves in which a mark-compact ran left out (it frees what it finds dead); the old generation read just after each scavenge, the array buffers (V8's external memory) 50 ms after it, once V8 has freed the dead young ones. Allocated: every array buffer, short-lived ones included (a lower bound, from 100 ms readings). V8 starts a mark-compact when the old generation plus the external memory added since the last one come within one young generation (16 MB) of its limit, and it counts a young array buffer there until the scavenge that frees it: with a scavenge every T s, allocating A kB/s of array buffers takes up to A × T kB of the headroom at each scavenge's eve, and the growth g kB/s (old generation + array buffers) takes the rest — in session 10's runs the limit was 45 MB at 22 MB live, ≈ 7 MB of headroom, so a mark-compact every ≈ (7,000 − A × T) / g s.`,
   '',
-  '| arm | rounds counted | old generation growth kB/s | array buffers growth kB/s |',
-  '|---|---|---|---|',
+  '| arm | rounds counted | old generation growth kB/s | array buffers growth kB/s | array buffers allocated kB/s | scavenges/s |',
+  '|---|---|---|---|---|---|',
 );
 for (const arm of arms) {
-  const rs = (results.get(arm.name) as RoundResult[]).filter((r) => Number.isFinite(r.oldGrowthKbPerS));
-  lines.push(`| ${arm.name} | ${rs.length} of ${(results.get(arm.name) as RoundResult[]).length} | ${rs.length > 0 ? cell(rs, (r) => r.oldGrowthKbPerS, 0) : '—'} | ${rs.length > 0 ? cell(rs, (r) => r.arrayBuffersGrowthKbPerS, 0) : '—'} |`);
+  const all = results.get(arm.name) as RoundResult[];
+  const rs = all.filter((r) => Number.isFinite(r.oldGrowthKbPerS));
+  lines.push(`| ${arm.name} | ${rs.length} of ${all.length} | ${rs.length > 0 ? cell(rs, (r) => r.oldGrowthKbPerS, 0) : '—'} | ${rs.length > 0 ? cell(rs, (r) => r.arrayBuffersGrowthKbPerS, 0) : '—'} | ${cell(all, (r) => r.arrayBuffersAllocKbPerS, 0)} | ${cell(all, (r) => r.minorGcPerS, 1)} |`);
 }
 lines.push('');
 for (const arm of arms.filter((a) => a.sliceMs !== undefined)) {
