@@ -175,6 +175,8 @@ const SLOW_READ_MS = 20;
 
 /** Per-(channel, endpoint) cap of one generation of coalescing's memory (recent-sends.ts). */
 const COALESCE_CAP = 1 << 16;
+/** How long the coalescing tables of an endpoint gone idle are kept for reuse (`#spareCoalesce`). */
+const SPARE_COALESCE_MS = 60_000;
 
 export class SyncEngine {
   readonly settings: SyncSettings;
@@ -200,6 +202,14 @@ export class SyncEngine {
   #inFlight = 0;
   /** Touch coalescing, per `<channel>\n<endpoint>`. */
   readonly #coalesce = new Map<string, RecentSends>();
+  /**
+   * Coalescing tables of endpoints gone idle, kept (with when they went spare) for the next endpoint that needs
+   * tables, until SPARE_COALESCE_MS: regrowing an endpoint's two tables by doubling allocates ≈ 2× their final
+   * size in array buffers (≈ 1 MB for an endpoint at 1,000 hashes/s), which V8 counts against the old
+   * generation's headroom until the next mark-compact — after a lull of 2 × coalesceMs on every endpoint, one
+   * mark-compact per return of traffic (bench:replicas-path --engine shared; docs/benchmarks.md, session 11).
+   */
+  readonly #spareCoalesce: Array<{ recent: RecentSends; sinceMs: number }> = [];
   /**
    * The field buffers of the last snapshot written, by field key, reused by the next one: a snapshot of an index
    * in steady state then allocates no array buffers (snapshot-field.ts says what that saved). Endpoints gone
@@ -251,6 +261,8 @@ export class SyncEngine {
     snapshotsWritten: 0,
     snapshotsLoaded: 0,
     maxQueueBytesSeen: 0,
+    /** Coalescing tables (an endpoint's two generations) created; an endpoint taking a spare creates none. */
+    coalesceTablesCreated: 0,
   };
 
   constructor(o: SyncEngineOptions) {
@@ -371,7 +383,17 @@ export class SyncEngine {
     if (window <= 0) return p.hashes;
     const key = `${p.channel}\n${p.endpoint}`;
     let recent = this.#coalesce.get(key);
-    if (recent === undefined) this.#coalesce.set(key, (recent = new RecentSends(window, COALESCE_CAP, now)));
+    if (recent === undefined) {
+      const spare = this.#spareCoalesce.pop();
+      if (spare !== undefined) {
+        recent = spare.recent;
+        recent.reset(now);
+      } else {
+        recent = new RecentSends(window, COALESCE_CAP, now);
+        this.stats.coalesceTablesCreated++;
+      }
+      this.#coalesce.set(key, recent);
+    }
     const send: bigint[] = [];
     for (const h of p.hashes) {
       U64[0] = h;
@@ -383,9 +405,19 @@ export class SyncEngine {
   #heartbeat(): void {
     if (this.#closed) return;
     this.#flush(true);
-    // An endpoint nothing was sent to for two windows has nothing left to coalesce against: drop its tables.
-    const idleSince = this.#o.clock.now() - 2 * this.settings.coalesceMs;
-    for (const [key, recent] of this.#coalesce) if (recent.lastUsedMs < idleSince) this.#coalesce.delete(key);
+    // An endpoint nothing was sent to for two windows has nothing left to coalesce against: its tables go spare,
+    // for the next endpoint that needs some; spares unused for SPARE_COALESCE_MS are dropped.
+    const now = this.#o.clock.now();
+    const idleSince = now - 2 * this.settings.coalesceMs;
+    for (const [key, recent] of this.#coalesce) {
+      if (recent.lastUsedMs >= idleSince) continue;
+      this.#coalesce.delete(key);
+      this.#spareCoalesce.push({ recent, sinceMs: now });
+    }
+    // Oldest first (pushed in time order; reuse pops the newest).
+    let expired = 0;
+    while (expired < this.#spareCoalesce.length && (this.#spareCoalesce[expired] as { sinceMs: number }).sinceMs < now - SPARE_COALESCE_MS) expired++;
+    if (expired > 0) this.#spareCoalesce.splice(0, expired);
     this.#m.peers?.(this.peerCount());
     this.#heartbeatTimer = this.#o.timers.setTimeout(() => this.#heartbeat(), this.settings.gaugeIntervalMs);
   }

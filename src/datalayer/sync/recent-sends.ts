@@ -36,6 +36,18 @@ export class RecentSends {
     this.lastUsedMs = now;
   }
 
+  /**
+   * Forgets every send and starts over at `now`, keeping both tables' capacity: the engine hands the tables of an
+   * endpoint gone idle to the next one that needs them instead of growing new ones by doubling.
+   */
+  reset(now: number): void {
+    this.#cur.clear();
+    this.#prev.clear();
+    this.#curStart = now;
+    this.#base = now - 1;
+    this.lastUsedMs = now;
+  }
+
   /** Entries held in both generations. */
   get size(): number {
     return this.#cur.size + this.#prev.size;

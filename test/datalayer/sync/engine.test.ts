@@ -96,6 +96,29 @@ test('touch coalescing: re-sending the same prefix within coalesceMs publishes o
   await fleet.stopAll();
 });
 
+test('touch coalescing: an endpoint gone idle hands its tables to the next endpoint, and spares go after a minute', async () => {
+  const fleet = new Fleet();
+  const [a, b] = [fleet.add('a'), fleet.add('b')];
+  await Promise.all([a.engine.start(), b.engine.start()]);
+  const routeAll = async (eps: string[]): Promise<void> => {
+    for (const ep of eps) a.index.route(ep, hashes(1, 20));
+    await fleet.run(50);
+  };
+  await routeAll(['ep0', 'ep1', 'ep2']);
+  assert.equal(a.engine.stats.coalesceTablesCreated, 3);
+  await fleet.run(3000, 10); // nothing routed for over 2 × coalesceMs: the three endpoints' tables go spare
+  await routeAll(['ep3', 'ep4', 'ep0']);
+  assert.equal(a.engine.stats.coalesceTablesCreated, 3, 'the returning and the new endpoints took the spares');
+  for (const ep of ['ep3', 'ep4', 'ep0']) assert.equal(b.index.index.blocksOf(ep), 20, `${ep}: every hash published through a reused table`);
+  await routeAll(['ep5']);
+  assert.equal(a.engine.stats.coalesceTablesCreated, 4, 'no spare left: new tables');
+  await fleet.run(3000 + 60_000, 50); // everything idle, then unused as spares for a minute: dropped
+  await routeAll(['ep6']);
+  assert.equal(a.engine.stats.coalesceTablesCreated, 5);
+  assert.equal(b.index.index.blocksOf('ep6'), 20);
+  await fleet.stopAll();
+});
+
 test('lost, lagged and reordered batches: gaps are counted, what arrives is applied, duplicates change nothing', async () => {
   const fleet = new Fleet();
   const a = fleet.add('a', { settings: { coalesceMs: 0 }, faults: { lossRate: 0.3, lagMs: 20, reorderMs: 30 } });

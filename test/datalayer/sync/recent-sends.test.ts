@@ -42,3 +42,12 @@ test('agrees with "last sent less than the window ago" on random sequences (no c
     { seed: 11, numRuns: 300 },
   );
 });
+
+test('reset forgets every send, so tables handed to another endpoint hold nothing back', () => {
+  const r = new RecentSends(1000, 1 << 16, 0);
+  for (let i = 0; i < 500; i++) r.offer(1, i, 10);
+  r.reset(20);
+  assert.equal(r.size, 0);
+  assert.equal(r.offer(1, 7, 20), true, 'sent 10 ms ago by the previous owner, new to this one');
+  assert.equal(r.offer(1, 7, 30), false, 'and remembered from here on');
+});
