@@ -223,6 +223,21 @@ describe('KvBlockIndex', () => {
     assert.equal(index.stats().requestKeys, 0);
   });
 
+  it('matches the whole prefix while its request-key table is still moving entries into a grown array', () => {
+    const index = new KvBlockIndex(TIERS);
+    const keyer = new RequestKeyer(B);
+    const applier = new KvEventApplier(index, keyer);
+    // 1,025 blocks: the 1,025th request key grows the table (2,048 slots, grows at half full); nothing is inserted
+    // after it, so every other key is still in the old array when match() runs.
+    const n = 1025;
+    const tokens = Array.from({ length: n * B }, (_, i) => i + 1);
+    const blockHashes = Array.from({ length: n }, (_, i) => BigInt(i + 1));
+    applier.apply('a', [{ type: 'BlockStored', blockHashes, parent: null, tokenIds: Uint32Array.from(tokens), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }]);
+    const k = keyer.keys('', tokens);
+    assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], n);
+    assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], n, 'a second match, after the first moved every key');
+  });
+
   it('grows past 32 and 64 endpoints without losing bits', () => {
     const index = new KvBlockIndex(TIERS);
     const keyer = new RequestKeyer(B);

@@ -311,7 +311,13 @@ export class KvBlockIndex {
     const tiers = T - 1;
     const specOn = speculative && this.#speculativeBits > 0 ? 1 : 0;
     const w0 = this.tierWeights[0] as number;
-    const { a: tab, stride, mask } = this.#rk.raw();
+    const rk = this.#rk;
+    // The inlined probe below is rk.find's; while rk resizes (raw() undefined) some keys are only in its old array,
+    // so find() itself runs (it moves what it finds into `data`, leaving earlier slots and `bases` valid).
+    const raw = rk.raw();
+    const tab = raw?.a;
+    const stride = raw?.stride ?? 0;
+    const mask = raw?.mask ?? 0;
     const bases = this.#baseScratch;
     let i = 0;
     while (i < n && anyActive) {
@@ -322,16 +328,21 @@ export class KvBlockIndex {
       for (let j = i; j < lim; j++) {
         const h = hi[j] as number;
         const l = lo[j] as number;
-        let s = l & mask; // = PairTable's home slot
         let base = -1;
-        for (;;) {
-          const b = s * stride;
-          if (tab[b] === EMPTY) break;
-          if (tab[b + 2] === l && tab[b + 1] === h) {
-            base = b + 3;
-            break;
+        if (tab === undefined) {
+          const found = rk.find(h, l);
+          if (found >= 0) base = rk.off(found);
+        } else {
+          let s = l & mask; // = PairTable's home slot
+          for (;;) {
+            const b = s * stride;
+            if (tab[b] === EMPTY) break;
+            if (tab[b + 2] === l && tab[b + 1] === h) {
+              base = b + 3;
+              break;
+            }
+            s = (s + 1) & mask;
           }
-          s = (s + 1) & mask;
         }
         bases[j - chunk] = base;
       }
