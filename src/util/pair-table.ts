@@ -165,7 +165,7 @@ export class PairTable {
   /** Slot of (hi, lo), inserted with zeroed payload when absent. May move slots: re-find after. */
   insert(hi: number, lo: number): number {
     if ((this.#size + 1) * 2 > this.#cap) this.#resize(this.#cap * 2);
-    else this.#migrate(MIGRATE_SLOTS);
+    else if (this.#old !== undefined) this.#migrate(MIGRATE_SLOTS);
     const i = this.#probe(hi, lo);
     if (i >= 0) return i;
     const at = ~i;
@@ -214,7 +214,7 @@ export class PairTable {
     a[hole * st] = EMPTY;
     this.#size--;
     if (this.#cap > 64 && this.#size * 8 < this.#cap) this.#resize(this.#cap / 2);
-    else this.#migrate(MIGRATE_SLOTS);
+    else if (this.#old !== undefined) this.#migrate(MIGRATE_SLOTS);
   }
 
   /**
