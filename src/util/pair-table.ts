@@ -123,8 +123,11 @@ export class PairTable {
   /** Moves old slot j's entry into `data` at `at` (the empty slot its key probes to), marking j moved. */
   #moveOld(old: Uint32Array, j: number, at: number): void {
     const st = this.#stride;
-    this.data.set(old.subarray(j * st, (j + 1) * st), at * st);
-    old[j * st] = MOVED;
+    const a = this.data;
+    const from = j * st;
+    const to = at * st;
+    for (let k = 0; k < st; k++) a[to + k] = old[from + k] as number; // no subarray view: nothing allocated per move
+    old[from] = MOVED;
     if (--this.#oldLive === 0) this.#dropOld();
   }
 
