@@ -26,10 +26,12 @@ export const FULL = 1;
 const MOVED = 2;
 
 /**
- * Old-array slots moved per `insert` or `removeAt` while a resize is under way. Enough to finish before the new
- * array could need a resize of its own: a grown table takes cap/2 inserts to fill again and must move 1× its old
- * capacity (cap/2 of it) meanwhile, a shrunk one takes cap/16 removals (of its old cap) — so ≥ 16 slots per call; 64
- * leaves margin, and moves at most 64 entries (≈ 1–2 µs) per call. If a resize is still due, it finishes first.
+ * Old-array slots scanned per `insert` or `removeAt` while a resize is under way. Enough to finish before the new
+ * array could need a resize of its own: after a grow from C to 2C slots (at C/2 entries) the next grow is C/2
+ * inserts away and C old slots must be scanned (≥ 2 per call); after a shrink from C to C/2 slots (below C/8
+ * entries) the next shrink is C/16 removals away (≥ 16 per call). 64 leaves margin; a call moves at most 64
+ * entries, a few µs, tens of µs at worst when each lands on a page of the fresh array not yet touched
+ * (`npm run bench:pair-table`). Should a resize still be under way when the next is due, it finishes first.
  */
 export const MIGRATE_SLOTS = 64;
 
