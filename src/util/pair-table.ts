@@ -29,11 +29,13 @@ const MOVED = 2;
  * Old-array slots scanned per `insert` or `removeAt` while a resize is under way. Enough to finish before the new
  * array could need a resize of its own: after a grow from C to 2C slots (at C/2 entries) the next grow is C/2
  * inserts away and C old slots must be scanned (≥ 2 per call); after a shrink from C to C/2 slots (below C/8
- * entries) the next shrink is C/16 removals away (≥ 16 per call). 64 leaves margin; a call moves at most 64
- * entries, a few µs, tens of µs at worst when each lands on a page of the fresh array not yet touched
- * (`npm run bench:pair-table`). Should a resize still be under way when the next is due, it finishes first.
+ * entries) the next shrink is C/16 removals away (≥ 16 per call). 32 leaves a 2× margin and moves at most 32
+ * entries per call: 0.8 µs at the median while moving, tens of µs at worst when they land on pages of the fresh
+ * array not yet touched (at 64, 1.2 µs; the indexes call it 1–2 times per block they add, so a peer's placement of
+ * 128 blocks pays ≈ 0.2 ms while a resize is under way). Should a resize still be under way when the next is
+ * due, it finishes first.
  */
-export const MIGRATE_SLOTS = 64;
+export const MIGRATE_SLOTS = 32;
 
 /**
  * Open-addressing table keyed by (hi, lo) uint32 pairs with `width` uint32 payload words per slot. One interleaved

@@ -238,6 +238,26 @@ describe('KvBlockIndex', () => {
     assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], n, 'a second match, after the first moved every key');
   });
 
+  it('clears an endpoint with live speculations without leaving phantom hits for whoever takes its slot next', () => {
+    const index = new KvBlockIndex(TIERS);
+    const keyer = new RequestKeyer(B);
+    const tokens = [1, 2, 3, 4, 5, 6, 7, 8];
+    const k = keyer.keys('', tokens);
+    const blocksFor = (endpoint: string): number => index.match(k.hi, k.lo, k.n, [index.slotOf(endpoint)]).blocks[0] as number;
+    const first = index.addSpeculative('a', k.hi, k.lo, k.n);
+    assert.equal(blocksFor('a'), 2);
+    index.clear('a'); // AllBlocksCleared while the request routed there is still speculated
+    assert.equal(blocksFor('a'), 0, 'a cleared endpoint keeps no speculation');
+    assert.equal(blocksFor('b'), 0, 'another endpoint sees nothing of it');
+    index.removeSpeculative(first, k.hi, k.lo, k.n); // its expiry, after the clear
+    assert.equal(index.stats().requestKeys, 0, 'the speculated keys are dropped with their last bit');
+    for (const e of ['c', 'd', 'e']) assert.equal(blocksFor(e), 0, `${e} (in a freed slot) sees no phantom hit`);
+    const again = index.addSpeculative('a', k.hi, k.lo, k.n);
+    assert.equal(blocksFor('a'), 2);
+    index.removeSpeculative(again, k.hi, k.lo, k.n);
+    assert.equal(blocksFor('a'), 0);
+  });
+
   it('grows past 32 and 64 endpoints without losing bits', () => {
     const index = new KvBlockIndex(TIERS);
     const keyer = new RequestKeyer(B);

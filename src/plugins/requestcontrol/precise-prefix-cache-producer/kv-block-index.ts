@@ -58,7 +58,13 @@ export class KvBlockIndex {
   #W = 1;
   readonly #rk: PairTable;
   readonly #endpoints = new Map<string, EndpointEntries>();
-  readonly #slots: (EndpointEntries | undefined)[] = [];
+  /**
+   * Slot → its endpoint's entries; undefined = free; null = retired: its endpoint was cleared while speculations
+   * still held bits on it, so it is not reused until `removeSpeculative` has taken the last of them off.
+   */
+  readonly #slots: (EndpointEntries | null | undefined)[] = [];
+  /** Live speculations per slot (`addSpeculative` − `removeSpeculative`). */
+  readonly #speculations: number[] = [];
   readonly #replicasByTier: number[];
   #activeScratch = new Uint32Array(1);
   readonly #baseScratch = new Int32Array(MATCH_CHUNK);
@@ -238,49 +244,34 @@ export class KvBlockIndex {
       }
     });
     this.#endpoints.delete(endpoint);
-    this.#slots[e.slot] = undefined;
-    // Any bit left for this slot (speculative, or aliases already cleared above) goes with a full sweep.
-    this.#sweepSlot(e.slot);
+    // Every stored bit of the slot went with its engine keys above; what is left are its speculations' bits, which
+    // their removal takes off (by slot). Until then the slot stays retired: no endpoint is matched through it (a
+    // returning endpoint gets a fresh slot), and no table-wide sweep holds the event loop (35–45 ms at 960k keys).
+    this.#slots[e.slot] = (this.#speculations[e.slot] ?? 0) > 0 ? null : undefined;
   }
 
-  #sweepSlot(slot: number): void {
-    const W = this.#W;
-    const T = this.#T;
-    const word = slot >>> 5;
-    const bit = 1 << (slot & 31);
-    const dead: [number, number][] = [];
-    const data = this.#rk.data;
-    this.#rk.forEach((s) => {
-      let any = false;
-      const o = this.#rk.off(s);
-      for (let t = 0; t < T; t++) {
-        const i = o + t * W + word;
-        data[i] = ((data[i] as number) & ~bit) >>> 0;
-      }
-      for (let k = o; k < o + T * W; k++) if (data[k] !== 0) any = true;
-      if (!any) dead.push([this.#rk.hiAt(s), this.#rk.loAt(s)]);
-    });
-    for (const [h, l] of dead) {
-      const s = this.#rk.find(h, l);
-      if (s >= 0) this.#rk.removeAt(s);
-    }
-  }
-
-  /** Sets the speculative bit of `endpoint` on keys[0, n). */
-  addSpeculative(endpoint: string, hi: ArrayLike<number>, lo: ArrayLike<number>, n: number): void {
+  /**
+   * Sets the speculative bit of `endpoint` on keys[0, n) and returns its slot, the handle `removeSpeculative` takes
+   * (the endpoint may have been cleared, and its name given a new slot, before the speculation expires).
+   */
+  addSpeculative(endpoint: string, hi: ArrayLike<number>, lo: ArrayLike<number>, n: number): number {
     const slot = this.#entries(endpoint).slot;
     const t = this.#T - 1;
     for (let i = 0; i < n; i++) this.#setBit(hi[i] as number, lo[i] as number, t, slot);
     this.#speculativeBits += n;
+    this.#speculations[slot] = (this.#speculations[slot] ?? 0) + 1;
+    return slot;
   }
 
-  /** Clears the speculative bit of `endpoint` on keys[0, n) (expiry). */
-  removeSpeculative(endpoint: string, hi: ArrayLike<number>, lo: ArrayLike<number>, n: number): void {
-    const e = this.#endpoints.get(endpoint);
-    if (e === undefined) return;
+  /** Clears the speculative bit of `slot` (from `addSpeculative`) on keys[0, n): the speculation's expiry. */
+  removeSpeculative(slot: number, hi: ArrayLike<number>, lo: ArrayLike<number>, n: number): void {
+    const live = this.#speculations[slot] ?? 0;
+    if (live === 0) return;
     const t = this.#T - 1;
-    for (let i = 0; i < n; i++) this.#clearBit(hi[i] as number, lo[i] as number, t, e.slot);
+    for (let i = 0; i < n; i++) this.#clearBit(hi[i] as number, lo[i] as number, t, slot);
     this.#speculativeBits = Math.max(0, this.#speculativeBits - n);
+    this.#speculations[slot] = live - 1;
+    if (live === 1 && this.#slots[slot] === null) this.#slots[slot] = undefined;
   }
 
   /**
