@@ -22,7 +22,9 @@
  *           the server's event-loop delay meanwhile (monitorEventLoopDelay in the server process: its stalls
  *           without the client process's share; time the OS did not schedule the server still counts).
  *
- * Method: every (workload, server) pair is warmed until its p50 stops moving, then all pairs run once per
+ * Method: every server first handles `--warm-streams` streams (default 3000: the per-stream code — routing,
+ * request hooks, completion — runs once per stream and V8 optimises it only after thousands of calls), then every
+ * (workload, server) pair is warmed until its p50 stops moving, then all pairs run once per
  * repetition in a seeded shuffled order (≥ 3 repetitions). Figures are per repetition; the tables show the
  * median of the per-repetition figures and their min–max. Ratios are taken within a repetition.
  *
@@ -37,6 +39,8 @@
  *        --compare DIR adds (a) as built from another checkout (DIR/bench/response-path-server.ts, e.g. an export of
  *        main with node_modules linked) to the chunks workload, alternated with the others: an A/B of a change in
  *        one run (its row shows CPU / echo, and (a) / it);
+ *        --warm-streams N: streams each server handles before the steady check (default 3000; 0 = the method before
+ *        session 11, which measured the routing code before V8 had optimised it);
  *        --floor-route adds a second floor to the chunks workload, for information only (the ratio to the echo stays
  *        the figure): the echo that also routes each request with the EPP's own director and completes it
  *        (`ext-proc-echo-server.ts route`); (a) / it is what the EPP's data plane costs beyond routing.
