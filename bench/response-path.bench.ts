@@ -22,7 +22,9 @@
  *           the server's event-loop delay meanwhile (monitorEventLoopDelay in the server process: its stalls
  *           without the client process's share; time the OS did not schedule the server still counts).
  *
- * Method: every (workload, server) pair is warmed until its p50 stops moving, then all pairs run once per
+ * Method: every server without a chunk hook first handles `--warm-streams` streams (default 3000: the per-stream code — routing,
+ * request hooks, completion — runs once per stream and V8 optimises it only after thousands of calls), then every
+ * (workload, server) pair is warmed until its p50 stops moving, then all pairs run once per
  * repetition in a seeded shuffled order (≥ 3 repetitions). Figures are per repetition; the tables show the
  * median of the per-repetition figures and their min–max. Ratios are taken within a repetition.
  *
@@ -37,6 +39,8 @@
  *        --compare DIR adds (a) as built from another checkout (DIR/bench/response-path-server.ts, e.g. an export of
  *        main with node_modules linked) to the chunks workload, alternated with the others: an A/B of a change in
  *        one run (its row shows CPU / echo, and (a) / it);
+ *        --warm-streams N: streams each server handles before the steady check (default 3000; 0 = the method before
+ *        session 11, which measured the routing code before V8 had optimised it);
  *        --floor-route adds a second floor to the chunks workload, for information only (the ratio to the echo stays
  *        the figure): the echo that also routes each request with the EPP's own director and completes it
  *        (`ext-proc-echo-server.ts route`); (a) / it is what the EPP's data plane costs beyond routing.
@@ -67,6 +71,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     compare: { type: 'string' },
     'floor-route': { type: 'boolean', default: false },
+    'warm-streams': { type: 'string', default: '3000' },
   },
 });
 const PRESET = args.preset as string;
@@ -84,6 +89,14 @@ const CHUNKS = 50;
 const BODY_PIECE = 62_000;
 const PING_MS = 1;
 const COMPARE = args.compare as string | undefined;
+/**
+ * Streams each server handles before the chunks workload's steady check. The per-stream code (routing, request
+ * hooks, completion) runs once per stream, not per message: V8 optimises it only after ≈ 2 000–4 000 calls
+ * (`director.route()` + completion of the bench's 2 KB prompt, timed per call: ≈ 120 µs over the first 50, 40 µs
+ * at 500–1 000, 20–27 µs after 3 000), and the chunk RTT the steady check watches does not see it.
+ */
+const WARM_STREAMS = QUICK ? 0 : Number(args['warm-streams']);
+if (!Number.isInteger(WARM_STREAMS) || WARM_STREAMS < 0) throw new Error(`--warm-streams: an integer >= 0, not ${args['warm-streams']}`);
 
 const BODY = JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hello '.repeat(300) }] });
 const CHUNK = 'data: {"id":"c","object":"chat.completion.chunk","choices":[{"delta":{"content":"tok tok tok"}}]}\n\n';
@@ -300,11 +313,16 @@ const pairs: Pair[] = [
 const warm: string[] = [];
 for (const pair of pairs) {
   const [workload, name] = pair.split('/') as ['chunks' | 'large', string];
+  // The servers without a chunk hook: with one (b–d), a stream costs 100 ms of waiting or 10 ms of CPU, routing is a
+  // small part of it, and 3000 streams would add minutes to a run.
+  if (workload === 'chunks' && WARM_STREAMS > 0 && ['none', 'compare', 'echo', 'echo-route'].includes(name)) {
+    await chunkRounds(server(name), Math.ceil(WARM_STREAMS / STREAMS));
+  }
   const round = workload === 'chunks' ? async () => (await chunkRounds(server(name), 1)).p50 : async () => (await largeRounds(server(name), 4)).releaseP50;
   const w = await warmUntilSteady(round, { minRounds: 3, maxRounds: QUICK ? 8 : 20, tolerance: 0.1 });
   warm.push(`${pair} ${describeWarmUp(w, 0)}`);
 }
-console.log(`# warm-up (p50 of one round within 10 % for 2 rounds): ${warm.join('; ')}`);
+console.log(`# warm-up: ${WARM_STREAMS} streams per server without a chunk hook (chunks), then until the p50 of one round is within 10 % for 2 rounds: ${warm.join('; ')}`);
 
 const results = await repetitions(pairs, { repetitions: REPS, seed: SEED }, (pair): Promise<ChunkRep | LargeRep> => {
   const [workload, name] = pair.split('/') as ['chunks' | 'large', string];

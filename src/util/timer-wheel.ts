@@ -55,6 +55,23 @@ export class TimerWheel {
     return this.#size;
   }
 
+  /** The wheel's clock (milliseconds). */
+  now(): number {
+    return this.#timers.now();
+  }
+
+  /**
+   * This wheel as a `TimerSource`: `setTimeout` adds an entry (fires no earlier than asked, up to one resolution
+   * later), `clearTimeout` cancels it. For many long timeouts that are mostly cancelled (one per stream).
+   */
+  asTimerSource(): TimerSource {
+    return {
+      now: () => this.#timers.now(),
+      setTimeout: (fn, ms) => this.add(ms, fn),
+      clearTimeout: (handle) => (handle as WheelEntry | undefined)?.cancel(),
+    };
+  }
+
   /** Calls `fire` once, no earlier than `delayMs` from now, unless cancelled first. */
   add(delayMs: number, fire: () => void): WheelEntry {
     const tick = Math.ceil((this.#timers.now() + delayMs) / this.resolutionMs);

@@ -9,6 +9,7 @@ import { externalProcessorService, EXT_PROC_SERVICE_NAME } from './service.ts';
 import { ExtProcStream, type ExtProcStreamContext } from './stream.ts';
 import type { TlsMaterial } from './tls.ts';
 import { RelayPolicy } from '../../runtime/response-relay.ts';
+import { TimerWheel } from '../../util/timer-wheel.ts';
 import { healthImplementation } from './health.ts';
 import { service as healthService } from 'grpc-health-check';
 
@@ -27,6 +28,14 @@ export interface ExtProcServerOptions extends Omit<ExtProcStreamContext, 'onClos
   readonly isServing?: () => boolean;
 }
 
+/**
+ * Resolution of the idle limits' wheel: 1/100 of the limit, between 5 ms and 1 s — the default 10 min limit fires
+ * at most 1 s late, a 2 s one at most 20 ms late.
+ */
+export function idleWheelResolutionMs(idleTimeoutMs: number): number {
+  return Math.min(1000, Math.max(5, Math.floor(idleTimeoutMs / 100)));
+}
+
 export class ExtProcServer {
   readonly #server: Server;
   readonly #streams = new Set<ExtProcStream>();
@@ -43,6 +52,10 @@ export class ExtProcServer {
     });
     const ctx: ExtProcStreamContext = {
       ...options,
+      // Idle limits share one coarse wheel (one native timer, not one per stream; they fire up to one resolution late).
+      ...(options.idleTimeoutMs !== undefined && options.idleTimeoutMs > 0 && options.idleTimers === undefined
+        ? { idleTimers: new TimerWheel(idleWheelResolutionMs(options.idleTimeoutMs)).asTimerSource() }
+        : {}),
       relay: new RelayPolicy({
         dataPlane: 'ext_proc',
         metrics: options.metrics,

@@ -40,6 +40,7 @@ import type { RelayPolicy } from '../../runtime/response-relay.ts';
 import type { BodyBudget } from '../body-budget.ts';
 import { encodeStreamedBodyReply, type Reply } from './codec.ts';
 import { IdleTimer } from './idle-timer.ts';
+import type { TimerSource } from '../../util/timer-wheel.ts';
 import { MessageOrder } from './message-order.ts';
 import { BODY_BYTE_LIMIT, bodyResponses, immediateResponse, readHeaders } from './messages.ts';
 import { ProtocolError, protocolError } from './protocol-error.ts';
@@ -62,6 +63,8 @@ export interface ExtProcStreamContext {
   readonly tracer?: RequestTracer | undefined;
   /** A stream that receives no message for this long is ended (completion: aborted); 0 or absent = never. */
   readonly idleTimeoutMs?: number;
+  /** Timers of the idle limit (the server's shared wheel); Node's own, one per stream, when absent. */
+  readonly idleTimers?: TimerSource;
   /** In-flight request-body bytes shared with the other data plane; exhausted → 429. */
   readonly bodyBudget?: BodyBudget;
   /** Called once when the stream is fully done (for draining and leak accounting). */
@@ -105,7 +108,7 @@ export class ExtProcStream {
     this.#ctx = ctx;
     this.#order = new MessageOrder((msg) => this.#handle(msg), (err) => this.#fail(err), () => this.#state === 'done');
     const idleMs = ctx.idleTimeoutMs ?? 0;
-    if (idleMs > 0) this.#idle = new IdleTimer(idleMs, () => this.#onIdle(idleMs));
+    if (idleMs > 0) this.#idle = new IdleTimer(idleMs, () => this.#onIdle(idleMs), ctx.idleTimers);
     call.on('data', (msg: ProcessingRequest) => this.#receive(msg));
     call.on('end', () => this.#onEnd());
     call.on('cancelled', () => this.#terminate('cancelled by the proxy'));

@@ -33,7 +33,7 @@ import type {
 import type { BlockHashHalves, IndexSnapshotEntry, PlacementSink, ReplicatedIndex } from '../../../framework/replication.ts';
 import type { Candidate, SchedulingResult } from '../../../framework/scheduling.ts';
 import { PrefixIndex } from './prefix-index.ts';
-import { BYTES_PER_TOKEN, inputCapChars, PromptHasher, userInput } from './prompt-hash.ts';
+import { BYTES_PER_TOKEN, inputCapChars, PromptHasher, userInputParts } from './prompt-hash.ts';
 
 export const APPROX_PREFIX_CACHE_PRODUCER_TYPE = 'approx-prefix-cache-producer';
 
@@ -167,7 +167,7 @@ export class ApproxPrefixCacheProducer implements DataProducer, PreRequestHook, 
     const hashes = this.#hasher.hash(
       request.targetModel,
       typeof salt === 'string' ? salt : '',
-      userInput(request, inputCapChars(blockSizeTokens, maxBlocks)),
+      userInputParts(request, inputCapChars(blockSizeTokens, maxBlocks)),
       blockSizeTokens,
       maxBlocks,
     );

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import xxhash from 'xxhash-wasm';
 import { makeRequest } from '../../../../test/support/plugin-fixtures.ts';
-import { cappedJson, inputCapChars, PromptHasher, userInput } from './prompt-hash.ts';
+import { cappedJson, inputCapChars, PromptHasher, userInput, userInputParts } from './prompt-hash.ts';
 
 const { h64Raw } = await xxhash();
 const enc = new TextEncoder();
@@ -64,6 +64,17 @@ describe('PromptHasher', () => {
     assert.notDeepEqual(hasher.hash('m2', '', text, 2, 256)[0], base[0]);
     assert.notDeepEqual(hasher.hash('m1', 'tenant-a', text, 2, 256)[0], base[0]);
     assert.deepEqual(hasher.hash('m1', 'tenant-a', text, 2, 256), hasher.hash('m1tenant-a', '', text, 2, 256));
+  });
+
+  it('hashes pieces as their concatenation, stopping where encodeInto stops on it', () => {
+    // blockSizeTokens 1 → 4-byte blocks; 2 blocks cap the input at 8 bytes: 'abcdef' + 'é' (2 bytes) fits, a
+    // following 'g' does not; '😀' (4 bytes) at byte 6 does not fit, and nothing after it is written.
+    for (const pieces of [['abcdef', 'é', 'g'], ['abcdef', '😀', 'g'], ['', 'ab', '', 'cdefgh', 'ij'], ['abc'], ['ab', 'c😀', 'de', 'é'.repeat(9)]]) {
+      for (const maxBlocks of [1, 2, 3, 10]) {
+        assert.deepEqual(hasher.hash('m', '', pieces, 1, maxBlocks), hasher.hash('m', '', pieces.join(''), 1, maxBlocks), `${pieces.join('|')} ${maxBlocks}`);
+      }
+    }
+    assert.deepEqual(hasher.hash('m', '', [], 2, 256), []);
   });
 
   it('works on UTF-8 bytes and on inputs larger than its scratch buffer', () => {
@@ -160,6 +171,10 @@ describe('capped user input', () => {
       for (let maxBlocks = 1; maxBlocks <= full.length / 4 + 2; maxBlocks++) {
         const capped = userInput(req, inputCapChars(1, maxBlocks));
         assert.deepEqual(hasher.hash('m', '', capped, 1, maxBlocks), hasher.hash('m', '', full, 1, maxBlocks), `${maxBlocks} blocks: same hashes`);
+        // In pieces (what the producer hashes), byte for byte the joined text, cut where the joined text is cut.
+        const pieces = userInputParts(req, inputCapChars(1, maxBlocks));
+        assert.equal(pieces.join(''), capped);
+        assert.deepEqual(hasher.hash('m', '', pieces, 1, maxBlocks), hasher.hash('m', '', full, 1, maxBlocks), `${maxBlocks} blocks in pieces`);
       }
     }
   });

@@ -38,11 +38,21 @@ export function inputCapChars(blockSizeTokens: number, maxBlocks: number): numbe
  * hash reads at most `maxChars` bytes). A 256 KB prompt costs what its first 16 KB cost.
  */
 export function userInput(request: InferenceRequest, maxChars = Number.POSITIVE_INFINITY): string {
+  const parts = userInputParts(request, maxChars);
+  return parts.length === 1 ? (parts[0] as string) : parts.join('');
+}
+
+/**
+ * `userInput` as the pieces it is written in (their concatenation is `userInput`, and no surrogate pair spans two
+ * pieces): what `PromptHasher.hash` takes without joining them, so a long prompt is copied once, into the hash
+ * input's bytes, and never into a joined string first.
+ */
+export function userInputParts(request: InferenceRequest, maxChars = Number.POSITIVE_INFINITY): readonly string[] {
   const body = request.body;
   const p = body.payload;
   switch (body.apiType) {
     case 'completions':
-      return promptText(body);
+      return [promptText(body)];
     case 'chat-completions':
       return chatInput(Array.isArray(p.messages) ? (p.messages as unknown[]) : [], maxChars);
     case 'responses': {
@@ -50,12 +60,12 @@ export function userInput(request: InferenceRequest, maxChars = Number.POSITIVE_
       if (p.instructions !== undefined) parts.push({ instructions: p.instructions });
       if (p.tools !== undefined) parts.push({ tools: p.tools });
       parts.push({ input: p.input ?? null });
-      return cappedJson(parts, maxChars);
+      return [cappedJson(parts, maxChars)];
     }
     case 'conversations':
-      return cappedJson(p.items ?? null, maxChars);
+      return [cappedJson(p.items ?? null, maxChars)];
     case 'embeddings':
-      return cappedJson(p.input ?? null, maxChars);
+      return [cappedJson(p.input ?? null, maxChars)];
   }
 }
 
@@ -78,7 +88,7 @@ export function cappedJson(value: unknown, cap: number): string {
  * `{role, content}` object per message). The text is `cappedJson` of those objects, or a prefix of their whole
  * JSON at least `maxChars` long: the same hashes (prompt-hash.test.ts).
  */
-function chatInput(messages: readonly unknown[], maxChars: number): string {
+function chatInput(messages: readonly unknown[], maxChars: number): readonly string[] {
   const w = new CappedWriter(maxChars);
   w.put('[');
   for (let i = 0; i < messages.length && !w.done; i++) {
@@ -87,13 +97,15 @@ function chatInput(messages: readonly unknown[], maxChars: number): string {
     const content = msg.content ?? null;
     // Content JSON.stringify would leave out or convert (a function, a symbol, a non-plain object): the general path.
     if (skipped(content) || (typeof content === 'object' && content !== null && !Array.isArray(content) && !isPlainObject(content))) {
-      return cappedJson(
-        messages.map((m: unknown) => {
-          const mm = (m ?? {}) as { role?: unknown; content?: unknown };
-          return typeof mm.role === 'string' ? { role: mm.role, content: mm.content ?? null } : { content: mm.content ?? null };
-        }),
-        maxChars,
-      );
+      return [
+        cappedJson(
+          messages.map((m: unknown) => {
+            const mm = (m ?? {}) as { role?: unknown; content?: unknown };
+            return typeof mm.role === 'string' ? { role: mm.role, content: mm.content ?? null } : { content: mm.content ?? null };
+          }),
+          maxChars,
+        ),
+      ];
     }
     if (typeof role === 'string') {
       w.put(i === 0 ? '{"role":' : ',{"role":');
@@ -105,7 +117,7 @@ function chatInput(messages: readonly unknown[], maxChars: number): string {
     w.put('}');
   }
   w.put(']');
-  return w.text();
+  return w.parts();
 }
 
 const skipped = (v: unknown): boolean => v === undefined || typeof v === 'function' || typeof v === 'symbol';
@@ -122,6 +134,11 @@ class CappedWriter {
 
   text(): string {
     return this.#parts.join('');
+  }
+
+  /** What was written, in pieces (no surrogate pair spans two). */
+  parts(): readonly string[] {
+    return this.#parts;
   }
 
   /** Appends `s` unless `cap` was reached already. */
@@ -172,7 +189,13 @@ class CappedWriter {
 
   #string(v: string): void {
     const room = this.cap - this.#length;
-    if (v.length < room) return this.#put(quote(v));
+    if (v.length < room) {
+      if (NEEDS_ESCAPE.test(v)) return this.#put(JSON.stringify(v));
+      // Quotes as pieces of their own: the string itself is not copied into a quoted one.
+      this.#put('"');
+      this.#put(v);
+      return this.#put('"');
+    }
     // Only the first `room` characters can be reached: escape those (a pair kept whole), leave the quote open.
     let end = room;
     const last = v.charCodeAt(end - 1);
@@ -183,16 +206,12 @@ class CappedWriter {
   }
 }
 
-/** Characters JSON.stringify escapes in a string: `"`, `\`, controls, and surrogates (a lone one is escaped). */
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
 /**
- * `JSON.stringify(v)` for a string: the string between quotes when nothing in it needs escaping (a regex scan is
- * half the cost of JSON.stringify's on a long prompt, and nothing is copied), else JSON.stringify's.
+ * Characters JSON.stringify escapes in a string: `"`, `\`, controls, and surrogates (a lone one is escaped). A
+ * string with none of them is written between quotes as it is (a regex scan is half the cost of JSON.stringify's
+ * on a long prompt, and nothing is copied).
  */
-function quote(v: string): string {
-  return NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`;
-}
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 function isPlainObject(v: object): boolean {
   const proto = Object.getPrototypeOf(v) as unknown;
@@ -211,9 +230,10 @@ export class PromptHasher {
 
   /**
    * Block hashes of `text` for `model` (+ `salt`), `blockSizeTokens × 4` bytes per block, at most
-   * `maxBlocks` blocks.
+   * `maxBlocks` blocks. `text` may come in pieces (`userInputParts`): the hashes are those of their
+   * concatenation, as long as no surrogate pair spans two pieces.
    */
-  hash(model: string, salt: string, text: string, blockSizeTokens: number, maxBlocks: number): bigint[] {
+  hash(model: string, salt: string, text: string | readonly string[], blockSizeTokens: number, maxBlocks: number): bigint[] {
     const blockBytes = blockSizeTokens * BYTES_PER_TOKEN;
     if (blockBytes <= 0 || maxBlocks <= 0 || text.length === 0) return [];
     const limitBytes = blockBytes * maxBlocks;
@@ -225,7 +245,7 @@ export class PromptHasher {
     }
     const buf = this.#scratch;
     // encodeInto writes at most limitBytes (it stops before a character that does not fit entirely).
-    const inputBytes = encoder.encodeInto(text, buf.subarray(0, limitBytes)).written;
+    const inputBytes = typeof text === 'string' ? encoder.encodeInto(text, buf.subarray(0, limitBytes)).written : encodePieces(text, buf, limitBytes);
     if (inputBytes < blockBytes) return [];
 
     let prev = this.#seed(salt.length > 0 ? model + salt : model);
@@ -261,6 +281,21 @@ export class PromptHasher {
     }
     return h;
   }
+}
+
+/**
+ * Writes `pieces` one after another into `buf` up to `limit` bytes, as encodeInto writes their concatenation: it
+ * stops at the first character that does not fit entirely (and writes nothing of the pieces after it).
+ */
+function encodePieces(pieces: readonly string[], buf: Uint8Array, limit: number): number {
+  let at = 0;
+  for (const piece of pieces) {
+    if (piece.length === 0) continue;
+    const { read, written } = encoder.encodeInto(piece, buf.subarray(at, limit));
+    at += written;
+    if (read < piece.length) break;
+  }
+  return at;
 }
 
 /** Distinct model (+ salt) seeds kept; a salt per tenant or user can make many, so the cache is bounded. */
