@@ -99,7 +99,7 @@ describe('PairTable', () => {
     assert.ok(!t.resizing, 'finding every key moved every key: the old array is dropped');
   });
 
-  it('finishes a resize under way before widening, clearing or iterating', () => {
+  it('finishes a resize under way when asked, and before widening, clearing or iterating', () => {
     const t = new PairTable(1, 1024);
     const r = new Xoshiro128StarStar(5);
     const keys: [number, number][] = [];
@@ -120,6 +120,11 @@ describe('PairTable', () => {
       assert.equal(t.data[t.off(s)], i + 1);
       assert.equal(t.data[t.off(s) + 1], 1001 + i);
     });
+    while (!t.resizing) t.insert(r.nextUint32(), r.nextUint32());
+    const size = t.size;
+    t.finishResize();
+    assert.ok(!t.resizing);
+    assert.equal(t.size, size);
     while (!t.resizing) t.insert(r.nextUint32(), r.nextUint32());
     t.clear();
     assert.equal(t.size, 0);

@@ -240,6 +240,11 @@ export class PairTable {
     return this.data[slot * this.#stride + 2] as number;
   }
 
+  /** Finishes a resize under way in this call (for a caller about to walk `data` slot by slot over `capacity`). */
+  finishResize(): void {
+    this.#migrate(Infinity);
+  }
+
   /** Calls fn(slot) for every entry (do not insert or remove meanwhile). Finishes a resize under way first. */
   forEach(fn: (slot: number) => void): void {
     this.#migrate(Infinity);

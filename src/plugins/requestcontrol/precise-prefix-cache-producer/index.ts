@@ -223,6 +223,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
       this.#timer = setInterval(() => {
         this.reconcile();
         this.checkSilence();
+        this.index.drainClears(); // a cleared endpoint's leftover bits, when no event comes to take them off
       }, RECONCILE_INTERVAL_MS);
       this.#timer.unref();
     }

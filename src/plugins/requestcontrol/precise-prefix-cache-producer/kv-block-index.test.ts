@@ -107,7 +107,8 @@ describe('KvBlockIndex', () => {
       fc.property(fc.integer({ min: 1, max: 2 ** 31 - 1 }), (seed) => {
         const r = rng(seed);
         const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
-        const index = new KvBlockIndex(TIERS);
+        // Half the runs take a cleared endpoint's bits off 2 slots per call: drains interleave with everything.
+        const index = new KvBlockIndex(TIERS, seed % 2 === 0 ? 2 : undefined);
         const keyer = new RequestKeyer(B, 'seed');
         const applier = new KvEventApplier(index, keyer);
         const model = new Model();
@@ -256,6 +257,34 @@ describe('KvBlockIndex', () => {
     assert.equal(blocksFor('a'), 2);
     index.removeSpeculative(again, k.hi, k.lo, k.n);
     assert.equal(blocksFor('a'), 0);
+  });
+
+  it('clears an endpoint at once for matching and releases its keys over later calls, a bounded number per call', () => {
+    const index = new KvBlockIndex(TIERS, 64);
+    const keyer = new RequestKeyer(B);
+    const applier = new KvEventApplier(index, keyer);
+    const n = 1000;
+    const tokens = Array.from({ length: n * B }, (_, i) => i + 1);
+    const blockHashes = Array.from({ length: n }, (_, i) => BigInt(i + 1));
+    applier.apply('a', [{ type: 'BlockStored', blockHashes, parent: null, tokenIds: Uint32Array.from(tokens), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }]);
+    const k = keyer.keys('', tokens);
+    assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], n);
+    applier.apply('a', [{ type: 'AllBlocksCleared' }]);
+    assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], 0, 'matched no more at once');
+    assert.equal(index.stats().replicas, 0);
+    assert.deepEqual(index.stats().byTier, [0, 0]);
+    const left = index.stats().requestKeys;
+    assert.ok(left > 0 && left < n, `the clear call itself took off only part of the keys (${left} left)`);
+    let calls = 0;
+    while (index.stats().requestKeys > 0 && calls < 100) {
+      index.drainClears();
+      calls++;
+    }
+    assert.equal(index.stats().requestKeys, 0, 'every key released');
+    assert.ok(calls <= 2048 / 64, `${calls} calls for a 2,048-slot table at 64 slots per call`);
+    // The endpoint stores again: it is matched from its new state only.
+    applier.apply('a', [{ type: 'BlockStored', blockHashes: blockHashes.slice(0, 3), parent: null, tokenIds: Uint32Array.from(tokens.slice(0, 3 * B)), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }]);
+    assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], 3);
   });
 
   it('grows past 32 and 64 endpoints without losing bits', () => {
