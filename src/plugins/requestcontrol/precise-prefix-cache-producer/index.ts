@@ -97,7 +97,7 @@ export type PrecisePrefixCacheConfig = z.infer<typeof precisePrefixParametersSch
 
 interface Speculation {
   /** The index's handle for the speculation (`KvBlockIndex.addSpeculative`). */
-  readonly slot: number;
+  readonly handle: number;
   /** The request's keys[0, n); back to the pool when the entry goes (`live` turns false). */
   readonly keys: KeyArrays;
   readonly n: number;
@@ -344,7 +344,7 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
 
   #dropSpeculation(s: Speculation): void {
     s.live = false;
-    this.index.removeSpeculative(s.slot, s.keys.hi, s.keys.lo, s.n);
+    this.index.removeSpeculative(s.handle, s.keys.hi, s.keys.lo, s.n);
     this.#keyArrays.give(s.keys);
   }
 
@@ -431,8 +431,8 @@ export class PrecisePrefixCacheProducer implements DataProducer, PreRequestHook,
     const c = state.names.indexOf(name);
     let speculation: Speculation | undefined;
     if (state.keys !== undefined) {
-      const slot = this.index.addSpeculative(name, state.keys.hi, state.keys.lo, state.n);
-      speculation = { slot, keys: state.keys, n: state.n, expiresAt: this.#clock.now() + this.config.speculative.ttlMs, live: true };
+      const handle = this.index.addSpeculative(name, state.keys.hi, state.keys.lo, state.n);
+      speculation = { handle, keys: state.keys, n: state.n, expiresAt: this.#clock.now() + this.config.speculative.ttlMs, live: true };
       this.#speculations.push(speculation);
     }
     const inflight = this.#inflight.get(name) ?? 0;

@@ -287,6 +287,26 @@ describe('KvBlockIndex', () => {
     assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], 3);
   });
 
+  it('bounds the slots an engine clearing again and again leaves waiting on speculations, and voids their handles', () => {
+    const index = new KvBlockIndex(TIERS);
+    const keyer = new RequestKeyer(B);
+    const k = keyer.keys('', [1, 2, 3, 4, 5, 6, 7, 8]);
+    const blocksFor = (endpoint: string): number => index.match(k.hi, k.lo, k.n, [index.slotOf(endpoint)]).blocks[0] as number;
+    const stale: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      stale.push(index.addSpeculative('a', k.hi, k.lo, k.n)); // a request routed to it…
+      index.clear('a'); // …and the engine clears its cache again
+    }
+    assert.ok(index.slotOf('b') <= 33, `slot ${index.slotOf('b')}: retired slots are bounded`);
+    const mine = index.addSpeculative('b', k.hi, k.lo, k.n);
+    assert.equal(blocksFor('b'), 2);
+    for (const h of stale) index.removeSpeculative(h, k.hi, k.lo, k.n); // the old speculations expire
+    assert.equal(blocksFor('b'), 2, "an old handle never touches its slot's new occupant");
+    index.removeSpeculative(mine, k.hi, k.lo, k.n);
+    assert.equal(blocksFor('b'), 0);
+    assert.equal(index.stats().requestKeys, 0);
+  });
+
   it('grows past 32 and 64 endpoints without losing bits', () => {
     const index = new KvBlockIndex(TIERS);
     const keyer = new RequestKeyer(B);

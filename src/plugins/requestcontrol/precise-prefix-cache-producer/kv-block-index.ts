@@ -27,6 +27,15 @@ const MATCH_CHUNK = 32;
  */
 export const CLEAR_SLOTS_PER_CALL = 2048;
 
+/**
+ * Slots a clear may leave retired (waiting for live speculations to expire) before the next such clear sweeps its
+ * slot free at once instead: an engine clearing its cache again and again while requests are routed to it would
+ * otherwise retire a slot per clear, and every 32 slots widen every request key by a word per tier.
+ */
+const MAX_RETIRED_SLOTS = 32;
+/** Speculation handles: slot + generation × SLOT_SPAN (a sweep bumps the generation, voiding older handles). */
+const SLOT_SPAN = 1 << 16;
+
 /** Per-endpoint state: engine key table (payload: rk hi, rk lo, refcount per tier) and alias counts. */
 class EndpointEntries {
   readonly slot: number;
@@ -77,6 +86,8 @@ export class KvBlockIndex {
   readonly #speculations: number[] = [];
   /** Cleared endpoints whose stored bits are still being taken off (oldest first), and the next slot of each. */
   readonly #draining: { entries: EndpointEntries; cursor: number }[] = [];
+  /** Per slot, bumped when a sweep frees it with speculations still live (their handles then do nothing). */
+  readonly #generation: number[] = [];
   readonly #clearSlotsPerCall: number;
   readonly #replicasByTier: number[];
   #activeScratch = new Uint32Array(1);
@@ -263,9 +274,43 @@ export class KvBlockIndex {
     this.#endpoints.delete(endpoint);
     this.#slots[e.slot] = null;
     e.byTier.forEach((n, t) => (this.#replicasByTier[t] = (this.#replicasByTier[t] as number) - n));
+    if ((this.#speculations[e.slot] ?? 0) > 0 && this.#slots.filter((x) => x === null).length > MAX_RETIRED_SLOTS) {
+      this.#sweepSlot(e.slot);
+      return;
+    }
     e.eng.finishResize(); // the drain walks `data` alone, and nothing inserts into this table any more
     this.#draining.push({ entries: e, cursor: 0 });
     this.drainClears();
+  }
+
+  /**
+   * Takes every bit of `slot` off the whole request-key table in this call and frees the slot, voiding its live
+   * speculations' handles (the bound on retired slots; O(table)).
+   */
+  #sweepSlot(slot: number): void {
+    const W = this.#W;
+    const T = this.#T;
+    const word = slot >>> 5;
+    const bit = 1 << (slot & 31);
+    const dead: [number, number][] = [];
+    const rk = this.#rk;
+    rk.finishResize();
+    const data = rk.data;
+    for (let s = 0; s < rk.capacity; s++) {
+      const o = rk.off(s);
+      if (data[o - 3] !== FULL) continue;
+      let any = false;
+      for (let t = 0; t < T; t++) data[o + t * W + word] = ((data[o + t * W + word] as number) & ~bit) >>> 0;
+      for (let k = o; k < o + T * W; k++) if (data[k] !== 0) any = true;
+      if (!any) dead.push([rk.hiAt(s), rk.loAt(s)]);
+    }
+    for (const [h, l] of dead) {
+      const s = rk.find(h, l);
+      if (s >= 0) rk.removeAt(s);
+    }
+    this.#speculations[slot] = 0;
+    this.#generation[slot] = (this.#generation[slot] ?? 0) + 1;
+    this.#slots[slot] = undefined;
   }
 
   /**
@@ -304,11 +349,16 @@ export class KvBlockIndex {
     for (let i = 0; i < n; i++) this.#setBit(hi[i] as number, lo[i] as number, t, slot);
     this.#speculativeBits += n;
     this.#speculations[slot] = (this.#speculations[slot] ?? 0) + 1;
-    return slot;
+    return slot + (this.#generation[slot] ?? 0) * SLOT_SPAN;
   }
 
-  /** Clears the speculative bit of `slot` (from `addSpeculative`) on keys[0, n): the speculation's expiry. */
-  removeSpeculative(slot: number, hi: ArrayLike<number>, lo: ArrayLike<number>, n: number): void {
+  /**
+   * Clears the speculative bits that `addSpeculative` set on keys[0, n), by the handle it returned: the
+   * speculation's expiry. Nothing when a sweep has freed the slot since (the bits went with it).
+   */
+  removeSpeculative(handle: number, hi: ArrayLike<number>, lo: ArrayLike<number>, n: number): void {
+    const slot = handle % SLOT_SPAN;
+    if ((this.#generation[slot] ?? 0) !== (handle - slot) / SLOT_SPAN) return;
     const live = this.#speculations[slot] ?? 0;
     if (live === 0) return;
     const t = this.#T - 1;
