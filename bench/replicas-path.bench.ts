@@ -709,7 +709,7 @@ for (const arm of arms.filter((a) => a.sliceMs !== undefined)) {
   const off = (arms.find((a) => a.sliceMs === undefined && a.pinned === arm.pinned) as Arm).name;
   const cmp = (f: (r: RoundResult) => number): string => `${med(arm.name, f)} vs ${med(off, f)}`;
   lines.push(
-    `${arm.name} vs ${off}: p99 ${(med(arm.name, (r) => r.p99) - med(off, (r) => r.p99)).toFixed(0)} µs (×${(med(arm.name, (r) => r.p99) / med(off, (r) => r.p99)).toFixed(2)}); loop delay p99 ×${(med(arm.name, (r) => r.loopP99) / med(off, (r) => r.loopP99)).toFixed(2)}; stalls/round ${cmp((r) => r.stalls)}${timed ? `, on-CPU ${cmp((r) => r.onCpu)}` : `, beyond GC ${cmp((r) => r.stallsBeyondGc)}`}.`,
+    `${arm.name} vs ${off}: ${RATE > 0 ? `p99 ${(med(arm.name, (r) => r.p99) - med(off, (r) => r.p99)).toFixed(0)} µs (×${(med(arm.name, (r) => r.p99) / med(off, (r) => r.p99)).toFixed(2)})` : 'no routed requests (--rate 0)'}; loop delay p99 ×${(med(arm.name, (r) => r.loopP99) / med(off, (r) => r.loopP99)).toFixed(2)}; stalls/round ${cmp((r) => r.stalls)}${timed ? `, on-CPU ${cmp((r) => r.onCpu)}` : `, beyond GC ${cmp((r) => r.stallsBeyondGc)}`}.`,
   );
 }
 lines.push('', ...stallReport(arms.map((a) => a.name)));
