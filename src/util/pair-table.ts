@@ -157,33 +157,33 @@ export class PairTable {
     if (end > this.#oldMask) this.#dropOld();
   }
 
-  /** Slot of (hi, lo), or −1. A key still in the old array of a resize is moved first (other slots stay put). */
-  find(hi: number, lo: number): number {
+  /**
+   * Slot of (hi, lo) in `data`, else ~(the empty slot of `data` where it would go). A key still in the old array of
+   * a resize is moved into that empty slot first (other slots stay put).
+   */
+  #locate(hi: number, lo: number): number {
     const i = this.#probe(hi, lo);
-    if (i >= 0) return i;
     const old = this.#old;
-    if (old === undefined) return -1;
+    if (i >= 0 || old === undefined) return i;
     const j = this.#probeOld(old, hi, lo);
-    if (j < 0) return -1;
+    if (j < 0) return i;
     this.#moveOld(old, j, ~i);
     return ~i;
+  }
+
+  /** Slot of (hi, lo), or −1. A key still in the old array of a resize is moved first (other slots stay put). */
+  find(hi: number, lo: number): number {
+    const i = this.#locate(hi, lo);
+    return i >= 0 ? i : -1;
   }
 
   /** Slot of (hi, lo), inserted with zeroed payload when absent. May move slots: re-find after. */
   insert(hi: number, lo: number): number {
     if ((this.#size + 1) * 2 > this.#cap) this.#resize(this.#cap * 2);
     else if (this.#old !== undefined) this.#migrate(MIGRATE_SLOTS);
-    const i = this.#probe(hi, lo);
+    const i = this.#locate(hi, lo);
     if (i >= 0) return i;
     const at = ~i;
-    const old = this.#old;
-    if (old !== undefined) {
-      const j = this.#probeOld(old, hi, lo);
-      if (j >= 0) {
-        this.#moveOld(old, j, at);
-        return at;
-      }
-    }
     const b = at * this.#stride;
     const a = this.data;
     a[b] = FULL;
@@ -240,17 +240,21 @@ export class PairTable {
     return this.data[slot * this.#stride + 2] as number;
   }
 
-  /** Finishes a resize under way in this call (for a caller about to walk `data` slot by slot over `capacity`). */
+  /** Finishes a resize under way in this call. */
   finishResize(): void {
     this.#migrate(Infinity);
   }
 
-  /** Calls fn(slot) for every entry (do not insert or remove meanwhile). Finishes a resize under way first. */
-  forEach(fn: (slot: number) => void): void {
-    this.#migrate(Infinity);
+  /**
+   * Calls fn(slot) for every entry in slots [from, to) of `data` — all of them by default; a walk over `capacity`
+   * in steps covers every entry if nothing is inserted or removed meanwhile. Finishes a resize under way first.
+   */
+  forEach(fn: (slot: number) => void, from = 0, to = this.#cap): void {
+    this.finishResize();
     const a = this.data;
     const st = this.#stride;
-    for (let i = 0; i < this.#cap; i++) if (a[i * st] === FULL) fn(i);
+    const end = Math.min(to, this.#cap);
+    for (let i = from; i < end; i++) if (a[i * st] === FULL) fn(i);
   }
 
   /**
@@ -258,7 +262,7 @@ export class PairTable {
    * In one call (rare: a table widens once per doubling of the endpoints it tracks).
    */
   widen(newWidth: number, copy: (oldData: Uint32Array, oldOff: number, newData: Uint32Array, newOff: number) => void): void {
-    this.#migrate(Infinity);
+    this.finishResize();
     const old = this.data;
     const oldStride = this.#stride;
     this.width = newWidth;
@@ -278,7 +282,7 @@ export class PairTable {
 
   /** Starts moving every entry into a new array of `newCap` slots (finishing a resize still under way first). */
   #resize(newCap: number): void {
-    this.#migrate(Infinity);
+    this.finishResize();
     const live = this.#size;
     this.#old = this.data;
     this.#oldMask = this.#mask;

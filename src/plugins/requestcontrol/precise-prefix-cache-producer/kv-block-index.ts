@@ -15,7 +15,7 @@
  * Why one file: both tables (`PairTable`, src/util/pair-table.ts) are updated together (refcounts, aliases); split,
  * the invariants between them would span files.
  */
-import { EMPTY, FULL, PairTable } from '../../../util/pair-table.ts';
+import { EMPTY, PairTable } from '../../../util/pair-table.ts';
 
 /** Blocks probed ahead of the walk in `match`. */
 const MATCH_CHUNK = 32;
@@ -42,7 +42,7 @@ class EndpointEntries {
   readonly eng: PairTable;
   /** `${rkHi}:${rkLo}:${tier}` → extra engine keys mapping to the same request key (rare). */
   readonly aliases = new Map<string, number>();
-  /** Engine keys with a copy on each tier (the index's per-tier stats, this endpoint's share). */
+  /** Engine keys with a copy on each tier (`stats().byTier` sums them over the endpoints). */
   readonly byTier: number[];
 
   constructor(slot: number, tiers: number) {
@@ -89,7 +89,6 @@ export class KvBlockIndex {
   /** Per slot, bumped when a sweep frees it with speculations still live (their handles then do nothing). */
   readonly #generation: number[] = [];
   readonly #clearSlotsPerCall: number;
-  readonly #replicasByTier: number[];
   #activeScratch = new Uint32Array(1);
   readonly #baseScratch = new Int32Array(MATCH_CHUNK);
   /**
@@ -105,7 +104,6 @@ export class KvBlockIndex {
     this.tierWeights = Float64Array.from(tiers.map((t) => t.weight));
     this.#T = tiers.length + 1;
     this.#rk = new PairTable(this.#T * this.#W, 1024);
-    this.#replicasByTier = tiers.map(() => 0);
   }
 
   get speculativeTier(): number {
@@ -209,7 +207,6 @@ export class KvBlockIndex {
     const ref = e.eng.data[refIdx] as number;
     e.eng.data[refIdx] = ref + 1;
     if (ref === 0) {
-      this.#replicasByTier[tier] = (this.#replicasByTier[tier] as number) + 1;
       e.byTier[tier] = (e.byTier[tier] as number) + 1;
       if (this.#hasBit(eh, el, tier, e.slot)) {
         const k = `${eh}:${el}:${tier}`;
@@ -242,7 +239,6 @@ export class KvBlockIndex {
     if (ref === 0) return false;
     e.eng.data[refIdx] = ref - 1;
     if (ref > 1) return true;
-    this.#replicasByTier[tier] = (this.#replicasByTier[tier] as number) - 1;
     e.byTier[tier] = (e.byTier[tier] as number) - 1;
     const rkHi = e.eng.data[o] as number;
     const rkLo = e.eng.data[o + 1] as number;
@@ -273,14 +269,19 @@ export class KvBlockIndex {
     if (e === undefined) return;
     this.#endpoints.delete(endpoint);
     this.#slots[e.slot] = null;
-    e.byTier.forEach((n, t) => (this.#replicasByTier[t] = (this.#replicasByTier[t] as number) - n));
     if ((this.#speculations[e.slot] ?? 0) > 0 && this.#slots.filter((x) => x === null).length > MAX_RETIRED_SLOTS) {
       this.#sweepSlot(e.slot);
       return;
     }
-    e.eng.finishResize(); // the drain walks `data` alone, and nothing inserts into this table any more
     this.#draining.push({ entries: e, cursor: 0 });
     this.drainClears();
+  }
+
+  /** Frees a retired slot once nothing holds it any more: no live speculation, no stored bits left to drain. */
+  #releaseIfIdle(slot: number): void {
+    if (this.#slots[slot] !== null || (this.#speculations[slot] ?? 0) > 0) return;
+    if (this.#draining.some((d) => d.entries.slot === slot)) return;
+    this.#slots[slot] = undefined;
   }
 
   /**
@@ -294,16 +295,14 @@ export class KvBlockIndex {
     const bit = 1 << (slot & 31);
     const dead: [number, number][] = [];
     const rk = this.#rk;
-    rk.finishResize();
-    const data = rk.data;
-    for (let s = 0; s < rk.capacity; s++) {
+    rk.forEach((s) => {
+      const data = rk.data;
       const o = rk.off(s);
-      if (data[o - 3] !== FULL) continue;
       let any = false;
       for (let t = 0; t < T; t++) data[o + t * W + word] = ((data[o + t * W + word] as number) & ~bit) >>> 0;
       for (let k = o; k < o + T * W; k++) if (data[k] !== 0) any = true;
       if (!any) dead.push([rk.hiAt(s), rk.loAt(s)]);
-    }
+    });
     for (const [h, l] of dead) {
       const s = rk.find(h, l);
       if (s >= 0) rk.removeAt(s);
@@ -322,20 +321,21 @@ export class KvBlockIndex {
     const T = this.#T;
     while (budget > 0 && this.#draining.length > 0) {
       const d = this.#draining[0] as { entries: EndpointEntries; cursor: number };
-      const eng = d.entries.eng;
-      const data = eng.data; // nothing inserts into or removes from a cleared endpoint's table
+      const { eng, slot } = d.entries; // nothing inserts into or removes from a cleared endpoint's table
       const end = Math.min(eng.capacity, d.cursor + budget);
-      for (let s = d.cursor; s < end; s++) {
-        const o = eng.off(s); // the slot's state word is at o − 3
-        if (data[o - 3] !== FULL) continue;
-        for (let t = 0; t < T - 1; t++) if (data[o + 2 + t] !== 0) this.#clearBit(data[o] as number, data[o + 1] as number, t, d.entries.slot);
-      }
+      eng.forEach(
+        (s) => {
+          const o = eng.off(s);
+          for (let t = 0; t < T - 1; t++) if (eng.data[o + 2 + t] !== 0) this.#clearBit(eng.data[o] as number, eng.data[o + 1] as number, t, slot);
+        },
+        d.cursor,
+        end,
+      );
       budget -= end - d.cursor;
       d.cursor = end;
       if (end < eng.capacity) break;
       this.#draining.shift();
-      const slot = d.entries.slot;
-      if ((this.#speculations[slot] ?? 0) === 0) this.#slots[slot] = undefined;
+      this.#releaseIfIdle(slot);
     }
   }
 
@@ -365,7 +365,7 @@ export class KvBlockIndex {
     for (let i = 0; i < n; i++) this.#clearBit(hi[i] as number, lo[i] as number, t, slot);
     this.#speculativeBits = Math.max(0, this.#speculativeBits - n);
     this.#speculations[slot] = live - 1;
-    if (live === 1 && this.#slots[slot] === null && !this.#draining.some((d) => d.entries.slot === slot)) this.#slots[slot] = undefined;
+    this.#releaseIfIdle(slot);
   }
 
   /**
@@ -531,10 +531,12 @@ export class KvBlockIndex {
   stats(): IndexStats {
     let bytes = this.#rk.bytes;
     let replicas = 0;
+    const byTier = new Array<number>(this.#T - 1).fill(0);
     for (const e of this.#endpoints.values()) {
       bytes += e.eng.bytes;
       replicas += e.eng.size;
+      e.byTier.forEach((n, t) => (byTier[t] = (byTier[t] as number) + n));
     }
-    return { requestKeys: this.#rk.size, replicas, byTier: [...this.#replicasByTier], bytes };
+    return { requestKeys: this.#rk.size, replicas, byTier, bytes };
   }
 }
