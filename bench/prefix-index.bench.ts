@@ -19,6 +19,9 @@
  * 4. Routing cycle at 240k × 96 (what a routed request costs the plugin in all, under traffic): `prepareData` with
  *    another request's speculative entries live, which also expires the entries of the request routed one TTL
  *    earlier, + `preRequest` (speculative insert of every block + the confirmed-only match for the chosen endpoint).
+ * 5. Clearing an endpoint (`AllBlocksCleared`) on a wide index: a separate `KvBlockIndex` of 96 endpoints × 10k
+ *    distinct blocks (960k request keys), five endpoints cleared one after another; each `clear` call timed, then
+ *    the `drainClears` calls that release its keys (none in a tree that clears in one call, e.g. the baseline).
  * The token ids are produced once, outside the timed scoring (the `sim` token producer's cost is reported apart).
  *
  * `--baseline <dir>`: also loads the precise producer from another checkout (e.g. a copy of main's tree with its
@@ -35,6 +38,7 @@ import type { Candidate } from '../src/framework/scheduling.ts';
 import { approxPrefixCacheProducerFactory, type ApproxPrefixCacheProducer } from '../src/plugins/requestcontrol/approx-prefix-cache-producer/index.ts';
 import { decodeBatch, type DecodeStats } from '../src/plugins/requestcontrol/precise-prefix-cache-producer/kv-events.ts';
 import { PrecisePrefixCacheProducer, precisePrefixCacheProducerFactory } from '../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts';
+import { KvBlockIndex } from '../src/plugins/requestcontrol/precise-prefix-cache-producer/kv-block-index.ts';
 import type { EventTransport } from '../src/plugins/requestcontrol/precise-prefix-cache-producer/zmq-transport.ts';
 import { simTokenize } from '../src/plugins/requestcontrol/token-producer/sim-tokenizer.ts';
 import { makeCandidate, makeEndpoint, makeHandle, makeRequest, makeSchedulingResult } from '../test/support/plugin-fixtures.ts';
@@ -55,6 +59,8 @@ const QUICK = process.argv.includes('--quick');
 const baselineArg = process.argv.indexOf('--baseline');
 const BASELINE_DIR = baselineArg >= 0 ? process.argv[baselineArg + 1] : undefined;
 if (baselineArg >= 0 && (BASELINE_DIR === undefined || BASELINE_DIR.startsWith('--'))) throw new Error('--baseline needs a directory (a checkout with node_modules)');
+/** The precise producer's directory in the baseline checkout. */
+const BASELINE_PRECISE = BASELINE_DIR === undefined ? undefined : `${BASELINE_DIR.replace(/\/$/, '')}/src/plugins/requestcontrol/precise-prefix-cache-producer`;
 const B = 16;
 const ENDPOINTS = 96;
 const FULL_TOKENS = 240_000;
@@ -93,8 +99,8 @@ await Promise.all(endpoints.map((e) => precise.syncOf(e.metadata.name)?.idle));
 type Producer = Pick<PrecisePrefixCacheProducer, 'prepareData' | 'preRequest' | 'applier' | 'close'>;
 const baselineHandle = makeHandle({ endpoints });
 const baseline = await (async (): Promise<{ producer: Producer; decode: typeof decodeBatch } | undefined> => {
-  if (BASELINE_DIR === undefined) return undefined;
-  const dir = `${BASELINE_DIR.replace(/\/$/, '')}/src/plugins/requestcontrol/precise-prefix-cache-producer`;
+  const dir = BASELINE_PRECISE;
+  if (dir === undefined) return undefined;
   const mod = (await import(`${dir}/index.ts`)) as typeof import('../src/plugins/requestcontrol/precise-prefix-cache-producer/index.ts');
   const ev = (await import(`${dir}/kv-events.ts`)) as typeof import('../src/plugins/requestcontrol/precise-prefix-cache-producer/kv-events.ts');
   const p = new mod.PrecisePrefixCacheProducer('baseline', config, baselineHandle, { transportFor: transport, reconcileTimer: false });
@@ -322,5 +328,45 @@ for (const r of rows) {
 }
 console.log('\nRouting cycle at 240k × 96 under traffic (prepareData with a live speculative request, expiring an older one; + preRequest), median µs:');
 for (const c of cycles) console.log(`  ${c.name}: prepareData ${fmt(c.prepare)} + preRequest ${fmt(c.pre)} = ${fmt(c.total)} (IQR ${fmt(c.q1, 0)}–${fmt(c.q3, 0)})`);
+
+// --- 5. clearing an endpoint on a wide index (this tree's KvBlockIndex, then the baseline's).
+type ClearIndex = { store(e: string, eh: number, el: number, rh: number, rl: number, tier: number): unknown; clear(e: string): void; drainClears?: () => void; stats(): { requestKeys: number } };
+const clearRun = (make: () => ClearIndex): { clearMs: number[]; drainCalls: number; drainMs: number[] } => {
+  const index = make();
+  let k = 1;
+  for (let e = 0; e < 96; e++) {
+    for (let b = 0; b < 10_000; b++, k++) {
+      const h = Math.imul(k, 0x9e3779b1) >>> 0;
+      index.store(`e${e}`, k, h, h ^ 0x85ebca6b, Math.imul(k, 0xc2b2ae35) >>> 0, 0);
+    }
+  }
+  const clearMs: number[] = [];
+  const drainMs: number[] = [];
+  let drainCalls = 0;
+  for (let e = 0; e < 5; e++) {
+    const keys = index.stats().requestKeys;
+    let t = performance.now();
+    index.clear(`e${e}`);
+    clearMs.push(performance.now() - t);
+    while (index.drainClears !== undefined && index.stats().requestKeys > keys - 10_000) {
+      t = performance.now();
+      index.drainClears();
+      drainMs.push(performance.now() - t);
+      drainCalls++;
+    }
+  }
+  return { clearMs, drainCalls, drainMs };
+};
+const clearLine = (name: string, r: ReturnType<typeof clearRun>): string =>
+  `  ${name}: clear call ${r.clearMs.map((x) => fmt(x, 2)).join(', ')} ms (median ${fmt(median(r.clearMs), 2)})` +
+  (r.drainCalls > 0 ? `; then ${r.drainCalls} drainClears calls in all, median ${fmt(median(r.drainMs) * 1000, 0)} µs, longest ${fmt(Math.max(...r.drainMs) * 1000, 0)} µs` : '');
+console.log('\nClearing an endpoint of 10k blocks in an index of 96 × 10k distinct blocks (960k request keys), five in a row:');
+const TIERS = Object.entries(config.tierWeights).map(([name, weight]) => ({ name, weight }));
+console.log(clearLine('precise', clearRun(() => new KvBlockIndex(TIERS))));
+if (BASELINE_PRECISE !== undefined) {
+  const mod = (await import(`${BASELINE_PRECISE}/kv-block-index.ts`)) as { KvBlockIndex: new (tiers: typeof TIERS) => ClearIndex };
+  collect();
+  console.log(clearLine('precise (baseline)', clearRun(() => new mod.KvBlockIndex(TIERS))));
+}
 precise.close();
 baseline?.producer.close();
