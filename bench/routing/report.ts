@@ -227,6 +227,39 @@ function kneeHitRatio(p: PolicyResult): number {
   return h;
 }
 
+/** The most a scenario's fleet completed in one stage: `fleetCeiling`. */
+export interface FleetCeiling {
+  /** Requests completed per second inside the stage window. */
+  readonly achieved: number;
+  readonly policy: string;
+  readonly seed?: number;
+  /** The stage's offered rate. */
+  readonly offered: number;
+  readonly hitRatio: number;
+}
+
+/**
+ * The fleet's measured ceiling in a scenario: the most requests any policy completed per second in one stage, over
+ * every seed, ladder and refinement stage (stages flagged invalid left out: the machine, not the fleet, set them).
+ * Past a policy's knee the servers' queues stay full, so a stage's completions are what the fleet serves at that
+ * policy's hit ratio; at the ideal hit ratio it bounds what any router can complete. A max sustained rate can lie
+ * somewhat above it, because a short stage absorbs a queue that would not drain. `summaryTable` divides every
+ * policy's median by it (× ceiling): a target that needs more than the slack every policy already has is out of
+ * reach of routing on this fleet.
+ */
+export function fleetCeiling(sc: ScenarioResult): FleetCeiling | undefined {
+  let best: FleetCeiling | undefined;
+  for (const p of sc.policies) {
+    for (const s of [...p.stages, ...(p.refineStages ?? [])]) {
+      if (s.skipped || s.invalid || !Number.isFinite(s.achievedReqPerS)) continue;
+      if (best === undefined || s.achievedReqPerS > best.achieved) {
+        best = { achieved: s.achievedReqPerS, policy: p.policy, ...(p.seed !== undefined ? { seed: p.seed } : {}), offered: s.rate, hitRatio: s.hitRatio };
+      }
+    }
+  }
+  return best;
+}
+
 export function summaryTable(sc: ScenarioResult): string {
   const sums = summarisePolicies(sc.policies);
   // A reference policy that was not run has no ratio ('–'), not an infinite one.
@@ -235,9 +268,10 @@ export function summaryTable(sc: ScenarioResult): string {
   const up = med('upstream-default');
   const best = Math.max(...sums.map((p) => p.rate.median));
   const top = Math.max(...sc.policies.flatMap((p) => p.stages.map((s) => s.rate)));
+  const ceiling = fleetCeiling(sc);
   const lines = [
-    `| policy | max rate with TTFT p90 ≤ ${TTFT_TARGET_S} s, median [min–max] (req/s) | per seed | × round-robin | × upstream-default | vs best | hit ratio at knee | valid |`,
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    `| policy | max rate with TTFT p90 ≤ ${TTFT_TARGET_S} s, median [min–max] (req/s) | per seed | × round-robin | × upstream-default | vs best | × ceiling | hit ratio at knee | valid |`,
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const p of sums) {
     const m = p.rate.median;
@@ -246,7 +280,14 @@ export function summaryTable(sc: ScenarioResult): string {
     const runs = sc.policies.filter((r) => r.policy === p.policy);
     const hit = median(runs.map(kneeHitRatio).filter((x) => Number.isFinite(x)));
     const seeds = p.perSeed.map((x) => (x >= top ? `≥${x}` : String(x))).join(', ');
-    lines.push(`| ${p.policy} | ${formatSpread(p.rate, p.perSeed.every((x) => x % 1 === 0) && p.rate.median % 1 === 0 ? 0 : 1)} | ${seeds} | ${ratio(rr)} | ${ratio(up)} | ${vsBest} | ${f(hit)} | ${p.flagged ? 'flagged' : 'ok'} |`);
+    lines.push(`| ${p.policy} | ${formatSpread(p.rate, p.perSeed.every((x) => x % 1 === 0) && p.rate.median % 1 === 0 ? 0 : 1)} | ${seeds} | ${ratio(rr)} | ${ratio(up)} | ${vsBest} | ${ratio(ceiling?.achieved)} | ${f(hit)} | ${p.flagged ? 'flagged' : 'ok'} |`);
+  }
+  if (ceiling !== undefined) {
+    lines.push(
+      '',
+      `Ceiling: at most ${f(ceiling.achieved, 1)} req/s completed in one stage (${ceiling.policy}${ceiling.seed !== undefined ? `, seed ${ceiling.seed}` : ''}, ` +
+        `offered ${ceiling.offered} req/s, hit ratio ${f(ceiling.hitRatio)}); × ceiling = the median max sustained rate / it.`,
+    );
   }
   const resets = sc.policies.filter((p) => p.resets !== undefined);
   if (resets.length > 0) {

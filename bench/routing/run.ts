@@ -78,7 +78,7 @@ interface Options {
 export const QUICK_SCENARIOS = ['sp-pressure'] as const;
 export const QUICK_POLICIES = ['round-robin', 'upstream-default', 'epp-default', 'approx-sticky', 'precise-sticky'] as const;
 /** Without `--scenarios`: issue 18's scenarios (cache pressure and divergence) and the earlier ones at load. */
-export const FULL_SCENARIOS = ['sp-pressure', 'sp-overflow', 'sp-reset', 'sp-bypass', 'sp-second-gateway', 'sp-cancel', 'sp-multiturn', 'sp-faults', 'sp-main', 'sp-skewed', 'sp-hetero', 'sp-low-overlap'] as const;
+export const FULL_SCENARIOS = ['sp-pressure', 'sp-overflow', 'sp-pressure-skewed', 'sp-overflow-skewed', 'sp-reset', 'sp-bypass', 'sp-second-gateway', 'sp-cancel', 'sp-multiturn', 'sp-faults', 'sp-main', 'sp-skewed', 'sp-hetero', 'sp-low-overlap'] as const;
 
 /** Printed by `--help` (and named in the error for an unknown option). */
 export const USAGE = `epp bench routing [options]   (also: npm run bench:routing -- [options]; docs/benchmarks.md)

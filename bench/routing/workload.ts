@@ -189,6 +189,25 @@ export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
     description: '47 × 5 (sp-pressure sizes): resident prompts need 119 % of the fleet KV cache, constant eviction',
     groups: 47,
   },
+  // Scarce cache with uneven tenants (issue 18's scenario change, session 12). On sp-pressure and sp-overflow every
+  // prefix-aware policy already runs at the fleet's ceiling (docs/benchmarks.md, "Ceilings"), so no router can beat
+  // upstream there by 10–25 %. Real tenants are not equally busy: with Zipf 1.2 popularity over sp-pressure's 29
+  // groups the hottest carries 33 % of the traffic (more than one server serves with its prefix cached) and the
+  // coldest 0.6 %, while the cache stays as scarce (the same resident blocks). Where a hot group's overflow goes,
+  // and what its copies evict, is then the router's choice.
+  'sp-pressure-skewed': {
+    ...SP_PRESSURE,
+    name: 'sp-pressure-skewed',
+    description: 'sp-pressure (73.6 % of the fleet KV cache) with Zipf 1.2 group popularity: the hottest of 29 groups carries 33 % of the traffic',
+    zipf: 1.2,
+  },
+  'sp-overflow-skewed': {
+    ...SP_PRESSURE,
+    name: 'sp-overflow-skewed',
+    description: 'sp-overflow (119 % of the fleet KV cache) with Zipf 1.2 group popularity: the hottest of 47 groups carries 31 % of the traffic',
+    groups: 47,
+    zipf: 1.2,
+  },
   'sp-reset': {
     ...SP_PRESSURE,
     name: 'sp-reset',

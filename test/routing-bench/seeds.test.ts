@@ -85,6 +85,30 @@ test('summaryTable: median [min–max] over seeds, every seed, ratios of medians
   assert.match(row('mine'), /^\| mine \| 16 \[16–16\] \| ≥16, ≥16 \| 1\.73× \| 1\.33× \| 0 % \|/);
 });
 
+test('fleetCeiling: the most completed in one stage over every policy, seed and refinement; invalid stages left out; "× ceiling" per policy', async () => {
+  const { fleetCeiling, summaryTable } = await import('../../bench/routing/report.ts');
+  const { defaultLoad } = await import('../../bench/routing/workload.ts');
+  const at = (rate: number, p90: number, achieved: number, hitRatio: number, invalid = false): StageResult => ({ ...stage(rate, p90, invalid), achievedReqPerS: achieved, hitRatio });
+  const sc = {
+    scenario: 'x',
+    description: '',
+    load: defaultLoad({ rates: [24, 36, 48] }),
+    policies: [
+      { policy: 'upstream-default', seed: 1, stages: [at(24, 0.1, 23, 0.9), at(36, 1, 33, 0.99), at(48, 5, 40, 0.99)], maxSustainedRate: 36, sustainedRateInvalid: false, wallS: 1 },
+      // The most completed, but in a stage the machine limited: not the fleet's ceiling.
+      { policy: 'mine', seed: 1, stages: [at(24, 0.1, 23, 0.9), at(36, 1, 34, 0.99), at(48, 4, 47, 0.99, true)], maxSustainedRate: 40, sustainedRateInvalid: false, wallS: 1,
+        refineStages: [at(40, 1.5, 41, 0.98), at(44, 3, 30, 0.98)] },
+    ],
+  };
+  assert.deepEqual(fleetCeiling(sc), { achieved: 41, policy: 'mine', seed: 1, offered: 40, hitRatio: 0.98 });
+  const table = summaryTable(sc);
+  const row = (name: string) => table.split('\n').find((l) => l.startsWith(`| ${name} |`)) as string;
+  assert.match(row('upstream-default'), /\| 0\.88× \| 0\.99 \| ok \|$/, '36 / 41');
+  assert.match(row('mine'), /\| 0\.98× \|/, '40 / 41');
+  assert.match(table, /Ceiling: at most 41\.0 req\/s completed in one stage \(mine, seed 1, offered 40 req\/s, hit ratio 0\.98\)/);
+  assert.equal(fleetCeiling({ ...sc, policies: [] }), undefined);
+});
+
 test('mergeResults: runs split by seed read together give one table over every seed; a run merged twice is an error', async () => {
   const { mergeResults, markdownReport } = await import('../../bench/routing/report.ts');
   const { defaultLoad } = await import('../../bench/routing/workload.ts');

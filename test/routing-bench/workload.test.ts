@@ -74,6 +74,15 @@ test('skewed: Zipf popularity makes group 0 the hottest; multi-turn draws length
   for (const r of s) counts[r.group]!++;
   assert.equal(counts.indexOf(Math.max(...counts)), 0);
   assert.ok((counts[0] as number) > 3 * (counts[15] as number));
+  // The scarce-cache variants: sp-pressure's arrivals, the hottest of 29 (47) groups ≈ 33 % (31 %) of the requests.
+  for (const [name, groups, hot] of [['sp-pressure-skewed', 29, 0.328], ['sp-overflow-skewed', 47, 0.305]] as const) {
+    const many = load({ stages: [{ rate: 40, duration: 100 }] });
+    const sk = buildSchedule(SCENARIOS[name] as ScenarioSpec, many);
+    assert.deepEqual(sk.map((r) => r.atS), buildSchedule(SCENARIOS['sp-pressure'] as ScenarioSpec, many).map((r) => r.atS), name);
+    const c = new Array(groups).fill(0) as number[];
+    for (const r of sk) c[r.group]!++;
+    assert.ok(Math.abs((c[0] as number) / sk.length - hot) < 0.03, `${name}: group 0 has ${(c[0] as number) / sk.length}`);
+  }
   const mt = buildSchedule(SCENARIOS['sp-multiturn'] as ScenarioSpec, load());
   assert.ok(new Set(mt.map((r) => r.maxTokens)).size > 10);
 });
@@ -120,6 +129,9 @@ test('KV sizing: sp-pressure needs ~73 % and sp-overflow ~120 % of the fleet’s
   // The divergence scenarios keep sp-pressure's sizing; sp-main is far from pressure (32 × (128 + 16 × 16)).
   for (const s of ['sp-reset', 'sp-reset-5s', 'sp-bypass', 'sp-second-gateway', 'sp-cancel', 'sp-pressure-unsized']) assert.equal(kvPressure(SCENARIOS[s] as ScenarioSpec), kvPressure(pressure));
   assert.equal(kvPressure(SCENARIOS['sp-overflow-unsized'] as ScenarioSpec), kvPressure(overflow));
+  // The skewed variants keep the cache as scarce; only the groups' popularity differs.
+  assert.equal(kvPressure(SCENARIOS['sp-pressure-skewed'] as ScenarioSpec), kvPressure(pressure));
+  assert.equal(kvPressure(SCENARIOS['sp-overflow-skewed'] as ScenarioSpec), kvPressure(overflow));
   assert.equal(residentPromptBlocks(main), 32 * (128 + 16 * 16));
 });
 
