@@ -484,8 +484,8 @@ async function round(sliceMs: number | undefined, pinned = false, armName?: stri
   // The heap just after each scavenge: the old generation read in the observer's callback (a few ms later), the
   // array buffers 50 ms later — V8 frees the dead young ones off the main thread after the scavenge and lowers its
   // count only when that is done (read in the callback, sessions ≤ 10 counted 2–3 MB of freed buffers by chance).
-  // Young array buffers are
-  // freed at every scavenge, so a reading at an arbitrary moment would count 0–2.5 MB of them by the phase alone.
+  // Young array buffers are freed at every scavenge, so a reading at an arbitrary moment would count 0–2.5 MB of
+  // them by the phase alone.
   const afterScavenge: Array<{ t: number; old: number; buffers: number }> = [];
   const scavenges = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {

@@ -55,11 +55,6 @@ export class TimerWheel {
     return this.#size;
   }
 
-  /** The wheel's clock (milliseconds). */
-  now(): number {
-    return this.#timers.now();
-  }
-
   /**
    * This wheel as a `TimerSource`: `setTimeout` adds an entry (fires no earlier than asked, up to one resolution
    * later), `clearTimeout` cancels it. For many long timeouts that are mostly cancelled (one per stream).

@@ -36,6 +36,12 @@ const MAX_RETIRED_SLOTS = 32;
 /** Speculation handles: slot + generation × SLOT_SPAN (a sweep bumps the generation, voiding older handles). */
 const SLOT_SPAN = 1 << 16;
 
+/** A cleared endpoint whose stored bits `drainClears` is taking off, and the next engine-key slot to visit. */
+interface ClearDrain {
+  readonly entries: EndpointEntries;
+  cursor: number;
+}
+
 /** Per-endpoint state: engine key table (payload: rk hi, rk lo, refcount per tier) and alias counts. */
 class EndpointEntries {
   readonly slot: number;
@@ -84,8 +90,8 @@ export class KvBlockIndex {
   readonly #slots: (EndpointEntries | null | undefined)[] = [];
   /** Live speculations per slot (`addSpeculative` − `removeSpeculative`). */
   readonly #speculations: number[] = [];
-  /** Cleared endpoints whose stored bits are still being taken off (oldest first), and the next slot of each. */
-  readonly #draining: { entries: EndpointEntries; cursor: number }[] = [];
+  /** Cleared endpoints whose stored bits are still being taken off (oldest first). */
+  readonly #draining: ClearDrain[] = [];
   /** Per slot, bumped when a sweep frees it with speculations still live (their handles then do nothing). */
   readonly #generation: number[] = [];
   readonly #clearSlotsPerCall: number;
@@ -320,7 +326,7 @@ export class KvBlockIndex {
     let budget = this.#clearSlotsPerCall;
     const T = this.#T;
     while (budget > 0 && this.#draining.length > 0) {
-      const d = this.#draining[0] as { entries: EndpointEntries; cursor: number };
+      const d = this.#draining[0] as ClearDrain;
       const { eng, slot } = d.entries; // nothing inserts into or removes from a cleared endpoint's table
       const end = Math.min(eng.capacity, d.cursor + budget);
       eng.forEach(
@@ -340,8 +346,9 @@ export class KvBlockIndex {
   }
 
   /**
-   * Sets the speculative bit of `endpoint` on keys[0, n) and returns its slot, the handle `removeSpeculative` takes
-   * (the endpoint may have been cleared, and its name given a new slot, before the speculation expires).
+   * Sets the speculative bit of `endpoint` on keys[0, n) and returns the handle `removeSpeculative` takes: the slot
+   * and its generation (the endpoint may have been cleared, and its name given a new slot, before the speculation
+   * expires; a sweep of the slot meanwhile voids the handle).
    */
   addSpeculative(endpoint: string, hi: ArrayLike<number>, lo: ArrayLike<number>, n: number): number {
     const slot = this.#entries(endpoint).slot;
