@@ -17,6 +17,19 @@ function assertHolds(t: PairTable, model: Map<string, [number, number, number]>)
   }
 }
 
+/** Inserts `count` random keys (seeded) with payload word `payload(i)`; returns them and the generator, to draw more. */
+function fill(t: PairTable, seed: number, count: number, payload: (i: number) => number): { keys: [number, number][]; r: Xoshiro128StarStar } {
+  const r = new Xoshiro128StarStar(seed);
+  const keys: [number, number][] = [];
+  for (let i = 0; i < count; i++) {
+    const k: [number, number] = [r.nextUint32(), r.nextUint32()];
+    keys.push(k);
+    const s = t.insert(k[0], k[1]); // may start a resize: read `data` after
+    t.data[t.off(s)] = payload(i);
+  }
+  return { keys, r };
+}
+
 describe('PairTable', () => {
   it('agrees with a Map through growth and shrinking, including operations in the middle of each resize', () => {
     const r = new Xoshiro128StarStar(7);
@@ -81,14 +94,7 @@ describe('PairTable', () => {
 
   it('keeps a slot from an earlier find valid while later finds move keys out of the old array', () => {
     const t = new PairTable(1, 64);
-    const r = new Xoshiro128StarStar(3);
-    const keys: [number, number][] = [];
-    for (let i = 0; i < 65; i++) {
-      const k: [number, number] = [r.nextUint32(), r.nextUint32()];
-      keys.push(k);
-      const s = t.insert(k[0], k[1]); // may start a resize: read `data` after
-      t.data[t.off(s)] = i;
-    }
+    const { keys } = fill(t, 3, 65, (i) => i);
     assert.ok(t.resizing);
     const slots = keys.map(([hi, lo]) => t.find(hi, lo));
     keys.forEach(([hi, lo], i) => {
@@ -101,14 +107,7 @@ describe('PairTable', () => {
 
   it('finishes a resize under way when asked, and before widening, clearing or iterating', () => {
     const t = new PairTable(1, 1024);
-    const r = new Xoshiro128StarStar(5);
-    const keys: [number, number][] = [];
-    for (let i = 0; i < 1025; i++) {
-      const k: [number, number] = [r.nextUint32(), r.nextUint32()];
-      keys.push(k);
-      const s = t.insert(k[0], k[1]);
-      t.data[t.off(s)] = i + 1;
-    }
+    const { keys, r } = fill(t, 5, 1025, (i) => i + 1);
     assert.ok(t.resizing);
     t.widen(2, (o, oo, n, no) => {
       n[no] = o[oo] as number;

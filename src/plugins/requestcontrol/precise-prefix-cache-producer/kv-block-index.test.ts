@@ -9,6 +9,16 @@ import { RequestKeyer, extraWords } from './request-keys.ts';
 const B = 4;
 const TIERS = [{ name: 'gpu', weight: 1 }, { name: 'cpu', weight: 0.8 }];
 
+/** A BlockStored of a chain from the root, on the GPU tier, without LoRA or extra keys. */
+const gpuStored = (blockHashes: bigint[], tokens: readonly number[]): KvEvent => ({
+  type: 'BlockStored', blockHashes, parent: null, tokenIds: Uint32Array.from(tokens), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null,
+});
+
+/** Tokens 1…n·B as blocks 1…n, the hashes and tokens of a chain from the root (`gpuStored` stores it). */
+function chain(n: number): { blockHashes: bigint[]; tokens: number[] } {
+  return { blockHashes: Array.from({ length: n }, (_, i) => BigInt(i + 1)), tokens: Array.from({ length: n * B }, (_, i) => i + 1) };
+}
+
 /**
  * Brute-force model of what every endpoint caches: per endpoint, engine key → {request-key chain as a string
  * of the block token lists, copies per tier}. Matching compares token chains directly (no hashing at all).
@@ -213,7 +223,7 @@ describe('KvBlockIndex', () => {
     const index = new KvBlockIndex(TIERS);
     const keyer = new RequestKeyer(B);
     const applier = new KvEventApplier(index, keyer);
-    const stored: KvEvent = { type: 'BlockStored', blockHashes: [7n], parent: null, tokenIds: Uint32Array.of(1, 2, 3, 4), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null };
+    const stored = gpuStored([7n], [1, 2, 3, 4]);
     applier.apply('a', [stored, stored]);
     const k = keyer.keys('', [1, 2, 3, 4]);
     const slot = [index.slotOf('a')];
@@ -231,9 +241,8 @@ describe('KvBlockIndex', () => {
     // 1,025 blocks: the 1,025th request key grows the table (2,048 slots, grows at half full); nothing is inserted
     // after it, so every other key is still in the old array when match() runs.
     const n = 1025;
-    const tokens = Array.from({ length: n * B }, (_, i) => i + 1);
-    const blockHashes = Array.from({ length: n }, (_, i) => BigInt(i + 1));
-    applier.apply('a', [{ type: 'BlockStored', blockHashes, parent: null, tokenIds: Uint32Array.from(tokens), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }]);
+    const { blockHashes, tokens } = chain(n);
+    applier.apply('a', [gpuStored(blockHashes, tokens)]);
     const k = keyer.keys('', tokens);
     assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], n);
     assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], n, 'a second match, after the first moved every key');
@@ -264,9 +273,8 @@ describe('KvBlockIndex', () => {
     const keyer = new RequestKeyer(B);
     const applier = new KvEventApplier(index, keyer);
     const n = 1000;
-    const tokens = Array.from({ length: n * B }, (_, i) => i + 1);
-    const blockHashes = Array.from({ length: n }, (_, i) => BigInt(i + 1));
-    applier.apply('a', [{ type: 'BlockStored', blockHashes, parent: null, tokenIds: Uint32Array.from(tokens), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }]);
+    const { blockHashes, tokens } = chain(n);
+    applier.apply('a', [gpuStored(blockHashes, tokens)]);
     const k = keyer.keys('', tokens);
     assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], n);
     applier.apply('a', [{ type: 'AllBlocksCleared' }]);
@@ -283,7 +291,7 @@ describe('KvBlockIndex', () => {
     assert.equal(index.stats().requestKeys, 0, 'every key released');
     assert.ok(calls <= 2048 / 64, `${calls} calls for a 2,048-slot table at 64 slots per call`);
     // The endpoint stores again: it is matched from its new state only.
-    applier.apply('a', [{ type: 'BlockStored', blockHashes: blockHashes.slice(0, 3), parent: null, tokenIds: Uint32Array.from(tokens.slice(0, 3 * B)), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }]);
+    applier.apply('a', [gpuStored(blockHashes.slice(0, 3), tokens.slice(0, 3 * B))]);
     assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], 3);
   });
 
@@ -313,7 +321,7 @@ describe('KvBlockIndex', () => {
     const applier = new KvEventApplier(index, keyer);
     const tokens = [1, 2, 3, 4, 5, 6, 7, 8];
     for (let e = 0; e < 100; e++) {
-      applier.apply(`e${e}`, [{ type: 'BlockStored', blockHashes: [BigInt(e * 2 + 1), BigInt(e * 2 + 2)], parent: null, tokenIds: Uint32Array.from(e % 2 === 0 ? tokens : tokens.slice(0, 4).concat([9, 9, 9, 9])), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null }]);
+      applier.apply(`e${e}`, [gpuStored([BigInt(e * 2 + 1), BigInt(e * 2 + 2)], e % 2 === 0 ? tokens : tokens.slice(0, 4).concat([9, 9, 9, 9]))]);
     }
     const k = keyer.keys('', tokens);
     const slots = Array.from({ length: 100 }, (_, e) => index.slotOf(`e${e}`));

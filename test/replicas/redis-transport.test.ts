@@ -1,8 +1,11 @@
 /**
- * A snapshot written to a real Redis in several HSETs (fields grouped up to ≈ 256 kB per command)
- * reads back whole, and a newer generation replaces it only once it is complete.
+ * The Redis transport against a real Redis. A snapshot written in several HSETs (fields grouped up to ≈ 256 kB per
+ * command) reads back whole, and a newer generation replaces it only once it is complete. Snapshot fields and
+ * appended batches go to the socket uncopied (no per-command copy by ioredis' encoder) and read back byte for byte;
+ * appends in order, with their stream ids.
  */
 import assert from 'node:assert/strict';
+import { Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { Command } from 'ioredis';
 import { RedisTransport, UncopiedCommand } from '../../src/datalayer/sync/redis-transport.ts';
@@ -18,10 +21,14 @@ after(async () => {
   await redis.kill();
 });
 
+/** A transport on its own pool (`keyPrefix` epp-test), so the tests' keys do not meet. */
+const transport = (pool: string): RedisTransport =>
+  new RedisTransport({ url: redis.url, keyPrefix: 'epp-test', pool, retentionMs: 30_000, snapshotIntervalMs: 10_000, commandTimeoutMs: 2000, logger: silentLogger() });
+
 const field = (bytes: number, seed: number): Uint8Array => Uint8Array.from({ length: bytes }, (_, i) => (i * 31 + seed) & 0xff);
 
 test('each snapshot HSET carries at most 256 KiB of fields, unless a single field is larger', async () => {
-  const t = new RedisTransport({ url: redis.url, keyPrefix: 'epp-test', pool: 'sizes', retentionMs: 30_000, snapshotIntervalMs: 10_000, commandTimeoutMs: 2000, logger: silentLogger() });
+  const t = transport('sizes');
   const admin = redis.client();
   const monitor = await admin.monitor();
   const hsets: string[][] = [];
@@ -59,7 +66,7 @@ test('each snapshot HSET carries at most 256 KiB of fields, unless a single fiel
 });
 
 test('a snapshot larger than one command round-trips field by field, byte for byte', async () => {
-  const t = new RedisTransport({ url: redis.url, keyPrefix: 'epp-test', pool: 'snap', retentionMs: 30_000, snapshotIntervalMs: 10_000, commandTimeoutMs: 2000, logger: silentLogger() });
+  const t = transport('snap');
   await t.connect();
   try {
     const fields = new Map<string, Uint8Array>();
@@ -105,4 +112,36 @@ test("snapshot HSETs hand the field buffers to the socket uncopied, in the bytes
   // Without a corkable socket (never seen in ioredis 6), it falls back to ioredis' encoder.
   const fallback = new UncopiedCommand('hset', args).toWritable({});
   assert.ok(Buffer.isBuffer(fallback) && fallback.equals(sent));
+});
+
+test('an appended batch reaches the socket uncopied and reads back byte for byte', async () => {
+  const t = transport('append');
+  await t.connect();
+  const written: unknown[] = [];
+  const write = Socket.prototype.write;
+  Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+    written.push(chunk);
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof write;
+  const payloads = [field(5_000, 1), field(1, 2), field(70_000, 3)];
+  const ids: string[] = [];
+  try {
+    for (const p of payloads) ids.push(await t.append(p));
+  } finally {
+    Socket.prototype.write = write;
+  }
+  try {
+    for (const p of payloads) {
+      const sent = written.find((c): c is Buffer => Buffer.isBuffer(c) && c.buffer === p.buffer);
+      assert.ok(sent, `the ${p.byteLength}-byte batch was written from its own memory, not a copy`);
+      assert.equal(sent.byteOffset, p.byteOffset);
+      assert.equal(sent.byteLength, p.byteLength);
+    }
+    assert.ok(ids.every((id) => /^\d+-\d+$/.test(id)), `stream ids: ${ids.join(', ')}`);
+    const back = await t.read('0-0', 10, 0);
+    assert.deepEqual(back.map((e) => e.id), ids);
+    back.forEach((e, i) => assert.deepEqual(new Uint8Array(e.payload), payloads[i]));
+  } finally {
+    await t.close();
+  }
 });
