@@ -14,6 +14,9 @@ const gpuStored = (blockHashes: bigint[], tokens: readonly number[]): KvEvent =>
   type: 'BlockStored', blockHashes, parent: null, tokenIds: Uint32Array.from(tokens), blockSize: B, loraId: null, medium: 'GPU', loraName: null, extraKeys: null, groupIdx: null, specKind: null,
 });
 
+/** Blocks of the prompt keyed `k` that `endpoint` is matched with (one endpoint, every tier). */
+const matched = (index: KvBlockIndex, k: ReturnType<RequestKeyer['keys']>, endpoint: string): number => index.match(k.hi, k.lo, k.n, [index.slotOf(endpoint)]).blocks[0] as number;
+
 /** Tokens 1…n·B as blocks 1…n, the hashes and tokens of a chain from the root (`gpuStored` stores it). */
 function chain(n: number): { blockHashes: bigint[]; tokens: number[] } {
   return { blockHashes: Array.from({ length: n }, (_, i) => BigInt(i + 1)), tokens: Array.from({ length: n * B }, (_, i) => i + 1) };
@@ -244,8 +247,8 @@ describe('KvBlockIndex', () => {
     const { blockHashes, tokens } = chain(n);
     applier.apply('a', [gpuStored(blockHashes, tokens)]);
     const k = keyer.keys('', tokens);
-    assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], n);
-    assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], n, 'a second match, after the first moved every key');
+    assert.equal(matched(index, k, 'a'), n);
+    assert.equal(matched(index, k, 'a'), n, 'a second match, after the first moved every key');
   });
 
   it('clears an endpoint with live speculations without leaving phantom hits for whoever takes its slot next', () => {
@@ -253,19 +256,18 @@ describe('KvBlockIndex', () => {
     const keyer = new RequestKeyer(B);
     const tokens = [1, 2, 3, 4, 5, 6, 7, 8];
     const k = keyer.keys('', tokens);
-    const blocksFor = (endpoint: string): number => index.match(k.hi, k.lo, k.n, [index.slotOf(endpoint)]).blocks[0] as number;
     const first = index.addSpeculative('a', k.hi, k.lo, k.n);
-    assert.equal(blocksFor('a'), 2);
+    assert.equal(matched(index, k, 'a'), 2);
     index.clear('a'); // AllBlocksCleared while the request routed there is still speculated
-    assert.equal(blocksFor('a'), 0, 'a cleared endpoint keeps no speculation');
-    assert.equal(blocksFor('b'), 0, 'another endpoint sees nothing of it');
+    assert.equal(matched(index, k, 'a'), 0, 'a cleared endpoint keeps no speculation');
+    assert.equal(matched(index, k, 'b'), 0, 'another endpoint sees nothing of it');
     index.removeSpeculative(first, k.hi, k.lo, k.n); // its expiry, after the clear
     assert.equal(index.stats().requestKeys, 0, 'the speculated keys are dropped with their last bit');
-    for (const e of ['c', 'd', 'e']) assert.equal(blocksFor(e), 0, `${e} (in a freed slot) sees no phantom hit`);
+    for (const e of ['c', 'd', 'e']) assert.equal(matched(index, k, e), 0, `${e} (in a freed slot) sees no phantom hit`);
     const again = index.addSpeculative('a', k.hi, k.lo, k.n);
-    assert.equal(blocksFor('a'), 2);
+    assert.equal(matched(index, k, 'a'), 2);
     index.removeSpeculative(again, k.hi, k.lo, k.n);
-    assert.equal(blocksFor('a'), 0);
+    assert.equal(matched(index, k, 'a'), 0);
   });
 
   it('clears an endpoint at once for matching and releases its keys over later calls, a bounded number per call', () => {
@@ -276,9 +278,9 @@ describe('KvBlockIndex', () => {
     const { blockHashes, tokens } = chain(n);
     applier.apply('a', [gpuStored(blockHashes, tokens)]);
     const k = keyer.keys('', tokens);
-    assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], n);
+    assert.equal(matched(index, k, 'a'), n);
     applier.apply('a', [{ type: 'AllBlocksCleared' }]);
-    assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], 0, 'matched no more at once');
+    assert.equal(matched(index, k, 'a'), 0, 'matched no more at once');
     assert.equal(index.stats().replicas, 0);
     assert.deepEqual(index.stats().byTier, [0, 0]);
     const left = index.stats().requestKeys;
@@ -292,14 +294,13 @@ describe('KvBlockIndex', () => {
     assert.ok(calls <= 2048 / 64, `${calls} calls for a 2,048-slot table at 64 slots per call`);
     // The endpoint stores again: it is matched from its new state only.
     applier.apply('a', [gpuStored(blockHashes.slice(0, 3), tokens.slice(0, 3 * B))]);
-    assert.equal(index.match(k.hi, k.lo, k.n, [index.slotOf('a')]).blocks[0], 3);
+    assert.equal(matched(index, k, 'a'), 3);
   });
 
   it('bounds the slots an engine clearing again and again leaves waiting on speculations, and voids their handles', () => {
     const index = new KvBlockIndex(TIERS);
     const keyer = new RequestKeyer(B);
     const k = keyer.keys('', [1, 2, 3, 4, 5, 6, 7, 8]);
-    const blocksFor = (endpoint: string): number => index.match(k.hi, k.lo, k.n, [index.slotOf(endpoint)]).blocks[0] as number;
     const stale: number[] = [];
     for (let i = 0; i < 40; i++) {
       stale.push(index.addSpeculative('a', k.hi, k.lo, k.n)); // a request routed to it…
@@ -307,11 +308,11 @@ describe('KvBlockIndex', () => {
     }
     assert.ok(index.slotOf('b') <= 33, `slot ${index.slotOf('b')}: retired slots are bounded`);
     const mine = index.addSpeculative('b', k.hi, k.lo, k.n);
-    assert.equal(blocksFor('b'), 2);
+    assert.equal(matched(index, k, 'b'), 2);
     for (const h of stale) index.removeSpeculative(h, k.hi, k.lo, k.n); // the old speculations expire
-    assert.equal(blocksFor('b'), 2, "an old handle never touches its slot's new occupant");
+    assert.equal(matched(index, k, 'b'), 2, "an old handle never touches its slot's new occupant");
     index.removeSpeculative(mine, k.hi, k.lo, k.n);
-    assert.equal(blocksFor('b'), 0);
+    assert.equal(matched(index, k, 'b'), 0);
     assert.equal(index.stats().requestKeys, 0);
   });
 
